@@ -19,8 +19,11 @@
 use std::collections::BTreeMap;
 
 /// The annotation prefixes the gateway reads, highest precedence first.
-pub const PREFIXES: [&str; 3] =
-    ["nginx.ingress.kubernetes.io/", "mse.ingress.kubernetes.io/", "higress.io/"];
+pub const PREFIXES: [&str; 3] = [
+    "nginx.ingress.kubernetes.io/",
+    "mse.ingress.kubernetes.io/",
+    "higress.io/",
+];
 
 /// The legacy annotation that names an Ingress's class.
 pub const INGRESS_CLASS: &str = "kubernetes.io/ingress.class";
@@ -64,7 +67,10 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]

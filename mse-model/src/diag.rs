@@ -66,7 +66,13 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// A diagnostic with no origin yet; add one with the builder methods.
     pub fn new(severity: Severity, code: &'static str, message: impl Into<String>) -> Self {
-        Self { severity, code, origin: Origin::default(), value: None, message: message.into() }
+        Self {
+            severity,
+            code,
+            origin: Origin::default(),
+            value: None,
+            message: message.into(),
+        }
     }
 
     /// An [`Severity::Error`] diagnostic.

@@ -115,8 +115,14 @@ fn load_document(doc: &str, file: &Arc<str>, start: u32, out: &mut Loaded) {
             t.is_empty() || t.starts_with('#')
         })
         .count() as u32;
-    let src = &SourceRef { file: file.clone(), line: start + skipped };
-    let doc_start = &SourceRef { file: file.clone(), line: start };
+    let src = &SourceRef {
+        file: file.clone(),
+        line: start + skipped,
+    };
+    let doc_start = &SourceRef {
+        file: file.clone(),
+        line: start,
+    };
     let header: Header = match serde_yaml_ng::from_str::<Option<Header>>(doc) {
         Ok(Some(h)) => h,
         // A document holding only `null` (or comments) is not an object: skip silently.
@@ -147,7 +153,9 @@ fn load_document(doc: &str, file: &Arc<str>, start: u32, out: &mut Loaded) {
         }
         return;
     }
-    let Some(k) = known_kind(&api_version, &kind, src, out) else { return };
+    let Some(k) = known_kind(&api_version, &kind, src, out) else {
+        return;
+    };
     let parsed = match k {
         Kind::Ingress => typed::<Ingress>(doc).map(|o| Object::Ingress(Box::new(o))),
         Kind::IngressClass => typed::<IngressClass>(doc).map(|o| Object::IngressClass(Box::new(o))),
@@ -156,7 +164,9 @@ fn load_document(doc: &str, file: &Arc<str>, start: u32, out: &mut Loaded) {
             typed::<EndpointSlice>(doc).map(|o| Object::EndpointSlice(Box::new(o)))
         }
         Kind::Endpoints => typed::<Endpoints>(doc).map(|o| Object::Endpoints(Box::new(o))),
-        Kind::Secret => typed::<Secret>(doc).map(|o| Object::Secret(Box::new(merge_string_data(o)))),
+        Kind::Secret => {
+            typed::<Secret>(doc).map(|o| Object::Secret(Box::new(merge_string_data(o))))
+        }
         Kind::ConfigMap => typed::<ConfigMap>(doc).map(|o| Object::ConfigMap(Box::new(o))),
         Kind::MseIngressConfig => {
             typed::<MseIngressConfig>(doc).map(|o| Object::MseIngressConfig(Box::new(o)))
@@ -167,7 +177,11 @@ fn load_document(doc: &str, file: &Arc<str>, start: u32, out: &mut Loaded) {
         Err(e) => {
             let mut d = yaml_error(&e, doc_start, Some(k));
             if let Some(m) = header.metadata.filter(|m| m.name.is_some()) {
-                let meta = crate::api::ObjectMeta { name: m.name, namespace: m.namespace, ..Default::default() };
+                let meta = crate::api::ObjectMeta {
+                    name: m.name,
+                    namespace: m.namespace,
+                    ..Default::default()
+                };
                 d = d.object(ObjectKey::of(k, &meta));
             }
             out.diagnostics.push(d);
@@ -176,9 +190,19 @@ fn load_document(doc: &str, file: &Arc<str>, start: u32, out: &mut Loaded) {
 }
 
 fn load_value(item: serde_json::Value, src: &SourceRef, out: &mut Loaded) {
-    let api_version = item.get("apiVersion").and_then(|v| v.as_str()).unwrap_or("").to_owned();
-    let kind_s = item.get("kind").and_then(|v| v.as_str()).unwrap_or("").to_owned();
-    let Some(k) = known_kind(&api_version, &kind_s, src, out) else { return };
+    let api_version = item
+        .get("apiVersion")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_owned();
+    let kind_s = item
+        .get("kind")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_owned();
+    let Some(k) = known_kind(&api_version, &kind_s, src, out) else {
+        return;
+    };
     fn conv<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, serde_json::Error> {
         serde_json::from_value(v)
     }
@@ -186,9 +210,13 @@ fn load_value(item: serde_json::Value, src: &SourceRef, out: &mut Loaded) {
         Kind::Ingress => conv::<Ingress>(item).map(|o| Object::Ingress(Box::new(o))),
         Kind::IngressClass => conv::<IngressClass>(item).map(|o| Object::IngressClass(Box::new(o))),
         Kind::Service => conv::<Service>(item).map(|o| Object::Service(Box::new(o))),
-        Kind::EndpointSlice => conv::<EndpointSlice>(item).map(|o| Object::EndpointSlice(Box::new(o))),
+        Kind::EndpointSlice => {
+            conv::<EndpointSlice>(item).map(|o| Object::EndpointSlice(Box::new(o)))
+        }
         Kind::Endpoints => conv::<Endpoints>(item).map(|o| Object::Endpoints(Box::new(o))),
-        Kind::Secret => conv::<Secret>(item).map(|o| Object::Secret(Box::new(merge_string_data(o)))),
+        Kind::Secret => {
+            conv::<Secret>(item).map(|o| Object::Secret(Box::new(merge_string_data(o))))
+        }
         Kind::ConfigMap => conv::<ConfigMap>(item).map(|o| Object::ConfigMap(Box::new(o))),
         Kind::MseIngressConfig => {
             conv::<MseIngressConfig>(item).map(|o| Object::MseIngressConfig(Box::new(o)))
@@ -197,8 +225,11 @@ fn load_value(item: serde_json::Value, src: &SourceRef, out: &mut Loaded) {
     match parsed {
         Ok(obj) => accept(obj, src, out),
         Err(e) => out.diagnostics.push(
-            Diagnostic::error("malformed-object", format!("{kind_s} in List: {e}; it was skipped"))
-                .source(Some(src.clone())),
+            Diagnostic::error(
+                "malformed-object",
+                format!("{kind_s} in List: {e}; it was skipped"),
+            )
+            .source(Some(src.clone())),
         ),
     }
 }
@@ -207,8 +238,11 @@ fn accept(obj: Object, src: &SourceRef, out: &mut Loaded) {
     let key = obj.key();
     if key.name.is_empty() {
         out.diagnostics.push(
-            Diagnostic::error("malformed-object", format!("{} has no metadata.name; it was skipped", key.kind))
-                .source(Some(src.clone())),
+            Diagnostic::error(
+                "malformed-object",
+                format!("{} has no metadata.name; it was skipped", key.kind),
+            )
+            .source(Some(src.clone())),
         );
         return;
     }
@@ -231,7 +265,10 @@ fn known_kind(api_version: &str, kind: &str, src: &SourceRef, out: &mut Loaded) 
         ("v1", "Secret") => Kind::Secret,
         ("v1", "ConfigMap") => Kind::ConfigMap,
         ("mse.alibabacloud.com/v1alpha1", "MseIngressConfig") => Kind::MseIngressConfig,
-        (_, "Ingress" | "IngressClass") if api_version.starts_with("networking.k8s.io/") || api_version.starts_with("extensions/") => {
+        (_, "Ingress" | "IngressClass")
+            if api_version.starts_with("networking.k8s.io/")
+                || api_version.starts_with("extensions/") =>
+        {
             out.diagnostics.push(
                 Diagnostic::error(
                     "unsupported-api-version",
@@ -244,8 +281,11 @@ fn known_kind(api_version: &str, kind: &str, src: &SourceRef, out: &mut Loaded) 
         }
         _ => {
             out.diagnostics.push(
-                Diagnostic::info("unknown-kind", format!("{api_version} {kind} is not read by the gateway; skipped"))
-                    .source(Some(src.clone())),
+                Diagnostic::info(
+                    "unknown-kind",
+                    format!("{api_version} {kind} is not read by the gateway; skipped"),
+                )
+                .source(Some(src.clone())),
             );
             return None;
         }
@@ -264,7 +304,10 @@ fn merge_string_data(mut s: Secret) -> Secret {
 }
 
 fn yaml_error(e: &serde_yaml_ng::Error, src: &SourceRef, kind: Option<Kind>) -> Diagnostic {
-    let line = e.location().map(|l| src.line + l.line().saturating_sub(1) as u32).unwrap_or(src.line);
+    let line = e
+        .location()
+        .map(|l| src.line + l.line().saturating_sub(1) as u32)
+        .unwrap_or(src.line);
     let what = match kind {
         Some(k) => format!("{k} does not match its schema"),
         None => "malformed YAML".to_owned(),
@@ -275,8 +318,14 @@ fn yaml_error(e: &serde_yaml_ng::Error, src: &SourceRef, kind: Option<Kind>) -> 
     if let Some(i) = msg.find(" at line ") {
         msg.truncate(i);
     }
-    Diagnostic::error("malformed-yaml", format!("{what}: {msg}; the document was skipped"))
-        .source(Some(SourceRef { file: src.file.clone(), line }))
+    Diagnostic::error(
+        "malformed-yaml",
+        format!("{what}: {msg}; the document was skipped"),
+    )
+    .source(Some(SourceRef {
+        file: src.file.clone(),
+        line,
+    }))
 }
 
 /// Splits a YAML stream into documents, each with the 1-based line it starts on.
@@ -289,7 +338,6 @@ fn split_documents(text: &str) -> Vec<(u32, &str)> {
     let mut start_byte = 0usize;
     let mut start_line = 1u32;
     let mut offset = 0usize;
-    let mut line_no = 1u32;
     fn push<'t>(docs: &mut Vec<(u32, &'t str)>, text: &'t str, from: usize, to: usize, line: u32) {
         let doc = &text[from..to];
         let has_content = doc.lines().any(|l| {
@@ -300,7 +348,7 @@ fn split_documents(text: &str) -> Vec<(u32, &str)> {
             docs.push((line, doc));
         }
     }
-    for line in text.split_inclusive('\n') {
+    for (line_no, line) in (1u32..).zip(text.split_inclusive('\n')) {
         let bare = line.trim_end_matches(['\n', '\r']);
         let is_start = bare == "---" || bare.starts_with("--- ") || bare.starts_with("---\t");
         let is_end = bare == "...";
@@ -308,11 +356,14 @@ fn split_documents(text: &str) -> Vec<(u32, &str)> {
             push(&mut docs, text, start_byte, offset, start_line);
             // Content after `--- ` on the same line belongs to the new document; keep it
             // by starting the document just after the marker.
-            start_byte = if is_start { offset + 3 } else { offset + line.len() };
+            start_byte = if is_start {
+                offset + 3
+            } else {
+                offset + line.len()
+            };
             start_line = if is_start { line_no } else { line_no + 1 };
         }
         offset += line.len();
-        line_no += 1;
     }
     push(&mut docs, text, start_byte, text.len(), start_line);
     docs

@@ -70,7 +70,11 @@ pub struct ObjectKey {
 impl ObjectKey {
     /// Builds a key.
     pub fn new(kind: Kind, namespace: impl Into<Arc<str>>, name: impl Into<Arc<str>>) -> Self {
-        Self { kind, namespace: namespace.into(), name: name.into() }
+        Self {
+            kind,
+            namespace: namespace.into(),
+            name: name.into(),
+        }
     }
 
     /// `namespace/name`, or `name` for cluster-scoped objects.

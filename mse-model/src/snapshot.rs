@@ -22,12 +22,18 @@ pub struct Sourced<T> {
 impl<T> Sourced<T> {
     /// Wraps an object with no file origin (for example, one read from the API server).
     pub fn new(object: T) -> Self {
-        Self { object: Arc::new(object), source: None }
+        Self {
+            object: Arc::new(object),
+            source: None,
+        }
     }
 
     /// Wraps an object read from a file.
     pub fn with_source(object: T, source: SourceRef) -> Self {
-        Self { object: Arc::new(object), source: Some(source) }
+        Self {
+            object: Arc::new(object),
+            source: Some(source),
+        }
     }
 }
 
@@ -63,7 +69,10 @@ impl Snapshot {
     /// Adds one object to the list of its kind.
     pub fn push(&mut self, object: Object, source: Option<SourceRef>) {
         fn wrap<T>(o: T, source: Option<SourceRef>) -> Sourced<T> {
-            Sourced { object: Arc::new(o), source }
+            Sourced {
+                object: Arc::new(o),
+                source,
+            }
         }
         match object {
             Object::Ingress(o) => self.ingresses.push(wrap(*o, source)),
@@ -107,7 +116,10 @@ impl ObjectKey {
     /// namespace gets `default`, as `kubectl apply` would give it.
     pub fn of(kind: Kind, meta: &ObjectMeta) -> ObjectKey {
         let ns = if kind.is_namespaced() {
-            meta.namespace.as_deref().filter(|n| !n.is_empty()).unwrap_or("default")
+            meta.namespace
+                .as_deref()
+                .filter(|n| !n.is_empty())
+                .unwrap_or("default")
         } else {
             ""
         };

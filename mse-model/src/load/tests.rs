@@ -51,7 +51,10 @@ fn schema_mismatch_names_the_object_and_line() {
     let l = load_manifests(text, Some("s.yaml"));
     assert!(l.objects.is_empty());
     let d = &l.diagnostics[0];
-    assert_eq!(d.origin.object.as_ref().unwrap().to_string(), "Service shop/web");
+    assert_eq!(
+        d.origin.object.as_ref().unwrap().to_string(),
+        "Service shop/web"
+    );
     assert_eq!(d.origin.source.as_ref().unwrap().line, 8, "{d}");
 }
 

@@ -1,0 +1,941 @@
+//! Compiling a [`Snapshot`] into a [`RouteTable`].
+//!
+//! The rules, in the order they apply (ANNOTATIONS.md Part A, the Ingress specification,
+//! and ingress-nginx where both are silent):
+//!
+//! 1. **Class selection**: an Ingress is ours when its class (the legacy
+//!    `kubernetes.io/ingress.class` annotation, else `spec.ingressClassName`) names an
+//!    IngressClass whose `spec.controller` is ours, or names the configured class and no
+//!    IngressClass object of that name exists; an Ingress without a class is ours when one
+//!    of our IngressClasses is marked default.
+//! 2. **Age order**: Ingresses are processed oldest first (`creationTimestamp`; objects
+//!    without one count as newest), then by namespace and name. The first definition of a
+//!    host + path wins; a later duplicate is left out with a diagnostic naming the winner.
+//! 3. **Paths**: `Exact` matches the whole normalised path; `Prefix` and
+//!    `ImplementationSpecific` match by path segment; a trailing `/` on a prefix is
+//!    ignored. Lookup tries Exact, then the longest Prefix, then `spec.defaultBackend`.
+//! 4. **Backends**: Service (in the Ingress's namespace) -> port by number or name ->
+//!    target port -> ready addresses from EndpointSlices (legacy Endpoints when the Service
+//!    has no slice). A missing Service or port keeps the route, answering 503.
+//! 5. **TLS**: each `spec.tls` entry assigns its Secret's certificate to its hosts; the
+//!    oldest Ingress wins a host; an entry without hosts provides the default certificate.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use mse_annotations::{INGRESS_CLASS, IS_DEFAULT_CLASS};
+use mse_model::api::{EndpointSlice, Endpoints, Ingress, Secret, Service};
+use mse_model::k8s_openapi::api::networking::v1::IngressBackend;
+use mse_model::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use mse_model::{Diagnostic, Kind, ObjectKey, Snapshot, SourceRef, Sourced};
+
+use crate::host::HostMatch;
+use crate::path::{PathMatch, normalize_path};
+use crate::table::{
+    Backend, Cluster, ClusterId, ClusterTarget, Route, RouteId, RouteTable, VirtualHost,
+};
+use crate::tls::{CertId, Certificate, TlsTable, parse_key_pair};
+
+/// What [`compile`] needs besides the snapshot.
+#[derive(Clone, Debug)]
+pub struct CompileOptions {
+    /// The class name accepted where no IngressClass object of that name exists (file
+    /// mode, or a cluster without the IngressClass yet). Default `mse`.
+    pub ingress_class: String,
+    /// The IngressClass `spec.controller` value this gateway serves.
+    pub controller: String,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        Self {
+            ingress_class: "mse".to_owned(),
+            controller: mse_model::CONTROLLER_NAME.to_owned(),
+        }
+    }
+}
+
+/// Compiles a snapshot into a route table. Never fails: every problem becomes a
+/// diagnostic in [`RouteTable::diagnostics`], and only what it touches is left out.
+/// The result does not depend on the order of objects in the snapshot.
+pub fn compile(snapshot: &Snapshot, opts: &CompileOptions) -> RouteTable {
+    let mut cx = Compiler::new(snapshot);
+    let ingresses = cx.select_ingresses(snapshot, opts);
+    for ing in &ingresses {
+        cx.add_ingress(ing);
+    }
+    cx.finish(snapshot.generation)
+}
+
+/// An Ingress chosen for compiling, with what sorting and diagnostics need.
+struct Selected<'s> {
+    key: ObjectKey,
+    source: Option<&'s SourceRef>,
+    ingress: &'s Ingress,
+}
+
+struct Compiler<'s> {
+    services: HashMap<(&'s str, &'s str), &'s Sourced<Service>>,
+    slices: HashMap<(&'s str, &'s str), Vec<&'s EndpointSlice>>,
+    endpoints: HashMap<(&'s str, &'s str), &'s Endpoints>,
+    secrets: HashMap<(&'s str, &'s str), &'s Secret>,
+
+    routes: Vec<Route>,
+    clusters: Vec<Cluster>,
+    cluster_ids: HashMap<(ObjectKey, u16), ClusterId>,
+    vhosts: BTreeMap<HostOrder, VirtualHost>,
+    tls: TlsBuilder,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// Host patterns in lookup order: exact, wildcard, any. Used to lay out the table.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum HostOrder {
+    Exact(Box<str>),
+    Wildcard(Box<str>),
+    Any,
+}
+
+impl HostOrder {
+    fn of(h: &HostMatch) -> Self {
+        match h {
+            HostMatch::Exact(s) => HostOrder::Exact(s.clone()),
+            HostMatch::Wildcard(s) => HostOrder::Wildcard(s.clone()),
+            HostMatch::Any => HostOrder::Any,
+        }
+    }
+    fn host(&self) -> HostMatch {
+        match self {
+            HostOrder::Exact(s) => HostMatch::Exact(s.clone()),
+            HostOrder::Wildcard(s) => HostMatch::Wildcard(s.clone()),
+            HostOrder::Any => HostMatch::Any,
+        }
+    }
+}
+
+#[derive(Default)]
+struct TlsBuilder {
+    certs: Vec<Certificate>,
+    by_secret: HashMap<ObjectKey, Option<CertId>>,
+    /// host pattern -> (certificate, the Ingress that claimed it)
+    hosts: BTreeMap<HostOrder, (CertId, ObjectKey)>,
+}
+
+// === impl Compiler ===
+
+impl<'s> Compiler<'s> {
+    fn new(snapshot: &'s Snapshot) -> Self {
+        let mut diagnostics = Vec::new();
+        let services = index_unique(
+            &snapshot.services,
+            Kind::Service,
+            |s| &s.metadata,
+            &mut diagnostics,
+        );
+        let secrets = index_unique(
+            &snapshot.secrets,
+            Kind::Secret,
+            |s| &s.metadata,
+            &mut diagnostics,
+        )
+        .into_iter()
+        .map(|(k, v)| (k, &*v.object))
+        .collect();
+        let endpoints = index_unique(
+            &snapshot.endpoints,
+            Kind::Endpoints,
+            |s| &s.metadata,
+            &mut diagnostics,
+        )
+        .into_iter()
+        .map(|(k, v)| (k, &*v.object))
+        .collect();
+        let mut slices: HashMap<(&str, &str), Vec<&EndpointSlice>> = HashMap::new();
+        for s in &snapshot.endpoint_slices {
+            let meta = &s.object.metadata;
+            let svc = meta
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("kubernetes.io/service-name"));
+            if let Some(svc) = svc {
+                slices
+                    .entry((ns_of(meta), svc.as_str()))
+                    .or_default()
+                    .push(&s.object);
+            }
+        }
+        for v in slices.values_mut() {
+            v.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+            v.dedup_by(|a, b| a.metadata.name == b.metadata.name);
+        }
+        Self {
+            services,
+            slices,
+            endpoints,
+            secrets,
+            routes: Vec::new(),
+            clusters: Vec::new(),
+            cluster_ids: HashMap::new(),
+            vhosts: BTreeMap::new(),
+            tls: TlsBuilder::default(),
+            diagnostics,
+        }
+    }
+
+    /// Class selection, then age order.
+    fn select_ingresses(
+        &mut self,
+        snapshot: &'s Snapshot,
+        opts: &CompileOptions,
+    ) -> Vec<Selected<'s>> {
+        let mut ours: Vec<&str> = Vec::new();
+        let mut others: Vec<&str> = Vec::new();
+        let mut default_ours = false;
+        for c in &snapshot.ingress_classes {
+            let name = c.object.metadata.name.as_deref().unwrap_or("");
+            let controller = c.object.spec.as_ref().and_then(|s| s.controller.as_deref());
+            if controller == Some(opts.controller.as_str()) {
+                ours.push(name);
+                let is_default = c
+                    .object
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(IS_DEFAULT_CLASS))
+                    .is_some_and(|v| v.trim() == "true");
+                default_ours |= is_default;
+            } else {
+                others.push(name);
+            }
+        }
+        if !ours.contains(&opts.ingress_class.as_str())
+            && !others.contains(&opts.ingress_class.as_str())
+        {
+            ours.push(opts.ingress_class.as_str());
+        }
+
+        let mut selected = Vec::new();
+        for s in &snapshot.ingresses {
+            let ing = &*s.object;
+            let key = ObjectKey::of(Kind::Ingress, &ing.metadata);
+            let annotated = ing
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(INGRESS_CLASS))
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty());
+            let spec_class = ing
+                .spec
+                .as_ref()
+                .and_then(|s| s.ingress_class_name.as_deref());
+            let class = annotated.or(spec_class);
+            if let (Some(a), Some(c)) = (annotated, spec_class)
+                && a != c
+            {
+                self.diagnostics.push(
+                    Diagnostic::warning(
+                        "conflicting-ingress-class",
+                        format!(
+                            "the {INGRESS_CLASS} annotation ({a:?}) and spec.ingressClassName ({c:?}) disagree; the annotation wins, as in ingress-nginx"
+                        ),
+                    )
+                    .object(key.clone())
+                    .source(s.source.clone())
+                    .key(INGRESS_CLASS),
+                );
+            }
+            let is_ours = match class {
+                Some(c) => ours.contains(&c),
+                None => default_ours,
+            };
+            if !is_ours {
+                if class.is_none() {
+                    self.diagnostics.push(
+                        Diagnostic::info(
+                            "ingress-not-selected",
+                            format!(
+                                "no ingress class and no IngressClass for {} is marked default; set spec.ingressClassName: {} to have this gateway serve it",
+                                opts.controller, opts.ingress_class
+                            ),
+                        )
+                        .object(key)
+                        .source(s.source.clone()),
+                    );
+                }
+                continue;
+            }
+            selected.push(Selected {
+                key,
+                source: s.source.as_ref(),
+                ingress: ing,
+            });
+        }
+        selected.sort_by(|a, b| age_order(a, b));
+        selected
+    }
+
+    fn add_ingress(&mut self, sel: &Selected<'s>) {
+        let ing = sel.ingress;
+        let Some(spec) = ing.spec.as_ref() else {
+            self.diag(
+                Diagnostic::error("empty-ingress", "Ingress has no spec; nothing to route"),
+                sel,
+                None,
+            );
+            return;
+        };
+        if is_canary(ing) {
+            self.diag(
+                Diagnostic::warning(
+                    "canary-not-applied",
+                    "canary Ingresses are applied by the canary support; this one is left out and does not take over its main route",
+                ),
+                sel,
+                Some("nginx.ingress.kubernetes.io/canary"),
+            );
+            return;
+        }
+        let rules = spec.rules.as_deref().unwrap_or(&[]);
+        if rules.is_empty() && spec.default_backend.is_none() {
+            self.diag(
+                Diagnostic::error(
+                    "empty-ingress",
+                    "Ingress has neither rules nor spec.defaultBackend; nothing to route",
+                ),
+                sel,
+                None,
+            );
+        }
+        let mut rule_hosts: Vec<HostMatch> = Vec::new();
+        for (ri, rule) in rules.iter().enumerate() {
+            let field = format!("spec.rules[{ri}].host");
+            let host = match HostMatch::parse(rule.host.as_deref().unwrap_or("")) {
+                Ok(h) => h,
+                Err(e) => {
+                    self.diag(
+                        Diagnostic::error("invalid-host", format!("{e}; this rule is left out"))
+                            .value(rule.host.clone().unwrap_or_default()),
+                        sel,
+                        Some(&field),
+                    );
+                    continue;
+                }
+            };
+            if !rule_hosts.contains(&host) {
+                rule_hosts.push(host.clone());
+            }
+            let Some(http) = rule.http.as_ref() else {
+                // A host-only rule is legal (it can carry TLS); routes come from the default
+                // backend, if any.
+                continue;
+            };
+            for (pi, p) in http.paths.iter().enumerate() {
+                let field = format!("spec.rules[{ri}].http.paths[{pi}]");
+                let raw = p.path.as_deref().unwrap_or("");
+                let raw = if raw.is_empty() { "/" } else { raw };
+                if !raw.starts_with('/') {
+                    self.diag(
+                        Diagnostic::error(
+                            "invalid-path",
+                            "path must start with '/'; this path is left out",
+                        )
+                        .value(raw),
+                        sel,
+                        Some(&field),
+                    );
+                    continue;
+                }
+                let normal = normalize_path(raw);
+                let path = match p.path_type.as_str() {
+                    "Exact" => PathMatch::Exact(normal.into()),
+                    "Prefix" | "ImplementationSpecific" | "" => {
+                        PathMatch::Prefix(normal.trim_end_matches('/').into())
+                    }
+                    other => {
+                        self.diag(
+                            Diagnostic::error(
+                                "invalid-path-type",
+                                "pathType must be Exact, Prefix or ImplementationSpecific; this path is left out",
+                            )
+                            .value(other),
+                            sel,
+                            Some(&format!("{field}.pathType")),
+                        );
+                        continue;
+                    }
+                };
+                let backend = self.resolve_backend(&p.backend, sel, &field);
+                self.insert_route(sel, host.clone(), path, false, field.into(), backend);
+            }
+        }
+        if let Some(db) = spec.default_backend.as_ref() {
+            let field = "spec.defaultBackend";
+            let backend = self.resolve_backend(db, sel, field);
+            // The default backend serves requests no rule of this Ingress matched: on the
+            // any-host pattern, and on each of this Ingress's own hosts.
+            let mut hosts = vec![HostMatch::Any];
+            hosts.extend(rule_hosts.into_iter().filter(|h| *h != HostMatch::Any));
+            for h in hosts {
+                self.insert_route(
+                    sel,
+                    h,
+                    PathMatch::Prefix("".into()),
+                    true,
+                    field.into(),
+                    backend.clone(),
+                );
+            }
+        }
+        self.add_tls(sel);
+    }
+
+    fn insert_route(
+        &mut self,
+        sel: &Selected<'s>,
+        host: HostMatch,
+        path: PathMatch,
+        default_backend: bool,
+        field: Box<str>,
+        backend: Backend,
+    ) {
+        let id = RouteId(self.routes.len() as u32);
+        let vh = self.vhosts.entry(HostOrder::of(&host)).or_default();
+        let existing = if default_backend {
+            vh.fallback
+        } else {
+            match &path {
+                PathMatch::Exact(p) => vh.exact.get(p).copied(),
+                PathMatch::Prefix(p) => vh.prefix.get(p).copied(),
+            }
+        };
+        if let Some(winner) = existing {
+            let w = &self.routes[winner.0 as usize];
+            let (code, what) = if default_backend {
+                (
+                    "duplicate-default-backend",
+                    format!("the default backend for host {host}"),
+                )
+            } else {
+                ("duplicate-route", format!("host {host} and path {path}"))
+            };
+            let by = if w.ingress == sel.key {
+                format!("earlier in this Ingress at {}", w.field)
+            } else {
+                format!("by the older {} at {}", w.ingress, w.field)
+            };
+            let d = Diagnostic::error(
+                code,
+                format!("{what} is already defined {by}; this one is left out"),
+            );
+            self.diag(d, sel, Some(&field));
+            return;
+        }
+        match (&path, default_backend) {
+            (_, true) => vh.fallback = Some(id),
+            (PathMatch::Exact(p), false) => {
+                vh.exact.insert(p.clone(), id);
+            }
+            (PathMatch::Prefix(p), false) => {
+                vh.prefix.insert(p.clone(), id);
+            }
+        }
+        self.routes.push(Route {
+            id,
+            host,
+            path,
+            default_backend,
+            ingress: sel.key.clone(),
+            field,
+            source: sel.source.cloned(),
+            backend,
+        });
+    }
+
+    fn resolve_backend(&mut self, b: &IngressBackend, sel: &Selected<'s>, field: &str) -> Backend {
+        let ns: &str = &sel.key.namespace;
+        let unavailable = |reason: String| Backend::Unavailable {
+            reason: reason.into(),
+        };
+        let Some(svc_ref) = b.service.as_ref() else {
+            if let Some(r) = b.resource.as_ref() {
+                let reason = format!(
+                    "resource backend {}/{} is not supported; requests answer 503",
+                    r.kind, r.name
+                );
+                self.diag(
+                    Diagnostic::error("unsupported-backend", reason.clone()),
+                    sel,
+                    Some(&format!("{field}.backend.resource")),
+                );
+                return unavailable(reason);
+            }
+            let reason = "backend names no service".to_owned();
+            self.diag(
+                Diagnostic::error("invalid-backend", format!("{reason}; requests answer 503")),
+                sel,
+                Some(field),
+            );
+            return unavailable(reason);
+        };
+        let svc_field = format!("{field}.backend.service");
+        let svc_key = ObjectKey::new(Kind::Service, ns, svc_ref.name.as_str());
+        let Some(svc) = self.services.get(&(ns, svc_ref.name.as_str())).copied() else {
+            let reason = format!("{svc_key} not found");
+            self.diag(
+                Diagnostic::error(
+                    "missing-service",
+                    format!("{reason}; requests to this path answer 503"),
+                )
+                .value(svc_ref.name.clone()),
+                sel,
+                Some(&svc_field),
+            );
+            return unavailable(reason);
+        };
+        let spec = svc.object.spec.as_ref();
+        let ports = spec.and_then(|s| s.ports.as_deref()).unwrap_or(&[]);
+        let want = svc_ref.port.as_ref();
+        let port = match want {
+            Some(p) if p.number.is_some() => ports.iter().find(|sp| Some(sp.port) == p.number),
+            Some(p) if p.name.is_some() => ports
+                .iter()
+                .find(|sp| sp.name.is_some() && sp.name == p.name),
+            _ => None,
+        };
+        let is_external = spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName");
+        if is_external {
+            let Some(host) = spec
+                .and_then(|s| s.external_name.as_deref())
+                .filter(|h| !h.is_empty())
+            else {
+                let reason =
+                    format!("{svc_key} is of type ExternalName but has no spec.externalName");
+                self.diag(
+                    Diagnostic::error("invalid-service", format!("{reason}; requests answer 503")),
+                    sel,
+                    Some(&svc_field),
+                );
+                return unavailable(reason);
+            };
+            let number = want.and_then(|p| p.number).or(port.map(|p| p.port));
+            let Some(number) = number.and_then(|n| u16::try_from(n).ok()) else {
+                let reason = format!(
+                    "{svc_key} is of type ExternalName; the backend must give a port number"
+                );
+                self.diag(
+                    Diagnostic::error(
+                        "missing-service-port",
+                        format!("{reason}; requests answer 503"),
+                    ),
+                    sel,
+                    Some(&svc_field),
+                );
+                return unavailable(reason);
+            };
+            let target_port = port
+                .and_then(|p| match &p.target_port {
+                    Some(IntOrString::Int(t)) => u16::try_from(*t).ok(),
+                    _ => None,
+                })
+                .unwrap_or(number);
+            let target = ClusterTarget::ExternalName {
+                host: host.into(),
+                port: target_port,
+            };
+            return Backend::Cluster(self.cluster(svc_key, number, None, || target));
+        }
+        let Some(port) = port else {
+            let wanted = match want {
+                Some(p) => p
+                    .number
+                    .map(|n| n.to_string())
+                    .or(p.name.clone())
+                    .unwrap_or_default(),
+                None => String::new(),
+            };
+            let reason = if wanted.is_empty() {
+                "backend gives no service port".to_owned()
+            } else {
+                format!("{svc_key} has no port {wanted}")
+            };
+            self.diag(
+                Diagnostic::error(
+                    "missing-service-port",
+                    format!("{reason}; requests to this path answer 503"),
+                )
+                .value(wanted),
+                sel,
+                Some(&format!("{svc_field}.port")),
+            );
+            return unavailable(reason);
+        };
+        let Ok(number) = u16::try_from(port.port) else {
+            return unavailable(format!("{svc_key} port {} is out of range", port.port));
+        };
+        let port_name = port.name.as_deref().filter(|n| !n.is_empty());
+        let addrs = self.endpoints_for(
+            ns,
+            &svc_ref.name,
+            port_name,
+            port.target_port.as_ref(),
+            number,
+        );
+        if addrs.is_empty() {
+            self.diag(
+                Diagnostic::warning(
+                    "no-endpoints",
+                    format!("{svc_key} port {number} has no ready endpoints; requests answer 503 until one is ready"),
+                ),
+                sel,
+                Some(&svc_field),
+            );
+        }
+        let target = ClusterTarget::Endpoints(addrs.into());
+        Backend::Cluster(self.cluster(svc_key, number, port_name, || target))
+    }
+
+    fn cluster(
+        &mut self,
+        service: ObjectKey,
+        port: u16,
+        port_name: Option<&str>,
+        target: impl FnOnce() -> ClusterTarget,
+    ) -> ClusterId {
+        if let Some(id) = self.cluster_ids.get(&(service.clone(), port)) {
+            return *id;
+        }
+        let id = ClusterId(self.clusters.len() as u32);
+        self.clusters.push(Cluster {
+            id,
+            service: service.clone(),
+            port,
+            port_name: port_name.map(Into::into),
+            target: target(),
+        });
+        self.cluster_ids.insert((service, port), id);
+        id
+    }
+
+    /// Ready addresses for one Service port: EndpointSlices first (their ports are named
+    /// after the Service port), legacy Endpoints when the Service has no slice.
+    fn endpoints_for(
+        &self,
+        ns: &str,
+        svc: &str,
+        port_name: Option<&str>,
+        target_port: Option<&IntOrString>,
+        service_port: u16,
+    ) -> Vec<SocketAddr> {
+        let numeric_target = match target_port {
+            Some(IntOrString::Int(t)) => u16::try_from(*t).ok(),
+            Some(IntOrString::String(s)) => s.parse::<u16>().ok(),
+            None => Some(service_port),
+        };
+        let mut out = Vec::new();
+        if let Some(slices) = self.slices.get(&(ns, svc)) {
+            for slice in slices {
+                if slice.address_type == "FQDN" {
+                    continue;
+                }
+                let ports = slice.ports.as_deref().unwrap_or(&[]);
+                let port = ports
+                    .iter()
+                    .find(|p| p.name.as_deref().filter(|n| !n.is_empty()) == port_name)
+                    .and_then(|p| p.port)
+                    .and_then(|p| u16::try_from(p).ok())
+                    .or(if ports.is_empty() {
+                        numeric_target
+                    } else {
+                        None
+                    });
+                let Some(port) = port else { continue };
+                for ep in &slice.endpoints {
+                    let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+                    if !ready {
+                        continue;
+                    }
+                    for a in &ep.addresses {
+                        if let Ok(ip) = a.parse::<IpAddr>() {
+                            out.push(SocketAddr::new(ip, port));
+                        }
+                    }
+                }
+            }
+        } else if let Some(eps) = self.endpoints.get(&(ns, svc)) {
+            for subset in eps.subsets.as_deref().unwrap_or(&[]) {
+                let ports = subset.ports.as_deref().unwrap_or(&[]);
+                let port = ports
+                    .iter()
+                    .find(|p| p.name.as_deref().filter(|n| !n.is_empty()) == port_name)
+                    .and_then(|p| u16::try_from(p.port).ok())
+                    .or(if ports.is_empty() {
+                        numeric_target
+                    } else {
+                        None
+                    });
+                let Some(port) = port else { continue };
+                for a in subset.addresses.as_deref().unwrap_or(&[]) {
+                    if let Ok(ip) = a.ip.parse::<IpAddr>() {
+                        out.push(SocketAddr::new(ip, port));
+                    }
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    fn add_tls(&mut self, sel: &Selected<'s>) {
+        let Some(tls) = sel.ingress.spec.as_ref().and_then(|s| s.tls.as_deref()) else {
+            return;
+        };
+        for (ti, entry) in tls.iter().enumerate() {
+            let field = format!("spec.tls[{ti}]");
+            let Some(secret_name) = entry.secret_name.as_deref().filter(|s| !s.is_empty()) else {
+                self.diag(
+                    Diagnostic::warning(
+                        "missing-tls-secret-name",
+                        "TLS entry has no secretName; its hosts get the default certificate",
+                    ),
+                    sel,
+                    Some(&field),
+                );
+                continue;
+            };
+            let Some(cert) = self.certificate(&sel.key.namespace, secret_name, sel, &field) else {
+                continue;
+            };
+            let hosts = entry.hosts.as_deref().unwrap_or(&[]);
+            let mut patterns = Vec::new();
+            if hosts.is_empty() {
+                patterns.push(HostMatch::Any);
+            }
+            for h in hosts {
+                match HostMatch::parse(h) {
+                    Ok(HostMatch::Any) | Err(_) => self.diag(
+                        Diagnostic::error(
+                            "invalid-host",
+                            "TLS host is not a DNS name or `*.` wildcard; it is left out",
+                        )
+                        .value(h.clone()),
+                        sel,
+                        Some(&format!("{field}.hosts")),
+                    ),
+                    Ok(p) => patterns.push(p),
+                }
+            }
+            for p in patterns {
+                let order = HostOrder::of(&p);
+                if let Some((other, owner)) = self.tls.hosts.get(&order) {
+                    if *other != cert {
+                        let d = Diagnostic::warning(
+                            "duplicate-tls",
+                            format!(
+                                "host {p} already has a certificate from the older {owner}; this entry's certificate is not used for it"
+                            ),
+                        );
+                        self.diag(d, sel, Some(&field));
+                    }
+                    continue;
+                }
+                self.tls.hosts.insert(order, (cert, sel.key.clone()));
+                let c = &mut self.tls.certs[cert.0 as usize];
+                if !c.hosts.contains(&p) {
+                    c.hosts.push(p);
+                }
+            }
+        }
+    }
+
+    /// The certificate from a Secret, loaded once however many Ingresses name it.
+    fn certificate(
+        &mut self,
+        ns: &str,
+        name: &str,
+        sel: &Selected<'s>,
+        field: &str,
+    ) -> Option<CertId> {
+        let key = ObjectKey::new(Kind::Secret, ns, name);
+        if let Some(known) = self.tls.by_secret.get(&key) {
+            return *known;
+        }
+        let result = match self.secrets.get(&(ns, name)) {
+            None => Err((
+                "missing-secret",
+                format!("{key} not found; hosts of this entry get the default certificate"),
+            )),
+            Some(s) => {
+                let data = s.data.as_ref();
+                let crt = data.and_then(|d| d.get("tls.crt")).map(|b| b.0.as_slice());
+                let k = data.and_then(|d| d.get("tls.key")).map(|b| b.0.as_slice());
+                match (crt, k) {
+                    (Some(c), Some(k)) => parse_key_pair(c, k).map_err(|e| {
+                        (
+                            "invalid-tls-secret",
+                            format!("{key}: {e}; hosts of this entry get the default certificate"),
+                        )
+                    }),
+                    _ => Err((
+                        "invalid-tls-secret",
+                        format!(
+                            "{key} lacks tls.crt or tls.key; hosts of this entry get the default certificate"
+                        ),
+                    )),
+                }
+            }
+        };
+        let id = match result {
+            Ok((chain, private)) => {
+                let id = CertId(self.tls.certs.len() as u32);
+                self.tls.certs.push(Certificate {
+                    id,
+                    secret: key.clone(),
+                    hosts: Vec::new(),
+                    chain,
+                    key: Arc::new(private),
+                });
+                Some(id)
+            }
+            Err((code, msg)) => {
+                self.diag(
+                    Diagnostic::error(code, msg).value(name),
+                    sel,
+                    Some(&format!("{field}.secretName")),
+                );
+                None
+            }
+        };
+        self.tls.by_secret.insert(key, id);
+        id
+    }
+
+    fn diag(&mut self, d: Diagnostic, sel: &Selected<'s>, key: Option<&str>) {
+        let mut d = d.object(sel.key.clone()).source(sel.source.cloned());
+        if let Some(k) = key {
+            d = d.key(k);
+        }
+        self.diagnostics.push(d);
+    }
+
+    fn finish(self, generation: u64) -> RouteTable {
+        let mut table = RouteTable {
+            generation,
+            routes: self.routes,
+            clusters: self.clusters,
+            diagnostics: self.diagnostics,
+            ..RouteTable::default()
+        };
+        for (i, (order, vh)) in self.vhosts.into_iter().enumerate() {
+            let i = i as u32;
+            match &order {
+                HostOrder::Exact(h) => {
+                    table.exact_hosts.insert(h.clone(), i);
+                }
+                HostOrder::Wildcard(s) => {
+                    table.wildcard_hosts.insert(s.clone(), i);
+                }
+                HostOrder::Any => table.any_host = Some(i),
+            }
+            table.vhosts.push((order.host(), vh));
+        }
+        let mut tls = TlsTable {
+            certs: self.tls.certs,
+            ..TlsTable::default()
+        };
+        for (order, (id, _)) in self.tls.hosts {
+            match order {
+                HostOrder::Exact(h) => {
+                    tls.exact.insert(h, id);
+                }
+                HostOrder::Wildcard(s) => {
+                    tls.wildcard.insert(s, id);
+                }
+                HostOrder::Any => tls.default = Some(id),
+            }
+        }
+        table.tls = tls;
+        table
+    }
+}
+
+fn ns_of(meta: &mse_model::api::ObjectMeta) -> &str {
+    meta.namespace
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .unwrap_or("default")
+}
+
+fn is_canary(ing: &Ingress) -> bool {
+    ing.metadata.annotations.as_ref().is_some_and(|a| {
+        mse_annotations::lookup(a, "canary")
+            .is_some_and(|f| mse_annotations::parse_bool(f.value) == Some(true))
+    })
+}
+
+/// Oldest first; objects without a creation time count as newest; then namespace/name.
+fn age_order(a: &Selected<'_>, b: &Selected<'_>) -> Ordering {
+    let ta = a.ingress.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let tb = b.ingress.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    match (ta, tb) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    }
+    .then_with(|| a.key.namespace.cmp(&b.key.namespace))
+    .then_with(|| a.key.name.cmp(&b.key.name))
+}
+
+/// Indexes objects by namespace/name. Two objects with one name (possible in file mode)
+/// keep the first in file/line order, with a warning naming both.
+fn index_unique<'s, T>(
+    list: &'s [Sourced<T>],
+    kind: Kind,
+    meta: impl Fn(&T) -> &mse_model::api::ObjectMeta,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> HashMap<(&'s str, &'s str), &'s Sourced<T>> {
+    let mut sorted: Vec<&Sourced<T>> = list.iter().collect();
+    sorted.sort_by(|a, b| source_order(a.source.as_ref(), b.source.as_ref()));
+    let mut out: HashMap<(&str, &str), &Sourced<T>> = HashMap::with_capacity(list.len());
+    for s in sorted {
+        let m = meta(&s.object);
+        let k = (ns_of(m), m.name.as_deref().unwrap_or(""));
+        if let Some(first) = out.get(&k) {
+            let at = first
+                .source
+                .as_ref()
+                .map(|s| format!(" at {s}"))
+                .unwrap_or_default();
+            diagnostics.push(
+                Diagnostic::warning(
+                    "duplicate-object",
+                    format!(
+                        "{kind} {}/{} is defined twice; the first definition{at} is used",
+                        k.0, k.1
+                    ),
+                )
+                .object(ObjectKey::new(kind, k.0, k.1))
+                .source(s.source.clone()),
+            );
+            continue;
+        }
+        out.insert(k, s);
+    }
+    out
+}
+
+fn source_order(a: Option<&SourceRef>, b: Option<&SourceRef>) -> Ordering {
+    match (a, b) {
+        (Some(a), Some(b)) => a.file.cmp(&b.file).then(a.line.cmp(&b.line)),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,562 @@
+//! Precedence and resolution rules, as a table of cases.
+
+use mse_model::{Severity, Snapshot, load_manifests};
+
+use crate::{CompileOptions, RequestHead, RouteTable, compile, normalize_path};
+
+/// Builds a snapshot from YAML; every Service named in `svc(...)` gets a Service and an
+/// EndpointSlice with one ready address whose last octet tells services apart.
+fn table(yaml: &str) -> RouteTable {
+    let loaded = load_manifests(yaml, Some("t.yaml"));
+    assert!(
+        loaded
+            .diagnostics
+            .iter()
+            .all(|d| d.severity != Severity::Error),
+        "{:?}",
+        loaded.diagnostics
+    );
+    let mut s = Snapshot::default();
+    s.extend(loaded.objects);
+    compile(&s, &CompileOptions::default())
+}
+
+pub(crate) fn service(name: &str, octet: u8) -> String {
+    format!(
+        r#"
+---
+apiVersion: v1
+kind: Service
+metadata: {{ name: {name}, namespace: default }}
+spec:
+  ports: [{{ name: http, port: 80, targetPort: 8080 }}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: {name}-abc
+  namespace: default
+  labels: {{ kubernetes.io/service-name: {name} }}
+addressType: IPv4
+ports: [{{ name: http, port: 8080 }}]
+endpoints:
+- addresses: ["10.0.0.{octet}"]
+  conditions: {{ ready: true }}
+- addresses: ["10.0.1.{octet}"]
+  conditions: {{ ready: false }}
+"#
+    )
+}
+
+fn ingress(name: &str, created: &str, rules: &str) -> String {
+    format!(
+        r#"
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {{ name: {name}, namespace: default, creationTimestamp: "{created}" }}
+spec:
+  ingressClassName: mse
+{rules}
+"#
+    )
+}
+
+/// Which service (by endpoint octet) answers `host` + `path`, or `None` for 404.
+fn who(t: &RouteTable, host: &str, path: &str) -> Option<u8> {
+    let path = normalize_path(path);
+    let m = t.lookup(&RequestHead::new(host, &path))?;
+    let c = m.cluster?;
+    match &c.target {
+        crate::ClusterTarget::Endpoints(a) => a.first().map(|a| match a.ip() {
+            std::net::IpAddr::V4(v4) => v4.octets()[3],
+            std::net::IpAddr::V6(_) => 0,
+        }),
+        crate::ClusterTarget::ExternalName { .. } => Some(0),
+    }
+}
+
+fn services() -> String {
+    (1..=9).map(|i| service(&format!("s{i}"), i)).collect()
+}
+
+fn path_rule(host: &str, entries: &[(&str, &str, &str)]) -> String {
+    let mut s = String::from("  rules:\n");
+    if host.is_empty() {
+        s.push_str("  - http:\n      paths:\n");
+    } else {
+        s.push_str(&format!("  - host: \"{host}\"\n    http:\n      paths:\n"));
+    }
+    for (path, ty, svc) in entries {
+        s.push_str(&format!(
+            "      - {{ path: \"{path}\", pathType: {ty}, backend: {{ service: {{ name: {svc}, port: {{ number: 80 }} }} }} }}\n"
+        ));
+    }
+    s
+}
+
+#[test]
+fn precedence_table() {
+    let mut yaml = services();
+    yaml += &ingress(
+        "a",
+        "2024-01-01T00:00:00Z",
+        &path_rule(
+            "shop.example.com",
+            &[
+                ("/", "Prefix", "s1"),
+                ("/api", "Prefix", "s2"),
+                ("/api/v1", "Prefix", "s3"),
+                ("/api", "Exact", "s4"),
+            ],
+        ),
+    );
+    yaml += &ingress(
+        "b",
+        "2024-01-02T00:00:00Z",
+        &path_rule("*.example.com", &[("/", "Prefix", "s5")]),
+    );
+    yaml += &ingress(
+        "c",
+        "2024-01-03T00:00:00Z",
+        &path_rule(
+            "",
+            &[
+                ("/", "Prefix", "s6"),
+                ("/static/", "ImplementationSpecific", "s7"),
+            ],
+        ),
+    );
+    let t = table(&yaml);
+    let cases: &[(&str, &str, Option<u8>, &str)] = &[
+        ("shop.example.com", "/", Some(1), "root prefix"),
+        (
+            "shop.example.com",
+            "/api",
+            Some(4),
+            "exact beats prefix of the same path",
+        ),
+        (
+            "shop.example.com",
+            "/api/",
+            Some(2),
+            "exact does not match a trailing slash",
+        ),
+        ("shop.example.com", "/api/x", Some(2), "prefix by segment"),
+        (
+            "shop.example.com",
+            "/apix",
+            Some(1),
+            "no partial segment match",
+        ),
+        (
+            "shop.example.com",
+            "/api/v1/orders",
+            Some(3),
+            "longest prefix wins",
+        ),
+        (
+            "shop.example.com",
+            "/api/v10",
+            Some(2),
+            "segment boundary on the longer prefix",
+        ),
+        (
+            "SHOP.example.com:8080",
+            "/api/v1",
+            Some(3),
+            "host case and port are ignored",
+        ),
+        (
+            "shop.example.com",
+            "/x/../api/v1",
+            Some(3),
+            "the path is normalised before matching",
+        ),
+        ("other.example.com", "/api", Some(5), "wildcard host"),
+        (
+            "a.b.example.com",
+            "/",
+            Some(6),
+            "wildcard covers one label only",
+        ),
+        (
+            "example.com",
+            "/",
+            Some(6),
+            "wildcard does not cover the bare domain",
+        ),
+        (
+            "unknown.test",
+            "/static/app.js",
+            Some(7),
+            "ImplementationSpecific is a prefix",
+        ),
+        (
+            "unknown.test",
+            "/staticx",
+            Some(6),
+            "trailing slash on a prefix is ignored",
+        ),
+        ("", "/", Some(6), "no host header goes to the catch-all"),
+    ];
+    for (host, path, want, why) in cases {
+        assert_eq!(who(&t, host, path), *want, "{why}: {host} {path}");
+    }
+    assert!(t.diagnostics().is_empty(), "{:?}", t.diagnostics());
+}
+
+#[test]
+fn exact_host_does_not_fall_through_to_wildcard_or_catch_all() {
+    let mut yaml = services();
+    yaml += &ingress(
+        "a",
+        "2024-01-01T00:00:00Z",
+        &path_rule("shop.example.com", &[("/api", "Prefix", "s1")]),
+    );
+    yaml += &ingress(
+        "b",
+        "2024-01-01T00:00:00Z",
+        &path_rule("", &[("/", "Prefix", "s2")]),
+    );
+    let t = table(&yaml);
+    assert_eq!(who(&t, "shop.example.com", "/api"), Some(1));
+    assert_eq!(who(&t, "shop.example.com", "/other"), None);
+    assert!(
+        t.lookup(&RequestHead::new("shop.example.com", "/other"))
+            .is_none()
+    );
+}
+
+#[test]
+fn oldest_ingress_wins_a_conflict_and_the_loser_names_the_winner() {
+    let mut yaml = services();
+    // Listed newest first: order in the input must not matter.
+    yaml += &ingress(
+        "new",
+        "2024-05-01T00:00:00Z",
+        &path_rule("a.test", &[("/x", "Prefix", "s2")]),
+    );
+    yaml += &ingress(
+        "old",
+        "2024-01-01T00:00:00Z",
+        &path_rule("a.test", &[("/x/", "Prefix", "s1")]),
+    );
+    let t = table(&yaml);
+    assert_eq!(who(&t, "a.test", "/x/y"), Some(1));
+    let d: Vec<_> = t
+        .diagnostics()
+        .iter()
+        .filter(|d| d.code == "duplicate-route")
+        .collect();
+    assert_eq!(d.len(), 1);
+    assert_eq!(
+        d[0].origin.object.as_ref().unwrap().to_string(),
+        "Ingress default/new"
+    );
+    assert!(d[0].message.contains("Ingress default/old"), "{}", d[0]);
+    assert!(d[0].to_string().starts_with("t.yaml:"), "{}", d[0]);
+}
+
+#[test]
+fn same_age_conflict_is_broken_by_namespace_and_name() {
+    let mut yaml = services();
+    yaml += &ingress(
+        "zeta",
+        "2024-01-01T00:00:00Z",
+        &path_rule("a.test", &[("/", "Prefix", "s2")]),
+    );
+    yaml += &ingress(
+        "alpha",
+        "2024-01-01T00:00:00Z",
+        &path_rule("a.test", &[("/", "Prefix", "s1")]),
+    );
+    let t = table(&yaml);
+    assert_eq!(who(&t, "a.test", "/"), Some(1));
+}
+
+#[test]
+fn exact_and_prefix_of_one_path_do_not_conflict() {
+    let mut yaml = services();
+    yaml += &ingress(
+        "a",
+        "2024-01-01T00:00:00Z",
+        &path_rule("a.test", &[("/x", "Prefix", "s1")]),
+    );
+    yaml += &ingress(
+        "b",
+        "2024-01-02T00:00:00Z",
+        &path_rule("a.test", &[("/x", "Exact", "s2")]),
+    );
+    let t = table(&yaml);
+    assert!(t.diagnostics().is_empty());
+    assert_eq!(who(&t, "a.test", "/x"), Some(2));
+    assert_eq!(who(&t, "a.test", "/x/1"), Some(1));
+}
+
+#[test]
+fn default_backend_serves_what_no_rule_matches() {
+    let mut yaml = services();
+    yaml += &ingress(
+        "a",
+        "2024-01-01T00:00:00Z",
+        &format!(
+            "  defaultBackend: {{ service: {{ name: s9, port: {{ number: 80 }} }} }}\n{}",
+            path_rule("a.test", &[("/api", "Prefix", "s1")])
+        ),
+    );
+    let t = table(&yaml);
+    assert_eq!(who(&t, "a.test", "/api"), Some(1));
+    assert_eq!(who(&t, "a.test", "/else"), Some(9));
+    assert_eq!(who(&t, "elsewhere.test", "/"), Some(9));
+    let m = t.lookup(&RequestHead::new("a.test", "/else")).unwrap();
+    assert!(m.route.default_backend);
+    assert!(m.why().contains("default backend"), "{}", m.why());
+}
+
+#[test]
+fn backend_by_port_name_and_target_port_resolution() {
+    let yaml = r#"
+apiVersion: v1
+kind: Service
+metadata: { name: web, namespace: default }
+spec:
+  ports:
+  - { name: metrics, port: 9090, targetPort: 9091 }
+  - { name: http, port: 80, targetPort: web }
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: web-1, namespace: default, labels: { kubernetes.io/service-name: web } }
+addressType: IPv4
+ports: [{ name: http, port: 3000 }, { name: metrics, port: 9091 }]
+endpoints:
+- addresses: ["10.1.0.1"]
+- addresses: ["10.1.0.2"]
+  conditions: { ready: true }
+- addresses: ["10.1.0.3"]
+  conditions: { ready: false }
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: { name: web, namespace: default }
+spec:
+  ingressClassName: mse
+  rules:
+  - http:
+      paths:
+      - { path: /, pathType: Prefix, backend: { service: { name: web, port: { name: http } } } }
+"#;
+    let t = table(yaml);
+    assert!(t.diagnostics().is_empty(), "{:?}", t.diagnostics());
+    let m = t.lookup(&RequestHead::new("x", "/")).unwrap();
+    let c = m.cluster.unwrap();
+    assert_eq!(c.port, 80);
+    assert_eq!(
+        c.target,
+        crate::ClusterTarget::Endpoints(
+            vec![
+                "10.1.0.1:3000".parse().unwrap(),
+                "10.1.0.2:3000".parse().unwrap()
+            ]
+            .into()
+        )
+    );
+}
+
+#[test]
+fn legacy_endpoints_are_used_when_a_service_has_no_slice() {
+    let yaml = r#"
+apiVersion: v1
+kind: Service
+metadata: { name: old, namespace: default }
+spec: { ports: [{ port: 80, targetPort: 8080 }] }
+---
+apiVersion: v1
+kind: Endpoints
+metadata: { name: old, namespace: default }
+subsets:
+- addresses: [{ ip: "127.0.0.1" }]
+  notReadyAddresses: [{ ip: "127.0.0.2" }]
+  ports: [{ port: 8080 }]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: { name: old, namespace: default }
+spec:
+  ingressClassName: mse
+  defaultBackend: { service: { name: old, port: { number: 80 } } }
+"#;
+    let t = table(yaml);
+    let c = t
+        .lookup(&RequestHead::new("x", "/"))
+        .unwrap()
+        .cluster
+        .unwrap();
+    assert_eq!(
+        c.target,
+        crate::ClusterTarget::Endpoints(vec!["127.0.0.1:8080".parse().unwrap()].into())
+    );
+}
+
+#[test]
+fn missing_service_port_and_endpoints_are_diagnosed_and_answer_503_alone() {
+    let mut yaml = services();
+    yaml += r#"
+---
+apiVersion: v1
+kind: Service
+metadata: { name: empty, namespace: default }
+spec: { ports: [{ port: 80 }] }
+"#;
+    yaml += &ingress(
+        "a",
+        "2024-01-01T00:00:00Z",
+        &path_rule(
+            "a.test",
+            &[
+                ("/ok", "Prefix", "s1"),
+                ("/gone", "Prefix", "nope"),
+                ("/empty", "Prefix", "empty"),
+            ],
+        ),
+    );
+    yaml += &ingress(
+        "b",
+        "2024-01-01T00:00:00Z",
+        "  rules:\n  - host: a.test\n    http:\n      paths:\n      - { path: /port, pathType: Prefix, backend: { service: { name: s2, port: { number: 81 } } } }\n",
+    );
+    let t = table(&yaml);
+    let codes: Vec<_> = t.diagnostics().iter().map(|d| d.code).collect();
+    assert_eq!(
+        codes,
+        ["missing-service", "no-endpoints", "missing-service-port"]
+    );
+    let missing = &t.diagnostics()[0];
+    assert_eq!(
+        missing.origin.key.as_deref(),
+        Some("spec.rules[0].http.paths[1].backend.service")
+    );
+    assert_eq!(missing.value.as_deref(), Some("nope"));
+    assert_eq!(who(&t, "a.test", "/ok"), Some(1));
+    let gone = t.lookup(&RequestHead::new("a.test", "/gone")).unwrap();
+    assert!(matches!(
+        gone.route.backend,
+        crate::Backend::Unavailable { .. }
+    ));
+    let empty = t.lookup(&RequestHead::new("a.test", "/empty")).unwrap();
+    assert_eq!(
+        empty.cluster.unwrap().target,
+        crate::ClusterTarget::Endpoints(Vec::new().into())
+    );
+}
+
+#[test]
+fn class_selection() {
+    let base = services();
+    let ing = |name: &str, class: &str| {
+        let class_line = if class.is_empty() {
+            String::new()
+        } else {
+            format!("  ingressClassName: {class}\n")
+        };
+        format!(
+            "\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{ name: {name}, namespace: default }}\nspec:\n{class_line}{}",
+            path_rule(&format!("{name}.test"), &[("/", "Prefix", "s1")])
+        )
+    };
+    let classes = r#"
+---
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: { name: ours, annotations: { ingressclass.kubernetes.io/is-default-class: "true" } }
+spec: { controller: mse.alibabacloud.com/ingress }
+---
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: { name: mse }
+spec: { controller: k8s.io/ingress-nginx }
+"#;
+    let legacy = "\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: { name: legacy, namespace: default, annotations: { kubernetes.io/ingress.class: ours } }\nspec:\n  ingressClassName: nginx\n  rules: [{ host: legacy.test, http: { paths: [{ path: /, pathType: Prefix, backend: { service: { name: s1, port: { number: 80 } } } }] } }]\n";
+    let yaml = format!(
+        "{base}{classes}{}{}{}{}{legacy}",
+        ing("a", "ours"),
+        ing("b", ""),
+        ing("c", "mse"),
+        ing("d", "nginx")
+    );
+    let t = table(&yaml);
+    assert_eq!(
+        who(&t, "a.test", "/"),
+        Some(1),
+        "class names our IngressClass"
+    );
+    assert_eq!(
+        who(&t, "b.test", "/"),
+        Some(1),
+        "no class, our class is default"
+    );
+    assert_eq!(
+        who(&t, "c.test", "/"),
+        None,
+        "the configured name belongs to another controller here"
+    );
+    assert_eq!(who(&t, "d.test", "/"), None, "another class");
+    assert_eq!(
+        who(&t, "legacy.test", "/"),
+        Some(1),
+        "the legacy annotation wins over spec"
+    );
+    assert!(
+        t.diagnostics()
+            .iter()
+            .any(|d| d.code == "conflicting-ingress-class")
+    );
+
+    // Without IngressClass objects the configured class name is accepted, and unclassed
+    // Ingresses are not served (with a note saying why).
+    let t = table(&format!("{base}{}{}", ing("a", "mse"), ing("b", "")));
+    assert_eq!(who(&t, "a.test", "/"), Some(1));
+    assert_eq!(who(&t, "b.test", "/"), None);
+    assert!(
+        t.diagnostics()
+            .iter()
+            .any(|d| d.code == "ingress-not-selected")
+    );
+}
+
+#[test]
+fn invalid_paths_hosts_and_path_types_are_left_out_alone() {
+    let mut yaml = services();
+    yaml += &ingress(
+        "a",
+        "2024-01-01T00:00:00Z",
+        "  rules:\n  - host: bad_host.test\n    http: { paths: [{ path: /, pathType: Prefix, backend: { service: { name: s1, port: { number: 80 } } } }] }\n  - host: ok.test\n    http:\n      paths:\n      - { path: nope, pathType: Prefix, backend: { service: { name: s1, port: { number: 80 } } } }\n      - { path: /weird, pathType: Regex, backend: { service: { name: s1, port: { number: 80 } } } }\n      - { path: /fine, pathType: Prefix, backend: { service: { name: s2, port: { number: 80 } } } }\n",
+    );
+    let t = table(&yaml);
+    let codes: Vec<_> = t.diagnostics().iter().map(|d| d.code).collect();
+    assert_eq!(codes, ["invalid-host", "invalid-path", "invalid-path-type"]);
+    assert_eq!(who(&t, "ok.test", "/fine"), Some(2));
+}
+
+#[test]
+fn canary_ingress_never_takes_over_the_main_route() {
+    let mut yaml = services();
+    yaml += &ingress(
+        "main",
+        "2024-02-01T00:00:00Z",
+        &path_rule("a.test", &[("/", "Prefix", "s1")]),
+    );
+    let canary = ingress(
+        "canary",
+        "2024-01-01T00:00:00Z",
+        &path_rule("a.test", &[("/", "Prefix", "s2")]),
+    )
+    .replace(
+        "creationTimestamp",
+        "annotations: { nginx.ingress.kubernetes.io/canary: \"true\" }, creationTimestamp",
+    );
+    yaml += &canary;
+    let t = table(&yaml);
+    assert_eq!(who(&t, "a.test", "/"), Some(1));
+}

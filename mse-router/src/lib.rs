@@ -1,0 +1,56 @@
+//! Ingress semantics for the mse-ingress gateway, as pure functions over owned data.
+//!
+//! [`compile`] turns a [`mse_model::Snapshot`] into an immutable [`RouteTable`]: class
+//! selection, host and path matching and their order, conflicts between Ingresses,
+//! `spec.defaultBackend`, backend resolution (Service port -> target port -> ready
+//! EndpointSlice addresses) and TLS certificate selection. Compiling never fails as a whole:
+//! every problem is a [`mse_model::Diagnostic`] kept in the table, and only the part it
+//! touches is left out or answers 503.
+//!
+//! [`RouteTable::lookup`] matches a request head (host and normalised path) and says why it
+//! matched. The crate does no I/O, so a data plane of any kind can embed it.
+//!
+//! ```
+//! use mse_model::{load_manifests, Snapshot};
+//! use mse_router::{compile, CompileOptions, RequestHead, normalize_path};
+//!
+//! let yaml = r#"
+//! apiVersion: networking.k8s.io/v1
+//! kind: Ingress
+//! metadata: { name: shop, namespace: default }
+//! spec:
+//!   ingressClassName: mse
+//!   rules:
+//!   - host: shop.example.com
+//!     http:
+//!       paths:
+//!       - { path: /api, pathType: Prefix, backend: { service: { name: api, port: { number: 80 } } } }
+//!       - { path: /, pathType: Prefix, backend: { service: { name: web, port: { number: 80 } } } }
+//! "#;
+//! let mut snapshot = Snapshot::default();
+//! snapshot.extend(load_manifests(yaml, Some("shop.yaml")).objects);
+//! let table = compile(&snapshot, &CompileOptions::default());
+//!
+//! let path = normalize_path("/api//v1/../orders");
+//! assert_eq!(path, "/api/orders");
+//! let m = table.lookup(&RequestHead::new("Shop.Example.com:8080", &path)).unwrap();
+//! assert_eq!(m.route.path.to_string(), "Prefix /api");
+//! // The Services do not exist in this snapshot: the routes are kept, answer 503, and
+//! // the table says why.
+//! assert!(table.diagnostics().iter().any(|d| d.code == "missing-service"));
+//! ```
+
+mod compile;
+mod host;
+mod path;
+mod table;
+mod tls;
+
+pub use compile::{CompileOptions, compile};
+pub use host::{HostMatch, normalize_host};
+pub use path::{PathMatch, normalize_path};
+pub use table::{
+    Backend, Cluster, ClusterId, ClusterTarget, HostKind, Match, RequestHead, Route, RouteId,
+    RouteTable,
+};
+pub use tls::{CertId, Certificate};

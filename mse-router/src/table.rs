@@ -1,0 +1,340 @@
+//! The compiled, immutable route table and request matching.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use mse_model::{Diagnostic, ObjectKey, SourceRef};
+use serde::Serialize;
+
+use crate::host::{HostMatch, normalize_host, wildcard_suffix};
+use crate::path::PathMatch;
+use crate::tls::{CertId, Certificate, TlsTable};
+
+/// What [`RouteTable::lookup`] needs from a request.
+///
+/// `path` must already be normalised with [`crate::normalize_path`] (the data plane does
+/// this once and forwards the same path); `host` is the raw `Host` header or `:authority`.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestHead<'a> {
+    /// `Host` header or `:authority`, port and case allowed.
+    pub host: &'a str,
+    /// The normalised path, without the query.
+    pub path: &'a str,
+}
+
+impl<'a> RequestHead<'a> {
+    /// A request head from host and normalised path.
+    pub fn new(host: &'a str, path: &'a str) -> Self {
+        Self { host, path }
+    }
+}
+
+/// Index of a [`Route`] in [`RouteTable::routes`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct RouteId(pub u32);
+
+/// Index of a [`Cluster`] in [`RouteTable::clusters`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ClusterId(pub u32);
+
+/// One path of one Ingress rule (or an Ingress's `spec.defaultBackend`), compiled.
+#[derive(Clone, Debug, Serialize)]
+pub struct Route {
+    /// Its index in [`RouteTable::routes`].
+    pub id: RouteId,
+    /// The hosts it serves.
+    pub host: HostMatch,
+    /// How it matches the path. A default-backend route is `Prefix /`.
+    pub path: PathMatch,
+    /// Whether it comes from `spec.defaultBackend`: then it is tried only after every
+    /// rule of its host failed to match.
+    pub default_backend: bool,
+    /// The Ingress that defined it.
+    pub ingress: ObjectKey,
+    /// Where in the Ingress: `spec.rules[0].http.paths[1]` or `spec.defaultBackend`.
+    pub field: Box<str>,
+    /// File and line of the Ingress, in file mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceRef>,
+    /// Where matching requests go.
+    pub backend: Backend,
+}
+
+/// Where a route sends requests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// A Service port, resolved to a [`Cluster`].
+    Cluster(ClusterId),
+    /// The backend could not be resolved (missing Service or port, unsupported backend
+    /// kind). The route still matches, and answers 503 with this reason.
+    Unavailable {
+        /// Why, for logs and the response.
+        reason: Arc<str>,
+    },
+}
+
+/// One Service port, with the addresses that serve it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Cluster {
+    /// Its index in [`RouteTable::clusters`].
+    pub id: ClusterId,
+    /// The Service.
+    pub service: ObjectKey,
+    /// The Service port (`spec.ports[].port`).
+    pub port: u16,
+    /// The Service port's name, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_name: Option<Box<str>>,
+    /// The addresses to connect to.
+    pub target: ClusterTarget,
+}
+
+/// The addresses behind a [`Cluster`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClusterTarget {
+    /// Ready endpoint addresses with the resolved target port. Empty means no ready
+    /// endpoint: requests get 503.
+    Endpoints(Arc<[SocketAddr]>),
+    /// A Service of type ExternalName: the data plane resolves `host` by DNS.
+    ExternalName {
+        /// The DNS name.
+        host: Box<str>,
+        /// The port to connect to.
+        port: u16,
+    },
+}
+
+/// How the host of a request matched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostKind {
+    /// An exact host name.
+    Exact,
+    /// A `*.` wildcard.
+    Wildcard,
+    /// A rule without a host.
+    Any,
+}
+
+/// The result of [`RouteTable::lookup`]: the route, and why it was chosen.
+#[derive(Clone, Copy, Debug)]
+pub struct Match<'t> {
+    /// The route that matched.
+    pub route: &'t Route,
+    /// How the host matched.
+    pub host: HostKind,
+    /// The route's cluster, when its backend resolved.
+    pub cluster: Option<&'t Cluster>,
+}
+
+impl Match<'_> {
+    /// A one-line explanation: which host and path rule won, from which Ingress.
+    pub fn why(&self) -> String {
+        let host = match self.host {
+            HostKind::Exact => format!("host {} (exact)", self.route.host),
+            HostKind::Wildcard => format!("host {} (wildcard)", self.route.host),
+            HostKind::Any => "any host (rule without host)".to_owned(),
+        };
+        let path = if self.route.default_backend {
+            "no path matched, so the default backend".to_owned()
+        } else {
+            format!("path {}", self.route.path)
+        };
+        format!(
+            "{host}, {path}, from {} {}",
+            self.route.ingress, self.route.field
+        )
+    }
+}
+
+impl fmt::Display for Match<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.why())
+    }
+}
+
+/// The routes of one host pattern, indexed for lookup.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct VirtualHost {
+    pub(crate) exact: HashMap<Box<str>, RouteId>,
+    /// Keyed by the prefix without trailing slash (`""` for `/`).
+    pub(crate) prefix: HashMap<Box<str>, RouteId>,
+    /// The `spec.defaultBackend` route used when no path matched.
+    pub(crate) fallback: Option<RouteId>,
+}
+
+impl VirtualHost {
+    fn find(&self, path: &str) -> Option<RouteId> {
+        if let Some(id) = self.exact.get(path) {
+            return Some(*id);
+        }
+        if !self.prefix.is_empty() {
+            // Longest prefix first, by path segment: the whole path, then the path cut at
+            // each '/' from the right ("/a/b" -> "/a/b", "/a", "").
+            let trimmed = path.strip_suffix('/').unwrap_or(path);
+            if let Some(id) = self.prefix.get(trimmed) {
+                return Some(*id);
+            }
+            let mut end = trimmed.len();
+            while let Some(i) = trimmed[..end].rfind('/') {
+                if let Some(id) = self.prefix.get(&trimmed[..i]) {
+                    return Some(*id);
+                }
+                end = i;
+            }
+        }
+        self.fallback
+    }
+}
+
+/// The compiled route table: immutable, cheap to share, and matched without locks.
+///
+/// Built by [`crate::compile`]; a data plane swaps a whole new table in on every change.
+#[derive(Clone, Debug, Default)]
+pub struct RouteTable {
+    pub(crate) generation: u64,
+    pub(crate) routes: Vec<Route>,
+    pub(crate) clusters: Vec<Cluster>,
+    pub(crate) vhosts: Vec<(HostMatch, VirtualHost)>,
+    pub(crate) exact_hosts: HashMap<Box<str>, u32>,
+    pub(crate) wildcard_hosts: HashMap<Box<str>, u32>,
+    pub(crate) any_host: Option<u32>,
+    pub(crate) tls: TlsTable,
+    pub(crate) diagnostics: Vec<Diagnostic>,
+}
+
+impl RouteTable {
+    /// A table with no routes: every request gets 404.
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// The generation of the snapshot this table was compiled from.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Every route, indexed by [`RouteId`].
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// Every cluster, indexed by [`ClusterId`].
+    pub fn clusters(&self) -> &[Cluster] {
+        &self.clusters
+    }
+
+    /// The route with this id.
+    pub fn route(&self, id: RouteId) -> &Route {
+        &self.routes[id.0 as usize]
+    }
+
+    /// The cluster with this id.
+    pub fn cluster(&self, id: ClusterId) -> &Cluster {
+        &self.clusters[id.0 as usize]
+    }
+
+    /// Every problem found while compiling, in a stable order.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        &self.diagnostics
+    }
+
+    /// Every usable TLS certificate, indexed by [`CertId`].
+    pub fn certificates(&self) -> &[Certificate] {
+        &self.tls.certs
+    }
+
+    /// The certificate to present for a TLS ClientHello's server name: exact host, then
+    /// a `*.` wildcard, then the default certificate (a `spec.tls` entry without hosts).
+    /// `None` means the data plane's own fallback certificate.
+    pub fn certificate_for(&self, server_name: Option<&str>) -> Option<CertId> {
+        self.tls.lookup(server_name)
+    }
+
+    /// Finds the route for a request: the host picks one host pattern (exact, then the
+    /// one-label wildcard, then rules without host), and within it the path picks the
+    /// route (Exact, then the longest Prefix by segment, then the Ingress default backend).
+    /// A host that matched but whose paths do not is not retried under a wider pattern.
+    pub fn lookup(&self, req: &RequestHead<'_>) -> Option<Match<'_>> {
+        let host = normalize_host(req.host);
+        let (vh, kind) = self.vhost_for(&host)?;
+        let id = self.vhosts[vh as usize].1.find(req.path)?;
+        let route = &self.routes[id.0 as usize];
+        let cluster = match &route.backend {
+            Backend::Cluster(c) => Some(&self.clusters[c.0 as usize]),
+            Backend::Unavailable { .. } => None,
+        };
+        Some(Match {
+            route,
+            host: kind,
+            cluster,
+        })
+    }
+
+    fn vhost_for(&self, host: &str) -> Option<(u32, HostKind)> {
+        if let Some(v) = self.exact_hosts.get(host) {
+            return Some((*v, HostKind::Exact));
+        }
+        if !self.wildcard_hosts.is_empty()
+            && let Some(v) = wildcard_suffix(host).and_then(|s| self.wildcard_hosts.get(s))
+        {
+            return Some((*v, HostKind::Wildcard));
+        }
+        self.any_host.map(|v| (v, HostKind::Any))
+    }
+
+    /// Every route in the order lookup tries them: host patterns (exact, wildcard, any),
+    /// and within each, Exact paths (longest first), Prefix paths (longest first), then
+    /// the default backend. This is what `/debug/routes` shows.
+    pub fn routes_in_order(&self) -> Vec<&Route> {
+        let mut out = Vec::with_capacity(self.routes.len());
+        for (_, vh) in &self.vhosts {
+            let mut exact: Vec<_> = vh.exact.values().map(|id| self.route(*id)).collect();
+            exact.sort_by(|a, b| by_len_desc(a.path.path(), b.path.path()));
+            let mut prefix: Vec<_> = vh.prefix.values().map(|id| self.route(*id)).collect();
+            prefix.sort_by(|a, b| by_len_desc(a.path.path(), b.path.path()));
+            out.extend(exact);
+            out.extend(prefix);
+            out.extend(vh.fallback.map(|id| self.route(id)));
+        }
+        out
+    }
+
+    /// The table as JSON, for `/debug/routes`: generation, routes in lookup order,
+    /// clusters with their endpoints, certificates and the diagnostic count.
+    pub fn to_json(&self) -> serde_json::Value {
+        #[derive(Serialize)]
+        struct Cert<'a> {
+            id: u32,
+            secret: &'a ObjectKey,
+            hosts: &'a [HostMatch],
+            default: bool,
+        }
+        let certs: Vec<Cert<'_>> = self
+            .tls
+            .certs
+            .iter()
+            .map(|c| Cert {
+                id: c.id.0,
+                secret: &c.secret,
+                hosts: &c.hosts,
+                default: self.tls.default == Some(c.id),
+            })
+            .collect();
+        serde_json::json!({
+            "generation": self.generation,
+            "routes": self.routes_in_order(),
+            "clusters": self.clusters,
+            "certificates": certs,
+            "diagnostics": self.diagnostics.len(),
+        })
+    }
+}
+
+fn by_len_desc(a: &str, b: &str) -> std::cmp::Ordering {
+    b.len().cmp(&a.len()).then_with(|| a.cmp(b))
+}
