@@ -367,7 +367,7 @@ impl<'s> Compiler<'s> {
                         continue;
                     }
                 };
-                let backend = self.resolve_backend(&p.backend, sel, &field);
+                let backend = self.resolve_backend(&p.backend, sel, &format!("{field}.backend"));
                 self.insert_route(sel, host.clone(), path, false, field.into(), backend);
             }
         }
@@ -468,7 +468,7 @@ impl<'s> Compiler<'s> {
                 self.diag(
                     Diagnostic::error("unsupported-backend", reason.clone()),
                     sel,
-                    Some(&format!("{field}.backend.resource")),
+                    Some(&format!("{field}.resource")),
                 );
                 return unavailable(reason);
             }
@@ -480,7 +480,7 @@ impl<'s> Compiler<'s> {
             );
             return unavailable(reason);
         };
-        let svc_field = format!("{field}.backend.service");
+        let svc_field = format!("{field}.service");
         let svc_key = ObjectKey::new(Kind::Service, ns, svc_ref.name.as_str());
         let Some(svc) = self.services.get(&(ns, svc_ref.name.as_str())).copied() else {
             let reason = format!("{svc_key} not found");
@@ -576,6 +576,10 @@ impl<'s> Compiler<'s> {
             return unavailable(format!("{svc_key} port {} is out of range", port.port));
         };
         let port_name = port.name.as_deref().filter(|n| !n.is_empty());
+        // Endpoints are resolved, and their absence reported, once per Service port.
+        if let Some(id) = self.cluster_ids.get(&(svc_key.clone(), number)) {
+            return Backend::Cluster(*id);
+        }
         let addrs = self.endpoints_for(
             ns,
             &svc_ref.name,

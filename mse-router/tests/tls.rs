@@ -1,5 +1,8 @@
 //! Certificate selection from `spec.tls` and the Secrets it names.
-#![expect(clippy::unwrap_used, reason = "helpers outside #[test] fns fail the test loudly")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "helpers outside #[test] fns fail the test loudly"
+)]
 
 use mse_model::{Snapshot, load_manifests};
 use mse_router::{CompileOptions, RouteTable, compile};
