@@ -1,0 +1,182 @@
+//! `mse-gateway`: serves Kubernetes Ingresses from watched manifest files, or runs the
+//! self-contained demo (`mse-gateway demo`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use mse_gateway::{Options, demo};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// A Kubernetes Ingress gateway (file mode: serves Ingress manifests from files).
+#[derive(Debug, Parser)]
+#[command(name = "mse-gateway", version, about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start built-in echo backends on loopback and serve the demo manifests, printing
+    /// curl commands that show host, path and TLS routing.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// A manifest file or directory (YAML or JSON, many documents), watched for changes.
+    /// Repeatable.
+    #[arg(long = "manifests", value_name = "PATH")]
+    manifests: Vec<PathBuf>,
+    /// Kubeconfig for kube mode (not part of this build; file mode needs --manifests).
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// Namespaces to watch in kube mode. Repeatable.
+    #[arg(long = "namespace", value_name = "NS")]
+    namespaces: Vec<String>,
+    /// IngressClass name served where no IngressClass object names it.
+    #[arg(long, default_value = "mse", value_name = "NAME")]
+    ingress_class: String,
+    /// Plain HTTP listener (HTTP/1.1 and h2c).
+    #[arg(long, default_value = "0.0.0.0:80", value_name = "ADDR")]
+    http_addr: SocketAddr,
+    /// TLS listener (HTTP/1.1 and HTTP/2, certificate by SNI).
+    #[arg(long, default_value = "0.0.0.0:443", value_name = "ADDR")]
+    https_addr: SocketAddr,
+    /// Admin listener: /healthz /readyz /metrics /debug/routes /debug/diagnostics.
+    #[arg(long, default_value = "127.0.0.1:9901", value_name = "ADDR")]
+    admin_addr: SocketAddr,
+    /// Data-plane worker threads (default: the cores this process may run on).
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Plain HTTP listener of the demo.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    http_addr: SocketAddr,
+    /// TLS listener of the demo.
+    #[arg(long, default_value = "127.0.0.1:8443", value_name = "ADDR")]
+    https_addr: SocketAddr,
+    /// Admin listener of the demo.
+    #[arg(long, default_value = "127.0.0.1:9901", value_name = "ADDR")]
+    admin_addr: SocketAddr,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+struct CommonArgs {
+    /// Access log: one line per request (target "access").
+    #[arg(long, env = "MSE_ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    access_log: bool,
+    /// Log format.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+fn init_logging(common: &CommonArgs) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if common.log_format == "json" {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (common, result) = match cli.command {
+        Some(Command::Demo(args)) => {
+            init_logging(&args.common);
+            let opts = demo::DemoOptions {
+                http_addr: args.http_addr,
+                https_addr: args.https_addr,
+                admin_addr: args.admin_addr,
+                access_log: args.common.access_log,
+            };
+            (args.common, run(async move { demo::run(opts, shutdown_signal()).await }))
+        }
+        None => {
+            let a = cli.serve;
+            init_logging(&a.common);
+            if a.manifests.is_empty() {
+                eprintln!(
+                    "mse-gateway: kube mode (watching an API server) is not part of this build; \
+                     pass --manifests PATH to serve Ingress manifests from files, or run `mse-gateway demo`"
+                );
+                return ExitCode::from(2);
+            }
+            if a.kubeconfig.is_some() || !a.namespaces.is_empty() {
+                tracing::warn!("--kubeconfig and --namespace apply to kube mode and are ignored in file mode");
+            }
+            let mut opts = Options::new(a.manifests);
+            opts.ingress_class = a.ingress_class;
+            opts.http_addr = Some(a.http_addr);
+            opts.https_addr = Some(a.https_addr);
+            opts.admin_addr = a.admin_addr;
+            if let Some(w) = a.workers {
+                opts.workers = w;
+            }
+            opts.access_log = a.common.access_log;
+            (a.common, run(serve(opts)))
+        }
+    };
+    let _ = common;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mse-gateway: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the control plane (watcher, compiler, admin) on a small runtime of its own; the
+/// data plane has its own worker threads.
+fn run(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(fut)
+}
+
+async fn serve(opts: Options) -> anyhow::Result<()> {
+    let running = mse_gateway::start(opts).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down: draining connections");
+    running.shutdown().await;
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the gateway");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,175 @@
+//! The admin server: health, readiness, metrics and what the gateway is serving.
+//!
+//! | path | answer |
+//! |---|---|
+//! | `GET /healthz` | 200 while the process runs |
+//! | `GET /readyz` | 200 once [`AdminState::set_ready`] was called with `true`, else 503 |
+//! | `GET /metrics` | [`crate::Metrics::encode`], Prometheus text |
+//! | `GET /debug/routes` | the current table's [`mse_router::RouteTable::to_json`] |
+//! | `GET /debug/diagnostics` | JSON array: the table's diagnostics, then the caller's |
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{ALLOW, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use mse_model::Diagnostic;
+use tokio::net::TcpListener;
+
+use crate::table::SharedTable;
+
+/// What the admin server reports. Cheap to clone; every clone shares the same state.
+#[derive(Clone, Debug)]
+pub struct AdminState {
+    inner: Arc<AdminInner>,
+}
+
+#[derive(Debug)]
+struct AdminInner {
+    table: SharedTable,
+    ready: AtomicBool,
+    extra: ArcSwap<Vec<Diagnostic>>,
+}
+
+// === impl AdminState ===
+
+impl AdminState {
+    /// State for `table`, not ready yet.
+    pub fn new(table: SharedTable) -> Self {
+        Self {
+            inner: Arc::new(AdminInner {
+                table,
+                ready: AtomicBool::new(false),
+                extra: ArcSwap::from_pointee(Vec::new()),
+            }),
+        }
+    }
+
+    /// Marks the gateway ready (first table compiled, listeners bound) or not.
+    pub fn set_ready(&self, ready: bool) {
+        self.inner.ready.store(ready, Ordering::Release);
+    }
+
+    /// Whether `/readyz` answers 200.
+    pub fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::Acquire)
+    }
+
+    /// Replaces the diagnostics reported beside the table's own (for example, problems
+    /// found while loading manifests).
+    pub fn set_extra_diagnostics(&self, diagnostics: Vec<Diagnostic>) {
+        self.inner.extra.store(Arc::new(diagnostics));
+    }
+
+    /// Every current diagnostic: the table's, then the extra ones.
+    pub fn diagnostics(&self) -> Vec<Diagnostic> {
+        let routes = self.inner.table.routes();
+        let extra = self.inner.extra.load();
+        routes
+            .diagnostics()
+            .iter()
+            .chain(extra.iter())
+            .cloned()
+            .collect()
+    }
+
+    /// The table being served.
+    pub fn table(&self) -> &SharedTable {
+        &self.inner.table
+    }
+}
+
+/// Serves the admin endpoints on `listener` (HTTP/1.1) until the returned future is
+/// dropped. Each connection runs as its own task on the current runtime.
+pub async fn serve(listener: TcpListener, state: AdminState) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(std::time::Duration::from_secs(10));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "admin accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let state = state.clone();
+        let conn = http.serve_connection(
+            TokioIo::new(stream),
+            service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(answer(&state, &req)) }
+            }),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "admin connection failed");
+            }
+        });
+    }
+}
+
+fn answer(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed\n");
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    match req.uri().path() {
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" if state.is_ready() => text(StatusCode::OK, "ready\n"),
+        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+        "/metrics" => {
+            let body = state.inner.table.metrics().encode();
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            r
+        }
+        "/debug/routes" => json(&state.inner.table.routes().to_json()),
+        "/debug/diagnostics" => json(&state.diagnostics()),
+        _ => text(StatusCode::NOT_FOUND, "404 Not Found\n"),
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn json<T: serde::Serialize + ?Sized>(value: &T) -> Response<Full<Bytes>> {
+    match serde_json::to_vec_pretty(value) {
+        Ok(mut body) => {
+            body.push(b'\n');
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialise an admin answer");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "500 Internal Server Error\n",
+            )
+        }
+    }
+}

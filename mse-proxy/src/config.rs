@@ -1,0 +1,144 @@
+//! [`ProxyConfig`]: listeners, workers, timeouts and limits of the data plane.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::error::ProxyError;
+
+/// The smallest header limit the HTTP/1 parser accepts (its minimum read buffer).
+const MIN_HEADER_SIZE: usize = 8 * 1024;
+
+/// How the gateway listens and proxies. Build it from [`ProxyConfig::default`] and set
+/// the fields you need.
+///
+/// ```
+/// let mut config = mse_proxy::ProxyConfig::default();
+/// config.http_addr = Some("127.0.0.1:0".parse().unwrap());
+/// config.workers = 2;
+/// config.access_log = false;
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ProxyConfig {
+    /// The plain listener (HTTP/1.1 and h2c with prior knowledge). Port 0 picks a free
+    /// port, the same for every worker; [`crate::GatewayHandle::http_addr`] tells which.
+    pub http_addr: Option<SocketAddr>,
+    /// The TLS listener (HTTP/1.1 and HTTP/2 by ALPN, certificate by SNI).
+    pub https_addr: Option<SocketAddr>,
+    /// Worker threads, each with its own single-threaded runtime, listening sockets
+    /// (`SO_REUSEPORT`) and upstream connection pool. Default: the cores this process may
+    /// run on.
+    pub workers: usize,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// The largest request head accepted, in bytes (HTTP/1 request line and headers, or
+    /// the HTTP/2 header list). Larger requests get 431. At least 8 KiB; default 32 KiB,
+    /// like ingress-nginx's `large-client-header-buffers: 4 8k`.
+    pub max_header_size: usize,
+    /// Emit one tracing event with target `access` per request.
+    pub access_log: bool,
+    /// Idle keep-alive connections kept per upstream address and worker (ingress-nginx's
+    /// `upstream-keepalive-connections` is 320).
+    pub upstream_max_idle: usize,
+    /// Concurrent HTTP/2 streams per client connection.
+    pub max_concurrent_streams: u32,
+}
+
+/// Timeouts of the data plane. Defaults follow nginx where it has an equivalent.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct Timeouts {
+    /// Time a client has to send a whole request head (and to finish the TLS handshake);
+    /// also how long an idle keep-alive connection waits for its next request. Default
+    /// 10 s.
+    pub header_read: Duration,
+    /// Time to connect to an upstream, DNS lookup included (`proxy_connect_timeout`,
+    /// 5 s). Past it the client gets 504.
+    pub upstream_connect: Duration,
+    /// Time from sending a request to an upstream until its response head arrives
+    /// (`proxy_read_timeout`, 60 s). Past it the client gets 504.
+    pub upstream_response: Duration,
+    /// How long an idle upstream keep-alive connection is kept
+    /// (`upstream-keepalive-timeout`, 60 s).
+    pub upstream_idle: Duration,
+    /// How long a graceful shutdown lets in-flight requests and tunnels finish before
+    /// the remaining connections are closed. Default 30 s.
+    pub shutdown_grace: Duration,
+}
+
+// === impl ProxyConfig ===
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            http_addr: Some(SocketAddr::from(([0, 0, 0, 0], 80))),
+            https_addr: Some(SocketAddr::from(([0, 0, 0, 0], 443))),
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            timeouts: Timeouts::default(),
+            max_header_size: 32 * 1024,
+            access_log: true,
+            upstream_max_idle: 320,
+            max_concurrent_streams: 128,
+        }
+    }
+}
+
+impl ProxyConfig {
+    /// Checks the values that would otherwise fail later.
+    pub fn validate(&self) -> Result<(), ProxyError> {
+        let fail = |reason: String| Err(ProxyError::Config { reason });
+        if self.workers == 0 {
+            return fail("workers must be at least 1".to_owned());
+        }
+        if self.http_addr.is_none() && self.https_addr.is_none() {
+            return fail("neither http_addr nor https_addr is set".to_owned());
+        }
+        if self.max_header_size < MIN_HEADER_SIZE || self.max_header_size > u32::MAX as usize {
+            return fail(format!(
+                "max_header_size must be between {MIN_HEADER_SIZE} and {} bytes, got {}",
+                u32::MAX,
+                self.max_header_size
+            ));
+        }
+        if self.max_concurrent_streams == 0 {
+            return fail("max_concurrent_streams must be at least 1".to_owned());
+        }
+        Ok(())
+    }
+}
+
+// === impl Timeouts ===
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            header_read: Duration::from_secs(10),
+            upstream_connect: Duration::from_secs(5),
+            upstream_response: Duration::from_secs(60),
+            upstream_idle: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_small_header_limits_are_not() {
+        let mut c = ProxyConfig::default();
+        assert!(c.validate().is_ok());
+        c.max_header_size = 1024;
+        assert!(matches!(c.validate(), Err(ProxyError::Config { .. })));
+        c.max_header_size = 8192;
+        c.workers = 0;
+        assert!(c.validate().is_err());
+        c.workers = 1;
+        c.http_addr = None;
+        c.https_addr = None;
+        assert!(c.validate().is_err());
+    }
+}

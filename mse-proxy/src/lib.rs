@@ -1,0 +1,68 @@
+//! The data plane of the mse-ingress gateway.
+//!
+//! `mse-proxy` serves what [`mse_router`] compiled: it sits below `mse-controller` (which
+//! compiles tables and calls [`SharedTable::publish`]) and above the router and model
+//! crates, and does socket I/O only: it never talks to Kubernetes.
+//!
+//! - [`SharedTable`] holds the [`mse_router::RouteTable`] being served and swaps a new one
+//!   in atomically; requests already running finish on the table they started with.
+//! - [`Gateway::start`] binds the listeners and runs one worker thread per core, each with a
+//!   single-threaded tokio runtime, its own `SO_REUSEPORT` sockets and its own upstream
+//!   connection pool. The plain port serves HTTP/1.1 and h2c; the TLS port picks the
+//!   certificate by SNI from the table (or a self-signed fallback) and serves HTTP/1.1 or
+//!   HTTP/2 by ALPN. Requests are forwarded over HTTP/1.1 keep-alive connections; WebSocket
+//!   and other upgrades are tunnelled.
+//! - [`Metrics`] and the access log (tracing target `access`) say what happened;
+//!   [`admin::serve`] exposes health, readiness, metrics, routes and diagnostics.
+//! - [`echo::EchoServer`] is a real backend for demos and tests.
+//!
+//! Status codes the gateway answers itself: 404 no route, 503 backend unavailable or no
+//! ready endpoint, 502 upstream connection failure, 504 upstream connect or response
+//! timeout, 431 request head too large, 400 malformed request (an HTTP/1.1 request without
+//! `Host` included), 405 for `CONNECT`.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use mse_model::{load_manifests, Snapshot};
+//! use mse_proxy::{Gateway, Metrics, ProxyConfig, SharedTable};
+//! use mse_router::{compile, CompileOptions};
+//!
+//! # async fn run() -> Result<(), mse_proxy::ProxyError> {
+//! let yaml = std::fs::read_to_string("routes.yaml").unwrap_or_default();
+//! let mut snapshot = Snapshot::default();
+//! snapshot.extend(load_manifests(&yaml, Some("routes.yaml")).objects);
+//!
+//! let table = SharedTable::new(Arc::new(Metrics::new()));
+//! table.publish(Arc::new(compile(&snapshot, &CompileOptions::default())));
+//!
+//! let mut config = ProxyConfig::default();
+//! config.http_addr = Some("127.0.0.1:8080".parse().unwrap());
+//! config.https_addr = None;
+//! let gateway = Gateway::start(config, table)?;
+//! println!("listening on {:?}", gateway.http_addr());
+//! gateway.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod body;
+mod config;
+mod error;
+mod log;
+mod metrics;
+mod proxy;
+mod server;
+mod table;
+mod tls;
+mod upstream;
+
+pub mod admin;
+pub mod echo;
+
+pub use config::{ProxyConfig, Timeouts};
+pub use error::{Blame, Chain, ProxyError};
+pub use metrics::Metrics;
+pub use server::{Gateway, GatewayHandle};
+pub use table::{ProxyTable, SharedTable};
+pub use tls::{FALLBACK_CERT_CN, FALLBACK_CERT_SAN, fallback_certificate};
+pub use upstream::Upstream;

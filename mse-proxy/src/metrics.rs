@@ -1,0 +1,206 @@
+//! [`Metrics`]: the data plane's Prometheus metrics.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Status classes, in the order of [`Metrics::requests`].
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// The data plane's metrics, shared by every worker and encoded by the admin server.
+///
+/// Every handle is registered once; the request path only touches atomics (no label
+/// lookup per request).
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: [Counter; 5],
+    upstream_connect_errors: Counter,
+    upstream_timeouts: Counter,
+    in_flight: Gauge,
+    connections: Counter,
+    tls_handshake_errors: Counter,
+    table_generation: Gauge,
+    table_publishes: Counter,
+}
+
+// === impl Metrics ===
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Metrics in a registry of their own.
+    pub fn new() -> Self {
+        Self::with_registry(Registry::default())
+    }
+
+    /// Metrics added to `registry`, which may already hold the caller's own metrics; they
+    /// are encoded together by [`Metrics::encode`]. Names start with `mse_`.
+    pub fn with_registry(mut registry: Registry) -> Self {
+        let reg = registry.sub_registry_with_prefix("mse");
+        let by_class = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        let requests = CLASSES.map(|c| by_class.get_or_create(&[("class", c)]).clone());
+        reg.register(
+            "requests",
+            "Requests answered, by status class (gateway errors included)",
+            by_class,
+        );
+        let upstream_connect_errors = Counter::default();
+        reg.register(
+            "upstream_connect_errors",
+            "Upstream connection attempts that failed (refused, unreachable, DNS, timeout)",
+            upstream_connect_errors.clone(),
+        );
+        let upstream_timeouts = Counter::default();
+        reg.register(
+            "upstream_timeouts",
+            "Requests answered 504 because the upstream did not connect or respond in time",
+            upstream_timeouts.clone(),
+        );
+        let in_flight = Gauge::default();
+        reg.register(
+            "requests_in_flight",
+            "Requests being proxied now (until their response body ends)",
+            in_flight.clone(),
+        );
+        let connections = Counter::default();
+        reg.register(
+            "downstream_connections",
+            "Client connections accepted",
+            connections.clone(),
+        );
+        let tls_handshake_errors = Counter::default();
+        reg.register(
+            "tls_handshake_errors",
+            "Client TLS handshakes that failed or timed out",
+            tls_handshake_errors.clone(),
+        );
+        let table_generation = Gauge::default();
+        reg.register(
+            "route_table_generation",
+            "Generation of the route table being served",
+            table_generation.clone(),
+        );
+        let table_publishes = Counter::default();
+        reg.register(
+            "route_table_publishes",
+            "Route tables published (hot swaps)",
+            table_publishes.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            upstream_connect_errors,
+            upstream_timeouts,
+            in_flight,
+            connections,
+            tls_handshake_errors,
+            table_generation,
+            table_publishes,
+        }
+    }
+
+    /// Every metric in the Prometheus (OpenMetrics) text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(2048);
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Requests answered with a status of this class (`2` for 2xx, ...).
+    pub fn requests(&self, class: u16) -> u64 {
+        class_index(class * 100).map_or(0, |i| self.requests[i].get())
+    }
+
+    /// Upstream connection attempts that failed.
+    pub fn upstream_connect_errors(&self) -> u64 {
+        self.upstream_connect_errors.get()
+    }
+
+    /// Requests that timed out upstream.
+    pub fn upstream_timeouts(&self) -> u64 {
+        self.upstream_timeouts.get()
+    }
+
+    /// Requests in flight now.
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.get()
+    }
+
+    /// Route tables published so far.
+    pub fn table_publishes(&self) -> u64 {
+        self.table_publishes.get()
+    }
+
+    pub(crate) fn count_status(&self, status: u16) {
+        if let Some(i) = class_index(status) {
+            self.requests[i].inc();
+        }
+    }
+
+    pub(crate) fn connect_error(&self) {
+        self.upstream_connect_errors.inc();
+    }
+
+    pub(crate) fn timeout(&self) {
+        self.upstream_timeouts.inc();
+    }
+
+    pub(crate) fn in_flight_gauge(&self) -> &Gauge {
+        &self.in_flight
+    }
+
+    pub(crate) fn connection_accepted(&self) {
+        self.connections.inc();
+    }
+
+    pub(crate) fn tls_handshake_error(&self) {
+        self.tls_handshake_errors.inc();
+    }
+
+    pub(crate) fn published(&self, generation: u64) {
+        self.table_publishes.inc();
+        self.table_generation
+            .set(i64::try_from(generation).unwrap_or(i64::MAX));
+    }
+}
+
+fn class_index(status: u16) -> Option<usize> {
+    match status {
+        100..=599 => Some(usize::from(status / 100 - 1)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_counted_by_class_and_encoded() {
+        let m = Metrics::new();
+        m.count_status(200);
+        m.count_status(204);
+        m.count_status(503);
+        m.count_status(42);
+        m.published(7);
+        assert_eq!(m.requests(2), 2);
+        assert_eq!(m.requests(5), 1);
+        assert_eq!(m.requests(4), 0);
+        let text = m.encode();
+        assert!(
+            text.contains("mse_requests_total{class=\"2xx\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("mse_route_table_generation 7"), "{text}");
+        assert!(text.contains("mse_route_table_publishes_total 1"), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

@@ -1,0 +1,512 @@
+//! Handling one request: match it against the current table, forward it over HTTP/1.1,
+//! and relay the response (or an upgraded connection) back.
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{
+    CONNECTION, CONTENT_TYPE, EXPECT, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
+use http::uri::PathAndQuery;
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
+};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use mse_router::{Backend, RequestHead, normalize_path};
+use tokio::sync::watch;
+
+use crate::body::{InFlight, ProxyBody};
+use crate::error::{Blame, Chain, ProxyError};
+use crate::log::AccessRecord;
+use crate::metrics::Metrics;
+use crate::table::{Pick, SharedTable};
+use crate::upstream::{Pool, Sent, Upstream};
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// What one worker thread shares between its connections.
+pub(crate) struct Worker {
+    pub(crate) table: SharedTable,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) pool: Pool,
+    pub(crate) access_log: bool,
+    /// Upgraded connections hold a receiver; shutdown waits until all are dropped.
+    pub(crate) tunnels: watch::Sender<()>,
+}
+
+/// What one client connection shares between its requests.
+pub(crate) struct ConnCtx {
+    pub(crate) worker: Rc<Worker>,
+    pub(crate) peer: SocketAddr,
+    /// The client IP, formatted once per connection for `X-Real-IP` and `X-Forwarded-For`.
+    pub(crate) peer_ip: HeaderValue,
+    pub(crate) tls: bool,
+    /// The listener's port, for `X-Forwarded-Port`.
+    pub(crate) local_port: HeaderValue,
+}
+
+/// An upstream response ready to relay.
+struct Forwarded {
+    response: Response<Incoming>,
+    pooled: Option<(Upstream, SendRequest<Incoming>)>,
+}
+
+// === impl ConnCtx ===
+
+impl ConnCtx {
+    pub(crate) fn new(worker: Rc<Worker>, peer: SocketAddr, tls: bool, local_port: u16) -> Self {
+        let peer_ip = header_value(&peer.ip().to_string());
+        let local_port = header_value(&local_port.to_string());
+        Self {
+            worker,
+            peer,
+            peer_ip,
+            tls,
+            local_port,
+        }
+    }
+}
+
+fn header_value(s: &str) -> HeaderValue {
+    // IP addresses and port numbers are always valid header values.
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The service of every client connection: always answers, never fails.
+pub(crate) async fn handle(
+    cx: Rc<ConnCtx>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let guard = InFlight::new(&cx.worker);
+    let mut log = cx
+        .worker
+        .access_log
+        .then(|| AccessRecord::new(cx.peer, cx.tls, &req));
+    let mut response = match forward(&cx, req, log.as_deref_mut()).await {
+        Ok(Forwarded { response, pooled }) => {
+            let (parts, body) = response.into_parts();
+            Response::from_parts(parts, ProxyBody::upstream(body, pooled, guard))
+        }
+        Err(e) => {
+            report(&e);
+            error_response(&e, guard)
+        }
+    };
+    let status = response.status().as_u16();
+    cx.worker.metrics.count_status(status);
+    if let Some(mut log) = log {
+        log.status = status;
+        response.body_mut().set_log(log);
+    }
+    Ok(response)
+}
+
+async fn forward(
+    cx: &ConnCtx,
+    mut req: Request<Incoming>,
+    mut log: Option<&mut AccessRecord>,
+) -> Result<Forwarded, ProxyError> {
+    if req.method() == Method::CONNECT {
+        return Err(ProxyError::MethodNotAllowed);
+    }
+    let (host, from_authority) = request_host(&req)?;
+    let host_str = match &host {
+        Some(h) => h
+            .to_str()
+            .map_err(|_| bad("the host is not printable ASCII"))?,
+        None => "",
+    };
+    // Normalised once: the same path is matched and forwarded.
+    let path = normalize_path(req.uri().path());
+    let upstream = {
+        let table = cx.worker.table.load();
+        let m = table
+            .routes()
+            .lookup(&RequestHead::new(host_str, &path))
+            .ok_or(ProxyError::NoRoute)?;
+        if let Some(log) = log.as_deref_mut() {
+            log.ingress = Some(m.route.ingress.clone());
+        }
+        let Some(cluster) = m.cluster else {
+            let reason = match &m.route.backend {
+                Backend::Unavailable { reason } => Arc::clone(reason),
+                Backend::Cluster(_) => Arc::from("the route's cluster is missing"),
+            };
+            return Err(ProxyError::BackendUnavailable { reason });
+        };
+        match table.pick(cluster) {
+            Pick::To(upstream) => upstream,
+            Pick::NoEndpoints => {
+                return Err(ProxyError::NoEndpoints {
+                    service: cluster.service.clone(),
+                    port: cluster.port,
+                });
+            }
+        }
+    };
+    let new_path = match path {
+        Cow::Owned(p) => Some(p),
+        Cow::Borrowed(_) => None,
+    };
+
+    let upgrade = wants_upgrade(&req);
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    set_origin_form(&mut parts.uri, new_path)?;
+    parts.version = Version::HTTP_11;
+    prepare_request_headers(
+        &mut parts.headers,
+        cx,
+        host.as_ref(),
+        from_authority,
+        upgrade,
+    );
+    let req = Request::from_parts(parts, body);
+
+    let sent_at = log.is_some().then(Instant::now);
+    if let Some(log) = log.as_deref_mut() {
+        log.upstream = Some(upstream.clone());
+    }
+    let Sent { mut response, conn } = cx
+        .worker
+        .pool
+        .send(&upstream, req, upgrade, &cx.worker.metrics)
+        .await?;
+    if let Some(log) = log {
+        log.upstream_status = Some(response.status().as_u16());
+        log.upstream_time = sent_at.map(|t| t.elapsed());
+    }
+
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(client) = client_upgrade else {
+            return Err(ProxyError::BadResponse {
+                upstream,
+                reason: "101 Switching Protocols to a request that asked for no upgrade",
+            });
+        };
+        let server = hyper::upgrade::on(&mut response);
+        spawn_tunnel(&cx.worker, client, server, conn, upstream);
+        strip_hop_by_hop(response.headers_mut(), true);
+        return Ok(Forwarded {
+            response,
+            pooled: None,
+        });
+    }
+    strip_hop_by_hop(response.headers_mut(), false);
+    // A connection set up for an upgrade that did not happen is not pooled.
+    let pooled = (!upgrade).then_some((upstream, conn));
+    Ok(Forwarded { response, pooled })
+}
+
+fn bad(reason: &'static str) -> ProxyError {
+    ProxyError::BadRequest { reason }
+}
+
+/// The request's host: the URI authority (HTTP/2 `:authority`, or an HTTP/1.1
+/// absolute-form target, which wins over `Host` per RFC 9112 section 3.2.2), else the one
+/// `Host` header. The flag says it came from the authority.
+fn request_host(req: &Request<Incoming>) -> Result<(Option<HeaderValue>, bool), ProxyError> {
+    if let Some(authority) = req.uri().authority() {
+        let s = authority.as_str();
+        let s = s.rsplit_once('@').map_or(s, |(_, host)| host);
+        let v = HeaderValue::from_str(s).map_err(|_| bad("the authority is not a valid host"))?;
+        return Ok((Some(v), true));
+    }
+    let mut hosts = req.headers().get_all(HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => Err(bad("more than one Host header")),
+        (Some(h), None) => Ok((Some(h.clone()), false)),
+        (None, _) if req.version() == Version::HTTP_11 => {
+            Err(bad("an HTTP/1.1 request must have a Host header"))
+        }
+        (None, _) => Ok((None, false)),
+    }
+}
+
+/// Rewrites the target to origin form (`/path?query`), with the normalised path when it
+/// differs from the one received.
+fn set_origin_form(uri: &mut Uri, new_path: Option<String>) -> Result<(), ProxyError> {
+    match new_path {
+        Some(mut path) => {
+            if let Some(q) = uri.query() {
+                path.push('?');
+                path.push_str(q);
+            }
+            *uri = Uri::try_from(path).map_err(|_| bad("the path is not a valid URI path"))?;
+        }
+        None if uri.scheme().is_some() || uri.authority().is_some() => {
+            let pq = uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/"));
+            *uri = Uri::from(pq);
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// Whether an HTTP/1.1 request asks to switch protocols (WebSocket and others).
+fn wants_upgrade<B>(req: &Request<B>) -> bool {
+    req.version() == Version::HTTP_11
+        && req.headers().contains_key(UPGRADE)
+        && connection_has(req.headers(), "upgrade")
+}
+
+fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+fn prepare_request_headers(
+    headers: &mut HeaderMap,
+    cx: &ConnCtx,
+    host: Option<&HeaderValue>,
+    from_authority: bool,
+    upgrade: bool,
+) {
+    strip_hop_by_hop(headers, upgrade);
+    // The gateway answered `Expect: 100-continue` itself when it started reading the body.
+    headers.remove(EXPECT);
+    match host {
+        Some(h) if from_authority => {
+            headers.insert(HOST, h.clone());
+        }
+        Some(_) => {}
+        // HTTP/1.0 without Host: an empty Host is what RFC 9112 asks for.
+        None => {
+            headers.insert(HOST, HeaderValue::from_static(""));
+        }
+    }
+    let xff = forwarded_for(headers, &cx.peer_ip);
+    headers.insert(X_FORWARDED_FOR, xff);
+    headers.insert(X_REAL_IP, cx.peer_ip.clone());
+    headers.insert(
+        X_FORWARDED_PROTO,
+        HeaderValue::from_static(if cx.tls { "https" } else { "http" }),
+    );
+    match host {
+        Some(h) => headers.insert(X_FORWARDED_HOST, h.clone()),
+        None => headers.remove(X_FORWARDED_HOST),
+    };
+    headers.insert(X_FORWARDED_PORT, cx.local_port.clone());
+}
+
+/// `X-Forwarded-For` with the client address appended to what the client sent, as
+/// ingress-nginx does.
+fn forwarded_for(headers: &HeaderMap, ip: &HeaderValue) -> HeaderValue {
+    let mut prior = headers.get_all(X_FORWARDED_FOR).iter();
+    let Some(first) = prior.next() else {
+        return ip.clone();
+    };
+    let mut buf = BytesMut::with_capacity(first.len() + ip.len() + 16);
+    buf.extend_from_slice(first.as_bytes());
+    for v in prior {
+        buf.extend_from_slice(b", ");
+        buf.extend_from_slice(v.as_bytes());
+    }
+    buf.extend_from_slice(b", ");
+    buf.extend_from_slice(ip.as_bytes());
+    HeaderValue::from_maybe_shared(buf.freeze()).unwrap_or_else(|_| ip.clone())
+}
+
+/// Removes the headers that belong to one connection (RFC 9110 section 7.6.1): the ones
+/// `Connection` names, and `Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`,
+/// `Transfer-Encoding` and `Upgrade`. An upgrade keeps `Upgrade` and `Connection: upgrade`.
+fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    if headers.contains_key(CONNECTION) {
+        let mut named: Vec<HeaderName> = Vec::new();
+        for value in headers.get_all(CONNECTION) {
+            let Ok(value) = value.to_str() else { continue };
+            for token in value.split(',').map(str::trim) {
+                if token.is_empty()
+                    || token.eq_ignore_ascii_case("close")
+                    || token.eq_ignore_ascii_case("keep-alive")
+                    || token.eq_ignore_ascii_case("upgrade")
+                {
+                    continue;
+                }
+                // Host is never dropped: the upstream needs it.
+                if let Ok(name) = HeaderName::from_bytes(token.as_bytes())
+                    && name != HOST
+                {
+                    named.push(name);
+                }
+            }
+        }
+        for name in named {
+            headers.remove(name);
+        }
+        headers.remove(CONNECTION);
+    }
+    headers.remove(KEEP_ALIVE);
+    headers.remove(PROXY_CONNECTION);
+    headers.remove(TE);
+    headers.remove(TRAILER);
+    headers.remove(TRANSFER_ENCODING);
+    if keep_upgrade {
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(UPGRADE);
+    }
+}
+
+/// Copies bytes both ways between the upgraded client and upstream connections.
+fn spawn_tunnel(
+    worker: &Worker,
+    client: OnUpgrade,
+    server: OnUpgrade,
+    conn: SendRequest<Incoming>,
+    upstream: Upstream,
+) {
+    let guard = worker.tunnels.subscribe();
+    tokio::task::spawn_local(async move {
+        let _guard = guard;
+        let (client, server) = tokio::join!(client, server);
+        // The upstream connection has handed its socket over.
+        drop(conn);
+        match (client, server) {
+            (Ok(client), Ok(server)) => {
+                let mut client = TokioIo::new(client);
+                let mut server = TokioIo::new(server);
+                match tokio::io::copy_bidirectional(&mut client, &mut server).await {
+                    Ok((up, down)) => {
+                        tracing::debug!(%upstream, up, down, "upgraded connection closed");
+                    }
+                    Err(e) => tracing::debug!(%upstream, error = %e, "upgraded connection failed"),
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::debug!(%upstream, error = %e, "upgrade did not complete");
+            }
+        }
+    });
+}
+
+fn report(e: &ProxyError) {
+    match e.blame() {
+        Blame::Upstream if e.upstream().is_some() => {
+            tracing::warn!(error = %Chain(e), "request failed upstream");
+        }
+        _ => tracing::debug!(error = %Chain(e), status = e.status().as_u16(), "request refused"),
+    }
+}
+
+/// The gateway's own answer to a request it could not proxy: the status and a short text.
+fn error_response(e: &ProxyError, guard: InFlight) -> Response<ProxyBody> {
+    let status = e.status();
+    let text: &'static str = match status {
+        StatusCode::BAD_REQUEST => "400 Bad Request\n",
+        StatusCode::NOT_FOUND => "404 Not Found\n",
+        StatusCode::METHOD_NOT_ALLOWED => "405 Method Not Allowed\n",
+        StatusCode::BAD_GATEWAY => "502 Bad Gateway\n",
+        StatusCode::SERVICE_UNAVAILABLE => "503 Service Unavailable\n",
+        StatusCode::GATEWAY_TIMEOUT => "504 Gateway Timeout\n",
+        _ => "500 Internal Server Error\n",
+    };
+    let mut response = Response::new(ProxyBody::full(Bytes::from_static(text.as_bytes()), guard));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_named_headers_and_hop_by_hop_headers_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Secret, host"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert(HOST, HeaderValue::from_static("a.example"));
+        h.insert(KEEP_ALIVE, HeaderValue::from_static("timeout=5"));
+        h.insert(PROXY_CONNECTION, HeaderValue::from_static("keep-alive"));
+        h.insert(TE, HeaderValue::from_static("trailers"));
+        h.insert(TRAILER, HeaderValue::from_static("x-sum"));
+        h.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, false);
+        let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["host", "x-kept"]);
+    }
+
+    #[test]
+    fn upgrade_keeps_upgrade_and_connection_upgrade_only() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, HeaderValue::from_static("Upgrade, keep-alive"));
+        h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h[CONNECTION], "upgrade");
+        assert_eq!(h[UPGRADE], "websocket");
+    }
+
+    #[test]
+    fn forwarded_for_appends_the_client_to_every_prior_hop() {
+        let ip = HeaderValue::from_static("10.0.0.9");
+        let mut h = HeaderMap::new();
+        assert_eq!(forwarded_for(&h, &ip), "10.0.0.9");
+        h.append(X_FORWARDED_FOR, HeaderValue::from_static("1.1.1.1"));
+        h.append(
+            X_FORWARDED_FOR,
+            HeaderValue::from_static("2.2.2.2, 3.3.3.3"),
+        );
+        assert_eq!(
+            forwarded_for(&h, &ip),
+            "1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.9"
+        );
+    }
+
+    #[test]
+    fn targets_become_origin_form_with_the_normalised_path_and_the_query_kept() {
+        let mut uri: Uri = "https://a.example/x/../y?q=1".parse().unwrap();
+        set_origin_form(&mut uri, Some("/y".to_owned())).unwrap();
+        assert_eq!(uri, "/y?q=1");
+        let mut uri: Uri = "http://a.example/z?k".parse().unwrap();
+        set_origin_form(&mut uri, None).unwrap();
+        assert_eq!(uri.to_string(), "/z?k");
+        let mut uri: Uri = "/same".parse().unwrap();
+        set_origin_form(&mut uri, None).unwrap();
+        assert_eq!(uri, "/same");
+    }
+
+    #[test]
+    fn upgrade_needs_http11_upgrade_and_the_connection_token() {
+        let req = |v: Version, conn: &'static str| {
+            Request::builder()
+                .version(v)
+                .header(UPGRADE, "websocket")
+                .header(CONNECTION, conn)
+                .body(())
+                .unwrap()
+        };
+        assert!(wants_upgrade(&req(Version::HTTP_11, "keep-alive, Upgrade")));
+        assert!(!wants_upgrade(&req(Version::HTTP_11, "keep-alive")));
+        assert!(!wants_upgrade(&req(Version::HTTP_10, "upgrade")));
+    }
+}

@@ -1,0 +1,409 @@
+//! The listeners: thread-per-core workers, each with a single-threaded runtime and its own
+//! `SO_REUSEPORT` sockets, serving HTTP/1.1, h2c and TLS (HTTP/1.1 or HTTP/2 by ALPN).
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch};
+use tokio::task::LocalSet;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::ProxyConfig;
+use crate::error::ProxyError;
+use crate::proxy::{self, ConnCtx, Worker};
+use crate::table::SharedTable;
+use crate::upstream::Pool;
+
+/// Starts the data plane. See [`Gateway::start`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Gateway;
+
+/// A running gateway: its bound addresses, and its shutdown.
+///
+/// Dropping the handle starts a graceful shutdown without waiting for it.
+#[derive(Debug)]
+pub struct GatewayHandle {
+    http_addr: Option<SocketAddr>,
+    https_addr: Option<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    exited: Vec<oneshot::Receiver<()>>,
+}
+
+/// Runs tasks on the worker's own thread: nothing the proxy spawns needs to be `Send`.
+#[derive(Clone, Copy, Debug)]
+struct LocalExec;
+
+impl<F> hyper::rt::Executor<F> for LocalExec
+where
+    F: Future + 'static,
+{
+    fn execute(&self, fut: F) {
+        tokio::task::spawn_local(fut);
+    }
+}
+
+/// One worker's listeners and connection settings.
+struct Listeners {
+    http: Option<(std::net::TcpListener, u16)>,
+    https: Option<(std::net::TcpListener, u16)>,
+}
+
+struct Servers {
+    /// HTTP/1.1, or HTTP/2 when the connection starts with the HTTP/2 preface (h2c with
+    /// prior knowledge on the plain port; after ALPN `h2` on the TLS port, where a client
+    /// always sends the preface).
+    auto: auto::Builder<LocalExec>,
+    tls: Option<TlsAcceptor>,
+    handshake_timeout: Duration,
+}
+
+// === impl Gateway ===
+
+impl Gateway {
+    /// Binds the listeners and starts `config.workers` worker threads serving `table`.
+    ///
+    /// Every listener is bound before this returns, so connections can be made at once to
+    /// [`GatewayHandle::http_addr`] and [`GatewayHandle::https_addr`].
+    pub fn start(config: ProxyConfig, table: SharedTable) -> Result<GatewayHandle, ProxyError> {
+        config.validate()?;
+        let tls = match config.https_addr {
+            Some(_) => Some(TlsAcceptor::from(crate::tls::server_config(&table)?)),
+            None => None,
+        };
+        let http = config
+            .http_addr
+            .map(|a| bind_group(a, config.workers))
+            .transpose()?;
+        let https = config
+            .https_addr
+            .map(|a| bind_group(a, config.workers))
+            .transpose()?;
+        let http_addr = http.as_ref().map(|(addr, _)| *addr);
+        let https_addr = https.as_ref().map(|(addr, _)| *addr);
+        let mut http = http.map(|(_, l)| l.into_iter());
+        let mut https = https.map(|(_, l)| l.into_iter());
+
+        let (shutdown, _) = watch::channel(false);
+        let mut handle = GatewayHandle {
+            http_addr,
+            https_addr,
+            shutdown,
+            exited: Vec::new(),
+        };
+        let config = Arc::new(config);
+        for index in 0..config.workers {
+            let listeners = Listeners {
+                http: http
+                    .as_mut()
+                    .and_then(Iterator::next)
+                    .zip(http_addr.map(|a| a.port())),
+                https: https
+                    .as_mut()
+                    .and_then(Iterator::next)
+                    .zip(https_addr.map(|a| a.port())),
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|source| ProxyError::Worker { index, source })?;
+            let (exited_tx, exited_rx) = oneshot::channel();
+            let shutdown = handle.shutdown.subscribe();
+            let (config, table, tls) = (Arc::clone(&config), table.clone(), tls.clone());
+            std::thread::Builder::new()
+                .name(format!("mse-worker-{index}"))
+                .spawn(move || {
+                    // Dropped last, once the runtime and every socket are gone.
+                    let _exited = exited_tx;
+                    let local = LocalSet::new();
+                    local.block_on(
+                        &runtime,
+                        run_worker(config, table, tls, listeners, shutdown),
+                    );
+                    drop(local);
+                    drop(runtime);
+                })
+                .map_err(|source| ProxyError::Worker { index, source })?;
+            handle.exited.push(exited_rx);
+        }
+        tracing::info!(
+            ?http_addr,
+            ?https_addr,
+            workers = config.workers,
+            "gateway started"
+        );
+        Ok(handle)
+    }
+}
+
+// === impl GatewayHandle ===
+
+impl GatewayHandle {
+    /// The address of the plain listener, with the port actually bound.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// The address of the TLS listener, with the port actually bound.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https_addr
+    }
+
+    /// Starts a graceful shutdown and returns at once: the listeners close, idle
+    /// connections close, in-flight requests and upgraded connections get
+    /// [`crate::Timeouts::shutdown_grace`] to finish.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Waits until every worker has stopped (after a shutdown began, or a worker died).
+    pub async fn wait(&mut self) {
+        for exited in self.exited.drain(..) {
+            let _ = exited.await;
+        }
+    }
+
+    /// Shuts down gracefully and waits until every worker has stopped.
+    pub async fn shutdown(mut self) {
+        self.begin_shutdown();
+        self.wait().await;
+    }
+}
+
+impl Drop for GatewayHandle {
+    fn drop(&mut self) {
+        self.begin_shutdown();
+    }
+}
+
+/// Binds `workers` listening sockets to one address with `SO_REUSEPORT`, so the kernel
+/// spreads connections over the workers. Port 0 is resolved by the first bind.
+fn bind_group(
+    addr: SocketAddr,
+    workers: usize,
+) -> Result<(SocketAddr, Vec<std::net::TcpListener>), ProxyError> {
+    let first = bind_one(addr)?;
+    let bound = first
+        .local_addr()
+        .map_err(|source| ProxyError::Bind { addr, source })?;
+    let mut all = vec![first];
+    for _ in 1..workers {
+        all.push(bind_one(bound)?);
+    }
+    Ok((bound, all))
+}
+
+fn bind_one(addr: SocketAddr) -> Result<std::net::TcpListener, ProxyError> {
+    let bind = || -> io::Result<std::net::TcpListener> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.set_tcp_nodelay(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(4096)?;
+        Ok(socket.into())
+    };
+    bind().map_err(|source| ProxyError::Bind { addr, source })
+}
+
+// === worker ===
+
+async fn run_worker(
+    config: Arc<ProxyConfig>,
+    table: SharedTable,
+    tls: Option<TlsAcceptor>,
+    listeners: Listeners,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let t = config.timeouts;
+    let (tunnels, _) = watch::channel(());
+    let worker = Rc::new(Worker {
+        metrics: Arc::clone(table.metrics()),
+        table,
+        pool: Pool::new(
+            config.upstream_max_idle,
+            t.upstream_idle,
+            t.upstream_connect,
+            t.upstream_response,
+        ),
+        access_log: config.access_log,
+        tunnels,
+    });
+    let servers = Rc::new(servers(&config, tls));
+    let to_tokio = |l: Option<(std::net::TcpListener, u16)>| match l {
+        Some((l, port)) => match TcpListener::from_std(l) {
+            Ok(l) => Some((l, port)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot register a listener with the runtime");
+                None
+            }
+        },
+        None => None,
+    };
+    let http = to_tokio(listeners.http);
+    let https = to_tokio(listeners.https);
+
+    let sweeper = {
+        let worker = Rc::clone(&worker);
+        tokio::task::spawn_local(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                worker.pool.sweep();
+            }
+        })
+    };
+
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            accepted = accept(http.as_ref()) => {
+                if let Some((stream, peer, port)) = accepted {
+                    serve_plain(&worker, &servers, &graceful, stream, peer, port);
+                }
+            }
+            accepted = accept(https.as_ref()) => {
+                if let Some((stream, peer, port)) = accepted {
+                    serve_tls(&worker, &servers, &graceful, stream, peer, port);
+                }
+            }
+        }
+    }
+    // Stop accepting first, then drain.
+    drop(http);
+    drop(https);
+    sweeper.abort();
+    let drained = tokio::time::timeout(t.shutdown_grace, async {
+        graceful.shutdown().await;
+        worker.tunnels.closed().await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(grace = ?t.shutdown_grace, "shutdown grace period over; closing the remaining connections");
+    }
+}
+
+fn servers(config: &ProxyConfig, tls: Option<TlsAcceptor>) -> Servers {
+    let t = config.timeouts;
+    let mut builder = auto::Builder::new(LocalExec);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(t.header_read)
+        .keep_alive(true)
+        // The read buffer bounds the request head: beyond it hyper answers 431.
+        .max_buf_size(config.max_header_size);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(config.max_header_size).unwrap_or(u32::MAX))
+        .max_concurrent_streams(config.max_concurrent_streams);
+    Servers {
+        auto: builder,
+        tls,
+        handshake_timeout: t.header_read,
+    }
+}
+
+/// Accepts one connection; never resolves when there is no listener. Accept errors
+/// (out of file descriptors, aborted handshakes) are logged and paced, never fatal.
+async fn accept(listener: Option<&(TcpListener, u16)>) -> Option<(TcpStream, SocketAddr, u16)> {
+    let Some((listener, port)) = listener else {
+        return std::future::pending().await;
+    };
+    match listener.accept().await {
+        Ok((stream, peer)) => {
+            let _ = stream.set_nodelay(true);
+            Some((stream, peer, *port))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "accept failed");
+            if !matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::Interrupted
+            ) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            None
+        }
+    }
+}
+
+fn serve_plain(
+    worker: &Rc<Worker>,
+    servers: &Rc<Servers>,
+    graceful: &GracefulShutdown,
+    stream: TcpStream,
+    peer: SocketAddr,
+    port: u16,
+) {
+    worker.metrics.connection_accepted();
+    let cx = Rc::new(ConnCtx::new(Rc::clone(worker), peer, false, port));
+    let servers = Rc::clone(servers);
+    let watcher = graceful.watcher();
+    tokio::task::spawn_local(async move {
+        let service = service_fn(move |req| proxy::handle(Rc::clone(&cx), req));
+        let conn = servers
+            .auto
+            .serve_connection_with_upgrades(TokioIo::new(stream), service);
+        if let Err(e) = watcher.watch(conn).await {
+            tracing::debug!(%peer, error = %e, "client connection ended with an error");
+        }
+    });
+}
+
+fn serve_tls(
+    worker: &Rc<Worker>,
+    servers: &Rc<Servers>,
+    graceful: &GracefulShutdown,
+    stream: TcpStream,
+    peer: SocketAddr,
+    port: u16,
+) {
+    let Some(acceptor) = servers.tls.clone() else {
+        return;
+    };
+    worker.metrics.connection_accepted();
+    let worker = Rc::clone(worker);
+    let servers = Rc::clone(servers);
+    let watcher = graceful.watcher();
+    tokio::task::spawn_local(async move {
+        let stream =
+            match tokio::time::timeout(servers.handshake_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    worker.metrics.tls_handshake_error();
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    worker.metrics.tls_handshake_error();
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+        let cx = Rc::new(ConnCtx::new(worker, peer, true, port));
+        let service = service_fn(move |req| proxy::handle(Rc::clone(&cx), req));
+        let conn = servers
+            .auto
+            .serve_connection_with_upgrades(TokioIo::new(stream), service);
+        if let Err(e) = watcher.watch(conn).await {
+            tracing::debug!(%peer, error = %e, "client connection ended with an error");
+        }
+    });
+}

@@ -1,0 +1,254 @@
+//! [`SharedTable`]: the route table being served, swapped atomically, plus what the proxy
+//! derives from each table once when it is published.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use arc_swap::{ArcSwap, Guard};
+use mse_router::{Certificate, Cluster, ClusterTarget, RouteTable};
+use rustls::crypto::CryptoProvider;
+use rustls::sign::CertifiedKey;
+
+use crate::metrics::Metrics;
+use crate::upstream::Upstream;
+
+/// The route table being served, shared by every worker, the TLS resolver and the admin
+/// server. Cheap to clone.
+///
+/// [`SharedTable::publish`] swaps in a new table atomically: requests that already looked
+/// up a route finish on the table they saw, new requests see the new one, and nothing
+/// waits on a lock.
+#[derive(Clone)]
+pub struct SharedTable {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    current: ArcSwap<ProxyTable>,
+    metrics: Arc<Metrics>,
+    provider: Arc<CryptoProvider>,
+}
+
+/// One published [`RouteTable`] with the state the proxy keeps beside it: a round-robin
+/// cursor per cluster and the certificates loaded into rustls.
+pub struct ProxyTable {
+    routes: Arc<RouteTable>,
+    clusters: Vec<ClusterState>,
+    certs: Vec<Option<LoadedCert>>,
+}
+
+/// Round-robin state of one cluster, padded to a cache line so that workers picking
+/// endpoints of different clusters do not contend.
+#[repr(align(64))]
+struct ClusterState {
+    next: AtomicUsize,
+    /// The DNS name of an ExternalName cluster, shared with every request to it.
+    name: Option<Arc<str>>,
+}
+
+struct LoadedCert {
+    source: Certificate,
+    key: Arc<CertifiedKey>,
+}
+
+/// Where a request goes, decided while the table guard is held.
+pub(crate) enum Pick {
+    /// An upstream address or name.
+    To(Upstream),
+    /// The cluster has no ready endpoint.
+    NoEndpoints,
+}
+
+// === impl SharedTable ===
+
+impl SharedTable {
+    /// A shared table serving [`RouteTable::empty`] (every request gets 404) until the
+    /// first [`SharedTable::publish`].
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let empty = ProxyTable::build(Arc::new(RouteTable::empty()), &provider, None);
+        Self {
+            inner: Arc::new(Shared {
+                current: ArcSwap::from_pointee(empty),
+                metrics,
+                provider,
+            }),
+        }
+    }
+
+    /// Swaps in `table`. Certificates rustls cannot load are logged as errors naming their
+    /// Secret and left out (their hosts get the fallback certificate); certificates equal to
+    /// ones of the previous table are not loaded again.
+    pub fn publish(&self, table: Arc<RouteTable>) {
+        let generation = table.generation();
+        let previous = self.inner.current.load_full();
+        let next = ProxyTable::build(table, &self.inner.provider, Some(&previous));
+        let old = self.inner.current.swap(Arc::new(next));
+        self.inner.metrics.published(generation);
+        tracing::info!(
+            from = old.routes.generation(),
+            to = generation,
+            "route table published"
+        );
+    }
+
+    /// The table being served now. Holding the returned `Arc` keeps that table alive.
+    pub fn current(&self) -> Arc<ProxyTable> {
+        self.inner.current.load_full()
+    }
+
+    /// The route table being served now.
+    pub fn routes(&self) -> Arc<RouteTable> {
+        Arc::clone(&self.inner.current.load().routes)
+    }
+
+    /// The metrics every part of the data plane updates.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// The crypto provider certificates are loaded with.
+    pub(crate) fn provider(&self) -> &Arc<CryptoProvider> {
+        &self.inner.provider
+    }
+
+    /// A short-lived view of the current table for the request path: no reference count
+    /// is touched. Drop it before any `.await`.
+    pub(crate) fn load(&self) -> Guard<Arc<ProxyTable>> {
+        self.inner.current.load()
+    }
+}
+
+impl fmt::Debug for SharedTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.inner.current.load();
+        f.debug_struct("SharedTable")
+            .field("generation", &t.routes.generation())
+            .field("routes", &t.routes.routes().len())
+            .finish()
+    }
+}
+
+// === impl ProxyTable ===
+
+impl ProxyTable {
+    fn build(
+        routes: Arc<RouteTable>,
+        provider: &CryptoProvider,
+        previous: Option<&ProxyTable>,
+    ) -> Self {
+        let clusters = routes
+            .clusters()
+            .iter()
+            .map(|c| ClusterState {
+                next: AtomicUsize::new(0),
+                name: match &c.target {
+                    ClusterTarget::ExternalName { host, .. } => Some(Arc::from(&**host)),
+                    ClusterTarget::Endpoints(_) => None,
+                },
+            })
+            .collect();
+        let certs = routes
+            .certificates()
+            .iter()
+            .map(|c| {
+                if let Some(key) = previous.and_then(|p| p.reuse(c)) {
+                    return Some(LoadedCert {
+                        source: c.clone(),
+                        key,
+                    });
+                }
+                load_cert(c, provider).map(|key| LoadedCert {
+                    source: c.clone(),
+                    key,
+                })
+            })
+            .collect();
+        Self {
+            routes,
+            clusters,
+            certs,
+        }
+    }
+
+    /// The compiled route table.
+    pub fn routes(&self) -> &Arc<RouteTable> {
+        &self.routes
+    }
+
+    /// The generation of the route table.
+    pub fn generation(&self) -> u64 {
+        self.routes.generation()
+    }
+
+    /// How many of the table's certificates rustls loaded.
+    pub fn loaded_certificates(&self) -> usize {
+        self.certs.iter().flatten().count()
+    }
+
+    /// The certificate for a TLS server name, as [`RouteTable::certificate_for`] picks it;
+    /// `None` when the table has none for it (or it failed to load): the caller's
+    /// fallback certificate applies.
+    pub fn certified_key(&self, server_name: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        let id = self.routes.certificate_for(server_name)?;
+        let loaded = self.certs.get(id.0 as usize)?.as_ref()?;
+        Some(Arc::clone(&loaded.key))
+    }
+
+    /// Picks the next upstream of a cluster, round robin over its endpoints.
+    pub(crate) fn pick(&self, cluster: &Cluster) -> Pick {
+        let Some(state) = self.clusters.get(cluster.id.0 as usize) else {
+            return Pick::NoEndpoints;
+        };
+        match &cluster.target {
+            ClusterTarget::Endpoints(addrs) => match addrs.len() {
+                0 => Pick::NoEndpoints,
+                1 => Pick::To(Upstream::Addr(addrs[0])),
+                n => {
+                    let i = state.next.fetch_add(1, Ordering::Relaxed) % n;
+                    Pick::To(Upstream::Addr(addrs[i]))
+                }
+            },
+            ClusterTarget::ExternalName { port, .. } => match &state.name {
+                Some(host) => Pick::To(Upstream::Name {
+                    host: Arc::clone(host),
+                    port: *port,
+                }),
+                None => Pick::NoEndpoints,
+            },
+        }
+    }
+
+    fn reuse(&self, cert: &Certificate) -> Option<Arc<CertifiedKey>> {
+        self.certs.iter().flatten().find_map(|l| {
+            (l.source.chain == cert.chain && l.source.key.secret_der() == cert.key.secret_der())
+                .then(|| Arc::clone(&l.key))
+        })
+    }
+}
+
+impl fmt::Debug for ProxyTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProxyTable")
+            .field("generation", &self.routes.generation())
+            .field("routes", &self.routes.routes().len())
+            .field("clusters", &self.clusters.len())
+            .field("certificates", &self.loaded_certificates())
+            .finish()
+    }
+}
+
+fn load_cert(cert: &Certificate, provider: &CryptoProvider) -> Option<Arc<CertifiedKey>> {
+    match CertifiedKey::from_der(cert.chain.clone(), cert.key.clone_key(), provider) {
+        Ok(key) => Some(Arc::new(key)),
+        Err(e) => {
+            tracing::error!(
+                secret = %cert.secret,
+                error = %e,
+                "TLS certificate cannot be loaded; its hosts get the fallback certificate"
+            );
+            None
+        }
+    }
+}
