@@ -113,8 +113,10 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         .await
         .context("starting the manifest watcher")?;
     let (generation_tx, mut generation) = watch::channel(0u64);
-    let compile_options =
-        CompileOptions { ingress_class: options.ingress_class.clone(), ..CompileOptions::default() };
+    let compile_options = CompileOptions {
+        ingress_class: options.ingress_class.clone(),
+        ..CompileOptions::default()
+    };
     let publish_table = table.clone();
     let publish_admin = admin_state.clone();
     let compile = tokio::spawn(run_compile_loop(
@@ -146,7 +148,15 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         admin = %admin_addr,
         "gateway ready"
     );
-    Ok(Running { gateway, table, admin_addr, watch, compile, admin, generation })
+    Ok(Running {
+        gateway,
+        table,
+        admin_addr,
+        watch,
+        compile,
+        admin,
+        generation,
+    })
 }
 
 impl Running {

@@ -13,7 +13,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// A Kubernetes Ingress gateway (file mode: serves Ingress manifests from files).
 #[derive(Debug, Parser)]
-#[command(name = "mse-gateway", version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "mse-gateway",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -87,7 +92,9 @@ struct CommonArgs {
 fn init_logging(common: &CommonArgs) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if common.log_format == "json" {
         builder.json().flatten_event(true).init();
     } else {
@@ -106,7 +113,10 @@ fn main() -> ExitCode {
                 admin_addr: args.admin_addr,
                 access_log: args.common.access_log,
             };
-            (args.common, run(async move { demo::run(opts, shutdown_signal()).await }))
+            (
+                args.common,
+                run(async move { demo::run(opts, shutdown_signal()).await }),
+            )
         }
         None => {
             let a = cli.serve;
@@ -119,7 +129,9 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             if a.kubeconfig.is_some() || !a.namespaces.is_empty() {
-                tracing::warn!("--kubeconfig and --namespace apply to kube mode and are ignored in file mode");
+                tracing::warn!(
+                    "--kubeconfig and --namespace apply to kube mode and are ignored in file mode"
+                );
             }
             let mut opts = Options::new(a.manifests);
             opts.ingress_class = a.ingress_class;
@@ -146,7 +158,10 @@ fn main() -> ExitCode {
 /// Runs the control plane (watcher, compiler, admin) on a small runtime of its own; the
 /// data plane has its own worker threads.
 fn run(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(fut)
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(fut)
 }
 
 async fn serve(opts: Options) -> anyhow::Result<()> {
