@@ -13,11 +13,10 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
 
+use crate::h1::UpstreamBody;
 use crate::log::AccessRecord;
 use crate::proxy::Worker;
-use crate::upstream::Upstream;
 
 /// Counts one request in flight from its start until its response body is dropped.
 pub(crate) struct InFlight {
@@ -29,20 +28,23 @@ pub(crate) struct ProxyBody {
     inner: Inner,
     ended: bool,
     bytes: u64,
-    pooled: Option<(Upstream, SendRequest<Incoming>)>,
     log: Option<Box<AccessRecord>>,
     guard: InFlight,
 }
 
 enum Inner {
     Full(Option<Bytes>),
-    Upstream(Incoming),
+    /// Read from a pooled connection of the inline client.
+    Upstream(UpstreamBody),
+    /// The response to an upgrade request that was not upgraded (hyper's client).
+    Incoming(Incoming),
 }
 
 // `Body` is implemented without pin projection: every part is `Unpin`.
 const _: fn() = || {
     fn unpin<T: Unpin>() {}
     unpin::<Incoming>();
+    unpin::<UpstreamBody>();
 };
 
 // === impl InFlight ===
@@ -68,28 +70,25 @@ impl ProxyBody {
     /// A body of the gateway's own.
     pub(crate) fn full(data: Bytes, guard: InFlight) -> Self {
         let data = (!data.is_empty()).then_some(data);
-        Self::new(Inner::Full(data), None, guard)
+        Self::new(Inner::Full(data), guard)
     }
 
-    /// The upstream's body; `pooled` goes back to the pool once it has been read to its end.
-    pub(crate) fn upstream(
-        body: Incoming,
-        pooled: Option<(Upstream, SendRequest<Incoming>)>,
-        guard: InFlight,
-    ) -> Self {
-        Self::new(Inner::Upstream(body), pooled, guard)
+    /// The upstream's body; its connection goes back to the pool once it has been read to
+    /// its end.
+    pub(crate) fn upstream(body: UpstreamBody, guard: InFlight) -> Self {
+        Self::new(Inner::Upstream(body), guard)
     }
 
-    fn new(
-        inner: Inner,
-        pooled: Option<(Upstream, SendRequest<Incoming>)>,
-        guard: InFlight,
-    ) -> Self {
+    /// A body from hyper's client.
+    pub(crate) fn incoming(body: Incoming, guard: InFlight) -> Self {
+        Self::new(Inner::Incoming(body), guard)
+    }
+
+    fn new(inner: Inner, guard: InFlight) -> Self {
         Self {
             inner,
             ended: false,
             bytes: 0,
-            pooled,
             log: None,
             guard,
         }
@@ -104,22 +103,26 @@ impl ProxyBody {
         match &self.inner {
             Inner::Full(data) => data.is_none(),
             Inner::Upstream(body) => body.is_end_stream(),
+            Inner::Incoming(body) => body.is_end_stream(),
         }
     }
 }
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = std::io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         let this = self.get_mut();
         let polled = match &mut this.inner {
             Inner::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             Inner::Upstream(body) => Pin::new(body).poll_frame(cx),
+            Inner::Incoming(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(std::io::Error::other))),
         };
         match &polled {
             Poll::Ready(None) => this.ended = true,
@@ -142,6 +145,7 @@ impl Body for ProxyBody {
             Inner::Full(Some(data)) => SizeHint::with_exact(data.len() as u64),
             Inner::Full(None) => SizeHint::with_exact(0),
             Inner::Upstream(body) => body.size_hint(),
+            Inner::Incoming(body) => body.size_hint(),
         }
     }
 }
@@ -149,11 +153,11 @@ impl Body for ProxyBody {
 impl Drop for ProxyBody {
     fn drop(&mut self) {
         let complete = self.ended || self.inner_is_end();
-        if let Some((upstream, conn)) = self.pooled.take() {
-            // A body dropped half-read leaves its connection mid-response: never reuse it.
-            if complete {
-                self.guard.worker.pool.put(upstream, conn);
-            }
+        // A body dropped half-read leaves its connection mid-response: never reused.
+        if let Inner::Upstream(body) = &mut self.inner
+            && let Some(conn) = body.take_reusable()
+        {
+            self.guard.worker.pool.put(conn);
         }
         if let Some(log) = self.log.take() {
             log.emit(self.bytes, complete);

@@ -9,6 +9,7 @@
 //! | `x-echo-delay-ms: N` | answer after N milliseconds |
 //! | `x-echo-status: N` | answer with status N |
 //! | `x-echo-body-bytes: N` | answer with N bytes of `x` instead of the JSON |
+//! | `x-echo-chunks: N` | stream the JSON in N chunks, without `Content-Length` (chunked) |
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -21,7 +22,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -147,11 +149,13 @@ async fn accept_loop(
     }
 }
 
-async fn echo(
-    state: &EchoState,
-    peer: SocketAddr,
-    req: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+type EchoBody = UnsyncBoxBody<Bytes, Infallible>;
+
+fn full(data: Bytes) -> EchoBody {
+    Full::new(data).boxed_unsync()
+}
+
+async fn echo(state: &EchoState, peer: SocketAddr, req: Request<Incoming>) -> Response<EchoBody> {
     state.requests.fetch_add(1, Ordering::Relaxed);
     let number = |name: &str| -> Option<u64> {
         req.headers()
@@ -165,6 +169,7 @@ async fn echo(
         .and_then(|s| StatusCode::from_u16(s).ok())
         .unwrap_or(StatusCode::OK);
     let body_bytes = number("x-echo-body-bytes");
+    let chunks = number("x-echo-chunks").map(|n| n.clamp(1, 1000) as usize);
 
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in req.headers() {
@@ -188,7 +193,7 @@ async fn echo(
     let mut response = match body_bytes {
         Some(n) => {
             let n = usize::try_from(n).unwrap_or(0);
-            Response::new(Full::new(Bytes::from(vec![b'x'; n])))
+            Response::new(full(Bytes::from(vec![b'x'; n])))
         }
         None => {
             let value = serde_json::json!({
@@ -203,7 +208,23 @@ async fn echo(
                 "body": String::from_utf8_lossy(&body),
                 "body_bytes": body.len(),
             });
-            let mut r = Response::new(Full::new(Bytes::from(value.to_string())));
+            let json = Bytes::from(value.to_string());
+            let body = match chunks {
+                Some(n) => {
+                    let size = json.len().div_ceil(n).max(1);
+                    let pieces: Vec<Result<http_body::Frame<Bytes>, Infallible>> = (0..json.len())
+                        .step_by(size)
+                        .map(|i| {
+                            Ok(http_body::Frame::data(
+                                json.slice(i..(i + size).min(json.len())),
+                            ))
+                        })
+                        .collect();
+                    StreamBody::new(futures_util::stream::iter(pieces)).boxed_unsync()
+                }
+                None => full(json),
+            };
+            let mut r = Response::new(body);
             r.headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             r

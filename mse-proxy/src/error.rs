@@ -107,14 +107,14 @@ pub enum ProxyError {
         upstream: Upstream,
     },
     /// The upstream connection failed while the request was sent or the response head
-    /// read (reset, closed early, malformed response).
+    /// read (reset, closed early).
     #[error("upstream {upstream} failed")]
     Upstream {
         /// The upstream.
         upstream: Upstream,
-        /// hyper's error.
+        /// The I/O or protocol error.
         #[source]
-        source: hyper::Error,
+        source: Box<dyn StdError + Send + Sync>,
     },
     /// The upstream sent a response the gateway cannot relay.
     #[error("upstream {upstream} sent an unusable response: {reason}")]

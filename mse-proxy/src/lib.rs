@@ -10,8 +10,9 @@
 //!   single-threaded tokio runtime, its own `SO_REUSEPORT` sockets and its own upstream
 //!   connection pool. The plain port serves HTTP/1.1 and h2c; the TLS port picks the
 //!   certificate by SNI from the table (or a self-signed fallback) and serves HTTP/1.1 or
-//!   HTTP/2 by ALPN. Requests are forwarded over HTTP/1.1 keep-alive connections; WebSocket
-//!   and other upgrades are tunnelled.
+//!   HTTP/2 by ALPN. Requests are forwarded over pooled HTTP/1.1 keep-alive connections by a
+//!   lean client driven inline by each request's task (no per-request hand-off to a
+//!   connection task); WebSocket and other upgrades are tunnelled through hyper's client.
 //! - [`Metrics`] and the access log (tracing target `access`) say what happened;
 //!   [`admin::serve`] exposes health, readiness, metrics, routes and diagnostics.
 //! - [`echo::EchoServer`] is a real backend for demos and tests.
@@ -48,6 +49,7 @@
 mod body;
 mod config;
 mod error;
+mod h1;
 mod log;
 mod metrics;
 mod proxy;

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{
-    CONNECTION, CONTENT_TYPE, EXPECT, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+    CONNECTION, CONTENT_TYPE, COOKIE, EXPECT, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
 use http::uri::PathAndQuery;
 use http::{
@@ -25,6 +25,7 @@ use tokio::sync::watch;
 
 use crate::body::{InFlight, ProxyBody};
 use crate::error::{Blame, Chain, ProxyError};
+use crate::h1::UpstreamBody;
 use crate::log::AccessRecord;
 use crate::metrics::Metrics;
 use crate::table::{Pick, SharedTable};
@@ -60,9 +61,11 @@ pub(crate) struct ConnCtx {
 }
 
 /// An upstream response ready to relay.
-struct Forwarded {
-    response: Response<Incoming>,
-    pooled: Option<(Upstream, SendRequest<Incoming>)>,
+enum Forwarded {
+    /// From the inline client.
+    Plain(Response<UpstreamBody>),
+    /// From hyper's client (upgrade requests).
+    Hyper(Response<Incoming>),
 }
 
 // === impl ConnCtx ===
@@ -92,14 +95,17 @@ pub(crate) async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let guard = InFlight::new(&cx.worker);
-    let mut log = cx
-        .worker
-        .access_log
-        .then(|| AccessRecord::new(cx.peer, cx.tls, &req));
+    // Nothing is recorded when the log is off or no subscriber listens to `access`.
+    let log_on = cx.worker.access_log && tracing::enabled!(target: "access", tracing::Level::INFO);
+    let mut log = log_on.then(|| AccessRecord::new(cx.peer, cx.tls, &req));
     let mut response = match forward(&cx, req, log.as_deref_mut()).await {
-        Ok(Forwarded { response, pooled }) => {
+        Ok(Forwarded::Plain(response)) => {
             let (parts, body) = response.into_parts();
-            Response::from_parts(parts, ProxyBody::upstream(body, pooled, guard))
+            Response::from_parts(parts, ProxyBody::upstream(body, guard))
+        }
+        Ok(Forwarded::Hyper(response)) => {
+            let (parts, body) = response.into_parts();
+            Response::from_parts(parts, ProxyBody::incoming(body, guard))
         }
         Err(e) => {
             report(&e);
@@ -167,6 +173,9 @@ async fn forward(
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     set_origin_form(&mut parts.uri, new_path)?;
+    if parts.version == Version::HTTP_2 {
+        join_cookies(&mut parts.headers);
+    }
     parts.version = Version::HTTP_11;
     prepare_request_headers(
         &mut parts.headers,
@@ -181,35 +190,44 @@ async fn forward(
     if let Some(log) = log.as_deref_mut() {
         log.upstream = Some(upstream.clone());
     }
-    let Sent { mut response, conn } = cx
+    let sent = cx
         .worker
         .pool
         .send(&upstream, req, upgrade, &cx.worker.metrics)
         .await?;
+    let status = match &sent {
+        Sent::Plain { head, .. } => head.status,
+        Sent::Upgrade { response, .. } => response.status(),
+    };
     if let Some(log) = log {
-        log.upstream_status = Some(response.status().as_u16());
+        log.upstream_status = Some(status.as_u16());
         log.upstream_time = sent_at.map(|t| t.elapsed());
     }
-
-    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        let Some(client) = client_upgrade else {
-            return Err(ProxyError::BadResponse {
-                upstream,
-                reason: "101 Switching Protocols to a request that asked for no upgrade",
-            });
-        };
-        let server = hyper::upgrade::on(&mut response);
-        spawn_tunnel(&cx.worker, client, server, conn, upstream);
-        strip_hop_by_hop(response.headers_mut(), true);
-        return Ok(Forwarded {
-            response,
-            pooled: None,
-        });
+    match sent {
+        Sent::Plain { head, conn } => {
+            if head.status == StatusCode::SWITCHING_PROTOCOLS {
+                return Err(ProxyError::BadResponse {
+                    upstream,
+                    reason: "101 Switching Protocols to a request that asked for no upgrade",
+                });
+            }
+            let body = head.body(conn);
+            let mut response = Response::new(body);
+            *response.status_mut() = head.status;
+            *response.headers_mut() = head.headers;
+            strip_hop_by_hop(response.headers_mut(), false);
+            Ok(Forwarded::Plain(response))
+        }
+        Sent::Upgrade { mut response, conn } => {
+            let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+            if let (true, Some(client)) = (switched, client_upgrade) {
+                let server = hyper::upgrade::on(&mut response);
+                spawn_tunnel(&cx.worker, client, server, conn, upstream);
+            }
+            strip_hop_by_hop(response.headers_mut(), switched);
+            Ok(Forwarded::Hyper(response))
+        }
     }
-    strip_hop_by_hop(response.headers_mut(), false);
-    // A connection set up for an upgrade that did not happen is not pooled.
-    let pooled = (!upgrade).then_some((upstream, conn));
-    Ok(Forwarded { response, pooled })
 }
 
 fn bad(reason: &'static str) -> ProxyError {
@@ -284,8 +302,8 @@ fn prepare_request_headers(
     upgrade: bool,
 ) {
     strip_hop_by_hop(headers, upgrade);
-    // The gateway answered `Expect: 100-continue` itself when it started reading the body.
-    headers.remove(EXPECT);
+    // One growth for the headers added below, not one per insert.
+    headers.reserve(6);
     match host {
         Some(h) if from_authority => {
             headers.insert(HOST, h.clone());
@@ -310,6 +328,24 @@ fn prepare_request_headers(
     headers.insert(X_FORWARDED_PORT, cx.local_port.clone());
 }
 
+/// HTTP/2 clients may split `Cookie` into several fields; an HTTP/1.1 upstream gets them
+/// as one, joined by `; ` (RFC 9113 section 8.2.3).
+fn join_cookies(headers: &mut HeaderMap) {
+    let mut values = headers.get_all(COOKIE).iter();
+    let (Some(_), Some(_)) = (values.next(), values.next()) else {
+        return;
+    };
+    let joined = headers
+        .get_all(COOKIE)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect::<Vec<_>>()
+        .join(&b"; "[..]);
+    if let Ok(value) = HeaderValue::from_bytes(&joined) {
+        headers.insert(COOKIE, value);
+    }
+}
+
 /// `X-Forwarded-For` with the client address appended to what the client sent, as
 /// ingress-nginx does.
 fn forwarded_for(headers: &HeaderMap, ip: &HeaderValue) -> HeaderValue {
@@ -328,44 +364,82 @@ fn forwarded_for(headers: &HeaderMap, ip: &HeaderValue) -> HeaderValue {
     HeaderValue::from_maybe_shared(buf.freeze()).unwrap_or_else(|_| ip.clone())
 }
 
+/// The fixed hop-by-hop names, as bits of the set `strip_hop_by_hop` finds.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    CONNECTION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
+    EXPECT,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+];
+const CONNECTION_BIT: u8 = 1;
+const UPGRADE_BIT: u8 = 1 << 4;
+
+/// The bit of a hop-by-hop name in `HOP_BY_HOP`, if it is one. Names are lower case.
+fn hop_bit(name: &HeaderName) -> u8 {
+    match name.as_str() {
+        "connection" => 1,
+        "te" => 1 << 1,
+        "trailer" => 1 << 2,
+        "transfer-encoding" => 1 << 3,
+        "upgrade" => 1 << 4,
+        "expect" => 1 << 5,
+        "keep-alive" => 1 << 6,
+        "proxy-connection" => 1 << 7,
+        _ => 0,
+    }
+}
+
 /// Removes the headers that belong to one connection (RFC 9110 section 7.6.1): the ones
 /// `Connection` names, and `Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`,
 /// `Transfer-Encoding` and `Upgrade`. An upgrade keeps `Upgrade` and `Connection: upgrade`.
+/// `Expect` goes too: the gateway answered `100-continue` itself when it started reading
+/// the request body.
 fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    if headers.contains_key(CONNECTION) {
-        let mut named: Vec<HeaderName> = Vec::new();
-        for value in headers.get_all(CONNECTION) {
-            let Ok(value) = value.to_str() else { continue };
-            for token in value.split(',').map(str::trim) {
-                if token.is_empty()
-                    || token.eq_ignore_ascii_case("close")
-                    || token.eq_ignore_ascii_case("keep-alive")
-                    || token.eq_ignore_ascii_case("upgrade")
-                {
-                    continue;
-                }
-                // Host is never dropped: the upstream needs it.
-                if let Ok(name) = HeaderName::from_bytes(token.as_bytes())
-                    && name != HOST
-                {
-                    named.push(name);
-                }
-            }
-        }
-        for name in named {
+    // One pass over the names finds which are present (most messages carry none, or only
+    // `Connection`), so only those are looked up again to be removed.
+    let mut present = headers.keys().fold(0u8, |bits, name| bits | hop_bit(name));
+    if keep_upgrade {
+        present &= !UPGRADE_BIT;
+    }
+    if present & CONNECTION_BIT != 0 {
+        remove_connection_named(headers);
+    }
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
             headers.remove(name);
         }
-        headers.remove(CONNECTION);
     }
-    headers.remove(KEEP_ALIVE);
-    headers.remove(PROXY_CONNECTION);
-    headers.remove(TE);
-    headers.remove(TRAILER);
-    headers.remove(TRANSFER_ENCODING);
     if keep_upgrade {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
-        headers.remove(UPGRADE);
+    }
+}
+
+/// Removes the headers the `Connection` header names (never `Host`).
+fn remove_connection_named(headers: &mut HeaderMap) {
+    let mut named: Vec<HeaderName> = Vec::new();
+    for value in headers.get_all(CONNECTION) {
+        let Ok(value) = value.to_str() else { continue };
+        for token in value.split(',').map(str::trim) {
+            if token.is_empty()
+                || token.eq_ignore_ascii_case("close")
+                || token.eq_ignore_ascii_case("keep-alive")
+                || token.eq_ignore_ascii_case("upgrade")
+            {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(token.as_bytes())
+                && name != HOST
+            {
+                named.push(name);
+            }
+        }
+    }
+    for name in named {
+        headers.remove(name);
     }
 }
 
@@ -450,10 +524,28 @@ mod tests {
         h.insert(TRAILER, HeaderValue::from_static("x-sum"));
         h.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
         h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(EXPECT, HeaderValue::from_static("100-continue"));
         h.insert("x-kept", HeaderValue::from_static("1"));
         strip_hop_by_hop(&mut h, false);
         let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, ["host", "x-kept"]);
+    }
+
+    #[test]
+    fn split_cookies_are_joined_for_http11() {
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, HeaderValue::from_static("a=1"));
+        h.append(COOKIE, HeaderValue::from_static("b=2"));
+        join_cookies(&mut h);
+        assert_eq!(h.get_all(COOKIE).iter().collect::<Vec<_>>(), ["a=1; b=2"]);
+    }
+
+    #[test]
+    fn hop_bits_follow_the_table() {
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_bit(name), 1 << i, "{name}");
+        }
+        assert_eq!(hop_bit(&HOST), 0);
     }
 
     #[test]
@@ -464,6 +556,10 @@ mod tests {
         strip_hop_by_hop(&mut h, true);
         assert_eq!(h[CONNECTION], "upgrade");
         assert_eq!(h[UPGRADE], "websocket");
+        let mut plain = HeaderMap::new();
+        plain.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut plain, false);
+        assert_eq!(plain.len(), 1);
     }
 
     #[test]

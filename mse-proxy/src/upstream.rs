@@ -1,11 +1,17 @@
-//! Upstream connections: one keep-alive pool per worker over hyper's HTTP/1 client.
+//! Upstream connections: one keep-alive pool per worker.
 //!
-//! The pool lives on one worker thread (`Rc`/`RefCell`, no locks). A connection goes back
-//! to the pool when the response body it carried has ended (see
-//! [`crate::body::ProxyBody`]), and is taken last-in first-out so the warmest connection is
-//! reused. A pooled connection the upstream closed is noticed at checkout and dropped; a
-//! request that hyper could not even start sending on a pooled connection is retried once
-//! on a fresh one.
+//! The pool lives on one worker thread (`Rc`/`RefCell`, no locks) and holds idle
+//! [`Conn`]s of the inline HTTP/1.1 client in [`crate::h1`]. A connection goes back to the
+//! pool when the response body it carried has been read to its end (see
+//! [`crate::body::ProxyBody`]) and is taken last-in first-out, so the warmest one is
+//! reused. A pooled connection the upstream closed is noticed at checkout (its socket
+//! turned readable) and dropped. When a reused connection fails before the request head
+//! could be written, or closes without a response to a body-less idempotent request, the
+//! request is sent once more on a fresh connection: the upstream closing an idle
+//! keep-alive connection just as it is reused is the usual cause.
+//!
+//! Upgrade requests (WebSocket) use hyper's client on a connection of their own, which
+//! hands the socket over for the tunnel.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -13,14 +19,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::FutureExt;
+use http::header::CONTENT_LENGTH;
+use http::{Method, Request, Response};
+use http_body::Body;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::error::ProxyError;
+use crate::h1::{Conn, ExchangeError, ResponseHead};
 use crate::metrics::Metrics;
 
 /// Where one request is sent: an endpoint address, or the DNS name of an ExternalName
@@ -48,22 +56,84 @@ impl fmt::Display for Upstream {
     }
 }
 
-/// An upstream response, and the connection that carried it: returned to the pool once
-/// the body ends, or kept alive until an upgrade completes.
-pub(crate) struct Sent {
-    pub(crate) response: Response<Incoming>,
-    pub(crate) conn: SendRequest<Incoming>,
+/// An upstream response head and the connection its body is read from, or (for an
+/// upgrade) hyper's response and the connection that hands its socket over.
+pub(crate) enum Sent {
+    Plain {
+        head: ResponseHead,
+        conn: Conn,
+    },
+    Upgrade {
+        response: Response<Incoming>,
+        conn: SendRequest<Incoming>,
+    },
 }
 
 struct Idle {
-    tx: SendRequest<Incoming>,
+    conn: Conn,
     since: Instant,
 }
 
+/// A fast, non-keyed hash (rustc's Fx) for the pool's keys: they come from the route
+/// table, not from clients, so there is nothing to defend against, and SipHash would cost
+/// more than the rest of the lookup.
+#[derive(Clone, Copy, Default)]
+struct FxHasher(u64);
+
+// === impl FxHasher ===
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(c);
+            self.add(u64::from_le_bytes(word));
+        }
+        for b in chunks.remainder() {
+            self.add(u64::from(*b));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u16(&mut self, i: u16) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
+
 /// One worker's upstream connections.
 pub(crate) struct Pool {
-    idle: std::cell::RefCell<HashMap<Upstream, VecDeque<Idle>>>,
-    builder: http1::Builder,
+    idle: std::cell::RefCell<HashMap<Upstream, VecDeque<Idle>, FxBuild>>,
+    /// Where request heads are serialised, reused from request to request.
+    scratch: std::cell::Cell<Vec<u8>>,
+    upgrades: http1::Builder,
     max_idle: usize,
     idle_timeout: Duration,
     connect_timeout: Duration,
@@ -79,10 +149,10 @@ impl Pool {
         connect_timeout: Duration,
         response_timeout: Duration,
     ) -> Self {
-        let builder = http1::Builder::new();
         Self {
             idle: Default::default(),
-            builder,
+            scratch: std::cell::Cell::new(Vec::with_capacity(1024)),
+            upgrades: http1::Builder::new(),
             max_idle,
             idle_timeout,
             connect_timeout,
@@ -90,169 +160,259 @@ impl Pool {
         }
     }
 
-    /// Sends `req` to `upstream` and waits for the response head, within the response
-    /// timeout. An upgrade request always gets a connection of its own, which is never
-    /// pooled.
+    /// Sends `req` to `upstream` and waits for the response head within the response
+    /// timeout. The request must already be in origin form with its headers prepared.
     pub(crate) async fn send(
         &self,
         upstream: &Upstream,
-        mut req: Request<Incoming>,
+        req: Request<Incoming>,
         upgrade: bool,
         metrics: &Metrics,
     ) -> Result<Sent, ProxyError> {
-        if !upgrade && let Some(mut tx) = self.checkout(upstream) {
-            match self.exchange(&mut tx, req, upstream, metrics).await {
-                Ok(response) => return Ok(Sent { response, conn: tx }),
-                // The connection closed before hyper started writing: nothing reached the
-                // upstream, so a fresh connection may carry the request.
-                Err(Retry::Unsent(r)) => {
-                    tracing::debug!(%upstream, "pooled connection closed; retrying on a new one");
-                    req = *r;
-                }
-                Err(Retry::Failed(e)) => return Err(e),
-            }
+        // Rare paths are boxed: the future of every request is as large as its largest
+        // state, and it is moved a few times per request.
+        if upgrade {
+            return Box::pin(self.send_upgrade(upstream, req, metrics)).await;
         }
-        let mut tx = self.connect(upstream, upgrade, metrics).await?;
-        match self.exchange(&mut tx, req, upstream, metrics).await {
-            Ok(response) => Ok(Sent { response, conn: tx }),
-            Err(Retry::Unsent(_)) => Err(ProxyError::Connect {
-                upstream: upstream.clone(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::ConnectionAborted,
-                    "connection closed before the request was sent",
-                ),
-            }),
-            Err(Retry::Failed(e)) => Err(e),
+        let (parts, mut body) = req.into_parts();
+        let empty = body.is_end_stream();
+        let chunked = !empty && !parts.headers.contains_key(CONTENT_LENGTH);
+        let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        // The worker's scratch buffer: no allocation per request once it has grown.
+        let mut head = self.scratch.take();
+        head.clear();
+        crate::h1::encode_head(
+            &mut head,
+            &parts.method,
+            target,
+            &parts.headers,
+            chunked,
+            empty,
+        );
+        let sent = self
+            .exchange_with_retry(
+                upstream,
+                &mut head,
+                &mut body,
+                chunked,
+                empty,
+                &parts.method,
+                metrics,
+            )
+            .await;
+        if head.capacity() <= 16 * 1024 {
+            self.scratch.set(head);
+        }
+        sent
+    }
+
+    /// Sends a serialised head (and the body) on a pooled or new connection, and once more
+    /// on a new connection when the pooled one turns out closed.
+    #[expect(clippy::too_many_arguments, reason = "one private step of `send`")]
+    async fn exchange_with_retry(
+        &self,
+        upstream: &Upstream,
+        head: &mut Vec<u8>,
+        body: &mut Incoming,
+        chunked: bool,
+        empty: bool,
+        method: &Method,
+        metrics: &Metrics,
+    ) -> Result<Sent, ProxyError> {
+        let mut conn = match self.checkout(upstream) {
+            Some(conn) => conn,
+            None => Box::pin(self.connect(upstream, metrics)).await?,
+        };
+        match self
+            .timed(&mut conn, head, body, chunked, method, metrics)
+            .await
+        {
+            Ok(head) => return Ok(Sent::Plain { head, conn }),
+            // Nothing of the request reached the upstream, or it closed a reused connection
+            // without answering a request that may be repeated: once more on a new one.
+            Err(Failure::Exchange(ExchangeError::WriteHead(e))) if conn.reused && empty => {
+                tracing::debug!(%upstream, error = %e, "reused connection failed; retrying on a new one");
+            }
+            Err(Failure::Exchange(ExchangeError::NoResponse(e)))
+                if conn.reused && empty && idempotent(method) =>
+            {
+                tracing::debug!(%upstream, error = %e, "reused connection closed; retrying on a new one");
+            }
+            Err(e) => return Err(e.into_proxy(upstream)),
+        }
+        let mut conn = Box::pin(self.connect(upstream, metrics)).await?;
+        match self
+            .timed(&mut conn, head, body, chunked, method, metrics)
+            .await
+        {
+            Ok(head) => Ok(Sent::Plain { head, conn }),
+            Err(e) => Err(e.into_proxy(upstream)),
         }
     }
 
-    async fn exchange(
+    /// One exchange within the response timeout.
+    async fn timed(
         &self,
-        tx: &mut SendRequest<Incoming>,
-        req: Request<Incoming>,
-        upstream: &Upstream,
+        conn: &mut Conn,
+        head: &mut Vec<u8>,
+        body: &mut Incoming,
+        chunked: bool,
+        method: &Method,
         metrics: &Metrics,
-    ) -> Result<Response<Incoming>, Retry> {
-        match tokio::time::timeout(self.response_timeout, tx.try_send_request(req)).await {
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(mut e)) => match e.take_message() {
-                Some(req) => Err(Retry::Unsent(Box::new(req))),
-                None => Err(Retry::Failed(ProxyError::Upstream {
-                    upstream: upstream.clone(),
-                    source: e.into_error(),
-                })),
-            },
+    ) -> Result<ResponseHead, Failure> {
+        match tokio::time::timeout(
+            self.response_timeout,
+            conn.exchange(head, body, chunked, method),
+        )
+        .await
+        {
+            Ok(Ok(head)) => Ok(head),
+            Ok(Err(e)) => Err(Failure::Exchange(e)),
             Err(_) => {
                 metrics.timeout();
-                Err(Retry::Failed(ProxyError::ResponseTimeout {
+                Err(Failure::Timeout)
+            }
+        }
+    }
+
+    /// An upgrade request, on a connection of its own driven by hyper's client.
+    async fn send_upgrade(
+        &self,
+        upstream: &Upstream,
+        req: Request<Incoming>,
+        metrics: &Metrics,
+    ) -> Result<Sent, ProxyError> {
+        let stream = self.open_timed(upstream, metrics).await?;
+        let (mut tx, conn) = self
+            .upgrades
+            .handshake::<_, Incoming>(TokioIo::new(stream))
+            .await
+            .map_err(|e| ProxyError::Upstream {
+                upstream: upstream.clone(),
+                source: e.into(),
+            })?;
+        let name = upstream.clone();
+        tokio::task::spawn_local(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(upstream = %name, error = %e, "upstream upgrade connection ended");
+            }
+        });
+        match tokio::time::timeout(self.response_timeout, tx.send_request(req)).await {
+            Ok(Ok(response)) => Ok(Sent::Upgrade { response, conn: tx }),
+            Ok(Err(e)) => Err(ProxyError::Upstream {
+                upstream: upstream.clone(),
+                source: e.into(),
+            }),
+            Err(_) => {
+                metrics.timeout();
+                Err(ProxyError::ResponseTimeout {
                     upstream: upstream.clone(),
-                }))
+                })
             }
         }
     }
 
     /// Opens a new connection (resolving a DNS name first) within the connect timeout.
-    async fn connect(
+    async fn connect(&self, upstream: &Upstream, metrics: &Metrics) -> Result<Conn, ProxyError> {
+        let stream = self.open_timed(upstream, metrics).await?;
+        Ok(Conn::new(stream, upstream.clone()))
+    }
+
+    async fn open_timed(
         &self,
         upstream: &Upstream,
-        upgrade: bool,
         metrics: &Metrics,
-    ) -> Result<SendRequest<Incoming>, ProxyError> {
-        let stream = match tokio::time::timeout(self.connect_timeout, open(upstream)).await {
-            Ok(Ok(s)) => s,
+    ) -> Result<TcpStream, ProxyError> {
+        match tokio::time::timeout(self.connect_timeout, open(upstream)).await {
+            Ok(Ok(s)) => Ok(s),
             Ok(Err(e)) => {
                 metrics.connect_error();
-                return Err(e);
+                Err(e)
             }
             Err(_) => {
                 metrics.connect_error();
                 metrics.timeout();
-                return Err(ProxyError::ConnectTimeout {
+                Err(ProxyError::ConnectTimeout {
                     upstream: upstream.clone(),
-                });
+                })
             }
-        };
-        let (tx, conn) = self
-            .builder
-            .handshake::<_, Incoming>(TokioIo::new(stream))
-            .await
-            .map_err(|e| ProxyError::Upstream {
-                upstream: upstream.clone(),
-                source: e,
-            })?;
-        let name = upstream.clone();
-        tokio::task::spawn_local(async move {
-            let done = if upgrade {
-                conn.with_upgrades().await
-            } else {
-                conn.await
-            };
-            if let Err(e) = done {
-                tracing::debug!(upstream = %name, error = %e, "upstream connection ended");
-            }
-        });
-        Ok(tx)
+        }
     }
 
-    /// The most recently pooled connection to `upstream` that is ready for a request.
-    fn checkout(&self, upstream: &Upstream) -> Option<SendRequest<Incoming>> {
+    /// The most recently pooled connection to `upstream` that is still open.
+    fn checkout(&self, upstream: &Upstream) -> Option<Conn> {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(upstream)?;
-        for _ in 0..list.len() {
-            let Some(mut entry) = list.pop_back() else {
-                break;
-            };
-            if entry.tx.is_ready() {
-                return Some(entry.tx);
-            }
-            if entry.tx.is_closed() || entry.since.elapsed() >= self.idle_timeout {
-                continue;
-            }
-            // Still finishing its previous exchange (hyper had not yet polled the
-            // connection since the body ended): ask once without waiting.
-            let ready = entry.tx.ready().now_or_never();
-            match ready {
-                Some(Ok(())) => return Some(entry.tx),
-                Some(Err(_)) => {}
-                None => list.push_front(entry),
+        while let Some(mut entry) = list.pop_back() {
+            if entry.conn.is_usable() {
+                return Some(entry.conn);
             }
         }
         None
     }
 
     /// Returns a connection whose exchange is complete.
-    pub(crate) fn put(&self, upstream: Upstream, tx: SendRequest<Incoming>) {
-        if tx.is_closed() || self.max_idle == 0 {
+    pub(crate) fn put(&self, conn: Conn) {
+        if self.max_idle == 0 {
             return;
         }
         let mut idle = self.idle.borrow_mut();
-        let list = idle.entry(upstream).or_default();
+        let list = idle.entry(conn.upstream.clone()).or_default();
         if list.len() >= self.max_idle {
-            list.retain(|i| !i.tx.is_closed());
-            if list.len() >= self.max_idle {
-                list.pop_front();
-            }
+            list.pop_front();
         }
         list.push_back(Idle {
-            tx,
+            conn,
             since: Instant::now(),
         });
     }
 
-    /// Drops pooled connections that are closed or idle for too long.
+    /// Drops pooled connections that the upstream closed or that idled too long.
     pub(crate) fn sweep(&self) {
         let timeout = self.idle_timeout;
         self.idle.borrow_mut().retain(|_, list| {
-            list.retain(|i| !i.tx.is_closed() && i.since.elapsed() < timeout);
+            list.retain_mut(|i| i.since.elapsed() < timeout && i.conn.is_usable());
             !list.is_empty()
         });
     }
 }
 
-enum Retry {
-    /// The request never left: it may be sent on another connection.
-    Unsent(Box<Request<Incoming>>),
-    Failed(ProxyError),
+/// Methods RFC 9110 section 9.2.2 calls idempotent: safe to send twice.
+fn idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+enum Failure {
+    Exchange(ExchangeError),
+    Timeout,
+}
+
+impl Failure {
+    fn into_proxy(self, upstream: &Upstream) -> ProxyError {
+        let upstream = upstream.clone();
+        match self {
+            Failure::Timeout => ProxyError::ResponseTimeout { upstream },
+            Failure::Exchange(e) => match e {
+                ExchangeError::WriteHead(e)
+                | ExchangeError::Body(e)
+                | ExchangeError::NoResponse(e)
+                | ExchangeError::Read(e) => ProxyError::Upstream {
+                    upstream,
+                    source: e.into(),
+                },
+                ExchangeError::ClientBody(e) => {
+                    tracing::debug!(error = %e, "the client's request body failed");
+                    ProxyError::BadRequest {
+                        reason: "the request body could not be read",
+                    }
+                }
+                ExchangeError::BadResponse(reason) => ProxyError::BadResponse { upstream, reason },
+            },
+        }
+    }
 }
 
 /// Connects to an address, or to each address of a name in turn.

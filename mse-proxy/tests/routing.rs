@@ -1,5 +1,6 @@
 //! End to end over loopback: routing, the gateway's own error answers, headers seen by the
 //! upstream, load balancing and upstream connection reuse.
+#![cfg(test)]
 
 mod support;
 
@@ -15,12 +16,16 @@ use support::*;
 const LOOPBACK: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
 
 async fn echo(name: &str) -> EchoServer {
-    EchoServer::bind(SocketAddr::from(LOOPBACK), name).await.expect("echo binds")
+    EchoServer::bind(SocketAddr::from(LOOPBACK), name)
+        .await
+        .expect("echo binds")
 }
 
 /// A loopback port nothing listens on.
 async fn closed_port() -> SocketAddr {
-    let l = tokio::net::TcpListener::bind(SocketAddr::from(LOOPBACK)).await.expect("bind");
+    let l = tokio::net::TcpListener::bind(SocketAddr::from(LOOPBACK))
+        .await
+        .expect("bind");
     l.local_addr().expect("addr")
 }
 
@@ -42,7 +47,11 @@ async fn host_picks_the_backend() {
     let rb = get(addr, "B.Example.com:8080", "/x").await;
     assert_eq!(rb.status, StatusCode::OK);
     assert_eq!(rb.service(), "b");
-    assert_eq!(rb.echoed_header("host").as_deref(), Some("B.Example.com:8080"), "Host is kept");
+    assert_eq!(
+        rb.echoed_header("host").as_deref(),
+        Some("B.Example.com:8080"),
+        "Host is kept"
+    );
     gw.shutdown().await;
 }
 
@@ -53,7 +62,11 @@ async fn exact_then_longest_prefix_picks_the_backend() {
         ingress(
             "shop",
             Some("shop.example.com"),
-            &[("/api", "Prefix", "api"), ("/", "Prefix", "web"), ("/api/login", "Exact", "exact")],
+            &[
+                ("/api", "Prefix", "api"),
+                ("/", "Prefix", "web"),
+                ("/api/login", "Exact", "exact"),
+            ],
         ),
         service("api", &[api.addr()]),
         service("web", &[web.addr()]),
@@ -81,13 +94,22 @@ async fn exact_then_longest_prefix_picks_the_backend() {
 async fn the_normalised_path_is_matched_and_forwarded_with_its_query() {
     let (api, web) = (echo("api").await, echo("web").await);
     let yaml = [
-        ingress("shop", Some("shop.example.com"), &[("/api", "Prefix", "api"), ("/", "Prefix", "web")]),
+        ingress(
+            "shop",
+            Some("shop.example.com"),
+            &[("/api", "Prefix", "api"), ("/", "Prefix", "web")],
+        ),
         service("api", &[api.addr()]),
         service("web", &[web.addr()]),
     ]
     .concat();
     let (gw, _) = gateway(&yaml);
-    let r = get(http_addr(&gw), "shop.example.com", "/web/..//api/./v1/%7Euser?q=a%2Fb&x").await;
+    let r = get(
+        http_addr(&gw),
+        "shop.example.com",
+        "/web/..//api/./v1/%7Euser?q=a%2Fb&x",
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.service(), "api");
     let echoed = r.json();
@@ -114,8 +136,14 @@ async fn unknown_host_or_unmatched_path_gets_404() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.body, "404 Not Found\n");
     assert_eq!(r.headers["content-type"], "text/plain; charset=utf-8");
-    assert_eq!(get(addr, "a.example.com", "/other").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(get(addr, "a.example.com", "/only").await.status, StatusCode::OK);
+    assert_eq!(
+        get(addr, "a.example.com", "/other").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(addr, "a.example.com", "/only").await.status,
+        StatusCode::OK
+    );
     assert_eq!(a.requests(), 1);
     assert_eq!(table.metrics().requests(4), 2);
     assert_eq!(table.metrics().requests(2), 1);
@@ -125,7 +153,14 @@ async fn unknown_host_or_unmatched_path_gets_404() {
 #[tokio::test]
 async fn missing_service_or_no_ready_endpoint_gets_503() {
     let yaml = [
-        ingress("a", Some("a.example.com"), &[("/gone", "Prefix", "missing"), ("/empty", "Prefix", "empty")]),
+        ingress(
+            "a",
+            Some("a.example.com"),
+            &[
+                ("/gone", "Prefix", "missing"),
+                ("/empty", "Prefix", "empty"),
+            ],
+        ),
         service("empty", &[]),
     ]
     .concat();
@@ -134,14 +169,21 @@ async fn missing_service_or_no_ready_endpoint_gets_503() {
     let r = get(addr, "a.example.com", "/gone").await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.body, "503 Service Unavailable\n");
-    assert_eq!(get(addr, "a.example.com", "/empty").await.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        get(addr, "a.example.com", "/empty").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
     gw.shutdown().await;
 }
 
 #[tokio::test]
 async fn refused_upstream_connection_gets_502() {
     let dead = closed_port().await;
-    let yaml = [ingress("a", Some("a.example.com"), &[("/", "Prefix", "dead")]), service("dead", &[dead])].concat();
+    let yaml = [
+        ingress("a", Some("a.example.com"), &[("/", "Prefix", "dead")]),
+        service("dead", &[dead]),
+    ]
+    .concat();
     let (gw, table) = gateway(&yaml);
     let r = get(http_addr(&gw), "a.example.com", "/").await;
     assert_eq!(r.status, StatusCode::BAD_GATEWAY);
@@ -153,15 +195,27 @@ async fn refused_upstream_connection_gets_502() {
 #[tokio::test]
 async fn upstream_slower_than_the_response_timeout_gets_504() {
     let slow = echo("slow").await;
-    let yaml = [ingress("a", Some("a.example.com"), &[("/", "Prefix", "slow")]), service("slow", &[slow.addr()])].concat();
-    let (gw, table) = gateway_with(&yaml, |c| c.timeouts.upstream_response = Duration::from_millis(300));
+    let yaml = [
+        ingress("a", Some("a.example.com"), &[("/", "Prefix", "slow")]),
+        service("slow", &[slow.addr()]),
+    ]
+    .concat();
+    let (gw, table) = gateway_with(&yaml, |c| {
+        c.timeouts.upstream_response = Duration::from_millis(300)
+    });
     let addr = http_addr(&gw);
     let started = std::time::Instant::now();
     let mut tx = h1(addr).await;
-    let req = Request::get("/").header("host", "a.example.com").header("x-echo-delay-ms", "3000");
+    let req = Request::get("/")
+        .header("host", "a.example.com")
+        .header("x-echo-delay-ms", "3000");
     let r = send1(&mut tx, req.body(Full::new(Bytes::new())).unwrap()).await;
     assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT);
-    assert!(started.elapsed() < Duration::from_secs(2), "answered after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered after {:?}",
+        started.elapsed()
+    );
     assert_eq!(table.metrics().upstream_timeouts(), 1);
     // The same client connection still works, and a fast answer is not cut short.
     let r = send1(&mut tx, get_req("a.example.com", "/")).await;
@@ -172,7 +226,11 @@ async fn upstream_slower_than_the_response_timeout_gets_504() {
 #[tokio::test]
 async fn request_head_larger_than_the_limit_gets_431() {
     let a = echo("a").await;
-    let yaml = [ingress("a", Some("a.example.com"), &[("/", "Prefix", "svc-a")]), service("svc-a", &[a.addr()])].concat();
+    let yaml = [
+        ingress("a", Some("a.example.com"), &[("/", "Prefix", "svc-a")]),
+        service("svc-a", &[a.addr()]),
+    ]
+    .concat();
     let (gw, _) = gateway_with(&yaml, |c| c.max_header_size = 16 * 1024);
     let big = "v".repeat(20 * 1024);
     let request = format!("GET / HTTP/1.1\r\nHost: a.example.com\r\nX-Big: {big}\r\n\r\n");
@@ -181,8 +239,15 @@ async fn request_head_larger_than_the_limit_gets_431() {
     // Just under the limit passes.
     let fits = "v".repeat(12 * 1024);
     let mut tx = h1(http_addr(&gw)).await;
-    let req = Request::get("/").header("host", "a.example.com").header("x-big", fits.as_str());
-    assert_eq!(send1(&mut tx, req.body(Full::new(Bytes::new())).unwrap()).await.status, StatusCode::OK);
+    let req = Request::get("/")
+        .header("host", "a.example.com")
+        .header("x-big", fits.as_str());
+    assert_eq!(
+        send1(&mut tx, req.body(Full::new(Bytes::new())).unwrap())
+            .await
+            .status,
+        StatusCode::OK
+    );
     assert_eq!(a.requests(), 1);
     gw.shutdown().await;
 }
@@ -190,7 +255,11 @@ async fn request_head_larger_than_the_limit_gets_431() {
 #[tokio::test]
 async fn malformed_requests_get_400_and_connect_gets_405() {
     let a = echo("a").await;
-    let yaml = [ingress("any", None, &[("/", "Prefix", "svc-a")]), service("svc-a", &[a.addr()])].concat();
+    let yaml = [
+        ingress("any", None, &[("/", "Prefix", "svc-a")]),
+        service("svc-a", &[a.addr()]),
+    ]
+    .concat();
     let (gw, _) = gateway(&yaml);
     let addr = http_addr(&gw);
     let answer = raw(addr, b"GET / HTTP/1.1\r\n\r\n").await;
@@ -198,12 +267,22 @@ async fn malformed_requests_get_400_and_connect_gets_405() {
     let answer = raw(addr, b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").await;
     assert!(answer.starts_with("HTTP/1.1 400"), "two Hosts: {answer:?}");
     let answer = raw(addr, b"GET / HTTP/1.1\r\nHost a\r\n\r\n").await;
-    assert!(answer.starts_with("HTTP/1.1 400"), "broken header: {answer:?}");
-    let answer = raw(addr, b"CONNECT a.example.com:443 HTTP/1.1\r\nHost: a.example.com:443\r\n\r\n").await;
+    assert!(
+        answer.starts_with("HTTP/1.1 400"),
+        "broken header: {answer:?}"
+    );
+    let answer = raw(
+        addr,
+        b"CONNECT a.example.com:443 HTTP/1.1\r\nHost: a.example.com:443\r\n\r\n",
+    )
+    .await;
     assert!(answer.starts_with("HTTP/1.1 405"), "CONNECT: {answer:?}");
     // HTTP/1.0 needs no Host, and rules without a host serve it.
     let answer = raw(addr, b"GET /ten HTTP/1.0\r\n\r\n").await;
-    assert!(answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(
+        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
+        "{answer:?}"
+    );
     assert_eq!(a.requests(), 1);
     gw.shutdown().await;
 }
@@ -211,7 +290,11 @@ async fn malformed_requests_get_400_and_connect_gets_405() {
 #[tokio::test]
 async fn upstream_sees_forwarded_headers_and_no_hop_by_hop_headers() {
     let a = echo("a").await;
-    let yaml = [ingress("a", Some("a.example.com"), &[("/", "Prefix", "svc-a")]), service("svc-a", &[a.addr()])].concat();
+    let yaml = [
+        ingress("a", Some("a.example.com"), &[("/", "Prefix", "svc-a")]),
+        service("svc-a", &[a.addr()]),
+    ]
+    .concat();
     let (gw, _) = gateway(&yaml);
     let addr = http_addr(&gw);
     let mut tx = h1(addr).await;
@@ -231,10 +314,23 @@ async fn upstream_sees_forwarded_headers_and_no_hop_by_hop_headers() {
     assert_eq!(r.status, StatusCode::OK);
     let seen = r.json();
     let headers = seen["headers"].as_object().expect("headers");
-    for hop in ["x-hop", "keep-alive", "proxy-connection", "te", "upgrade", "transfer-encoding"] {
-        assert!(!headers.contains_key(hop), "{hop} reached the upstream: {headers:?}");
+    for hop in [
+        "x-hop",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "upgrade",
+        "transfer-encoding",
+    ] {
+        assert!(
+            !headers.contains_key(hop),
+            "{hop} reached the upstream: {headers:?}"
+        );
     }
-    assert_ne!(headers.get("connection").and_then(|v| v.as_str()), Some("keep-alive, x-hop"));
+    assert_ne!(
+        headers.get("connection").and_then(|v| v.as_str()),
+        Some("keep-alive, x-hop")
+    );
     assert_eq!(headers["x-end-to-end"], "kept");
     assert_eq!(headers["host"], "a.example.com");
     assert_eq!(headers["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
@@ -249,7 +345,11 @@ async fn upstream_sees_forwarded_headers_and_no_hop_by_hop_headers() {
 #[tokio::test]
 async fn request_and_response_bodies_stream_through() {
     let a = echo("a").await;
-    let yaml = [ingress("a", Some("a.example.com"), &[("/", "Prefix", "svc-a")]), service("svc-a", &[a.addr()])].concat();
+    let yaml = [
+        ingress("a", Some("a.example.com"), &[("/", "Prefix", "svc-a")]),
+        service("svc-a", &[a.addr()]),
+    ]
+    .concat();
     let (gw, _) = gateway(&yaml);
     let mut tx = h1(http_addr(&gw)).await;
     let upload = Bytes::from(vec![b'u'; 300_000]);
@@ -286,10 +386,17 @@ async fn request_and_response_bodies_stream_through() {
 #[tokio::test]
 async fn requests_go_round_robin_over_the_endpoints() {
     let (e1, e2) = (echo("one").await, echo("two").await);
-    let yaml = [ingress("a", Some("a.example.com"), &[("/", "Prefix", "pair")]), service("pair", &[e1.addr(), e2.addr()])].concat();
+    let yaml = [
+        ingress("a", Some("a.example.com"), &[("/", "Prefix", "pair")]),
+        service("pair", &[e1.addr(), e2.addr()]),
+    ]
+    .concat();
     let (gw, _) = gateway(&yaml);
     for _ in 0..10 {
-        assert_eq!(get(http_addr(&gw), "a.example.com", "/").await.status, StatusCode::OK);
+        assert_eq!(
+            get(http_addr(&gw), "a.example.com", "/").await.status,
+            StatusCode::OK
+        );
     }
     assert_eq!((e1.requests(), e2.requests()), (5, 5));
     gw.shutdown().await;
@@ -298,35 +405,49 @@ async fn requests_go_round_robin_over_the_endpoints() {
 #[tokio::test]
 async fn upstream_connections_are_kept_alive_and_reused() {
     let a = echo("a").await;
-    let yaml = [ingress("a", Some("a.example.com"), &[("/", "Prefix", "svc-a")]), service("svc-a", &[a.addr()])].concat();
+    let yaml = [
+        ingress("a", Some("a.example.com"), &[("/", "Prefix", "svc-a")]),
+        service("svc-a", &[a.addr()]),
+    ]
+    .concat();
     let (gw, _) = gateway(&yaml);
     let mut tx = h1(http_addr(&gw)).await;
     for _ in 0..20 {
-        assert_eq!(send1(&mut tx, get_req("a.example.com", "/")).await.status, StatusCode::OK);
+        assert_eq!(
+            send1(&mut tx, get_req("a.example.com", "/")).await.status,
+            StatusCode::OK
+        );
     }
     assert_eq!(a.requests(), 20);
-    assert_eq!(a.connections(), 1, "one client connection is served by one worker and one upstream connection");
+    assert_eq!(
+        a.connections(),
+        1,
+        "one client connection is served by one worker and one upstream connection"
+    );
     gw.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_pooled_connection_the_upstream_closed_is_replaced() {
-    let a = EchoServer::bind_with(
-        SocketAddr::from(LOOPBACK),
-        "a",
-        {
-            let mut o = EchoOptions::default();
-            o.idle_timeout = Some(Duration::from_millis(100));
-            o
-        },
-    )
+    let a = EchoServer::bind_with(SocketAddr::from(LOOPBACK), "a", {
+        let mut o = EchoOptions::default();
+        o.idle_timeout = Some(Duration::from_millis(100));
+        o
+    })
     .await
     .unwrap();
-    let yaml = [ingress("a", Some("a.example.com"), &[("/", "Prefix", "svc-a")]), service("svc-a", &[a.addr()])].concat();
+    let yaml = [
+        ingress("a", Some("a.example.com"), &[("/", "Prefix", "svc-a")]),
+        service("svc-a", &[a.addr()]),
+    ]
+    .concat();
     let (gw, table) = gateway(&yaml);
     let mut tx = h1(http_addr(&gw)).await;
     for _ in 0..4 {
-        assert_eq!(send1(&mut tx, get_req("a.example.com", "/")).await.status, StatusCode::OK);
+        assert_eq!(
+            send1(&mut tx, get_req("a.example.com", "/")).await.status,
+            StatusCode::OK
+        );
         // Long enough for the upstream to close the idle pooled connection.
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -346,7 +467,12 @@ async fn external_name_services_are_resolved_by_dns() {
     .concat();
     let (gw, _) = gateway(&yaml);
     let r = get(http_addr(&gw), "a.example.com", "/").await;
-    assert_eq!(r.status, StatusCode::OK, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{:?}",
+        String::from_utf8_lossy(&r.body)
+    );
     assert_eq!(r.service(), "external");
     assert_eq!(r.echoed_header("host").as_deref(), Some("a.example.com"));
     gw.shutdown().await;

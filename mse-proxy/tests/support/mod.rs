@@ -3,7 +3,10 @@
 #![cfg(test)]
 // Each test binary uses a different subset of these helpers, so an `expect` would be
 // unfulfilled in some of them.
-#![allow(dead_code, reason = "each test binary uses a different subset of the helpers")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different subset of the helpers"
+)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -54,10 +57,16 @@ static GENERATION: AtomicU64 = AtomicU64::new(1);
 /// Compiles manifests into a route table, failing the test on any load error.
 pub(crate) fn compile_yaml(yaml: &str) -> Arc<RouteTable> {
     let loaded = load_manifests(yaml, Some("test.yaml"));
-    let errors: Vec<_> = loaded.diagnostics.iter().filter(|d| d.severity == Severity::Error).collect();
+    let errors: Vec<_> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .collect();
     assert!(errors.is_empty(), "manifests do not load: {errors:#?}");
-    let mut snapshot = Snapshot::default();
-    snapshot.generation = GENERATION.fetch_add(1, Ordering::Relaxed);
+    let mut snapshot = Snapshot {
+        generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+        ..Default::default()
+    };
     snapshot.extend(loaded.objects);
     Arc::new(compile(&snapshot, &CompileOptions::default()))
 }
@@ -108,7 +117,11 @@ pub(crate) fn external_service(name: &str, host: &str, port: u16) -> String {
 
 /// A `kubernetes.io/tls` Secret in `default`.
 pub(crate) fn tls_secret(name: &str, cert_pem: &str, key_pem: &str) -> String {
-    let indent = |pem: &str| pem.lines().map(|l| format!("    {l}\n")).collect::<String>();
+    let indent = |pem: &str| {
+        pem.lines()
+            .map(|l| format!("    {l}\n"))
+            .collect::<String>()
+    };
     format!(
         "apiVersion: v1\nkind: Secret\nmetadata: {{ name: {name}, namespace: default }}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{}  tls.key: |\n{}---\n",
         indent(cert_pem),
@@ -118,7 +131,11 @@ pub(crate) fn tls_secret(name: &str, cert_pem: &str, key_pem: &str) -> String {
 
 /// An Ingress with a `spec.tls` entry: `hosts` get `secret`, each routed to `svc`.
 pub(crate) fn tls_ingress(name: &str, secret: &str, hosts: &[&str], svc: &str) -> String {
-    let list = hosts.iter().map(|h| format!("\"{h}\"")).collect::<Vec<_>>().join(", ");
+    let list = hosts
+        .iter()
+        .map(|h| format!("\"{h}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut y = format!(
         "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{ name: {name}, namespace: default }}\nspec:\n  ingressClassName: mse\n  tls: [{{ hosts: [{list}], secretName: {secret} }}]\n  rules:\n"
     );
@@ -158,7 +175,10 @@ pub(crate) fn gateway(yaml: &str) -> (GatewayHandle, SharedTable) {
 }
 
 /// Starts a gateway serving `yaml`, with the config adjusted by `tweak`.
-pub(crate) fn gateway_with(yaml: &str, tweak: impl FnOnce(&mut ProxyConfig)) -> (GatewayHandle, SharedTable) {
+pub(crate) fn gateway_with(
+    yaml: &str,
+    tweak: impl FnOnce(&mut ProxyConfig),
+) -> (GatewayHandle, SharedTable) {
     init_tracing();
     let table = shared(compile_yaml(yaml));
     let mut config = loopback_config();
@@ -188,13 +208,20 @@ pub(crate) struct Reply {
 impl Reply {
     /// The body as JSON (the echo backend's answer).
     pub(crate) fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
     }
 
     /// The `x-echo-service` header: which backend answered.
     pub(crate) fn service(&self) -> &str {
-        self.headers.get("x-echo-service").and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get("x-echo-service")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 
     /// A request header as the echo backend saw it.
@@ -209,44 +236,75 @@ where
     B::Error: std::fmt::Debug,
 {
     let (parts, body) = resp.into_parts();
-    let body = bounded("reading a body", body.collect()).await.expect("body").to_bytes();
-    Reply { status: parts.status, headers: parts.headers, body }
+    let body = bounded("reading a body", body.collect())
+        .await
+        .expect("body")
+        .to_bytes();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
 }
 
 /// An HTTP/1.1 connection to `addr`.
 pub(crate) async fn h1(addr: SocketAddr) -> http1::SendRequest<Full<Bytes>> {
-    let stream = bounded("connecting", TcpStream::connect(addr)).await.expect("connect");
-    let (tx, conn) = http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+    let stream = bounded("connecting", TcpStream::connect(addr))
+        .await
+        .expect("connect");
+    let (tx, conn) = http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
     tokio::spawn(conn);
     tx
 }
 
 /// An HTTP/2 connection with prior knowledge (h2c) to `addr`.
 pub(crate) async fn h2c(addr: SocketAddr) -> http2::SendRequest<Full<Bytes>> {
-    let stream = bounded("connecting", TcpStream::connect(addr)).await.expect("connect");
-    let (tx, conn) =
-        http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.expect("h2 handshake");
+    let stream = bounded("connecting", TcpStream::connect(addr))
+        .await
+        .expect("connect");
+    let (tx, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+        .await
+        .expect("h2 handshake");
     tokio::spawn(conn);
     tx
 }
 
 /// Sends one request on an HTTP/1.1 connection and reads the whole response.
-pub(crate) async fn send1(tx: &mut http1::SendRequest<Full<Bytes>>, req: Request<Full<Bytes>>) -> Reply {
-    bounded("waiting for the connection", tx.ready()).await.expect("connection ready");
-    let resp = bounded("sending a request", tx.send_request(req)).await.expect("response");
+pub(crate) async fn send1(
+    tx: &mut http1::SendRequest<Full<Bytes>>,
+    req: Request<Full<Bytes>>,
+) -> Reply {
+    bounded("waiting for the connection", tx.ready())
+        .await
+        .expect("connection ready");
+    let resp = bounded("sending a request", tx.send_request(req))
+        .await
+        .expect("response");
     read_whole(resp).await
 }
 
 /// Sends one request on an HTTP/2 connection and reads the whole response.
-pub(crate) async fn send2(tx: &mut http2::SendRequest<Full<Bytes>>, req: Request<Full<Bytes>>) -> Reply {
-    bounded("waiting for the connection", tx.ready()).await.expect("connection ready");
-    let resp = bounded("sending a request", tx.send_request(req)).await.expect("response");
+pub(crate) async fn send2(
+    tx: &mut http2::SendRequest<Full<Bytes>>,
+    req: Request<Full<Bytes>>,
+) -> Reply {
+    bounded("waiting for the connection", tx.ready())
+        .await
+        .expect("connection ready");
+    let resp = bounded("sending a request", tx.send_request(req))
+        .await
+        .expect("response");
     read_whole(resp).await
 }
 
 /// A GET request for `host` and `path` (origin form, `Host` header).
 pub(crate) fn get_req(host: &str, path: &str) -> Request<Full<Bytes>> {
-    Request::get(path).header("host", host).body(Full::new(Bytes::new())).expect("request")
+    Request::get(path)
+        .header("host", host)
+        .body(Full::new(Bytes::new()))
+        .expect("request")
 }
 
 /// GET `path` from `host` over a new HTTP/1.1 connection.
@@ -258,7 +316,9 @@ pub(crate) async fn get(addr: SocketAddr, host: &str, path: &str) -> Reply {
 /// Writes `bytes` on a new connection and reads until the gateway closes it or a whole
 /// response head and body arrived; returns what was read.
 pub(crate) async fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
-    let mut stream = bounded("connecting", TcpStream::connect(addr)).await.expect("connect");
+    let mut stream = bounded("connecting", TcpStream::connect(addr))
+        .await
+        .expect("connect");
     // The gateway may answer and close before everything is written (431): that is fine.
     let _ = stream.write_all(bytes).await;
     let mut out = Vec::new();
@@ -279,10 +339,16 @@ pub(crate) async fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
 
 fn complete_response(bytes: &[u8]) -> bool {
     let text = String::from_utf8_lossy(bytes);
-    let Some((head, body)) = text.split_once("\r\n\r\n") else { return false };
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
     let len = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().to_owned())
+        })
         .and_then(|v| v.parse::<usize>().ok());
     len.is_some_and(|n| body.len() >= n)
 }
@@ -306,10 +372,15 @@ impl TestCa {
     pub(crate) fn new() -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, "mse test CA");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "mse test CA");
         let key = KeyPair::generate().expect("key");
         let cert = params.self_signed(&key).expect("CA certificate");
-        Self { cert: cert.der().clone(), issuer: Issuer::new(params, key) }
+        Self {
+            cert: cert.der().clone(),
+            issuer: Issuer::new(params, key),
+        }
     }
 
     /// A certificate for `hosts` (first one as CN), signed by this CA.
@@ -318,8 +389,14 @@ impl TestCa {
         let mut params = CertificateParams::new(names).expect("params");
         params.distinguished_name.push(DnType::CommonName, hosts[0]);
         let key = KeyPair::generate().expect("key");
-        let cert = params.signed_by(&key, &self.issuer).expect("leaf certificate");
-        Leaf { der: cert.der().clone(), cert_pem: cert.pem(), key_pem: key.serialize_pem() }
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("leaf certificate");
+        Leaf {
+            der: cert.der().clone(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
     }
 }
 
@@ -354,15 +431,29 @@ pub(crate) fn trusting_client(alpn: &[&[u8]]) -> TlsConnector {
 }
 
 /// Connects with TLS, sending `sni` as server name.
-pub(crate) async fn tls(connector: &TlsConnector, addr: SocketAddr, sni: &str) -> TlsStream<TcpStream> {
-    let stream = bounded("connecting", TcpStream::connect(addr)).await.expect("connect");
+pub(crate) async fn tls(
+    connector: &TlsConnector,
+    addr: SocketAddr,
+    sni: &str,
+) -> TlsStream<TcpStream> {
+    let stream = bounded("connecting", TcpStream::connect(addr))
+        .await
+        .expect("connect");
     let name = ServerName::try_from(sni.to_owned()).expect("server name");
-    bounded("TLS handshake", connector.connect(name, stream)).await.expect("TLS handshake")
+    bounded("TLS handshake", connector.connect(name, stream))
+        .await
+        .expect("TLS handshake")
 }
 
 /// The leaf certificate the server presented.
 pub(crate) fn peer_leaf(stream: &TlsStream<TcpStream>) -> CertificateDer<'static> {
-    stream.get_ref().1.peer_certificates().expect("server certificates")[0].clone().into_owned()
+    stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .expect("server certificates")[0]
+        .clone()
+        .into_owned()
 }
 
 /// Whether a DER certificate holds `text` (a subject or SAN value) verbatim.
@@ -391,7 +482,12 @@ impl ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -400,7 +496,12 @@ impl ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -1,0 +1,843 @@
+//! A lean HTTP/1.1 client for upstream requests, driven inline by the request's own task.
+//!
+//! hyper's client runs each connection as a task of its own and hands every request and
+//! response across channels; profiling showed that hand-off costing about as much as the
+//! rest of a proxied request. Here the request task writes the head, streams the body,
+//! reads the response head, and the response body ([`UpstreamBody`]) reads the socket
+//! directly as the client consumes it. A connection goes back to the pool only after its
+//! response was read to the end (RFC 9112 section 9.3: one exchange at a time).
+//!
+//! Framing follows RFC 9112 section 6.3: no body for HEAD, 1xx, 204 and 304; chunked when
+//! `Transfer-Encoding` ends in `chunked` (any other coding, or `Content-Length` beside it,
+//! reads to close and the connection is not reused); `Content-Length` otherwise, all values
+//! equal; else until the upstream closes. Upgrades do not use this client.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::upstream::Upstream;
+
+/// The largest upstream response head accepted (nginx's `proxy_buffer_size` is 4-8 KiB and
+/// answers 502 beyond it; ours is generous).
+const MAX_HEAD: usize = 64 * 1024;
+/// Response headers accepted at most.
+const MAX_HEADERS: usize = 128;
+/// Responses with up to this many headers (nearly all) need no allocation for their
+/// offsets.
+const FEW_HEADERS: usize = 32;
+/// The largest chunk-size or trailer line accepted.
+const MAX_LINE: usize = 8 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
+
+/// One upstream connection, owned by whoever uses it now: a request, or the pool.
+pub(crate) struct Conn {
+    io: TcpStream,
+    /// Bytes read and not consumed yet.
+    buf: BytesMut,
+    /// The pool key.
+    pub(crate) upstream: Upstream,
+    /// Whether it carried an exchange before (a failure before any response byte may then
+    /// be the upstream closing an idle connection, which is worth one retry).
+    pub(crate) reused: bool,
+}
+
+/// What went wrong in one exchange, and whether the request may be sent again.
+#[derive(Debug)]
+pub(crate) enum ExchangeError {
+    /// Writing the request head failed: nothing of the request body was consumed.
+    WriteHead(io::Error),
+    /// The request body could not be written upstream.
+    Body(io::Error),
+    /// The request body could not be read from the client.
+    ClientBody(io::Error),
+    /// The connection closed or failed before any byte of a response arrived.
+    NoResponse(io::Error),
+    /// The response head is malformed or too large.
+    BadResponse(&'static str),
+    /// The connection failed while the response head was partly read.
+    Read(io::Error),
+}
+
+/// A parsed response head and how its body is framed.
+pub(crate) struct ResponseHead {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    framing: Framing,
+    keep_alive: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    Empty,
+    Length(u64),
+    Chunked,
+    Close,
+}
+
+/// The body of an upstream response, read from the connection as it is polled.
+pub(crate) struct UpstreamBody {
+    conn: Option<Conn>,
+    state: BodyState,
+    keep_alive: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum BodyState {
+    Length(u64),
+    Chunked(Chunk),
+    Close,
+    Done,
+}
+
+/// Where a chunked body decoder is (RFC 9112 section 7.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Chunk {
+    Size,
+    Data(u64),
+    DataEnd,
+    Trailers,
+}
+
+/// One step of the chunked decoder.
+#[derive(Debug, PartialEq)]
+enum Step {
+    Data(Bytes),
+    NeedMore,
+    End(Option<HeaderMap>),
+}
+
+// === impl Conn ===
+
+impl Conn {
+    pub(crate) fn new(io: TcpStream, upstream: Upstream) -> Self {
+        Self {
+            io,
+            buf: BytesMut::with_capacity(8 * 1024),
+            upstream,
+            reused: false,
+        }
+    }
+
+    /// Whether an idle connection can carry a request: not closed by the upstream, and
+    /// holding no unexpected bytes. Costs no system call unless the socket became
+    /// readable while idle.
+    pub(crate) fn is_usable(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match self.io.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            // Readable while idle: either the upstream closed it (read gives 0), sent
+            // something unexpected, or the readiness was stale.
+            Poll::Ready(Ok(())) => {
+                let mut probe = [0u8; 1];
+                matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+        }
+    }
+
+    /// Writes the request head, the first body frame when it is already there (appended
+    /// to `head`, so one write carries both), then the rest of the body; then reads the
+    /// response head. `head` is left unchanged when the request has no body.
+    pub(crate) async fn exchange<B>(
+        &mut self,
+        head: &mut Vec<u8>,
+        body: &mut B,
+        chunked: bool,
+        method: &Method,
+    ) -> Result<ResponseHead, ExchangeError>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let out = head;
+        let mut body_done = body.is_end_stream();
+        // Coalesce the head with a body that is already buffered (small POSTs): one write.
+        if !body_done && let Some(polled) = body.frame().now_or_never() {
+            match polled {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        encode_data(out, &data, chunked);
+                    }
+                    body_done = body.is_end_stream();
+                }
+                Some(Err(e)) => return Err(ExchangeError::ClientBody(io::Error::other(e))),
+                None => body_done = true,
+            }
+            if body_done && chunked {
+                out.extend_from_slice(b"0\r\n\r\n");
+            }
+        }
+        self.io
+            .write_all(out)
+            .await
+            .map_err(ExchangeError::WriteHead)?;
+        if !body_done {
+            self.send_body(body, chunked).await?;
+        }
+        self.read_head(method).await
+    }
+
+    async fn send_body<B>(&mut self, body: &mut B, chunked: bool) -> Result<(), ExchangeError>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let mut out = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ExchangeError::ClientBody(io::Error::other(e)))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if data.is_empty() {
+                continue;
+            }
+            let written = if chunked {
+                out.clear();
+                encode_data(&mut out, &data, true);
+                self.io.write_all(&out).await
+            } else {
+                self.io.write_all(&data).await
+            };
+            written.map_err(ExchangeError::Body)?;
+        }
+        if chunked {
+            self.io
+                .write_all(b"0\r\n\r\n")
+                .await
+                .map_err(ExchangeError::Body)?;
+        }
+        Ok(())
+    }
+
+    async fn read_head(&mut self, method: &Method) -> Result<ResponseHead, ExchangeError> {
+        let mut seen_bytes = false;
+        loop {
+            if !self.buf.is_empty() {
+                seen_bytes = true;
+                match parse_head(&mut self.buf, method)? {
+                    // 100 Continue, 103 Early Hints: the final response follows. A 101 is
+                    // returned: this client never asks for one, so the caller refuses it.
+                    Some(head)
+                        if head.status.is_informational()
+                            && head.status != StatusCode::SWITCHING_PROTOCOLS =>
+                    {
+                        continue;
+                    }
+                    Some(head) => return Ok(head),
+                    None if self.buf.len() > MAX_HEAD => {
+                        return Err(ExchangeError::BadResponse("response head too large"));
+                    }
+                    None => {}
+                }
+            }
+            match std::future::poll_fn(|cx| fill(&mut self.io, &mut self.buf, cx)).await {
+                Ok(0) if seen_bytes => {
+                    return Err(ExchangeError::Read(io::ErrorKind::UnexpectedEof.into()));
+                }
+                Ok(0) => {
+                    return Err(ExchangeError::NoResponse(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "connection closed before a response",
+                    )));
+                }
+                Ok(_) => {}
+                Err(e) if seen_bytes => return Err(ExchangeError::Read(e)),
+                Err(e) => return Err(ExchangeError::NoResponse(e)),
+            }
+        }
+    }
+}
+
+fn encode_data(out: &mut Vec<u8>, data: &[u8], chunked: bool) {
+    if chunked {
+        if data.is_empty() {
+            return;
+        }
+        out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\r\n");
+    } else {
+        out.extend_from_slice(data);
+    }
+}
+
+/// Reads what the socket has into `buf`; `Ok(0)` is end of stream.
+///
+/// Goes through `AsyncRead`, which on epoll treats a read that did not fill the buffer as
+/// draining the socket: the next read waits for the next event instead of costing a
+/// system call that would only say `EAGAIN`.
+fn fill(io: &mut TcpStream, buf: &mut BytesMut, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    if buf.capacity() - buf.len() < 1024 {
+        buf.reserve(READ_CHUNK);
+    }
+    tokio_util::io::poll_read_buf(Pin::new(io), cx, buf)
+}
+
+/// Serialises a request head in origin form. The caller has prepared the headers (hop by
+/// hop removed, `Host` set); `chunked` adds `Transfer-Encoding: chunked`, and a body-less
+/// POST, PUT or PATCH without `Content-Length` gets `Content-Length: 0`.
+pub(crate) fn encode_head(
+    out: &mut Vec<u8>,
+    method: &Method,
+    target: &str,
+    headers: &HeaderMap,
+    chunked: bool,
+    empty: bool,
+) {
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if chunked {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    } else if empty
+        && matches!(*method, Method::POST | Method::PUT | Method::PATCH)
+        && !headers.contains_key(CONTENT_LENGTH)
+    {
+        out.extend_from_slice(b"content-length: 0\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Parses a complete response head off the front of `buf`; `None` when more bytes are
+/// needed.
+fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>, ExchangeError> {
+    // The header slots are left uninitialised (6 KiB of stores per response otherwise);
+    // the offsets of each name and value are kept so the head is frozen once and sliced.
+    let mut slots =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut spans: Vec<(u32, u32, u32, u32)> = Vec::new();
+    let mut few = [(0u32, 0u32, 0u32, 0u32); FEW_HEADERS];
+    let (len, code, version, count) = {
+        let mut res = httparse::Response::new(&mut []);
+        let base = buf.as_ptr() as usize;
+        let parsed = httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut res, buf, &mut slots);
+        let len = match parsed {
+            Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => {
+                return Err(ExchangeError::BadResponse("response head too large"));
+            }
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(ExchangeError::BadResponse("too many response headers"));
+            }
+            Err(_) => return Err(ExchangeError::BadResponse("malformed response head")),
+        };
+        let offset = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
+        let count = res.headers.len();
+        if count > FEW_HEADERS {
+            spans.reserve_exact(count);
+        }
+        for (i, h) in res.headers.iter().enumerate() {
+            let span = (
+                offset(h.name.as_bytes()),
+                h.name.len() as u32,
+                offset(h.value),
+                h.value.len() as u32,
+            );
+            match few.get_mut(i) {
+                Some(slot) if count <= FEW_HEADERS => *slot = span,
+                _ => spans.push(span),
+            }
+        }
+        (len, res.code.unwrap_or(0), res.version.unwrap_or(1), count)
+    };
+    let spans = if count <= FEW_HEADERS {
+        &few[..count]
+    } else {
+        &spans[..]
+    };
+    let head = buf.split_to(len).freeze();
+    let status = StatusCode::from_u16(code)
+        .map_err(|_| ExchangeError::BadResponse("invalid status code"))?;
+    let mut headers = HeaderMap::with_capacity(count);
+    for &(n, nl, v, vl) in spans {
+        let (n, nl, v, vl) = (n as usize, nl as usize, v as usize, vl as usize);
+        let name = HeaderName::from_bytes(&head[n..n + nl])
+            .map_err(|_| ExchangeError::BadResponse("invalid response header name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(v..v + vl))
+            .map_err(|_| ExchangeError::BadResponse("invalid response header value"))?;
+        headers.append(name, value);
+    }
+    let version = if version == 0 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    let (framing, mut keep_alive) = framing(&headers, status, method, version)?;
+    keep_alive &= framing != Framing::Close;
+    // Transfer-Encoding overrides Content-Length (RFC 9112 section 6.3): a length that
+    // does not describe the decoded body must not reach the client.
+    if matches!(framing, Framing::Chunked | Framing::Close)
+        && headers.contains_key(TRANSFER_ENCODING)
+    {
+        headers.remove(CONTENT_LENGTH);
+    }
+    Ok(Some(ResponseHead {
+        status,
+        headers,
+        framing,
+        keep_alive,
+    }))
+}
+
+/// How the body is delimited, and whether the connection may carry another exchange.
+fn framing(
+    headers: &HeaderMap,
+    status: StatusCode,
+    method: &Method,
+    version: Version,
+) -> Result<(Framing, bool), ExchangeError> {
+    let mut close = false;
+    let mut keep_alive_token = false;
+    for v in headers.get_all(CONNECTION) {
+        for t in v.to_str().unwrap_or("").split(',').map(str::trim) {
+            close |= t.eq_ignore_ascii_case("close");
+            keep_alive_token |= t.eq_ignore_ascii_case("keep-alive");
+        }
+    }
+    let keep_alive = !close && (version == Version::HTTP_11 || keep_alive_token);
+    if *method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok((Framing::Empty, keep_alive));
+    }
+    if headers.contains_key(TRANSFER_ENCODING) {
+        let last = headers
+            .get_all(TRANSFER_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|t| !t.is_empty());
+        let chunked = last.is_some_and(|t| t.eq_ignore_ascii_case("chunked"));
+        // With Content-Length beside it the message is suspect: read it, never reuse.
+        let keep = keep_alive && !headers.contains_key(CONTENT_LENGTH);
+        return Ok(if chunked {
+            (Framing::Chunked, keep)
+        } else {
+            (Framing::Close, false)
+        });
+    }
+    let mut length = None;
+    for v in headers.get_all(CONTENT_LENGTH) {
+        for part in v.to_str().unwrap_or("").split(',') {
+            let n: u64 = part
+                .trim()
+                .parse()
+                .map_err(|_| ExchangeError::BadResponse("invalid Content-Length"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(ExchangeError::BadResponse(
+                    "conflicting Content-Length values",
+                ));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match length {
+        Some(0) => (Framing::Empty, keep_alive),
+        Some(n) => (Framing::Length(n), keep_alive),
+        None => (Framing::Close, false),
+    })
+}
+
+// === impl ResponseHead ===
+
+impl ResponseHead {
+    /// The body, reading from `conn`.
+    pub(crate) fn body(&self, conn: Conn) -> UpstreamBody {
+        let state = match self.framing {
+            Framing::Empty => BodyState::Done,
+            Framing::Length(n) => BodyState::Length(n),
+            Framing::Chunked => BodyState::Chunked(Chunk::Size),
+            Framing::Close => BodyState::Close,
+        };
+        UpstreamBody {
+            conn: Some(conn),
+            state,
+            keep_alive: self.keep_alive,
+        }
+    }
+}
+
+// === impl UpstreamBody ===
+
+impl UpstreamBody {
+    /// The connection, when the body was read to its end and the upstream keeps it open.
+    pub(crate) fn take_reusable(&mut self) -> Option<Conn> {
+        if self.state != BodyState::Done || !self.keep_alive {
+            return None;
+        }
+        let mut conn = self.conn.take()?;
+        conn.reused = true;
+        conn.buf.is_empty().then_some(conn)
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Poll::Ready(None);
+        };
+        loop {
+            match &mut self.state {
+                BodyState::Done => return Poll::Ready(None),
+                BodyState::Length(remaining) => {
+                    if !conn.buf.is_empty() {
+                        let n = conn
+                            .buf
+                            .len()
+                            .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+                        *remaining -= n as u64;
+                        if *remaining == 0 {
+                            self.state = BodyState::Done;
+                        }
+                        return Poll::Ready(Some(Ok(Frame::data(conn.buf.split_to(n).freeze()))));
+                    }
+                }
+                BodyState::Close => {
+                    if !conn.buf.is_empty() {
+                        let n = conn.buf.len();
+                        return Poll::Ready(Some(Ok(Frame::data(conn.buf.split_to(n).freeze()))));
+                    }
+                }
+                BodyState::Chunked(chunk) => match decode_chunk(chunk, &mut conn.buf) {
+                    Ok(Step::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                    Ok(Step::End(trailers)) => {
+                        self.state = BodyState::Done;
+                        return Poll::Ready(trailers.map(|t| Ok(Frame::trailers(t))));
+                    }
+                    Ok(Step::NeedMore) => {}
+                    Err(e) => return Poll::Ready(Some(Err(e))),
+                },
+            }
+            match ready!(fill(&mut conn.io, &mut conn.buf, cx)) {
+                Ok(0) if self.state == BodyState::Close => {
+                    self.state = BodyState::Done;
+                    self.keep_alive = false;
+                    return Poll::Ready(None);
+                }
+                Ok(0) => {
+                    return Poll::Ready(Some(Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "upstream closed the connection in the middle of the body",
+                    ))));
+                }
+                Ok(_) => {}
+                Err(e) => return Poll::Ready(Some(Err(e))),
+            }
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        self.get_mut().poll_next(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.state == BodyState::Done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.state {
+            BodyState::Done => SizeHint::with_exact(0),
+            BodyState::Length(n) => SizeHint::with_exact(n),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+/// Decodes as much of a chunked body as `buf` holds.
+fn decode_chunk(state: &mut Chunk, buf: &mut BytesMut) -> io::Result<Step> {
+    let bad = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("invalid chunked body: {what}"),
+        )
+    };
+    loop {
+        match *state {
+            Chunk::Size => {
+                let Some(line) = take_line(buf)? else {
+                    return Ok(Step::NeedMore);
+                };
+                let digits = line[..].split(|b| *b == b';').next().unwrap_or(&[]);
+                let digits = trim_ascii(digits);
+                if digits.is_empty() || digits.len() > 16 {
+                    return Err(bad("chunk size"));
+                }
+                let size = std::str::from_utf8(digits)
+                    .ok()
+                    .and_then(|s| u64::from_str_radix(s, 16).ok())
+                    .ok_or_else(|| bad("chunk size"))?;
+                *state = if size == 0 {
+                    Chunk::Trailers
+                } else {
+                    Chunk::Data(size)
+                };
+            }
+            Chunk::Data(remaining) => {
+                if buf.is_empty() {
+                    return Ok(Step::NeedMore);
+                }
+                let n = buf
+                    .len()
+                    .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+                let left = remaining - n as u64;
+                *state = if left == 0 {
+                    Chunk::DataEnd
+                } else {
+                    Chunk::Data(left)
+                };
+                return Ok(Step::Data(buf.split_to(n).freeze()));
+            }
+            Chunk::DataEnd => {
+                let Some(line) = take_line(buf)? else {
+                    return Ok(Step::NeedMore);
+                };
+                if !line.is_empty() {
+                    return Err(bad("data longer than its chunk size"));
+                }
+                *state = Chunk::Size;
+            }
+            Chunk::Trailers => {
+                let mut trailers: Option<HeaderMap> = None;
+                // Trailers are consumed only once the whole section is there.
+                let Some(end) = find_trailer_end(buf) else {
+                    if buf.len() > MAX_LINE * 4 {
+                        return Err(bad("trailer section too large"));
+                    }
+                    return Ok(Step::NeedMore);
+                };
+                let section = buf.split_to(end);
+                for line in section[..].split(|b| *b == b'\n') {
+                    let line = trim_ascii(line);
+                    if line.is_empty() {
+                        continue;
+                    }
+                    let Some(colon) = line.iter().position(|b| *b == b':') else {
+                        return Err(bad("trailer line"));
+                    };
+                    let name =
+                        HeaderName::from_bytes(&line[..colon]).map_err(|_| bad("trailer name"))?;
+                    let value = HeaderValue::from_bytes(trim_ascii(&line[colon + 1..]))
+                        .map_err(|_| bad("trailer value"))?;
+                    trailers
+                        .get_or_insert_with(HeaderMap::new)
+                        .append(name, value);
+                }
+                return Ok(Step::End(trailers));
+            }
+        }
+    }
+}
+
+/// Takes one line (without its CRLF or LF) off the front of `buf`.
+fn take_line(buf: &mut BytesMut) -> io::Result<Option<BytesMut>> {
+    match buf.iter().position(|b| *b == b'\n') {
+        Some(i) => {
+            let mut line = buf.split_to(i + 1);
+            line.truncate(i);
+            if line.last() == Some(&b'\r') {
+                line.truncate(i - 1);
+            }
+            Ok(Some(line))
+        }
+        None if buf.len() > MAX_LINE => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "invalid chunked body: line too long",
+        )),
+        None => Ok(None),
+    }
+}
+
+/// The length of the trailer section including the empty line that ends it.
+fn find_trailer_end(buf: &BytesMut) -> Option<usize> {
+    let mut start = 0;
+    while let Some(i) = buf[start..].iter().position(|b| *b == b'\n') {
+        let line = &buf[start..start + i];
+        if line.is_empty() || line == b"\r" {
+            return Some(start + i + 1);
+        }
+        start += i + 1;
+    }
+    None
+}
+
+fn trim_ascii(b: &[u8]) -> &[u8] {
+    b.trim_ascii()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(input: &[u8], split: usize) -> io::Result<(Vec<u8>, Option<HeaderMap>)> {
+        let mut state = Chunk::Size;
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for piece in input.chunks(split) {
+            buf.extend_from_slice(piece);
+            loop {
+                match decode_chunk(&mut state, &mut buf)? {
+                    Step::Data(d) => out.extend_from_slice(&d),
+                    Step::NeedMore => break,
+                    Step::End(t) => return Ok((out, t)),
+                }
+            }
+        }
+        Err(io::ErrorKind::UnexpectedEof.into())
+    }
+
+    #[test]
+    fn chunked_bodies_decode_however_the_bytes_are_split() {
+        let input = b"5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nX-Sum: 12\r\n\r\n";
+        for split in [1, 2, 3, 7, input.len()] {
+            let (body, trailers) = decode_all(input, split).unwrap();
+            assert_eq!(body, b"hello, world", "split {split}");
+            assert_eq!(trailers.unwrap()["x-sum"], "12");
+        }
+        let (body, trailers) = decode_all(b"3\nabc\n0\n\n", 1).unwrap();
+        assert_eq!((body.as_slice(), trailers), (&b"abc"[..], None));
+    }
+
+    #[test]
+    fn malformed_chunked_bodies_are_errors() {
+        for bad in [
+            &b"zz\r\n"[..],
+            b"3\r\nabcd\r\n",
+            b"\r\n",
+            b"12345678901234567\r\n",
+        ] {
+            assert!(
+                decode_all(bad, 1).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    fn head(raw: &str, method: Method) -> Result<Option<ResponseHead>, ExchangeError> {
+        let mut buf = BytesMut::from(raw.as_bytes());
+        parse_head(&mut buf, &method)
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", Method::GET)
+            .unwrap()
+            .unwrap();
+        assert_eq!((h.framing, h.keep_alive), (Framing::Length(5), true));
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", Method::HEAD)
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.framing, Framing::Empty);
+        let h = head("HTTP/1.1 204 No Content\r\n\r\n", Method::GET)
+            .unwrap()
+            .unwrap();
+        assert_eq!((h.framing, h.keep_alive), (Framing::Empty, true));
+        let h = head(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            Method::GET,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((h.framing, h.keep_alive), (Framing::Chunked, true));
+        let h = head(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            Method::GET,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((h.framing, h.keep_alive), (Framing::Close, false));
+        let h = head("HTTP/1.1 200 OK\r\n\r\n", Method::GET)
+            .unwrap()
+            .unwrap();
+        assert_eq!((h.framing, h.keep_alive), (Framing::Close, false));
+        let h = head(
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            Method::GET,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((h.framing, h.keep_alive), (Framing::Chunked, false));
+        assert!(!h.headers.contains_key(CONTENT_LENGTH));
+        let h = head(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n",
+            Method::GET,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!h.keep_alive);
+        let h = head("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", Method::GET)
+            .unwrap()
+            .unwrap();
+        assert!(!h.keep_alive);
+        let h = head(
+            "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\n",
+            Method::GET,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(h.keep_alive);
+        assert!(
+            head(
+                "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                Method::GET
+            )
+            .is_err()
+        );
+        assert!(head("HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", Method::GET).is_err());
+        assert!(
+            head("HTTP/1.1 200 OK\r\nContent-Le", Method::GET)
+                .unwrap()
+                .is_none()
+        );
+        assert!(head("garbage\r\n\r\n", Method::GET).is_err());
+    }
+
+    #[test]
+    fn request_heads_are_serialised_in_origin_form() {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("a.example"));
+        let mut out = Vec::new();
+        encode_head(&mut out, &Method::POST, "/p?q=1", &headers, false, true);
+        assert_eq!(
+            out,
+            b"POST /p?q=1 HTTP/1.1\r\nhost: a.example\r\ncontent-length: 0\r\n\r\n"
+        );
+        out.clear();
+        encode_head(&mut out, &Method::PUT, "/", &headers, true, false);
+        assert_eq!(
+            out,
+            b"PUT / HTTP/1.1\r\nhost: a.example\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
+    }
+}
