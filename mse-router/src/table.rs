@@ -157,12 +157,16 @@ impl fmt::Display for Match<'_> {
     }
 }
 
+/// The map type of the lookup indexes. Keys come from configuration, never from clients,
+/// and the hasher is randomly seeded, so a fast non-cryptographic hash is safe here.
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// The routes of one host pattern, indexed for lookup.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct VirtualHost {
-    pub(crate) exact: HashMap<Box<str>, RouteId>,
+    pub(crate) exact: FastMap<Box<str>, RouteId>,
     /// Keyed by the prefix without trailing slash (`""` for `/`).
-    pub(crate) prefix: HashMap<Box<str>, RouteId>,
+    pub(crate) prefix: FastMap<Box<str>, RouteId>,
     /// The `spec.defaultBackend` route used when no path matched.
     pub(crate) fallback: Option<RouteId>,
 }
@@ -200,8 +204,8 @@ pub struct RouteTable {
     pub(crate) routes: Vec<Route>,
     pub(crate) clusters: Vec<Cluster>,
     pub(crate) vhosts: Vec<(HostMatch, VirtualHost)>,
-    pub(crate) exact_hosts: HashMap<Box<str>, u32>,
-    pub(crate) wildcard_hosts: HashMap<Box<str>, u32>,
+    pub(crate) exact_hosts: FastMap<Box<str>, u32>,
+    pub(crate) wildcard_hosts: FastMap<Box<str>, u32>,
     pub(crate) any_host: Option<u32>,
     pub(crate) tls: TlsTable,
     pub(crate) diagnostics: Vec<Diagnostic>,

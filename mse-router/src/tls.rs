@@ -1,6 +1,5 @@
 //! TLS certificates from `kubernetes.io/tls` Secrets, and their selection by server name.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use mse_model::ObjectKey;
@@ -8,6 +7,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::host::{HostMatch, normalize_host, wildcard_suffix};
+use crate::table::FastMap;
 
 /// Index of a [`Certificate`] in [`crate::RouteTable::certificates`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -61,8 +61,8 @@ pub(crate) fn parse_key_pair(
 #[derive(Clone, Debug, Default)]
 pub(crate) struct TlsTable {
     pub(crate) certs: Vec<Certificate>,
-    pub(crate) exact: HashMap<Box<str>, CertId>,
-    pub(crate) wildcard: HashMap<Box<str>, CertId>,
+    pub(crate) exact: FastMap<Box<str>, CertId>,
+    pub(crate) wildcard: FastMap<Box<str>, CertId>,
     pub(crate) default: Option<CertId>,
 }
 

@@ -89,24 +89,30 @@ struct CommonArgs {
     log_format: String,
 }
 
-fn init_logging(common: &CommonArgs) {
+/// Logs (the access log included) go to stderr through a background writer, so a slow
+/// terminal or pipe never stalls a worker. The guard flushes it at exit.
+fn init_logging(common: &CommonArgs) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     if common.log_format == "json" {
         builder.json().flatten_event(true).init();
     } else {
-        builder.init();
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
     }
+    guard
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (common, result) = match cli.command {
+    let (_log_guard, result) = match cli.command {
         Some(Command::Demo(args)) => {
-            init_logging(&args.common);
+            let guard = init_logging(&args.common);
             let opts = demo::DemoOptions {
                 http_addr: args.http_addr,
                 https_addr: args.https_addr,
@@ -114,13 +120,13 @@ fn main() -> ExitCode {
                 access_log: args.common.access_log,
             };
             (
-                args.common,
+                guard,
                 run(async move { demo::run(opts, shutdown_signal()).await }),
             )
         }
         None => {
             let a = cli.serve;
-            init_logging(&a.common);
+            let guard = init_logging(&a.common);
             if a.manifests.is_empty() {
                 eprintln!(
                     "mse-gateway: kube mode (watching an API server) is not part of this build; \
@@ -142,10 +148,9 @@ fn main() -> ExitCode {
                 opts.workers = w;
             }
             opts.access_log = a.common.access_log;
-            (a.common, run(serve(opts)))
+            (guard, run(serve(opts)))
         }
     };
-    let _ = common;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
