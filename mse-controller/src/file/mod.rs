@@ -76,8 +76,9 @@ pub struct FileSource {
 struct FileState {
     name: Arc<str>,
     path: PathBuf,
-    /// The bytes read, or the OS error's text.
-    content: Result<Arc<[u8]>, String>,
+    /// A digest of the bytes read (the bytes themselves are not kept), or the OS error's
+    /// text.
+    content: Result<Digest, String>,
     /// The objects read now, in document order.
     entries: Arc<[Entry]>,
     /// Problems reading or parsing it now.
@@ -86,6 +87,26 @@ struct FileState {
     broken: bool,
     /// The objects of the last load in which it was not broken.
     last_good: Option<Arc<[Entry]>>,
+}
+
+/// Length and 64-bit SipHash of a file's bytes: enough to tell an edit from a rewrite of
+/// the same bytes without keeping every file in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Digest {
+    len: usize,
+    hash: u64,
+}
+
+impl Digest {
+    fn of(bytes: &[u8]) -> Self {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        bytes.hash(&mut h);
+        Self {
+            len: bytes.len(),
+            hash: h.finish(),
+        }
+    }
 }
 
 // === impl FileSource ===
@@ -183,15 +204,14 @@ impl FileSource {
         let mut previous: HashMap<Arc<str>, FileState> =
             self.files.drain(..).map(|f| (f.name.clone(), f)).collect();
         for found in &listing.files {
-            let content = fs::read(&found.path)
-                .map(Arc::from)
-                .map_err(|e| e.to_string());
+            let bytes = fs::read(&found.path).map_err(|e| e.to_string());
+            let content = bytes.as_deref().map(Digest::of).map_err(Clone::clone);
             let prev = previous.remove(&found.name);
             changed |= prev.as_ref().map(|p| &p.content) != Some(&content);
             let state = match prev {
                 // Unchanged: no need to parse it again.
                 Some(prev) if prev.content.is_ok() && prev.content == content => prev,
-                prev => FileState::read(found, content, prev.and_then(|p| p.last_good)),
+                prev => FileState::read(found, &bytes, content, prev.and_then(|p| p.last_good)),
             };
             self.files.push(state);
         }
@@ -224,11 +244,12 @@ impl FileState {
     /// Parses a file that is new or whose content changed.
     fn read(
         found: &Found,
-        content: Result<Arc<[u8]>, String>,
+        bytes: &Result<Vec<u8>, String>,
+        content: Result<Digest, String>,
         last_good: Option<Arc<[Entry]>>,
     ) -> Self {
         let name = found.name.clone();
-        let (entries, diagnostics, broken) = match &content {
+        let (entries, diagnostics, broken) = match bytes {
             Ok(bytes) => parse(bytes, &name),
             // A file retried under a directory that could not be listed: the directory's
             // diagnostic already says why.
