@@ -49,7 +49,7 @@ pub use crd::{
     MonitorSpec, MseIngressConfig, MseIngressConfigSpec, MseIngressConfigStatus,
 };
 pub use diag::{Diagnostic, Origin, Severity};
-pub use load::{Loaded, Object, load_manifests};
+pub use load::{AnnotationLines, Loaded, Object, load_manifests};
 pub use object::{Kind, ObjectKey, SourceRef};
 pub use snapshot::{Snapshot, Sourced};
 

@@ -25,11 +25,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use mse_annotations::{INGRESS_CLASS, IS_DEFAULT_CLASS};
+use mse_annotations::{
+    AuthSecretType, INGRESS_CLASS, IS_DEFAULT_CLASS, IngressPolicy, Mirror, MirrorTarget,
+    ObjectRef, ServiceRef,
+};
 use mse_model::api::{EndpointSlice, Endpoints, Ingress, Secret, Service};
-use mse_model::k8s_openapi::api::networking::v1::IngressBackend;
+use mse_model::k8s_openapi::api::networking::v1::{IngressBackend, IngressSpec};
 use mse_model::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use mse_model::{Diagnostic, Kind, ObjectKey, Snapshot, SourceRef, Sourced};
+use rustls_pki_types::CertificateDer;
 
 use crate::host::HostMatch;
 use crate::path::{PathMatch, normalize_path};
@@ -66,7 +70,17 @@ pub fn compile(snapshot: &Snapshot, opts: &CompileOptions) -> RouteTable {
     for ing in &ingresses {
         cx.add_ingress(ing);
     }
+    cx.check_canaries();
     cx.finish(snapshot.generation)
+}
+
+/// The Ingresses [`compile`] would serve (class selection), oldest first.
+pub(crate) fn selected_ingresses(snapshot: &Snapshot, opts: &CompileOptions) -> Vec<ObjectKey> {
+    let mut cx = Compiler::new(snapshot);
+    cx.select_ingresses(snapshot, opts)
+        .into_iter()
+        .map(|s| s.key)
+        .collect()
 }
 
 /// An Ingress chosen for compiling, with what sorting and diagnostics need.
@@ -87,7 +101,16 @@ struct Compiler<'s> {
     cluster_ids: HashMap<(ObjectKey, u16), ClusterId>,
     vhosts: BTreeMap<HostOrder, VirtualHost>,
     tls: TlsBuilder,
+    /// Canary Ingresses, left out for now, kept to check that each pairs with a main route.
+    canaries: Vec<CanaryPaths>,
     diagnostics: Vec<Diagnostic>,
+}
+
+/// The host + path pairs of one canary Ingress.
+struct CanaryPaths {
+    key: ObjectKey,
+    source: Option<SourceRef>,
+    paths: Vec<(HostMatch, PathMatch, String)>,
 }
 
 /// Host patterns in lookup order: exact, wildcard, any. Used to lay out the table.
@@ -121,6 +144,8 @@ struct TlsBuilder {
     by_secret: HashMap<ObjectKey, Option<CertId>>,
     /// host pattern -> (certificate, the Ingress that claimed it)
     hosts: BTreeMap<HostOrder, (CertId, ObjectKey)>,
+    /// The DNS names of each certificate's leaf (`None`: it could not be read).
+    names: HashMap<CertId, Option<Vec<String>>>,
 }
 
 // === impl Compiler ===
@@ -180,6 +205,7 @@ impl<'s> Compiler<'s> {
             cluster_ids: HashMap::new(),
             vhosts: BTreeMap::new(),
             tls: TlsBuilder::default(),
+            canaries: Vec::new(),
             diagnostics,
         }
     }
@@ -279,6 +305,19 @@ impl<'s> Compiler<'s> {
 
     fn add_ingress(&mut self, sel: &Selected<'s>) {
         let ing = sel.ingress;
+        // Annotations first: their diagnostics are reported whatever happens next.
+        let policy = match ing.metadata.annotations.as_ref() {
+            Some(a) => {
+                let parsed = mse_annotations::parse(&sel.key, sel.source, a);
+                self.diagnostics.extend(parsed.diagnostics);
+                parsed.value
+            }
+            None => IngressPolicy::default(),
+        };
+        if policy.is_excluded() {
+            // `canary` is not a boolean: the parser's error says the Ingress is left out.
+            return;
+        }
         let Some(spec) = ing.spec.as_ref() else {
             self.diag(
                 Diagnostic::error("empty-ingress", "Ingress has no spec; nothing to route"),
@@ -287,17 +326,40 @@ impl<'s> Compiler<'s> {
             );
             return;
         };
-        if is_canary(ing) {
+        if policy.canary.canary().is_some() {
+            let key = ing
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| mse_annotations::lookup(a, "canary"))
+                .map_or("nginx.ingress.kubernetes.io/canary", |f| f.key);
             self.diag(
                 Diagnostic::warning(
                     "canary-not-applied",
                     "canary Ingresses are applied by the canary support; this one is left out and does not take over its main route",
                 ),
                 sel,
-                Some("nginx.ingress.kubernetes.io/canary"),
+                Some(key),
             );
+            self.canaries.push(CanaryPaths {
+                key: sel.key.clone(),
+                source: sel.source.cloned(),
+                paths: route_keys(spec),
+            });
             return;
         }
+        // A security annotation that cannot be honoured (bad value, missing Secret): the
+        // routes answer 503 rather than be served without it; the diagnostics say why.
+        let mut failed: Vec<String> = policy.fail_closed.iter().map(|f| f.key.clone()).collect();
+        failed.extend(self.check_references(sel, &policy));
+        failed.extend(self.unenforced_security(sel, &policy));
+        let closed: Option<Arc<str>> = (!failed.is_empty()).then(|| {
+            format!(
+                "security annotation {} cannot be honoured (fail closed)",
+                failed.join(", ")
+            )
+            .into()
+        });
         let rules = spec.rules.as_deref().unwrap_or(&[]);
         if rules.is_empty() && spec.default_backend.is_none() {
             self.diag(
@@ -367,13 +429,24 @@ impl<'s> Compiler<'s> {
                         continue;
                     }
                 };
-                let backend = self.resolve_backend(&p.backend, sel, &format!("{field}.backend"));
+                let mut backend =
+                    self.resolve_backend(&p.backend, sel, &format!("{field}.backend"));
+                if let Some(reason) = &closed {
+                    backend = Backend::Unavailable {
+                        reason: reason.clone(),
+                    };
+                }
                 self.insert_route(sel, host.clone(), path, false, field.into(), backend);
             }
         }
         if let Some(db) = spec.default_backend.as_ref() {
             let field = "spec.defaultBackend";
-            let backend = self.resolve_backend(db, sel, field);
+            let mut backend = self.resolve_backend(db, sel, field);
+            if let Some(reason) = &closed {
+                backend = Backend::Unavailable {
+                    reason: reason.clone(),
+                };
+            }
             // The default backend serves requests no rule of this Ingress matched: on the
             // any-host pattern, and on each of this Ingress's own hosts.
             let mut hosts = vec![HostMatch::Any];
@@ -746,6 +819,7 @@ impl<'s> Compiler<'s> {
                     }
                     continue;
                 }
+                self.check_covers(cert, &p, sel, &field);
                 self.tls.hosts.insert(order, (cert, sel.key.clone()));
                 let c = &mut self.tls.certs[cert.0 as usize];
                 if !c.hosts.contains(&p) {
@@ -817,6 +891,220 @@ impl<'s> Compiler<'s> {
         id
     }
 
+    /// Checks the Secrets and Services that annotations name. A missing or incomplete
+    /// Secret of a security annotation is an error, and its key is returned so that the
+    /// Ingress fails closed; a missing fallback or mirror Service is a warning.
+    fn check_references(&mut self, sel: &Selected<'s>, policy: &IngressPolicy) -> Vec<String> {
+        let annotations = sel.ingress.metadata.annotations.as_ref();
+        let key_of = |name: &str| {
+            annotations
+                .and_then(|a| mse_annotations::lookup(a, name))
+                .map_or_else(
+                    || format!("{}{name}", mse_annotations::PREFIXES[0]),
+                    |f| f.key.to_owned(),
+                )
+        };
+        let mut secrets: Vec<(&str, &ObjectRef, Option<&str>)> = Vec::new();
+        if let Some(b) = &policy.auth.basic {
+            let data = (b.secret_type == AuthSecretType::AuthFile).then_some("auth");
+            secrets.push(("auth-secret", &b.secret, data));
+        }
+        if let Some(ca) = &policy.tls.client_ca {
+            secrets.push(("auth-tls-secret", ca, Some("ca.crt")));
+        }
+        if let Some(s) = &policy.backend.tls.secret {
+            let data = policy.backend.tls.verify.then_some("ca.crt");
+            secrets.push(("proxy-ssl-secret", s, data));
+        }
+        let mut failed = Vec::new();
+        for (name, r, data_key) in secrets {
+            let ns = r.namespace_or(&sel.key.namespace).to_owned();
+            let found = self.secrets.get(&(ns.as_str(), r.name.as_str())).copied();
+            let problem = match found {
+                None => Some((
+                    "missing-secret",
+                    format!("Secret {ns}/{} not found", r.name),
+                )),
+                Some(secret) => data_key
+                    .filter(|k| !secret.data.as_ref().is_some_and(|d| d.contains_key(*k)))
+                    .map(|k| {
+                        (
+                            "invalid-secret",
+                            format!("Secret {ns}/{} has no {k} key", r.name),
+                        )
+                    }),
+            };
+            if let Some((code, what)) = problem {
+                let key = key_of(name);
+                self.diag(
+                    Diagnostic::error(
+                        code,
+                        format!("{what}; security annotations fail closed: the routes of this Ingress answer 503 until it is fixed"),
+                    )
+                    .value(r.to_string()),
+                    sel,
+                    Some(&key),
+                );
+                failed.push(key);
+            }
+        }
+        let mut services: Vec<(&str, &ServiceRef)> = Vec::new();
+        if let Some(fb) = &policy.fallback.default_backend {
+            services.push(("default-backend", fb));
+        }
+        if let Some(Mirror {
+            target: MirrorTarget::Service(m),
+            ..
+        }) = &policy.mirror
+        {
+            services.push(("mirror-target-service", m));
+        }
+        for (name, r) in services {
+            let ns = r.service.namespace_or(&sel.key.namespace).to_owned();
+            if !self
+                .services
+                .contains_key(&(ns.as_str(), r.service.name.as_str()))
+            {
+                let key = key_of(name);
+                self.diag(
+                    Diagnostic::warning(
+                        "missing-service",
+                        format!(
+                            "Service {ns}/{} not found; {name} has no effect until it exists",
+                            r.service.name
+                        ),
+                    )
+                    .value(r.to_string()),
+                    sel,
+                    Some(&key),
+                );
+            }
+        }
+        failed
+    }
+
+    /// Warns when a TLS host is not among the names of the certificate it was given:
+    /// clients would reject the certificate for that host.
+    fn check_covers(&mut self, cert: CertId, host: &HostMatch, sel: &Selected<'s>, field: &str) {
+        let certs = &self.tls.certs;
+        let names = self
+            .tls
+            .names
+            .entry(cert)
+            .or_insert_with(|| {
+                let leaf = certs.get(cert.0 as usize)?.chain.first()?;
+                dns_names(leaf)
+            })
+            .clone();
+        let Some(names) = names else {
+            return;
+        };
+        if covers(&names, host) {
+            return;
+        }
+        let secret = &self.tls.certs[cert.0 as usize].secret;
+        let listed = if names.is_empty() {
+            "no DNS names (the Common Name is ignored by browsers and by this gateway)".to_owned()
+        } else {
+            names.join(", ")
+        };
+        self.diag(
+            Diagnostic::error(
+                "tls-host-not-covered",
+                format!(
+                    "TLS host {host} is not covered by the certificate in {secret}, which names {listed}; clients will reject the certificate for this host"
+                ),
+            )
+            .value(host.to_string()),
+            sel,
+            Some(&format!("{field}.hosts")),
+        );
+    }
+
+    /// Warns about each canary path that no main (non-canary) route serves: such a canary
+    /// would get no traffic.
+    fn check_canaries(&mut self) {
+        let canaries = std::mem::take(&mut self.canaries);
+        for c in canaries {
+            for (host, path, field) in &c.paths {
+                let served = self
+                    .vhosts
+                    .get(&HostOrder::of(host))
+                    .is_some_and(|vh| match path {
+                        PathMatch::Exact(p) => vh.exact.contains_key(p),
+                        PathMatch::Prefix(p) => vh.prefix.contains_key(p),
+                    });
+                if !served {
+                    self.diagnostics.push(
+                        Diagnostic::warning(
+                            "canary-without-main",
+                            format!(
+                                "this canary's host {host} and path {path} pair with no main Ingress (no non-canary Ingress serves them), so it would get no traffic"
+                            ),
+                        )
+                        .object(c.key.clone())
+                        .source(c.source.clone())
+                        .key(field.as_str()),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Security annotations that parsed but that the data plane does not enforce yet
+    /// (authentication, client certificates, IP allow and deny lists). Serving such routes
+    /// would serve them open, so they fail closed like an invalid value would: 503, with an
+    /// Error naming the annotation.
+    fn unenforced_security(&mut self, sel: &Selected<'s>, policy: &IngressPolicy) -> Vec<String> {
+        let annotations = sel.ingress.metadata.annotations.as_ref();
+        let present = |name: &str| {
+            annotations
+                .and_then(|a| mse_annotations::lookup(a, name))
+                .map(|f| f.key.to_owned())
+        };
+        let mut keys = Vec::new();
+        let checks: [(bool, &[&str]); 4] = [
+            (policy.auth.basic.is_some(), &["auth-type", "auth-secret"]),
+            (policy.auth.external.is_some(), &["auth-url"]),
+            (policy.tls.client_ca.is_some(), &["auth-tls-secret"]),
+            (
+                policy.access.allow.is_some()
+                    || policy.access.deny.is_some()
+                    || policy.access.host_allow.is_some()
+                    || policy.access.host_deny.is_some(),
+                &[
+                    "whitelist-source-range",
+                    "allowlist-source-range",
+                    "denylist-source-range",
+                    "blacklist-source-range",
+                    "domain-whitelist-source-range",
+                    "domain-blacklist-source-range",
+                ],
+            ),
+        ];
+        for (configured, names) in checks {
+            if !configured {
+                continue;
+            }
+            for key in names.iter().filter_map(|n| present(n)) {
+                if policy.fail_closed.iter().any(|f| f.key == key) {
+                    continue;
+                }
+                self.diag(
+                    Diagnostic::error(
+                        "security-not-enforced",
+                        "this gateway build parses but does not yet enforce this security annotation; \
+                         the Ingress's routes answer 503 instead of being served without it",
+                    ),
+                    sel,
+                    Some(&key),
+                );
+                keys.push(key);
+            }
+        }
+        keys
+    }
+
     fn diag(&mut self, d: Diagnostic, sel: &Selected<'s>, key: Option<&str>) {
         let mut d = d.object(sel.key.clone()).source(sel.source.cloned());
         if let Some(k) = key {
@@ -873,11 +1161,63 @@ fn ns_of(meta: &mse_model::api::ObjectMeta) -> &str {
         .unwrap_or("default")
 }
 
-fn is_canary(ing: &Ingress) -> bool {
-    ing.metadata.annotations.as_ref().is_some_and(|a| {
-        mse_annotations::lookup(a, "canary")
-            .is_some_and(|f| mse_annotations::parse_bool(f.value) == Some(true))
-    })
+/// The host + path pairs of an Ingress's rules, as the main routes key them; rules and
+/// paths that would be left out are skipped.
+fn route_keys(spec: &IngressSpec) -> Vec<(HostMatch, PathMatch, String)> {
+    let mut out = Vec::new();
+    for (ri, rule) in spec.rules.as_deref().unwrap_or(&[]).iter().enumerate() {
+        let Ok(host) = HostMatch::parse(rule.host.as_deref().unwrap_or("")) else {
+            continue;
+        };
+        let Some(http) = rule.http.as_ref() else {
+            continue;
+        };
+        for (pi, p) in http.paths.iter().enumerate() {
+            let raw = p.path.as_deref().filter(|p| !p.is_empty()).unwrap_or("/");
+            if !raw.starts_with('/') {
+                continue;
+            }
+            let normal = normalize_path(raw);
+            let path = match p.path_type.as_str() {
+                "Exact" => PathMatch::Exact(normal.into()),
+                "Prefix" | "ImplementationSpecific" | "" => {
+                    PathMatch::Prefix(normal.trim_end_matches('/').into())
+                }
+                _ => continue,
+            };
+            out.push((
+                host.clone(),
+                path,
+                format!("spec.rules[{ri}].http.paths[{pi}]"),
+            ));
+        }
+    }
+    out
+}
+
+/// The DNS subject alternative names of a certificate, lower case; `None` when it cannot
+/// be parsed (the TLS layer reports that).
+fn dns_names(der: &CertificateDer<'_>) -> Option<Vec<String>> {
+    let cert = webpki::EndEntityCert::try_from(der).ok()?;
+    Some(
+        cert.valid_dns_names()
+            .map(|n| n.trim_end_matches('.').to_ascii_lowercase())
+            .collect(),
+    )
+}
+
+/// Whether certificate names cover a host pattern, as a TLS client checks: an exact name,
+/// or a `*.` name covering exactly one more label; a wildcard host needs the same wildcard.
+fn covers(names: &[String], host: &HostMatch) -> bool {
+    match host {
+        HostMatch::Any => true,
+        HostMatch::Exact(h) => names.iter().any(|n| {
+            **n == **h
+                || n.strip_prefix("*.")
+                    .is_some_and(|suffix| h.split_once('.').is_some_and(|(_, rest)| rest == suffix))
+        }),
+        HostMatch::Wildcard(s) => names.iter().any(|n| n.strip_prefix("*.") == Some(&**s)),
+    }
 }
 
 /// Oldest first; objects without a creation time count as newest; then namespace/name.

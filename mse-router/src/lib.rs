@@ -42,6 +42,7 @@
 
 mod compile;
 mod host;
+pub mod lint;
 mod path;
 mod table;
 mod tls;

@@ -130,3 +130,36 @@ fn oldest_ingress_wins_a_tls_host() {
     assert_eq!(d.code, "duplicate-tls");
     assert!(d.message.contains("Ingress default/older"), "{d}");
 }
+
+#[test]
+fn tls_host_not_covered_by_its_certificate_is_an_error() {
+    let yaml = [
+        cert_secret("shop", &["shop.example.com", "*.api.example.com"]),
+        tls_ingress(
+            "a",
+            "2024-01-01T00:00:00Z",
+            "  - { hosts: [shop.example.com, v1.api.example.com, \"*.api.example.com\", other.example.com, \"*.example.com\"], secretName: shop }",
+        ),
+    ]
+    .concat();
+    let t = compile_yaml(&yaml);
+    let bad: Vec<_> = t
+        .diagnostics()
+        .iter()
+        .map(|d| (d.code, d.value.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        bad,
+        [
+            ("tls-host-not-covered", "other.example.com".to_owned()),
+            ("tls-host-not-covered", "*.example.com".to_owned()),
+        ]
+    );
+    let d = &t.diagnostics()[0];
+    assert!(
+        d.message
+            .contains("names shop.example.com, *.api.example.com"),
+        "{d}"
+    );
+    assert_eq!(d.origin.key.as_deref(), Some("spec.tls[0].hosts"));
+}

@@ -101,9 +101,90 @@ fn comments_and_empty_documents_are_ignored() {
     assert_eq!(l.objects[0].1.as_ref().unwrap().line, 6);
 }
 
+fn object_lines(text: &str) -> Vec<u32> {
+    load_manifests(text, Some("a.yaml"))
+        .objects
+        .iter()
+        .map(|(_, s)| s.as_ref().unwrap().line)
+        .collect()
+}
+
+#[test]
+fn annotation_lines_point_at_each_block_style_key() {
+    let text = r#"# leading comment
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: a
+  labels:
+    annotations: not-this-one
+  annotations:
+    nginx.ingress.kubernetes.io/use-regex: "true"
+    "higress.io/timeout": '5'
+    'mse.ingress.kubernetes.io/x': |
+      first line
+      fake.key: inside a block scalar
+
+    kubectl.kubernetes.io/last-applied-configuration: '{"metadata":{"annotations":{"z":"1"}}}'
+spec: {}
+---
+
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  annotations:
+    b: "2"
+  name: b
+"#;
+    let lines = AnnotationLines::scan(text);
+    let objects = object_lines(text);
+    assert_eq!(objects, [3, 20]);
+    let found: Vec<(&str, u32)> = lines.keys(3).collect();
+    assert_eq!(
+        found,
+        [
+            ("higress.io/timeout", 11),
+            ("kubectl.kubernetes.io/last-applied-configuration", 16),
+            ("mse.ingress.kubernetes.io/x", 12),
+            ("nginx.ingress.kubernetes.io/use-regex", 10),
+        ]
+    );
+    assert_eq!(lines.line(20, "b"), Some(24));
+    assert_eq!(lines.line(20, "fake.key"), None);
+    assert_eq!(lines.line(3, "z"), None);
+}
+
+#[test]
+fn annotation_lines_in_flow_style_and_json_documents() {
+    let flow = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: { name: f, annotations: { a/b: \"1\",\n  \"c/d\": 'x, y', e: z } }\n";
+    let lines = AnnotationLines::scan(flow);
+    assert_eq!(object_lines(flow), [1]);
+    assert_eq!(lines.line(1, "a/b"), Some(3));
+    assert_eq!(lines.line(1, "c/d"), Some(4));
+    assert_eq!(lines.line(1, "e"), Some(4));
+
+    let block_flow =
+        "apiVersion: v1\nkind: Ingress\nmetadata:\n  name: g\n  annotations: {k1: v,\n    k2: w}\n";
+    let lines = AnnotationLines::scan(block_flow);
+    assert_eq!(lines.line(1, "k1"), Some(5));
+    assert_eq!(lines.line(1, "k2"), Some(6));
+
+    let json = "{\n  \"apiVersion\": \"networking.k8s.io/v1\",\n  \"kind\": \"Ingress\",\n  \"metadata\": {\n    \"name\": \"j\",\n    \"annotations\": {\n      \"x/y\": \"a:b\",\n      \"x/z\": \"\\\"q\\\"\"\n    }\n  }\n}\n";
+    assert_eq!(object_lines(json), [1]);
+    let lines = AnnotationLines::scan(json);
+    assert_eq!(lines.line(1, "x/y"), Some(7));
+    assert_eq!(lines.line(1, "x/z"), Some(8));
+}
+
 proptest::proptest! {
     #[test]
     fn loading_never_panics(text in "\\PC{0,400}") {
         let _ = load_manifests(&text, None);
+    }
+
+    #[test]
+    fn scanning_annotation_lines_never_panics(text in "[ a-z:{}\\[\\],'\"#\\n-]{0,300}") {
+        let _ = AnnotationLines::scan(&text);
     }
 }

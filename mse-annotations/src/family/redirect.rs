@@ -1,0 +1,79 @@
+//! Redirects: `ssl-redirect`, `force-ssl-redirect`, `permanent-redirect[-code]`,
+//! `temporal-redirect`, `app-root`, `from-to-www-redirect`.
+
+use crate::IngressPolicy;
+use crate::cx::Cx;
+use crate::value::{self, UrlTemplate};
+
+/// A fixed redirect answered for every request of the Ingress.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedirectTarget {
+    /// Where to.
+    pub url: UrlTemplate,
+    /// 301 to 308 for `permanent-redirect`, 302 for `temporal-redirect`.
+    pub code: u16,
+}
+
+/// Redirect settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Redirect {
+    /// `ssl-redirect`; `None` means the default: true when the host has TLS.
+    pub ssl_redirect: Option<bool>,
+    /// `force-ssl-redirect`.
+    pub force_ssl_redirect: bool,
+    /// `temporal-redirect`, else `permanent-redirect`.
+    pub target: Option<RedirectTarget>,
+    /// `app-root`: where `/` redirects to (302).
+    pub app_root: Option<String>,
+    /// `from-to-www-redirect`.
+    pub from_to_www: bool,
+}
+
+impl Redirect {
+    /// Whether plaintext requests are redirected to HTTPS, given whether the host has TLS.
+    pub fn redirects_to_https(&self, host_has_tls: bool) -> bool {
+        self.force_ssl_redirect || self.ssl_redirect.unwrap_or(host_has_tls)
+    }
+}
+
+pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
+    let r = &mut p.redirect;
+    r.ssl_redirect = cx.get("ssl-redirect", value::boolean);
+    r.force_ssl_redirect = cx
+        .get("force-ssl-redirect", value::boolean)
+        .unwrap_or(false);
+    let permanent = cx.get("permanent-redirect", value::url);
+    let code = cx.get("permanent-redirect-code", |v| value::status(v, 300, 308));
+    let temporal = cx.get("temporal-redirect", value::url);
+    r.target = match (temporal, permanent) {
+        (Some(t), permanent) => {
+            if permanent.is_some() {
+                cx.ignored(
+                    "permanent-redirect",
+                    "temporal-redirect is set and takes precedence",
+                );
+            }
+            if code.is_some() {
+                cx.ignored(
+                    "permanent-redirect-code",
+                    "temporal-redirect always answers 302",
+                );
+            }
+            Some(RedirectTarget { url: t, code: 302 })
+        }
+        (None, Some(p)) => Some(RedirectTarget {
+            url: p,
+            code: code.unwrap_or(301),
+        }),
+        (None, None) => {
+            if code.is_some() {
+                cx.ignored("permanent-redirect-code", "permanent-redirect is not set");
+            }
+            None
+        }
+    };
+    r.app_root = cx.get("app-root", value::path);
+    r.from_to_www = cx
+        .get("from-to-www-redirect", value::boolean)
+        .unwrap_or(false);
+}

@@ -1,0 +1,206 @@
+//! Client-facing TLS for the Ingress's hosts: `auth-tls-secret`, `ssl-ciphers` (and
+//! `ssl-cipher`), `tls-min/max-protocol-version`, and `server-alias`.
+
+use mse_model::Diagnostic;
+
+use crate::IngressPolicy;
+use crate::cx::{Cx, Secure};
+use crate::family::secret;
+use crate::value::{self, ObjectRef, ValueError};
+
+/// A TLS cipher suite the gateway's TLS library (rustls) offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum CipherSuite {
+    /// TLS 1.3 `TLS_AES_128_GCM_SHA256`.
+    Tls13Aes128GcmSha256,
+    /// TLS 1.3 `TLS_AES_256_GCM_SHA384`.
+    Tls13Aes256GcmSha384,
+    /// TLS 1.3 `TLS_CHACHA20_POLY1305_SHA256`.
+    Tls13Chacha20Poly1305Sha256,
+    /// `ECDHE-ECDSA-AES128-GCM-SHA256`.
+    EcdheEcdsaAes128GcmSha256,
+    /// `ECDHE-ECDSA-AES256-GCM-SHA384`.
+    EcdheEcdsaAes256GcmSha384,
+    /// `ECDHE-ECDSA-CHACHA20-POLY1305`.
+    EcdheEcdsaChacha20Poly1305,
+    /// `ECDHE-RSA-AES128-GCM-SHA256`.
+    EcdheRsaAes128GcmSha256,
+    /// `ECDHE-RSA-AES256-GCM-SHA384`.
+    EcdheRsaAes256GcmSha384,
+    /// `ECDHE-RSA-CHACHA20-POLY1305`.
+    EcdheRsaChacha20Poly1305,
+}
+
+impl CipherSuite {
+    const ALL: [(&'static str, CipherSuite); 9] = [
+        ("TLS_AES_128_GCM_SHA256", CipherSuite::Tls13Aes128GcmSha256),
+        ("TLS_AES_256_GCM_SHA384", CipherSuite::Tls13Aes256GcmSha384),
+        (
+            "TLS_CHACHA20_POLY1305_SHA256",
+            CipherSuite::Tls13Chacha20Poly1305Sha256,
+        ),
+        (
+            "ECDHE-ECDSA-AES128-GCM-SHA256",
+            CipherSuite::EcdheEcdsaAes128GcmSha256,
+        ),
+        (
+            "ECDHE-ECDSA-AES256-GCM-SHA384",
+            CipherSuite::EcdheEcdsaAes256GcmSha384,
+        ),
+        (
+            "ECDHE-ECDSA-CHACHA20-POLY1305",
+            CipherSuite::EcdheEcdsaChacha20Poly1305,
+        ),
+        (
+            "ECDHE-RSA-AES128-GCM-SHA256",
+            CipherSuite::EcdheRsaAes128GcmSha256,
+        ),
+        (
+            "ECDHE-RSA-AES256-GCM-SHA384",
+            CipherSuite::EcdheRsaAes256GcmSha384,
+        ),
+        (
+            "ECDHE-RSA-CHACHA20-POLY1305",
+            CipherSuite::EcdheRsaChacha20Poly1305,
+        ),
+    ];
+
+    /// The OpenSSL name (what ingress-nginx users write).
+    pub fn openssl_name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, s)| *s == self)
+            .map_or("", |(n, _)| n)
+    }
+}
+
+/// A TLS protocol version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TlsVersion {
+    /// TLS 1.0 (not available: the floor is 1.2).
+    V1_0,
+    /// TLS 1.1 (not available: the floor is 1.2).
+    V1_1,
+    /// TLS 1.2.
+    V1_2,
+    /// TLS 1.3.
+    V1_3,
+}
+
+/// Client-facing TLS settings of the Ingress's hosts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsPolicy {
+    /// `auth-tls-secret`: the CA that client certificates must chain to.
+    pub client_ca: Option<ObjectRef>,
+    /// `ssl-ciphers` / `ssl-cipher`; `None` means the TLS library's defaults.
+    pub ciphers: Option<Vec<CipherSuite>>,
+    /// `tls-min-protocol-version` as written (the gateway never goes below 1.2).
+    pub min_version: Option<TlsVersion>,
+    /// `tls-max-protocol-version`.
+    pub max_version: Option<TlsVersion>,
+    /// `server-alias`: more host names served like the Ingress's hosts.
+    pub aliases: Vec<String>,
+}
+
+pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
+    let t = &mut p.tls;
+    t.client_ca = match secret(cx, "auth-tls-secret", true) {
+        Secure::Valid(s) => Some(s),
+        Secure::Absent | Secure::Invalid => None,
+    };
+    let plural = cx.get_list("ssl-ciphers", colon_list, cipher);
+    let singular = cx.get_list("ssl-cipher", colon_list, cipher);
+    t.ciphers = match (plural, singular) {
+        (Some(c), singular) => {
+            if singular.is_some() {
+                cx.ignored("ssl-cipher", "ssl-ciphers is set and takes precedence");
+            }
+            Some(c)
+        }
+        (None, s) => s,
+    };
+    t.min_version = cx.get("tls-min-protocol-version", version);
+    if matches!(t.min_version, Some(TlsVersion::V1_0 | TlsVersion::V1_1)) {
+        for e in cx.entries("tls-min-protocol-version") {
+            cx.report(
+                Diagnostic::info(
+                    "different-semantics",
+                    "TLS 1.0 and 1.1 are not available: the lowest version offered is TLS 1.2",
+                ),
+                e.key,
+                Some(e.value),
+            );
+        }
+    }
+    t.max_version = cx.get("tls-max-protocol-version", |v| match version(v)? {
+        TlsVersion::V1_0 | TlsVersion::V1_1 => Err(ValueError::Invalid(
+            "TLS 1.0 and 1.1 are not available, so no version would be left".to_owned(),
+        )),
+        ok => Ok(ok),
+    });
+    if let (Some(min), Some(max)) = (t.min_version, t.max_version)
+        && min > max
+    {
+        cx.ignored(
+            "tls-min-protocol-version",
+            "it is above tls-max-protocol-version; both defaults apply",
+        );
+        cx.ignored(
+            "tls-max-protocol-version",
+            "it is below tls-min-protocol-version; both defaults apply",
+        );
+        t.min_version = None;
+        t.max_version = None;
+    }
+    t.aliases = cx
+        .get_list(
+            "server-alias",
+            value::comma_or_space_list,
+            value::host_pattern,
+        )
+        .unwrap_or_default();
+}
+
+fn colon_list(v: &str) -> Vec<&str> {
+    v.split(':')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn cipher(v: &str) -> Result<CipherSuite, ValueError> {
+    if let Some((_, s)) = CipherSuite::ALL.iter().find(|(n, _)| *n == v) {
+        return Ok(*s);
+    }
+    let is_keyword = v.starts_with(['!', '+', '-', '@'])
+        || matches!(
+            v,
+            "ALL"
+                | "DEFAULT"
+                | "HIGH"
+                | "MEDIUM"
+                | "LOW"
+                | "COMPLEMENTOFDEFAULT"
+                | "aNULL"
+                | "eNULL"
+        );
+    if is_keyword {
+        return Err(ValueError::Invalid(
+            "cipher-string keywords and exclusions (HIGH, !aNULL, ...) are not supported; list suite names".to_owned(),
+        ));
+    }
+    Err(ValueError::Invalid(
+        "not offered by the gateway's TLS library (rustls offers ECDHE with AES-GCM or CHACHA20-POLY1305, and the TLS 1.3 suites)".to_owned(),
+    ))
+}
+
+fn version(v: &str) -> Result<TlsVersion, ValueError> {
+    match v.to_ascii_lowercase().as_str() {
+        "tlsv1.0" | "tlsv1" => Ok(TlsVersion::V1_0),
+        "tlsv1.1" => Ok(TlsVersion::V1_1),
+        "tlsv1.2" => Ok(TlsVersion::V1_2),
+        "tlsv1.3" => Ok(TlsVersion::V1_3),
+        _ => Err(ValueError::Expected("TLSv1.0, TLSv1.1, TLSv1.2 or TLSv1.3")),
+    }
+}
