@@ -99,8 +99,8 @@ struct List {
 pub fn load_manifests(text: &str, file: Option<&str>) -> Loaded {
     let file: Arc<str> = Arc::from(file.unwrap_or("<input>"));
     let mut out = Loaded::default();
-    for (start, doc) in split_documents(text) {
-        load_document(doc, &file, start, &mut out);
+    for (index, (start, doc)) in split_documents(text).into_iter().enumerate() {
+        load_document(doc, &file, start, index + 1, &mut out);
     }
     out
 }
@@ -118,7 +118,7 @@ fn content_line(doc: &str, start: u32) -> u32 {
     start + skipped
 }
 
-fn load_document(doc: &str, file: &Arc<str>, start: u32, out: &mut Loaded) {
+fn load_document(doc: &str, file: &Arc<str>, start: u32, index: usize, out: &mut Loaded) {
     // Objects point at their document's first line of content; parse errors are counted
     // from the document's start, which is where the YAML parser counts from.
     let src = &SourceRef {
@@ -134,7 +134,7 @@ fn load_document(doc: &str, file: &Arc<str>, start: u32, out: &mut Loaded) {
         // A document holding only `null` (or comments) is not an object: skip silently.
         Ok(None) => return,
         Err(e) => {
-            out.diagnostics.push(yaml_error(&e, doc_start, None));
+            out.diagnostics.push(yaml_error(&e, doc_start, index, None));
             return;
         }
     };
@@ -155,7 +155,7 @@ fn load_document(doc: &str, file: &Arc<str>, start: u32, out: &mut Loaded) {
                     load_value(item, src, out);
                 }
             }
-            Err(e) => out.diagnostics.push(yaml_error(&e, doc_start, None)),
+            Err(e) => out.diagnostics.push(yaml_error(&e, doc_start, index, None)),
         }
         return;
     }
@@ -181,7 +181,7 @@ fn load_document(doc: &str, file: &Arc<str>, start: u32, out: &mut Loaded) {
     match parsed {
         Ok(obj) => accept(obj, src, out),
         Err(e) => {
-            let mut d = yaml_error(&e, doc_start, Some(k));
+            let mut d = yaml_error(&e, doc_start, index, Some(k));
             if let Some(m) = header.metadata.filter(|m| m.name.is_some()) {
                 let meta = crate::api::ObjectMeta {
                     name: m.name,
@@ -309,7 +309,14 @@ fn merge_string_data(mut s: Secret) -> Secret {
     s
 }
 
-fn yaml_error(e: &serde_yaml_ng::Error, src: &SourceRef, kind: Option<Kind>) -> Diagnostic {
+/// `index` is the document's 1-based position in the file (documents holding only
+/// comments are not counted).
+fn yaml_error(
+    e: &serde_yaml_ng::Error,
+    src: &SourceRef,
+    index: usize,
+    kind: Option<Kind>,
+) -> Diagnostic {
     let line = e
         .location()
         .map(|l| src.line + l.line().saturating_sub(1) as u32)
@@ -326,7 +333,7 @@ fn yaml_error(e: &serde_yaml_ng::Error, src: &SourceRef, kind: Option<Kind>) -> 
     }
     Diagnostic::error(
         "malformed-yaml",
-        format!("{what}: {msg}; the document was skipped"),
+        format!("{what} in document {index}: {msg}; the document was skipped"),
     )
     .source(Some(SourceRef {
         file: src.file.clone(),

@@ -352,7 +352,10 @@ impl<'s> Compiler<'s> {
         // routes answer 503 rather than be served without it; the diagnostics say why.
         let mut failed: Vec<String> = policy.fail_closed.iter().map(|f| f.key.clone()).collect();
         failed.extend(self.check_references(sel, &policy));
-        failed.extend(self.unenforced_security(sel, &policy));
+        if failed.is_empty() {
+            // Only when nothing else already closes the routes: one reason is enough.
+            failed.extend(self.unenforced_security(sel, &policy));
+        }
         let closed: Option<Arc<str>> = (!failed.is_empty()).then(|| {
             format!(
                 "security annotation {} cannot be honoured (fail closed)",

@@ -39,7 +39,10 @@ fn malformed_document_is_reported_with_its_line_and_others_still_load() {
     assert_eq!(l.diagnostics.len(), 1);
     let d = l.diagnostics[0].to_string();
     // The unclosed flow sequence is on line 23 of the file.
-    assert!(d.starts_with("m.yaml:23: error: malformed YAML"), "{d}");
+    assert!(
+        d.starts_with("m.yaml:23: error: malformed YAML in document 2:"),
+        "{d}"
+    );
     assert_eq!(l.diagnostics[0].severity, crate::Severity::Error);
     // The third document starts after the second marker.
     assert_eq!(l.objects[1].1.as_ref().unwrap().line, 24);

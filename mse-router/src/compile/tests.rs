@@ -752,9 +752,20 @@ fn secrets_named_by_security_annotations_must_exist_or_the_routes_answer_503() {
                 "missing-service",
                 "nginx.ingress.kubernetes.io/default-backend".to_owned()
             ),
+            // The Secret exists, so only the missing enforcement closes these routes.
+            (
+                Severity::Error,
+                "security-not-enforced",
+                "nginx.ingress.kubernetes.io/auth-type".to_owned()
+            ),
+            (
+                Severity::Error,
+                "security-not-enforced",
+                "nginx.ingress.kubernetes.io/auth-secret".to_owned()
+            ),
         ]
     );
-    assert_eq!(who(&t, "ok.test", "/"), Some(1));
+    assert_eq!(who(&t, "ok.test", "/"), None);
     assert_eq!(who(&t, "missing.test", "/"), None);
     assert_eq!(who(&t, "mtls.test", "/"), None);
 }
