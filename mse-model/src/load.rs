@@ -421,6 +421,11 @@ impl AnnotationLines {
         Self { docs }
     }
 
+    /// Whether the scan found no annotation at all.
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty()
+    }
+
     /// The line of annotation `key` of the object whose [`SourceRef::line`] is
     /// `object_line`, if the scan found it.
     pub fn line(&self, object_line: u32, key: &str) -> Option<u32> {

@@ -1,5 +1,6 @@
 //! [`Snapshot`]: one consistent set of every object the gateway sees.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -7,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use crate::api::{ConfigMap, EndpointSlice, Endpoints, Ingress, IngressClass, Secret, Service};
 use crate::crd::MseIngressConfig;
 use crate::diag::Diagnostic;
-use crate::load::Object;
+use crate::load::{AnnotationLines, Object};
 use crate::object::{Kind, ObjectKey, SourceRef};
 
 /// An object together with where it was read from.
@@ -63,6 +64,9 @@ pub struct Snapshot {
     pub mse_configs: Vec<Sourced<MseIngressConfig>>,
     /// Problems found while reading the objects (bad YAML, unknown kinds).
     pub diagnostics: Vec<Diagnostic>,
+    /// Per file: the line of each annotation key, so that a diagnostic about an annotation
+    /// points at the annotation's own line (files whose text the source still trusts).
+    pub annotation_lines: BTreeMap<Arc<str>, AnnotationLines>,
 }
 
 impl Snapshot {

@@ -71,7 +71,9 @@ pub fn compile(snapshot: &Snapshot, opts: &CompileOptions) -> RouteTable {
         cx.add_ingress(ing);
     }
     cx.check_canaries();
-    cx.finish(snapshot.generation)
+    let mut table = cx.finish(snapshot.generation);
+    crate::lint::locate_annotations(&mut table.diagnostics, &snapshot.annotation_lines);
+    table
 }
 
 /// The Ingresses [`compile`] would serve (class selection), oldest first.

@@ -149,6 +149,12 @@ async fn routes_by_host_and_path_and_bad_input_costs_only_itself() {
         "apiVersion: v1\nkind: Secret\nmetadata: { name: bad-cert, namespace: e2e }\ntype: kubernetes.io/tls\nstringData: { tls.crt: nonsense, tls.key: nonsense }\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: { name: secure, namespace: e2e }\nspec:\n  ingressClassName: mse\n  tls: [{ hosts: [secure.test], secretName: bad-cert }]\n  rules: [{ host: secure.test, http: { paths: [{ path: /, pathType: Prefix, backend: { service: { name: web, port: { number: 80 } } } }] } }]\n",
     )
     .unwrap();
+    // A bad annotation value on line 6: the diagnostic points at that line.
+    std::fs::write(
+        d.join("annotated.yaml"),
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: slow\n  namespace: e2e\n  annotations: { nginx.ingress.kubernetes.io/proxy-read-timeout: ten }\nspec:\n  ingressClassName: mse\n  rules: [{ host: slow.test, http: { paths: [{ path: /, pathType: Prefix, backend: { service: { name: web, port: { number: 80 } } } }] } }]\n",
+    )
+    .unwrap();
     let g = start(d).await;
     let c = client();
     let http = g.http_addr().unwrap();
@@ -210,8 +216,23 @@ async fn routes_by_host_and_path_and_bad_input_costs_only_itself() {
             .ends_with("shop.yaml"),
         "{missing}"
     );
+    // The same diagnostic mse-lint gives, at the annotation's own line; the route is
+    // still served with the default timeout.
+    let bad = diags
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["object"]["name"] == "slow")
+        .unwrap();
+    assert_eq!(bad["key"], "nginx.ingress.kubernetes.io/proxy-read-timeout");
+    assert_eq!(bad["value"], "ten");
+    assert_eq!(bad["source"]["line"], 6, "{bad}");
+    assert_eq!(
+        get(&c, http, "slow.test", "/").await.service.as_deref(),
+        Some("web")
+    );
     let routes = admin_json(&c, &g, "/debug/routes").await;
-    assert_eq!(routes["routes"].as_array().unwrap().len(), 4);
+    assert_eq!(routes["routes"].as_array().unwrap().len(), 5);
     let metrics = get(&c, g.admin_addr(), "admin", "/metrics").await;
     assert!(metrics.body.contains("# TYPE"), "{}", metrics.body);
     g.shutdown().await;

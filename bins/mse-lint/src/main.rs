@@ -2,11 +2,9 @@
 //! are deployed. Exit status: 0 no errors, 1 errors (or warnings with `--strict`), 2 usage
 //! error or unreadable input.
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, ValueEnum};
 use mse_controller::FileSource;
@@ -101,7 +99,6 @@ fn run(cli: &Cli) -> Result<u8, String> {
         return Err(d.message.clone());
     }
 
-    let mut lines: BTreeMap<Arc<str>, AnnotationLines> = BTreeMap::new();
     if stdin_count == 1 {
         let mut text = String::new();
         std::io::stdin()
@@ -111,27 +108,16 @@ fn run(cli: &Cli) -> Result<u8, String> {
         let loaded = load_manifests(text, Some(STDIN));
         snapshot.extend(loaded.objects);
         snapshot.diagnostics.extend(loaded.diagnostics);
-        lines.insert(STDIN.into(), AnnotationLines::scan(text));
-    }
-    // The annotation lines of every file an Ingress came from.
-    for s in &snapshot.ingresses {
-        let Some(src) = &s.source else { continue };
-        if lines.contains_key(&src.file) {
-            continue;
-        }
-        let scanned = match std::fs::read_to_string(&*src.file) {
-            Ok(text) => AnnotationLines::scan(text.strip_prefix('\u{feff}').unwrap_or(&text)),
-            // Changed since it was loaded: diagnostics keep the object's line.
-            Err(_) => AnnotationLines::default(),
-        };
-        lines.insert(src.file.clone(), scanned);
+        snapshot
+            .annotation_lines
+            .insert(STDIN.into(), AnnotationLines::scan(text));
     }
 
     let options = CompileOptions {
         ingress_class: cli.ingress_class.clone(),
         ..CompileOptions::default()
     };
-    let report = lint(&snapshot, &options, &lines);
+    let report = lint(&snapshot, &options, &snapshot.annotation_lines);
     let format = match cli.format {
         FormatArg::Human => Format::Human,
         FormatArg::Json => Format::Json,

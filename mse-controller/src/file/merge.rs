@@ -46,6 +46,8 @@ pub(crate) struct FileInput<'a> {
     pub(crate) broken: bool,
     /// The objects of its last load that was not broken.
     pub(crate) last_good: Option<&'a [Entry]>,
+    /// Where its annotation keys are now.
+    pub(crate) lines: &'a mse_model::AnnotationLines,
 }
 
 // === impl Entry ===
@@ -120,6 +122,15 @@ pub(crate) fn assemble(
     // Where each key was first defined.
     let mut first: HashMap<&ObjectKey, String> = HashMap::new();
 
+    for file in files {
+        // Objects kept from a broken file's last good load no longer match its text: their
+        // diagnostics keep the object's line.
+        if !file.broken && !file.lines.is_empty() {
+            snapshot
+                .annotation_lines
+                .insert(Arc::from(file.name), file.lines.clone());
+        }
+    }
     for (file, diags) in files.iter().zip(&mut per_file) {
         for entry in file.entries {
             if let Some(place) = first.get(&entry.key) {

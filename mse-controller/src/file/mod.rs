@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mse_model::{Diagnostic, Severity, Snapshot, SourceRef, load_manifests};
+use mse_model::{AnnotationLines, Diagnostic, Severity, Snapshot, SourceRef, load_manifests};
 
 use self::discover::{Fingerprint, Found, discover};
 use self::merge::{Entry, FileInput, assemble};
@@ -87,6 +87,8 @@ struct FileState {
     broken: bool,
     /// The objects of the last load in which it was not broken.
     last_good: Option<Arc<[Entry]>>,
+    /// Where each annotation key is in the text read now.
+    lines: Arc<AnnotationLines>,
 }
 
 /// Length and 64-bit SipHash of a file's bytes: enough to tell an edit from a rewrite of
@@ -249,14 +251,14 @@ impl FileState {
         last_good: Option<Arc<[Entry]>>,
     ) -> Self {
         let name = found.name.clone();
-        let (entries, diagnostics, broken) = match bytes {
+        let (entries, diagnostics, broken, lines) = match bytes {
             Ok(bytes) => parse(bytes, &name),
             // A file retried under a directory that could not be listed: the directory's
             // diagnostic already says why.
-            Err(_) if found.retry => (Vec::new(), Vec::new(), true),
+            Err(_) if found.retry => (Vec::new(), Vec::new(), true, AnnotationLines::default()),
             Err(e) => {
                 let d = Diagnostic::error("unreadable-file", format!("cannot read {name}: {e}"));
-                (Vec::new(), vec![d], true)
+                (Vec::new(), vec![d], true, AnnotationLines::default())
             }
         };
         let entries: Arc<[Entry]> = Arc::from(entries);
@@ -273,6 +275,7 @@ impl FileState {
             diagnostics: Arc::from(diagnostics),
             broken,
             last_good,
+            lines: Arc::new(lines),
         }
     }
 
@@ -283,12 +286,14 @@ impl FileState {
             diagnostics: &self.diagnostics,
             broken: self.broken,
             last_good: self.last_good.as_deref(),
+            lines: &self.lines,
         }
     }
 }
 
-/// Parses one file's bytes: its objects, its diagnostics, and whether a document was lost.
-fn parse(bytes: &[u8], name: &Arc<str>) -> (Vec<Entry>, Vec<Diagnostic>, bool) {
+/// Parses one file's bytes: its objects, its diagnostics, whether a document was lost, and
+/// where its annotation keys are.
+fn parse(bytes: &[u8], name: &Arc<str>) -> (Vec<Entry>, Vec<Diagnostic>, bool, AnnotationLines) {
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => {
@@ -302,7 +307,7 @@ fn parse(bytes: &[u8], name: &Arc<str>) -> (Vec<Entry>, Vec<Diagnostic>, bool) {
                 file: name.clone(),
                 line: u32::try_from(line).unwrap_or(u32::MAX),
             }));
-            return (Vec::new(), vec![d], true);
+            return (Vec::new(), vec![d], true, AnnotationLines::default());
         }
     };
     // A byte order mark is allowed by YAML and written by some editors.
@@ -317,5 +322,10 @@ fn parse(bytes: &[u8], name: &Arc<str>) -> (Vec<Entry>, Vec<Diagnostic>, bool) {
         .into_iter()
         .map(|(o, s)| Entry::new(o, s))
         .collect();
-    (entries, loaded.diagnostics, broken)
+    (
+        entries,
+        loaded.diagnostics,
+        broken,
+        AnnotationLines::scan(text),
+    )
 }
