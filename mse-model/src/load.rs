@@ -129,14 +129,19 @@ fn load_document(doc: &str, file: &Arc<str>, start: u32, index: usize, out: &mut
         file: file.clone(),
         line: start,
     };
-    let header: Header = match serde_yaml_ng::from_str::<Option<Header>>(doc) {
-        Ok(Some(h)) => h,
-        // A document holding only `null` (or comments) is not an object: skip silently.
-        Ok(None) => return,
-        Err(e) => {
-            out.diagnostics.push(yaml_error(&e, doc_start, index, None));
-            return;
-        }
+    // Block-style manifests name their kind in plain top-level lines: reading those saves a
+    // second YAML parse of every document. Anything else goes through the YAML parser.
+    let header: Header = match scan_header(doc) {
+        Some(h) => h,
+        None => match serde_yaml_ng::from_str::<Option<Header>>(doc) {
+            Ok(Some(h)) => h,
+            // A document holding only `null` (or comments) is not an object: skip silently.
+            Ok(None) => return,
+            Err(e) => {
+                out.diagnostics.push(yaml_error(&e, doc_start, index, None));
+                return;
+            }
+        },
     };
     let (Some(api_version), Some(kind)) = (header.api_version.clone(), header.kind.clone()) else {
         out.diagnostics.push(
@@ -181,8 +186,22 @@ fn load_document(doc: &str, file: &Arc<str>, start: u32, index: usize, out: &mut
     match parsed {
         Ok(obj) => accept(obj, src, out),
         Err(e) => {
+            // The header was read from plain lines: tell a syntax error (no YAML at all)
+            // from an object that does not fit its kind's schema.
+            if let Err(syntax) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(doc) {
+                out.diagnostics
+                    .push(yaml_error(&syntax, doc_start, index, None));
+                return;
+            }
             let mut d = yaml_error(&e, doc_start, index, Some(k));
-            if let Some(m) = header.metadata.filter(|m| m.name.is_some()) {
+            // The scanned header has no metadata: read it now, on this rare path.
+            let metadata = header.metadata.or_else(|| {
+                serde_yaml_ng::from_str::<Option<Header>>(doc)
+                    .ok()
+                    .flatten()
+                    .and_then(|h| h.metadata)
+            });
+            if let Some(m) = metadata.filter(|m| m.name.is_some()) {
                 let meta = crate::api::ObjectMeta {
                     name: m.name,
                     namespace: m.namespace,
@@ -193,6 +212,48 @@ fn load_document(doc: &str, file: &Arc<str>, start: u32, index: usize, out: &mut
             out.diagnostics.push(d);
         }
     }
+}
+
+/// `apiVersion` and `kind` from a document's top-level block-style lines (`kind: Ingress`
+/// at column 0), or `None` when the document is written any other way (flow style, JSON,
+/// anchors, tags, a key written twice), which the YAML parser then reads.
+fn scan_header(doc: &str) -> Option<Header> {
+    let mut api_version = None;
+    let mut kind = None;
+    for line in doc.lines() {
+        let (slot, rest) = if let Some(rest) = line.strip_prefix("apiVersion:") {
+            (&mut api_version, rest)
+        } else if let Some(rest) = line.strip_prefix("kind:") {
+            (&mut kind, rest)
+        } else {
+            continue;
+        };
+        if slot.is_some() {
+            return None;
+        }
+        let value = match rest.find(" #") {
+            Some(i) => &rest[..i],
+            None => rest,
+        }
+        .trim();
+        let value = match value.as_bytes() {
+            [q @ (b'"' | b'\''), .., last] if last == q => &value[1..value.len() - 1],
+            _ => value,
+        };
+        let plain = !value.is_empty()
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'/' | b'-' | b'_'));
+        if !plain {
+            return None;
+        }
+        *slot = Some(value.to_owned());
+    }
+    Some(Header {
+        api_version: Some(api_version?),
+        kind: Some(kind?),
+        metadata: None,
+    })
 }
 
 fn load_value(item: serde_json::Value, src: &SourceRef, out: &mut Loaded) {

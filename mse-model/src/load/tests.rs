@@ -191,3 +191,27 @@ proptest::proptest! {
         let _ = AnnotationLines::scan(&text);
     }
 }
+
+#[test]
+fn header_scan_reads_plain_lines_and_defers_everything_else_to_the_parser() {
+    let h = scan_header("apiVersion: \"v1\" # core\nkind: 'Service'\nmetadata: {}\n").unwrap();
+    assert_eq!(
+        (h.api_version.as_deref(), h.kind.as_deref()),
+        (Some("v1"), Some("Service"))
+    );
+    // Flow style, a key written twice, anchors or odd values: the YAML parser decides.
+    assert!(scan_header("{apiVersion: v1, kind: Service}").is_none());
+    assert!(scan_header("apiVersion: v1\nkind: Service\nkind: Secret\n").is_none());
+    assert!(scan_header("apiVersion: v1\nkind: &k Service\n").is_none());
+    assert!(scan_header("apiVersion: v1\n  kind: Service\n").is_none());
+}
+
+#[test]
+fn a_kind_written_twice_is_reported_by_the_parser() {
+    let l = load_manifests(
+        "apiVersion: v1\nkind: Service\nkind: Secret\nmetadata: {name: a}\n",
+        None,
+    );
+    assert!(l.objects.is_empty());
+    assert_eq!(l.diagnostics[0].code, "malformed-yaml");
+}
