@@ -26,13 +26,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use mse_annotations::{
-    AuthSecretType, INGRESS_CLASS, IS_DEFAULT_CLASS, IngressPolicy, Mirror, MirrorTarget,
-    ObjectRef, ServiceRef,
+    AuthSecretType, Group, INGRESS_CLASS, IS_DEFAULT_CLASS, IngressPolicy, Mirror, MirrorTarget,
+    ObjectRef, ServiceRef, Support,
 };
 use mse_model::api::{EndpointSlice, Endpoints, Ingress, Secret, Service};
 use mse_model::k8s_openapi::api::networking::v1::{IngressBackend, IngressSpec};
 use mse_model::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use mse_model::{Diagnostic, Kind, ObjectKey, Snapshot, SourceRef, Sourced};
+use mse_model::{Diagnostic, Kind, ObjectKey, Severity, Snapshot, SourceRef, Sourced};
 use rustls_pki_types::CertificateDer;
 
 use crate::host::HostMatch;
@@ -311,7 +311,15 @@ impl<'s> Compiler<'s> {
         let policy = match ing.metadata.annotations.as_ref() {
             Some(a) => {
                 let parsed = mse_annotations::parse(&sel.key, sel.source, a);
+                // Keys whose value was rejected already say what happens instead.
+                let reported: Vec<Arc<str>> = parsed
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.severity >= Severity::Warning)
+                    .filter_map(|d| d.origin.key.clone())
+                    .collect();
                 self.diagnostics.extend(parsed.diagnostics);
+                self.not_applied(sel, a, &reported);
                 parsed.value
             }
             None => IngressPolicy::default(),
@@ -1053,6 +1061,46 @@ impl<'s> Compiler<'s> {
                     );
                 }
             }
+        }
+    }
+
+    /// Says so for every valid annotation whose feature the data plane does not apply yet,
+    /// so that nobody mistakes "parsed" for "in effect". Security keys are not listed here:
+    /// they close the routes instead (see [`Self::unenforced_security`]); canary keys have
+    /// their own diagnostic.
+    fn not_applied(
+        &mut self,
+        sel: &Selected<'s>,
+        annotations: &BTreeMap<String, String>,
+        reported: &[Arc<str>],
+    ) {
+        /// Annotation groups the data plane applies. Each feature joins this list when its
+        /// layer lands.
+        const APPLIED: &[Group] = &[];
+        for key in annotations.keys() {
+            let Some(spec) =
+                mse_annotations::split_key(key).and_then(|(_, name)| mse_annotations::spec(name))
+            else {
+                continue;
+            };
+            let parsed = matches!(spec.support, Support::Supported | Support::Different(_));
+            if !parsed
+                || spec.security
+                || spec.group == Group::Canary
+                || APPLIED.contains(&spec.group)
+                || reported.iter().any(|r| **r == **key)
+            {
+                continue;
+            }
+            self.diag(
+                Diagnostic::warning(
+                    "not-applied",
+                    "valid, but this gateway build does not apply it yet: requests are served as if it were absent",
+                )
+                .value(annotations[key].clone()),
+                sel,
+                Some(key),
+            );
         }
     }
 

@@ -725,7 +725,7 @@ fn secrets_named_by_security_annotations_must_exist_or_the_routes_answer_503() {
     let d: Vec<_> = t
         .diagnostics()
         .iter()
-        .filter(|d| d.severity != Severity::Info)
+        .filter(|d| d.severity != Severity::Info && d.code != "not-applied")
         .map(|d| {
             (
                 d.severity,
@@ -801,4 +801,39 @@ fn valid_security_annotations_not_yet_enforced_fail_closed() {
         Some("nginx.ingress.kubernetes.io/whitelist-source-range")
     );
     assert_eq!(d.severity, Severity::Error);
+}
+
+#[test]
+fn valid_annotations_the_data_plane_does_not_apply_yet_are_reported() {
+    let mut yaml = services();
+    yaml += &ingress(
+        "a",
+        "2024-01-01T00:00:00Z",
+        &path_rule("a.test", &[("/", "Prefix", "s1")]),
+    )
+    .replace(
+        "creationTimestamp",
+        "annotations: { nginx.ingress.kubernetes.io/rewrite-target: /, higress.io/timeout: \"5\", nginx.ingress.kubernetes.io/proxy-read-timeout: ten }, creationTimestamp",
+    );
+    let t = table(&yaml);
+    let d: Vec<_> = t
+        .diagnostics()
+        .iter()
+        .map(|d| (d.code, d.origin.key.as_deref().unwrap_or("")))
+        .collect();
+    // The bad value has its own diagnostic; the two valid keys are reported as not applied.
+    assert!(
+        d.contains(&("not-applied", "nginx.ingress.kubernetes.io/rewrite-target")),
+        "{d:?}"
+    );
+    assert!(d.contains(&("not-applied", "higress.io/timeout")), "{d:?}");
+    assert!(
+        !d.contains(&(
+            "not-applied",
+            "nginx.ingress.kubernetes.io/proxy-read-timeout"
+        )),
+        "{d:?}"
+    );
+    // The route itself is served.
+    assert_eq!(who(&t, "a.test", "/"), Some(1));
 }
