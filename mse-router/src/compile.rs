@@ -93,7 +93,7 @@ struct Selected<'s> {
 }
 
 struct Compiler<'s> {
-    services: HashMap<(&'s str, &'s str), &'s Sourced<Service>>,
+    services: HashMap<(&'s str, &'s str), &'s Service>,
     slices: HashMap<(&'s str, &'s str), Vec<&'s EndpointSlice>>,
     endpoints: HashMap<(&'s str, &'s str), &'s Endpoints>,
     secrets: HashMap<(&'s str, &'s str), &'s Secret>,
@@ -166,19 +166,13 @@ impl<'s> Compiler<'s> {
             Kind::Secret,
             |s| &s.metadata,
             &mut diagnostics,
-        )
-        .into_iter()
-        .map(|(k, v)| (k, &*v.object))
-        .collect();
+        );
         let endpoints = index_unique(
             &snapshot.endpoints,
             Kind::Endpoints,
             |s| &s.metadata,
             &mut diagnostics,
-        )
-        .into_iter()
-        .map(|(k, v)| (k, &*v.object))
-        .collect();
+        );
         let mut slices: HashMap<(&str, &str), Vec<&EndpointSlice>> = HashMap::new();
         for s in &snapshot.endpoint_slices {
             let meta = &s.object.metadata;
@@ -581,7 +575,7 @@ impl<'s> Compiler<'s> {
             );
             return unavailable(reason);
         };
-        let spec = svc.object.spec.as_ref();
+        let spec = svc.spec.as_ref();
         let ports = spec.and_then(|s| s.ports.as_deref()).unwrap_or(&[]);
         let want = svc_ref.port.as_ref();
         let port = match want {
@@ -1294,7 +1288,7 @@ fn index_unique<'s, T>(
     kind: Kind,
     meta: impl Fn(&T) -> &mse_model::api::ObjectMeta,
     diagnostics: &mut Vec<Diagnostic>,
-) -> HashMap<(&'s str, &'s str), &'s Sourced<T>> {
+) -> HashMap<(&'s str, &'s str), &'s T> {
     let mut sorted: Vec<&Sourced<T>> = list.iter().collect();
     sorted.sort_by(|a, b| source_order(a.source.as_ref(), b.source.as_ref()));
     let mut out: HashMap<(&str, &str), &Sourced<T>> = HashMap::with_capacity(list.len());
@@ -1322,7 +1316,7 @@ fn index_unique<'s, T>(
         }
         out.insert(k, s);
     }
-    out
+    out.into_iter().map(|(k, v)| (k, &*v.object)).collect()
 }
 
 fn source_order(a: Option<&SourceRef>, b: Option<&SourceRef>) -> Ordering {
