@@ -10,6 +10,8 @@
 //! | `x-echo-status: N` | answer with status N |
 //! | `x-echo-body-bytes: N` | answer with N bytes of `x` instead of the JSON |
 //! | `x-echo-chunks: N` | stream the JSON in N chunks, without `Content-Length` (chunked) |
+//! | `x-echo-location: V` | answer with `Location: V` |
+//! | `x-echo-refresh: V` | answer with `Refresh: V` |
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -170,6 +172,8 @@ async fn echo(state: &EchoState, peer: SocketAddr, req: Request<Incoming>) -> Re
         .unwrap_or(StatusCode::OK);
     let body_bytes = number("x-echo-body-bytes");
     let chunks = number("x-echo-chunks").map(|n| n.clamp(1, 1000) as usize);
+    let location = req.headers().get("x-echo-location").cloned();
+    let refresh = req.headers().get("x-echo-refresh").cloned();
 
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in req.headers() {
@@ -233,6 +237,14 @@ async fn echo(state: &EchoState, peer: SocketAddr, req: Request<Incoming>) -> Re
     *response.status_mut() = status;
     if let Ok(v) = HeaderValue::from_str(&state.service) {
         response.headers_mut().insert(SERVICE_HEADER, v);
+    }
+    if let Some(v) = location {
+        response.headers_mut().insert(http::header::LOCATION, v);
+    }
+    if let Some(v) = refresh {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("refresh"), v);
     }
     response
 }

@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{
-    CONNECTION, CONTENT_TYPE, COOKIE, EXPECT, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+    CONNECTION, CONTENT_TYPE, COOKIE, EXPECT, HOST, LOCATION, TE, TRAILER, TRANSFER_ENCODING,
+    UPGRADE,
 };
 use http::uri::PathAndQuery;
 use http::{
@@ -20,7 +21,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use mse_router::{Backend, RequestHead, normalize_path};
+use mse_router::{Backend, RedirectVars, RequestHead, Route, RoutePolicy, normalize_path};
 use tokio::sync::watch;
 
 use crate::body::{InFlight, ProxyBody};
@@ -66,6 +67,8 @@ enum Forwarded {
     Plain(Response<UpstreamBody>),
     /// From hyper's client (upgrade requests).
     Hyper(Response<Incoming>),
+    /// The gateway's own answer (a redirect), without a body.
+    Local(Response<()>),
 }
 
 // === impl ConnCtx ===
@@ -107,6 +110,10 @@ pub(crate) async fn handle(
             let (parts, body) = response.into_parts();
             Response::from_parts(parts, ProxyBody::incoming(body, guard))
         }
+        Ok(Forwarded::Local(response)) => {
+            let (parts, ()) = response.into_parts();
+            Response::from_parts(parts, ProxyBody::full(Bytes::new(), guard))
+        }
         Err(e) => {
             report(&e);
             error_response(&e, guard)
@@ -138,7 +145,7 @@ async fn forward(
     };
     // Normalised once: the same path is matched and forwarded.
     let path = normalize_path(req.uri().path());
-    let upstream = {
+    let (upstream, policy, rewritten) = {
         let table = cx.worker.table.load();
         let m = table
             .routes()
@@ -147,6 +154,14 @@ async fn forward(
         if let Some(log) = log.as_deref_mut() {
             log.ingress = Some(m.route.ingress.clone());
         }
+        if m.route.may_redirect(cx.tls)
+            && let Some(answer) = redirect(cx, m.route, &req, host_str, &path)
+        {
+            return Ok(Forwarded::Local(answer));
+        }
+        let policy = m.route.policy.as_ref();
+        let rewritten = policy.and_then(|p| p.rewrite_path(&m.route.path, &path));
+        let policy = policy.map(Arc::clone);
         let Some(cluster) = m.cluster else {
             let reason = match &m.route.backend {
                 Backend::Unavailable { reason } => Arc::clone(reason),
@@ -155,7 +170,7 @@ async fn forward(
             return Err(ProxyError::BackendUnavailable { reason });
         };
         match table.pick(cluster) {
-            Pick::To(upstream) => upstream,
+            Pick::To(upstream) => (upstream, policy, rewritten),
             Pick::NoEndpoints => {
                 return Err(ProxyError::NoEndpoints {
                     service: cluster.service.clone(),
@@ -164,9 +179,9 @@ async fn forward(
             }
         }
     };
-    let new_path = match path {
-        Cow::Owned(p) => Some(p),
-        Cow::Borrowed(_) => None,
+    let new_path = match (rewritten, path) {
+        (Some(p), _) | (None, Cow::Owned(p)) => Some(p),
+        (None, Cow::Borrowed(_)) => None,
     };
 
     let upgrade = wants_upgrade(&req);
@@ -184,6 +199,9 @@ async fn forward(
         from_authority,
         upgrade,
     );
+    if let Some(p) = &policy {
+        p.edit_request(&mut parts.headers);
+    }
     let req = Request::from_parts(parts, body);
 
     let sent_at = log.is_some().then(Instant::now);
@@ -216,18 +234,77 @@ async fn forward(
             *response.status_mut() = head.status;
             *response.headers_mut() = head.headers;
             strip_hop_by_hop(response.headers_mut(), false);
+            if let Some(p) = &policy {
+                edit_response(cx, p, response.headers_mut(), &upstream, host_str);
+            }
             Ok(Forwarded::Plain(response))
         }
         Sent::Upgrade { mut response, conn } => {
             let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+            strip_hop_by_hop(response.headers_mut(), switched);
+            if let Some(p) = &policy {
+                edit_response(cx, p, response.headers_mut(), &upstream, host_str);
+            }
             if let (true, Some(client)) = (switched, client_upgrade) {
                 let server = hyper::upgrade::on(&mut response);
                 spawn_tunnel(&cx.worker, client, server, conn, upstream);
             }
-            strip_hop_by_hop(response.headers_mut(), switched);
             Ok(Forwarded::Hyper(response))
         }
     }
+}
+
+/// The redirect `route` answers this request with, response header edits applied.
+fn redirect(
+    cx: &ConnCtx,
+    route: &Route,
+    req: &Request<Incoming>,
+    host: &str,
+    path: &str,
+) -> Option<Response<()>> {
+    let host = host_without_port(host).to_ascii_lowercase();
+    let vars = RedirectVars {
+        scheme: if cx.tls { "https" } else { "http" },
+        host: &host,
+        request_uri: req.uri().path_and_query().map_or("/", PathAndQuery::as_str),
+        uri: path,
+    };
+    let (status, location) = route.redirect_for(cx.tls, &vars)?;
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    response.headers_mut().insert(LOCATION, location);
+    if let Some(p) = &route.policy {
+        p.response_headers.apply(response.headers_mut());
+    }
+    Some(response)
+}
+
+/// Applies `proxy-redirect-from`/`-to` and the response header edits to an upstream
+/// answer.
+fn edit_response(
+    cx: &ConnCtx,
+    policy: &RoutePolicy,
+    headers: &mut HeaderMap,
+    upstream: &Upstream,
+    host: &str,
+) {
+    if policy.location_rewrite.is_some() {
+        let scheme = if cx.tls { "https" } else { "http" };
+        policy.rewrite_locations(
+            headers,
+            &upstream.to_string(),
+            &format!("{scheme}://{host}"),
+        );
+    }
+    policy.response_headers.apply(headers);
+}
+
+/// `host[:port]` or `[v6][:port]` without the port.
+fn host_without_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |i| &host[..=i]);
+    }
+    host.split_once(':').map_or(host, |(h, _)| h)
 }
 
 fn bad(reason: &'static str) -> ProxyError {

@@ -35,8 +35,9 @@ use mse_model::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use mse_model::{Diagnostic, Kind, ObjectKey, Severity, Snapshot, SourceRef, Sourced};
 use rustls_pki_types::CertificateDer;
 
-use crate::host::HostMatch;
+use crate::host::{HostMatch, wildcard_suffix};
 use crate::path::{PathMatch, normalize_path};
+use crate::policy::{self, RoutePolicy};
 use crate::table::{
     Backend, Cluster, ClusterId, ClusterTarget, Route, RouteId, RouteTable, VirtualHost,
 };
@@ -70,6 +71,7 @@ pub fn compile(snapshot: &Snapshot, opts: &CompileOptions) -> RouteTable {
     for ing in &ingresses {
         cx.add_ingress(ing);
     }
+    cx.add_host_redirects(&ingresses);
     cx.check_canaries();
     let mut table = cx.finish(snapshot.generation);
     crate::lint::locate_annotations(&mut table.diagnostics, &snapshot.annotation_lines);
@@ -102,6 +104,10 @@ struct Compiler<'s> {
     clusters: Vec<Cluster>,
     cluster_ids: HashMap<(ObjectKey, u16), ClusterId>,
     vhosts: BTreeMap<HostOrder, VirtualHost>,
+    /// `from-to-www-redirect`: (Ingress, the other host, the rule's host it redirects to).
+    www: Vec<(ObjectKey, HostMatch, Box<str>)>,
+    /// `app-root`: (Ingress, a host of its rules, its policy).
+    app_roots: Vec<(ObjectKey, HostMatch, Arc<RoutePolicy>)>,
     tls: TlsBuilder,
     /// Canary Ingresses, left out for now, kept to check that each pairs with a main route.
     canaries: Vec<CanaryPaths>,
@@ -200,6 +206,8 @@ impl<'s> Compiler<'s> {
             clusters: Vec::new(),
             cluster_ids: HashMap::new(),
             vhosts: BTreeMap::new(),
+            www: Vec::new(),
+            app_roots: Vec::new(),
             tls: TlsBuilder::default(),
             canaries: Vec::new(),
             diagnostics,
@@ -313,7 +321,7 @@ impl<'s> Compiler<'s> {
                     .filter_map(|d| d.origin.key.clone())
                     .collect();
                 self.diagnostics.extend(parsed.diagnostics);
-                self.not_applied(sel, a, &reported);
+                self.not_applied(sel, a, &reported, &parsed.value);
                 parsed.value
             }
             None => IngressPolicy::default(),
@@ -367,6 +375,7 @@ impl<'s> Compiler<'s> {
             )
             .into()
         });
+        let route_policy = self.route_policy(sel, &policy, closed.is_some());
         let rules = spec.rules.as_deref().unwrap_or(&[]);
         if rules.is_empty() && spec.default_backend.is_none() {
             self.diag(
@@ -443,7 +452,14 @@ impl<'s> Compiler<'s> {
                         reason: reason.clone(),
                     };
                 }
-                self.insert_route(sel, host.clone(), path, false, field.into(), backend);
+                self.insert_route(
+                    sel,
+                    host.clone(),
+                    path,
+                    false,
+                    field.into(),
+                    (backend, route_policy.clone()),
+                );
             }
         }
         if let Some(db) = spec.default_backend.as_ref() {
@@ -457,7 +473,7 @@ impl<'s> Compiler<'s> {
             // The default backend serves requests no rule of this Ingress matched: on the
             // any-host pattern, and on each of this Ingress's own hosts.
             let mut hosts = vec![HostMatch::Any];
-            hosts.extend(rule_hosts.into_iter().filter(|h| *h != HostMatch::Any));
+            hosts.extend(rule_hosts.iter().filter(|h| **h != HostMatch::Any).cloned());
             for h in hosts {
                 self.insert_route(
                     sel,
@@ -465,11 +481,93 @@ impl<'s> Compiler<'s> {
                     PathMatch::Prefix("".into()),
                     true,
                     field.into(),
-                    backend.clone(),
+                    (backend.clone(), route_policy.clone()),
                 );
             }
         }
+        if let Some(p) = route_policy.as_ref().filter(|p| p.app_root.is_some()) {
+            for h in &rule_hosts {
+                self.app_roots
+                    .push((sel.key.clone(), h.clone(), Arc::clone(p)));
+            }
+        }
+        if policy.redirect.from_to_www && closed.is_none() {
+            for h in &rule_hosts {
+                let HostMatch::Exact(name) = h else { continue };
+                let other = match name.strip_prefix("www.") {
+                    Some(bare) => bare.to_owned(),
+                    None => format!("www.{name}"),
+                };
+                if let Ok(other @ HostMatch::Exact(_)) = HostMatch::parse(&other) {
+                    self.www.push((sel.key.clone(), other, name.clone()));
+                }
+            }
+        }
         self.add_tls(sel);
+    }
+
+    /// `from-to-www-redirect`: once every rule is known, a host the rules do not define
+    /// gets a route answering 308 to its `www.`-less (or `www.`) twin, keeping the request
+    /// URI.
+    ///
+    /// `app-root`: a host of the Ingress's rules without an Exact `/` route gets one that
+    /// answers with the redirect, whichever Ingress would serve `/` otherwise.
+    fn add_host_redirects(&mut self, ingresses: &[Selected<'s>]) {
+        if self.www.is_empty() && self.app_roots.is_empty() {
+            return;
+        }
+        let by_key: HashMap<&ObjectKey, &Selected<'s>> =
+            ingresses.iter().map(|s| (&s.key, s)).collect();
+        for (key, host, policy) in std::mem::take(&mut self.app_roots) {
+            let Some(sel) = by_key.get(&key) else {
+                continue;
+            };
+            let defined = self
+                .vhosts
+                .get(&HostOrder::of(&host))
+                .is_some_and(|vh| vh.exact.contains_key("/"));
+            if defined {
+                // An Exact `/` route exists (an older app-root, or a rule's own path).
+                continue;
+            }
+            let root = policy.app_root.as_deref().unwrap_or("/");
+            self.insert_route(
+                sel,
+                host,
+                PathMatch::Exact("/".into()),
+                false,
+                format!("app-root {root}").into(),
+                (
+                    Backend::Unavailable {
+                        reason: Arc::from("app-root answers requests for /"),
+                    },
+                    Some(policy),
+                ),
+            );
+        }
+        for (key, other, target) in std::mem::take(&mut self.www) {
+            let Some(sel) = by_key.get(&key) else {
+                continue;
+            };
+            if self.vhosts.contains_key(&HostOrder::of(&other)) {
+                // Defined by some rule (or redirected already by an older Ingress).
+                continue;
+            }
+            let policy = RoutePolicy::www_redirect(&target);
+            self.insert_route(
+                sel,
+                other,
+                PathMatch::Prefix("".into()),
+                false,
+                format!("from-to-www-redirect to {target}").into(),
+                (
+                    Backend::Unavailable {
+                        reason: Arc::from("from-to-www-redirect answers every request"),
+                    },
+                    Some(Arc::new(policy)),
+                ),
+            );
+        }
     }
 
     fn insert_route(
@@ -479,7 +577,7 @@ impl<'s> Compiler<'s> {
         path: PathMatch,
         default_backend: bool,
         field: Box<str>,
-        backend: Backend,
+        (backend, policy): (Backend, Option<Arc<RoutePolicy>>),
     ) {
         let id = RouteId(self.routes.len() as u32);
         let vh = self.vhosts.entry(HostOrder::of(&host)).or_default();
@@ -531,6 +629,9 @@ impl<'s> Compiler<'s> {
             field,
             source: sel.source.cloned(),
             backend,
+            policy,
+            // Resolved in `finish`, once every certificate is known.
+            https_redirect: false,
         });
     }
 
@@ -1067,14 +1168,16 @@ impl<'s> Compiler<'s> {
         sel: &Selected<'s>,
         annotations: &BTreeMap<String, String>,
         reported: &[Arc<str>],
+        policy: &IngressPolicy,
     ) {
         /// Annotation groups the data plane applies. Each feature joins this list when its
         /// layer lands.
-        const APPLIED: &[Group] = &[];
+        const APPLIED: &[Group] = &[Group::Headers, Group::Redirect];
         for key in annotations.keys() {
-            let Some(spec) =
-                mse_annotations::split_key(key).and_then(|(_, name)| mse_annotations::spec(name))
-            else {
+            let Some((_, name)) = mse_annotations::split_key(key) else {
+                continue;
+            };
+            let Some(spec) = mse_annotations::spec(name) else {
                 continue;
             };
             let parsed = matches!(spec.support, Support::Supported | Support::Different(_));
@@ -1082,6 +1185,7 @@ impl<'s> Compiler<'s> {
                 || spec.security
                 || spec.group == Group::Canary
                 || APPLIED.contains(&spec.group)
+                || policy::applied(name, policy)
                 || reported.iter().any(|r| **r == **key)
             {
                 continue;
@@ -1096,6 +1200,36 @@ impl<'s> Compiler<'s> {
                 Some(key),
             );
         }
+    }
+
+    /// The redirects, header edits and rewrites of an Ingress, built once for all of its
+    /// routes. Routes closed by a security annotation get none: they answer 503 whatever
+    /// else is asked. Header edits that cannot apply get a warning.
+    fn route_policy(
+        &mut self,
+        sel: &Selected<'s>,
+        policy: &IngressPolicy,
+        closed: bool,
+    ) -> Option<Arc<RoutePolicy>> {
+        if closed {
+            return RoutePolicy::ssl_only(policy).map(Arc::new);
+        }
+        let (built, refused) = RoutePolicy::build(policy);
+        for (name, why) in refused {
+            let key = sel
+                .ingress
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| mse_annotations::lookup(a, name))
+                .map(|f| f.key.to_owned());
+            self.diag(
+                Diagnostic::warning("ignored-annotation", why),
+                sel,
+                key.as_deref(),
+            );
+        }
+        built.map(Arc::new)
     }
 
     /// Security annotations that parsed but that the data plane does not enforce yet
@@ -1195,6 +1329,20 @@ impl<'s> Compiler<'s> {
                 }
                 HostOrder::Any => tls.default = Some(id),
             }
+        }
+        for route in &mut table.routes {
+            let has_tls = match &route.host {
+                HostMatch::Exact(h) => {
+                    tls.exact.contains_key(h)
+                        || wildcard_suffix(h).is_some_and(|s| tls.wildcard.contains_key(s))
+                }
+                HostMatch::Wildcard(s) => tls.wildcard.contains_key(s),
+                HostMatch::Any => false,
+            };
+            route.https_redirect = match &route.policy {
+                Some(p) => p.redirects_to_https(has_tls),
+                None => has_tls,
+            };
         }
         table.tls = tls;
         table

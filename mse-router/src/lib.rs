@@ -44,12 +44,14 @@ mod compile;
 mod host;
 pub mod lint;
 mod path;
+mod policy;
 mod table;
 mod tls;
 
 pub use compile::{CompileOptions, compile};
 pub use host::{HostMatch, normalize_host};
 pub use path::{PathMatch, normalize_path};
+pub use policy::{HeaderOps, Location, LocationRewrite, Redirect, RedirectVars, RoutePolicy};
 pub use table::{
     Backend, Cluster, ClusterId, ClusterTarget, HostKind, Match, RequestHead, Route, RouteId,
     RouteTable,

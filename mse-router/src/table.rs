@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::host::{HostMatch, normalize_host, wildcard_suffix};
 use crate::path::PathMatch;
+use crate::policy::{RedirectVars, RoutePolicy};
 use crate::tls::{CertId, Certificate, TlsTable};
 
 /// What [`RouteTable::lookup`] needs from a request.
@@ -60,6 +61,14 @@ pub struct Route {
     pub source: Option<SourceRef>,
     /// Where matching requests go.
     pub backend: Backend,
+    /// Redirects, header edits and rewrites from the Ingress's annotations, shared by all
+    /// of its routes; `None` when it has none.
+    #[serde(skip)]
+    pub policy: Option<Arc<RoutePolicy>>,
+    /// Whether plaintext requests get a 308 to HTTPS: `force-ssl-redirect`, else
+    /// `ssl-redirect`, which defaults to true when the host has a certificate of its own.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub https_redirect: bool,
 }
 
 /// Where a route sends requests.
@@ -129,6 +138,27 @@ pub struct Match<'t> {
     pub host: HostKind,
     /// The route's cluster, when its backend resolved.
     pub cluster: Option<&'t Cluster>,
+}
+
+impl Route {
+    /// Whether some request may be answered with a redirect instead of being forwarded,
+    /// over TLS (`tls`) or not.
+    pub fn may_redirect(&self, tls: bool) -> bool {
+        (self.https_redirect && !tls) || self.policy.as_ref().is_some_and(|p| p.may_redirect())
+    }
+
+    /// The redirect that answers this request, if any (see [`RoutePolicy::redirect_for`]).
+    pub fn redirect_for(
+        &self,
+        tls: bool,
+        vars: &RedirectVars<'_>,
+    ) -> Option<(http::StatusCode, http::HeaderValue)> {
+        match &self.policy {
+            Some(p) => p.redirect_for(tls, self.https_redirect, vars),
+            None if self.https_redirect && !tls => crate::policy::to_https(vars),
+            None => None,
+        }
+    }
 }
 
 impl Match<'_> {

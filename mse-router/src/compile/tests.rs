@@ -813,7 +813,7 @@ fn valid_annotations_the_data_plane_does_not_apply_yet_are_reported() {
     )
     .replace(
         "creationTimestamp",
-        "annotations: { nginx.ingress.kubernetes.io/rewrite-target: /, higress.io/timeout: \"5\", nginx.ingress.kubernetes.io/proxy-read-timeout: ten }, creationTimestamp",
+        "annotations: { nginx.ingress.kubernetes.io/rewrite-target: /$1, nginx.ingress.kubernetes.io/app-root: /app, higress.io/timeout: \"5\", nginx.ingress.kubernetes.io/proxy-read-timeout: ten }, creationTimestamp",
     );
     let t = table(&yaml);
     let d: Vec<_> = t
@@ -821,12 +821,17 @@ fn valid_annotations_the_data_plane_does_not_apply_yet_are_reported() {
         .iter()
         .map(|d| (d.code, d.origin.key.as_deref().unwrap_or("")))
         .collect();
-    // The bad value has its own diagnostic; the two valid keys are reported as not applied.
+    // The bad value has its own diagnostic; the two valid keys are reported as not applied
+    // (capture groups need regex paths), the applied app-root is not.
     assert!(
         d.contains(&("not-applied", "nginx.ingress.kubernetes.io/rewrite-target")),
         "{d:?}"
     );
     assert!(d.contains(&("not-applied", "higress.io/timeout")), "{d:?}");
+    assert!(
+        !d.contains(&("not-applied", "nginx.ingress.kubernetes.io/app-root")),
+        "{d:?}"
+    );
     assert!(
         !d.contains(&(
             "not-applied",
@@ -834,6 +839,6 @@ fn valid_annotations_the_data_plane_does_not_apply_yet_are_reported() {
         )),
         "{d:?}"
     );
-    // The route itself is served.
-    assert_eq!(who(&t, "a.test", "/"), Some(1));
+    // The route itself is served (`/` itself is app-root's redirect).
+    assert_eq!(who(&t, "a.test", "/x"), Some(1));
 }

@@ -1,0 +1,498 @@
+//! End to end over loopback: redirect, header-control and rewrite annotations take effect
+//! in the data plane. Each test asserts what the client got and what the backend saw.
+#![cfg(test)]
+
+mod support;
+
+use std::net::SocketAddr;
+
+use http::StatusCode;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use mse_proxy::echo::EchoServer;
+use mse_router::RouteTable;
+use support::*;
+
+const LOOPBACK: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
+
+async fn echo(name: &str) -> EchoServer {
+    EchoServer::bind(SocketAddr::from(LOOPBACK), name)
+        .await
+        .expect("echo binds")
+}
+
+/// Adds `annotations` (names without prefix) to the first `metadata` of `yaml`.
+fn annotate(yaml: &str, annotations: &[(&str, &str)]) -> String {
+    let list = annotations
+        .iter()
+        .map(|(k, v)| {
+            let v = serde_json::to_string(v).expect("string");
+            format!("\"nginx.ingress.kubernetes.io/{k}\": {v}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    yaml.replacen(
+        "namespace: default }",
+        &format!("namespace: default, annotations: {{ {list} }} }}"),
+        1,
+    )
+}
+
+/// An Ingress of one rule with annotations.
+fn annotated(
+    name: &str,
+    host: &str,
+    paths: &[PathRule<'_>],
+    annotations: &[(&str, &str)],
+) -> String {
+    annotate(&ingress(name, Some(host), paths), annotations)
+}
+
+/// The diagnostics of `table` with this code, as `key` strings.
+fn keys_with_code(table: &RouteTable, code: &str) -> Vec<String> {
+    table
+        .diagnostics()
+        .iter()
+        .filter(|d| d.code == code)
+        .filter_map(|d| d.origin.key.as_deref().map(str::to_owned))
+        .collect()
+}
+
+fn location(r: &Reply) -> Option<&str> {
+    r.headers.get("location").and_then(|v| v.to_str().ok())
+}
+
+#[tokio::test]
+async fn permanent_and_temporal_redirects_answer_without_an_upstream() {
+    // The Services do not exist: a redirect needs no backend.
+    let yaml = [
+        annotated(
+            "perm",
+            "perm.example.com",
+            &[("/", "Prefix", "nowhere")],
+            &[("permanent-redirect", "https://new.example.com$request_uri")],
+        ),
+        annotated(
+            "code",
+            "code.example.com",
+            &[("/", "Prefix", "nowhere")],
+            &[
+                ("permanent-redirect", "https://fixed.example.com/moved"),
+                ("permanent-redirect-code", "308"),
+            ],
+        ),
+        annotated(
+            "temp",
+            "temp.example.com",
+            &[("/", "Prefix", "nowhere")],
+            &[
+                ("permanent-redirect", "https://perm.example.com/"),
+                (
+                    "temporal-redirect",
+                    "https://$host/maintenance?from=$escaped_request_uri",
+                ),
+            ],
+        ),
+    ]
+    .concat();
+    let (gw, table) = gateway(&yaml);
+    let addr = http_addr(&gw);
+
+    let r = get(addr, "perm.example.com", "/a/b?q=1").await;
+    assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(location(&r), Some("https://new.example.com/a/b?q=1"));
+
+    let r = get(addr, "code.example.com", "/x").await;
+    assert_eq!(r.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(location(&r), Some("https://fixed.example.com/moved"));
+
+    let r = get(addr, "Temp.Example.com:8080", "/p?a=1").await;
+    assert_eq!(r.status, StatusCode::FOUND, "temporal wins over permanent");
+    assert_eq!(
+        location(&r),
+        Some("https://temp.example.com/maintenance?from=%2Fp%3Fa%3D1")
+    );
+    assert!(r.body.is_empty());
+
+    let not_applied = keys_with_code(&table.routes(), "not-applied");
+    assert!(
+        not_applied.iter().all(|k| !k.contains("redirect")),
+        "{not_applied:?}"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn ssl_redirects_send_plaintext_requests_to_https_only() {
+    let backend = echo("secure").await;
+    let ca = TestCa::new();
+    let leaf = ca.leaf(&["s.example.com", "off.example.com"]);
+    let yaml = [
+        tls_secret("s-cert", &leaf.cert_pem, &leaf.key_pem),
+        // A host with a certificate: ssl-redirect defaults to true, as in ingress-nginx.
+        tls_ingress("s", "s-cert", &["s.example.com"], "secure"),
+        // The same, turned off.
+        annotate(
+            &tls_ingress("off", "s-cert", &["off.example.com"], "secure"),
+            &[("ssl-redirect", "false")],
+        ),
+        // No certificate here (TLS ends in front of the gateway): only when forced.
+        annotated(
+            "force",
+            "force.example.com",
+            &[("/", "Prefix", "secure")],
+            &[("force-ssl-redirect", "true")],
+        ),
+        annotated(
+            "on",
+            "on.example.com",
+            &[("/", "Prefix", "secure")],
+            &[("ssl-redirect", "true")],
+        ),
+        ingress(
+            "plain",
+            Some("plain.example.com"),
+            &[("/", "Prefix", "secure")],
+        ),
+        service("secure", &[backend.addr()]),
+    ]
+    .concat();
+    let (gw, table) = gateway(&yaml);
+    let addr = http_addr(&gw);
+
+    let r = get(addr, "s.example.com:8080", "/x/../y?z=1").await;
+    assert_eq!(r.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(
+        location(&r),
+        Some("https://s.example.com/x/../y?z=1"),
+        "the request URI as received, the port dropped"
+    );
+    for host in ["force.example.com", "on.example.com"] {
+        let r = get(addr, host, "/").await;
+        assert_eq!(r.status, StatusCode::PERMANENT_REDIRECT, "{host}");
+        assert_eq!(location(&r), Some(&*format!("https://{host}/")));
+    }
+    for host in ["off.example.com", "plain.example.com"] {
+        let r = get(addr, host, "/").await;
+        assert_eq!(
+            (r.status, r.service()),
+            (StatusCode::OK, "secure"),
+            "{host}"
+        );
+    }
+    let redirecting: Vec<_> = table
+        .routes()
+        .routes()
+        .iter()
+        .filter(|r| r.https_redirect)
+        .map(|r| r.ingress.name.to_string())
+        .collect();
+    assert_eq!(redirecting, ["force", "on", "s"]);
+
+    // Over TLS the same route is served.
+    let client = verifying_client(&ca.cert, &[b"http/1.1"]);
+    let stream = tls(&client, https_addr(&gw), "s.example.com").await;
+    let (mut tx, conn) = http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let r = send1(&mut tx, get_req("s.example.com", "/y")).await;
+    assert_eq!((r.status, r.service()), (StatusCode::OK, "secure"));
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn app_root_redirects_only_the_root() {
+    let backend = echo("app").await;
+    let yaml = [
+        annotated(
+            "app",
+            "app.example.com",
+            &[("/", "Prefix", "app")],
+            &[("app-root", "/dashboard")],
+        ),
+        service("app", &[backend.addr()]),
+    ]
+    .concat();
+    let (gw, _) = gateway(&yaml);
+    let addr = http_addr(&gw);
+    let r = get(addr, "app.example.com", "/").await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    assert_eq!(location(&r), Some("http://app.example.com/dashboard"));
+    let r = get(addr, "app.example.com", "/dashboard").await;
+    assert_eq!((r.status, r.service()), (StatusCode::OK, "app"));
+    assert_eq!(r.json()["path"], "/dashboard");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn header_control_edits_request_and_response_headers() {
+    let backend = echo("h").await;
+    let yaml = [
+        annotated(
+            "h",
+            "h.example.com",
+            &[("/", "Prefix", "h")],
+            &[
+                (
+                    "request-header-control-add",
+                    "X-Add gateway\nX-Quoted \"a b\"",
+                ),
+                ("request-header-control-update", "X-Update new"),
+                ("request-header-control-remove", "X-Remove, Content-Length"),
+                ("response-header-control-add", "X-Resp one"),
+                ("response-header-control-update", "Content-Type text/x-test"),
+                ("response-header-control-remove", "X-Echo-Service"),
+            ],
+        ),
+        service("h", &[backend.addr()]),
+    ]
+    .concat();
+    let (gw, table) = gateway(&yaml);
+    let addr = http_addr(&gw);
+    let mut tx = h1(addr).await;
+    let mut req = get_req("h.example.com", "/x");
+    for (name, value) in [
+        ("x-add", "client"),
+        ("x-update", "old"),
+        ("x-remove", "gone"),
+        ("x-kept", "yes"),
+    ] {
+        req.headers_mut()
+            .insert(name, value.parse().expect("header value"));
+    }
+    let r = send1(&mut tx, req).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let seen = &r.json()["headers"];
+    assert_eq!(seen["x-add"], "client, gateway", "add appends");
+    assert_eq!(seen["x-quoted"], "a b", "quotes are stripped");
+    assert_eq!(seen["x-update"], "new", "update replaces");
+    assert!(seen.get("x-remove").is_none(), "remove deletes: {seen}");
+    assert_eq!(seen["x-kept"], "yes");
+    assert_eq!(r.headers["x-resp"], "one");
+    assert_eq!(r.headers["content-type"], "text/x-test");
+    assert!(!r.headers.contains_key("x-echo-service"));
+
+    // Framing headers are refused at compile time, with a warning on the key.
+    let ignored = keys_with_code(&table.routes(), "ignored-annotation");
+    assert_eq!(
+        ignored,
+        ["nginx.ingress.kubernetes.io/request-header-control-remove"]
+    );
+    let not_applied = keys_with_code(&table.routes(), "not-applied");
+    assert!(not_applied.is_empty(), "{not_applied:?}");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn rewrites_change_the_path_and_host_sent_upstream() {
+    let backend = echo("rw").await;
+    let yaml = [
+        annotated(
+            "path",
+            "rw.example.com",
+            &[("/api", "Prefix", "rw")],
+            &[
+                ("rewrite-path", "/v2"),
+                ("upstream-vhost", "internal.svc"),
+                ("x-forwarded-prefix", "/api"),
+            ],
+        ),
+        annotated(
+            "strip",
+            "rw.example.com",
+            &[("/strip", "Prefix", "rw"), ("/old", "Exact", "rw")],
+            &[("rewrite-target", "/")],
+        ),
+        annotated(
+            "groups",
+            "rw.example.com",
+            &[("/groups", "Prefix", "rw")],
+            &[("rewrite-target", "/$1")],
+        ),
+        service("rw", &[backend.addr()]),
+    ]
+    .concat();
+    let (gw, table) = gateway(&yaml);
+    let addr = http_addr(&gw);
+
+    let r = get(addr, "rw.example.com", "/api/users?id=7").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let seen = r.json();
+    assert_eq!(seen["path"], "/v2/users");
+    assert_eq!(seen["query"], "id=7");
+    assert_eq!(seen["host"], "internal.svc");
+    assert_eq!(seen["headers"]["x-forwarded-host"], "rw.example.com");
+    assert_eq!(seen["headers"]["x-forwarded-prefix"], "/api");
+
+    let r = get(addr, "rw.example.com", "/api").await;
+    assert_eq!(r.json()["path"], "/v2");
+
+    for (path, want) in [("/strip/a/b", "/a/b"), ("/strip", "/"), ("/old", "/")] {
+        let r = get(addr, "rw.example.com", path).await;
+        assert_eq!(r.json()["path"], want, "{path}");
+        assert_eq!(r.json()["host"], "rw.example.com", "{path}");
+        assert!(r.json()["headers"].get("x-forwarded-prefix").is_none());
+    }
+
+    // Capture groups need regex paths, which are not applied yet: the path is unchanged
+    // and the key says so.
+    let r = get(addr, "rw.example.com", "/groups/x").await;
+    assert_eq!(r.json()["path"], "/groups/x");
+    let not_applied = keys_with_code(&table.routes(), "not-applied");
+    assert_eq!(not_applied, ["nginx.ingress.kubernetes.io/rewrite-target"]);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn proxy_redirect_rewrites_upstream_locations() {
+    let backend = echo("pr").await;
+    let yaml = [
+        annotated(
+            "replace",
+            "pr.example.com",
+            &[("/replace", "Prefix", "pr")],
+            &[
+                ("proxy-redirect-from", "http://internal.svc/"),
+                ("proxy-redirect-to", "https://pr.example.com/"),
+            ],
+        ),
+        annotated(
+            "default",
+            "pr.example.com",
+            &[("/default", "Prefix", "pr")],
+            &[("proxy-redirect-from", "default")],
+        ),
+        annotated(
+            "off",
+            "pr.example.com",
+            &[("/off", "Prefix", "pr")],
+            &[("proxy-redirect-from", "off")],
+        ),
+        service("pr", &[backend.addr()]),
+    ]
+    .concat();
+    let (gw, table) = gateway(&yaml);
+    let addr = http_addr(&gw);
+    let ask = |path: &str, location: &str, refresh: Option<&str>| {
+        let mut req = get_req("pr.example.com", path);
+        req.headers_mut()
+            .insert("x-echo-location", location.parse().expect("value"));
+        if let Some(r) = refresh {
+            req.headers_mut()
+                .insert("x-echo-refresh", r.parse().expect("value"));
+        }
+        req
+    };
+
+    let mut tx = h1(addr).await;
+    let r = send1(
+        &mut tx,
+        ask(
+            "/replace",
+            "http://internal.svc/login?x=1",
+            Some("5; URL=http://internal.svc/a"),
+        ),
+    )
+    .await;
+    assert_eq!(location(&r), Some("https://pr.example.com/login?x=1"));
+    assert_eq!(r.headers["refresh"], "5; URL=https://pr.example.com/a");
+    let r = send1(&mut tx, ask("/replace", "http://elsewhere/x", None)).await;
+    assert_eq!(
+        location(&r),
+        Some("http://elsewhere/x"),
+        "other URLs are kept"
+    );
+
+    let own = format!("http://{}/next", backend.addr());
+    let r = send1(&mut tx, ask("/default", &own, None)).await;
+    assert_eq!(location(&r), Some("http://pr.example.com/next"));
+
+    let r = send1(&mut tx, ask("/off", &own, None)).await;
+    assert_eq!(location(&r), Some(&*own));
+
+    let not_applied = keys_with_code(&table.routes(), "not-applied");
+    assert!(not_applied.is_empty(), "{not_applied:?}");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn from_to_www_redirects_the_host_the_rules_do_not_define() {
+    let backend = echo("www").await;
+    let yaml = [
+        annotated(
+            "bare",
+            "bare.example.com",
+            &[("/", "Prefix", "www")],
+            &[("from-to-www-redirect", "true")],
+        ),
+        annotated(
+            "www",
+            "www.pre.example.com",
+            &[("/", "Prefix", "www")],
+            &[("from-to-www-redirect", "true")],
+        ),
+        // Both names defined: nothing to redirect.
+        annotated(
+            "both",
+            "both.example.com",
+            &[("/", "Prefix", "www")],
+            &[("from-to-www-redirect", "true")],
+        ),
+        ingress(
+            "both-www",
+            Some("www.both.example.com"),
+            &[("/", "Prefix", "www")],
+        ),
+        service("www", &[backend.addr()]),
+    ]
+    .concat();
+    let (gw, table) = gateway(&yaml);
+    let addr = http_addr(&gw);
+
+    let r = get(addr, "www.bare.example.com:8080", "/a?b=1").await;
+    assert_eq!(r.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(location(&r), Some("http://bare.example.com/a?b=1"));
+    let r = get(addr, "pre.example.com", "/").await;
+    assert_eq!(r.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(location(&r), Some("http://www.pre.example.com/"));
+    for host in [
+        "bare.example.com",
+        "www.pre.example.com",
+        "both.example.com",
+        "www.both.example.com",
+    ] {
+        let r = get(addr, host, "/x").await;
+        assert_eq!((r.status, r.service()), (StatusCode::OK, "www"), "{host}");
+    }
+    let not_applied = keys_with_code(&table.routes(), "not-applied");
+    assert!(not_applied.is_empty(), "{not_applied:?}");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn app_root_covers_the_host_even_without_a_root_path() {
+    let (dash, site) = (echo("dash").await, echo("site").await);
+    let yaml = [
+        annotated(
+            "dash",
+            "root.example.com",
+            &[("/dashboard", "Prefix", "dash")],
+            &[("app-root", "/dashboard")],
+        ),
+        ingress("site", Some("root.example.com"), &[("/", "Prefix", "site")]),
+        service("dash", &[dash.addr()]),
+        service("site", &[site.addr()]),
+    ]
+    .concat();
+    let (gw, _) = gateway(&yaml);
+    let addr = http_addr(&gw);
+    let r = get(addr, "root.example.com", "/").await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    assert_eq!(location(&r), Some("http://root.example.com/dashboard"));
+    let r = get(addr, "root.example.com", "/dashboard/x").await;
+    assert_eq!((r.status, r.service()), (StatusCode::OK, "dash"));
+    let r = get(addr, "root.example.com", "/other").await;
+    assert_eq!((r.status, r.service()), (StatusCode::OK, "site"));
+    gw.shutdown().await;
+}

@@ -1,0 +1,519 @@
+//! [`RoutePolicy`]: what the data plane does to a route's requests besides forwarding them
+//! (redirects, header edits, rewrites), built once per Ingress from its annotations and
+//! shared by all of its routes. Header names and values are parsed here, so the request
+//! path only copies them.
+
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use mse_annotations::{HeaderEdits, IngressPolicy, ProxyRedirect, UrlPart, UrlTemplate, UrlVar};
+
+use crate::path::PathMatch;
+
+/// The annotations of one Ingress that act on its requests, ready for the data plane.
+#[derive(Clone, Debug, Default)]
+pub struct RoutePolicy {
+    /// `temporal-redirect` or `permanent-redirect`: every request is answered with it.
+    pub redirect: Option<Redirect>,
+    /// `ssl-redirect` as written; `None` means the default: true when the host has a
+    /// certificate. The router resolves it per route into [`Route::https_redirect`].
+    ///
+    /// [`Route::https_redirect`]: crate::Route::https_redirect
+    pub ssl_redirect: Option<bool>,
+    /// `force-ssl-redirect`.
+    pub force_ssl_redirect: bool,
+    /// `app-root`: a request for exactly `/` gets a 302 to this path.
+    pub app_root: Option<Box<str>>,
+    /// `request-header-control-*`.
+    pub request_headers: HeaderOps,
+    /// `response-header-control-*`.
+    pub response_headers: HeaderOps,
+    /// `rewrite-path`, or a `rewrite-target` without capture groups.
+    pub rewrite: Option<Box<str>>,
+    /// `upstream-vhost`: the `Host` sent upstream.
+    pub upstream_vhost: Option<HeaderValue>,
+    /// `x-forwarded-prefix`: the value of the `X-Forwarded-Prefix` sent upstream.
+    pub forwarded_prefix: Option<HeaderValue>,
+    /// `proxy-redirect-from` and `-to`: how `Location` and `Refresh` of upstream answers
+    /// are rewritten.
+    pub location_rewrite: Option<LocationRewrite>,
+}
+
+/// `proxy-redirect-from` and `proxy-redirect-to`, other than `off`.
+#[derive(Clone, Debug)]
+pub enum LocationRewrite {
+    /// `default`: the upstream's own URL (`http://` and the address the gateway connected
+    /// to) is replaced by the request's scheme and host.
+    Upstream,
+    /// A URL starting with `from` gets it replaced by `to`.
+    Prefix {
+        /// Prefix to look for.
+        from: Box<str>,
+        /// Replacement.
+        to: Box<str>,
+    },
+}
+
+/// A fixed redirect (`permanent-redirect`, `temporal-redirect`).
+#[derive(Clone, Debug)]
+pub struct Redirect {
+    /// 300 to 308.
+    pub code: StatusCode,
+    /// Where to.
+    pub location: Location,
+}
+
+/// The `Location` of a [`Redirect`].
+#[derive(Clone, Debug)]
+pub enum Location {
+    /// A URL without variables, parsed once.
+    Fixed(HeaderValue),
+    /// A URL with request variables, filled in per request.
+    Template(UrlTemplate),
+}
+
+/// Header edits of one direction, applied in the order remove, update, add.
+#[derive(Clone, Debug, Default)]
+pub struct HeaderOps {
+    /// Removed.
+    pub remove: Vec<HeaderName>,
+    /// Set, replacing any value.
+    pub update: Vec<(HeaderName, HeaderValue)>,
+    /// Appended.
+    pub add: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// What a request looks like to a redirect template.
+#[derive(Clone, Copy, Debug)]
+pub struct RedirectVars<'a> {
+    /// `http` or `https`.
+    pub scheme: &'a str,
+    /// The request's host, without port.
+    pub host: &'a str,
+    /// The path and query as received.
+    pub request_uri: &'a str,
+    /// The normalised path.
+    pub uri: &'a str,
+}
+
+/// A header edit annotation that was refused: its key (without prefix) and why.
+pub(crate) type Refused = (&'static str, String);
+
+/// Headers that frame the message or belong to one connection: editing them would break
+/// the exchange, so header-control leaves them alone.
+const PROTECTED: &[&str] = &[
+    "connection",
+    "content-length",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+// === impl RoutePolicy ===
+
+impl RoutePolicy {
+    /// The policy of an Ingress, or `None` when none of its annotations act on requests.
+    /// Header edits that cannot apply are returned with the reason.
+    pub(crate) fn build(p: &IngressPolicy) -> (Option<Self>, Vec<Refused>) {
+        let mut refused = Vec::new();
+        let redirect = p.redirect.target.as_ref().map(|t| Redirect {
+            code: StatusCode::from_u16(t.code).unwrap_or(StatusCode::MOVED_PERMANENTLY),
+            location: location(&t.url),
+        });
+        let mut policy = Self {
+            redirect,
+            ssl_redirect: p.redirect.ssl_redirect,
+            force_ssl_redirect: p.redirect.force_ssl_redirect,
+            app_root: p.redirect.app_root.as_deref().map(Box::from),
+            request_headers: HeaderOps::build(&p.headers.request, "request", true, &mut refused),
+            response_headers: HeaderOps::build(
+                &p.headers.response,
+                "response",
+                false,
+                &mut refused,
+            ),
+            rewrite: rewrite_of(p).map(Box::from),
+            upstream_vhost: p
+                .rewrite
+                .upstream_vhost
+                .as_deref()
+                .and_then(|v| HeaderValue::from_str(v).ok()),
+            forwarded_prefix: p
+                .rewrite
+                .x_forwarded_prefix
+                .as_deref()
+                .and_then(|v| HeaderValue::from_str(v).ok()),
+            location_rewrite: match &p.proxy_redirect {
+                None | Some(ProxyRedirect::Off) => None,
+                Some(ProxyRedirect::Default) => Some(LocationRewrite::Upstream),
+                Some(ProxyRedirect::Replace { from, to }) => Some(LocationRewrite::Prefix {
+                    from: from.as_str().into(),
+                    to: to.as_str().into(),
+                }),
+            },
+        };
+        if policy.is_empty() {
+            return (None, refused);
+        }
+        policy.request_headers.shrink();
+        policy.response_headers.shrink();
+        (Some(policy), refused)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.redirect.is_none()
+            && self.ssl_redirect.is_none()
+            && !self.force_ssl_redirect
+            && self.app_root.is_none()
+            && self.request_headers.is_empty()
+            && self.response_headers.is_empty()
+            && self.rewrite.is_none()
+            && self.upstream_vhost.is_none()
+            && self.forwarded_prefix.is_none()
+            && self.location_rewrite.is_none()
+    }
+
+    /// Rewrites `Location` and the URL of `Refresh` in an upstream answer by
+    /// `proxy-redirect-from`/`-to`. `upstream` is the address the gateway connected to and
+    /// `base` the request's `scheme://host`; both are used only for `default`.
+    pub fn rewrite_locations(&self, headers: &mut HeaderMap, upstream: &str, base: &str) {
+        let Some(rw) = &self.location_rewrite else {
+            return;
+        };
+        let upstream_url;
+        let (from, to) = match rw {
+            LocationRewrite::Upstream => {
+                upstream_url = format!("http://{upstream}");
+                (upstream_url.as_str(), base)
+            }
+            LocationRewrite::Prefix { from, to } => (&**from, &**to),
+        };
+        if let Some(v) = headers.get_mut(http::header::LOCATION)
+            && let Some(new) = v
+                .to_str()
+                .ok()
+                .and_then(|s| s.strip_prefix(from))
+                .and_then(|rest| HeaderValue::from_str(&format!("{to}{rest}")).ok())
+        {
+            *v = new;
+        }
+        if let Some(v) = headers.get_mut(REFRESH)
+            && let Some(new) = v.to_str().ok().and_then(|s| {
+                let i = s.to_ascii_lowercase().find("url=")? + 4;
+                let rest = s[i..].strip_prefix(from)?;
+                HeaderValue::from_str(&format!("{}{to}{rest}", &s[..i])).ok()
+            })
+        {
+            *v = new;
+        }
+    }
+
+    /// The policy of a `from-to-www-redirect` route: 308 to `host`, same scheme and
+    /// request URI.
+    pub(crate) fn www_redirect(host: &str) -> Self {
+        let url = UrlTemplate {
+            raw: format!("$scheme://{host}$request_uri"),
+            parts: vec![
+                UrlPart::Var(UrlVar::Scheme),
+                UrlPart::Text(format!("://{host}")),
+                UrlPart::Var(UrlVar::RequestUri),
+            ],
+        };
+        Self {
+            redirect: Some(Redirect {
+                code: StatusCode::PERMANENT_REDIRECT,
+                location: Location::Template(url),
+            }),
+            ..Self::default()
+        }
+    }
+
+    /// Whether some request may be answered with `temporal-redirect`,
+    /// `permanent-redirect` or `app-root`.
+    pub fn may_redirect(&self) -> bool {
+        self.redirect.is_some() || self.app_root.is_some()
+    }
+
+    /// Only `ssl-redirect` and `force-ssl-redirect` of `p`: what routes closed by a
+    /// security annotation keep.
+    pub(crate) fn ssl_only(p: &IngressPolicy) -> Option<Self> {
+        let policy = Self {
+            ssl_redirect: p.redirect.ssl_redirect,
+            force_ssl_redirect: p.redirect.force_ssl_redirect,
+            ..Self::default()
+        };
+        (!policy.is_empty()).then_some(policy)
+    }
+
+    /// Whether plaintext requests are redirected to HTTPS on a route whose host has a
+    /// certificate (`host_has_tls`) or not.
+    pub fn redirects_to_https(&self, host_has_tls: bool) -> bool {
+        self.force_ssl_redirect || self.ssl_redirect.unwrap_or(host_has_tls)
+    }
+
+    /// The redirect that answers this request, if any: `temporal-redirect` or
+    /// `permanent-redirect` first, then HTTPS for plaintext requests when
+    /// `https_redirect` (the route's [`Route::https_redirect`]), then `app-root`.
+    ///
+    /// [`Route::https_redirect`]: crate::Route::https_redirect
+    pub fn redirect_for(
+        &self,
+        tls: bool,
+        https_redirect: bool,
+        vars: &RedirectVars<'_>,
+    ) -> Option<(StatusCode, HeaderValue)> {
+        if let Some(r) = &self.redirect {
+            let location = match &r.location {
+                Location::Fixed(v) => v.clone(),
+                Location::Template(t) => HeaderValue::from_str(&render(t, vars)).ok()?,
+            };
+            return Some((r.code, location));
+        }
+        if https_redirect && !tls {
+            return to_https(vars);
+        }
+        if let Some(root) = &self.app_root
+            && vars.uri == "/"
+        {
+            let url = format!("{}://{}{}", vars.scheme, vars.host, root);
+            return Some((StatusCode::FOUND, HeaderValue::from_str(&url).ok()?));
+        }
+        None
+    }
+
+    /// The path to forward instead of `path` (normalised, matched by `matched`), if the
+    /// policy rewrites it. A prefix route replaces the matched prefix and keeps the rest;
+    /// an exact route replaces the whole path.
+    pub fn rewrite_path(&self, matched: &PathMatch, path: &str) -> Option<String> {
+        let to = self.rewrite.as_deref()?;
+        let rest = match matched {
+            PathMatch::Exact(_) => "",
+            PathMatch::Prefix(p) => path.get(p.len()..).unwrap_or(""),
+        };
+        let mut out = String::with_capacity(to.len() + rest.len());
+        out.push_str(to);
+        match (to.ends_with('/'), rest.strip_prefix('/')) {
+            (true, Some(r)) => out.push_str(r),
+            _ => out.push_str(rest),
+        }
+        Some(out)
+    }
+
+    /// Applies `upstream-vhost`, `x-forwarded-prefix` and the request header edits to the
+    /// headers sent upstream.
+    pub fn edit_request(&self, headers: &mut HeaderMap) {
+        if let Some(host) = &self.upstream_vhost {
+            headers.insert(http::header::HOST, host.clone());
+        }
+        if let Some(prefix) = &self.forwarded_prefix {
+            headers.insert(X_FORWARDED_PREFIX, prefix.clone());
+        }
+        self.request_headers.apply(headers);
+    }
+}
+
+/// The 308 to the same URL over HTTPS (`ssl-redirect`).
+pub(crate) fn to_https(vars: &RedirectVars<'_>) -> Option<(StatusCode, HeaderValue)> {
+    let url = format!("https://{}{}", vars.host, vars.request_uri);
+    Some((
+        StatusCode::PERMANENT_REDIRECT,
+        HeaderValue::from_str(&url).ok()?,
+    ))
+}
+
+const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+const REFRESH: HeaderName = HeaderName::from_static("refresh");
+
+/// `rewrite-path`, else a `rewrite-target` that needs no regex.
+fn rewrite_of(p: &IngressPolicy) -> Option<&str> {
+    let r = &p.rewrite;
+    if let Some(path) = &r.path {
+        return Some(path);
+    }
+    r.target
+        .as_ref()
+        .filter(|t| !t.uses_groups() && !r.use_regex && !r.full_path_regex)
+        .map(|t| t.raw.as_str())
+}
+
+/// Whether the data plane applies annotation `name` (without prefix) as written in `p`,
+/// for the groups it applies only in part (whole groups are listed in the compiler's
+/// `APPLIED`). Left out: `use-regex`, `full-path-regex` and `rewrite-target` with capture
+/// groups or on regex paths.
+pub(crate) fn applied(name: &str, p: &IngressPolicy) -> bool {
+    match name {
+        "rewrite-path" | "upstream-vhost" | "x-forwarded-prefix" => true,
+        "rewrite-target" => p.rewrite.path.is_some() || rewrite_of(p).is_some(),
+        _ => false,
+    }
+}
+
+fn location(url: &UrlTemplate) -> Location {
+    if url.is_literal()
+        && let Ok(v) = HeaderValue::from_str(&url.raw)
+    {
+        return Location::Fixed(v);
+    }
+    Location::Template(url.clone())
+}
+
+fn render(t: &UrlTemplate, vars: &RedirectVars<'_>) -> String {
+    let mut out = String::with_capacity(t.raw.len() + vars.request_uri.len());
+    for part in &t.parts {
+        match part {
+            UrlPart::Text(s) => out.push_str(s),
+            UrlPart::Var(UrlVar::Host) => out.push_str(vars.host),
+            UrlPart::Var(UrlVar::Scheme) => out.push_str(vars.scheme),
+            UrlPart::Var(UrlVar::RequestUri) => out.push_str(vars.request_uri),
+            UrlPart::Var(UrlVar::EscapedRequestUri) => escape_into(&mut out, vars.request_uri),
+            UrlPart::Var(UrlVar::Uri) => out.push_str(vars.uri),
+            // A variable this build does not know expands to nothing.
+            UrlPart::Var(_) => {}
+        }
+    }
+    out
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986 section 2.3).
+fn escape_into(out: &mut String, s: &str) {
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+}
+
+// === impl HeaderOps ===
+
+impl HeaderOps {
+    fn build(
+        edits: &HeaderEdits,
+        dir: &'static str,
+        request: bool,
+        refused: &mut Vec<Refused>,
+    ) -> Self {
+        let key = |op: &'static str| -> &'static str {
+            match (dir, op) {
+                ("request", "add") => "request-header-control-add",
+                ("request", "update") => "request-header-control-update",
+                ("request", _) => "request-header-control-remove",
+                (_, "add") => "response-header-control-add",
+                (_, "update") => "response-header-control-update",
+                _ => "response-header-control-remove",
+            }
+        };
+        let mut check = |op: &'static str, name: &str| -> Option<HeaderName> {
+            if PROTECTED.contains(&name) || (request && name == "host") {
+                let why = if name == "host" {
+                    format!("header {name} is left alone; use upstream-vhost to change it")
+                } else {
+                    format!(
+                        "header {name} frames the message or belongs to the connection; it is left alone"
+                    )
+                };
+                refused.push((key(op), why));
+                return None;
+            }
+            match HeaderName::from_bytes(name.as_bytes()) {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    refused.push((key(op), format!("{name} is not a valid header name")));
+                    None
+                }
+            }
+        };
+        let mut pairs =
+            |op: &'static str, list: &[(String, String)]| -> Vec<(HeaderName, HeaderValue)> {
+                list.iter()
+                    .filter_map(|(n, v)| {
+                        let name = check(op, n)?;
+                        match HeaderValue::from_str(v) {
+                            Ok(v) => Some((name, v)),
+                            Err(_) => None,
+                        }
+                    })
+                    .collect()
+            };
+        let add = pairs("add", &edits.add);
+        let update = pairs("update", &edits.update);
+        let remove = edits
+            .remove
+            .iter()
+            .filter_map(|n| check("remove", n))
+            .collect();
+        Self {
+            remove,
+            update,
+            add,
+        }
+    }
+
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.remove.is_empty() && self.update.is_empty() && self.add.is_empty()
+    }
+
+    fn shrink(&mut self) {
+        self.remove.shrink_to_fit();
+        self.update.shrink_to_fit();
+        self.add.shrink_to_fit();
+    }
+
+    /// Removes, then sets, then appends.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for name in &self.remove {
+            headers.remove(name);
+        }
+        for (name, value) in &self.update {
+            headers.insert(name.clone(), value.clone());
+        }
+        for (name, value) in &self.add {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(rewrite: &str) -> RoutePolicy {
+        RoutePolicy {
+            rewrite: Some(rewrite.into()),
+            ..RoutePolicy::default()
+        }
+    }
+
+    #[test]
+    fn prefix_rewrites_keep_the_rest_and_exact_rewrites_replace_all() {
+        let prefix = PathMatch::Prefix("/foo".into());
+        let root = PathMatch::Prefix("".into());
+        let exact = PathMatch::Exact("/foo".into());
+        let cases = [
+            ("/v2", &prefix, "/foo/x", "/v2/x"),
+            ("/v2", &prefix, "/foo", "/v2"),
+            ("/", &prefix, "/foo/x", "/x"),
+            ("/", &prefix, "/foo", "/"),
+            ("/v2/", &prefix, "/foo/x", "/v2/x"),
+            ("/v2", &root, "/x", "/v2/x"),
+            ("/v2", &exact, "/foo", "/v2"),
+        ];
+        for (to, m, path, want) in cases {
+            assert_eq!(
+                policy(to).rewrite_path(m, path).as_deref(),
+                Some(want),
+                "{to} {m} {path}"
+            );
+        }
+    }
+
+    #[test]
+    fn escaped_request_uri_encodes_reserved_characters() {
+        let mut s = String::new();
+        escape_into(&mut s, "/a b?x=1&y");
+        assert_eq!(s, "%2Fa%20b%3Fx%3D1%26y");
+    }
+}
