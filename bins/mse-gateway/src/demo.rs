@@ -131,6 +131,10 @@ pub fn instructions(demo: &Demo) -> String {
     );
     let _ = writeln!(
         s,
+        "  curl -si -H 'Host: shop.demo.test' http://{http}/old-api/orders # api sees /api/orders: rewrite-target, plus a response header"
+    );
+    let _ = writeln!(
+        s,
         "  curl -s -H 'Host: anything.else' http://{http}/                 # web: the default backend"
     );
     if let Some(a) = https {
