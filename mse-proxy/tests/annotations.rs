@@ -4,22 +4,11 @@
 
 mod support;
 
-use std::net::SocketAddr;
-
 use http::StatusCode;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use mse_proxy::echo::EchoServer;
 use mse_router::RouteTable;
 use support::*;
-
-const LOOPBACK: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
-
-async fn echo(name: &str) -> EchoServer {
-    EchoServer::bind(SocketAddr::from(LOOPBACK), name)
-        .await
-        .expect("echo binds")
-}
 
 /// Adds `annotations` (names without prefix) to the first `metadata` of `yaml`.
 fn annotate(yaml: &str, annotations: &[(&str, &str)]) -> String {

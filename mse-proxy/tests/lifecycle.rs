@@ -15,12 +15,6 @@ use mse_proxy::admin::{self, AdminState};
 use mse_proxy::echo::EchoServer;
 use support::*;
 
-async fn echo(name: &str) -> EchoServer {
-    EchoServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), name)
-        .await
-        .expect("echo binds")
-}
-
 fn slow_get(host: &str, delay_ms: u64) -> Request<Full<Bytes>> {
     Request::get("/slow")
         .header("host", host)

@@ -12,17 +12,10 @@ use http::{Request, StatusCode};
 use http_body_util::Full;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use mse_proxy::echo::EchoServer;
 use mse_proxy::{FALLBACK_CERT_CN, FALLBACK_CERT_SAN};
 use support::*;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
-
-async fn echo(name: &str) -> EchoServer {
-    EchoServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), name)
-        .await
-        .expect("echo binds")
-}
 
 fn h2_get(uri: &str) -> Request<Full<Bytes>> {
     Request::get(uri)

@@ -15,12 +15,6 @@ use support::*;
 
 const LOOPBACK: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
 
-async fn echo(name: &str) -> EchoServer {
-    EchoServer::bind(SocketAddr::from(LOOPBACK), name)
-        .await
-        .expect("echo binds")
-}
-
 /// A loopback port nothing listens on.
 async fn closed_port() -> SocketAddr {
     let l = tokio::net::TcpListener::bind(SocketAddr::from(LOOPBACK))

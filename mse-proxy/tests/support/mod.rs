@@ -19,6 +19,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use mse_model::{Severity, Snapshot, load_manifests};
+use mse_proxy::echo::EchoServer;
 use mse_proxy::{Gateway, GatewayHandle, Metrics, ProxyConfig, SharedTable};
 use mse_router::{CompileOptions, RouteTable, compile};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
@@ -507,4 +508,11 @@ impl ServerCertVerifier for AcceptAny {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
+}
+
+/// An echo backend on a free loopback port, reporting itself as `name`.
+pub(crate) async fn echo(name: &str) -> EchoServer {
+    EchoServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), name)
+        .await
+        .expect("echo binds")
 }
