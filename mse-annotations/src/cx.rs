@@ -290,22 +290,7 @@ impl<'a> Cx<'a> {
             for (p, err) in bad {
                 self.dropped(*e, p, err);
             }
-            if let Some(w) = winner
-                && i > w
-                && entries[w].value != e.value
-            {
-                let wk = entries[w].key;
-                self.report(
-                    Diagnostic::warning(
-                        "shadowed-annotation",
-                        format!(
-                            "also set under {wk}, which takes precedence; this value is not used"
-                        ),
-                    ),
-                    e.key,
-                    Some(e.value),
-                );
-            }
+            self.shadowed(&entries, i, winner);
         }
         let w = winner?;
         parsed.into_iter().nth(w).map(|(good, _)| good)
@@ -327,23 +312,27 @@ impl<'a> Cx<'a> {
                     e.key,
                     Some(e.value),
                 ),
-                Ok(_) => {
-                    if let Some(w) = winner
-                        && i > w
-                        && entries[w].value != e.value
-                    {
-                        let wk = entries[w].key;
-                        self.report(
-                            Diagnostic::warning(
-                                "shadowed-annotation",
-                                format!("also set under {wk}, which takes precedence; this value is not used"),
-                            ),
-                            e.key,
-                            Some(e.value),
-                        );
-                    }
-                }
+                Ok(_) => self.shadowed(entries, i, winner),
             }
+        }
+    }
+
+    /// A valid value at `entries[i]` that loses to the one at `winner` (a prefix of higher
+    /// precedence) is reported, unless both say the same.
+    fn shadowed(&mut self, entries: &[Entry<'a>], i: usize, winner: Option<usize>) {
+        if let Some(w) = winner
+            && i > w
+            && entries[w].value != entries[i].value
+        {
+            let wk = entries[w].key;
+            self.report(
+                Diagnostic::warning(
+                    "shadowed-annotation",
+                    format!("also set under {wk}, which takes precedence; this value is not used"),
+                ),
+                entries[i].key,
+                Some(entries[i].value),
+            );
         }
     }
 

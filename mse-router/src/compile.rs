@@ -531,19 +531,8 @@ impl<'s> Compiler<'s> {
                 continue;
             }
             let root = policy.app_root.as_deref().unwrap_or("/");
-            self.insert_route(
-                sel,
-                host,
-                PathMatch::Exact("/".into()),
-                false,
-                format!("app-root {root}").into(),
-                (
-                    Backend::Unavailable {
-                        reason: Arc::from("app-root answers requests for /"),
-                    },
-                    Some(policy),
-                ),
-            );
+            let field = format!("app-root {root}");
+            self.insert_answer_route(sel, host, PathMatch::Exact("/".into()), &field, policy);
         }
         for (key, other, target) in std::mem::take(&mut self.www) {
             let Some(sel) = by_key.get(&key) else {
@@ -553,21 +542,33 @@ impl<'s> Compiler<'s> {
                 // Defined by some rule (or redirected already by an older Ingress).
                 continue;
             }
-            let policy = RoutePolicy::www_redirect(&target);
-            self.insert_route(
-                sel,
-                other,
-                PathMatch::Prefix("".into()),
-                false,
-                format!("from-to-www-redirect to {target}").into(),
-                (
-                    Backend::Unavailable {
-                        reason: Arc::from("from-to-www-redirect answers every request"),
-                    },
-                    Some(Arc::new(policy)),
-                ),
-            );
+            let policy = Arc::new(RoutePolicy::www_redirect(&target));
+            let field = format!("from-to-www-redirect to {target}");
+            self.insert_answer_route(sel, other, PathMatch::Prefix("".into()), &field, policy);
         }
+    }
+
+    /// A route the gateway answers itself (a redirect): it has no backend, and `field`
+    /// names the annotation that made it.
+    fn insert_answer_route(
+        &mut self,
+        sel: &Selected<'s>,
+        host: HostMatch,
+        path: PathMatch,
+        field: &str,
+        policy: Arc<RoutePolicy>,
+    ) {
+        let backend = Backend::Unavailable {
+            reason: Arc::from(format!("{field} answers these requests")),
+        };
+        self.insert_route(
+            sel,
+            host,
+            path,
+            false,
+            field.into(),
+            (backend, Some(policy)),
+        );
     }
 
     fn insert_route(
