@@ -646,11 +646,11 @@ pub static KEYS: &[KeySpec] = &[
         .ex("https://busy.example.com/", "ftp://busy"),
     // --- Fallback ---
     key("default-backend", G::Fallback, Ingress, Nginx, "[namespace/]name[:port]", "",
-        "Service used when the route's Service has no ready endpoints, and for custom-http-errors")
+        "Service used when the route's Service is missing or has no ready endpoint (path and Host unchanged), and for custom-http-errors")
         .ex("fallback", "Fallback!"),
     key("custom-http-errors", G::Fallback, Ingress, Nginx, "comma list of status codes 400 to 599", "",
-        "Upstream answers with these codes are replaced by default-backend's answer")
-        .different("needs default-backend on this Ingress (there is no global default backend); the request is re-sent to it once, path `/`")
+        "Upstream answers with these codes are replaced by the answer of default-backend, else of the gateway-wide default backend")
+        .different("the request is re-sent once as GET `/` without body (ingress-nginx keeps the method), with X-Code, X-Format, X-Original-URI and the other ingress-nginx headers")
         .ex("404, 503", "oops"),
     // --- Mirror ---
     key("mirror-target-service", G::Mirror, Ingress, Higress, "[namespace/]name[:port]", "",

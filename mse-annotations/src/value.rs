@@ -381,6 +381,15 @@ impl fmt::Display for ServiceRef {
     }
 }
 
+impl std::str::FromStr for ServiceRef {
+    type Err = ValueError;
+
+    /// Parses `[namespace/]name[:port]`, as [`service_ref`] does.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        service_ref(s)
+    }
+}
+
 /// A Service reference `[namespace/]name[:port]`.
 pub fn service_ref(v: &str) -> Result<ServiceRef, ValueError> {
     const EXPECTED: ValueError =

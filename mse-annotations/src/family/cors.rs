@@ -24,7 +24,7 @@ pub enum OriginPattern {
     Subdomains {
         /// `http` or `https`.
         scheme: String,
-        /// The domain after `*.`, lower case.
+        /// The domain after `*.`, lower case, with `:port` when one is written.
         suffix: String,
     },
 }
@@ -139,8 +139,16 @@ fn origin(v: &str) -> Result<Option<OriginPattern>, ValueError> {
     if scheme != "http" && scheme != "https" {
         return Err(ValueError::Expected("an http:// or https:// origin"));
     }
-    if let Some(suffix) = rest.strip_prefix("*.") {
-        let suffix = value::host_name(suffix)?;
+    if let Some(rest) = rest.strip_prefix("*.") {
+        // `https://*.example.com:8443`: the port, when written, must match too.
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) => (host, Some(value::int(port, 1, 65535)?)),
+            None => (rest, None),
+        };
+        let mut suffix = value::host_name(host)?;
+        if let Some(port) = port {
+            suffix = format!("{suffix}:{port}");
+        }
         return Ok(Some(OriginPattern::Subdomains { scheme, suffix }));
     }
     value::authority(rest)?;

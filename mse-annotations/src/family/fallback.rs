@@ -9,7 +9,10 @@ use crate::value::{self, ServiceRef};
 pub struct Fallback {
     /// `default-backend`: used when the route's Service has no ready endpoints.
     pub default_backend: Option<ServiceRef>,
-    /// `custom-http-errors`: upstream statuses replaced by the default backend's answer.
+    /// `custom-http-errors`, sorted and without duplicates: upstream statuses replaced by
+    /// the answer of the fallback Service. That Service is `default-backend`, or else the
+    /// gateway-wide default backend; which one exists is only known when routes are
+    /// compiled, so the codes are kept here whether or not `default-backend` is set.
     pub custom_http_errors: Vec<u16>,
 }
 
@@ -19,16 +22,9 @@ pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
     let codes = cx.get_list("custom-http-errors", value::comma_list, |v| {
         value::status(v, 400, 599)
     });
-    match codes {
-        Some(mut codes) if f.default_backend.is_some() => {
-            codes.sort_unstable();
-            codes.dedup();
-            f.custom_http_errors = codes;
-        }
-        Some(_) => cx.ignored(
-            "custom-http-errors",
-            "default-backend is not set on this Ingress (there is no global default backend)",
-        ),
-        None => {}
+    if let Some(mut codes) = codes {
+        codes.sort_unstable();
+        codes.dedup();
+        f.custom_http_errors = codes;
     }
 }
