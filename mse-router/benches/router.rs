@@ -184,5 +184,137 @@ spec:
     g.finish();
 }
 
-criterion_group!(benches, lookup, compile_bench, policy);
+/// Lookup plus the destination choice and path rewrite for routes that carry the routing
+/// annotations: a regex path with a capture-group rewrite, match conditions, and a path
+/// with two header canaries and two weight canaries; a plain Prefix route for comparison.
+fn routing(c: &mut Criterion) {
+    let ing = |name: &str, host: &str, path: &str, ty: &str, svc: &str, annotations: &str| {
+        format!(
+            "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{ name: {name}, namespace: bench, annotations: {{ {annotations} }} }}\nspec:\n  ingressClassName: mse\n  rules: [{{ host: {host}, http: {{ paths: [{{ path: \"{path}\", pathType: {ty}, backend: {{ service: {{ name: {svc}, port: {{ number: 80 }} }} }} }}] }} }}]\n"
+        )
+    };
+    let n = "nginx.ingress.kubernetes.io/";
+    let mut y = String::new();
+    for svc in ["backend", "v2", "v3", "v4", "v5"] {
+        y.push_str(&format!("---\napiVersion: v1\nkind: Service\nmetadata: {{ name: {svc}, namespace: bench }}\nspec: {{ ports: [{{ name: http, port: 80, targetPort: 8080 }}] }}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{ name: {svc}-1, namespace: bench, labels: {{ kubernetes.io/service-name: {svc} }} }}\naddressType: IPv4\nports: [{{ name: http, port: 8080 }}]\nendpoints: [{{ addresses: [\"10.0.0.1\"] }}]\n"));
+    }
+    y += &ing(
+        "plain",
+        "plain.example.com",
+        "/api",
+        "Prefix",
+        "backend",
+        "",
+    );
+    y += &ing(
+        "regex",
+        "regex.example.com",
+        "/api/(v[0-9]+)/(.*)",
+        "ImplementationSpecific",
+        "backend",
+        &format!("{n}use-regex: \"true\", {n}rewrite-target: /$2"),
+    );
+    y += &ing(
+        "cond",
+        "cond.example.com",
+        "/api",
+        "Prefix",
+        "backend",
+        "higress.io/match-method: GET, higress.io/exact-match-header-x-env: prod",
+    );
+    y += &ing(
+        "cond-other",
+        "cond.example.com",
+        "/api",
+        "Prefix",
+        "v2",
+        "higress.io/match-method: POST",
+    );
+    y += &ing(
+        "main",
+        "canary.example.com",
+        "/api",
+        "Prefix",
+        "backend",
+        "",
+    );
+    y += &ing(
+        "c1",
+        "canary.example.com",
+        "/api",
+        "Prefix",
+        "v2",
+        &format!("{n}canary: \"true\", {n}canary-by-header: x-c1"),
+    );
+    y += &ing(
+        "c2",
+        "canary.example.com",
+        "/api",
+        "Prefix",
+        "v3",
+        &format!("{n}canary: \"true\", {n}canary-by-header: x-c2, {n}canary-by-header-value: on"),
+    );
+    y += &ing(
+        "c3",
+        "canary.example.com",
+        "/api",
+        "Prefix",
+        "v4",
+        &format!("{n}canary: \"true\", {n}canary-weight: \"10\""),
+    );
+    y += &ing(
+        "c4",
+        "canary.example.com",
+        "/api",
+        "Prefix",
+        "v5",
+        &format!("{n}canary: \"true\", {n}canary-weight: \"20\""),
+    );
+    let mut s = Snapshot::default();
+    s.extend(load_manifests(&y, None).objects);
+    let t = compile(&s, &CompileOptions::default());
+    assert!(
+        t.diagnostics()
+            .iter()
+            .all(|d| d.severity < mse_model::Severity::Warning),
+        "{:?}",
+        t.diagnostics()
+    );
+    let mut headers = http::HeaderMap::new();
+    for (k, v) in [
+        ("user-agent", "bench/1.0"),
+        ("accept", "*/*"),
+        ("x-env", "prod"),
+    ] {
+        headers.insert(k, http::HeaderValue::from_static(v));
+    }
+    let mut g = c.benchmark_group("routing");
+    for (name, host) in [
+        ("plain-prefix", "plain.example.com"),
+        ("regex-rewrite", "regex.example.com"),
+        ("conditions", "cond.example.com"),
+        ("four-canaries", "canary.example.com"),
+    ] {
+        let path = "/api/v1/orders/42";
+        let head = RequestHead::new(host, path)
+            .query(Some("a=1"))
+            .headers(&headers);
+        assert!(t.lookup(&head).is_some(), "{name}");
+        let mut roll = 0u32;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                roll = (roll + 7919) % mse_router::WEIGHT_SCALE;
+                let m = t.lookup(black_box(&head)).map(|m| {
+                    let d = m.route.destination(&head, roll);
+                    let rewritten = d.policy.and_then(|p| p.rewrite_path(&m.route.path, path));
+                    (d.backend, rewritten)
+                });
+                black_box(m)
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, lookup, compile_bench, policy, routing);
 criterion_main!(benches);

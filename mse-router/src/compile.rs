@@ -13,15 +13,20 @@
 //!    host + path wins; a later duplicate is left out with a diagnostic naming the winner.
 //! 3. **Paths**: `Exact` matches the whole normalised path; `Prefix` and
 //!    `ImplementationSpecific` match by path segment; a trailing `/` on a prefix is
-//!    ignored. Lookup tries Exact, then the longest Prefix, then `spec.defaultBackend`.
-//! 4. **Backends**: Service (in the Ingress's namespace) -> port by number or name ->
+//!    ignored; `use-regex`, `full-path-regex` and `rewrite-target` with groups make regex
+//!    paths of that Ingress's Prefix paths. Lookup tries Exact, then the longest Prefix
+//!    (the catch-all `/` last), then regexes, then `spec.defaultBackend`. Match conditions
+//!    (`match-method`, `*-match-header-*`, ...) are part of a route's identity and order.
+//! 4. **Canaries** pair with the main route of the same host, path and conditions once
+//!    every main Ingress is in place (see [`crate::Canaries`]).
+//! 5. **Backends**: Service (in the Ingress's namespace) -> port by number or name ->
 //!    target port -> ready addresses from EndpointSlices (legacy Endpoints when the Service
 //!    has no slice). A missing Service or port keeps the route, answering 503.
-//! 5. **TLS**: each `spec.tls` entry assigns its Secret's certificate to its hosts; the
+//! 6. **TLS**: each `spec.tls` entry assigns its Secret's certificate to its hosts; the
 //!    oldest Ingress wins a host; an entry without hosts provides the default certificate.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -30,16 +35,20 @@ use mse_annotations::{
     ObjectRef, ServiceRef, Support,
 };
 use mse_model::api::{EndpointSlice, Endpoints, Ingress, Secret, Service};
-use mse_model::k8s_openapi::api::networking::v1::{IngressBackend, IngressSpec};
+use mse_model::k8s_openapi::api::networking::v1::IngressBackend;
 use mse_model::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use mse_model::{Diagnostic, Kind, ObjectKey, Severity, Snapshot, SourceRef, Sourced};
 use rustls_pki_types::CertificateDer;
 
+use crate::canary::{Canaries, CanaryVersion};
 use crate::host::{HostMatch, wildcard_suffix};
+use crate::matching::Conditions;
+use crate::path::RegexPath;
 use crate::path::{PathMatch, normalize_path};
-use crate::policy::{self, RoutePolicy};
+use crate::policy::{self, HeaderOps, RoutePolicy};
 use crate::table::{
-    Backend, Cluster, ClusterId, ClusterTarget, Route, RouteId, RouteTable, VirtualHost,
+    Backend, Candidates, Cluster, ClusterId, ClusterTarget, FastMap, Route, RouteId, RouteTable,
+    VirtualHost,
 };
 use crate::tls::{CertId, Certificate, TlsTable, parse_key_pair};
 
@@ -51,6 +60,10 @@ pub struct CompileOptions {
     pub ingress_class: String,
     /// The IngressClass `spec.controller` value this gateway serves.
     pub controller: String,
+    /// The gateway-wide default backend (`--default-backend-service`, namespace required):
+    /// serves requests no route matches, and the `custom-http-errors` of Ingresses without
+    /// `default-backend`. `None`: unmatched requests get 404.
+    pub default_backend: Option<ServiceRef>,
 }
 
 impl Default for CompileOptions {
@@ -58,6 +71,7 @@ impl Default for CompileOptions {
         Self {
             ingress_class: "mse".to_owned(),
             controller: mse_model::CONTROLLER_NAME.to_owned(),
+            default_backend: None,
         }
     }
 }
@@ -68,12 +82,15 @@ impl Default for CompileOptions {
 pub fn compile(snapshot: &Snapshot, opts: &CompileOptions) -> RouteTable {
     let mut cx = Compiler::new(snapshot);
     let ingresses = cx.select_ingresses(snapshot, opts);
+    cx.add_gateway_default(opts);
     for ing in &ingresses {
         cx.add_ingress(ing);
     }
     cx.add_host_redirects(&ingresses);
-    cx.check_canaries();
+    cx.apply_canaries();
+    let gateway_default = cx.gateway_default;
     let mut table = cx.finish(snapshot.generation);
+    table.default_backend = gateway_default;
     crate::lint::locate_annotations(&mut table.diagnostics, &snapshot.annotation_lines);
     table
 }
@@ -88,6 +105,7 @@ pub(crate) fn selected_ingresses(snapshot: &Snapshot, opts: &CompileOptions) -> 
 }
 
 /// An Ingress chosen for compiling, with what sorting and diagnostics need.
+#[derive(Clone)]
 struct Selected<'s> {
     key: ObjectKey,
     source: Option<&'s SourceRef>,
@@ -109,16 +127,39 @@ struct Compiler<'s> {
     /// `app-root`: (Ingress, a host of its rules, its policy).
     app_roots: Vec<(ObjectKey, HostMatch, Arc<RoutePolicy>)>,
     tls: TlsBuilder,
-    /// Canary Ingresses, left out for now, kept to check that each pairs with a main route.
-    canaries: Vec<CanaryPaths>,
+    /// Canary Ingresses, in age order, paired with main routes at the end.
+    canaries: Vec<PendingCanary<'s>>,
+    /// Ingresses whose routes are closed by a security annotation: no canary pairs with
+    /// them, so that the canary cannot be a way around the closure.
+    closed: HashSet<ObjectKey>,
+    /// The gateway-wide default backend, when it resolved.
+    gateway_default: Option<ClusterId>,
     diagnostics: Vec<Diagnostic>,
 }
 
-/// The host + path pairs of one canary Ingress.
-struct CanaryPaths {
-    key: ObjectKey,
-    source: Option<SourceRef>,
-    paths: Vec<(HostMatch, PathMatch, String)>,
+/// What a route gets besides host, path and origin.
+struct RouteAttrs {
+    backend: Backend,
+    policy: Option<Arc<RoutePolicy>>,
+    ignore_case: bool,
+    conditions: Option<Arc<Conditions>>,
+}
+
+impl RouteAttrs {
+    fn new(backend: Backend, policy: Option<Arc<RoutePolicy>>) -> Self {
+        Self {
+            backend,
+            policy,
+            ignore_case: false,
+            conditions: None,
+        }
+    }
+}
+
+/// A canary Ingress waiting for every main route to be in place.
+struct PendingCanary<'s> {
+    sel: Selected<'s>,
+    policy: IngressPolicy,
 }
 
 /// Host patterns in lookup order: exact, wildcard, any. Used to lay out the table.
@@ -210,6 +251,8 @@ impl<'s> Compiler<'s> {
             app_roots: Vec::new(),
             tls: TlsBuilder::default(),
             canaries: Vec::new(),
+            closed: HashSet::new(),
+            gateway_default: None,
             diagnostics,
         }
     }
@@ -339,24 +382,10 @@ impl<'s> Compiler<'s> {
             return;
         };
         if policy.canary.canary().is_some() {
-            let key = ing
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| mse_annotations::lookup(a, "canary"))
-                .map_or("nginx.ingress.kubernetes.io/canary", |f| f.key);
-            self.diag(
-                Diagnostic::warning(
-                    "canary-not-applied",
-                    "canary Ingresses are applied by the canary support; this one is left out and does not take over its main route",
-                ),
-                sel,
-                Some(key),
-            );
-            self.canaries.push(CanaryPaths {
-                key: sel.key.clone(),
-                source: sel.source.cloned(),
-                paths: route_keys(spec),
+            // Paired with main routes once every main Ingress is in place.
+            self.canaries.push(PendingCanary {
+                sel: sel.clone(),
+                policy,
             });
             return;
         }
@@ -368,6 +397,9 @@ impl<'s> Compiler<'s> {
             // Only when nothing else already closes the routes: one reason is enough.
             failed.extend(self.unenforced_security(sel, &policy));
         }
+        if !failed.is_empty() {
+            self.closed.insert(sel.key.clone());
+        }
         let closed: Option<Arc<str>> = (!failed.is_empty()).then(|| {
             format!(
                 "security annotation {} cannot be honoured (fail closed)",
@@ -376,6 +408,7 @@ impl<'s> Compiler<'s> {
             .into()
         });
         let route_policy = self.route_policy(sel, &policy, closed.is_some());
+        let conditions = Conditions::build(&policy.matching).map(Arc::new);
         let rules = spec.rules.as_deref().unwrap_or(&[]);
         if rules.is_empty() && spec.default_backend.is_none() {
             self.diag(
@@ -387,6 +420,13 @@ impl<'s> Compiler<'s> {
                 None,
             );
         }
+        let aliases: Vec<HostMatch> = policy
+            .tls
+            .aliases
+            .iter()
+            .filter_map(|a| HostMatch::parse(a).ok())
+            .filter(|h| *h != HostMatch::Any)
+            .collect();
         let mut rule_hosts: Vec<HostMatch> = Vec::new();
         for (ri, rule) in rules.iter().enumerate() {
             let field = format!("spec.rules[{ri}].host");
@@ -426,11 +466,24 @@ impl<'s> Compiler<'s> {
                     );
                     continue;
                 }
-                let normal = normalize_path(raw);
                 let path = match p.path_type.as_str() {
-                    "Exact" => PathMatch::Exact(normal.into()),
-                    "Prefix" | "ImplementationSpecific" | "" => {
-                        PathMatch::Prefix(normal.trim_end_matches('/').into())
+                    "Exact" | "Prefix" | "ImplementationSpecific" | "" => {
+                        match regex_path(&policy, raw, &p.path_type) {
+                            None => plain_path(raw, &p.path_type),
+                            Some(Ok(r)) => PathMatch::Regex(r),
+                            Some(Err(e)) => {
+                                self.diag(
+                                    Diagnostic::error(
+                                        "invalid-path",
+                                        format!("the path is a regex here ({}) and does not compile: {e}; this path is left out", regex_reason(&policy)),
+                                    )
+                                    .value(raw),
+                                    sel,
+                                    Some(&format!("{field}.path")),
+                                );
+                                continue;
+                            }
+                        }
                     }
                     other => {
                         self.diag(
@@ -452,14 +505,28 @@ impl<'s> Compiler<'s> {
                         reason: reason.clone(),
                     };
                 }
-                self.insert_route(
-                    sel,
-                    host.clone(),
-                    path,
-                    false,
-                    field.into(),
-                    (backend, route_policy.clone()),
-                );
+                // `server-alias`: the same route on each alias host.
+                let hosts = std::iter::once(&host).chain(aliases.iter().filter(|a| **a != host));
+                for h in hosts {
+                    let attrs = RouteAttrs {
+                        ignore_case: policy.matching.ignore_path_case,
+                        conditions: conditions.clone(),
+                        ..RouteAttrs::new(backend.clone(), route_policy.clone())
+                    };
+                    self.insert_route(
+                        sel,
+                        h.clone(),
+                        path.clone(),
+                        false,
+                        field.as_str().into(),
+                        attrs,
+                    );
+                }
+            }
+        }
+        for a in &aliases {
+            if !rule_hosts.contains(a) {
+                rule_hosts.push(a.clone());
             }
         }
         if let Some(db) = spec.default_backend.as_ref() {
@@ -481,7 +548,7 @@ impl<'s> Compiler<'s> {
                     PathMatch::Prefix("".into()),
                     true,
                     field.into(),
-                    (backend.clone(), route_policy.clone()),
+                    RouteAttrs::new(backend.clone(), route_policy.clone()),
                 );
             }
         }
@@ -503,7 +570,7 @@ impl<'s> Compiler<'s> {
                 }
             }
         }
-        self.add_tls(sel);
+        self.add_tls(sel, &aliases);
     }
 
     /// `from-to-www-redirect`: once every rule is known, a host the rules do not define
@@ -567,7 +634,7 @@ impl<'s> Compiler<'s> {
             path,
             false,
             field.into(),
-            (backend, Some(policy)),
+            RouteAttrs::new(backend, Some(policy)),
         );
     }
 
@@ -578,17 +645,24 @@ impl<'s> Compiler<'s> {
         path: PathMatch,
         default_backend: bool,
         field: Box<str>,
-        (backend, policy): (Backend, Option<Arc<RoutePolicy>>),
+        attrs: RouteAttrs,
     ) {
         let id = RouteId(self.routes.len() as u32);
-        let vh = self.vhosts.entry(HostOrder::of(&host)).or_default();
+        let RouteAttrs {
+            backend,
+            policy,
+            ignore_case,
+            conditions,
+        } = attrs;
+        // Regex paths carry the case flag in the regex.
+        let ignore_case = ignore_case && matches!(path, PathMatch::Exact(_) | PathMatch::Prefix(_));
+        let cond_key: Option<Box<str>> = conditions.as_deref().map(|c| c.key().into());
         let existing = if default_backend {
-            vh.fallback
+            self.vhosts
+                .get(&HostOrder::of(&host))
+                .and_then(|vh| vh.fallback)
         } else {
-            match &path {
-                PathMatch::Exact(p) => vh.exact.get(p).copied(),
-                PathMatch::Prefix(p) => vh.prefix.get(p).copied(),
-            }
+            self.find_route(&host, &path, ignore_case, cond_key.as_deref())
         };
         if let Some(winner) = existing {
             let w = &self.routes[winner.0 as usize];
@@ -596,6 +670,11 @@ impl<'s> Compiler<'s> {
                 (
                     "duplicate-default-backend",
                     format!("the default backend for host {host}"),
+                )
+            } else if let Some(k) = &cond_key {
+                (
+                    "duplicate-route",
+                    format!("host {host}, path {path} and conditions {k}"),
                 )
             } else {
                 ("duplicate-route", format!("host {host} and path {path}"))
@@ -612,28 +691,51 @@ impl<'s> Compiler<'s> {
             self.diag(d, sel, Some(&field));
             return;
         }
-        match (&path, default_backend) {
-            (_, true) => vh.fallback = Some(id),
-            (PathMatch::Exact(p), false) => {
-                vh.exact.insert(p.clone(), id);
-            }
-            (PathMatch::Prefix(p), false) => {
-                vh.prefix.insert(p.clone(), id);
-            }
-        }
+        let vh = self.vhosts.entry(HostOrder::of(&host)).or_default();
         self.routes.push(Route {
             id,
             host,
             path,
+            ignore_case,
+            conditions,
             default_backend,
             ingress: sel.key.clone(),
             field,
             source: sel.source.cloned(),
             backend,
             policy,
+            canary: None,
             // Resolved in `finish`, once every certificate is known.
             https_redirect: false,
         });
+        let routes = &self.routes;
+        let route = &routes[id.0 as usize];
+        let add = |map: &mut FastMap<Box<str>, Candidates>, key: &str| {
+            let merged = match map.remove(key) {
+                None => Candidates::One(id),
+                Some(c) => {
+                    let mut ids = c.ids().to_vec();
+                    ids.push(id);
+                    // Ids grow with age, so equal ranks keep the older route first.
+                    ids.sort_by_key(|i| {
+                        let r = &routes[i.0 as usize];
+                        (Conditions::rank(r.conditions.as_deref()), *i)
+                    });
+                    Candidates::Many(ids.into())
+                }
+            };
+            map.insert(key.into(), merged);
+        };
+        match (&route.path, default_backend, ignore_case) {
+            (_, true, _) => vh.fallback = Some(id),
+            (PathMatch::Exact(p), false, false) => add(&mut vh.exact, p),
+            (PathMatch::Prefix(p), false, false) => add(&mut vh.prefix, p),
+            (PathMatch::Exact(p), false, true) => add(&mut vh.exact_ci, &p.to_ascii_lowercase()),
+            (PathMatch::Prefix(p), false, true) => {
+                add(&mut vh.prefix_ci, &p.to_ascii_lowercase());
+            }
+            (PathMatch::Regex(_), false, _) => vh.regex.push(id),
+        }
     }
 
     fn resolve_backend(&mut self, b: &IngressBackend, sel: &Selected<'s>, field: &str) -> Backend {
@@ -875,7 +977,9 @@ impl<'s> Compiler<'s> {
         out
     }
 
-    fn add_tls(&mut self, sel: &Selected<'s>) {
+    /// The certificates of `spec.tls`; `server-alias` hosts get the certificate of the
+    /// entries that list hosts.
+    fn add_tls(&mut self, sel: &Selected<'s>, aliases: &[HostMatch]) {
         let Some(tls) = sel.ingress.spec.as_ref().and_then(|s| s.tls.as_deref()) else {
             return;
         };
@@ -913,6 +1017,15 @@ impl<'s> Compiler<'s> {
                     ),
                     Ok(p) => patterns.push(p),
                 }
+            }
+            if !hosts.is_empty() {
+                patterns.extend(
+                    aliases
+                        .iter()
+                        .filter(|a| !patterns.contains(a))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                );
             }
             for p in patterns {
                 let order = HostOrder::of(&p);
@@ -1130,34 +1243,164 @@ impl<'s> Compiler<'s> {
         );
     }
 
-    /// Warns about each canary path that no main (non-canary) route serves: such a canary
-    /// would get no traffic.
-    fn check_canaries(&mut self) {
-        let canaries = std::mem::take(&mut self.canaries);
-        for c in canaries {
-            for (host, path, field) in &c.paths {
-                let served = self
-                    .vhosts
-                    .get(&HostOrder::of(host))
-                    .is_some_and(|vh| match path {
-                        PathMatch::Exact(p) => vh.exact.contains_key(p),
-                        PathMatch::Prefix(p) => vh.prefix.contains_key(p),
-                    });
-                if !served {
-                    self.diagnostics.push(
-                        Diagnostic::warning(
-                            "canary-without-main",
-                            format!(
-                                "this canary's host {host} and path {path} pair with no main Ingress (no non-canary Ingress serves them), so it would get no traffic"
+    /// Pairs each canary Ingress's paths with the main route of the same route key (host,
+    /// path type, path, `ignore-path-case` and match conditions; namespaces may differ), in
+    /// age order. A canary path without a main route gets a warning: it would get no
+    /// traffic. The canary's backend is resolved like any other; the policy is the main
+    /// route's with the canary's own header control, as Higress does.
+    fn apply_canaries(&mut self) {
+        let mut by_route: BTreeMap<RouteId, Vec<CanaryVersion>> = BTreeMap::new();
+        for pc in std::mem::take(&mut self.canaries) {
+            let sel = &pc.sel;
+            let Some(canary) = pc.policy.canary.canary() else {
+                continue;
+            };
+            let (own, refused) = RoutePolicy::build(&pc.policy);
+            self.report_refused(sel, refused);
+            self.note_inherited(sel);
+            let conditions = Conditions::build(&pc.policy.matching);
+            let cond_key = conditions.as_ref().map(Conditions::key);
+            let ignore_case = pc.policy.matching.ignore_path_case;
+            let spec = sel.ingress.spec.as_ref();
+            let rules = spec.and_then(|s| s.rules.as_deref()).unwrap_or(&[]);
+            if rules.is_empty() {
+                self.diag(
+                    Diagnostic::warning(
+                        "canary-without-main",
+                        "this canary has no rules to pair with a main Ingress (its defaultBackend is not used), so it gets no traffic",
+                    ),
+                    sel,
+                    None,
+                );
+            }
+            for (ri, rule) in rules.iter().enumerate() {
+                let Ok(host) = HostMatch::parse(rule.host.as_deref().unwrap_or("")) else {
+                    continue;
+                };
+                for (pi, p) in rule.http.iter().flat_map(|h| h.paths.iter()).enumerate() {
+                    let field = format!("spec.rules[{ri}].http.paths[{pi}]");
+                    let raw = p.path.as_deref().filter(|p| !p.is_empty()).unwrap_or("/");
+                    let Some(path) = path_match(&pc.policy, raw, &p.path_type) else {
+                        continue;
+                    };
+                    let ci = ignore_case && !matches!(path, PathMatch::Regex(_));
+                    let main = self.find_route(&host, &path, ci, cond_key);
+                    let Some(main) = main else {
+                        let key = match cond_key {
+                            Some(k) => format!("host {host}, path {path} and conditions {k}"),
+                            None => format!("host {host} and path {path}"),
+                        };
+                        self.diag(
+                            Diagnostic::warning(
+                                "canary-without-main",
+                                format!(
+                                    "this canary's {key} pair with no main Ingress (no non-canary Ingress serves them), so it gets no traffic"
+                                ),
                             ),
-                        )
-                        .object(c.key.clone())
-                        .source(c.source.clone())
-                        .key(field.as_str()),
-                    );
+                            sel,
+                            Some(&field),
+                        );
+                        continue;
+                    };
+                    let main_route = &self.routes[main.0 as usize];
+                    if self.closed.contains(&main_route.ingress) {
+                        let d = Diagnostic::warning(
+                            "canary-main-closed",
+                            format!(
+                                "the main {} answers 503 (a security annotation fails closed), so this canary gets no traffic either",
+                                main_route.ingress
+                            ),
+                        );
+                        self.diag(d, sel, Some(&field));
+                        continue;
+                    }
+                    let policy = canary_policy(main_route.policy.as_deref(), own.as_ref());
+                    let backend =
+                        self.resolve_backend(&p.backend, sel, &format!("{field}.backend"));
+                    let ready = match &backend {
+                        Backend::Cluster(c) => match &self.clusters[c.0 as usize].target {
+                            ClusterTarget::Endpoints(a) => !a.is_empty(),
+                            ClusterTarget::ExternalName { .. } => true,
+                        },
+                        Backend::Unavailable { .. } => false,
+                    };
+                    by_route.entry(main).or_default().push(CanaryVersion::new(
+                        sel.key.clone(),
+                        field.into(),
+                        backend,
+                        ready,
+                        policy,
+                        canary,
+                    ));
                 }
             }
         }
+        for (id, versions) in by_route {
+            self.routes[id.0 as usize].canary = Some(Box::new(Canaries::new(versions)));
+        }
+    }
+
+    /// A note for each route-level annotation of a canary Ingress that the canary takes
+    /// from its main route instead (Higress and ingress-nginx alike).
+    fn note_inherited(&mut self, sel: &Selected<'s>) {
+        const INHERITED: &[Group] = &[
+            Group::Rewrite,
+            Group::Redirect,
+            Group::Cors,
+            Group::Fallback,
+            Group::Mirror,
+        ];
+        let Some(annotations) = sel.ingress.metadata.annotations.as_ref() else {
+            return;
+        };
+        for key in annotations.keys() {
+            let Some((_, name)) = mse_annotations::split_key(key) else {
+                continue;
+            };
+            // These decide the route key the canary pairs by, so they do count.
+            if matches!(name, "use-regex" | "full-path-regex") {
+                continue;
+            }
+            if mse_annotations::spec(name).is_some_and(|s| INHERITED.contains(&s.group)) {
+                self.diag(
+                    Diagnostic::info(
+                        "canary-inherits",
+                        "a canary takes this from its main route; the value here is not used",
+                    )
+                    .value(annotations[key].clone()),
+                    sel,
+                    Some(key),
+                );
+            }
+        }
+    }
+
+    /// The main route with exactly this host, path and conditions, if any.
+    fn find_route(
+        &self,
+        host: &HostMatch,
+        path: &PathMatch,
+        ignore_case: bool,
+        cond_key: Option<&str>,
+    ) -> Option<RouteId> {
+        let vh = self.vhosts.get(&HostOrder::of(host))?;
+        let ids: &[RouteId] = match (path, ignore_case) {
+            (PathMatch::Exact(p), false) => vh.exact.get(p).map_or(&[], |c| c.ids()),
+            (PathMatch::Prefix(p), false) => vh.prefix.get(p).map_or(&[], |c| c.ids()),
+            (PathMatch::Exact(p), true) => vh
+                .exact_ci
+                .get(p.to_ascii_lowercase().as_str())
+                .map_or(&[], |c| c.ids()),
+            (PathMatch::Prefix(p), true) => vh
+                .prefix_ci
+                .get(p.to_ascii_lowercase().as_str())
+                .map_or(&[], |c| c.ids()),
+            (PathMatch::Regex(_), _) => &vh.regex,
+        };
+        ids.iter().copied().find(|id| {
+            let r = &self.routes[id.0 as usize];
+            r.path == *path && r.conditions.as_deref().map(Conditions::key) == cond_key
+        })
     }
 
     /// Says so for every valid annotation whose feature the data plane does not apply yet,
@@ -1173,7 +1416,15 @@ impl<'s> Compiler<'s> {
     ) {
         /// Annotation groups the data plane applies. Each feature joins this list when its
         /// layer lands.
-        const APPLIED: &[Group] = &[Group::Headers, Group::Redirect];
+        const APPLIED: &[Group] = &[
+            Group::Cors,
+            Group::Fallback,
+            Group::Headers,
+            Group::Matching,
+            Group::Mirror,
+            Group::Redirect,
+            Group::Rewrite,
+        ];
         for key in annotations.keys() {
             let Some((_, name)) = mse_annotations::split_key(key) else {
                 continue;
@@ -1216,6 +1467,14 @@ impl<'s> Compiler<'s> {
             return RoutePolicy::ssl_only(policy).map(Arc::new);
         }
         let (built, refused) = RoutePolicy::build(policy);
+        let built = self.with_fallback(sel, policy, built);
+        let built = self.with_mirror(sel, policy, built);
+        self.report_refused(sel, refused);
+        built.map(Arc::new)
+    }
+
+    /// A warning for each header edit that cannot apply.
+    fn report_refused(&mut self, sel: &Selected<'s>, refused: Vec<policy::Refused>) {
         for (name, why) in refused {
             let key = sel
                 .ingress
@@ -1230,7 +1489,6 @@ impl<'s> Compiler<'s> {
                 key.as_deref(),
             );
         }
-        built.map(Arc::new)
     }
 
     /// Security annotations that parsed but that the data plane does not enforce yet
@@ -1303,8 +1561,18 @@ impl<'s> Compiler<'s> {
             diagnostics: self.diagnostics,
             ..RouteTable::default()
         };
-        for (i, (order, vh)) in self.vhosts.into_iter().enumerate() {
+        for (i, (order, mut vh)) in self.vhosts.into_iter().enumerate() {
             let i = i as u32;
+            let routes = &table.routes;
+            vh.regex.sort_by_key(|id| {
+                let r = &routes[id.0 as usize];
+                (
+                    std::cmp::Reverse(r.path.path().len()),
+                    Conditions::rank(r.conditions.as_deref()),
+                    *id,
+                )
+            });
+            vh.seal(routes);
             match &order {
                 HostOrder::Exact(h) => {
                     table.exact_hosts.insert(h.clone(), i);
@@ -1350,45 +1618,101 @@ impl<'s> Compiler<'s> {
     }
 }
 
+/// Characters that make a path a regex when `rewrite-target` is set (Higress).
+const REGEX_CHARS: &[char] = &[
+    '\\', '.', '+', '*', '?', '(', ')', '|', '[', ']', '{', '}', '^', '$',
+];
+
+/// The regex a Prefix or ImplementationSpecific path becomes, if it becomes one:
+/// `full-path-regex` (whole path), `use-regex`, or `rewrite-target` with capture groups or
+/// on a path with regex characters (the start of the path), as Higress does. `None`:
+/// the path stays a Prefix.
+fn regex_path(
+    policy: &IngressPolicy,
+    raw: &str,
+    path_type: &str,
+) -> Option<Result<RegexPath, String>> {
+    if path_type == "Exact" {
+        return None;
+    }
+    let r = &policy.rewrite;
+    let by_target = r.path.is_none()
+        && r.target
+            .as_ref()
+            .is_some_and(|t| t.uses_groups() || raw.contains(REGEX_CHARS));
+    if !(r.full_path_regex || r.use_regex || by_target) {
+        return None;
+    }
+    Some(RegexPath::new(
+        raw,
+        r.full_path_regex,
+        policy.matching.ignore_path_case,
+    ))
+}
+
+/// An Exact or Prefix path (normalised; a Prefix without its trailing slash).
+fn plain_path(raw: &str, path_type: &str) -> PathMatch {
+    let normal = normalize_path(raw);
+    if path_type == "Exact" {
+        PathMatch::Exact(normal.into())
+    } else {
+        PathMatch::Prefix(normal.trim_end_matches('/').into())
+    }
+}
+
+/// The path of a canary Ingress as its main route keys it: `None` for paths that would
+/// be left out.
+fn path_match(policy: &IngressPolicy, raw: &str, path_type: &str) -> Option<PathMatch> {
+    if !raw.starts_with('/')
+        || !matches!(
+            path_type,
+            "Exact" | "Prefix" | "ImplementationSpecific" | ""
+        )
+    {
+        return None;
+    }
+    match regex_path(policy, raw, path_type) {
+        None => Some(plain_path(raw, path_type)),
+        Some(r) => r.ok().map(PathMatch::Regex),
+    }
+}
+
+/// The main route's policy with the canary's own header control (Higress).
+fn canary_policy(
+    main: Option<&RoutePolicy>,
+    own: Option<&RoutePolicy>,
+) -> Option<Arc<RoutePolicy>> {
+    let mut p = main.cloned().unwrap_or_default();
+    match own {
+        Some(own) => {
+            p.request_headers = own.request_headers.clone();
+            p.response_headers = own.response_headers.clone();
+        }
+        None => {
+            p.request_headers = HeaderOps::default();
+            p.response_headers = HeaderOps::default();
+        }
+    }
+    (!p.is_empty()).then(|| Arc::new(p))
+}
+
+/// Which annotation made a path a regex, for diagnostics.
+fn regex_reason(policy: &IngressPolicy) -> &'static str {
+    let r = &policy.rewrite;
+    if r.full_path_regex {
+        "full-path-regex"
+    } else if r.use_regex {
+        "use-regex"
+    } else {
+        "rewrite-target"
+    }
+}
+
 fn ns_of(meta: &mse_model::api::ObjectMeta) -> &str {
     meta.namespace
         .as_deref()
         .filter(|n| !n.is_empty())
         .unwrap_or("default")
-}
-
-/// The host + path pairs of an Ingress's rules, as the main routes key them; rules and
-/// paths that would be left out are skipped.
-fn route_keys(spec: &IngressSpec) -> Vec<(HostMatch, PathMatch, String)> {
-    let mut out = Vec::new();
-    for (ri, rule) in spec.rules.as_deref().unwrap_or(&[]).iter().enumerate() {
-        let Ok(host) = HostMatch::parse(rule.host.as_deref().unwrap_or("")) else {
-            continue;
-        };
-        let Some(http) = rule.http.as_ref() else {
-            continue;
-        };
-        for (pi, p) in http.paths.iter().enumerate() {
-            let raw = p.path.as_deref().filter(|p| !p.is_empty()).unwrap_or("/");
-            if !raw.starts_with('/') {
-                continue;
-            }
-            let normal = normalize_path(raw);
-            let path = match p.path_type.as_str() {
-                "Exact" => PathMatch::Exact(normal.into()),
-                "Prefix" | "ImplementationSpecific" | "" => {
-                    PathMatch::Prefix(normal.trim_end_matches('/').into())
-                }
-                _ => continue,
-            };
-            out.push((
-                host.clone(),
-                path,
-                format!("spec.rules[{ri}].http.paths[{pi}]"),
-            ));
-        }
-    }
-    out
 }
 
 /// The DNS subject alternative names of a certificate, lower case; `None` when it cannot
@@ -1476,6 +1800,9 @@ fn source_order(a: Option<&SourceRef>, b: Option<&SourceRef>) -> Ordering {
         (None, None) => Ordering::Equal,
     }
 }
+
+mod fallback;
+mod mirror;
 
 #[cfg(test)]
 mod tests;

@@ -40,20 +40,32 @@
 //! assert!(table.diagnostics().iter().any(|d| d.code == "missing-service"));
 //! ```
 
+mod canary;
 mod compile;
+mod cors;
+mod fallback;
 mod host;
 pub mod lint;
+mod matching;
+mod mirror;
 mod path;
 mod policy;
 mod table;
 mod tls;
 
+pub use canary::{Canaries, CanaryVersion, Destination, WEIGHT_SCALE};
 pub use compile::{CompileOptions, compile};
+pub use cors::{AllowedOrigin, CorsPolicy};
+pub use fallback::FallbackPolicy;
 pub use host::{HostMatch, normalize_host};
-pub use path::{PathMatch, normalize_path};
+pub use matching::{Conditions, RequestHead};
+pub use mirror::MirrorPolicy;
+/// The Service reference type of [`CompileOptions::default_backend`]; parse it from
+/// `namespace/name[:port]` with [`str::parse`].
+pub use mse_annotations::ServiceRef;
+pub use path::{PathMatch, RegexPath, normalize_path};
 pub use policy::{HeaderOps, Location, LocationRewrite, Redirect, RedirectVars, RoutePolicy};
 pub use table::{
-    Backend, Cluster, ClusterId, ClusterTarget, HostKind, Match, RequestHead, Route, RouteId,
-    RouteTable,
+    Backend, Cluster, ClusterId, ClusterTarget, HostKind, Match, Route, RouteId, RouteTable,
 };
 pub use tls::{CertId, Certificate};

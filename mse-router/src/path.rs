@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use regex::Regex;
 use serde::{Serialize, Serializer};
 
 /// How a route matches the request path. Paths are stored normalised.
@@ -13,6 +14,77 @@ pub enum PathMatch {
     /// `pathType: Prefix` (and `ImplementationSpecific`): by path segment. Stored without a
     /// trailing slash, so `/` is stored as the empty string.
     Prefix(Box<str>),
+    /// A regex path (`use-regex`, `full-path-regex`, or a `rewrite-target` that needs
+    /// one): anchored at the start, and at the end too for `full-path-regex`.
+    Regex(RegexPath),
+}
+
+/// A compiled regex path. Compared, ordered and hashed by its text and flags.
+#[derive(Clone, Debug)]
+pub struct RegexPath {
+    raw: Box<str>,
+    full: bool,
+    ignore_case: bool,
+    regex: Regex,
+}
+
+impl RegexPath {
+    /// Compiles `raw` as the path of a route: `^(?:raw)` and, when `full`, `$` at the end;
+    /// case-insensitive when `ignore_case`. The error is the regex crate's summary.
+    pub fn new(raw: &str, full: bool, ignore_case: bool) -> Result<Self, String> {
+        let regex = crate::matching::anchored(raw, ignore_case, full)?;
+        Ok(Self {
+            raw: raw.into(),
+            full,
+            ignore_case,
+            regex,
+        })
+    }
+
+    /// The pattern as written in the Ingress.
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+
+    /// Whether the whole path must match (`full-path-regex`), not just its start.
+    pub fn full(&self) -> bool {
+        self.full
+    }
+
+    /// The compiled regex, anchors and flags included.
+    pub fn regex(&self) -> &Regex {
+        &self.regex
+    }
+
+    fn key(&self) -> (&str, bool, bool) {
+        (&self.raw, self.full, self.ignore_case)
+    }
+}
+
+impl PartialEq for RegexPath {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for RegexPath {}
+
+impl std::hash::Hash for RegexPath {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl PartialOrd for RegexPath {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for RegexPath {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
 }
 
 impl PathMatch {
@@ -23,6 +95,7 @@ impl PathMatch {
             PathMatch::Prefix(p) => {
                 path.starts_with(&**p) && matches!(path.as_bytes().get(p.len()), None | Some(b'/'))
             }
+            PathMatch::Regex(r) => r.regex.is_match(path),
         }
     }
 
@@ -32,6 +105,7 @@ impl PathMatch {
             PathMatch::Exact(p) => p,
             PathMatch::Prefix(p) if p.is_empty() => "/",
             PathMatch::Prefix(p) => p,
+            PathMatch::Regex(r) => &r.raw,
         }
     }
 }
@@ -41,6 +115,8 @@ impl fmt::Display for PathMatch {
         match self {
             PathMatch::Exact(_) => write!(f, "Exact {}", self.path()),
             PathMatch::Prefix(_) => write!(f, "Prefix {}", self.path()),
+            PathMatch::Regex(r) if r.full => write!(f, "FullRegex {}", r.raw),
+            PathMatch::Regex(r) => write!(f, "Regex {}", r.raw),
         }
     }
 }

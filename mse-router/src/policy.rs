@@ -3,9 +3,17 @@
 //! shared by all of its routes. Header names and values are parsed here, so the request
 //! path only copies them.
 
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use mse_annotations::{HeaderEdits, IngressPolicy, ProxyRedirect, UrlPart, UrlTemplate, UrlVar};
+use std::sync::Arc;
 
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use mse_annotations::{
+    HeaderEdits, IngressPolicy, ProxyRedirect, RewritePart, RewriteTarget, UrlPart, UrlTemplate,
+    UrlVar,
+};
+
+use crate::cors::CorsPolicy;
+use crate::fallback::FallbackPolicy;
+use crate::mirror::MirrorPolicy;
 use crate::path::PathMatch;
 
 /// The annotations of one Ingress that act on its requests, ready for the data plane.
@@ -26,8 +34,12 @@ pub struct RoutePolicy {
     pub request_headers: HeaderOps,
     /// `response-header-control-*`.
     pub response_headers: HeaderOps,
-    /// `rewrite-path`, or a `rewrite-target` without capture groups.
+    /// `rewrite-path`, or a `rewrite-target` without capture groups on a path that is not
+    /// a regex: replaces the matched prefix (or exact path, or the part a regex matched).
     pub rewrite: Option<Box<str>>,
+    /// `rewrite-target` on regex paths: the whole path is replaced by the template, with
+    /// `$n` taken from the path regex's capture groups.
+    pub rewrite_template: Option<RewriteTarget>,
     /// `upstream-vhost`: the `Host` sent upstream.
     pub upstream_vhost: Option<HeaderValue>,
     /// `x-forwarded-prefix`: the value of the `X-Forwarded-Prefix` sent upstream.
@@ -35,6 +47,14 @@ pub struct RoutePolicy {
     /// `proxy-redirect-from` and `-to`: how `Location` and `Refresh` of upstream answers
     /// are rewritten.
     pub location_rewrite: Option<LocationRewrite>,
+    /// `enable-cors` and the `cors-*` keys.
+    pub cors: Option<Arc<CorsPolicy>>,
+    /// `mirror-target-*` and `mirror-percentage`, resolved by the compiler (it needs the
+    /// Services), so building from annotations alone leaves it `None`.
+    pub mirror: Option<Arc<MirrorPolicy>>,
+    /// `default-backend` and `custom-http-errors`, resolved by the compiler once the
+    /// Services are known (see [`FallbackPolicy`]).
+    pub fallback: Option<FallbackPolicy>,
 }
 
 /// `proxy-redirect-from` and `proxy-redirect-to`, other than `off`.
@@ -134,6 +154,11 @@ impl RoutePolicy {
                 &mut refused,
             ),
             rewrite: rewrite_of(p).map(Box::from),
+            rewrite_template: p
+                .rewrite
+                .target
+                .clone()
+                .filter(|_| p.rewrite.path.is_none()),
             upstream_vhost: p
                 .rewrite
                 .upstream_vhost
@@ -152,6 +177,9 @@ impl RoutePolicy {
                     to: to.as_str().into(),
                 }),
             },
+            cors: p.cors.as_ref().map(|c| Arc::new(CorsPolicy::build(c))),
+            mirror: None,
+            fallback: None,
         };
         if policy.is_empty() {
             return (None, refused);
@@ -161,7 +189,7 @@ impl RoutePolicy {
         (Some(policy), refused)
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.redirect.is_none()
             && self.ssl_redirect.is_none()
             && !self.force_ssl_redirect
@@ -169,9 +197,12 @@ impl RoutePolicy {
             && self.request_headers.is_empty()
             && self.response_headers.is_empty()
             && self.rewrite.is_none()
+            && self.rewrite_template.is_none()
             && self.upstream_vhost.is_none()
             && self.forwarded_prefix.is_none()
             && self.location_rewrite.is_none()
+            && self.cors.is_none()
+            && self.mirror.is_none()
     }
 
     /// Rewrites `Location` and the URL of `Refresh` in an upstream answer by
@@ -286,10 +317,21 @@ impl RoutePolicy {
     /// policy rewrites it. A prefix route replaces the matched prefix and keeps the rest;
     /// an exact route replaces the whole path.
     pub fn rewrite_path(&self, matched: &PathMatch, path: &str) -> Option<String> {
+        match (matched, &self.rewrite_template) {
+            (PathMatch::Regex(r), Some(t)) => {
+                return Some(expand(t, r.regex().captures(path).as_ref()));
+            }
+            // Capture groups on an Exact path have nothing to capture.
+            (PathMatch::Exact(_), Some(t)) if self.rewrite.is_none() => {
+                return Some(expand(t, None));
+            }
+            _ => {}
+        }
         let to = self.rewrite.as_deref()?;
         let rest = match matched {
             PathMatch::Exact(_) => "",
             PathMatch::Prefix(p) => path.get(p.len()..).unwrap_or(""),
+            PathMatch::Regex(r) => r.regex().find(path).map_or("", |m| &path[m.end()..]),
         };
         let mut out = String::with_capacity(to.len() + rest.len());
         out.push_str(to);
@@ -313,6 +355,26 @@ impl RoutePolicy {
     }
 }
 
+/// `rewrite-target` with `$n` replaced by capture group n of the path regex (empty when
+/// the group did not take part in the match).
+fn expand(t: &RewriteTarget, caps: Option<&regex::Captures<'_>>) -> String {
+    let mut out = String::with_capacity(t.raw.len() + 16);
+    for part in &t.parts {
+        match part {
+            RewritePart::Text(s) => out.push_str(s),
+            RewritePart::Group(n) => {
+                if let Some(m) = caps.and_then(|c| c.get(usize::from(*n))) {
+                    out.push_str(m.as_str());
+                }
+            }
+        }
+    }
+    if !out.starts_with('/') {
+        out.insert(0, '/');
+    }
+    out
+}
+
 /// The 308 to the same URL over HTTPS (`ssl-redirect`).
 pub(crate) fn to_https(vars: &RedirectVars<'_>) -> Option<(StatusCode, HeaderValue)> {
     let url = format!("https://{}{}", vars.host, vars.request_uri);
@@ -333,20 +395,14 @@ fn rewrite_of(p: &IngressPolicy) -> Option<&str> {
     }
     r.target
         .as_ref()
-        .filter(|t| !t.uses_groups() && !r.use_regex && !r.full_path_regex)
+        .filter(|t| !t.uses_groups())
         .map(|t| t.raw.as_str())
 }
 
-/// Whether the data plane applies annotation `name` (without prefix) as written in `p`,
-/// for the groups it applies only in part (whole groups are listed in the compiler's
-/// `APPLIED`). Left out: `use-regex`, `full-path-regex` and `rewrite-target` with capture
-/// groups or on regex paths.
-pub(crate) fn applied(name: &str, p: &IngressPolicy) -> bool {
-    match name {
-        "rewrite-path" | "upstream-vhost" | "x-forwarded-prefix" => true,
-        "rewrite-target" => p.rewrite.path.is_some() || rewrite_of(p).is_some(),
-        _ => false,
-    }
+/// Whether the data plane applies annotation `name` (without prefix), for the groups it
+/// applies only in part (whole groups are listed in the compiler's `APPLIED`).
+pub(crate) fn applied(name: &str, _p: &IngressPolicy) -> bool {
+    matches!(name, "server-alias")
 }
 
 fn location(url: &UrlTemplate) -> Location {

@@ -8,29 +8,12 @@ use std::sync::Arc;
 use mse_model::{Diagnostic, ObjectKey, SourceRef};
 use serde::Serialize;
 
+use crate::canary::Canaries;
 use crate::host::{HostMatch, normalize_host, wildcard_suffix};
+use crate::matching::{Conditions, RequestHead};
 use crate::path::PathMatch;
 use crate::policy::{RedirectVars, RoutePolicy};
 use crate::tls::{CertId, Certificate, TlsTable};
-
-/// What [`RouteTable::lookup`] needs from a request.
-///
-/// `path` must already be normalised with [`crate::normalize_path`] (the data plane does
-/// this once and forwards the same path); `host` is the raw `Host` header or `:authority`.
-#[derive(Clone, Copy, Debug)]
-pub struct RequestHead<'a> {
-    /// `Host` header or `:authority`, port and case allowed.
-    pub host: &'a str,
-    /// The normalised path, without the query.
-    pub path: &'a str,
-}
-
-impl<'a> RequestHead<'a> {
-    /// A request head from host and normalised path.
-    pub fn new(host: &'a str, path: &'a str) -> Self {
-        Self { host, path }
-    }
-}
 
 /// Index of a [`Route`] in [`RouteTable::routes`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -49,6 +32,17 @@ pub struct Route {
     pub host: HostMatch,
     /// How it matches the path. A default-backend route is `Prefix /`.
     pub path: PathMatch,
+    /// `ignore-path-case`: an Exact or Prefix path compared without regard to ASCII case
+    /// (regex paths carry the flag in the regex).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_case: bool,
+    /// Conditions besides host and path (`match-method`, `*-match-header-*`, ...), shared
+    /// by the Ingress's routes; `None` when there are none.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "conditions_text"
+    )]
+    pub conditions: Option<Arc<Conditions>>,
     /// Whether it comes from `spec.defaultBackend`: then it is tried only after every
     /// rule of its host failed to match.
     pub default_backend: bool,
@@ -65,6 +59,9 @@ pub struct Route {
     /// of its routes; `None` when it has none.
     #[serde(skip)]
     pub policy: Option<Arc<RoutePolicy>>,
+    /// The canary Ingresses paired with this route, when there are any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Box<Canaries>>,
     /// Whether plaintext requests get a 308 to HTTPS: `force-ssl-redirect`, else
     /// `ssl-redirect`, which defaults to true when the host has a certificate of its own.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -191,37 +188,176 @@ impl fmt::Display for Match<'_> {
 /// and the hasher is randomly seeded, so a fast non-cryptographic hash is safe here.
 pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+/// The routes that share one host pattern and path, in the order they are tried: more
+/// specific match conditions first, then age. Almost always a single route.
+#[derive(Clone, Debug)]
+pub(crate) enum Candidates {
+    One(RouteId),
+    Many(Box<[RouteId]>),
+}
+
+impl Candidates {
+    pub(crate) fn ids(&self) -> &[RouteId] {
+        match self {
+            Candidates::One(id) => std::slice::from_ref(id),
+            Candidates::Many(ids) => ids,
+        }
+    }
+
+    /// The first route whose conditions `req` meets. With `conditional` set, only routes
+    /// with conditions (`Some(true)`) or only routes without (`Some(false)`) are tried.
+    fn pick(
+        &self,
+        routes: &[Route],
+        req: &RequestHead<'_>,
+        conditional: Option<bool>,
+    ) -> Option<RouteId> {
+        self.ids().iter().copied().find(|id| {
+            let c = routes[id.0 as usize].conditions.as_deref();
+            conditional.is_none_or(|want| want == c.is_some()) && c.is_none_or(|c| c.matches(req))
+        })
+    }
+}
+
 /// The routes of one host pattern, indexed for lookup.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct VirtualHost {
-    pub(crate) exact: FastMap<Box<str>, RouteId>,
+    pub(crate) exact: FastMap<Box<str>, Candidates>,
     /// Keyed by the prefix without trailing slash (`""` for `/`).
-    pub(crate) prefix: FastMap<Box<str>, RouteId>,
+    pub(crate) prefix: FastMap<Box<str>, Candidates>,
+    /// `ignore-path-case` Exact routes, keyed by the ASCII-lowercased path.
+    pub(crate) exact_ci: FastMap<Box<str>, Candidates>,
+    /// `ignore-path-case` Prefix routes, keyed by the ASCII-lowercased prefix.
+    pub(crate) prefix_ci: FastMap<Box<str>, Candidates>,
+    /// Regex routes in the order they are tried: longer pattern first, then conditions,
+    /// then age.
+    pub(crate) regex: Vec<RouteId>,
+    /// All of `regex` at once, when there are enough of them to be worth it.
+    pub(crate) regex_set: Option<regex::RegexSet>,
     /// The `spec.defaultBackend` route used when no path matched.
     pub(crate) fallback: Option<RouteId>,
 }
 
+/// From this many regex routes on, one host matches them with a single `RegexSet` pass.
+const REGEX_SET_FROM: usize = 8;
+
 impl VirtualHost {
-    fn find(&self, path: &str) -> Option<RouteId> {
-        if let Some(id) = self.exact.get(path) {
-            return Some(*id);
+    /// Exact paths, then Prefix paths by segment, longest first (the catch-all `/` last),
+    /// then regex paths, then the Ingress default backend. Routes without
+    /// `ignore-path-case` come before those with it at the same step.
+    fn find(&self, routes: &[Route], req: &RequestHead<'_>) -> Option<RouteId> {
+        let path = req.path;
+        if let Some(id) = self.exact.get(path).and_then(|c| c.pick(routes, req, None)) {
+            return Some(id);
         }
-        if !self.prefix.is_empty() {
-            // Longest prefix first, by path segment: the whole path, then the path cut at
-            // each '/' from the right ("/a/b" -> "/a/b", "/a", "").
-            let trimmed = path.strip_suffix('/').unwrap_or(path);
-            if let Some(id) = self.prefix.get(trimmed) {
-                return Some(*id);
-            }
-            let mut end = trimmed.len();
-            while let Some(i) = trimmed[..end].rfind('/') {
-                if let Some(id) = self.prefix.get(&trimmed[..i]) {
-                    return Some(*id);
+        let folded = (!self.exact_ci.is_empty() || !self.prefix_ci.is_empty())
+            .then(|| path.to_ascii_lowercase());
+        if let Some(id) = folded
+            .as_deref()
+            .and_then(|p| self.exact_ci.get(p))
+            .and_then(|c| c.pick(routes, req, None))
+        {
+            return Some(id);
+        }
+        // Longest prefix first, by path segment: the whole path, then the path cut at each
+        // '/' from the right ("/a/b" -> "/a/b", "/a"); the root comes after regexes.
+        let trimmed = path.strip_suffix('/').unwrap_or(path);
+        let mut end = trimmed.len();
+        if !self.prefix.is_empty() || !self.prefix_ci.is_empty() {
+            while end > 0 {
+                let cut = &trimmed[..end];
+                if let Some(id) = self.prefix_at(routes, req, cut, folded.as_deref(), None) {
+                    return Some(id);
                 }
-                end = i;
+                end = cut.rfind('/').unwrap_or(0);
+            }
+        }
+        // The root: with regex routes, those with conditions come first, then regexes, then
+        // the catch-all. Within candidates, routes with conditions sort first anyway.
+        let root = self.prefix.get("");
+        let root_ci = folded.as_ref().and_then(|_| self.prefix_ci.get(""));
+        if !self.regex.is_empty() {
+            for c in [root, root_ci].into_iter().flatten() {
+                if let Some(id) = c.pick(routes, req, Some(true)) {
+                    return Some(id);
+                }
+            }
+            if let Some(id) = self.find_regex(routes, req) {
+                return Some(id);
+            }
+        }
+        for c in [root, root_ci].into_iter().flatten() {
+            if let Some(id) = c.pick(routes, req, None) {
+                return Some(id);
             }
         }
         self.fallback
+    }
+
+    /// The routes at prefix `cut` (a prefix of the path), then the `ignore-path-case`
+    /// routes at the same prefix of the folded path.
+    fn prefix_at(
+        &self,
+        routes: &[Route],
+        req: &RequestHead<'_>,
+        cut: &str,
+        folded: Option<&str>,
+        conditional: Option<bool>,
+    ) -> Option<RouteId> {
+        if let Some(id) = self
+            .prefix
+            .get(cut)
+            .and_then(|c| c.pick(routes, req, conditional))
+        {
+            return Some(id);
+        }
+        // ASCII folding keeps byte offsets, so the same cut applies to the folded path.
+        let f = folded?.get(..cut.len())?;
+        self.prefix_ci.get(f)?.pick(routes, req, conditional)
+    }
+
+    fn find_regex(&self, routes: &[Route], req: &RequestHead<'_>) -> Option<RouteId> {
+        if self.regex.is_empty() {
+            return None;
+        }
+        let fits = |id: &RouteId| {
+            routes[id.0 as usize]
+                .conditions
+                .as_deref()
+                .is_none_or(|c| c.matches(req))
+        };
+        match &self.regex_set {
+            Some(set) => set
+                .matches(req.path)
+                .iter()
+                .map(|i| self.regex[i])
+                .find(fits),
+            None => self
+                .regex
+                .iter()
+                .copied()
+                .find(|id| routes[id.0 as usize].path.matches(req.path) && fits(id)),
+        }
+    }
+
+    /// Builds the `RegexSet` once every regex route is in place.
+    pub(crate) fn seal(&mut self, routes: &[Route]) {
+        if self.regex.len() < REGEX_SET_FROM {
+            return;
+        }
+        let patterns = self
+            .regex
+            .iter()
+            .filter_map(|id| match &routes[id.0 as usize].path {
+                PathMatch::Regex(r) => Some(r.regex().as_str()),
+                _ => None,
+            });
+        // Too large a set just means one regex at a time.
+        self.regex_set = regex::RegexSetBuilder::new(patterns)
+            .size_limit(crate::matching::REGEX_SIZE_LIMIT * 8)
+            .dfa_size_limit(crate::matching::REGEX_SIZE_LIMIT * 8)
+            .build()
+            .ok();
     }
 }
 
@@ -239,6 +375,8 @@ pub struct RouteTable {
     pub(crate) any_host: Option<u32>,
     pub(crate) tls: TlsTable,
     pub(crate) diagnostics: Vec<Diagnostic>,
+    /// The gateway-wide default backend, for requests no route matches.
+    pub(crate) default_backend: Option<ClusterId>,
 }
 
 impl RouteTable {
@@ -272,6 +410,14 @@ impl RouteTable {
         &self.clusters[id.0 as usize]
     }
 
+    /// The gateway-wide default backend ([`crate::CompileOptions::default_backend`]), when
+    /// it resolved: requests [`Self::lookup`] finds no route for go there instead of
+    /// getting 404, and it answers the `custom-http-errors` of Ingresses without
+    /// `default-backend`.
+    pub fn default_backend(&self) -> Option<&Cluster> {
+        self.default_backend.map(|id| self.cluster(id))
+    }
+
     /// Every problem found while compiling, in a stable order.
     pub fn diagnostics(&self) -> &[Diagnostic] {
         &self.diagnostics
@@ -296,7 +442,7 @@ impl RouteTable {
     pub fn lookup(&self, req: &RequestHead<'_>) -> Option<Match<'_>> {
         let host = normalize_host(req.host);
         let (vh, kind) = self.vhost_for(&host)?;
-        let id = self.vhosts[vh as usize].1.find(req.path)?;
+        let id = self.vhosts[vh as usize].1.find(&self.routes, req)?;
         let route = &self.routes[id.0 as usize];
         let cluster = match &route.backend {
             Backend::Cluster(c) => Some(&self.clusters[c.0 as usize]),
@@ -326,13 +472,26 @@ impl RouteTable {
     /// the default backend. This is what `/debug/routes` shows.
     pub fn routes_in_order(&self) -> Vec<&Route> {
         let mut out = Vec::with_capacity(self.routes.len());
+        let sorted = |maps: [&FastMap<Box<str>, Candidates>; 2]| {
+            let mut keys: Vec<(&Box<str>, &Candidates)> =
+                maps.into_iter().flat_map(|m| m.iter()).collect();
+            keys.sort_by(|a, b| by_len_desc(a.0, b.0));
+            keys.into_iter()
+                .flat_map(|(_, c)| c.ids().iter().map(|id| self.route(*id)))
+                .collect::<Vec<_>>()
+        };
         for (_, vh) in &self.vhosts {
-            let mut exact: Vec<_> = vh.exact.values().map(|id| self.route(*id)).collect();
-            exact.sort_by(|a, b| by_len_desc(a.path.path(), b.path.path()));
-            let mut prefix: Vec<_> = vh.prefix.values().map(|id| self.route(*id)).collect();
-            prefix.sort_by(|a, b| by_len_desc(a.path.path(), b.path.path()));
-            out.extend(exact);
+            out.extend(sorted([&vh.exact, &vh.exact_ci]));
+            let mut prefix = sorted([&vh.prefix, &vh.prefix_ci]);
+            // The catch-all `/` routes without conditions come after regexes.
+            let split = prefix
+                .iter()
+                .position(|r| r.path.path() == "/" && r.conditions.is_none())
+                .unwrap_or(prefix.len());
+            let catch_all = prefix.split_off(split);
             out.extend(prefix);
+            out.extend(vh.regex.iter().map(|id| self.route(*id)));
+            out.extend(catch_all);
             out.extend(vh.fallback.map(|id| self.route(id)));
         }
         out
@@ -364,8 +523,19 @@ impl RouteTable {
             "routes": self.routes_in_order(),
             "clusters": self.clusters,
             "certificates": certs,
+            "default_backend": self.default_backend,
             "diagnostics": self.diagnostics.len(),
         })
+    }
+}
+
+fn conditions_text<S: serde::Serializer>(
+    c: &Option<Arc<Conditions>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match c {
+        Some(c) => s.serialize_str(c.key()),
+        None => s.serialize_none(),
     }
 }
 

@@ -643,7 +643,9 @@ fn canary_without_a_main_ingress_is_warned() {
         Some("spec.rules[0].http.paths[0]")
     );
     assert!(
-        lonely[0].message.contains("a.test and path Prefix /api"),
+        lonely[0]
+            .message
+            .contains("host a.test and path Prefix /api pair"),
         "{}",
         lonely[0]
     );
@@ -821,10 +823,10 @@ fn valid_annotations_the_data_plane_does_not_apply_yet_are_reported() {
         .iter()
         .map(|d| (d.code, d.origin.key.as_deref().unwrap_or("")))
         .collect();
-    // The bad value has its own diagnostic; the two valid keys are reported as not applied
-    // (capture groups need regex paths), the applied app-root is not.
+    // The bad value has its own diagnostic; the valid timeout is reported as not applied,
+    // the applied app-root and rewrite-target are not.
     assert!(
-        d.contains(&("not-applied", "nginx.ingress.kubernetes.io/rewrite-target")),
+        !d.contains(&("not-applied", "nginx.ingress.kubernetes.io/rewrite-target")),
         "{d:?}"
     );
     assert!(d.contains(&("not-applied", "higress.io/timeout")), "{d:?}");
@@ -841,4 +843,593 @@ fn valid_annotations_the_data_plane_does_not_apply_yet_are_reported() {
     );
     // The route itself is served (`/` itself is app-root's redirect).
     assert_eq!(who(&t, "a.test", "/x"), Some(1));
+}
+
+/// Which service (by endpoint octet) answers `req`.
+fn who_req(t: &RouteTable, req: &RequestHead<'_>) -> Option<u8> {
+    let m = t.lookup(req)?;
+    match &m.cluster?.target {
+        crate::ClusterTarget::Endpoints(a) => a.first().map(|a| match a.ip() {
+            std::net::IpAddr::V4(v4) => v4.octets()[3],
+            std::net::IpAddr::V6(_) => 0,
+        }),
+        crate::ClusterTarget::ExternalName { .. } => Some(0),
+    }
+}
+
+fn annotated(name: &str, created: &str, rules: &str, annotations: &str) -> String {
+    with_annotations(ingress(name, created, rules), annotations)
+}
+
+fn errors(t: &RouteTable) -> Vec<(&'static str, String)> {
+    t.diagnostics()
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(|d| (d.code, d.message.to_string()))
+        .collect()
+}
+
+#[test]
+fn match_conditions_take_part_in_route_identity_and_order() {
+    let mut yaml = services();
+    let api = path_rule("a.test", &[("/api", "Prefix", "s1")]);
+    yaml += &ingress("plain", "2024-01-01T00:00:00Z", &api);
+    yaml += &annotated(
+        "by-header",
+        "2024-01-02T00:00:00Z",
+        &path_rule("a.test", &[("/api", "Prefix", "s2")]),
+        "higress.io/exact-match-header-x-env: dev",
+    );
+    yaml += &annotated(
+        "by-method",
+        "2024-01-03T00:00:00Z",
+        &path_rule("a.test", &[("/api", "Prefix", "s3")]),
+        "higress.io/match-method: POST PUT",
+    );
+    yaml += &annotated(
+        "by-query",
+        "2024-01-04T00:00:00Z",
+        &path_rule("a.test", &[("/api", "Prefix", "s4")]),
+        "higress.io/prefix-match-query-v: \"2\"",
+    );
+    yaml += &annotated(
+        "by-authority",
+        "2024-01-05T00:00:00Z",
+        &path_rule("a.test", &[("/api/v1", "Prefix", "s5")]),
+        "higress.io/regex-match-pseudo-header-authority: \"a\\\\.test:8080\"",
+    );
+    // Same path and conditions as by-header: a duplicate, left out.
+    yaml += &annotated(
+        "dup",
+        "2024-01-06T00:00:00Z",
+        &path_rule("a.test", &[("/api", "Prefix", "s6")]),
+        "nginx.ingress.kubernetes.io/exact-match-header-x-env: dev",
+    );
+    let t = table(&yaml);
+    let mut h = http::HeaderMap::new();
+    h.insert("x-env", "dev".parse().unwrap());
+    let none = http::HeaderMap::new();
+    let get = |path: &'static str, headers: &'static http::HeaderMap| {
+        RequestHead::new("a.test", path).headers(headers)
+    };
+    let h: &'static http::HeaderMap = Box::leak(Box::new(h));
+    let none: &'static http::HeaderMap = Box::leak(Box::new(none));
+    assert_eq!(who_req(&t, &get("/api/x", none)), Some(1));
+    assert_eq!(
+        who_req(&t, &get("/api/x", h)),
+        Some(2),
+        "header condition first"
+    );
+    assert_eq!(who_req(&t, &get("/api", none).method("POST")), Some(3));
+    assert_eq!(
+        who_req(&t, &get("/api", h).method("PUT")),
+        Some(3),
+        "a method condition sorts before header conditions"
+    );
+    assert_eq!(
+        who_req(&t, &get("/api", none).query(Some("a=1&v=23"))),
+        Some(4)
+    );
+    assert_eq!(who_req(&t, &get("/api", none).query(Some("v=3"))), Some(1));
+    // The longer path's condition fails: the shorter prefix serves.
+    assert_eq!(who_req(&t, &get("/api/v1/x", none)), Some(1));
+    let v1 = RequestHead::new("a.test:8080", "/api/v1/x");
+    assert_eq!(who_req(&t, &v1), Some(5));
+    let dups: Vec<_> = errors(&t)
+        .into_iter()
+        .filter(|(c, _)| *c == "duplicate-route")
+        .collect();
+    assert_eq!(dups.len(), 1, "{dups:?}");
+    assert!(dups[0].1.contains("header x-env = dev"), "{dups:?}");
+    assert!(dups[0].1.contains("default/by-header"), "{dups:?}");
+}
+
+#[test]
+fn regex_paths_come_after_exact_and_prefix_but_before_the_catch_all() {
+    let mut yaml = services();
+    yaml += &ingress(
+        "plain",
+        "2024-01-01T00:00:00Z",
+        &path_rule(
+            "a.test",
+            &[("/", "Prefix", "s1"), ("/user", "Prefix", "s2")],
+        ),
+    );
+    yaml += &annotated(
+        "regex",
+        "2024-01-02T00:00:00Z",
+        &path_rule(
+            "a.test",
+            &[
+                ("/user/[0-9]+", "ImplementationSpecific", "s3"),
+                ("/item/[0-9]+", "ImplementationSpecific", "s4"),
+            ],
+        ),
+        "nginx.ingress.kubernetes.io/use-regex: \"true\"",
+    );
+    yaml += &annotated(
+        "full",
+        "2024-01-03T00:00:00Z",
+        &path_rule("a.test", &[("/f/[0-9]+", "Prefix", "s5")]),
+        "higress.io/full-path-regex: \"true\"",
+    );
+    let t = table(&yaml);
+    assert_eq!(who(&t, "a.test", "/user/12"), Some(2), "Prefix beats regex");
+    assert_eq!(who(&t, "a.test", "/item/12/x"), Some(4), "a prefix regex");
+    assert_eq!(
+        who(&t, "a.test", "/item/x"),
+        Some(1),
+        "the catch-all comes last"
+    );
+    assert_eq!(who(&t, "a.test", "/f/12"), Some(5));
+    assert_eq!(
+        who(&t, "a.test", "/f/12/x"),
+        Some(1),
+        "a full regex is anchored at the end"
+    );
+    assert!(errors(&t).is_empty(), "{:?}", errors(&t));
+    let order: Vec<String> = t
+        .routes_in_order()
+        .iter()
+        .map(|r| r.path.to_string())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "Prefix /user",
+            "Regex /user/[0-9]+",
+            "Regex /item/[0-9]+",
+            "FullRegex /f/[0-9]+",
+            "Prefix /"
+        ]
+    );
+}
+
+#[test]
+fn many_regex_routes_match_through_one_set_in_the_same_order() {
+    let mut yaml = services();
+    let paths: Vec<(String, &str, &str)> = (0..12)
+        .map(|i| {
+            (
+                format!("/r{i}/[a-z]+"),
+                "ImplementationSpecific",
+                if i % 2 == 0 { "s1" } else { "s2" },
+            )
+        })
+        .collect();
+    let paths: Vec<(&str, &str, &str)> =
+        paths.iter().map(|(p, t, s)| (p.as_str(), *t, *s)).collect();
+    let mut rules = path_rule("a.test", &paths);
+    rules += "      - { path: \"/r1/[a-z]+/deeper\", pathType: ImplementationSpecific, backend: { service: { name: s3, port: { number: 80 } } } }\n";
+    yaml += &annotated(
+        "many",
+        "2024-01-01T00:00:00Z",
+        &rules,
+        "nginx.ingress.kubernetes.io/use-regex: \"true\"",
+    );
+    let t = table(&yaml);
+    assert_eq!(who(&t, "a.test", "/r4/abc"), Some(1));
+    assert_eq!(who(&t, "a.test", "/r5/abc"), Some(2));
+    assert_eq!(
+        who(&t, "a.test", "/r1/abc/deeper/x"),
+        Some(3),
+        "longer pattern first"
+    );
+    assert_eq!(who(&t, "a.test", "/r5/123"), None);
+}
+
+#[test]
+fn ignore_path_case_folds_exact_and_prefix_paths() {
+    let mut yaml = services();
+    yaml += &annotated(
+        "docs",
+        "2024-01-01T00:00:00Z",
+        &path_rule(
+            "a.test",
+            &[("/Docs", "Prefix", "s4"), ("/About", "Exact", "s5")],
+        ),
+        "higress.io/ignore-path-case: \"true\"",
+    );
+    yaml += &ingress(
+        "exact-case",
+        "2024-01-02T00:00:00Z",
+        &path_rule("a.test", &[("/docs/api", "Prefix", "s6")]),
+    );
+    let t = table(&yaml);
+    assert_eq!(who(&t, "a.test", "/DOCS/x"), Some(4));
+    assert_eq!(who(&t, "a.test", "/docs"), Some(4));
+    assert_eq!(who(&t, "a.test", "/about"), Some(5));
+    assert_eq!(who(&t, "a.test", "/about/x"), None);
+    assert_eq!(
+        who(&t, "a.test", "/docs/api/v1"),
+        Some(6),
+        "the longer prefix wins"
+    );
+    assert_eq!(
+        who(&t, "a.test", "/DOCS/API/v1"),
+        Some(4),
+        "only the docs Ingress folds case"
+    );
+}
+
+#[test]
+fn rewrite_target_capture_groups_come_from_the_path_regex() {
+    let mut yaml = services();
+    yaml += &annotated(
+        "groups",
+        "2024-01-01T00:00:00Z",
+        &path_rule(
+            "a.test",
+            &[("/something(/|$)(.*)", "ImplementationSpecific", "s1")],
+        ),
+        "nginx.ingress.kubernetes.io/use-regex: \"true\", nginx.ingress.kubernetes.io/rewrite-target: /$2",
+    );
+    // Capture groups alone make the path a regex (Higress); no use-regex needed.
+    yaml += &annotated(
+        "implied",
+        "2024-01-02T00:00:00Z",
+        &path_rule("b.test", &[("/api/(v[0-9])/(.*)", "Prefix", "s2")]),
+        "nginx.ingress.kubernetes.io/rewrite-target: /$2?from=$1",
+    );
+    let t = table(&yaml);
+    let rewrite = |host: &str, path: &str| {
+        let m = t.lookup(&RequestHead::new(host, path)).unwrap();
+        m.route
+            .policy
+            .as_ref()
+            .unwrap()
+            .rewrite_path(&m.route.path, path)
+    };
+    assert_eq!(rewrite("a.test", "/something").as_deref(), Some("/"));
+    assert_eq!(rewrite("a.test", "/something/").as_deref(), Some("/"));
+    assert_eq!(
+        rewrite("a.test", "/something/new/x").as_deref(),
+        Some("/new/x")
+    );
+    assert_eq!(
+        rewrite("b.test", "/api/v2/users").as_deref(),
+        Some("/users?from=v2")
+    );
+    assert!(t.lookup(&RequestHead::new("b.test", "/api/x")).is_none());
+}
+
+#[test]
+fn a_regex_path_that_does_not_compile_is_left_out_alone() {
+    let mut yaml = services();
+    yaml += &annotated(
+        "bad",
+        "2024-01-01T00:00:00Z",
+        &path_rule(
+            "a.test",
+            &[
+                ("/a/(unclosed", "ImplementationSpecific", "s1"),
+                ("/b", "Prefix", "s2"),
+            ],
+        ),
+        "nginx.ingress.kubernetes.io/use-regex: \"true\"",
+    );
+    let t = table(&yaml);
+    let e = errors(&t);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].0, "invalid-path");
+    assert!(e[0].1.contains("use-regex"), "{e:?}");
+    assert_eq!(who(&t, "a.test", "/b/x"), Some(2));
+}
+
+#[test]
+fn server_alias_serves_the_same_routes_on_more_hosts() {
+    let mut yaml = services();
+    yaml += &annotated(
+        "shop",
+        "2024-01-01T00:00:00Z",
+        &path_rule("shop.test", &[("/cart", "Prefix", "s3")]),
+        "nginx.ingress.kubernetes.io/server-alias: \"www.shop.test, *.shop.example\"",
+    );
+    let t = table(&yaml);
+    assert_eq!(who(&t, "shop.test", "/cart"), Some(3));
+    assert_eq!(who(&t, "www.shop.test", "/cart/1"), Some(3));
+    assert_eq!(who(&t, "eu.shop.example", "/cart"), Some(3));
+    assert_eq!(who(&t, "www.shop.test", "/other"), None);
+    assert!(t.diagnostics().iter().all(|d| d.code != "not-applied"));
+}
+
+fn canary(name: &str, created: &str, rules: &str, annotations: &str) -> String {
+    let a = if annotations.is_empty() {
+        "nginx.ingress.kubernetes.io/canary: \"true\"".to_owned()
+    } else {
+        format!("nginx.ingress.kubernetes.io/canary: \"true\", {annotations}")
+    };
+    annotated(name, created, rules, &a)
+}
+
+/// The octet of the service a request goes to, canaries included.
+fn dest(t: &RouteTable, req: &RequestHead<'_>, roll: u32) -> Option<u8> {
+    let m = t.lookup(req)?;
+    let d = m.route.destination(req, roll);
+    let crate::Backend::Cluster(c) = d.backend else {
+        return None;
+    };
+    match &t.cluster(*c).target {
+        crate::ClusterTarget::Endpoints(a) => a.first().map(|a| match a.ip() {
+            std::net::IpAddr::V4(v4) => v4.octets()[3],
+            std::net::IpAddr::V6(_) => 0,
+        }),
+        crate::ClusterTarget::ExternalName { .. } => Some(0),
+    }
+}
+
+/// How many of 1000 evenly spread rolls go to each service octet.
+fn spread(t: &RouteTable, req: &RequestHead<'_>) -> std::collections::BTreeMap<u8, u32> {
+    let mut out = std::collections::BTreeMap::new();
+    for i in 0..1000u32 {
+        let roll = i * (crate::WEIGHT_SCALE / 1000);
+        *out.entry(dest(t, req, roll).unwrap_or(0)).or_insert(0) += 1;
+    }
+    out
+}
+
+fn headers(pairs: &[(&'static str, &'static str)]) -> &'static http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    for (k, v) in pairs {
+        h.append(*k, v.parse().unwrap());
+    }
+    Box::leak(Box::new(h))
+}
+
+#[test]
+fn two_header_canaries_and_two_weight_canaries_share_one_path() {
+    let mut yaml = services();
+    let root = |svc: &'static str| path_rule("a.test", &[("/", "Prefix", svc)]);
+    yaml += &ingress("main", "2024-01-01T00:00:00Z", &root("s1"));
+    yaml += &canary(
+        "by-header",
+        "2024-01-02T00:00:00Z",
+        &root("s2"),
+        "nginx.ingress.kubernetes.io/canary-by-header: x-canary",
+    );
+    yaml += &canary(
+        "by-value",
+        "2024-01-03T00:00:00Z",
+        &root("s3"),
+        "nginx.ingress.kubernetes.io/canary-by-header: x-version, nginx.ingress.kubernetes.io/canary-by-header-value: v3",
+    );
+    yaml += &canary(
+        "w30",
+        "2024-01-04T00:00:00Z",
+        &root("s4"),
+        "nginx.ingress.kubernetes.io/canary-weight: \"30\"",
+    );
+    // Another namespace pairs too: namespaces are not part of the route key.
+    yaml += &canary(
+        "w20",
+        "2024-01-05T00:00:00Z",
+        &root("s5"),
+        "nginx.ingress.kubernetes.io/canary-weight: \"20\"",
+    )
+    .replace(
+        "namespace: default, annotations",
+        "namespace: other, annotations",
+    )
+    .replace("name: s5", "name: s5-other");
+    yaml += &service("s5-other", 5).replace("namespace: default", "namespace: other");
+    let t = table(&yaml);
+    assert!(errors(&t).is_empty(), "{:?}", errors(&t));
+    let req = |h: &'static http::HeaderMap| RequestHead::new("a.test", "/x").headers(h);
+    let none = headers(&[]);
+    // Header canaries win whatever the roll.
+    for roll in [0, 400_000, 999_999] {
+        assert_eq!(
+            dest(&t, &req(headers(&[("x-canary", "always")])), roll),
+            Some(2)
+        );
+        assert_eq!(
+            dest(&t, &req(headers(&[("x-version", "v3")])), roll),
+            Some(3)
+        );
+        assert_eq!(
+            dest(
+                &t,
+                &req(headers(&[("x-canary", "always"), ("x-version", "v3")])),
+                roll
+            ),
+            Some(2),
+            "the older canary wins when both match"
+        );
+    }
+    // A value other than always/never, or another value, falls through to the weights.
+    let spread_of = |h| spread(&t, &req(h));
+    let want: std::collections::BTreeMap<u8, u32> = [(1, 500), (4, 300), (5, 200)].into();
+    assert_eq!(spread_of(none), want);
+    assert_eq!(spread_of(headers(&[("x-canary", "maybe")])), want);
+    assert_eq!(spread_of(headers(&[("x-version", "v4")])), want);
+    // `never` forbids only that canary; the weights still split the rest.
+    assert_eq!(spread_of(headers(&[("x-canary", "never")])), want);
+    let json = t.to_json().to_string();
+    assert!(json.contains("\"share\":300000"), "{json}");
+}
+
+#[test]
+fn within_one_canary_header_then_cookie_then_weight_and_never_forbids() {
+    let mut yaml = services();
+    let root = |svc: &'static str| path_rule("a.test", &[("/", "Prefix", svc)]);
+    yaml += &ingress("main", "2024-01-01T00:00:00Z", &root("s1"));
+    yaml += &canary(
+        "all",
+        "2024-01-02T00:00:00Z",
+        &root("s2"),
+        "nginx.ingress.kubernetes.io/canary-by-header: x-canary, nginx.ingress.kubernetes.io/canary-by-cookie: beta, nginx.ingress.kubernetes.io/canary-weight: \"100\"",
+    );
+    yaml += &canary(
+        "by-query",
+        "2024-01-03T00:00:00Z",
+        &root("s3"),
+        "mse.ingress.kubernetes.io/canary-by-query: ver, mse.ingress.kubernetes.io/canary-by-query-pattern: \"^v[0-9]+-beta$\"",
+    );
+    let t = table(&yaml);
+    let at = |h: &'static http::HeaderMap, q: Option<&'static str>| {
+        dest(&t, &RequestHead::new("a.test", "/").headers(h).query(q), 0)
+    };
+    assert_eq!(at(headers(&[]), None), Some(2), "weight 100");
+    assert_eq!(
+        at(headers(&[("x-canary", "never")]), None),
+        Some(1),
+        "never forbids, weight included"
+    );
+    assert_eq!(at(headers(&[("cookie", "a=1; beta=never")]), None), Some(1));
+    assert_eq!(
+        at(
+            headers(&[("x-canary", "other"), ("cookie", "beta=never")]),
+            None
+        ),
+        Some(1),
+        "the header falls through to the cookie"
+    );
+    assert_eq!(
+        at(headers(&[("x-canary", "never")]), Some("ver=v2-beta")),
+        Some(3),
+        "a forbidden canary does not stop the next one"
+    );
+}
+
+#[test]
+fn canary_falls_back_to_main_without_ready_endpoints_and_inherits_the_main_policy() {
+    let mut yaml = services();
+    yaml += &service("empty", 9).replace("ready: true", "ready: false");
+    yaml += &annotated(
+        "main",
+        "2024-01-01T00:00:00Z",
+        &path_rule("a.test", &[("/app", "Prefix", "s1")]),
+        "higress.io/rewrite-path: /v1, higress.io/request-header-control-add: \"x-from main\"",
+    );
+    yaml += &canary(
+        "empty-canary",
+        "2024-01-02T00:00:00Z",
+        &path_rule("a.test", &[("/app", "Prefix", "empty")]),
+        "nginx.ingress.kubernetes.io/canary-by-header: x-empty",
+    );
+    yaml += &canary(
+        "live",
+        "2024-01-03T00:00:00Z",
+        &path_rule("a.test", &[("/app", "Prefix", "s2")]),
+        "nginx.ingress.kubernetes.io/canary-by-header: x-live, higress.io/request-header-control-add: \"x-from canary\", nginx.ingress.kubernetes.io/rewrite-target: /ignored",
+    );
+    let t = table(&yaml);
+    let req = RequestHead::new("a.test", "/app/x").headers(headers(&[("x-empty", "always")]));
+    assert_eq!(
+        dest(&t, &req, 0),
+        Some(1),
+        "no ready endpoint: the main route serves"
+    );
+    let req = RequestHead::new("a.test", "/app/x").headers(headers(&[("x-live", "always")]));
+    let m = t.lookup(&req).unwrap();
+    let d = m.route.destination(&req, 0);
+    assert_eq!(d.canary.unwrap().ingress.name.as_ref(), "live");
+    let p = d.policy.unwrap();
+    assert_eq!(
+        p.rewrite_path(&m.route.path, "/app/x").as_deref(),
+        Some("/v1/x"),
+        "rewrite from main"
+    );
+    let mut h = http::HeaderMap::new();
+    p.edit_request(&mut h);
+    assert_eq!(h["x-from"], "canary", "header control from the canary");
+}
+
+#[test]
+fn a_canary_must_repeat_the_main_routes_match_conditions_and_regex() {
+    let mut yaml = services();
+    yaml += &annotated(
+        "main",
+        "2024-01-01T00:00:00Z",
+        &path_rule("a.test", &[("/api/[0-9]+", "ImplementationSpecific", "s1")]),
+        "nginx.ingress.kubernetes.io/use-regex: \"true\", higress.io/exact-match-header-abc: \"1\"",
+    );
+    yaml += &canary(
+        "missing-condition",
+        "2024-01-02T00:00:00Z",
+        &path_rule("a.test", &[("/api/[0-9]+", "ImplementationSpecific", "s2")]),
+        "nginx.ingress.kubernetes.io/use-regex: \"true\", nginx.ingress.kubernetes.io/canary-weight: \"100\"",
+    );
+    yaml += &canary(
+        "same-key",
+        "2024-01-03T00:00:00Z",
+        &path_rule("a.test", &[("/api/[0-9]+", "ImplementationSpecific", "s3")]),
+        "nginx.ingress.kubernetes.io/use-regex: \"true\", higress.io/exact-match-header-abc: \"1\", nginx.ingress.kubernetes.io/canary-weight: \"100\"",
+    );
+    let t = table(&yaml);
+    let req = RequestHead::new("a.test", "/api/7").headers(headers(&[("abc", "1")]));
+    assert_eq!(dest(&t, &req, 0), Some(3));
+    let lonely: Vec<_> = t
+        .diagnostics()
+        .iter()
+        .filter(|d| d.code == "canary-without-main")
+        .map(|d| d.origin.object.as_ref().unwrap().name.to_string())
+        .collect();
+    assert_eq!(lonely, ["missing-condition"]);
+}
+
+#[test]
+fn weights_beyond_the_total_are_scaled_down_and_closed_mains_take_no_canary() {
+    let mut yaml = services();
+    let root = |svc: &'static str| path_rule("a.test", &[("/", "Prefix", svc)]);
+    yaml += &ingress("main", "2024-01-01T00:00:00Z", &root("s1"));
+    yaml += &canary(
+        "a",
+        "2024-01-02T00:00:00Z",
+        &root("s2"),
+        "nginx.ingress.kubernetes.io/canary-weight: \"80\"",
+    );
+    yaml += &canary(
+        "b",
+        "2024-01-03T00:00:00Z",
+        &root("s3"),
+        "nginx.ingress.kubernetes.io/canary-weight: \"40\", nginx.ingress.kubernetes.io/canary-weight-total: \"50\"",
+    );
+    let closed = |svc: &'static str| path_rule("c.test", &[("/", "Prefix", svc)]);
+    yaml += &annotated(
+        "locked",
+        "2024-01-01T00:00:00Z",
+        &closed("s1"),
+        "nginx.ingress.kubernetes.io/whitelist-source-range: bad",
+    );
+    yaml += &canary(
+        "sneaky",
+        "2024-01-02T00:00:00Z",
+        &closed("s2"),
+        "nginx.ingress.kubernetes.io/canary-weight: \"100\"",
+    );
+    let t = table(&yaml);
+    // 80% and 80% of the traffic asked: each gets half.
+    let want: std::collections::BTreeMap<u8, u32> = [(2, 500), (3, 500)].into();
+    assert_eq!(spread(&t, &RequestHead::new("a.test", "/")), want);
+    assert_eq!(
+        dest(&t, &RequestHead::new("c.test", "/"), 0),
+        None,
+        "503, never the canary"
+    );
+    assert!(
+        t.diagnostics()
+            .iter()
+            .any(|d| d.code == "canary-main-closed")
+    );
 }
