@@ -16,9 +16,14 @@
 //! - [`Metrics`] and the access log (tracing target `access`) say what happened;
 //!   [`admin::serve`] exposes health, readiness, metrics, routes and diagnostics.
 //! - [`echo::EchoServer`] is a real backend for demos and tests.
+//! - Per-Ingress annotations act in the request path: redirects, header edits, rewrites,
+//!   CORS (preflights from allowed origins are answered with 204, other answers get the
+//!   CORS headers) and mirroring (a sampled copy of each request goes to the mirror in a
+//!   task of its own, and its answer is dropped).
 //!
-//! Status codes the gateway answers itself: 404 no route, 503 backend unavailable or no
-//! ready endpoint, 502 upstream connection failure, 504 upstream connect or response
+//! Status codes the gateway answers itself: 404 no route (unless a gateway-wide default
+//! backend is set), 503 backend unavailable or no ready endpoint (unless `default-backend`
+//! serves the route), 502 upstream connection failure, 504 upstream connect or response
 //! timeout, 431 request head too large, 400 malformed request (an HTTP/1.1 request without
 //! `Host` included), 405 for `CONNECT`.
 //!
@@ -48,10 +53,13 @@
 
 mod body;
 mod config;
+mod cors;
 mod error;
+mod fallback;
 mod h1;
 mod log;
 mod metrics;
+mod mirror;
 mod proxy;
 mod server;
 mod table;

@@ -24,6 +24,21 @@ pub struct Metrics {
     tls_handshake_errors: Counter,
     table_generation: Gauge,
     table_publishes: Counter,
+    /// Mirror copies by outcome, in the order of [`MIRROR_RESULTS`].
+    mirror: [Counter; 3],
+}
+
+/// Outcomes of a mirror copy: answered, not sent (the worker's limit of copies in flight
+/// was reached, or the mirror has no endpoint), failed (connect error, timeout, or the
+/// request body outran the copy).
+const MIRROR_RESULTS: [&str; 3] = ["mirrored", "skipped", "failed"];
+
+/// One outcome of a mirror copy, for [`Metrics::mirror_result`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum MirrorResult {
+    Mirrored = 0,
+    Skipped = 1,
+    Failed = 2,
 }
 
 // === impl Metrics ===
@@ -93,6 +108,13 @@ impl Metrics {
             "Route tables published (hot swaps)",
             table_publishes.clone(),
         );
+        let by_result = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        let mirror = MIRROR_RESULTS.map(|r| by_result.get_or_create(&[("result", r)]).clone());
+        reg.register(
+            "mirror_requests",
+            "Copies of requests for mirror-target-*, by outcome (mirrored, skipped, failed)",
+            by_result,
+        );
         Self {
             registry,
             requests,
@@ -103,6 +125,7 @@ impl Metrics {
             tls_handshake_errors,
             table_generation,
             table_publishes,
+            mirror,
         }
     }
 
@@ -137,6 +160,25 @@ impl Metrics {
     /// Route tables published so far.
     pub fn table_publishes(&self) -> u64 {
         self.table_publishes.get()
+    }
+
+    /// Mirror copies that got an answer.
+    pub fn mirrored(&self) -> u64 {
+        self.mirror[MirrorResult::Mirrored as usize].get()
+    }
+
+    /// Mirror copies not sent: too many in flight on the worker, or no mirror endpoint.
+    pub fn mirror_skipped(&self) -> u64 {
+        self.mirror[MirrorResult::Skipped as usize].get()
+    }
+
+    /// Mirror copies that failed or timed out.
+    pub fn mirror_failed(&self) -> u64 {
+        self.mirror[MirrorResult::Failed as usize].get()
+    }
+
+    pub(crate) fn mirror_result(&self, result: MirrorResult) {
+        self.mirror[result as usize].inc();
     }
 
     pub(crate) fn count_status(&self, status: u16) {

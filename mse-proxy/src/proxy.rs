@@ -21,11 +21,14 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use mse_router::{Backend, RedirectVars, RequestHead, Route, RoutePolicy, normalize_path};
+use mse_router::{
+    Backend, RedirectVars, RequestHead, Route, RoutePolicy, WEIGHT_SCALE, normalize_path,
+};
 use tokio::sync::watch;
 
 use crate::body::{InFlight, ProxyBody};
 use crate::error::{Blame, Chain, ProxyError};
+use crate::fallback;
 use crate::h1::UpstreamBody;
 use crate::log::AccessRecord;
 use crate::metrics::Metrics;
@@ -145,33 +148,63 @@ async fn forward(
     };
     // Normalised once: the same path is matched and forwarded.
     let path = normalize_path(req.uri().path());
-    let (upstream, policy, rewritten) = {
+    let (upstream, policy, rewritten, mut pages) = 'pick: {
         let table = cx.worker.table.load();
-        let m = table
-            .routes()
-            .lookup(&RequestHead::new(host_str, &path))
-            .ok_or(ProxyError::NoRoute)?;
+        let head = RequestHead::new(host_str, &path)
+            .method(req.method().as_str())
+            .query(req.uri().query())
+            .headers(req.headers())
+            .tls(cx.tls);
+        let Some(m) = table.routes().lookup(&head) else {
+            // No route: the gateway-wide default backend, else 404.
+            break 'pick (fallback::unmatched(&table)?, None, None, None);
+        };
         if let Some(log) = log.as_deref_mut() {
             log.ingress = Some(m.route.ingress.clone());
+        }
+        if let Some(answer) = crate::cors::preflight(m.route.policy.as_deref(), &req) {
+            return Ok(Forwarded::Local(answer));
         }
         if m.route.may_redirect(cx.tls)
             && let Some(answer) = redirect(cx, m.route, &req, host_str, &path)
         {
             return Ok(Forwarded::Local(answer));
         }
-        let policy = m.route.policy.as_ref();
+        // Canaries: the roll only matters for weighted ones.
+        let roll = match &m.route.canary {
+            Some(_) => fastrand::u32(..WEIGHT_SCALE),
+            None => 0,
+        };
+        let dest = m.route.destination(&head, roll);
+        if let (Some(log), Some(c)) = (log.as_deref_mut(), dest.canary) {
+            log.ingress = Some(c.ingress.clone());
+        }
+        let policy = dest.policy;
         let rewritten = policy.and_then(|p| p.rewrite_path(&m.route.path, &path));
         let policy = policy.map(Arc::clone);
-        let Some(cluster) = m.cluster else {
-            let reason = match &m.route.backend {
+        let cluster = match dest.backend {
+            Backend::Cluster(c) => Some(table.routes().cluster(*c)),
+            Backend::Unavailable { .. } => None,
+        };
+        let Some(cluster) = cluster else {
+            let reason = match dest.backend {
                 Backend::Unavailable { reason } => Arc::clone(reason),
                 Backend::Cluster(_) => Arc::from("the route's cluster is missing"),
             };
+            if let Some(up) = fallback::default_backend(&table, policy.as_deref()) {
+                break 'pick (up, policy, rewritten, None);
+            }
             return Err(ProxyError::BackendUnavailable { reason });
         };
         match table.pick(cluster) {
-            Pick::To(upstream) => (upstream, policy, rewritten),
+            Pick::To(upstream) => {
+                let pages = fallback::ErrorPages::new(&table, m.route, cluster);
+                (upstream, policy, rewritten, pages)
+            }
             Pick::NoEndpoints => {
+                if let Some(up) = fallback::default_backend(&table, policy.as_deref()) {
+                    break 'pick (up, policy, rewritten, None);
+                }
                 return Err(ProxyError::NoEndpoints {
                     service: cluster.service.clone(),
                     port: cluster.port,
@@ -186,7 +219,15 @@ async fn forward(
 
     let upgrade = wants_upgrade(&req);
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let cors = crate::cors::answer(policy.as_deref(), req.headers());
+    let mirror = policy
+        .as_ref()
+        .and_then(|p| p.mirror.as_ref())
+        .filter(|m| !upgrade && crate::mirror::sampled(m));
     let (mut parts, body) = req.into_parts();
+    if let Some(p) = &mut pages {
+        p.keep_target(&parts.method, &parts.uri);
+    }
     set_origin_form(&mut parts.uri, new_path)?;
     if parts.version == Version::HTTP_2 {
         join_cookies(&mut parts.headers);
@@ -199,6 +240,9 @@ async fn forward(
         from_authority,
         upgrade,
     );
+    if let Some(p) = &mut pages {
+        p.keep_headers(&parts.headers);
+    }
     if let Some(p) = &policy {
         p.edit_request(&mut parts.headers);
     }
@@ -208,16 +252,21 @@ async fn forward(
     if let Some(log) = log.as_deref_mut() {
         log.upstream = Some(upstream.clone());
     }
-    let sent = cx
-        .worker
-        .pool
-        .send(&upstream, req, upgrade, &cx.worker.metrics)
-        .await?;
+    let sent = match mirror {
+        None => {
+            cx.worker
+                .pool
+                .send(&upstream, req, upgrade, &cx.worker.metrics)
+                .await?
+        }
+        // Rare, so boxed: the future of every request is as large as its largest state.
+        Some(m) => Box::pin(crate::mirror::send(&cx.worker, m, &upstream, req)).await?,
+    };
     let status = match &sent {
         Sent::Plain { head, .. } => head.status,
         Sent::Upgrade { response, .. } => response.status(),
     };
-    if let Some(log) = log {
+    if let Some(log) = log.as_deref_mut() {
         log.upstream_status = Some(status.as_u16());
         log.upstream_time = sent_at.map(|t| t.elapsed());
     }
@@ -233,7 +282,13 @@ async fn forward(
             let mut response = Response::new(body);
             *response.status_mut() = head.status;
             *response.headers_mut() = head.headers;
+            if let Some(pages) = pages.filter(|p| p.intercepts(response.status())) {
+                response = Box::pin(pages.answer(&cx.worker, response, log)).await;
+            }
             strip_hop_by_hop(response.headers_mut(), false);
+            if let Some(c) = &cors {
+                c.apply(response.headers_mut());
+            }
             if let Some(p) = &policy {
                 edit_response(cx, p, response.headers_mut(), &upstream, host_str);
             }
@@ -242,6 +297,9 @@ async fn forward(
         Sent::Upgrade { mut response, conn } => {
             let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
             strip_hop_by_hop(response.headers_mut(), switched);
+            if let Some(c) = &cors {
+                c.apply(response.headers_mut());
+            }
             if let Some(p) = &policy {
                 edit_response(cx, p, response.headers_mut(), &upstream, host_str);
             }
@@ -273,6 +331,9 @@ fn redirect(
     let mut response = Response::new(());
     *response.status_mut() = status;
     response.headers_mut().insert(LOCATION, location);
+    if let Some(c) = crate::cors::answer(route.policy.as_deref(), req.headers()) {
+        c.apply(response.headers_mut());
+    }
     if let Some(p) = &route.policy {
         p.response_headers.apply(response.headers_mut());
     }
@@ -338,7 +399,8 @@ fn set_origin_form(uri: &mut Uri, new_path: Option<String>) -> Result<(), ProxyE
     match new_path {
         Some(mut path) => {
             if let Some(q) = uri.query() {
-                path.push('?');
+                // A rewrite that adds a query keeps the request's after it, as nginx does.
+                path.push(if path.contains('?') { '&' } else { '?' });
                 path.push_str(q);
             }
             *uri = Uri::try_from(path).map_err(|_| bad("the path is not a valid URI path"))?;

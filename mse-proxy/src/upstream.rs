@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use http::{Method, Request, Response};
 use http_body::Body;
@@ -30,6 +31,8 @@ use tokio::net::TcpStream;
 use crate::error::ProxyError;
 use crate::h1::{Conn, ExchangeError, ResponseHead};
 use crate::metrics::Metrics;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Where one request is sent: an endpoint address, or the DNS name of an ExternalName
 /// Service (resolved when a new connection is opened).
@@ -174,6 +177,21 @@ impl Pool {
         if upgrade {
             return Box::pin(self.send_upgrade(upstream, req, metrics)).await;
         }
+        self.send_plain(upstream, req, metrics).await
+    }
+
+    /// [`Self::send`] for a request that asks for no upgrade, whatever its body type: the
+    /// copies sent to a mirror, and requests whose body is also copied to one.
+    pub(crate) async fn send_plain<B>(
+        &self,
+        upstream: &Upstream,
+        req: Request<B>,
+        metrics: &Metrics,
+    ) -> Result<Sent, ProxyError>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: Into<BoxError>,
+    {
         let (parts, mut body) = req.into_parts();
         let empty = body.is_end_stream();
         let chunked = !empty && !parts.headers.contains_key(CONTENT_LENGTH);
@@ -209,16 +227,20 @@ impl Pool {
     /// Sends a serialised head (and the body) on a pooled or new connection, and once more
     /// on a new connection when the pooled one turns out closed.
     #[expect(clippy::too_many_arguments, reason = "one private step of `send`")]
-    async fn exchange_with_retry(
+    async fn exchange_with_retry<B>(
         &self,
         upstream: &Upstream,
         head: &mut Vec<u8>,
-        body: &mut Incoming,
+        body: &mut B,
         chunked: bool,
         empty: bool,
         method: &Method,
         metrics: &Metrics,
-    ) -> Result<Sent, ProxyError> {
+    ) -> Result<Sent, ProxyError>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: Into<BoxError>,
+    {
         let mut conn = match self.checkout(upstream) {
             Some(conn) => conn,
             None => Box::pin(self.connect(upstream, metrics)).await?,
@@ -251,15 +273,19 @@ impl Pool {
     }
 
     /// One exchange within the response timeout.
-    async fn timed(
+    async fn timed<B>(
         &self,
         conn: &mut Conn,
         head: &mut Vec<u8>,
-        body: &mut Incoming,
+        body: &mut B,
         chunked: bool,
         method: &Method,
         metrics: &Metrics,
-    ) -> Result<ResponseHead, Failure> {
+    ) -> Result<ResponseHead, Failure>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: Into<BoxError>,
+    {
         match tokio::time::timeout(
             self.response_timeout,
             conn.exchange(head, body, chunked, method),
@@ -310,6 +336,11 @@ impl Pool {
                 })
             }
         }
+    }
+
+    /// How long an upstream has to answer a request (the response timeout).
+    pub(crate) fn response_timeout(&self) -> Duration {
+        self.response_timeout
     }
 
     /// Opens a new connection (resolving a DNS name first) within the connect timeout.

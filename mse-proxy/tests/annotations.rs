@@ -324,12 +324,12 @@ async fn rewrites_change_the_path_and_host_sent_upstream() {
         assert!(r.json()["headers"].get("x-forwarded-prefix").is_none());
     }
 
-    // Capture groups need regex paths, which are not applied yet: the path is unchanged
-    // and the key says so.
+    // `$1` makes the path the regex `^/groups`, which has no group 1: the whole path is
+    // replaced by `/`, as nginx does.
     let r = get(addr, "rw.example.com", "/groups/x").await;
-    assert_eq!(r.json()["path"], "/groups/x");
+    assert_eq!(r.json()["path"], "/");
     let not_applied = keys_with_code(&table.routes(), "not-applied");
-    assert_eq!(not_applied, ["nginx.ingress.kubernetes.io/rewrite-target"]);
+    assert!(not_applied.is_empty(), "{not_applied:?}");
     gw.shutdown().await;
 }
 
