@@ -19,7 +19,7 @@ use crate::Options;
 pub const MANIFESTS: &str = include_str!("../../../examples/demo/demo.yaml");
 
 /// The Services of [`MANIFESTS`], each served by one echo backend.
-pub const SERVICES: [&str; 3] = ["web", "api", "docs"];
+pub const SERVICES: [&str; 4] = ["web", "api", "docs", "api-v2"];
 
 /// Listeners of the demo gateway.
 #[derive(Clone, Debug)]
@@ -103,7 +103,7 @@ pub fn instructions(demo: &Demo) -> String {
         demo.dir.display()
     );
     for b in &demo.backends {
-        let _ = writeln!(s, "  echo backend {:<5} on {}", b.service(), b.addr());
+        let _ = writeln!(s, "  echo backend {:<6} on {}", b.service(), b.addr());
     }
     let _ = writeln!(
         s,
@@ -136,6 +136,15 @@ pub fn instructions(demo: &Demo) -> String {
     let _ = writeln!(
         s,
         "  curl -s -H 'Host: anything.else' http://{http}/                 # web: the default backend"
+    );
+    let _ = writeln!(s, "\nA canary release of /checkout (api, canary api-v2):");
+    let _ = writeln!(
+        s,
+        "  curl -s -H 'Host: shop.demo.test' -H 'x-canary: always' http://{http}/checkout   # api-v2: by header"
+    );
+    let _ = writeln!(
+        s,
+        "  for i in $(seq 20); do curl -s -H 'Host: shop.demo.test' http://{http}/checkout | grep -o '\"service\":\"[a-z0-9-]*\"'; done | sort | uniq -c   # about 1 in 4 on api-v2: by weight"
     );
     if let Some(a) = https {
         let port = a.port();

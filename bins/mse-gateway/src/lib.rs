@@ -25,7 +25,7 @@ use anyhow::Context;
 use mse_controller::{Compiled, FileSource, FileWatch, run_compile_loop};
 use mse_proxy::admin::{self, AdminState};
 use mse_proxy::{Gateway, GatewayHandle, Metrics, ProxyConfig, SharedTable};
-use mse_router::CompileOptions;
+use mse_router::{CompileOptions, ServiceRef};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -50,6 +50,9 @@ pub struct Options {
     pub access_log: bool,
     /// Data-plane timeouts and limits beyond the listeners.
     pub proxy: ProxyConfig,
+    /// The gateway-wide default backend (`--default-backend-service`): the Service that
+    /// answers requests no route matches. `None`: they get 404.
+    pub default_backend: Option<ServiceRef>,
 }
 
 impl Options {
@@ -65,6 +68,7 @@ impl Options {
             workers: proxy.workers,
             access_log: true,
             proxy,
+            default_backend: None,
         }
     }
 }
@@ -115,6 +119,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     let (generation_tx, mut generation) = watch::channel(0u64);
     let compile_options = CompileOptions {
         ingress_class: options.ingress_class.clone(),
+        default_backend: options.default_backend.clone(),
         ..CompileOptions::default()
     };
     let publish_table = table.clone();

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use mse_gateway::{Options, demo};
+use mse_router::ServiceRef;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -60,6 +61,11 @@ struct ServeArgs {
     /// Data-plane worker threads (default: the cores this process may run on).
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
+    /// Service that answers requests no Ingress rule matches (no host, or no path under a
+    /// host), and the custom-http-errors of Ingresses without default-backend. The port
+    /// defaults to the Service's first port. Without it, unmatched requests get 404.
+    #[arg(long, value_name = "NS/NAME[:PORT]", value_parser = parse_default_backend)]
+    default_backend_service: Option<ServiceRef>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -147,6 +153,7 @@ fn main() -> ExitCode {
             if let Some(w) = a.workers {
                 opts.workers = w;
             }
+            opts.default_backend = a.default_backend_service;
             opts.access_log = a.common.access_log;
             (guard, run(serve(opts)))
         }
@@ -158,6 +165,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--default-backend-service`: like ingress-nginx's flag, the namespace is required.
+fn parse_default_backend(s: &str) -> Result<ServiceRef, String> {
+    let r: ServiceRef = s.parse().map_err(|e| format!("{e}"))?;
+    if r.service.namespace.is_none() {
+        return Err("expected NAMESPACE/NAME or NAMESPACE/NAME:PORT".to_owned());
+    }
+    Ok(r)
 }
 
 /// Runs the control plane (watcher, compiler, admin) on a small runtime of its own; the

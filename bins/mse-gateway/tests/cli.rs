@@ -27,6 +27,27 @@ fn bad_flags_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+#[test]
+fn default_backend_service_needs_a_namespace() {
+    // Accepted: parsing goes on to the missing --manifests.
+    let out = Command::new(BIN)
+        .args(["--default-backend-service", "infra/errors:8080"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--manifests"), "{err}");
+    for bad in ["errors", "infra/", "infra/errors:http"] {
+        let out = Command::new(BIN)
+            .args(["--default-backend-service", bad])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--default-backend-service"), "{bad}: {err}");
+    }
+}
+
 /// Finds `key=Some(ADDR)` or `key=ADDR` in a log line.
 fn addr_after(line: &str, key: &str) -> Option<SocketAddr> {
     let rest = &line[line.find(&format!("{key}="))? + key.len() + 1..];

@@ -15,9 +15,19 @@ async fn get(
     host: &str,
     path: &str,
 ) -> (u16, serde_json::Value, http::HeaderMap) {
+    get_with(addr, host, path, ("x-demo", "1")).await
+}
+
+async fn get_with(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    (name, value): (&str, &str),
+) -> (u16, serde_json::Value, http::HeaderMap) {
     let c: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let req = http::Request::get(format!("http://{addr}{path}"))
         .header("host", host)
+        .header(name, value)
         .body(Empty::new())
         .unwrap();
     let resp = tokio::time::timeout(Duration::from_secs(10), c.request(req))
@@ -70,6 +80,26 @@ async fn the_printed_commands_route_as_they_say() {
             assert_eq!(headers["x-served-by"], "mse-gateway");
         }
     }
+    // The canary: by header always, by weight about one request in four.
+    assert!(text.contains("x-canary: always"), "{text}");
+    for _ in 0..10 {
+        let (_, body, _) =
+            get_with(http, "shop.demo.test", "/checkout", ("x-canary", "always")).await;
+        assert_eq!(body["service"], "api-v2");
+        let (_, body, _) =
+            get_with(http, "shop.demo.test", "/checkout", ("x-canary", "never")).await;
+        assert_eq!(body["service"], "api");
+    }
+    let mut v2 = 0;
+    for _ in 0..400 {
+        let (status, body, _) = get(http, "shop.demo.test", "/checkout").await;
+        assert_eq!(status, 200);
+        if body["service"] == "api-v2" {
+            v2 += 1;
+        }
+    }
+    // 25% of 400 is 100, with a standard deviation under 9.
+    assert!((60..=140).contains(&v2), "api-v2 served {v2} of 400");
     let diagnostics = get(d.gateway.admin_addr(), "admin", "/debug/diagnostics")
         .await
         .1;

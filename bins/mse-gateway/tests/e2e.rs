@@ -397,3 +397,36 @@ async fn requests_never_fail_through_100_manifest_changes() {
         .unwrap();
     g.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_backend_service_answers_unmatched_requests() {
+    let bs = backends(&["web", "fallback"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let yaml = bs.iter().map(service_yaml).collect::<String>()
+        + &ingress_yaml("shop", "shop.test", &[("/web", "Prefix", "web")]);
+    std::fs::write(d.join("all.yaml"), yaml).unwrap();
+    let mut o = Options::new(vec![d.to_path_buf()]);
+    o.http_addr = Some("127.0.0.1:0".parse().unwrap());
+    o.https_addr = None;
+    o.admin_addr = "127.0.0.1:0".parse().unwrap();
+    o.workers = 1;
+    o.access_log = false;
+    o.default_backend = Some("e2e/fallback".parse().unwrap());
+    let g = tokio::time::timeout(Duration::from_secs(30), mse_gateway::start(o))
+        .await
+        .expect("start timed out")
+        .expect("start failed");
+    let c = client();
+    let http = g.http_addr().unwrap();
+    let r = get(&c, http, "shop.test", "/web/x").await;
+    assert_eq!(r.service.as_deref(), Some("web"));
+    for (host, path) in [("nobody.test", "/"), ("shop.test", "/elsewhere")] {
+        let r = get(&c, http, host, path).await;
+        assert_eq!((r.status, r.service.as_deref()), (200, Some("fallback")));
+    }
+    let routes = admin_json(&c, &g, "/debug/routes").await;
+    let id = routes["default_backend"].as_u64().unwrap() as usize;
+    assert_eq!(routes["clusters"][id]["service"]["name"], "fallback");
+    g.shutdown().await;
+}
