@@ -203,3 +203,108 @@ async fn canaries_inherit_the_main_policy_with_their_own_header_control() {
     assert_eq!(r.service(), "main");
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn pattern_query_cookie_value_and_weight_total_canaries() {
+    let names = ["main", "pattern", "query", "cookie", "thirds"];
+    let mut backends = Vec::new();
+    for n in names {
+        backends.push(echo(n).await);
+    }
+    let host = "k.example.com";
+    let root = |svc| [("/", "Prefix", svc)];
+    let mut yaml = vec![
+        ingress("main", Some(host), &root("main")),
+        canary(
+            "pattern",
+            host,
+            &root("pattern"),
+            &[
+                ("canary-by-header", "x-user"),
+                ("canary-by-header-pattern", "^(alice|bob)@"),
+            ],
+        ),
+        canary(
+            "query",
+            host,
+            &root("query"),
+            &[
+                ("canary-by-query", "ring"),
+                ("canary-by-query-value", "beta"),
+            ],
+        )
+        .replace(
+            "nginx.ingress.kubernetes.io/canary-by-query",
+            "mse.ingress.kubernetes.io/canary-by-query",
+        ),
+        canary(
+            "cookie",
+            host,
+            &root("cookie"),
+            &[
+                ("canary-by-cookie", "tier"),
+                ("canary-by-cookie-value", "gold"),
+            ],
+        )
+        .replace(
+            "nginx.ingress.kubernetes.io/canary-by-cookie-value",
+            "mse.ingress.kubernetes.io/canary-by-cookie-value",
+        ),
+        // One part in three, out of a total of 3.
+        canary(
+            "thirds",
+            host,
+            &root("thirds"),
+            &[("canary-weight", "1"), ("canary-weight-total", "3")],
+        ),
+    ];
+    for (n, b) in names.iter().zip(&backends) {
+        yaml.push(service(n, &[b.addr()]));
+    }
+    let (gw, table) = gateway(&yaml.concat());
+    assert!(
+        table
+            .routes()
+            .diagnostics()
+            .iter()
+            .all(|d| d.severity < mse_model::Severity::Warning),
+        "{:?}",
+        table.routes().diagnostics()
+    );
+    let mut tx = h1(http_addr(&gw)).await;
+    let cases: [(&str, &[(&str, &str)], &str); 5] = [
+        ("/", &[("x-user", "alice@example.com")], "pattern"),
+        ("/?ring=beta&x=1", &[], "query"),
+        ("/", &[("cookie", "a=1; tier=gold")], "cookie"),
+        ("/?ring=beta", &[("x-user", "bob@example.com")], "pattern"),
+        (
+            "/?ring=alpha",
+            &[("x-user", "carol@example.com"), ("cookie", "tier=gold")],
+            "cookie",
+        ),
+    ];
+    for (path, headers, want) in cases {
+        let r = send1(&mut tx, with_headers(host, path, headers)).await;
+        assert_eq!(r.service(), want, "{path} {headers:?}");
+    }
+    let n = 1500;
+    let mut thirds = 0;
+    for _ in 0..n {
+        let r = send1(
+            &mut tx,
+            with_headers(host, "/", &[("cookie", "tier=silver")]),
+        )
+        .await;
+        match r.service() {
+            "thirds" => thirds += 1,
+            "main" => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // A third of 1500 is 500; four standard deviations are about 73.
+    assert!(
+        (427..=573).contains(&thirds),
+        "thirds served {thirds} of {n}"
+    );
+    gw.shutdown().await;
+}

@@ -194,3 +194,54 @@ async fn server_alias_hosts_are_served_like_the_rule_host() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn regex_and_prefix_header_query_and_pseudo_header_conditions() {
+    let main = echo("main").await;
+    let special = echo("special").await;
+    let yaml = [
+        ingress("main", Some("p.example.com"), &[("/", "Prefix", "main")]),
+        annotate(
+            &ingress(
+                "special",
+                Some("p.example.com"),
+                &[("/", "Prefix", "special")],
+            ),
+            &[
+                ("higress.io/regex-match-header-user-agent", "curl/[0-9.]+"),
+                ("higress.io/prefix-match-header-x-team", "pay"),
+                ("higress.io/regex-match-query-id", "[0-9]{3}"),
+                ("higress.io/exact-match-pseudo-header-method", "GET"),
+            ],
+        ),
+        service("main", &[main.addr()]),
+        service("special", &[special.addr()]),
+    ]
+    .concat();
+    let (gw, _table) = gateway(&yaml);
+    let mut tx = h1(http_addr(&gw)).await;
+    let all = [("user-agent", "curl/8.5.0"), ("x-team", "payments")];
+    let cases: [(&str, &str, &[(&str, &str)], &str); 6] = [
+        ("GET", "/x?id=123", &all, "special"),
+        ("GET", "/x?id=1234", &all, "main"),
+        (
+            "GET",
+            "/x?id=123",
+            &[("user-agent", "Mozilla curl/8.5.0"), ("x-team", "payments")],
+            "main",
+        ),
+        (
+            "GET",
+            "/x?id=123",
+            &[("user-agent", "curl/8.5.0"), ("x-team", "ops")],
+            "main",
+        ),
+        ("POST", "/x?id=123", &all, "main"),
+        ("GET", "/x", &all, "main"),
+    ];
+    for (method, uri, headers, want) in cases {
+        let r = send1(&mut tx, request("p.example.com", method, uri, headers)).await;
+        assert_eq!(r.service(), want, "{method} {uri} {headers:?}");
+    }
+    gw.shutdown().await;
+}
