@@ -10,23 +10,6 @@ use hyper_util::rt::TokioIo;
 use mse_router::RouteTable;
 use support::*;
 
-/// Adds `annotations` (names without prefix) to the first `metadata` of `yaml`.
-fn annotate(yaml: &str, annotations: &[(&str, &str)]) -> String {
-    let list = annotations
-        .iter()
-        .map(|(k, v)| {
-            let v = serde_json::to_string(v).expect("string");
-            format!("\"nginx.ingress.kubernetes.io/{k}\": {v}")
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    yaml.replacen(
-        "namespace: default }",
-        &format!("namespace: default, annotations: {{ {list} }} }}"),
-        1,
-    )
-}
-
 /// An Ingress of one rule with annotations.
 fn annotated(
     name: &str,

@@ -23,30 +23,8 @@ fn canary(name: &str, host: &str, paths: &[PathRule<'_>], annotations: &[(&str, 
     )
 }
 
-fn annotate(yaml: &str, annotations: &[(&str, &str)]) -> String {
-    let list = annotations
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "\"nginx.ingress.kubernetes.io/{k}\": {}",
-                serde_json::to_string(v).unwrap_or_default()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    yaml.replacen(
-        "namespace: default }",
-        &format!("namespace: default, annotations: {{ {list} }} }}"),
-        1,
-    )
-}
-
 fn with_headers(host: &str, path: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
-    let mut b = Request::get(path).header("host", host);
-    for (k, v) in headers {
-        b = b.header(*k, *v);
-    }
-    b.body(Full::new(Bytes::new())).unwrap_or_default()
+    request(host, "GET", path, headers)
 }
 
 #[tokio::test]

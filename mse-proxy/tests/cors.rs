@@ -15,18 +15,9 @@ use support::*;
 /// An Ingress for `host` routed to Service `svc`, with these annotations (names without
 /// prefix).
 fn cors_ingress(name: &str, host: &str, svc: &str, annotations: &[(&str, &str)]) -> String {
-    let list = annotations
-        .iter()
-        .map(|(k, v)| {
-            let v = serde_json::to_string(v).expect("string");
-            format!("\"nginx.ingress.kubernetes.io/{k}\": {v}")
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    ingress(name, Some(host), &[("/", "Prefix", svc)]).replacen(
-        "namespace: default }",
-        &format!("namespace: default, annotations: {{ {list} }} }}"),
-        1,
+    annotate(
+        &ingress(name, Some(host), &[("/", "Prefix", svc)]),
+        annotations,
     )
 }
 

@@ -5,35 +5,8 @@
 
 mod support;
 
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::Full;
+use http::StatusCode;
 use support::*;
-
-/// Adds `annotations` (full keys) to the first `metadata` of `yaml`.
-fn annotate(yaml: &str, annotations: &[(&str, &str)]) -> String {
-    let list = annotations
-        .iter()
-        .map(|(k, v)| format!("\"{k}\": {}", serde_json::to_string(v).unwrap_or_default()))
-        .collect::<Vec<_>>()
-        .join(", ");
-    yaml.replacen(
-        "namespace: default }",
-        &format!("namespace: default, annotations: {{ {list} }} }}"),
-        1,
-    )
-}
-
-fn request(host: &str, method: &str, uri: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
-    let mut b = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("host", host);
-    for (k, v) in headers {
-        b = b.header(*k, *v);
-    }
-    b.body(Full::new(Bytes::new())).unwrap_or_default()
-}
 
 #[tokio::test]
 async fn regex_paths_and_capture_groups_rewrite_what_the_backend_sees() {

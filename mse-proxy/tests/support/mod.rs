@@ -93,6 +93,28 @@ pub(crate) fn ingress(name: &str, host: Option<&str>, paths: &[PathRule<'_>]) ->
     y
 }
 
+/// Adds `annotations` to the first `metadata` of `yaml`. A key without `/` is a name under
+/// `nginx.ingress.kubernetes.io/`.
+pub(crate) fn annotate(yaml: &str, annotations: &[(&str, &str)]) -> String {
+    let list = annotations
+        .iter()
+        .map(|(k, v)| {
+            let v = serde_json::to_string(v).expect("string");
+            if k.contains('/') {
+                format!("\"{k}\": {v}")
+            } else {
+                format!("\"nginx.ingress.kubernetes.io/{k}\": {v}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    yaml.replacen(
+        "namespace: default }",
+        &format!("namespace: default, annotations: {{ {list} }} }}"),
+        1,
+    )
+}
+
 /// Service `name` in `default` (port 80, named `http`) with one EndpointSlice per address,
 /// all ready.
 pub(crate) fn service(name: &str, endpoints: &[SocketAddr]) -> String {
@@ -306,6 +328,23 @@ pub(crate) fn get_req(host: &str, path: &str) -> Request<Full<Bytes>> {
         .header("host", host)
         .body(Full::new(Bytes::new()))
         .expect("request")
+}
+
+/// A request without body for `host` with `method`, `uri` and extra headers.
+pub(crate) fn request(
+    host: &str,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> Request<Full<Bytes>> {
+    let mut b = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", host);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(Full::new(Bytes::new())).expect("request")
 }
 
 /// GET `path` from `host` over a new HTTP/1.1 connection.
