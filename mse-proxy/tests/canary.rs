@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
+use mse_proxy::GatewayHandle;
 use support::*;
 
 /// A canary Ingress: `ingress(...)` with `canary: "true"` and `annotations` (names
@@ -21,6 +22,19 @@ fn canary(name: &str, host: &str, paths: &[PathRule<'_>], annotations: &[(&str, 
         &ingress(name, Some(host), paths),
         &[&[("canary", "true")], annotations].concat(),
     )
+}
+
+/// A gateway on `yaml`, which must compile without warnings.
+fn clean_gateway(yaml: &str) -> GatewayHandle {
+    let (gw, table) = gateway(yaml);
+    let diagnostics = table.routes().diagnostics().to_vec();
+    assert!(
+        diagnostics
+            .iter()
+            .all(|d| d.severity < mse_model::Severity::Warning),
+        "{diagnostics:?}"
+    );
+    gw
 }
 
 fn with_headers(host: &str, path: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
@@ -54,16 +68,7 @@ async fn two_header_canaries_and_two_weight_canaries_on_one_path() {
     for (n, b) in names.iter().zip(&backends) {
         yaml.push(service(n, &[b.addr()]));
     }
-    let (gw, table) = gateway(&yaml.concat());
-    assert!(
-        table
-            .routes()
-            .diagnostics()
-            .iter()
-            .all(|d| d.severity < mse_model::Severity::Warning),
-        "{:?}",
-        table.routes().diagnostics()
-    );
+    let gw = clean_gateway(&yaml.concat());
     let addr = http_addr(&gw);
     let mut tx = h1(addr).await;
 
@@ -239,16 +244,7 @@ async fn pattern_query_cookie_value_and_weight_total_canaries() {
     for (n, b) in names.iter().zip(&backends) {
         yaml.push(service(n, &[b.addr()]));
     }
-    let (gw, table) = gateway(&yaml.concat());
-    assert!(
-        table
-            .routes()
-            .diagnostics()
-            .iter()
-            .all(|d| d.severity < mse_model::Severity::Warning),
-        "{:?}",
-        table.routes().diagnostics()
-    );
+    let gw = clean_gateway(&yaml.concat());
     let mut tx = h1(http_addr(&gw)).await;
     let cases: [(&str, &[(&str, &str)], &str); 5] = [
         ("/", &[("x-user", "alice@example.com")], "pattern"),

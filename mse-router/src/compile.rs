@@ -35,6 +35,7 @@ use mse_annotations::{
     ObjectRef, ServiceRef, Support,
 };
 use mse_model::api::{EndpointSlice, Endpoints, Ingress, Secret, Service};
+use mse_model::k8s_openapi::api::core::v1::ServicePort;
 use mse_model::k8s_openapi::api::networking::v1::IngressBackend;
 use mse_model::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use mse_model::{Diagnostic, Kind, ObjectKey, Severity, Snapshot, SourceRef, Sourced};
@@ -819,12 +820,7 @@ impl<'s> Compiler<'s> {
                 );
                 return unavailable(reason);
             };
-            let target_port = port
-                .and_then(|p| match &p.target_port {
-                    Some(IntOrString::Int(t)) => u16::try_from(*t).ok(),
-                    _ => None,
-                })
-                .unwrap_or(number);
+            let target_port = external_port(port).unwrap_or(number);
             let target = ClusterTarget::ExternalName {
                 host: host.into(),
                 port: target_port,
@@ -1706,6 +1702,15 @@ fn regex_reason(policy: &IngressPolicy) -> &'static str {
     } else {
         "rewrite-target"
     }
+}
+
+/// The numeric `targetPort` of an ExternalName Service's port: the port to connect to on
+/// the external host (a named target port means nothing there).
+pub(crate) fn external_port(port: Option<&ServicePort>) -> Option<u16> {
+    port.and_then(|p| match &p.target_port {
+        Some(IntOrString::Int(t)) => u16::try_from(*t).ok(),
+        _ => None,
+    })
 }
 
 fn ns_of(meta: &mse_model::api::ObjectMeta) -> &str {

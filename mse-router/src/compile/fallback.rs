@@ -2,10 +2,9 @@
 //! and the gateway-wide default backend of [`CompileOptions::default_backend`].
 
 use mse_annotations::{IngressPolicy, ServiceRef};
-use mse_model::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use mse_model::{Diagnostic, Kind, ObjectKey};
 
-use super::{CompileOptions, Compiler, Selected};
+use super::{CompileOptions, Compiler, Selected, external_port};
 use crate::fallback::FallbackPolicy;
 use crate::policy::RoutePolicy;
 use crate::table::{ClusterId, ClusterTarget};
@@ -163,12 +162,7 @@ impl<'s> Compiler<'s> {
                     format!("{key} is of type ExternalName and no port is given"),
                 ));
             };
-            let target_port = port
-                .and_then(|p| match &p.target_port {
-                    Some(IntOrString::Int(t)) => u16::try_from(*t).ok(),
-                    _ => None,
-                })
-                .unwrap_or(number);
+            let target_port = external_port(port).unwrap_or(number);
             let target = ClusterTarget::ExternalName {
                 host: host.into(),
                 port: target_port,

@@ -4,10 +4,9 @@ use std::sync::Arc;
 
 use mse_annotations::{IngressPolicy, Mirror, MirrorTarget, ServiceRef};
 use mse_model::api::Service;
-use mse_model::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use mse_model::{Diagnostic, Kind, ObjectKey};
 
-use super::{Compiler, Selected};
+use super::{Compiler, Selected, external_port};
 use crate::mirror::MirrorPolicy;
 use crate::policy::RoutePolicy;
 use crate::table::ClusterTarget;
@@ -81,12 +80,7 @@ impl<'s> Compiler<'s> {
             let number = r
                 .port
                 .or_else(|| port.and_then(|p| u16::try_from(p.port).ok()));
-            let target_port = port
-                .and_then(|p| match &p.target_port {
-                    Some(IntOrString::Int(t)) => u16::try_from(*t).ok(),
-                    _ => None,
-                })
-                .or(number);
+            let target_port = external_port(port).or(number);
             if let Some(target_port) = target_port {
                 let target = ClusterTarget::ExternalName {
                     host: host.into(),

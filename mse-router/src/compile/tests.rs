@@ -7,6 +7,11 @@ use crate::{CompileOptions, RequestHead, RouteTable, compile, normalize_path};
 /// Builds a snapshot from YAML; every Service named in `svc(...)` gets a Service and an
 /// EndpointSlice with one ready address whose last octet tells services apart.
 fn table(yaml: &str) -> RouteTable {
+    table_with(yaml, &CompileOptions::default())
+}
+
+/// Compiles `yaml` with `opts`, failing the test on any load error.
+pub(crate) fn table_with(yaml: &str, opts: &CompileOptions) -> RouteTable {
     let loaded = load_manifests(yaml, Some("t.yaml"));
     assert!(
         loaded
@@ -18,7 +23,7 @@ fn table(yaml: &str) -> RouteTable {
     );
     let mut s = Snapshot::default();
     s.extend(loaded.objects);
-    compile(&s, &CompileOptions::default())
+    compile(&s, opts)
 }
 
 pub(crate) fn service(name: &str, octet: u8) -> String {

@@ -2,9 +2,9 @@
 //! default backend.
 
 use mse_annotations::value::service_ref;
-use mse_model::{Severity, Snapshot, load_manifests};
+use mse_model::Severity;
 
-use crate::{CompileOptions, FallbackPolicy, RequestHead, RouteTable, compile};
+use crate::{CompileOptions, FallbackPolicy, RequestHead, RouteTable};
 
 /// Service `name` in `ns` with ports 80 (`http`) and 9090 (`admin`), each with one
 /// ready address.
@@ -58,22 +58,11 @@ spec:
 }
 
 fn compile_with(yaml: &str, default_backend: Option<&str>) -> RouteTable {
-    let loaded = load_manifests(yaml, Some("t.yaml"));
-    assert!(
-        loaded
-            .diagnostics
-            .iter()
-            .all(|d| d.severity != Severity::Error),
-        "{:?}",
-        loaded.diagnostics
-    );
-    let mut s = Snapshot::default();
-    s.extend(loaded.objects);
     let opts = CompileOptions {
         default_backend: default_backend.map(|r| service_ref(r).unwrap()),
         ..CompileOptions::default()
     };
-    compile(&s, &opts)
+    crate::compile::tests::table_with(yaml, &opts)
 }
 
 /// The fallback of the route serving `host` `/`.
