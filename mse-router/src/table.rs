@@ -272,24 +272,26 @@ impl VirtualHost {
                 end = cut.rfind('/').unwrap_or(0);
             }
         }
-        // The root: with regex routes, those with conditions come first, then regexes, then
-        // the catch-all. Within candidates, routes with conditions sort first anyway.
+        // The root: routes with conditions, then regexes, then the catch-all.
         let root = self.prefix.get("");
         let root_ci = folded.as_ref().and_then(|_| self.prefix_ci.get(""));
-        if !self.regex.is_empty() {
-            for c in [root, root_ci].into_iter().flatten() {
-                if let Some(id) = c.pick(routes, req, Some(true)) {
-                    return Some(id);
-                }
-            }
-            if let Some(id) = self.find_regex(routes, req) {
-                return Some(id);
-            }
+        let conditional = |c: &Candidates| {
+            (c.ids().len() > 1 || routes[c.ids()[0].0 as usize].conditions.is_some())
+                .then(|| c.pick(routes, req, Some(true)))
+                .flatten()
+        };
+        if let Some(id) = [root, root_ci].into_iter().flatten().find_map(conditional) {
+            return Some(id);
         }
-        for c in [root, root_ci].into_iter().flatten() {
-            if let Some(id) = c.pick(routes, req, None) {
-                return Some(id);
-            }
+        if let Some(id) = self.find_regex(routes, req) {
+            return Some(id);
+        }
+        if let Some(id) = [root, root_ci]
+            .into_iter()
+            .flatten()
+            .find_map(|c| c.pick(routes, req, Some(false)))
+        {
+            return Some(id);
         }
         self.fallback
     }

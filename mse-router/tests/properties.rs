@@ -15,9 +15,27 @@ use proptest::prelude::*;
 const HOSTS: [&str; 5] = ["", "a.test", "b.test", "*.test", "*.x.test"];
 const PATHS: [&str; 7] = ["/", "/a", "/a/", "/a/b", "/ab", "/b", "/a/b/c"];
 const TYPES: [&str; 3] = ["Exact", "Prefix", "ImplementationSpecific"];
+/// Annotation sets an Ingress may carry: none, a method condition, a header condition,
+/// regex paths, case-insensitive paths, and two combinations.
+const ANNOTATIONS: [&[(&str, &str)]; 7] = [
+    &[],
+    &[("higress.io/match-method", "POST")],
+    &[("higress.io/exact-match-header-x-env", "dev")],
+    &[("nginx.ingress.kubernetes.io/use-regex", "true")],
+    &[("higress.io/ignore-path-case", "true")],
+    &[
+        ("higress.io/ignore-path-case", "true"),
+        ("higress.io/exact-match-header-x-env", "dev"),
+    ],
+    &[
+        ("nginx.ingress.kubernetes.io/use-regex", "true"),
+        ("higress.io/match-method", "POST"),
+    ],
+];
 
 #[derive(Clone, Debug)]
 struct Spec {
+    annotations: usize,
     created: Option<u8>,
     default_backend: Option<u8>,
     rules: Vec<(usize, Vec<(usize, usize, u8)>)>,
@@ -25,6 +43,7 @@ struct Spec {
 
 fn spec() -> impl Strategy<Value = Spec> {
     (
+        0..ANNOTATIONS.len(),
         proptest::option::of(0u8..4),
         proptest::option::weighted(0.2, 0u8..3),
         proptest::collection::vec(
@@ -35,7 +54,8 @@ fn spec() -> impl Strategy<Value = Spec> {
             0..3,
         ),
     )
-        .prop_map(|(created, default_backend, rules)| Spec {
+        .prop_map(|(annotations, created, default_backend, rules)| Spec {
+            annotations,
             created,
             default_backend,
             rules,
@@ -77,6 +97,13 @@ fn build(i: usize, s: &Spec) -> Ingress {
         metadata: ObjectMeta {
             name: Some(format!("ing{i}")),
             namespace: Some("default".to_owned()),
+            annotations: Some(
+                ANNOTATIONS[s.annotations]
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            )
+            .filter(|a: &std::collections::BTreeMap<String, String>| !a.is_empty()),
             creation_timestamp: s
                 .created
                 .and_then(|c| Timestamp::from_second(1_700_000_000 + i64::from(c) * 60).ok())
@@ -122,9 +149,14 @@ fn render(t: &RouteTable) -> String {
 }
 
 /// The rules read plainly: pick the host group (exact, else wildcard, else any), then
-/// Exact path, else the longest matching Prefix, else the default backend.
-fn naive<'t>(t: &'t RouteTable, host: &str, path: &str) -> Option<&'t Route> {
+/// among the routes of the group that match the path and the conditions, the first by:
+/// Exact paths (case-sensitive before `ignore-path-case`), the longest non-root Prefix,
+/// the root Prefix with conditions, regexes (longer pattern first), the root Prefix
+/// without conditions, the default backend; within one step a method condition before a
+/// header condition before none, then age.
+fn naive<'t>(t: &'t RouteTable, host: &str, req: &RequestHead<'_>) -> Option<&'t Route> {
     let host = host.to_ascii_lowercase();
+    let path = req.path;
     let groups = [
         HostMatch::Exact(host.clone().into()),
         match host.split_once('.') {
@@ -138,18 +170,37 @@ fn naive<'t>(t: &'t RouteTable, host: &str, path: &str) -> Option<&'t Route> {
     let group = groups
         .iter()
         .find(|g| t.routes().iter().any(|r| r.host == **g))?;
-    let in_group = || t.routes().iter().filter(move |r| r.host == *group);
-    if let Some(r) = in_group()
-        .find(|r| !r.default_backend && matches!(&r.path, PathMatch::Exact(p) if **p == *path))
-    {
-        return Some(r);
-    }
-    let best = in_group()
-        .filter(|r| {
-            !r.default_backend && matches!(r.path, PathMatch::Prefix(_)) && r.path.matches(path)
+    let rank = |r: &Route| match r.conditions.as_deref().map(|c| c.key()) {
+        Some(k) if k.starts_with("method") => 0,
+        Some(_) => 1,
+        None => 2,
+    };
+    let folded = path.to_ascii_lowercase();
+    let path_matches = |r: &Route| match (&r.path, r.ignore_case) {
+        (PathMatch::Regex(_), _) | (_, false) => r.path.matches(path),
+        (PathMatch::Exact(p), true) => p.to_ascii_lowercase() == folded,
+        (PathMatch::Prefix(p), true) => {
+            PathMatch::Prefix(p.to_ascii_lowercase().into()).matches(&folded)
+        }
+    };
+    t.routes()
+        .iter()
+        .filter(|r| r.host == *group)
+        .filter(|r| r.default_backend || path_matches(r))
+        .filter(|r| r.conditions.as_deref().is_none_or(|c| c.matches(req)))
+        .min_by_key(|r| {
+            let ci = usize::from(r.ignore_case);
+            let len = r.path.path().len();
+            let step = match (&r.path, r.default_backend) {
+                (_, true) => (5, 0, 0),
+                (PathMatch::Exact(_), _) => (0, 0, ci),
+                (PathMatch::Prefix(p), _) if !p.is_empty() => (1, usize::MAX - len, ci),
+                (PathMatch::Prefix(_), _) if r.conditions.is_some() => (2, 0, ci),
+                (PathMatch::Regex(_), _) => (3, usize::MAX - len, 0),
+                (PathMatch::Prefix(_), _) => (4, 0, ci),
+            };
+            (step, rank(r), r.id)
         })
-        .max_by_key(|r| r.path.path().len());
-    best.or_else(|| in_group().find(|r| r.default_backend))
 }
 
 proptest! {
@@ -175,19 +226,28 @@ proptest! {
     fn lookup_agrees_with_a_linear_matcher(
         specs in proptest::collection::vec(spec(), 0..8),
         host in prop::sample::select(vec!["a.test", "b.test", "c.test", "q.x.test", "A.TEST:80", "other", ""]),
-        path in prop::sample::select(vec!["/", "/a", "/a/", "/a/b", "/a/bc", "/ab", "/b/", "/a/b/c/d", "/c"]),
+        path in prop::sample::select(vec!["/", "/a", "/a/", "/a/b", "/a/bc", "/ab", "/b/", "/a/b/c/d", "/c", "/A/B", "/AB"]),
+        post in any::<bool>(),
+        dev in any::<bool>(),
     ) {
         let ings: Vec<Ingress> = specs.iter().enumerate().map(|(i, s)| build(i, s)).collect();
         let t = compile(&snapshot(&ings), &CompileOptions::default());
         let host_only = host.split(':').next().unwrap_or("");
-        let got = t.lookup(&RequestHead::new(host, path)).map(|m| m.route.id);
-        let want = naive(&t, host_only, path).map(|r| r.id);
-        prop_assert_eq!(got, want, "host {:?} path {:?}\n{}", host, path, render(&t));
+        let mut headers = http::HeaderMap::new();
+        if dev {
+            headers.insert("x-env", http::HeaderValue::from_static("dev"));
+        }
+        let req = RequestHead::new(host, path)
+            .method(if post { "POST" } else { "GET" })
+            .headers(&headers);
+        let got = t.lookup(&req).map(|m| m.route.id);
+        let want = naive(&t, host_only, &req).map(|r| r.id);
+        prop_assert_eq!(got, want, "host {:?} path {:?} post {} dev {}\n{}", host, path, post, dev, render(&t));
     }
 
     #[test]
     fn lookup_never_panics(host in "\\PC{0,40}", path in "\\PC{0,80}") {
-        let ings: Vec<Ingress> = (0..3).map(|i| build(i, &Spec { created: None, default_backend: Some(0), rules: vec![(1, vec![(1, 1, 0)])] })).collect();
+        let ings: Vec<Ingress> = (0..3).map(|i| build(i, &Spec { annotations: 0, created: None, default_backend: Some(0), rules: vec![(1, vec![(1, 1, 0)])] })).collect();
         let t = compile(&snapshot(&ings), &CompileOptions::default());
         let p = mse_router::normalize_path(&path);
         let _ = t.lookup(&RequestHead::new(&host, &p));
