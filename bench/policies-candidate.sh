@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # A bench candidate for the shared rig (`run.sh`, CANDIDATE_CMD) where every route carries
-# the routing policies: a regex path with a capture-group rewrite, match conditions, a
-# weighted and a header canary, request and response header edits, CORS, a fallback
-# Service with custom-http-errors, a 1% mirror and x-forwarded-prefix. Requests carry no
-# Origin or canary header, so they take the common path through all of it; 10% go to the
-# canary Service and 1% are mirrored, all to the rig's one backend.
+# the routing policies: a rewrite, a method condition, a weighted and a header canary,
+# request and response header edits, CORS, a fallback Service with custom-http-errors, a
+# 1% mirror and x-forwarded-prefix. POLICIES=heavy (default: typical) makes the paths
+# regexes rewritten with capture groups and adds a regex condition on the Host header.
+# Requests carry no Origin or canary header, so they take the common path through all of
+# it; 10% go to the canary Service and 1% are mirrored, all to the rig's one backend.
 #
 # Needs (from the rig): GATEWAY_BIN, LISTEN_ADDR, BACKEND_ADDR, RUN_DIR; optional TLS_CERT
-# and TLS_KEY, N_EXTRA (filler Ingresses on other hosts, default 10000), PROXY_THREADS.
+# and TLS_KEY, N_EXTRA (filler Ingresses on other hosts, default 10000), PROXY_THREADS,
+# POLICIES.
 set -eu
 dir=$RUN_DIR/manifests; mkdir -p "$dir"
 host=${BACKEND_ADDR%:*}; port=${BACKEND_ADDR##*:}
-python3 - "$dir" "$host" "$port" "${N_EXTRA:-10000}" "${TLS_CERT:-}" "${TLS_KEY:-}" <<'PY'
+python3 - "$dir" "$host" "$port" "${N_EXTRA:-10000}" "${TLS_CERT:-}" "${TLS_KEY:-}" "${POLICIES:-typical}" <<'PY'
 import sys, json, base64
-d, host, port, n, cert, key = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
+d, host, port, n, cert, key, kind = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6], sys.argv[7]
+heavy = kind == "heavy"
 ns = "bench"
 docs = [{"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": "mse"},
          "spec": {"controller": "mse.alibabacloud.com/ingress"}}]
@@ -28,12 +31,14 @@ for svc in ["backend", "backend-canary", "backend-fallback", "backend-mirror"]:
 
 N = "nginx.ingress.kubernetes.io/"
 H = "higress.io/"
+def matching():
+    m = {H + "match-method": "GET HEAD"}
+    if heavy:
+        m[N + "use-regex"] = "true"
+        m[H + "regex-match-header-host"] = "[a-z0-9.:-]+"
+    return m
 def policies():
-    return {
-        N + "use-regex": "true",
-        N + "rewrite-target": "/$1",
-        H + "match-method": "GET HEAD",
-        H + "regex-match-header-host": "[a-z0-9.:-]+",
+    p = {
         H + "request-header-control-add": "x-gateway mse",
         H + "response-header-control-add": "x-served-by mse",
         N + "enable-cors": "true",
@@ -44,12 +49,19 @@ def policies():
         N + "mirror-percentage": "1",
         N + "x-forwarded-prefix": "/",
     }
+    # The heavy set rewrites with a capture group of a regex path; the typical set
+    # replaces the matched prefix (`/` by `/`, so the rig's paths are kept).
+    p[N + "rewrite-target"] = "/$1" if heavy else "/"
+    p.update(matching())
+    return p
 def canary():
-    # A canary repeats the main route's key: host, regex path and match conditions.
-    a = {N + "canary": "true", N + "canary-by-header": "x-canary", N + "canary-weight": "10",
-         N + "use-regex": "true", H + "match-method": "GET HEAD",
-         H + "regex-match-header-host": "[a-z0-9.:-]+"}
+    # A canary repeats the main route's key: host, path (regex or not) and conditions.
+    a = {N + "canary": "true", N + "canary-by-header": "x-canary", N + "canary-weight": "10"}
+    a.update(matching())
     return a
+def path(p):
+    # `/(.*)` style regexes for the heavy set, plain prefixes otherwise.
+    return p + "(.*)" if heavy and p.endswith("/") else p
 def ingress(name, annotations, rules, tls=None):
     spec = {"ingressClassName": "mse", "rules": rules}
     if tls:
@@ -70,13 +82,13 @@ if cert and key:
                  "data": {"tls.crt": base64.b64encode(open(cert, "rb").read()).decode(),
                           "tls.key": base64.b64encode(open(key, "rb").read()).decode()}})
     tls = [{"secretName": "bench-tls"}]
-docs.append(ingress("bench", policies(), [rule(None, ["/(.*)"], "backend")], tls))
-docs.append(ingress("bench-canary", canary(), [rule(None, ["/(.*)"], "backend-canary")]))
+docs.append(ingress("bench", policies(), [rule(None, [path("/")], "backend")], tls))
+docs.append(ingress("bench-canary", canary(), [rule(None, [path("/")], "backend-canary")]))
 for i in range(n):
     h = f"svc-{i}.example.com"
-    docs.append(ingress(f"filler-{i}", policies(), [rule(h, [f"/api/v{i % 5}/(.*)", "/healthz"], "backend")]))
+    docs.append(ingress(f"filler-{i}", policies(), [rule(h, [path(f"/api/v{i % 5}/"), "/healthz"], "backend")]))
     if i % 10 == 0:
-        docs.append(ingress(f"filler-{i}-canary", canary(), [rule(h, [f"/api/v{i % 5}/(.*)"], "backend-canary")]))
+        docs.append(ingress(f"filler-{i}-canary", canary(), [rule(h, [path(f"/api/v{i % 5}/")], "backend-canary")]))
 with open(f"{d}/all.yaml", "w") as f:
     for doc in docs:
         f.write("---\n" + json.dumps(doc) + "\n")

@@ -20,7 +20,7 @@ use http_body_util::{BodyExt, Empty};
 use mse_router::{Cluster, ClusterId, FallbackPolicy, Route, RouteId, RoutePolicy};
 
 use crate::error::ProxyError;
-use crate::h1::UpstreamBody;
+use crate::h1::{ForwardHeaders, UpstreamBody};
 use crate::log::AccessRecord;
 use crate::proxy::Worker;
 use crate::table::{Pick, ProxyTable};
@@ -78,11 +78,12 @@ pub(crate) struct ErrorPages {
     /// The cluster the request was sent to, for `X-Service-Name` and `X-Service-Port`.
     served: ClusterId,
     /// The request URI as received, for `X-Original-URI`.
-    original_uri: Option<HeaderValue>,
+    original_uri: Option<PathAndQuery>,
     /// The request method: a HEAD request gets its error page with HEAD.
     head: bool,
-    /// The headers sent upstream, before the route's own header edits.
-    headers: HeaderMap,
+    /// The gateway's forwarding headers, when they were written into the request head
+    /// rather than kept in its header map.
+    forwarded: Option<ForwardHeaders>,
 }
 
 // === impl ErrorPages ===
@@ -102,21 +103,19 @@ impl ErrorPages {
             served: cluster.id,
             original_uri: None,
             head: false,
-            headers: HeaderMap::new(),
+            forwarded: None,
         })
     }
 
     /// Keeps the method and the request URI as received (`X-Original-URI`).
     pub(crate) fn keep_target(&mut self, method: &Method, uri: &Uri) {
         self.head = *method == Method::HEAD;
-        let uri = uri.path_and_query().map_or("/", PathAndQuery::as_str);
-        self.original_uri = HeaderValue::from_str(uri).ok();
+        self.original_uri = uri.path_and_query().cloned();
     }
 
-    /// Keeps the headers the request is sent upstream with: the error page request carries
-    /// them too, as ingress-nginx's does.
-    pub(crate) fn keep_headers(&mut self, headers: &HeaderMap) {
-        self.headers = headers.clone();
+    /// Keeps the forwarding headers written into the request head, for the error page.
+    pub(crate) fn keep_forwarded(&mut self, forwarded: ForwardHeaders) {
+        self.forwarded = Some(forwarded);
     }
 
     fn policy(&self) -> Option<&FallbackPolicy> {
@@ -146,6 +145,7 @@ impl ErrorPages {
         self,
         worker: &Worker,
         original: Response<UpstreamBody>,
+        sent_headers: HeaderMap,
         log: Option<&mut AccessRecord>,
     ) -> Response<UpstreamBody> {
         let Some(cluster) = self.fallback_cluster() else {
@@ -162,13 +162,15 @@ impl ErrorPages {
                 return original;
             }
         };
-        let req = self.request(original.status());
+        let req = self.request(original.status(), sent_headers);
         match worker
             .pool
-            .send_plain(&upstream, req, &worker.metrics)
+            .send_plain(&upstream, req, None, &worker.metrics)
             .await
         {
-            Ok(Sent::Plain { head, conn }) if head.status != StatusCode::SWITCHING_PROTOCOLS => {
+            Ok(Sent::Plain { head, conn, .. })
+                if head.status != StatusCode::SWITCHING_PROTOCOLS =>
+            {
                 release(original, &worker.pool);
                 if let Some(log) = log {
                     log.upstream = Some(upstream);
@@ -193,9 +195,11 @@ impl ErrorPages {
     }
 
     /// The error page request: `GET /` (`HEAD /` for a HEAD request) without body, with
-    /// the headers of the original request and the ingress-nginx `X-*` headers.
-    fn request(&self, status: StatusCode) -> Request<Empty<Bytes>> {
-        let mut headers = self.headers.clone();
+    /// the headers the request was sent upstream with and the ingress-nginx `X-*` headers.
+    fn request(&self, status: StatusCode, mut headers: HeaderMap) -> Request<Empty<Bytes>> {
+        if let Some(f) = &self.forwarded {
+            f.clone().insert_into(&mut headers);
+        }
         for name in [CONTENT_LENGTH, TRANSFER_ENCODING, CONTENT_TYPE, EXPECT] {
             headers.remove(name);
         }
@@ -204,8 +208,12 @@ impl ErrorPages {
             Some(accept) => headers.insert(X_FORMAT, accept),
             None => headers.remove(X_FORMAT),
         };
-        match &self.original_uri {
-            Some(uri) => headers.insert(X_ORIGINAL_URI, uri.clone()),
+        match self
+            .original_uri
+            .as_ref()
+            .and_then(|u| HeaderValue::from_str(u.as_str()).ok())
+        {
+            Some(uri) => headers.insert(X_ORIGINAL_URI, uri),
             None => headers.remove(X_ORIGINAL_URI),
         };
         let routes = self.table.routes();

@@ -289,11 +289,15 @@ fn fill(io: &mut TcpStream, buf: &mut BytesMut, cx: &mut Context<'_>) -> Poll<io
 /// Serialises a request head in origin form. The caller has prepared the headers (hop by
 /// hop removed, `Host` set); `chunked` adds `Transfer-Encoding: chunked`, and a body-less
 /// POST, PUT or PATCH without `Content-Length` gets `Content-Length: 0`.
+///
+/// With `forwarded`, the client's own `X-ForwardHeaders-*` and `X-Real-IP` headers are skipped
+/// and the gateway's are written instead.
 pub(crate) fn encode_head(
     out: &mut Vec<u8>,
     method: &Method,
     target: &str,
     headers: &HeaderMap,
+    forwarded: Option<&ForwardHeaders>,
     chunked: bool,
     empty: bool,
 ) {
@@ -302,10 +306,13 @@ pub(crate) fn encode_head(
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        if forwarded.is_some() && ForwardHeaders::replaces(name) {
+            continue;
+        }
+        line(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if let Some(f) = forwarded {
+        f.encode(out);
     }
     if chunked {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
@@ -316,6 +323,73 @@ pub(crate) fn encode_head(
         out.extend_from_slice(b"content-length: 0\r\n");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The request headers the gateway sets itself: `X-ForwardHeaders-For` (the client's list with
+/// the client appended), `X-Real-IP`, `X-ForwardHeaders-Proto`, `X-ForwardHeaders-Host` and
+/// `X-ForwardHeaders-Port`. On the common path they are written straight into the request head
+/// ([`encode_head`]), so the header map is neither probed nor grown for them; where the
+/// map itself travels on (upgrades, mirror copies, error pages, header edits naming
+/// them) they are inserted into it ([`ForwardHeaders::insert_into`]).
+#[derive(Clone, Debug)]
+pub(crate) struct ForwardHeaders {
+    pub(crate) for_: HeaderValue,
+    pub(crate) real_ip: HeaderValue,
+    pub(crate) proto: HeaderValue,
+    /// `None`: a request without host; a client's `X-ForwardHeaders-Host` is removed.
+    pub(crate) host: Option<HeaderValue>,
+    pub(crate) port: HeaderValue,
+}
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+impl ForwardHeaders {
+    /// Whether `name` is one of the headers this replaces.
+    pub(crate) fn replaces(name: &HeaderName) -> bool {
+        let n = name.as_str();
+        n.as_bytes().first() == Some(&b'x')
+            && matches!(
+                n,
+                "x-forwarded-for"
+                    | "x-real-ip"
+                    | "x-forwarded-proto"
+                    | "x-forwarded-host"
+                    | "x-forwarded-port"
+            )
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        line(out, b"x-forwarded-for", self.for_.as_bytes());
+        line(out, b"x-real-ip", self.real_ip.as_bytes());
+        line(out, b"x-forwarded-proto", self.proto.as_bytes());
+        if let Some(h) = &self.host {
+            line(out, b"x-forwarded-host", h.as_bytes());
+        }
+        line(out, b"x-forwarded-port", self.port.as_bytes());
+    }
+
+    /// Puts these headers into `headers`, replacing the client's.
+    pub(crate) fn insert_into(self, headers: &mut HeaderMap) {
+        headers.insert(X_FORWARDED_FOR, self.for_);
+        headers.insert(X_REAL_IP, self.real_ip);
+        headers.insert(X_FORWARDED_PROTO, self.proto);
+        match self.host {
+            Some(h) => headers.insert(X_FORWARDED_HOST, h),
+            None => headers.remove(X_FORWARDED_HOST),
+        };
+        headers.insert(X_FORWARDED_PORT, self.port);
+    }
 }
 
 /// Parses a complete response head off the front of `buf`; `None` when more bytes are
@@ -828,16 +902,51 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("host", HeaderValue::from_static("a.example"));
         let mut out = Vec::new();
-        encode_head(&mut out, &Method::POST, "/p?q=1", &headers, false, true);
+        encode_head(
+            &mut out,
+            &Method::POST,
+            "/p?q=1",
+            &headers,
+            None,
+            false,
+            true,
+        );
         assert_eq!(
             out,
             b"POST /p?q=1 HTTP/1.1\r\nhost: a.example\r\ncontent-length: 0\r\n\r\n"
         );
         out.clear();
-        encode_head(&mut out, &Method::PUT, "/", &headers, true, false);
+        encode_head(&mut out, &Method::PUT, "/", &headers, None, true, false);
         assert_eq!(
             out,
             b"PUT / HTTP/1.1\r\nhost: a.example\r\ntransfer-encoding: chunked\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn forwarding_headers_replace_the_clients_in_the_head() {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("a.example"));
+        headers.insert("x-real-ip", HeaderValue::from_static("6.6.6.6"));
+        headers.insert("x-forwarded-host", HeaderValue::from_static("spoofed"));
+        headers.insert("x-other", HeaderValue::from_static("kept"));
+        let f = ForwardHeaders {
+            for_: HeaderValue::from_static("1.1.1.1, 10.0.0.1"),
+            real_ip: HeaderValue::from_static("10.0.0.1"),
+            proto: HeaderValue::from_static("https"),
+            host: None,
+            port: HeaderValue::from_static("443"),
+        };
+        let mut out = Vec::new();
+        encode_head(&mut out, &Method::GET, "/", &headers, Some(&f), false, true);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET / HTTP/1.1\r\nhost: a.example\r\nx-other: kept\r\nx-forwarded-for: 1.1.1.1, 10.0.0.1\r\nx-real-ip: 10.0.0.1\r\nx-forwarded-proto: https\r\nx-forwarded-port: 443\r\n\r\n"
+        );
+        // In the map, the same headers replace the client's.
+        f.insert_into(&mut headers);
+        assert_eq!(headers["x-real-ip"], "10.0.0.1");
+        assert!(!headers.contains_key("x-forwarded-host"));
+        assert_eq!(headers.get_all("x-forwarded-for").iter().count(), 1);
     }
 }

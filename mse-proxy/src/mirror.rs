@@ -71,7 +71,7 @@ pub(crate) async fn send(
         worker.metrics.mirror_result(MirrorResult::Skipped);
         return worker
             .pool
-            .send(upstream, req, false, &worker.metrics)
+            .send(upstream, req, None, false, &worker.metrics)
             .await;
     };
     let (parts, body) = req.into_parts();
@@ -85,7 +85,7 @@ pub(crate) async fn send(
         let req = Request::from_parts(parts, body);
         return worker
             .pool
-            .send(upstream, req, false, &worker.metrics)
+            .send(upstream, req, None, false, &worker.metrics)
             .await;
     }
     let pipe = Rc::new(RefCell::new(Pipe::default()));
@@ -96,7 +96,10 @@ pub(crate) async fn send(
         pipe: Some(pipe),
     };
     let req = Request::from_parts(parts, tee);
-    worker.pool.send_plain(upstream, req, &worker.metrics).await
+    worker
+        .pool
+        .send_plain(upstream, req, None, &worker.metrics)
+        .await
 }
 
 /// One address of the mirror target, at random; `None` when it has no endpoint.
@@ -161,10 +164,10 @@ async fn exchange(
 ) -> Result<(), String> {
     let sent = worker
         .pool
-        .send_plain(upstream, req, &worker.metrics)
+        .send_plain(upstream, req, None, &worker.metrics)
         .await
         .map_err(|e| Chain(&e).to_string())?;
-    let Sent::Plain { head, conn } = sent else {
+    let Sent::Plain { head, conn, .. } = sent else {
         return Ok(());
     };
     let mut body = head.body(conn);

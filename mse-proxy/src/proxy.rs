@@ -29,17 +29,13 @@ use tokio::sync::watch;
 use crate::body::{InFlight, ProxyBody};
 use crate::error::{Blame, Chain, ProxyError};
 use crate::fallback;
-use crate::h1::UpstreamBody;
+use crate::h1::{ForwardHeaders, UpstreamBody};
 use crate::log::AccessRecord;
 use crate::metrics::Metrics;
 use crate::table::{Pick, SharedTable};
 use crate::upstream::{Pool, Sent, Upstream};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
@@ -233,15 +229,36 @@ async fn forward(
         join_cookies(&mut parts.headers);
     }
     parts.version = Version::HTTP_11;
-    prepare_request_headers(
+    // The gateway's X-Forwarded-* headers go straight into the upstream request head,
+    // unless the header map travels on (an upgrade, a mirror copy) or a header edit
+    // names them.
+    let in_map = upgrade
+        || mirror.is_some()
+        || policy
+            .as_deref()
+            .is_some_and(|p| p.request_headers.names().any(ForwardHeaders::replaces));
+    // One growth of the map for every header added below, not one per insert.
+    let added = 1
+        + if in_map { 5 } else { 0 }
+        + policy
+            .as_deref()
+            .map_or(0, RoutePolicy::request_headers_added);
+    parts.headers.reserve(added);
+    let forwarded = prepare_request_headers(
         &mut parts.headers,
         cx,
         host.as_ref(),
         from_authority,
         upgrade,
     );
-    if let Some(p) = &mut pages {
-        p.keep_headers(&parts.headers);
+    let forwarded = if in_map {
+        forwarded.insert_into(&mut parts.headers);
+        None
+    } else {
+        Some(forwarded)
+    };
+    if let (Some(p), Some(f)) = (&mut pages, &forwarded) {
+        p.keep_forwarded(f.clone());
     }
     if let Some(p) = &policy {
         p.edit_request(&mut parts.headers);
@@ -256,7 +273,13 @@ async fn forward(
         None => {
             cx.worker
                 .pool
-                .send(&upstream, req, upgrade, &cx.worker.metrics)
+                .send(
+                    &upstream,
+                    req,
+                    forwarded.as_ref(),
+                    upgrade,
+                    &cx.worker.metrics,
+                )
                 .await?
         }
         // Rare, so boxed: the future of every request is as large as its largest state.
@@ -271,7 +294,11 @@ async fn forward(
         log.upstream_time = sent_at.map(|t| t.elapsed());
     }
     match sent {
-        Sent::Plain { head, conn } => {
+        Sent::Plain {
+            head,
+            conn,
+            headers: sent_headers,
+        } => {
             if head.status == StatusCode::SWITCHING_PROTOCOLS {
                 return Err(ProxyError::BadResponse {
                     upstream,
@@ -283,7 +310,7 @@ async fn forward(
             *response.status_mut() = head.status;
             *response.headers_mut() = head.headers;
             if let Some(pages) = pages.filter(|p| p.intercepts(response.status())) {
-                response = Box::pin(pages.answer(&cx.worker, response, log)).await;
+                response = Box::pin(pages.answer(&cx.worker, response, sent_headers, log)).await;
             }
             strip_hop_by_hop(response.headers_mut(), false);
             if let Some(c) = &cors {
@@ -433,16 +460,16 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
+/// Removes hop-by-hop headers, sets `Host` when it came as the URI authority, and returns
+/// the gateway's own forwarding headers for this request.
 fn prepare_request_headers(
     headers: &mut HeaderMap,
     cx: &ConnCtx,
     host: Option<&HeaderValue>,
     from_authority: bool,
     upgrade: bool,
-) {
+) -> ForwardHeaders {
     strip_hop_by_hop(headers, upgrade);
-    // One growth for the headers added below, not one per insert.
-    headers.reserve(6);
     match host {
         Some(h) if from_authority => {
             headers.insert(HOST, h.clone());
@@ -453,18 +480,13 @@ fn prepare_request_headers(
             headers.insert(HOST, HeaderValue::from_static(""));
         }
     }
-    let xff = forwarded_for(headers, &cx.peer_ip);
-    headers.insert(X_FORWARDED_FOR, xff);
-    headers.insert(X_REAL_IP, cx.peer_ip.clone());
-    headers.insert(
-        X_FORWARDED_PROTO,
-        HeaderValue::from_static(if cx.tls { "https" } else { "http" }),
-    );
-    match host {
-        Some(h) => headers.insert(X_FORWARDED_HOST, h.clone()),
-        None => headers.remove(X_FORWARDED_HOST),
-    };
-    headers.insert(X_FORWARDED_PORT, cx.local_port.clone());
+    ForwardHeaders {
+        for_: forwarded_for(headers, &cx.peer_ip),
+        real_ip: cx.peer_ip.clone(),
+        proto: HeaderValue::from_static(if cx.tls { "https" } else { "http" }),
+        host: host.cloned(),
+        port: cx.local_port.clone(),
+    }
 }
 
 /// HTTP/2 clients may split `Cookie` into several fields; an HTTP/1.1 upstream gets them

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
-use http::{Method, Request, Response};
+use http::{HeaderMap, Method, Request, Response};
 use http_body::Body;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
@@ -29,7 +29,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::error::ProxyError;
-use crate::h1::{Conn, ExchangeError, ResponseHead};
+use crate::h1::{Conn, ExchangeError, ForwardHeaders, ResponseHead};
 use crate::metrics::Metrics;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -65,6 +65,9 @@ pub(crate) enum Sent {
     Plain {
         head: ResponseHead,
         conn: Conn,
+        /// The request headers as sent, handed back rather than dropped: an error page
+        /// request (`custom-http-errors`) carries them again.
+        headers: HeaderMap,
     },
     Upgrade {
         response: Response<Incoming>,
@@ -165,10 +168,13 @@ impl Pool {
 
     /// Sends `req` to `upstream` and waits for the response head within the response
     /// timeout. The request must already be in origin form with its headers prepared.
+    /// `forwarded`: the gateway's `X-ForwardHeaders-*` headers to write into the head, when
+    /// they are not in the request's header map (never with `upgrade`).
     pub(crate) async fn send(
         &self,
         upstream: &Upstream,
         req: Request<Incoming>,
+        forwarded: Option<&ForwardHeaders>,
         upgrade: bool,
         metrics: &Metrics,
     ) -> Result<Sent, ProxyError> {
@@ -177,7 +183,7 @@ impl Pool {
         if upgrade {
             return Box::pin(self.send_upgrade(upstream, req, metrics)).await;
         }
-        self.send_plain(upstream, req, metrics).await
+        self.send_plain(upstream, req, forwarded, metrics).await
     }
 
     /// [`Self::send`] for a request that asks for no upgrade, whatever its body type: the
@@ -186,6 +192,7 @@ impl Pool {
         &self,
         upstream: &Upstream,
         req: Request<B>,
+        forwarded: Option<&ForwardHeaders>,
         metrics: &Metrics,
     ) -> Result<Sent, ProxyError>
     where
@@ -204,6 +211,7 @@ impl Pool {
             &parts.method,
             target,
             &parts.headers,
+            forwarded,
             chunked,
             empty,
         );
@@ -221,7 +229,14 @@ impl Pool {
         if head.capacity() <= 16 * 1024 {
             self.scratch.set(head);
         }
-        sent
+        sent.map(|s| match s {
+            Sent::Plain { head, conn, .. } => Sent::Plain {
+                head,
+                conn,
+                headers: parts.headers,
+            },
+            other => other,
+        })
     }
 
     /// Sends a serialised head (and the body) on a pooled or new connection, and once more
@@ -249,7 +264,13 @@ impl Pool {
             .timed(&mut conn, head, body, chunked, method, metrics)
             .await
         {
-            Ok(head) => return Ok(Sent::Plain { head, conn }),
+            Ok(head) => {
+                return Ok(Sent::Plain {
+                    head,
+                    conn,
+                    headers: HeaderMap::new(),
+                });
+            }
             // Nothing of the request reached the upstream, or it closed a reused connection
             // without answering a request that may be repeated: once more on a new one.
             Err(Failure::Exchange(ExchangeError::WriteHead(e))) if conn.reused && empty => {
@@ -267,7 +288,11 @@ impl Pool {
             .timed(&mut conn, head, body, chunked, method, metrics)
             .await
         {
-            Ok(head) => Ok(Sent::Plain { head, conn }),
+            Ok(head) => Ok(Sent::Plain {
+                head,
+                conn,
+                headers: HeaderMap::new(),
+            }),
             Err(e) => Err(e.into_proxy(upstream)),
         }
     }

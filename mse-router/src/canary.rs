@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use http::HeaderName;
 use mse_annotations::{Canary, CanaryMatch, CanaryRule};
 use mse_model::ObjectKey;
 use serde::Serialize;
@@ -55,7 +56,8 @@ pub struct CanaryVersion {
 
 #[derive(Clone, Debug, Default)]
 struct Rules {
-    header: Option<CanaryRule>,
+    /// The header rule with its name parsed once.
+    header: Option<(HeaderName, CanaryRule)>,
     query: Option<CanaryRule>,
     cookie: Option<CanaryRule>,
 }
@@ -108,7 +110,9 @@ impl CanaryVersion {
             policy,
             share,
             rules: Rules {
-                header: canary.header.clone(),
+                header: canary.header.as_ref().and_then(|r| {
+                    Some((HeaderName::from_bytes(r.name.as_bytes()).ok()?, r.clone()))
+                }),
                 query: canary.query.clone(),
                 cookie: canary.cookie.clone(),
             },
@@ -117,8 +121,8 @@ impl CanaryVersion {
 
     fn verdict(&self, req: &RequestHead<'_>) -> Verdict {
         let r = &self.rules;
-        if let Some(rule) = &r.header {
-            let v = judge(rule, req.header_values(&rule.name).next());
+        if let Some((name, rule)) = &r.header {
+            let v = judge(rule, req.header_values(name).next());
             if v != Verdict::Pass {
                 return v;
             }

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use mse_annotations::{MatchKind, MatchRules, ValueMatch};
 use regex::Regex;
 
@@ -73,7 +73,7 @@ impl<'a> RequestHead<'a> {
     /// The values of header `name` (lower case).
     pub(crate) fn header_values<'n>(
         &self,
-        name: &'n str,
+        name: &'n HeaderName,
     ) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
         let headers = self.headers;
         headers
@@ -93,7 +93,7 @@ impl<'a> RequestHead<'a> {
 
     /// The value of cookie `name`, from every `Cookie` header.
     pub(crate) fn cookie(&self, name: &str) -> Option<&'a str> {
-        self.header_values("cookie")
+        self.header_values(&http::header::COOKIE)
             .flat_map(|v| v.split(';'))
             .find_map(|pair| {
                 let (k, v) = pair.trim().split_once('=')?;
@@ -162,7 +162,7 @@ pub(crate) fn anchored(pattern: &str, ignore_case: bool, full: bool) -> Result<R
 #[derive(Clone, Debug)]
 pub struct Conditions {
     methods: Box<[Box<str>]>,
-    headers: Box<[(Box<str>, Compare)]>,
+    headers: Box<[(HeaderName, Compare)]>,
     pseudo: Box<[(Box<str>, Compare)]>,
     queries: Box<[(Box<str>, Compare)]>,
     /// A canonical text of every condition: two routes with the same host, path and key
@@ -183,7 +183,16 @@ impl Conditions {
         };
         let mut methods: Vec<Box<str>> = rules.methods.iter().map(|m| m.as_str().into()).collect();
         methods.sort();
-        let headers = list(&rules.headers);
+        // Header names were validated by the parser; one that is not a header name could
+        // never match anyway.
+        let headers: Box<[(HeaderName, Compare)]> = rules
+            .headers
+            .iter()
+            .filter_map(|m| {
+                let name = HeaderName::from_bytes(m.name.as_bytes()).ok()?;
+                Some((name, Compare::of(&m.kind)?))
+            })
+            .collect();
         let pseudo = list(&rules.pseudo_headers);
         let queries = list(&rules.queries);
         let mut parts: Vec<String> = Vec::new();
@@ -191,11 +200,10 @@ impl Conditions {
             parts.push(format!("method in {}", methods.join("|")));
         }
         let mut kv: Vec<String> = Vec::new();
-        for (what, l) in [
-            ("header", &headers),
-            ("pseudo-header", &pseudo),
-            ("query", &queries),
-        ] {
+        for (n, c) in headers.iter() {
+            kv.push(format!("header {n} {c}"));
+        }
+        for (what, l) in [("pseudo-header", &pseudo), ("query", &queries)] {
             for (n, c) in l.iter() {
                 kv.push(format!("{what} {n} {c}"));
             }
@@ -223,7 +231,7 @@ impl Conditions {
         }
         for (name, cmp) in self.headers.iter() {
             // `host` is the request's host whether it came as `Host` or `:authority`.
-            let ok = if &**name == "host" {
+            let ok = if name == http::header::HOST {
                 cmp.matches(req.host)
             } else {
                 req.header_values(name).any(|v| cmp.matches(v))

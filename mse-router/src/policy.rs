@@ -342,6 +342,14 @@ impl RoutePolicy {
         Some(out)
     }
 
+    /// How many headers [`Self::edit_request`] may add at most: room to reserve at once.
+    pub fn request_headers_added(&self) -> usize {
+        usize::from(self.upstream_vhost.is_some())
+            + usize::from(self.forwarded_prefix.is_some())
+            + self.request_headers.update.len()
+            + self.request_headers.add.len()
+    }
+
     /// Applies `upstream-vhost`, `x-forwarded-prefix` and the request header edits to the
     /// headers sent upstream.
     pub fn edit_request(&self, headers: &mut HeaderMap) {
@@ -510,6 +518,14 @@ impl HeaderOps {
     /// Whether there is nothing to do.
     pub fn is_empty(&self) -> bool {
         self.remove.is_empty() && self.update.is_empty() && self.add.is_empty()
+    }
+
+    /// Every header name these edits touch.
+    pub fn names(&self) -> impl Iterator<Item = &HeaderName> {
+        self.remove
+            .iter()
+            .chain(self.update.iter().map(|(n, _)| n))
+            .chain(self.add.iter().map(|(n, _)| n))
     }
 
     fn shrink(&mut self) {
