@@ -59,6 +59,10 @@ impl fmt::Display for Upstream {
     }
 }
 
+/// Head buffers a worker keeps for reuse: more than the requests it usually has in flight
+/// upstream at once.
+const SCRATCH_BUFFERS: usize = 256;
+
 /// An upstream response head and the connection its body is read from, or (for an
 /// upgrade) hyper's response and the connection that hands its socket over.
 pub(crate) enum Sent {
@@ -138,7 +142,7 @@ type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
 pub(crate) struct Pool {
     idle: std::cell::RefCell<HashMap<Upstream, VecDeque<Idle>, FxBuild>>,
     /// Where request heads are serialised, reused from request to request.
-    scratch: std::cell::Cell<Vec<u8>>,
+    scratch: std::cell::RefCell<Vec<Vec<u8>>>,
     upgrades: http1::Builder,
     max_idle: usize,
     idle_timeout: Duration,
@@ -157,7 +161,7 @@ impl Pool {
     ) -> Self {
         Self {
             idle: Default::default(),
-            scratch: std::cell::Cell::new(Vec::with_capacity(1024)),
+            scratch: std::cell::RefCell::new(Vec::new()),
             upgrades: http1::Builder::new(),
             max_idle,
             idle_timeout,
@@ -203,8 +207,13 @@ impl Pool {
         let empty = body.is_end_stream();
         let chunked = !empty && !parts.headers.contains_key(CONTENT_LENGTH);
         let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        // The worker's scratch buffer: no allocation per request once it has grown.
-        let mut head = self.scratch.take();
+        // A head buffer from the worker's free list: requests in flight at once each hold
+        // one across the exchange, so one buffer alone would be taken most of the time.
+        let mut head = self
+            .scratch
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(1024));
         head.clear();
         crate::h1::encode_head(
             &mut head,
@@ -226,9 +235,11 @@ impl Pool {
                 metrics,
             )
             .await;
-        if head.capacity() <= 16 * 1024 {
-            self.scratch.set(head);
+        let mut free = self.scratch.borrow_mut();
+        if head.capacity() <= 16 * 1024 && free.len() < SCRATCH_BUFFERS {
+            free.push(head);
         }
+        drop(free);
         sent.map(|s| match s {
             Sent::Plain { head, conn, .. } => Sent::Plain {
                 head,
