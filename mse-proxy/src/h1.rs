@@ -444,7 +444,9 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead
     let head = buf.split_to(len).freeze();
     let status = StatusCode::from_u16(code)
         .map_err(|_| ExchangeError::BadResponse("invalid status code"))?;
-    let mut headers = HeaderMap::with_capacity(count);
+    // Room for the few headers a route's policy or CORS add to the answer, so that adding
+    // them does not grow the map.
+    let mut headers = HeaderMap::with_capacity(count + 4);
     for &(n, nl, v, vl) in spans {
         let (n, nl, v, vl) = (n as usize, nl as usize, v as usize, vl as usize);
         let name = HeaderName::from_bytes(&head[n..n + nl])

@@ -238,12 +238,14 @@ async fn forward(
             .as_deref()
             .is_some_and(|p| p.request_headers.names().any(ForwardHeaders::replaces));
     // One growth of the map for every header added below, not one per insert.
-    let added = 1
+    let added = usize::from(from_authority || host.is_none())
         + if in_map { 5 } else { 0 }
         + policy
             .as_deref()
             .map_or(0, RoutePolicy::request_headers_added);
-    parts.headers.reserve(added);
+    if added > 0 {
+        parts.headers.reserve(added);
+    }
     let forwarded = prepare_request_headers(
         &mut parts.headers,
         cx,
