@@ -349,12 +349,10 @@ async fn without_a_usable_error_page_the_upstream_answer_is_relayed() {
     gw.shutdown().await;
 }
 
-#[tokio::test]
-async fn the_gateway_default_backend_serves_unmatched_requests_and_error_pages() {
-    let api = echo("api").await;
-    let fallback = echo("fallback").await;
-    let missing = Fixed::start(404, "not here\n").await;
-    let yaml = [
+/// `shop.test/api` served by `api`, and `pages.test` by `missing` (which answers 404)
+/// with `custom-http-errors: 404` and no `default-backend`.
+fn shop_and_pages(api: &mse_proxy::echo::EchoServer, missing: &Fixed) -> String {
+    [
         ingress("shop", Some("shop.test"), &[("/api", "Prefix", "api")]),
         annotated(
             "pages",
@@ -363,9 +361,16 @@ async fn the_gateway_default_backend_serves_unmatched_requests_and_error_pages()
         ),
         service("api", &[api.addr()]),
         service("missing", &[missing.addr]),
-        service("fallback", &[fallback.addr()]),
     ]
-    .concat();
+    .concat()
+}
+
+#[tokio::test]
+async fn the_gateway_default_backend_serves_unmatched_requests_and_error_pages() {
+    let api = echo("api").await;
+    let fallback = echo("fallback").await;
+    let missing = Fixed::start(404, "not here\n").await;
+    let yaml = shop_and_pages(&api, &missing) + &service("fallback", &[fallback.addr()]);
     let (gw, table) = gateway_with_default(&yaml, Some("default/fallback"));
     let addr = http_addr(&gw);
 
@@ -413,17 +418,7 @@ async fn the_gateway_default_backend_serves_unmatched_requests_and_error_pages()
 async fn without_a_gateway_default_backend_unmatched_requests_get_404() {
     let api = echo("api").await;
     let missing = Fixed::start(404, "not here\n").await;
-    let yaml = [
-        ingress("shop", Some("shop.test"), &[("/api", "Prefix", "api")]),
-        annotated(
-            "pages",
-            &[("/", "Prefix", "missing")],
-            &[("custom-http-errors", "404")],
-        ),
-        service("api", &[api.addr()]),
-        service("missing", &[missing.addr]),
-    ]
-    .concat();
+    let yaml = shop_and_pages(&api, &missing);
     let (gw, table) = gateway_with_default(&yaml, None);
     let addr = http_addr(&gw);
     for (host, path) in [("other.test", "/"), ("shop.test", "/other")] {
