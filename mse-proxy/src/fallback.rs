@@ -81,9 +81,9 @@ pub(crate) struct ErrorPages {
     original_uri: Option<PathAndQuery>,
     /// The request method: a HEAD request gets its error page with HEAD.
     head: bool,
-    /// The gateway's forwarding headers, when they were written into the request head
-    /// rather than kept in its header map.
-    forwarded: Option<ForwardHeaders>,
+    /// The gateway's forwarding headers and the route's policy, when they were written
+    /// into the request head rather than into its header map.
+    head_extras: Option<(ForwardHeaders, Option<Arc<RoutePolicy>>)>,
 }
 
 // === impl ErrorPages ===
@@ -103,7 +103,7 @@ impl ErrorPages {
             served: cluster.id,
             original_uri: None,
             head: false,
-            forwarded: None,
+            head_extras: None,
         })
     }
 
@@ -113,9 +113,14 @@ impl ErrorPages {
         self.original_uri = uri.path_and_query().cloned();
     }
 
-    /// Keeps the forwarding headers written into the request head, for the error page.
-    pub(crate) fn keep_forwarded(&mut self, forwarded: ForwardHeaders) {
-        self.forwarded = Some(forwarded);
+    /// Keeps what was written into the request head besides its header map (forwarding
+    /// headers, the policy's request header edits), for the error page request.
+    pub(crate) fn keep_head_extras(
+        &mut self,
+        forwarded: ForwardHeaders,
+        policy: Option<Arc<RoutePolicy>>,
+    ) {
+        self.head_extras = Some((forwarded, policy));
     }
 
     fn policy(&self) -> Option<&FallbackPolicy> {
@@ -197,8 +202,11 @@ impl ErrorPages {
     /// The error page request: `GET /` (`HEAD /` for a HEAD request) without body, with
     /// the headers the request was sent upstream with and the ingress-nginx `X-*` headers.
     fn request(&self, status: StatusCode, mut headers: HeaderMap) -> Request<Empty<Bytes>> {
-        if let Some(f) = &self.forwarded {
+        if let Some((f, policy)) = &self.head_extras {
             f.clone().insert_into(&mut headers);
+            if let Some(p) = policy {
+                p.edit_request(&mut headers);
+            }
         }
         for name in [CONTENT_LENGTH, TRANSFER_ENCODING, CONTENT_TYPE, EXPECT] {
             headers.remove(name);

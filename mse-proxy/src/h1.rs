@@ -22,6 +22,7 @@ use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
+use mse_router::RoutePolicy;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -290,14 +291,15 @@ fn fill(io: &mut TcpStream, buf: &mut BytesMut, cx: &mut Context<'_>) -> Poll<io
 /// hop removed, `Host` set); `chunked` adds `Transfer-Encoding: chunked`, and a body-less
 /// POST, PUT or PATCH without `Content-Length` gets `Content-Length: 0`.
 ///
-/// With `forwarded`, the client's own `X-ForwardHeaders-*` and `X-Real-IP` headers are skipped
-/// and the gateway's are written instead.
+/// With `extras`, the client's own `X-Forwarded-*` and `X-Real-IP` headers are skipped
+/// and the gateway's are written instead, and the route's request header edits are
+/// applied as the head is written.
 pub(crate) fn encode_head(
     out: &mut Vec<u8>,
     method: &Method,
     target: &str,
     headers: &HeaderMap,
-    forwarded: Option<&ForwardHeaders>,
+    extras: Option<&HeadExtras<'_>>,
     chunked: bool,
     empty: bool,
 ) {
@@ -306,13 +308,13 @@ pub(crate) fn encode_head(
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in headers {
-        if forwarded.is_some() && ForwardHeaders::replaces(name) {
+        if extras.is_some_and(|x| x.replaces(name)) {
             continue;
         }
         line(out, name.as_str().as_bytes(), value.as_bytes());
     }
-    if let Some(f) = forwarded {
-        f.encode(out);
+    if let Some(x) = extras {
+        x.encode(out);
     }
     if chunked {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
@@ -332,9 +334,9 @@ fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// The request headers the gateway sets itself: `X-ForwardHeaders-For` (the client's list with
-/// the client appended), `X-Real-IP`, `X-ForwardHeaders-Proto`, `X-ForwardHeaders-Host` and
-/// `X-ForwardHeaders-Port`. On the common path they are written straight into the request head
+/// The request headers the gateway sets itself: `X-Forwarded-For` (the client's list with
+/// the client appended), `X-Real-IP`, `X-Forwarded-Proto`, `X-Forwarded-Host` and
+/// `X-Forwarded-Port`. On the common path they are written straight into the request head
 /// ([`encode_head`]), so the header map is neither probed nor grown for them; where the
 /// map itself travels on (upgrades, mirror copies, error pages, header edits naming
 /// them) they are inserted into it ([`ForwardHeaders::insert_into`]).
@@ -343,7 +345,7 @@ pub(crate) struct ForwardHeaders {
     pub(crate) for_: HeaderValue,
     pub(crate) real_ip: HeaderValue,
     pub(crate) proto: HeaderValue,
-    /// `None`: a request without host; a client's `X-ForwardHeaders-Host` is removed.
+    /// `None`: a request without host; a client's `X-Forwarded-Host` is removed.
     pub(crate) host: Option<HeaderValue>,
     pub(crate) port: HeaderValue,
 }
@@ -389,6 +391,32 @@ impl ForwardHeaders {
             None => headers.remove(X_FORWARDED_HOST),
         };
         headers.insert(X_FORWARDED_PORT, self.port);
+    }
+}
+
+/// What [`encode_head`] writes besides the request's header map: the gateway's forwarding
+/// headers and the route's request header edits (`upstream-vhost`, `x-forwarded-prefix`,
+/// `request-header-control-*`), which then need no insert into the map. Where the map
+/// travels on, the caller inserts them instead and passes no extras.
+pub(crate) struct HeadExtras<'a> {
+    pub(crate) forwarded: &'a ForwardHeaders,
+    pub(crate) edits: Option<&'a RoutePolicy>,
+}
+
+impl HeadExtras<'_> {
+    /// Whether the request's own header `name` is left out of the head.
+    fn replaces(&self, name: &HeaderName) -> bool {
+        ForwardHeaders::replaces(name)
+            || self.edits.is_some_and(|p| p.replaces_request_header(name))
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.forwarded.encode(out);
+        if let Some(p) = self.edits {
+            p.for_each_request_header(|name, value| {
+                line(out, name.as_str().as_bytes(), value.as_bytes())
+            });
+        }
     }
 }
 
@@ -940,7 +968,11 @@ mod tests {
             port: HeaderValue::from_static("443"),
         };
         let mut out = Vec::new();
-        encode_head(&mut out, &Method::GET, "/", &headers, Some(&f), false, true);
+        let x = HeadExtras {
+            forwarded: &f,
+            edits: None,
+        };
+        encode_head(&mut out, &Method::GET, "/", &headers, Some(&x), false, true);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "GET / HTTP/1.1\r\nhost: a.example\r\nx-other: kept\r\nx-forwarded-for: 1.1.1.1, 10.0.0.1\r\nx-real-ip: 10.0.0.1\r\nx-forwarded-proto: https\r\nx-forwarded-port: 443\r\n\r\n"

@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use crate::body::{InFlight, ProxyBody};
 use crate::error::{Blame, Chain, ProxyError};
 use crate::fallback;
-use crate::h1::{ForwardHeaders, UpstreamBody};
+use crate::h1::{ForwardHeaders, HeadExtras, UpstreamBody};
 use crate::log::AccessRecord;
 use crate::metrics::Metrics;
 use crate::table::{Pick, SharedTable};
@@ -229,9 +229,9 @@ async fn forward(
         join_cookies(&mut parts.headers);
     }
     parts.version = Version::HTTP_11;
-    // The gateway's X-Forwarded-* headers go straight into the upstream request head,
-    // unless the header map travels on (an upgrade, a mirror copy) or a header edit
-    // names them.
+    // The gateway's X-Forwarded-* headers and the route's request header edits go
+    // straight into the upstream request head, unless the header map travels on (an
+    // upgrade, a mirror copy) or a header edit names the forwarding headers.
     let in_map = upgrade
         || mirror.is_some()
         || policy
@@ -239,10 +239,13 @@ async fn forward(
             .is_some_and(|p| p.request_headers.names().any(ForwardHeaders::replaces));
     // One growth of the map for every header added below, not one per insert.
     let added = usize::from(from_authority || host.is_none())
-        + if in_map { 5 } else { 0 }
-        + policy
-            .as_deref()
-            .map_or(0, RoutePolicy::request_headers_added);
+        + if in_map {
+            5 + policy
+                .as_deref()
+                .map_or(0, RoutePolicy::request_headers_added)
+        } else {
+            0
+        };
     if added > 0 {
         parts.headers.reserve(added);
     }
@@ -255,16 +258,21 @@ async fn forward(
     );
     let forwarded = if in_map {
         forwarded.insert_into(&mut parts.headers);
+        if let Some(p) = &policy {
+            p.edit_request(&mut parts.headers);
+        }
         None
     } else {
         Some(forwarded)
     };
     if let (Some(p), Some(f)) = (&mut pages, &forwarded) {
-        p.keep_forwarded(f.clone());
+        // The error page request is built from the header map: it needs both again.
+        p.keep_head_extras(f.clone(), policy.clone());
     }
-    if let Some(p) = &policy {
-        p.edit_request(&mut parts.headers);
-    }
+    let extras = forwarded.as_ref().map(|f| HeadExtras {
+        forwarded: f,
+        edits: policy.as_deref(),
+    });
     let req = Request::from_parts(parts, body);
 
     let sent_at = log.is_some().then(Instant::now);
@@ -275,13 +283,7 @@ async fn forward(
         None => {
             cx.worker
                 .pool
-                .send(
-                    &upstream,
-                    req,
-                    forwarded.as_ref(),
-                    upgrade,
-                    &cx.worker.metrics,
-                )
+                .send(&upstream, req, extras.as_ref(), upgrade, &cx.worker.metrics)
                 .await?
         }
         // Rare, so boxed: the future of every request is as large as its largest state.

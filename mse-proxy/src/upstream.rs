@@ -29,7 +29,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::error::ProxyError;
-use crate::h1::{Conn, ExchangeError, ForwardHeaders, ResponseHead};
+use crate::h1::{Conn, ExchangeError, HeadExtras, ResponseHead};
 use crate::metrics::Metrics;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -172,13 +172,13 @@ impl Pool {
 
     /// Sends `req` to `upstream` and waits for the response head within the response
     /// timeout. The request must already be in origin form with its headers prepared.
-    /// `forwarded`: the gateway's `X-ForwardHeaders-*` headers to write into the head, when
-    /// they are not in the request's header map (never with `upgrade`).
+    /// `extras`: headers to write into the head besides the request's header map (see
+    /// [`HeadExtras`]; never with `upgrade`).
     pub(crate) async fn send(
         &self,
         upstream: &Upstream,
         req: Request<Incoming>,
-        forwarded: Option<&ForwardHeaders>,
+        extras: Option<&HeadExtras<'_>>,
         upgrade: bool,
         metrics: &Metrics,
     ) -> Result<Sent, ProxyError> {
@@ -187,7 +187,7 @@ impl Pool {
         if upgrade {
             return Box::pin(self.send_upgrade(upstream, req, metrics)).await;
         }
-        self.send_plain(upstream, req, forwarded, metrics).await
+        self.send_plain(upstream, req, extras, metrics).await
     }
 
     /// [`Self::send`] for a request that asks for no upgrade, whatever its body type: the
@@ -196,7 +196,7 @@ impl Pool {
         &self,
         upstream: &Upstream,
         req: Request<B>,
-        forwarded: Option<&ForwardHeaders>,
+        extras: Option<&HeadExtras<'_>>,
         metrics: &Metrics,
     ) -> Result<Sent, ProxyError>
     where
@@ -220,7 +220,7 @@ impl Pool {
             &parts.method,
             target,
             &parts.headers,
-            forwarded,
+            extras,
             chunked,
             empty,
         );

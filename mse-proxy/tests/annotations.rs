@@ -468,3 +468,60 @@ async fn app_root_covers_the_host_even_without_a_root_path() {
     assert_eq!((r.status, r.service()), (StatusCode::OK, "site"));
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn header_edits_apply_over_the_gateways_forwarding_headers() {
+    let backend = echo("fwd").await;
+    let yaml = [
+        annotated(
+            "named",
+            "named.example.com",
+            &[("/", "Prefix", "fwd")],
+            &[
+                ("request-header-control-update", "X-Real-IP 192.0.2.1"),
+                ("request-header-control-remove", "X-Forwarded-Port"),
+            ],
+        ),
+        annotated(
+            "other",
+            "other.example.com",
+            &[("/", "Prefix", "fwd")],
+            &[
+                ("request-header-control-update", "X-Tenant t1"),
+                ("request-header-control-remove", "X-Drop"),
+                ("upstream-vhost", "inside.svc"),
+            ],
+        ),
+        service("fwd", &[backend.addr()]),
+    ]
+    .concat();
+    let (gw, _table) = gateway(&yaml);
+    let addr = http_addr(&gw);
+    let mut tx = h1(addr).await;
+    let mut req = get_req("named.example.com", "/");
+    req.headers_mut()
+        .insert("x-real-ip", http::HeaderValue::from_static("6.6.6.6"));
+    let seen = send1(&mut tx, req).await.json();
+    assert_eq!(seen["headers"]["x-real-ip"], "192.0.2.1");
+    assert!(seen["headers"].get("x-forwarded-port").is_none());
+    assert_eq!(seen["headers"]["x-forwarded-for"], "127.0.0.1");
+
+    // Edits written straight into the upstream head: the client's copies are replaced or
+    // dropped, and the gateway's forwarding headers are there once.
+    let mut req = get_req("other.example.com", "/");
+    for (k, v) in [
+        ("x-tenant", "spoofed"),
+        ("x-drop", "1"),
+        ("x-real-ip", "6.6.6.6"),
+    ] {
+        req.headers_mut()
+            .insert(k, http::HeaderValue::from_static(v));
+    }
+    let seen = send1(&mut tx, req).await.json();
+    assert_eq!(seen["host"], "inside.svc");
+    assert_eq!(seen["headers"]["x-tenant"], "t1");
+    assert!(seen["headers"].get("x-drop").is_none());
+    assert_eq!(seen["headers"]["x-real-ip"], "127.0.0.1");
+    assert_eq!(seen["headers"]["x-forwarded-host"], "other.example.com");
+    gw.shutdown().await;
+}

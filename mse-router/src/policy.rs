@@ -350,6 +350,32 @@ impl RoutePolicy {
             + self.request_headers.add.len()
     }
 
+    /// Whether [`Self::edit_request`] removes or replaces the request's header `name`.
+    pub fn replaces_request_header(&self, name: &HeaderName) -> bool {
+        (self.upstream_vhost.is_some() && name == http::header::HOST)
+            || (self.forwarded_prefix.is_some() && name == X_FORWARDED_PREFIX)
+            || self.request_headers.remove.contains(name)
+            || self.request_headers.update.iter().any(|(n, _)| n == name)
+    }
+
+    /// Every header [`Self::edit_request`] sets or adds, in order: for a data plane that
+    /// writes them straight into the upstream request, leaving out the request's own
+    /// headers for which [`Self::replaces_request_header`] is true.
+    pub fn for_each_request_header(&self, mut f: impl FnMut(&HeaderName, &HeaderValue)) {
+        if let Some(host) = &self.upstream_vhost {
+            f(&http::header::HOST, host);
+        }
+        if let Some(prefix) = &self.forwarded_prefix {
+            f(&X_FORWARDED_PREFIX, prefix);
+        }
+        for (n, v) in &self.request_headers.update {
+            f(n, v);
+        }
+        for (n, v) in &self.request_headers.add {
+            f(n, v);
+        }
+    }
+
     /// Applies `upstream-vhost`, `x-forwarded-prefix` and the request header edits to the
     /// headers sent upstream.
     pub fn edit_request(&self, headers: &mut HeaderMap) {
