@@ -122,7 +122,7 @@ impl CanaryVersion {
     fn verdict(&self, req: &RequestHead<'_>) -> Verdict {
         let r = &self.rules;
         if let Some((name, rule)) = &r.header {
-            let v = judge(rule, req.header_values(name).next());
+            let v = judge(rule, req.header(name));
             if v != Verdict::Pass {
                 return v;
             }

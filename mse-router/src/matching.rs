@@ -82,6 +82,11 @@ impl<'a> RequestHead<'a> {
             .filter_map(|v| v.to_str().ok())
     }
 
+    /// The first value of header `name`, when it is printable.
+    pub(crate) fn header(&self, name: &HeaderName) -> Option<&'a str> {
+        self.headers?.get(name)?.to_str().ok()
+    }
+
     /// The first value of query parameter `name`, as written (not decoded). A parameter
     /// without `=` has the empty value.
     pub(crate) fn query_value(&self, name: &str) -> Option<&'a str> {
