@@ -30,7 +30,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start built-in echo backends on loopback and serve the demo manifests, printing
-    /// curl commands that show host, path and TLS routing.
+    /// curl commands that show host, path and TLS routing, a rewrite and a canary release.
     Demo(DemoArgs),
 }
 
