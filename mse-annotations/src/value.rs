@@ -214,7 +214,7 @@ pub fn status(v: &str, min: u16, max: u16) -> Result<u16, ValueError> {
 
 /// Largest compiled program accepted for a user regex, so that a hostile pattern cannot
 /// make compiling slow or large. Matching is linear-time whatever the pattern.
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
+pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// A regular expression in the `regex` crate's syntax (RE2-like, linear-time matching: no
 /// look-around, no backreferences).

@@ -8,9 +8,6 @@ use http::{HeaderMap, HeaderName};
 use mse_annotations::{MatchKind, MatchRules, ValueMatch};
 use regex::Regex;
 
-/// The size bound of every regex the router compiles (paths and match conditions).
-pub(crate) const REGEX_SIZE_LIMIT: usize = 1 << 20;
-
 /// What [`crate::RouteTable::lookup`] needs from a request.
 ///
 /// `path` must already be normalised with [`crate::normalize_path`] (the data plane does
@@ -143,24 +140,13 @@ impl fmt::Display for Compare {
     }
 }
 
-/// `^(?:pattern)` (with `$` when `full`), case-insensitive when asked.
+/// `^(?:pattern)` (with `$` when `full`), case-insensitive when asked, compiled with the
+/// size bounds and error summary of [`mse_annotations::value::regex`].
 pub(crate) fn anchored(pattern: &str, ignore_case: bool, full: bool) -> Result<Regex, String> {
     // Flags inline, so that the pattern text alone (in a `RegexSet`) means the same.
     let flags = if ignore_case { "(?i)" } else { "" };
     let end = if full { "$" } else { "" };
-    regex::RegexBuilder::new(&format!("{flags}^(?:{pattern}){end}"))
-        .size_limit(REGEX_SIZE_LIMIT)
-        .dfa_size_limit(REGEX_SIZE_LIMIT)
-        .build()
-        .map_err(|e| {
-            let text = e.to_string();
-            text.lines()
-                .map(str::trim)
-                .rfind(|l| l.starts_with("error:"))
-                .map_or(text.clone(), |l| {
-                    l.trim_start_matches("error:").trim().to_owned()
-                })
-        })
+    mse_annotations::value::regex(&format!("{flags}^(?:{pattern}){end}")).map_err(|e| e.to_string())
 }
 
 /// The conditions of one Ingress's routes besides host and path. Shared by all of them.

@@ -356,8 +356,8 @@ impl VirtualHost {
             });
         // Too large a set just means one regex at a time.
         self.regex_set = regex::RegexSetBuilder::new(patterns)
-            .size_limit(crate::matching::REGEX_SIZE_LIMIT * 8)
-            .dfa_size_limit(crate::matching::REGEX_SIZE_LIMIT * 8)
+            .size_limit(mse_annotations::value::REGEX_SIZE_LIMIT * 8)
+            .dfa_size_limit(mse_annotations::value::REGEX_SIZE_LIMIT * 8)
             .build()
             .ok();
     }
