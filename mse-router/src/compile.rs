@@ -453,49 +453,11 @@ impl<'s> Compiler<'s> {
             };
             for (pi, p) in http.paths.iter().enumerate() {
                 let field = format!("spec.rules[{ri}].http.paths[{pi}]");
-                let raw = p.path.as_deref().unwrap_or("");
-                let raw = if raw.is_empty() { "/" } else { raw };
-                if !raw.starts_with('/') {
-                    self.diag(
-                        Diagnostic::error(
-                            "invalid-path",
-                            "path must start with '/'; this path is left out",
-                        )
-                        .value(raw),
-                        sel,
-                        Some(&field),
-                    );
-                    continue;
-                }
-                let path = match p.path_type.as_str() {
-                    "Exact" | "Prefix" | "ImplementationSpecific" | "" => {
-                        match regex_path(&policy, raw, &p.path_type) {
-                            None => plain_path(raw, &p.path_type),
-                            Some(Ok(r)) => PathMatch::Regex(r),
-                            Some(Err(e)) => {
-                                self.diag(
-                                    Diagnostic::error(
-                                        "invalid-path",
-                                        format!("the path is a regex here ({}) and does not compile: {e}; this path is left out", regex_reason(&policy)),
-                                    )
-                                    .value(raw),
-                                    sel,
-                                    Some(&format!("{field}.path")),
-                                );
-                                continue;
-                            }
-                        }
-                    }
-                    other => {
-                        self.diag(
-                            Diagnostic::error(
-                                "invalid-path-type",
-                                "pathType must be Exact, Prefix or ImplementationSpecific; this path is left out",
-                            )
-                            .value(other),
-                            sel,
-                            Some(&format!("{field}.pathType")),
-                        );
+                let path = match path_match(&policy, p.path.as_deref(), &p.path_type) {
+                    Ok(path) => path,
+                    Err(e) => {
+                        let (d, suffix) = *e;
+                        self.diag(d, sel, Some(&format!("{field}{suffix}")));
                         continue;
                     }
                 };
@@ -1275,8 +1237,8 @@ impl<'s> Compiler<'s> {
                 };
                 for (pi, p) in rule.http.iter().flat_map(|h| h.paths.iter()).enumerate() {
                     let field = format!("spec.rules[{ri}].http.paths[{pi}]");
-                    let raw = p.path.as_deref().filter(|p| !p.is_empty()).unwrap_or("/");
-                    let Some(path) = path_match(&pc.policy, raw, &p.path_type) else {
+                    // Paths the main routes left out (with a diagnostic) pair with nothing.
+                    let Ok(path) = path_match(&pc.policy, p.path.as_deref(), &p.path_type) else {
                         continue;
                     };
                     let ci = ignore_case && !matches!(path, PathMatch::Regex(_));
@@ -1656,20 +1618,45 @@ fn plain_path(raw: &str, path_type: &str) -> PathMatch {
     }
 }
 
-/// The path of a canary Ingress as its main route keys it: `None` for paths that would
-/// be left out.
-fn path_match(policy: &IngressPolicy, raw: &str, path_type: &str) -> Option<PathMatch> {
-    if !raw.starts_with('/')
-        || !matches!(
-            path_type,
-            "Exact" | "Prefix" | "ImplementationSpecific" | ""
-        )
-    {
-        return None;
+/// The path of one `paths[]` entry as routes key it: Exact, Prefix, or the regex the
+/// Ingress's annotations make of it. An invalid entry is an Error diagnostic, with the
+/// suffix of the field it is about (`""`, `.path`, `.pathType`); the entry is left out.
+fn path_match(
+    policy: &IngressPolicy,
+    raw: Option<&str>,
+    path_type: &str,
+) -> Result<PathMatch, Box<(Diagnostic, &'static str)>> {
+    let raw = raw.filter(|p| !p.is_empty()).unwrap_or("/");
+    if !raw.starts_with('/') {
+        let d = Diagnostic::error(
+            "invalid-path",
+            "path must start with '/'; this path is left out",
+        );
+        return Err(Box::new((d.value(raw), "")));
+    }
+    if !matches!(
+        path_type,
+        "Exact" | "Prefix" | "ImplementationSpecific" | ""
+    ) {
+        let d = Diagnostic::error(
+            "invalid-path-type",
+            "pathType must be Exact, Prefix or ImplementationSpecific; this path is left out",
+        );
+        return Err(Box::new((d.value(path_type), ".pathType")));
     }
     match regex_path(policy, raw, path_type) {
-        None => Some(plain_path(raw, path_type)),
-        Some(r) => r.ok().map(PathMatch::Regex),
+        None => Ok(plain_path(raw, path_type)),
+        Some(Ok(r)) => Ok(PathMatch::Regex(r)),
+        Some(Err(e)) => {
+            let d = Diagnostic::error(
+                "invalid-path",
+                format!(
+                    "the path is a regex here ({}) and does not compile: {e}; this path is left out",
+                    regex_reason(policy)
+                ),
+            );
+            Err(Box::new((d.value(raw), ".path")))
+        }
     }
 }
 
