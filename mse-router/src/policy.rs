@@ -350,12 +350,23 @@ impl RoutePolicy {
             + self.request_headers.add.len()
     }
 
+    /// The request headers [`Self::edit_request`] takes out before adding its own:
+    /// `Host` for `upstream-vhost`, `X-Forwarded-Prefix`, and the removed and updated
+    /// names of `request-header-control-*`.
+    fn replaced_request_headers(&self) -> impl Iterator<Item = &HeaderName> {
+        static HOST: HeaderName = http::header::HOST;
+        static PREFIX: HeaderName = X_FORWARDED_PREFIX;
+        let host = self.upstream_vhost.as_ref().map(|_| &HOST);
+        let prefix = self.forwarded_prefix.as_ref().map(|_| &PREFIX);
+        host.into_iter()
+            .chain(prefix)
+            .chain(&self.request_headers.remove)
+            .chain(self.request_headers.update.iter().map(|(n, _)| n))
+    }
+
     /// Whether [`Self::edit_request`] removes or replaces the request's header `name`.
     pub fn replaces_request_header(&self, name: &HeaderName) -> bool {
-        (self.upstream_vhost.is_some() && name == http::header::HOST)
-            || (self.forwarded_prefix.is_some() && name == X_FORWARDED_PREFIX)
-            || self.request_headers.remove.contains(name)
-            || self.request_headers.update.iter().any(|(n, _)| n == name)
+        self.replaced_request_headers().any(|n| n == name)
     }
 
     /// Every header [`Self::edit_request`] sets or adds, in order: for a data plane that
@@ -377,15 +388,15 @@ impl RoutePolicy {
     }
 
     /// Applies `upstream-vhost`, `x-forwarded-prefix` and the request header edits to the
-    /// headers sent upstream.
+    /// headers sent upstream: the same two steps a data plane writing the head itself
+    /// takes ([`Self::replaces_request_header`], [`Self::for_each_request_header`]).
     pub fn edit_request(&self, headers: &mut HeaderMap) {
-        if let Some(host) = &self.upstream_vhost {
-            headers.insert(http::header::HOST, host.clone());
+        for name in self.replaced_request_headers() {
+            headers.remove(name);
         }
-        if let Some(prefix) = &self.forwarded_prefix {
-            headers.insert(X_FORWARDED_PREFIX, prefix.clone());
-        }
-        self.request_headers.apply(headers);
+        self.for_each_request_header(|name, value| {
+            headers.append(name.clone(), value.clone());
+        });
     }
 }
 
