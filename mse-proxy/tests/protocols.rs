@@ -27,13 +27,7 @@ fn h2_get(uri: &str) -> Request<Full<Bytes>> {
 #[tokio::test]
 async fn h2c_with_prior_knowledge_is_proxied_to_http11_upstreams() {
     let (a, b) = (echo("a").await, echo("b").await);
-    let yaml = [
-        ingress("a", Some("a.example.com"), &[("/", "Prefix", "svc-a")]),
-        ingress("b", Some("b.example.com"), &[("/", "Prefix", "svc-b")]),
-        service("svc-a", &[a.addr()]),
-        service("svc-b", &[b.addr()]),
-    ]
-    .concat();
+    let yaml = routed_to(&[("a", a.addr()), ("b", b.addr())]);
     let (gw, _) = gateway(&yaml);
     let mut tx = h2c(http_addr(&gw)).await;
     // Several streams on one connection, routed by :authority.
@@ -68,11 +62,7 @@ async fn h2c_with_prior_knowledge_is_proxied_to_http11_upstreams() {
 #[tokio::test]
 async fn h2c_request_headers_larger_than_the_limit_get_431() {
     let a = echo("a").await;
-    let yaml = [
-        ingress("a", Some("a.example.com"), &[("/", "Prefix", "svc-a")]),
-        service("svc-a", &[a.addr()]),
-    ]
-    .concat();
+    let yaml = routed_to(&[("a", a.addr())]);
     let (gw, _) = gateway_with(&yaml, |c| c.max_header_size = 16 * 1024);
     let mut tx = h2c(http_addr(&gw)).await;
     let big = "v".repeat(32 * 1024);

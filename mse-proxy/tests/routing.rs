@@ -26,13 +26,7 @@ async fn closed_port() -> SocketAddr {
 #[tokio::test]
 async fn host_picks_the_backend() {
     let (a, b) = (echo("a").await, echo("b").await);
-    let yaml = [
-        ingress("a", Some("a.example.com"), &[("/", "Prefix", "svc-a")]),
-        ingress("b", Some("b.example.com"), &[("/", "Prefix", "svc-b")]),
-        service("svc-a", &[a.addr()]),
-        service("svc-b", &[b.addr()]),
-    ]
-    .concat();
+    let yaml = routed_to(&[("a", a.addr()), ("b", b.addr())]);
     let (gw, _) = gateway(&yaml);
     let addr = http_addr(&gw);
     let ra = get(addr, "a.example.com", "/x").await;
@@ -220,11 +214,7 @@ async fn upstream_slower_than_the_response_timeout_gets_504() {
 #[tokio::test]
 async fn request_head_larger_than_the_limit_gets_431() {
     let a = echo("a").await;
-    let yaml = [
-        ingress("a", Some("a.example.com"), &[("/", "Prefix", "svc-a")]),
-        service("svc-a", &[a.addr()]),
-    ]
-    .concat();
+    let yaml = routed_to(&[("a", a.addr())]);
     let (gw, _) = gateway_with(&yaml, |c| c.max_header_size = 16 * 1024);
     let big = "v".repeat(20 * 1024);
     let request = format!("GET / HTTP/1.1\r\nHost: a.example.com\r\nX-Big: {big}\r\n\r\n");
@@ -284,11 +274,7 @@ async fn malformed_requests_get_400_and_connect_gets_405() {
 #[tokio::test]
 async fn upstream_sees_forwarded_headers_and_no_hop_by_hop_headers() {
     let a = echo("a").await;
-    let yaml = [
-        ingress("a", Some("a.example.com"), &[("/", "Prefix", "svc-a")]),
-        service("svc-a", &[a.addr()]),
-    ]
-    .concat();
+    let yaml = routed_to(&[("a", a.addr())]);
     let (gw, _) = gateway(&yaml);
     let addr = http_addr(&gw);
     let mut tx = h1(addr).await;
@@ -339,11 +325,7 @@ async fn upstream_sees_forwarded_headers_and_no_hop_by_hop_headers() {
 #[tokio::test]
 async fn request_and_response_bodies_stream_through() {
     let a = echo("a").await;
-    let yaml = [
-        ingress("a", Some("a.example.com"), &[("/", "Prefix", "svc-a")]),
-        service("svc-a", &[a.addr()]),
-    ]
-    .concat();
+    let yaml = routed_to(&[("a", a.addr())]);
     let (gw, _) = gateway(&yaml);
     let mut tx = h1(http_addr(&gw)).await;
     let upload = Bytes::from(vec![b'u'; 300_000]);
@@ -399,11 +381,7 @@ async fn requests_go_round_robin_over_the_endpoints() {
 #[tokio::test]
 async fn upstream_connections_are_kept_alive_and_reused() {
     let a = echo("a").await;
-    let yaml = [
-        ingress("a", Some("a.example.com"), &[("/", "Prefix", "svc-a")]),
-        service("svc-a", &[a.addr()]),
-    ]
-    .concat();
+    let yaml = routed_to(&[("a", a.addr())]);
     let (gw, _) = gateway(&yaml);
     let mut tx = h1(http_addr(&gw)).await;
     for _ in 0..20 {
@@ -430,11 +408,7 @@ async fn a_pooled_connection_the_upstream_closed_is_replaced() {
     })
     .await
     .unwrap();
-    let yaml = [
-        ingress("a", Some("a.example.com"), &[("/", "Prefix", "svc-a")]),
-        service("svc-a", &[a.addr()]),
-    ]
-    .concat();
+    let yaml = routed_to(&[("a", a.addr())]);
     let (gw, table) = gateway(&yaml);
     let mut tx = h1(http_addr(&gw)).await;
     for _ in 0..4 {

@@ -93,6 +93,19 @@ pub(crate) fn ingress(name: &str, host: Option<&str>, paths: &[PathRule<'_>]) ->
     y
 }
 
+/// For each `(name, backend)`: an Ingress `name` routing `{name}.example.com` to Service
+/// `svc-{name}`, whose one endpoint is `backend`.
+pub(crate) fn routed_to(backends: &[(&str, SocketAddr)]) -> String {
+    let mut y = String::new();
+    for (name, addr) in backends {
+        let host = format!("{name}.example.com");
+        let svc = format!("svc-{name}");
+        y.push_str(&ingress(name, Some(&host), &[("/", "Prefix", &svc)]));
+        y.push_str(&service(&svc, &[*addr]));
+    }
+    y
+}
+
 /// Adds `annotations` to the first `metadata` of `yaml`. A key without `/` is a name under
 /// `nginx.ingress.kubernetes.io/`.
 pub(crate) fn annotate(yaml: &str, annotations: &[(&str, &str)]) -> String {
