@@ -73,6 +73,18 @@ async fn backends(names: &[&str]) -> Vec<EchoServer> {
 }
 
 /// A Service plus an EndpointSlice pointing at an echo backend.
+/// Echo backends with those names, and a fresh manifest directory holding their Services.
+async fn backends_in_dir(names: &[&str]) -> (Vec<EchoServer>, tempfile::TempDir) {
+    let bs = backends(names).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("services.yaml"),
+        bs.iter().map(service_yaml).collect::<String>(),
+    )
+    .unwrap();
+    (bs, dir)
+}
+
 fn service_yaml(b: &EchoServer) -> String {
     let a = b.addr();
     format!(
@@ -117,14 +129,8 @@ fn write_atomic(path: &Path, text: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_by_host_and_path_and_bad_input_costs_only_itself() {
-    let bs = backends(&["web", "api"]).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (_backends, dir) = backends_in_dir(&["web", "api"]).await;
     let d = dir.path();
-    std::fs::write(
-        d.join("services.yaml"),
-        bs.iter().map(service_yaml).collect::<String>(),
-    )
-    .unwrap();
     std::fs::write(
         d.join("shop.yaml"),
         ingress_yaml(
@@ -240,14 +246,8 @@ async fn routes_by_host_and_path_and_bad_input_costs_only_itself() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_is_served_within_a_second_and_a_broken_edit_keeps_the_last_good() {
-    let bs = backends(&["v1", "v2"]).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (_backends, dir) = backends_in_dir(&["v1", "v2"]).await;
     let d = dir.path();
-    std::fs::write(
-        d.join("services.yaml"),
-        bs.iter().map(service_yaml).collect::<String>(),
-    )
-    .unwrap();
     let app = d.join("app.yaml");
     std::fs::write(
         &app,
@@ -309,14 +309,8 @@ async fn an_edit_is_served_within_a_second_and_a_broken_edit_keeps_the_last_good
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_never_fail_through_100_manifest_changes() {
-    let bs = backends(&["blue", "green", "other"]).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (_backends, dir) = backends_in_dir(&["blue", "green", "other"]).await;
     let d = dir.path();
-    std::fs::write(
-        d.join("services.yaml"),
-        bs.iter().map(service_yaml).collect::<String>(),
-    )
-    .unwrap();
     let app = d.join("app.yaml");
     let version = |i: usize| {
         // The live route flips between two healthy backends; another Ingress in the same
