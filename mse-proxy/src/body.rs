@@ -1,5 +1,6 @@
 //! [`ProxyBody`]: the response body the gateway sends, either a short text of its own or
-//! the upstream's body streamed through.
+//! the upstream's body streamed through; [`RequestBody`]: a client's request body, from
+//! either server.
 //!
 //! The body also ends the request's bookkeeping when it is dropped: the in-flight gauge,
 //! returning the upstream connection to the pool (only when the body was read to its end,
@@ -14,9 +15,18 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use crate::downstream::H1Body;
 use crate::h1::UpstreamBody;
 use crate::log::AccessRecord;
 use crate::proxy::Worker;
+
+/// The body of a client's request.
+pub(crate) enum RequestBody {
+    /// Read off an HTTP/1.1 connection by the gateway's own server.
+    H1(H1Body),
+    /// From hyper's HTTP/2 server.
+    H2(Incoming),
+}
 
 /// Counts one request in flight from its start until its response body is dropped.
 pub(crate) struct InFlight {
@@ -45,7 +55,41 @@ const _: fn() = || {
     fn unpin<T: Unpin>() {}
     unpin::<Incoming>();
     unpin::<UpstreamBody>();
+    unpin::<H1Body>();
 };
+
+// === impl RequestBody ===
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match self.get_mut() {
+            RequestBody::H1(body) => Pin::new(body).poll_frame(cx),
+            RequestBody::H2(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(std::io::Error::other))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::H1(body) => body.is_end_stream(),
+            RequestBody::H2(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RequestBody::H1(body) => body.size_hint(),
+            RequestBody::H2(body) => body.size_hint(),
+        }
+    }
+}
 
 // === impl InFlight ===
 

@@ -26,6 +26,7 @@ use mse_router::RoutePolicy;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use crate::timer::LazyTimer;
 use crate::upstream::Upstream;
 
 /// The largest upstream response head accepted (nginx's `proxy_buffer_size` is 4-8 KiB and
@@ -50,6 +51,8 @@ pub(crate) struct Conn {
     /// Whether it carried an exchange before (a failure before any response byte may then
     /// be the upstream closing an idle connection, which is worth one retry).
     pub(crate) reused: bool,
+    /// Bounds the wait for each response head (see [`LazyTimer`]).
+    pub(crate) timer: LazyTimer,
 }
 
 /// What went wrong in one exchange, and whether the request may be sent again.
@@ -102,7 +105,7 @@ enum BodyState {
 
 /// Where a chunked body decoder is (RFC 9112 section 7.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Chunk {
+pub(crate) enum Chunk {
     Size,
     Data(u64),
     DataEnd,
@@ -111,7 +114,7 @@ enum Chunk {
 
 /// One step of the chunked decoder.
 #[derive(Debug, PartialEq)]
-enum Step {
+pub(crate) enum Step {
     Data(Bytes),
     NeedMore,
     End(Option<HeaderMap>),
@@ -126,6 +129,7 @@ impl Conn {
             buf: BytesMut::with_capacity(8 * 1024),
             upstream,
             reused: false,
+            timer: LazyTimer::default(),
         }
     }
 
@@ -475,12 +479,14 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead
     // Room for the few headers a route's policy or CORS add to the answer, so that adding
     // them does not grow the map.
     let mut headers = HeaderMap::with_capacity(count + 4);
+    let mut seen = Seen::default();
     for &(n, nl, v, vl) in spans {
         let (n, nl, v, vl) = (n as usize, nl as usize, v as usize, vl as usize);
         let name = HeaderName::from_bytes(&head[n..n + nl])
             .map_err(|_| ExchangeError::BadResponse("invalid response header name"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(v..v + vl))
             .map_err(|_| ExchangeError::BadResponse("invalid response header value"))?;
+        seen.header(&name, value.as_bytes());
         headers.append(name, value);
     }
     let version = if version == 0 {
@@ -488,13 +494,12 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead
     } else {
         Version::HTTP_11
     };
-    let (framing, mut keep_alive) = framing(&headers, status, method, version)?;
+    let transfer_encoding = seen.transfer_encoding.is_some();
+    let (framing, mut keep_alive) = seen.framing(status, method, version)?;
     keep_alive &= framing != Framing::Close;
     // Transfer-Encoding overrides Content-Length (RFC 9112 section 6.3): a length that
     // does not describe the decoded body must not reach the client.
-    if matches!(framing, Framing::Chunked | Framing::Close)
-        && headers.contains_key(TRANSFER_ENCODING)
-    {
+    if matches!(framing, Framing::Chunked | Framing::Close) && transfer_encoding {
         headers.remove(CONTENT_LENGTH);
     }
     Ok(Some(ResponseHead {
@@ -505,66 +510,97 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead
     }))
 }
 
-/// How the body is delimited, and whether the connection may carry another exchange.
-fn framing(
-    headers: &HeaderMap,
-    status: StatusCode,
-    method: &Method,
-    version: Version,
-) -> Result<(Framing, bool), ExchangeError> {
-    let mut close = false;
-    let mut keep_alive_token = false;
-    for v in headers.get_all(CONNECTION) {
-        for t in v.to_str().unwrap_or("").split(',').map(str::trim) {
-            close |= t.eq_ignore_ascii_case("close");
-            keep_alive_token |= t.eq_ignore_ascii_case("keep-alive");
+/// What the framing of a message depends on, gathered as its headers are read (the
+/// server side reads requests with it too).
+pub(crate) struct Seen {
+    /// `Connection` tokens.
+    pub(crate) close: bool,
+    pub(crate) keep_alive_token: bool,
+    pub(crate) upgrade_token: bool,
+    /// `Some(last coding is chunked)` when `Transfer-Encoding` is present.
+    pub(crate) transfer_encoding: Option<bool>,
+    pub(crate) content_length: bool,
+    /// The one length all `Content-Length` values agree on, or why there is none.
+    pub(crate) length: Result<Option<u64>, &'static str>,
+}
+
+impl Default for Seen {
+    fn default() -> Self {
+        Self {
+            close: false,
+            keep_alive_token: false,
+            upgrade_token: false,
+            transfer_encoding: None,
+            content_length: false,
+            length: Ok(None),
         }
     }
-    let keep_alive = !close && (version == Version::HTTP_11 || keep_alive_token);
-    if *method == Method::HEAD
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
-        return Ok((Framing::Empty, keep_alive));
-    }
-    if headers.contains_key(TRANSFER_ENCODING) {
-        let last = headers
-            .get_all(TRANSFER_ENCODING)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .rfind(|t| !t.is_empty());
-        let chunked = last.is_some_and(|t| t.eq_ignore_ascii_case("chunked"));
-        // With Content-Length beside it the message is suspect: read it, never reuse.
-        let keep = keep_alive && !headers.contains_key(CONTENT_LENGTH);
-        return Ok(if chunked {
-            (Framing::Chunked, keep)
-        } else {
-            (Framing::Close, false)
-        });
-    }
-    let mut length = None;
-    for v in headers.get_all(CONTENT_LENGTH) {
-        for part in v.to_str().unwrap_or("").split(',') {
-            let n: u64 = part
-                .trim()
-                .parse()
-                .map_err(|_| ExchangeError::BadResponse("invalid Content-Length"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(ExchangeError::BadResponse(
-                    "conflicting Content-Length values",
-                ));
+}
+
+impl Seen {
+    /// Notes one header.
+    pub(crate) fn header(&mut self, name: &HeaderName, value: &[u8]) {
+        if *name == CONNECTION {
+            for t in value.split(|b| *b == b',').map(trim_ascii) {
+                self.close |= t.eq_ignore_ascii_case(b"close");
+                self.keep_alive_token |= t.eq_ignore_ascii_case(b"keep-alive");
+                self.upgrade_token |= t.eq_ignore_ascii_case(b"upgrade");
             }
-            length = Some(n);
+        } else if *name == TRANSFER_ENCODING {
+            let last = value
+                .split(|b| *b == b',')
+                .map(trim_ascii)
+                .rfind(|t| !t.is_empty());
+            let chunked = self.transfer_encoding.unwrap_or(false);
+            self.transfer_encoding =
+                Some(last.map_or(chunked, |t| t.eq_ignore_ascii_case(b"chunked")));
+        } else if *name == CONTENT_LENGTH {
+            self.content_length = true;
+            for part in value.split(|b| *b == b',').map(trim_ascii) {
+                let n = std::str::from_utf8(part)
+                    .ok()
+                    .filter(|p| !p.starts_with('+'))
+                    .and_then(|p| p.parse::<u64>().ok());
+                self.length = match (self.length, n) {
+                    (Err(e), _) => Err(e),
+                    (_, None) => Err("invalid Content-Length"),
+                    (Ok(Some(l)), Some(n)) if l != n => Err("conflicting Content-Length values"),
+                    (Ok(_), Some(n)) => Ok(Some(n)),
+                };
+            }
         }
     }
-    Ok(match length {
-        Some(0) => (Framing::Empty, keep_alive),
-        Some(n) => (Framing::Length(n), keep_alive),
-        None => (Framing::Close, false),
-    })
+
+    /// How the body is delimited, and whether the connection may carry another exchange.
+    fn framing(
+        self,
+        status: StatusCode,
+        method: &Method,
+        version: Version,
+    ) -> Result<(Framing, bool), ExchangeError> {
+        let keep_alive = !self.close && (version == Version::HTTP_11 || self.keep_alive_token);
+        if *method == Method::HEAD
+            || status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+        {
+            return Ok((Framing::Empty, keep_alive));
+        }
+        if let Some(chunked) = self.transfer_encoding {
+            // With Content-Length beside it the message is suspect: read it, never reuse.
+            let keep = keep_alive && !self.content_length;
+            return Ok(if chunked {
+                (Framing::Chunked, keep)
+            } else {
+                (Framing::Close, false)
+            });
+        }
+        Ok(match self.length.map_err(ExchangeError::BadResponse)? {
+            Some(0) => (Framing::Empty, keep_alive),
+            Some(n) => (Framing::Length(n), keep_alive),
+            None => (Framing::Close, false),
+        })
+    }
 }
 
 // === impl ResponseHead ===
@@ -679,7 +715,7 @@ impl Body for UpstreamBody {
 }
 
 /// Decodes as much of a chunked body as `buf` holds.
-fn decode_chunk(state: &mut Chunk, buf: &mut BytesMut) -> io::Result<Step> {
+pub(crate) fn decode_chunk(state: &mut Chunk, buf: &mut BytesMut) -> io::Result<Step> {
     let bad = |what: &str| {
         io::Error::new(
             io::ErrorKind::InvalidData,

@@ -10,7 +10,9 @@
 //!   single-threaded tokio runtime, its own `SO_REUSEPORT` sockets and its own upstream
 //!   connection pool. The plain port serves HTTP/1.1 and h2c; the TLS port picks the
 //!   certificate by SNI from the table (or a self-signed fallback) and serves HTTP/1.1 or
-//!   HTTP/2 by ALPN. Requests are forwarded over pooled HTTP/1.1 keep-alive connections by a
+//!   HTTP/2 by ALPN. HTTP/1.1 clients are served by the gateway's own server loop (one task
+//!   per connection parses each head, proxies it and writes the answer), HTTP/2 clients by
+//!   hyper's server. Requests are forwarded over pooled HTTP/1.1 keep-alive connections by a
 //!   lean client driven inline by each request's task (no per-request hand-off to a
 //!   connection task); WebSocket and other upgrades are tunnelled through hyper's client.
 //! - [`Metrics`] and the access log (tracing target `access`) say what happened;
@@ -54,6 +56,7 @@
 mod body;
 mod config;
 mod cors;
+mod downstream;
 mod error;
 mod fallback;
 mod h1;
@@ -63,6 +66,7 @@ mod mirror;
 mod proxy;
 mod server;
 mod table;
+mod timer;
 mod tls;
 mod upstream;
 

@@ -29,9 +29,9 @@ use bytes::Bytes;
 use http::Request;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use mse_router::{ClusterTarget, MirrorPolicy};
 
+use crate::body::RequestBody;
 use crate::error::{Chain, ProxyError};
 use crate::metrics::MirrorResult;
 use crate::proxy::Worker;
@@ -63,7 +63,7 @@ pub(crate) async fn send(
     worker: &Rc<Worker>,
     mirror: &Arc<MirrorPolicy>,
     upstream: &Upstream,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Result<Sent, ProxyError> {
     let target = pick(&mirror.target);
     let slot = target.as_ref().and_then(|_| Slot::take());
@@ -292,19 +292,19 @@ impl Future for WhenAbandoned {
 
 /// The client's request body on its way upstream, handing each data frame to the copy.
 struct Tee {
-    inner: Incoming,
+    inner: RequestBody,
     /// `None` once the copy has all of the body or was abandoned.
     pipe: Option<Rc<RefCell<Pipe>>>,
 }
 
 impl Body for Tee {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         if let Some(pipe) = &this.pipe {

@@ -2,6 +2,7 @@
 //! and relay the response (or an upgraded connection) back.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -19,14 +20,14 @@ use http::{
 };
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
-use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use mse_router::{
     Backend, RedirectVars, RequestHead, Route, RoutePolicy, WEIGHT_SCALE, normalize_path,
 };
 use tokio::sync::watch;
 
-use crate::body::{InFlight, ProxyBody};
+use crate::body::{InFlight, ProxyBody, RequestBody};
+use crate::downstream::{PendingUpgrade, Stop};
 use crate::error::{Blame, Chain, ProxyError};
 use crate::fallback;
 use crate::h1::{ForwardHeaders, HeadExtras, UpstreamBody};
@@ -45,8 +46,11 @@ pub(crate) struct Worker {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) pool: Pool,
     pub(crate) access_log: bool,
-    /// Upgraded connections hold a receiver; shutdown waits until all are dropped.
-    pub(crate) tunnels: watch::Sender<()>,
+    /// HTTP/1.1 client connections and upgraded connections hold a receiver; shutdown
+    /// waits until all are dropped.
+    pub(crate) live: watch::Sender<()>,
+    /// Tells HTTP/1.1 client connections to stop.
+    pub(crate) stop: Stop,
 }
 
 /// What one client connection shares between its requests.
@@ -58,6 +62,9 @@ pub(crate) struct ConnCtx {
     pub(crate) tls: bool,
     /// The listener's port, for `X-Forwarded-Port`.
     pub(crate) local_port: HeaderValue,
+    /// While an HTTP/1.1 upgrade request is handled: the client's socket once the `101`
+    /// answer is written.
+    pub(crate) upgrade: Cell<Option<PendingUpgrade>>,
 }
 
 /// An upstream response ready to relay.
@@ -82,6 +89,7 @@ impl ConnCtx {
             peer_ip,
             tls,
             local_port,
+            upgrade: Cell::new(None),
         }
     }
 }
@@ -94,7 +102,7 @@ fn header_value(s: &str) -> HeaderValue {
 /// The service of every client connection: always answers, never fails.
 pub(crate) async fn handle(
     cx: Rc<ConnCtx>,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let guard = InFlight::new(&cx.worker);
     // Nothing is recorded when the log is off or no subscriber listens to `access`.
@@ -129,7 +137,7 @@ pub(crate) async fn handle(
 
 async fn forward(
     cx: &ConnCtx,
-    mut req: Request<Incoming>,
+    req: Request<RequestBody>,
     mut log: Option<&mut AccessRecord>,
 ) -> Result<Forwarded, ProxyError> {
     if req.method() == Method::CONNECT {
@@ -214,7 +222,7 @@ async fn forward(
     };
 
     let upgrade = wants_upgrade(&req);
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let client_upgrade = upgrade.then(|| cx.upgrade.take()).flatten();
     let cors = crate::cors::answer(policy.as_deref(), req.headers());
     let mirror = policy
         .as_ref()
@@ -347,7 +355,7 @@ async fn forward(
 fn redirect(
     cx: &ConnCtx,
     route: &Route,
-    req: &Request<Incoming>,
+    req: &Request<RequestBody>,
     host: &str,
     path: &str,
 ) -> Option<Response<()>> {
@@ -406,7 +414,7 @@ fn bad(reason: &'static str) -> ProxyError {
 /// The request's host: the URI authority (HTTP/2 `:authority`, or an HTTP/1.1
 /// absolute-form target, which wins over `Host` per RFC 9112 section 3.2.2), else the one
 /// `Host` header. The flag says it came from the authority.
-fn request_host(req: &Request<Incoming>) -> Result<(Option<HeaderValue>, bool), ProxyError> {
+fn request_host<B>(req: &Request<B>) -> Result<(Option<HeaderValue>, bool), ProxyError> {
     if let Some(authority) = req.uri().authority() {
         let s = authority.as_str();
         let s = s.rsplit_once('@').map_or(s, |(_, host)| host);
@@ -611,20 +619,19 @@ fn remove_connection_named(headers: &mut HeaderMap) {
 /// Copies bytes both ways between the upgraded client and upstream connections.
 fn spawn_tunnel(
     worker: &Worker,
-    client: OnUpgrade,
-    server: OnUpgrade,
-    conn: SendRequest<Incoming>,
+    client: PendingUpgrade,
+    server: hyper::upgrade::OnUpgrade,
+    conn: SendRequest<RequestBody>,
     upstream: Upstream,
 ) {
-    let guard = worker.tunnels.subscribe();
+    let guard = worker.live.subscribe();
     tokio::task::spawn_local(async move {
         let _guard = guard;
-        let (client, server) = tokio::join!(client, server);
+        let (client, server) = tokio::join!(client.0, server);
         // The upstream connection has handed its socket over.
         drop(conn);
         match (client, server) {
-            (Ok(client), Ok(server)) => {
-                let mut client = TokioIo::new(client);
+            (Ok(mut client), Ok(server)) => {
                 let mut server = TokioIo::new(server);
                 match tokio::io::copy_bidirectional(&mut client, &mut server).await {
                     Ok((up, down)) => {
@@ -633,7 +640,10 @@ fn spawn_tunnel(
                     Err(e) => tracing::debug!(%upstream, error = %e, "upgraded connection failed"),
                 }
             }
-            (Err(e), _) | (_, Err(e)) => {
+            (Err(_), _) => {
+                tracing::debug!(%upstream, "the client connection ended before the upgrade");
+            }
+            (_, Err(e)) => {
                 tracing::debug!(%upstream, error = %e, "upgrade did not complete");
             }
         }

@@ -1,5 +1,7 @@
 //! The listeners: thread-per-core workers, each with a single-threaded runtime and its own
 //! `SO_REUSEPORT` sockets, serving HTTP/1.1, h2c and TLS (HTTP/1.1 or HTTP/2 by ALPN).
+//! HTTP/1.1 is served by the gateway's own server ([`crate::downstream`]), HTTP/2 by
+//! hyper's.
 
 use std::future::Future;
 use std::io;
@@ -8,17 +10,19 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tokio::task::LocalSet;
 use tokio_rustls::TlsAcceptor;
 
+use crate::body::RequestBody;
 use crate::config::ProxyConfig;
+use crate::downstream::{self, Ended, Limits, Prefixed};
 use crate::error::ProxyError;
 use crate::proxy::{self, ConnCtx, Worker};
 use crate::table::SharedTable;
@@ -60,10 +64,11 @@ struct Listeners {
 }
 
 struct Servers {
-    /// HTTP/1.1, or HTTP/2 when the connection starts with the HTTP/2 preface (h2c with
-    /// prior knowledge on the plain port; after ALPN `h2` on the TLS port, where a client
-    /// always sends the preface).
-    auto: auto::Builder<LocalExec>,
+    /// HTTP/1.1 limits. A connection that starts with the HTTP/2 preface (h2c with prior
+    /// knowledge) goes to `h2`.
+    h1: Limits,
+    /// HTTP/2: after the preface on either port, or after ALPN `h2`.
+    h2: http2::Builder<LocalExec>,
     tls: Option<TlsAcceptor>,
     handshake_timeout: Duration,
 }
@@ -227,7 +232,7 @@ async fn run_worker(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let t = config.timeouts;
-    let (tunnels, _) = watch::channel(());
+    let (live, _) = watch::channel(());
     let worker = Rc::new(Worker {
         metrics: Arc::clone(table.metrics()),
         table,
@@ -238,7 +243,8 @@ async fn run_worker(
             t.upstream_response,
         ),
         access_log: config.access_log,
-        tunnels,
+        live,
+        stop: downstream::Stop::default(),
     });
     let servers = Rc::new(servers(&config, tls));
     let to_tokio = |l: Option<(std::net::TcpListener, u16)>| match l {
@@ -286,9 +292,10 @@ async fn run_worker(
     drop(http);
     drop(https);
     sweeper.abort();
+    worker.stop.stop();
     let drained = tokio::time::timeout(t.shutdown_grace, async {
         graceful.shutdown().await;
-        worker.tunnels.closed().await;
+        worker.live.closed().await;
     })
     .await;
     if drained.is_err() {
@@ -298,21 +305,16 @@ async fn run_worker(
 
 fn servers(config: &ProxyConfig, tls: Option<TlsAcceptor>) -> Servers {
     let t = config.timeouts;
-    let mut builder = auto::Builder::new(LocalExec);
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(t.header_read)
-        .keep_alive(true)
-        // The read buffer bounds the request head: beyond it hyper answers 431.
-        .max_buf_size(config.max_header_size);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
+    let mut h2 = http2::Builder::new(LocalExec);
+    h2.timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(config.max_header_size).unwrap_or(u32::MAX))
         .max_concurrent_streams(config.max_concurrent_streams);
     Servers {
-        auto: builder,
+        h1: Limits {
+            max_head: config.max_header_size,
+            header_read: t.header_read,
+        },
+        h2,
         tls,
         handshake_timeout: t.header_read,
     }
@@ -357,13 +359,7 @@ fn serve_plain(
     let servers = Rc::clone(servers);
     let watcher = graceful.watcher();
     tokio::task::spawn_local(async move {
-        let service = service_fn(move |req| proxy::handle(Rc::clone(&cx), req));
-        let conn = servers
-            .auto
-            .serve_connection_with_upgrades(TokioIo::new(stream), service);
-        if let Err(e) = watcher.watch(conn).await {
-            tracing::debug!(%peer, error = %e, "client connection ended with an error");
-        }
+        serve_h1(cx, &servers, watcher, Box::new(stream)).await;
     });
 }
 
@@ -398,12 +394,35 @@ fn serve_tls(
                 }
             };
         let cx = Rc::new(ConnCtx::new(worker, peer, true, port));
-        let service = service_fn(move |req| proxy::handle(Rc::clone(&cx), req));
-        let conn = servers
-            .auto
-            .serve_connection_with_upgrades(TokioIo::new(stream), service);
-        if let Err(e) = watcher.watch(conn).await {
-            tracing::debug!(%peer, error = %e, "client connection ended with an error");
+        if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+            serve_h2(cx, &servers, watcher, Prefixed::new(Box::new(stream))).await;
+        } else {
+            serve_h1(cx, &servers, watcher, Box::new(stream)).await;
         }
     });
+}
+
+/// HTTP/1.1 on a client connection, or HTTP/2 if it opens with the preface.
+async fn serve_h1(
+    cx: Rc<ConnCtx>,
+    servers: &Servers,
+    watcher: Watcher,
+    io: Box<dyn downstream::Io>,
+) {
+    // The watcher is held to the end: graceful shutdown waits for it.
+    match downstream::serve(Rc::clone(&cx), io, servers.h1).await {
+        Ended::Closed => drop(watcher),
+        Ended::H2(io) => serve_h2(cx, servers, watcher, io).await,
+    }
+}
+
+async fn serve_h2(cx: Rc<ConnCtx>, servers: &Servers, watcher: Watcher, io: Prefixed) {
+    let peer = cx.peer;
+    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        proxy::handle(Rc::clone(&cx), req.map(RequestBody::H2))
+    });
+    let conn = servers.h2.serve_connection(TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(%peer, error = %e, "client connection ended with an error");
+    }
 }

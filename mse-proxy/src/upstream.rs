@@ -15,8 +15,10 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -28,6 +30,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use crate::body::RequestBody;
 use crate::error::ProxyError;
 use crate::h1::{Conn, ExchangeError, HeadExtras, ResponseHead};
 use crate::metrics::Metrics;
@@ -75,7 +78,7 @@ pub(crate) enum Sent {
     },
     Upgrade {
         response: Response<Incoming>,
-        conn: SendRequest<Incoming>,
+        conn: SendRequest<RequestBody>,
     },
 }
 
@@ -177,7 +180,7 @@ impl Pool {
     pub(crate) async fn send(
         &self,
         upstream: &Upstream,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         extras: Option<&HeadExtras<'_>>,
         upgrade: bool,
         metrics: &Metrics,
@@ -308,7 +311,7 @@ impl Pool {
         }
     }
 
-    /// One exchange within the response timeout.
+    /// One exchange within the response timeout, on the connection's own timer.
     async fn timed<B>(
         &self,
         conn: &mut Conn,
@@ -322,32 +325,37 @@ impl Pool {
         B: Body<Data = Bytes> + Unpin,
         B::Error: Into<BoxError>,
     {
-        match tokio::time::timeout(
-            self.response_timeout,
-            conn.exchange(head, body, chunked, method),
-        )
-        .await
-        {
-            Ok(Ok(head)) => Ok(head),
-            Ok(Err(e)) => Err(Failure::Exchange(e)),
-            Err(_) => {
-                metrics.timeout();
-                Err(Failure::Timeout)
-            }
+        let deadline = Instant::now() + self.response_timeout;
+        let mut timer = std::mem::take(&mut conn.timer);
+        let result = {
+            let mut exchange = std::pin::pin!(conn.exchange(head, body, chunked, method));
+            std::future::poll_fn(|cx| match exchange.as_mut().poll(cx) {
+                Poll::Ready(result) => Poll::Ready(result.map_err(Failure::Exchange)),
+                Poll::Pending if timer.poll_expired(deadline, cx) => {
+                    Poll::Ready(Err(Failure::Timeout))
+                }
+                Poll::Pending => Poll::Pending,
+            })
+            .await
+        };
+        conn.timer = timer;
+        if let Err(Failure::Timeout) = result {
+            metrics.timeout();
         }
+        result
     }
 
     /// An upgrade request, on a connection of its own driven by hyper's client.
     async fn send_upgrade(
         &self,
         upstream: &Upstream,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         metrics: &Metrics,
     ) -> Result<Sent, ProxyError> {
         let stream = self.open_timed(upstream, metrics).await?;
         let (mut tx, conn) = self
             .upgrades
-            .handshake::<_, Incoming>(TokioIo::new(stream))
+            .handshake::<_, RequestBody>(TokioIo::new(stream))
             .await
             .map_err(|e| ProxyError::Upstream {
                 upstream: upstream.clone(),
