@@ -123,6 +123,11 @@ impl ErrorPages {
         self.head_extras = Some((forwarded, policy));
     }
 
+    /// The forwarding headers kept by [`Self::keep_head_extras`].
+    pub(crate) fn forwarded(&self) -> Option<&ForwardHeaders> {
+        self.head_extras.as_ref().map(|(f, _)| f)
+    }
+
     fn policy(&self) -> Option<&FallbackPolicy> {
         let route = self.table.routes().routes().get(self.route.0 as usize)?;
         route.policy.as_ref()?.fallback.as_ref()

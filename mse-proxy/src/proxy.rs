@@ -184,7 +184,10 @@ async fn forward(
             log.ingress = Some(c.ingress.clone());
         }
         let policy = dest.policy;
-        let rewritten = policy.and_then(|p| p.rewrite_path(&m.route.path, &path));
+        // A rewrite that gives the same path changes nothing.
+        let rewritten = policy
+            .and_then(|p| p.rewrite_path(&m.route.path, &path))
+            .filter(|p| *p != *path);
         let policy = policy.map(Arc::clone);
         let cluster = match dest.backend {
             Backend::Cluster(c) => Some(table.routes().cluster(*c)),
@@ -273,14 +276,20 @@ async fn forward(
     } else {
         Some(forwarded)
     };
-    if let (Some(p), Some(f)) = (&mut pages, &forwarded) {
+    let mut forwarded = forwarded;
+    if let Some(p) = &mut pages
+        && let Some(f) = forwarded.take()
+    {
         // The error page request is built from the header map: it needs both again.
-        p.keep_head_extras(f.clone(), policy.clone());
+        p.keep_head_extras(f, policy.clone());
     }
-    let extras = forwarded.as_ref().map(|f| HeadExtras {
-        forwarded: f,
-        edits: policy.as_deref(),
-    });
+    let extras = forwarded
+        .as_ref()
+        .or_else(|| pages.as_ref().and_then(fallback::ErrorPages::forwarded))
+        .map(|f| HeadExtras {
+            forwarded: f,
+            edits: policy.as_deref(),
+        });
     let req = Request::from_parts(parts, body);
 
     let sent_at = log.is_some().then(Instant::now);
