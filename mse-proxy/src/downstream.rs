@@ -39,16 +39,14 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use http::header::{CONTENT_LENGTH, DATE, EXPECT, UPGRADE};
-use http::{
-    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
-};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
 
 use crate::body::{ProxyBody, RequestBody};
-use crate::h1::{Chunk, Seen, Step, decode_chunk};
+use crate::h1::{Chunk, Seen, Step, decode_chunk, header_name};
 use crate::proxy::{self, ConnCtx};
 use crate::timer::LazyTimer;
 
@@ -409,8 +407,7 @@ fn parse(
     let mut expect_continue = false;
     for &(n, nl, v, vl) in spans {
         let (n, nl, v, vl) = (n as usize, nl as usize, v as usize, vl as usize);
-        let name = HeaderName::from_bytes(&head[n..n + nl])
-            .map_err(|_| Refusal(StatusCode::BAD_REQUEST))?;
+        let name = header_name(&head[n..n + nl]).ok_or(Refusal(StatusCode::BAD_REQUEST))?;
         let value = HeaderValue::from_maybe_shared(head.slice(v..v + vl))
             .map_err(|_| Refusal(StatusCode::BAD_REQUEST))?;
         if name == EXPECT {
@@ -521,7 +518,7 @@ async fn respond(
     response: Response<ProxyBody>,
     meta: &Meta,
 ) -> bool {
-    let (mut parts, mut body) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
     let status = parts.status;
     let mut keep_alive = meta.keep_alive;
     let no_body = meta.head
@@ -586,19 +583,25 @@ async fn respond(
         Out::Length(n) => n,
         _ => u64::MAX,
     };
-    let mut ended = false;
+    // Dropped as soon as it ends, before the last write: the request is over (in-flight
+    // gauge, upstream connection back to the pool) by the time the client has it all.
+    let mut body = Some(body);
     let mut failed = false;
     // The head and whatever of the body is ready now go out in one write.
-    while out.len() < COALESCE {
-        match body.frame().now_or_never() {
+    while out.len() < COALESCE
+        && let Some(b) = body.as_mut()
+    {
+        match b.frame().now_or_never() {
             Some(Some(Ok(frame))) => {
                 if let Ok(data) = frame.into_data() {
                     failed |= !encode(out, &data, framing, &mut left);
                 }
             }
             Some(None) => {
-                ended = true;
-                break;
+                body = None;
+                if framing == Out::Chunked {
+                    out.extend_from_slice(b"0\r\n\r\n");
+                }
             }
             Some(Some(Err(_))) => {
                 failed = true;
@@ -607,14 +610,11 @@ async fn respond(
             None => break,
         }
     }
-    if ended && framing == Out::Chunked {
-        out.extend_from_slice(b"0\r\n\r\n");
-    }
     if write_all(shared, out).await.is_err() {
         return false;
     }
-    while !ended && !failed {
-        match body.frame().await {
+    while !failed && let Some(b) = body.as_mut() {
+        match b.frame().await {
             Some(Ok(frame)) => {
                 let Ok(data) = frame.into_data() else {
                     continue;
@@ -643,7 +643,7 @@ async fn respond(
                 }
             }
             None => {
-                ended = true;
+                body = None;
                 if framing == Out::Chunked && write_all(shared, b"0\r\n\r\n").await.is_err() {
                     return false;
                 }
@@ -653,8 +653,7 @@ async fn respond(
     }
     // A body cut short, or longer than its length: the client must see the connection
     // end rather than a complete message.
-    let complete = ended && !failed && !matches!(framing, Out::Length(_) if left != 0);
-    drop(body);
+    let complete = body.is_none() && !failed && !matches!(framing, Out::Length(_) if left != 0);
     complete && keep_alive
 }
 

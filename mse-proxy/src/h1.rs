@@ -482,8 +482,8 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead
     let mut seen = Seen::default();
     for &(n, nl, v, vl) in spans {
         let (n, nl, v, vl) = (n as usize, nl as usize, v as usize, vl as usize);
-        let name = HeaderName::from_bytes(&head[n..n + nl])
-            .map_err(|_| ExchangeError::BadResponse("invalid response header name"))?;
+        let name = header_name(&head[n..n + nl])
+            .ok_or(ExchangeError::BadResponse("invalid response header name"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(v..v + vl))
             .map_err(|_| ExchangeError::BadResponse("invalid response header value"))?;
         seen.header(&name, value.as_bytes());
@@ -508,6 +508,52 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead
         framing,
         keep_alive,
     }))
+}
+
+/// Names cached per worker by [`header_name`], and the longest name cached.
+const NAME_CACHE: usize = 64;
+const NAME_CACHE_MAX: usize = 32;
+
+struct CachedName {
+    len: u8,
+    raw: [u8; NAME_CACHE_MAX],
+    name: HeaderName,
+}
+
+thread_local! {
+    static NAMES: std::cell::RefCell<[Option<CachedName>; NAME_CACHE]> =
+        const { std::cell::RefCell::new([const { None }; NAME_CACHE]) };
+}
+
+/// A header name as received, parsed. Parsing (lower-casing, matching the standard names)
+/// costs more than the rest of a header, and the peers of a worker send the same few
+/// names, spelled the same way, on every message: so each worker keeps the last name
+/// seen per slot, with its raw bytes, and a name seen before is only compared.
+pub(crate) fn header_name(raw: &[u8]) -> Option<HeaderName> {
+    let (Some(&first), Some(&last)) = (raw.first(), raw.last()) else {
+        return None;
+    };
+    if raw.len() > NAME_CACHE_MAX {
+        return HeaderName::from_bytes(raw).ok();
+    }
+    let slot = (raw.len() * 31 + usize::from(first) * 7 + usize::from(last)) % NAME_CACHE;
+    NAMES.with_borrow_mut(|cache| {
+        let entry = &mut cache[slot];
+        if let Some(c) = entry
+            && c.raw[..usize::from(c.len)] == *raw
+        {
+            return Some(c.name.clone());
+        }
+        let name = HeaderName::from_bytes(raw).ok()?;
+        let mut copy = [0u8; NAME_CACHE_MAX];
+        copy[..raw.len()].copy_from_slice(raw);
+        *entry = Some(CachedName {
+            len: raw.len() as u8,
+            raw: copy,
+            name: name.clone(),
+        });
+        Some(name)
+    })
 }
 
 /// What the framing of a message depends on, gathered as its headers are read (the
@@ -887,6 +933,32 @@ mod tests {
     fn head(raw: &str, method: Method) -> Result<Option<ResponseHead>, ExchangeError> {
         let mut buf = BytesMut::from(raw.as_bytes());
         parse_head(&mut buf, &method)
+    }
+
+    #[test]
+    fn cached_header_names_parse_as_uncached_ones() {
+        let long = "x-".repeat(40);
+        let raws = [
+            "Content-Length",
+            "content-length",
+            "X-Custom-Thing",
+            "x-custom-thing",
+            "Host",
+            long.as_str(),
+        ];
+        // Twice: the second round is served from the cache.
+        for _ in 0..2 {
+            for raw in raws {
+                assert_eq!(
+                    header_name(raw.as_bytes()),
+                    HeaderName::from_bytes(raw.as_bytes()).ok(),
+                    "{raw}"
+                );
+            }
+        }
+        assert_eq!(header_name(b""), None);
+        assert_eq!(header_name(b"bad name"), None);
+        assert_eq!(header_name(b"bad name"), None);
     }
 
     #[test]
