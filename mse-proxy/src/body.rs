@@ -16,7 +16,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::downstream::H1Body;
-use crate::h1::UpstreamBody;
+use crate::h1::{RawHeaders, UpstreamBody};
 use crate::log::AccessRecord;
 use crate::proxy::Worker;
 
@@ -135,6 +135,23 @@ impl ProxyBody {
             bytes: 0,
             log: None,
             guard,
+        }
+    }
+
+    /// The upstream response's headers as received, when they were kept so (see
+    /// [`RawHeaders`]): the answer is written with them besides its header map.
+    pub(crate) fn raw_headers(&self) -> Option<&RawHeaders> {
+        match &self.inner {
+            Inner::Upstream(body) => body.raw_headers(),
+            _ => None,
+        }
+    }
+
+    /// Takes the headers kept as received, for a server that needs them all in the map.
+    pub(crate) fn take_raw_headers(&mut self) -> Option<RawHeaders> {
+        match &mut self.inner {
+            Inner::Upstream(body) => body.take_raw_headers(),
+            _ => None,
         }
     }
 

@@ -46,7 +46,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
 
 use crate::body::{ProxyBody, RequestBody};
-use crate::h1::{Chunk, Seen, Step, decode_chunk, header_name};
+use crate::h1::{Chunk, RawHeaders, Seen, Step, decode_chunk, header_name};
 use crate::proxy::{self, ConnCtx};
 use crate::timer::LazyTimer;
 
@@ -535,7 +535,7 @@ async fn respond(
             parts.headers.remove(CONTENT_LENGTH);
             None
         }
-        None => None,
+        None => body.raw_headers().and_then(RawHeaders::length),
     };
     let framing = if no_body {
         Out::None
@@ -555,10 +555,14 @@ async fn respond(
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
+    let raw = body.raw_headers();
+    if let Some(raw) = raw {
+        raw.write(out, &parts.headers);
+    }
     for (name, value) in &parts.headers {
         line(out, name.as_str().as_bytes(), value.as_bytes());
     }
-    if !parts.headers.contains_key(DATE) {
+    if !parts.headers.contains_key(DATE) && !raw.is_some_and(RawHeaders::has_date) {
         date(out);
     }
     match framing {

@@ -186,11 +186,7 @@ impl ErrorPages {
                     log.upstream = Some(upstream);
                     log.upstream_status = Some(head.status.as_u16());
                 }
-                let body = head.body(conn);
-                let mut response = Response::new(body);
-                *response.status_mut() = head.status;
-                *response.headers_mut() = head.headers;
-                response
+                head.into_response(conn)
             }
             Ok(_) => original,
             Err(e) => {

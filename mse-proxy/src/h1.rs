@@ -18,8 +18,8 @@ use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
+use http::header::CONTENT_LENGTH;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use mse_router::RoutePolicy;
@@ -75,9 +75,27 @@ pub(crate) enum ExchangeError {
 /// A parsed response head and how its body is framed.
 pub(crate) struct ResponseHead {
     pub(crate) status: StatusCode,
+    /// The headers, unless they are kept as received (`raw`).
     pub(crate) headers: HeaderMap,
+    raw: Option<RawHeaders>,
     framing: Framing,
     keep_alive: bool,
+}
+
+/// Response headers kept as received: the head's bytes and where each line is. Most
+/// answers are relayed with their headers unchanged, or with a few headers added or
+/// replaced; parsing every header into a `HeaderMap` to write it out again costs more than
+/// the rest of the response. The answer's own `HeaderMap` then holds only what the gateway
+/// sets, and replaces the received headers of the same name.
+///
+/// Only heads whose framing needs no rewriting are kept this way: no `Transfer-Encoding`,
+/// and a `Connection` header naming no other header.
+pub(crate) struct RawHeaders {
+    head: Bytes,
+    /// Name offset and length, value offset and length.
+    spans: Vec<(u32, u32, u32, u32)>,
+    has_date: bool,
+    length: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,6 +111,8 @@ pub(crate) struct UpstreamBody {
     conn: Option<Conn>,
     state: BodyState,
     keep_alive: bool,
+    /// The response's headers as received, when they were kept so.
+    raw: Option<RawHeaders>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -476,18 +496,13 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead
     let head = buf.split_to(len).freeze();
     let status = StatusCode::from_u16(code)
         .map_err(|_| ExchangeError::BadResponse("invalid status code"))?;
-    // Room for the few headers a route's policy or CORS add to the answer, so that adding
-    // them does not grow the map.
-    let mut headers = HeaderMap::with_capacity(count + 4);
     let mut seen = Seen::default();
+    let mut has_date = false;
     for &(n, nl, v, vl) in spans {
         let (n, nl, v, vl) = (n as usize, nl as usize, v as usize, vl as usize);
-        let name = header_name(&head[n..n + nl])
-            .ok_or(ExchangeError::BadResponse("invalid response header name"))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(v..v + vl))
-            .map_err(|_| ExchangeError::BadResponse("invalid response header value"))?;
-        seen.header(&name, value.as_bytes());
-        headers.append(name, value);
+        let kind = raw_kind(&head[n..n + nl]);
+        has_date |= kind == Kind::Date;
+        seen.note(kind, &head[v..v + vl]);
     }
     let version = if version == 0 {
         Version::HTTP_10
@@ -495,8 +510,35 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead
         Version::HTTP_11
     };
     let transfer_encoding = seen.transfer_encoding.is_some();
+    let keep_raw = !transfer_encoding && !seen.other_tokens;
+    let length = seen.length.ok().flatten();
     let (framing, mut keep_alive) = seen.framing(status, method, version)?;
     keep_alive &= framing != Framing::Close;
+    if keep_raw {
+        return Ok(Some(ResponseHead {
+            status,
+            headers: HeaderMap::new(),
+            raw: Some(RawHeaders {
+                head,
+                spans: spans.to_vec(),
+                has_date,
+                length,
+            }),
+            framing,
+            keep_alive,
+        }));
+    }
+    // Room for the few headers a route's policy or CORS add to the answer, so that adding
+    // them does not grow the map.
+    let mut headers = HeaderMap::with_capacity(count + 4);
+    for &(n, nl, v, vl) in spans {
+        let (n, nl, v, vl) = (n as usize, nl as usize, v as usize, vl as usize);
+        let name = header_name(&head[n..n + nl])
+            .ok_or(ExchangeError::BadResponse("invalid response header name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(v..v + vl))
+            .map_err(|_| ExchangeError::BadResponse("invalid response header value"))?;
+        headers.append(name, value);
+    }
     // Transfer-Encoding overrides Content-Length (RFC 9112 section 6.3): a length that
     // does not describe the decoded body must not reach the client.
     if matches!(framing, Framing::Chunked | Framing::Close) && transfer_encoding {
@@ -505,9 +547,48 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead
     Ok(Some(ResponseHead {
         status,
         headers,
+        raw: None,
         framing,
         keep_alive,
     }))
+}
+
+/// The headers the framing or the hop-by-hop rules care about, by name as received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Connection,
+    TransferEncoding,
+    ContentLength,
+    Date,
+    /// Another hop-by-hop header (RFC 9110 section 7.6.1), or `Expect`.
+    HopByHop,
+    Other,
+}
+
+impl Kind {
+    fn hop_by_hop(self) -> bool {
+        matches!(
+            self,
+            Kind::Connection | Kind::TransferEncoding | Kind::HopByHop
+        )
+    }
+}
+
+/// What kind of header `name` (any case) is.
+pub(crate) fn raw_kind(name: &[u8]) -> Kind {
+    let is = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
+    match name.len() {
+        2 if is("te") => Kind::HopByHop,
+        4 if is("date") => Kind::Date,
+        6 if is("expect") => Kind::HopByHop,
+        7 if is("upgrade") || is("trailer") => Kind::HopByHop,
+        10 if is("connection") => Kind::Connection,
+        10 if is("keep-alive") => Kind::HopByHop,
+        14 if is("content-length") => Kind::ContentLength,
+        16 if is("proxy-connection") => Kind::HopByHop,
+        17 if is("transfer-encoding") => Kind::TransferEncoding,
+        _ => Kind::Other,
+    }
 }
 
 /// Names cached per worker by [`header_name`], and the longest name cached.
@@ -563,6 +644,8 @@ pub(crate) struct Seen {
     pub(crate) close: bool,
     pub(crate) keep_alive_token: bool,
     pub(crate) upgrade_token: bool,
+    /// Tokens naming other headers.
+    pub(crate) other_tokens: bool,
     /// `Some(last coding is chunked)` when `Transfer-Encoding` is present.
     pub(crate) transfer_encoding: Option<bool>,
     pub(crate) content_length: bool,
@@ -576,6 +659,7 @@ impl Default for Seen {
             close: false,
             keep_alive_token: false,
             upgrade_token: false,
+            other_tokens: false,
             transfer_encoding: None,
             content_length: false,
             length: Ok(None),
@@ -586,34 +670,50 @@ impl Default for Seen {
 impl Seen {
     /// Notes one header.
     pub(crate) fn header(&mut self, name: &HeaderName, value: &[u8]) {
-        if *name == CONNECTION {
-            for t in value.split(|b| *b == b',').map(trim_ascii) {
-                self.close |= t.eq_ignore_ascii_case(b"close");
-                self.keep_alive_token |= t.eq_ignore_ascii_case(b"keep-alive");
-                self.upgrade_token |= t.eq_ignore_ascii_case(b"upgrade");
+        self.note(raw_kind(name.as_str().as_bytes()), value);
+    }
+
+    /// Notes one header of this kind.
+    pub(crate) fn note(&mut self, kind: Kind, value: &[u8]) {
+        match kind {
+            Kind::Connection => {
+                for t in value.split(|b| *b == b',').map(trim_ascii) {
+                    let close = t.eq_ignore_ascii_case(b"close");
+                    let keep_alive = t.eq_ignore_ascii_case(b"keep-alive");
+                    let upgrade = t.eq_ignore_ascii_case(b"upgrade");
+                    self.close |= close;
+                    self.keep_alive_token |= keep_alive;
+                    self.upgrade_token |= upgrade;
+                    self.other_tokens |= !(close || keep_alive || upgrade || t.is_empty());
+                }
             }
-        } else if *name == TRANSFER_ENCODING {
-            let last = value
-                .split(|b| *b == b',')
-                .map(trim_ascii)
-                .rfind(|t| !t.is_empty());
-            let chunked = self.transfer_encoding.unwrap_or(false);
-            self.transfer_encoding =
-                Some(last.map_or(chunked, |t| t.eq_ignore_ascii_case(b"chunked")));
-        } else if *name == CONTENT_LENGTH {
-            self.content_length = true;
-            for part in value.split(|b| *b == b',').map(trim_ascii) {
-                let n = std::str::from_utf8(part)
-                    .ok()
-                    .filter(|p| !p.starts_with('+'))
-                    .and_then(|p| p.parse::<u64>().ok());
-                self.length = match (self.length, n) {
-                    (Err(e), _) => Err(e),
-                    (_, None) => Err("invalid Content-Length"),
-                    (Ok(Some(l)), Some(n)) if l != n => Err("conflicting Content-Length values"),
-                    (Ok(_), Some(n)) => Ok(Some(n)),
-                };
+            Kind::TransferEncoding => {
+                let last = value
+                    .split(|b| *b == b',')
+                    .map(trim_ascii)
+                    .rfind(|t| !t.is_empty());
+                let chunked = self.transfer_encoding.unwrap_or(false);
+                self.transfer_encoding =
+                    Some(last.map_or(chunked, |t| t.eq_ignore_ascii_case(b"chunked")));
             }
+            Kind::ContentLength => {
+                self.content_length = true;
+                for part in value.split(|b| *b == b',').map(trim_ascii) {
+                    let n = std::str::from_utf8(part)
+                        .ok()
+                        .filter(|p| !p.starts_with('+'))
+                        .and_then(|p| p.parse::<u64>().ok());
+                    self.length = match (self.length, n) {
+                        (Err(e), _) => Err(e),
+                        (_, None) => Err("invalid Content-Length"),
+                        (Ok(Some(l)), Some(n)) if l != n => {
+                            Err("conflicting Content-Length values")
+                        }
+                        (Ok(_), Some(n)) => Ok(Some(n)),
+                    };
+                }
+            }
+            Kind::Date | Kind::HopByHop | Kind::Other => {}
         }
     }
 
@@ -664,6 +764,94 @@ impl ResponseHead {
             conn: Some(conn),
             state,
             keep_alive: self.keep_alive,
+            raw: None,
+        }
+    }
+
+    /// The answer to relay: status, headers (kept as received in the body when they
+    /// were, see [`RawHeaders`]) and the body, reading from `conn`.
+    pub(crate) fn into_response(mut self, conn: Conn) -> Response<UpstreamBody> {
+        let mut body = self.body(conn);
+        body.raw = self.raw.take();
+        let mut response = Response::new(body);
+        *response.status_mut() = self.status;
+        *response.headers_mut() = self.headers;
+        response
+    }
+}
+
+/// Moves headers kept as received into the answer's header map, behind the ones already
+/// there (which replace received ones of the same name); hop-by-hop headers are left out.
+pub(crate) fn materialize(response: &mut Response<UpstreamBody>) {
+    if let Some(raw) = response.body_mut().raw.take() {
+        raw.into_map(response.headers_mut());
+    }
+}
+
+// === impl RawHeaders ===
+
+impl RawHeaders {
+    fn lines(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.spans.iter().map(|&(n, nl, v, vl)| {
+            let (n, nl, v, vl) = (n as usize, nl as usize, v as usize, vl as usize);
+            (&self.head[n..n + nl], &self.head[v..v + vl])
+        })
+    }
+
+    /// Whether a header named `name` was received.
+    pub(crate) fn contains(&self, name: &HeaderName) -> bool {
+        let name = name.as_str().as_bytes();
+        self.lines().any(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+
+    /// Whether a `Date` header was received.
+    pub(crate) fn has_date(&self) -> bool {
+        self.has_date
+    }
+
+    /// The `Content-Length` received.
+    pub(crate) fn length(&self) -> Option<u64> {
+        self.length
+    }
+
+    /// Writes the received header lines, but for hop-by-hop ones and those `replaced`
+    /// has a header of the same name for.
+    pub(crate) fn write(&self, out: &mut Vec<u8>, replaced: &HeaderMap) {
+        for (name, value) in self.lines() {
+            if raw_kind(name).hop_by_hop()
+                || (!replaced.is_empty()
+                    && replaced
+                        .keys()
+                        .any(|k| k.as_str().as_bytes().eq_ignore_ascii_case(name)))
+            {
+                continue;
+            }
+            line(out, name, value);
+        }
+    }
+
+    /// Moves the headers into `headers`, behind the ones already there (which replace
+    /// received ones of the same name); hop-by-hop headers are left out.
+    pub(crate) fn into_map(self, headers: &mut HeaderMap) {
+        let replaced: Vec<HeaderName> = headers.keys().cloned().collect();
+        headers.reserve(self.spans.len());
+        for &(n, nl, v, vl) in &self.spans {
+            let (n, nl, v, vl) = (n as usize, nl as usize, v as usize, vl as usize);
+            let raw = &self.head[n..n + nl];
+            if raw_kind(raw).hop_by_hop() {
+                continue;
+            }
+            // httparse has checked names and values; a name or value `http` would still
+            // refuse is dropped rather than relayed.
+            let (Some(name), Ok(value)) = (
+                header_name(raw),
+                HeaderValue::from_maybe_shared(self.head.slice(v..v + vl)),
+            ) else {
+                continue;
+            };
+            if !replaced.contains(&name) {
+                headers.append(name, value);
+            }
         }
     }
 }
@@ -671,6 +859,16 @@ impl ResponseHead {
 // === impl UpstreamBody ===
 
 impl UpstreamBody {
+    /// The response's headers as received, when they were kept so.
+    pub(crate) fn raw_headers(&self) -> Option<&RawHeaders> {
+        self.raw.as_ref()
+    }
+
+    /// Takes the response's headers as received out of the body.
+    pub(crate) fn take_raw_headers(&mut self) -> Option<RawHeaders> {
+        self.raw.take()
+    }
+
     /// The connection, when the body was read to its end and the upstream keeps it open.
     pub(crate) fn take_reusable(&mut self) -> Option<Conn> {
         if self.state != BodyState::Done || !self.keep_alive {
@@ -933,6 +1131,47 @@ mod tests {
     fn head(raw: &str, method: Method) -> Result<Option<ResponseHead>, ExchangeError> {
         let mut buf = BytesMut::from(raw.as_bytes());
         parse_head(&mut buf, &method)
+    }
+
+    #[test]
+    fn headers_kept_as_received_leave_out_hop_by_hop_and_replaced_ones() {
+        let raw = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\
+                   Date: x\r\nX-A: 1\r\nX-B: 2\r\nContent-Length: 3\r\n\r\n";
+        let h = head(raw, Method::GET).unwrap().unwrap();
+        assert!(h.headers.is_empty());
+        let kept = h.raw.unwrap();
+        assert!(kept.has_date());
+        assert_eq!(kept.length(), Some(3));
+        let mut replaced = HeaderMap::new();
+        replaced.insert("x-a", HeaderValue::from_static("new"));
+        let mut out = Vec::new();
+        kept.write(&mut out, &replaced);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "Date: x\r\nX-B: 2\r\nContent-Length: 3\r\n"
+        );
+        kept.into_map(&mut replaced);
+        let names: Vec<_> = replaced
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("x-a", "new"),
+                ("date", "x"),
+                ("x-b", "2"),
+                ("content-length", "3")
+            ]
+        );
+        // Chunked framing and Connection naming a header go through the map.
+        for raw in [
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nConnection: X-A\r\nX-A: 1\r\nContent-Length: 0\r\n\r\n",
+        ] {
+            let h = head(raw, Method::GET).unwrap().unwrap();
+            assert!(h.raw.is_none() && !h.headers.is_empty(), "{raw}");
+        }
     }
 
     #[test]

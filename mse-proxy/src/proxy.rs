@@ -30,7 +30,7 @@ use crate::body::{InFlight, ProxyBody, RequestBody};
 use crate::downstream::{PendingUpgrade, Stop};
 use crate::error::{Blame, Chain, ProxyError};
 use crate::fallback;
-use crate::h1::{ForwardHeaders, HeadExtras, UpstreamBody};
+use crate::h1::{ForwardHeaders, HeadExtras, UpstreamBody, materialize};
 use crate::log::AccessRecord;
 use crate::metrics::Metrics;
 use crate::table::{Pick, SharedTable};
@@ -326,18 +326,23 @@ async fn forward(
                     reason: "101 Switching Protocols to a request that asked for no upgrade",
                 });
             }
-            let body = head.body(conn);
-            let mut response = Response::new(body);
-            *response.status_mut() = head.status;
-            *response.headers_mut() = head.headers;
+            let mut response = head.into_response(conn);
             if let Some(pages) = pages.filter(|p| p.intercepts(response.status())) {
+                materialize(&mut response);
                 response = Box::pin(pages.answer(&cx.worker, response, sent_headers, log)).await;
             }
+            // Headers kept as received (see `RawHeaders`) are written out with the
+            // hop-by-hop ones left out, and the map's replacing received ones of the same
+            // name; edits that need more than that see them all in the map first.
             strip_hop_by_hop(response.headers_mut(), false);
             if let Some(c) = &cors {
+                materialize(&mut response);
                 c.apply(response.headers_mut());
             }
             if let Some(p) = &policy {
+                if needs_all_headers(p, &response) {
+                    materialize(&mut response);
+                }
                 edit_response(cx, p, response.headers_mut(), &upstream, host_str);
             }
             Ok(Forwarded::Plain(response))
@@ -386,6 +391,19 @@ fn redirect(
         p.response_headers.apply(response.headers_mut());
     }
     Some(response)
+}
+
+/// Whether the policy's response edits need every header in the map: a location rewrite
+/// reads `Location`, a removal must reach received headers, and an added header must not
+/// replace a received one of the same name. Updates replace received headers as they are.
+fn needs_all_headers(policy: &RoutePolicy, response: &Response<UpstreamBody>) -> bool {
+    let Some(raw) = response.body().raw_headers() else {
+        return false;
+    };
+    let ops = &policy.response_headers;
+    policy.location_rewrite.is_some()
+        || !ops.remove.is_empty()
+        || ops.add.iter().any(|(name, _)| raw.contains(name))
 }
 
 /// Applies `proxy-redirect-from`/`-to` and the response header edits to an upstream

@@ -419,7 +419,15 @@ async fn serve_h1(
 async fn serve_h2(cx: Rc<ConnCtx>, servers: &Servers, watcher: Watcher, io: Prefixed) {
     let peer = cx.peer;
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-        proxy::handle(Rc::clone(&cx), req.map(RequestBody::H2))
+        let answer = proxy::handle(Rc::clone(&cx), req.map(RequestBody::H2));
+        async move {
+            // hyper writes the header map only: headers kept as received go into it.
+            let Ok(mut response) = answer.await;
+            if let Some(raw) = response.body_mut().take_raw_headers() {
+                raw.into_map(response.headers_mut());
+            }
+            Ok::<_, std::convert::Infallible>(response)
+        }
     });
     let conn = servers.h2.serve_connection(TokioIo::new(io), service);
     if let Err(e) = watcher.watch(conn).await {

@@ -68,6 +68,10 @@ const SCRATCH_BUFFERS: usize = 256;
 
 /// An upstream response head and the connection its body is read from, or (for an
 /// upgrade) hyper's response and the connection that hands its socket over.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "the common variant; boxing it would cost an allocation per request"
+)]
 pub(crate) enum Sent {
     Plain {
         head: ResponseHead,
