@@ -94,6 +94,8 @@ pub(crate) struct RawHeaders {
     head: Bytes,
     /// Name offset and length, value offset and length.
     spans: Vec<(u32, u32, u32, u32)>,
+    /// Bit `i`: line `i` is hop-by-hop.
+    hop_by_hop: u64,
     has_date: bool,
     length: Option<u64>,
 }
@@ -108,7 +110,7 @@ enum Framing {
 
 /// The body of an upstream response, read from the connection as it is polled.
 pub(crate) struct UpstreamBody {
-    conn: Option<Conn>,
+    conn: Option<Box<Conn>>,
     state: BodyState,
     keep_alive: bool,
     /// The response's headers as received, when they were kept so.
@@ -498,10 +500,14 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead
         .map_err(|_| ExchangeError::BadResponse("invalid status code"))?;
     let mut seen = Seen::default();
     let mut has_date = false;
-    for &(n, nl, v, vl) in spans {
+    let mut hop_by_hop = 0u64;
+    for (i, &(n, nl, v, vl)) in spans.iter().enumerate() {
         let (n, nl, v, vl) = (n as usize, nl as usize, v as usize, vl as usize);
         let kind = raw_kind(&head[n..n + nl]);
         has_date |= kind == Kind::Date;
+        if kind.hop_by_hop() && i < 64 {
+            hop_by_hop |= 1 << i;
+        }
         seen.note(kind, &head[v..v + vl]);
     }
     let version = if version == 0 {
@@ -510,7 +516,7 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead
         Version::HTTP_11
     };
     let transfer_encoding = seen.transfer_encoding.is_some();
-    let keep_raw = !transfer_encoding && !seen.other_tokens;
+    let keep_raw = !transfer_encoding && !seen.other_tokens && count <= 64;
     let length = seen.length.ok().flatten();
     let (framing, mut keep_alive) = seen.framing(status, method, version)?;
     keep_alive &= framing != Framing::Close;
@@ -521,6 +527,7 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead
             raw: Some(RawHeaders {
                 head,
                 spans: spans.to_vec(),
+                hop_by_hop,
                 has_date,
                 length,
             }),
@@ -753,7 +760,7 @@ impl Seen {
 
 impl ResponseHead {
     /// The body, reading from `conn`.
-    pub(crate) fn body(&self, conn: Conn) -> UpstreamBody {
+    pub(crate) fn body(&self, conn: Box<Conn>) -> UpstreamBody {
         let state = match self.framing {
             Framing::Empty => BodyState::Done,
             Framing::Length(n) => BodyState::Length(n),
@@ -770,7 +777,7 @@ impl ResponseHead {
 
     /// The answer to relay: status, headers (kept as received in the body when they
     /// were, see [`RawHeaders`]) and the body, reading from `conn`.
-    pub(crate) fn into_response(mut self, conn: Conn) -> Response<UpstreamBody> {
+    pub(crate) fn into_response(mut self, conn: Box<Conn>) -> Response<UpstreamBody> {
         let mut body = self.body(conn);
         body.raw = self.raw.take();
         let mut response = Response::new(body);
@@ -798,6 +805,14 @@ impl RawHeaders {
         })
     }
 
+    /// The lines that are not hop-by-hop.
+    fn end_to_end(&self) -> impl Iterator<Item = (usize, &[u8], &[u8])> {
+        self.lines()
+            .enumerate()
+            .filter(|(i, _)| self.hop_by_hop & (1 << i) == 0)
+            .map(|(i, (n, v))| (i, n, v))
+    }
+
     /// Whether a header named `name` was received.
     pub(crate) fn contains(&self, name: &HeaderName) -> bool {
         let name = name.as_str().as_bytes();
@@ -817,12 +832,11 @@ impl RawHeaders {
     /// Writes the received header lines, but for hop-by-hop ones and those `replaced`
     /// has a header of the same name for.
     pub(crate) fn write(&self, out: &mut Vec<u8>, replaced: &HeaderMap) {
-        for (name, value) in self.lines() {
-            if raw_kind(name).hop_by_hop()
-                || (!replaced.is_empty()
-                    && replaced
-                        .keys()
-                        .any(|k| k.as_str().as_bytes().eq_ignore_ascii_case(name)))
+        for (_, name, value) in self.end_to_end() {
+            if !replaced.is_empty()
+                && replaced
+                    .keys()
+                    .any(|k| k.as_str().as_bytes().eq_ignore_ascii_case(name))
             {
                 continue;
             }
@@ -835,12 +849,9 @@ impl RawHeaders {
     pub(crate) fn into_map(self, headers: &mut HeaderMap) {
         let replaced: Vec<HeaderName> = headers.keys().cloned().collect();
         headers.reserve(self.spans.len());
-        for &(n, nl, v, vl) in &self.spans {
-            let (n, nl, v, vl) = (n as usize, nl as usize, v as usize, vl as usize);
-            let raw = &self.head[n..n + nl];
-            if raw_kind(raw).hop_by_hop() {
-                continue;
-            }
+        for (i, raw, _) in self.end_to_end() {
+            let (_, _, v, vl) = self.spans[i];
+            let (v, vl) = (v as usize, vl as usize);
             // httparse has checked names and values; a name or value `http` would still
             // refuse is dropped rather than relayed.
             let (Some(name), Ok(value)) = (
@@ -870,7 +881,7 @@ impl UpstreamBody {
     }
 
     /// The connection, when the body was read to its end and the upstream keeps it open.
-    pub(crate) fn take_reusable(&mut self) -> Option<Conn> {
+    pub(crate) fn take_reusable(&mut self) -> Option<Box<Conn>> {
         if self.state != BodyState::Done || !self.keep_alive {
             return None;
         }

@@ -8,7 +8,7 @@
 //! current deadline. A deadline is never missed: the timer always fires at or before it.
 
 use std::pin::Pin;
-use std::task::Context;
+use std::task::{Context, Waker};
 use std::time::Instant;
 
 use tokio::time::Sleep;
@@ -17,20 +17,35 @@ use tokio::time::Sleep;
 #[derive(Default)]
 pub(crate) struct LazyTimer {
     sleep: Option<Pin<Box<Sleep>>>,
+    /// When the timer fires, and the task it wakes then.
+    armed: Option<(Instant, Waker)>,
 }
 
 impl LazyTimer {
     /// Whether `deadline` has passed; otherwise the task is woken at the latest when it
     /// passes (perhaps earlier, when the timer still holds an earlier deadline).
     pub(crate) fn poll_expired(&mut self, deadline: Instant, cx: &mut Context<'_>) -> bool {
+        // Armed no later than the deadline, for this task, and not fired: nothing to do.
+        if let (Some(sleep), Some((at, waker))) = (&self.sleep, &self.armed)
+            && *at <= deadline
+            && !sleep.is_elapsed()
+            && waker.will_wake(cx.waker())
+        {
+            return false;
+        }
         let sleep = self
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.into())));
+        if self.armed.as_ref().is_some_and(|(at, _)| *at > deadline) {
+            sleep.as_mut().reset(deadline.into());
+        }
         loop {
             if sleep.as_mut().poll(cx).is_pending() {
+                self.armed = Some((sleep.deadline().into_std(), cx.waker().clone()));
                 return false;
             }
             if Instant::now() >= deadline {
+                self.armed = None;
                 return true;
             }
             sleep.as_mut().reset(deadline.into());
@@ -75,5 +90,16 @@ mod tests {
         let ahead = Instant::now() + Duration::from_secs(60);
         let waker = std::task::Waker::noop();
         assert!(!timer.poll_expired(ahead, &mut Context::from_waker(waker)));
+        // An earlier deadline than the one armed moves the timer back.
+        let sooner = Instant::now() + Duration::from_millis(20);
+        poll_fn(|cx| {
+            if timer.poll_expired(sooner, cx) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+        assert!(Instant::now() >= sooner);
     }
 }

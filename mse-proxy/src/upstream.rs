@@ -68,14 +68,10 @@ const SCRATCH_BUFFERS: usize = 256;
 
 /// An upstream response head and the connection its body is read from, or (for an
 /// upgrade) hyper's response and the connection that hands its socket over.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "the common variant; boxing it would cost an allocation per request"
-)]
 pub(crate) enum Sent {
     Plain {
         head: ResponseHead,
-        conn: Conn,
+        conn: Box<Conn>,
         /// The request headers as sent, handed back rather than dropped: an error page
         /// request (`custom-http-errors`) carries them again.
         headers: HeaderMap,
@@ -87,7 +83,7 @@ pub(crate) enum Sent {
 }
 
 struct Idle {
-    conn: Conn,
+    conn: Box<Conn>,
     since: Instant,
 }
 
@@ -392,9 +388,14 @@ impl Pool {
     }
 
     /// Opens a new connection (resolving a DNS name first) within the connect timeout.
-    async fn connect(&self, upstream: &Upstream, metrics: &Metrics) -> Result<Conn, ProxyError> {
+    async fn connect(
+        &self,
+        upstream: &Upstream,
+        metrics: &Metrics,
+    ) -> Result<Box<Conn>, ProxyError> {
         let stream = self.open_timed(upstream, metrics).await?;
-        Ok(Conn::new(stream, upstream.clone()))
+        // Boxed once per connection: requests move it around several times.
+        Ok(Box::new(Conn::new(stream, upstream.clone())))
     }
 
     async fn open_timed(
@@ -419,7 +420,7 @@ impl Pool {
     }
 
     /// The most recently pooled connection to `upstream` that is still open.
-    fn checkout(&self, upstream: &Upstream) -> Option<Conn> {
+    fn checkout(&self, upstream: &Upstream) -> Option<Box<Conn>> {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(upstream)?;
         while let Some(mut entry) = list.pop_back() {
@@ -431,7 +432,7 @@ impl Pool {
     }
 
     /// Returns a connection whose exchange is complete.
-    pub(crate) fn put(&self, conn: Conn) {
+    pub(crate) fn put(&self, conn: Box<Conn>) {
         if self.max_idle == 0 {
             return;
         }
