@@ -14,6 +14,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use mse_router::HeaderOps;
 
 use crate::downstream::H1Body;
 use crate::h1::{RawHeaders, UpstreamBody};
@@ -147,11 +148,19 @@ impl ProxyBody {
         }
     }
 
-    /// Takes the headers kept as received, for a server that needs them all in the map.
-    pub(crate) fn take_raw_headers(&mut self) -> Option<RawHeaders> {
-        match &mut self.inner {
-            Inner::Upstream(body) => body.take_raw_headers(),
+    /// The response header edits left to the writer (see [`UpstreamBody::defer_edits`]).
+    pub(crate) fn deferred_edits(&self) -> Option<&HeaderOps> {
+        match &self.inner {
+            Inner::Upstream(body) => body.deferred_edits(),
             _ => None,
+        }
+    }
+
+    /// Moves the headers kept as received, and the edits left to the writer, into
+    /// `headers`: for a server that writes the map only.
+    pub(crate) fn headers_into_map(&mut self, headers: &mut http::HeaderMap) {
+        if let Inner::Upstream(body) = &mut self.inner {
+            body.headers_into_map(headers);
         }
     }
 

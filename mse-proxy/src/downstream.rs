@@ -556,11 +556,20 @@ async fn respond(
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
     let raw = body.raw_headers();
+    let edits = body.deferred_edits();
     if let Some(raw) = raw {
-        raw.write(out, &parts.headers);
+        raw.write(out, &parts.headers, edits);
     }
     for (name, value) in &parts.headers {
+        if edits.is_some_and(|e| e.update.iter().any(|(n, _)| n == name)) {
+            continue;
+        }
         line(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if let Some(e) = edits {
+        for (name, value) in e.update.iter().chain(&e.add) {
+            line(out, name.as_str().as_bytes(), value.as_bytes());
+        }
     }
     if !parts.headers.contains_key(DATE) && !raw.is_some_and(RawHeaders::has_date) {
         date(out);

@@ -14,6 +14,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
@@ -22,7 +23,7 @@ use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
-use mse_router::RoutePolicy;
+use mse_router::{HeaderOps, RoutePolicy};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -115,6 +116,9 @@ pub(crate) struct UpstreamBody {
     keep_alive: bool,
     /// The response's headers as received, when they were kept so.
     raw: Option<RawHeaders>,
+    /// The route's response header edits, left to the writer of headers kept as
+    /// received (see [`UpstreamBody::defer_edits`]).
+    edits: Option<Arc<RoutePolicy>>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -772,6 +776,7 @@ impl ResponseHead {
             state,
             keep_alive: self.keep_alive,
             raw: None,
+            edits: None,
         }
     }
 
@@ -790,9 +795,9 @@ impl ResponseHead {
 /// Moves headers kept as received into the answer's header map, behind the ones already
 /// there (which replace received ones of the same name); hop-by-hop headers are left out.
 pub(crate) fn materialize(response: &mut Response<UpstreamBody>) {
-    if let Some(raw) = response.body_mut().raw.take() {
-        raw.into_map(response.headers_mut());
-    }
+    let mut headers = std::mem::take(response.headers_mut());
+    response.body_mut().headers_into_map(&mut headers);
+    *response.headers_mut() = headers;
 }
 
 // === impl RawHeaders ===
@@ -831,12 +836,21 @@ impl RawHeaders {
 
     /// Writes the received header lines, but for hop-by-hop ones and those `replaced`
     /// has a header of the same name for.
-    pub(crate) fn write(&self, out: &mut Vec<u8>, replaced: &HeaderMap) {
+    /// `edits`: headers they update are left out too (the caller writes the edits).
+    pub(crate) fn write(&self, out: &mut Vec<u8>, replaced: &HeaderMap, edits: Option<&HeaderOps>) {
+        let updated = |name: &[u8]| {
+            edits.is_some_and(|e| {
+                e.update
+                    .iter()
+                    .any(|(n, _)| n.as_str().as_bytes().eq_ignore_ascii_case(name))
+            })
+        };
         for (_, name, value) in self.end_to_end() {
-            if !replaced.is_empty()
+            if (!replaced.is_empty()
                 && replaced
                     .keys()
-                    .any(|k| k.as_str().as_bytes().eq_ignore_ascii_case(name))
+                    .any(|k| k.as_str().as_bytes().eq_ignore_ascii_case(name)))
+                || updated(name)
             {
                 continue;
             }
@@ -875,9 +889,29 @@ impl UpstreamBody {
         self.raw.as_ref()
     }
 
-    /// Takes the response's headers as received out of the body.
-    pub(crate) fn take_raw_headers(&mut self) -> Option<RawHeaders> {
-        self.raw.take()
+    /// Leaves the route's response header edits (updates and additions only) to the
+    /// writer of the headers kept as received, instead of inserting them into the
+    /// answer's map. Only when the headers are kept so.
+    pub(crate) fn defer_edits(&mut self, policy: Arc<RoutePolicy>) {
+        if self.raw.is_some() {
+            self.edits = Some(policy);
+        }
+    }
+
+    /// The response header edits left to the writer.
+    pub(crate) fn deferred_edits(&self) -> Option<&HeaderOps> {
+        self.edits.as_deref().map(|p| &p.response_headers)
+    }
+
+    /// Moves the headers kept as received into `headers`, and applies the edits left to
+    /// the writer: for a server that writes the map only.
+    pub(crate) fn headers_into_map(&mut self, headers: &mut HeaderMap) {
+        if let Some(raw) = self.raw.take() {
+            raw.into_map(headers);
+        }
+        if let Some(p) = self.edits.take() {
+            p.response_headers.apply(headers);
+        }
     }
 
     /// The connection, when the body was read to its end and the upstream keeps it open.
@@ -1156,10 +1190,24 @@ mod tests {
         let mut replaced = HeaderMap::new();
         replaced.insert("x-a", HeaderValue::from_static("new"));
         let mut out = Vec::new();
-        kept.write(&mut out, &replaced);
+        kept.write(&mut out, &replaced, None);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "Date: x\r\nX-B: 2\r\nContent-Length: 3\r\n"
+        );
+        // Names a deferred update sets are left out as well.
+        let edits = HeaderOps {
+            update: vec![(
+                HeaderName::from_static("x-b"),
+                HeaderValue::from_static("9"),
+            )],
+            ..HeaderOps::default()
+        };
+        let mut out = Vec::new();
+        kept.write(&mut out, &replaced, Some(&edits));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "Date: x\r\nContent-Length: 3\r\n"
         );
         kept.into_map(&mut replaced);
         let names: Vec<_> = replaced

@@ -343,7 +343,13 @@ async fn forward(
                 if needs_all_headers(p, &response) {
                     materialize(&mut response);
                 }
-                edit_response(cx, p, response.headers_mut(), &upstream, host_str);
+                if response.body().raw_headers().is_some() {
+                    // Updates and additions only: the server writes them beside the
+                    // received headers.
+                    response.body_mut().defer_edits(Arc::clone(p));
+                } else {
+                    edit_response(cx, p, response.headers_mut(), &upstream, host_str);
+                }
             }
             Ok(Forwarded::Plain(response))
         }

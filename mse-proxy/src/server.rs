@@ -423,9 +423,9 @@ async fn serve_h2(cx: Rc<ConnCtx>, servers: &Servers, watcher: Watcher, io: Pref
         async move {
             // hyper writes the header map only: headers kept as received go into it.
             let Ok(mut response) = answer.await;
-            if let Some(raw) = response.body_mut().take_raw_headers() {
-                raw.into_map(response.headers_mut());
-            }
+            let mut headers = std::mem::take(response.headers_mut());
+            response.body_mut().headers_into_map(&mut headers);
+            *response.headers_mut() = headers;
             Ok::<_, std::convert::Infallible>(response)
         }
     });

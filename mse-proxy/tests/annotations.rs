@@ -257,6 +257,66 @@ async fn header_control_edits_request_and_response_headers() {
 }
 
 #[tokio::test]
+async fn response_header_updates_replace_received_headers_and_adds_keep_them() {
+    // No removal and no location rewrite: the upstream's headers are relayed as received,
+    // with the edits written beside them.
+    let backend = echo("r").await;
+    let yaml = [
+        annotated(
+            "r",
+            "r.example.com",
+            &[("/", "Prefix", "r")],
+            &[
+                (
+                    "response-header-control-add",
+                    "X-Resp one\nX-Echo-Service extra",
+                ),
+                ("response-header-control-update", "Content-Type text/x-test"),
+            ],
+        ),
+        service("r", &[backend.addr()]),
+    ]
+    .concat();
+    let (gw, _) = gateway(&yaml);
+    let values = |r: &Reply, name: &str| {
+        r.headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let mut tx = h1(http_addr(&gw)).await;
+    for _ in 0..2 {
+        let r = send1(&mut tx, get_req("r.example.com", "/x")).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(
+            values(&r, "content-type"),
+            ["text/x-test"],
+            "update replaces"
+        );
+        assert_eq!(values(&r, "x-resp"), ["one"]);
+        assert_eq!(
+            values(&r, "x-echo-service"),
+            ["r", "extra"],
+            "add keeps the received one"
+        );
+        assert_eq!(values(&r, "date").len(), 1);
+        assert_eq!(r.json()["path"], "/x");
+    }
+    // HTTP/2 clients get the same headers.
+    let mut tx = h2c(http_addr(&gw)).await;
+    let req = http::Request::get("http://r.example.com/x")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let r = send2(&mut tx, req).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(values(&r, "content-type"), ["text/x-test"]);
+    assert_eq!(values(&r, "x-resp"), ["one"]);
+    assert_eq!(values(&r, "x-echo-service"), ["r", "extra"]);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
 async fn rewrites_change_the_path_and_host_sent_upstream() {
     let backend = echo("rw").await;
     let yaml = [
