@@ -46,7 +46,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
 
 use crate::body::{ProxyBody, RequestBody};
-use crate::h1::{Chunk, RawHeaders, Seen, Step, decode_chunk, header_name};
+use crate::h1::{Chunk, RawHeaders, Seen, Spans, Step, decode_chunk, header_name};
 use crate::proxy::{self, ConnCtx};
 use crate::timer::LazyTimer;
 
@@ -57,9 +57,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io for T {}
 
 /// Request headers accepted at most (hyper's and nginx's limit is 100).
 const MAX_HEADERS: usize = 128;
-/// Request heads with up to this many headers (nearly all) need no allocation for their
-/// offsets.
-const FEW_HEADERS: usize = 32;
 const READ_CHUNK: usize = 8 * 1024;
 /// Response body bytes gathered behind the head for one write, at most.
 const COALESCE: usize = 64 * 1024;
@@ -348,8 +345,7 @@ fn parse(
     shared: &Shared,
 ) -> Result<Option<(Box<Request<RequestBody>>, Meta)>, Refusal> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-    let mut spans: Vec<(u32, u32, u32, u32)> = Vec::new();
-    let mut few = [(0u32, 0u32, 0u32, 0u32); FEW_HEADERS];
+    let mut spans = Spans::default();
     let bad = Refusal(StatusCode::BAD_REQUEST);
     let (len, method, target, version, count) = {
         let mut req = httparse::Request::new(&mut []);
@@ -369,21 +365,7 @@ fn parse(
         };
         let offset = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
         let count = req.headers.len();
-        if count > FEW_HEADERS {
-            spans.reserve_exact(count);
-        }
-        for (i, h) in req.headers.iter().enumerate() {
-            let span = (
-                offset(h.name.as_bytes()),
-                h.name.len() as u32,
-                offset(h.value),
-                h.value.len() as u32,
-            );
-            match few.get_mut(i) {
-                Some(slot) if count <= FEW_HEADERS => *slot = span,
-                _ => spans.push(span),
-            }
-        }
+        spans.record(req.headers, base);
         let method = Method::from_bytes(req.method.unwrap_or("").as_bytes())
             .map_err(|_| Refusal(StatusCode::BAD_REQUEST))?;
         let path = req.path.unwrap_or("");
@@ -394,11 +376,7 @@ fn parse(
         };
         (len, method, target, version, count)
     };
-    let spans = if count <= FEW_HEADERS {
-        &few[..count]
-    } else {
-        &spans[..]
-    };
+    let spans = spans.as_slice();
     let head = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(head.slice(target.0..target.0 + target.1))
         .map_err(|_| Refusal(StatusCode::BAD_REQUEST))?;
@@ -549,12 +527,7 @@ async fn respond(
         keep_alive = false;
         Out::Close
     };
-    out.clear();
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\n");
+    status_line(out, status);
     let raw = body.raw_headers();
     let edits = body.deferred_edits();
     if let Some(raw) = raw {
@@ -717,6 +690,16 @@ fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     }
 }
 
+/// Starts `out` afresh with the status line.
+fn status_line(out: &mut Vec<u8>, status: StatusCode) {
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
 fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
@@ -749,12 +732,8 @@ async fn refuse(shared: &Shared, out: &mut Vec<u8>, status: StatusCode) {
         status.as_str(),
         status.canonical_reason().unwrap_or("")
     );
-    out.clear();
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\ncontent-type: text/plain; charset=utf-8\r\n");
+    status_line(out, status);
+    out.extend_from_slice(b"content-type: text/plain; charset=utf-8\r\n");
     line(out, b"content-length", text.len().to_string().as_bytes());
     date(out);
     out.extend_from_slice(b"connection: close\r\n\r\n");
@@ -771,8 +750,7 @@ async fn upgrade(
     tx: oneshot::Sender<Upgraded>,
 ) {
     let (parts, body) = response.into_parts();
-    out.clear();
-    out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
+    status_line(out, StatusCode::SWITCHING_PROTOCOLS);
     for (name, value) in &parts.headers {
         line(out, name.as_str().as_bytes(), value.as_bytes());
     }

@@ -457,8 +457,7 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead
     // the offsets of each name and value are kept so the head is frozen once and sliced.
     let mut slots =
         [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-    let mut spans: Vec<(u32, u32, u32, u32)> = Vec::new();
-    let mut few = [(0u32, 0u32, 0u32, 0u32); FEW_HEADERS];
+    let mut spans = Spans::default();
     let (len, code, version, count) = {
         let mut res = httparse::Response::new(&mut []);
         let base = buf.as_ptr() as usize;
@@ -475,30 +474,11 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead
             }
             Err(_) => return Err(ExchangeError::BadResponse("malformed response head")),
         };
-        let offset = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
         let count = res.headers.len();
-        if count > FEW_HEADERS {
-            spans.reserve_exact(count);
-        }
-        for (i, h) in res.headers.iter().enumerate() {
-            let span = (
-                offset(h.name.as_bytes()),
-                h.name.len() as u32,
-                offset(h.value),
-                h.value.len() as u32,
-            );
-            match few.get_mut(i) {
-                Some(slot) if count <= FEW_HEADERS => *slot = span,
-                _ => spans.push(span),
-            }
-        }
+        spans.record(res.headers, base);
         (len, res.code.unwrap_or(0), res.version.unwrap_or(1), count)
     };
-    let spans = if count <= FEW_HEADERS {
-        &few[..count]
-    } else {
-        &spans[..]
-    };
+    let spans = spans.as_slice();
     let head = buf.split_to(len).freeze();
     let status = StatusCode::from_u16(code)
         .map_err(|_| ExchangeError::BadResponse("invalid status code"))?;
@@ -599,6 +579,56 @@ pub(crate) fn raw_kind(name: &[u8]) -> Kind {
         16 if is("proxy-connection") => Kind::HopByHop,
         17 if is("transfer-encoding") => Kind::TransferEncoding,
         _ => Kind::Other,
+    }
+}
+
+/// Where each header of a parsed head is: name offset and length, value offset and
+/// length, relative to the start of the head. Heads with up to [`FEW_HEADERS`] headers
+/// (nearly all) need no allocation.
+pub(crate) struct Spans {
+    few: [(u32, u32, u32, u32); FEW_HEADERS],
+    more: Vec<(u32, u32, u32, u32)>,
+    count: usize,
+}
+
+impl Default for Spans {
+    fn default() -> Self {
+        Self {
+            few: [(0, 0, 0, 0); FEW_HEADERS],
+            more: Vec::new(),
+            count: 0,
+        }
+    }
+}
+
+impl Spans {
+    /// Records where `headers`, parsed from a buffer starting at address `base`, are.
+    pub(crate) fn record(&mut self, headers: &[httparse::Header<'_>], base: usize) {
+        let offset = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
+        self.count = headers.len();
+        if self.count > FEW_HEADERS {
+            self.more.reserve_exact(self.count);
+        }
+        for (i, h) in headers.iter().enumerate() {
+            let span = (
+                offset(h.name.as_bytes()),
+                h.name.len() as u32,
+                offset(h.value),
+                h.value.len() as u32,
+            );
+            match self.few.get_mut(i) {
+                Some(slot) if self.count <= FEW_HEADERS => *slot = span,
+                _ => self.more.push(span),
+            }
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[(u32, u32, u32, u32)] {
+        if self.count <= FEW_HEADERS {
+            &self.few[..self.count]
+        } else {
+            &self.more
+        }
     }
 }
 
