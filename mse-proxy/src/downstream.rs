@@ -46,7 +46,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
 
 use crate::body::{ProxyBody, RequestBody};
-use crate::h1::{Chunk, RawHeaders, Seen, Spans, Step, decode_chunk, header_name};
+use crate::h1::{
+    Chunk, RawHeaders, Seen, Spans, Step, chunk_size_line, content_length, decode_chunk, fill,
+    header_name,
+};
 use crate::proxy::{self, ConnCtx};
 use crate::timer::LazyTimer;
 
@@ -55,7 +58,7 @@ pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin {}
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Io for T {}
 
-/// Request headers accepted at most (hyper's and nginx's limit is 100).
+/// Request headers accepted at most (hyper's default is 100).
 const MAX_HEADERS: usize = 128;
 const READ_CHUNK: usize = 8 * 1024;
 /// Response body bytes gathered behind the head for one write, at most.
@@ -145,6 +148,7 @@ struct Meta {
 struct Refusal(StatusCode);
 
 enum Next {
+    /// Boxed: moving it through the poll result costs more than the allocation.
     Request(Box<Request<RequestBody>>, Meta),
     H2,
     Closed,
@@ -321,7 +325,7 @@ fn poll_next(
         } else if stop.stopped() {
             return Poll::Ready(Ok(Next::Closed));
         }
-        match fill(&mut *c.io, &mut c.buf, task) {
+        match fill(&mut *c.io, &mut c.buf, READ_CHUNK, task) {
             Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Ok(Next::Closed)),
             Poll::Ready(Ok(_)) => {}
             Poll::Pending => {
@@ -455,14 +459,6 @@ fn discard_body(shared: &Shared) -> bool {
     }
 }
 
-/// Reads what the socket has into `buf`; `Ok(0)` is end of stream.
-fn fill(io: &mut dyn Io, buf: &mut BytesMut, task: &mut Context<'_>) -> Poll<io::Result<usize>> {
-    if buf.capacity() - buf.len() < 1024 {
-        buf.reserve(READ_CHUNK);
-    }
-    tokio_util::io::poll_read_buf(Pin::new(io), task, buf)
-}
-
 /// Writes all of `data`, then flushes (a TLS stream sends its records).
 async fn write_all(shared: &Shared, data: &[u8]) -> io::Result<()> {
     let mut at = 0;
@@ -506,7 +502,7 @@ async fn respond(
     let declared = match parts
         .headers
         .get(CONTENT_LENGTH)
-        .map(|v| parse_length(v.as_bytes()))
+        .map(|v| content_length(v.as_bytes()))
     {
         Some(Some(n)) => Some(n),
         Some(None) => {
@@ -665,18 +661,6 @@ fn encode(out: &mut Vec<u8>, data: &[u8], framing: Out, left: &mut u64) -> bool 
     }
 }
 
-fn chunk_size_line(out: &mut Vec<u8>, len: usize) {
-    use std::io::Write;
-    let _ = write!(out, "{len:x}\r\n");
-}
-
-fn parse_length(v: &[u8]) -> Option<u64> {
-    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(v).ok()?.parse().ok()
-}
-
 /// The decimal digits of `n`, written at the end of `buf`.
 fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut at = buf.len();
@@ -821,7 +805,7 @@ impl H1Body {
                     }
                 },
             }
-            match ready!(fill(&mut *c.io, &mut c.buf, task)) {
+            match ready!(fill(&mut *c.io, &mut c.buf, READ_CHUNK, task)) {
                 Ok(0) => {
                     c.body = Framing::Broken;
                     return Poll::Ready(Some(Err(io::Error::new(

@@ -274,7 +274,8 @@ impl Conn {
                     None => {}
                 }
             }
-            match std::future::poll_fn(|cx| fill(&mut self.io, &mut self.buf, cx)).await {
+            match std::future::poll_fn(|cx| fill(&mut self.io, &mut self.buf, READ_CHUNK, cx)).await
+            {
                 Ok(0) if seen_bytes => {
                     return Err(ExchangeError::Read(io::ErrorKind::UnexpectedEof.into()));
                 }
@@ -297,7 +298,7 @@ fn encode_data(out: &mut Vec<u8>, data: &[u8], chunked: bool) {
         if data.is_empty() {
             return;
         }
-        out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+        chunk_size_line(out, data.len());
         out.extend_from_slice(data);
         out.extend_from_slice(b"\r\n");
     } else {
@@ -310,11 +311,35 @@ fn encode_data(out: &mut Vec<u8>, data: &[u8], chunked: bool) {
 /// Goes through `AsyncRead`, which on epoll treats a read that did not fill the buffer as
 /// draining the socket: the next read waits for the next event instead of costing a
 /// system call that would only say `EAGAIN`.
-fn fill(io: &mut TcpStream, buf: &mut BytesMut, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+/// `chunk`: how much room to make when less than 1 KiB is left. The client-facing server
+/// reads with it too.
+pub(crate) fn fill<R>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    chunk: usize,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>>
+where
+    R: tokio::io::AsyncRead + Unpin + ?Sized,
+{
     if buf.capacity() - buf.len() < 1024 {
-        buf.reserve(READ_CHUNK);
+        buf.reserve(chunk);
     }
     tokio_util::io::poll_read_buf(Pin::new(io), cx, buf)
+}
+
+/// Appends the size line of a chunk of `len` bytes.
+pub(crate) fn chunk_size_line(out: &mut Vec<u8>, len: usize) {
+    use std::io::Write;
+    let _ = write!(out, "{len:x}\r\n");
+}
+
+/// One `Content-Length` value: digits only.
+pub(crate) fn content_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
 }
 
 /// Serialises a request head in origin form. The caller has prepared the headers (hop by
@@ -740,10 +765,7 @@ impl Seen {
             Kind::ContentLength => {
                 self.content_length = true;
                 for part in value.split(|b| *b == b',').map(trim_ascii) {
-                    let n = std::str::from_utf8(part)
-                        .ok()
-                        .filter(|p| !p.starts_with('+'))
-                        .and_then(|p| p.parse::<u64>().ok());
+                    let n = content_length(part);
                     self.length = match (self.length, n) {
                         (Err(e), _) => Err(e),
                         (_, None) => Err("invalid Content-Length"),
@@ -990,7 +1012,7 @@ impl UpstreamBody {
                     Err(e) => return Poll::Ready(Some(Err(e))),
                 },
             }
-            match ready!(fill(&mut conn.io, &mut conn.buf, cx)) {
+            match ready!(fill(&mut conn.io, &mut conn.buf, READ_CHUNK, cx)) {
                 Ok(0) if self.state == BodyState::Close => {
                     self.state = BodyState::Done;
                     self.keep_alive = false;

@@ -61,30 +61,27 @@ mod tests {
 
     use super::*;
 
+    /// Waits until the timer reports `deadline` passed.
+    async fn expired(timer: &mut LazyTimer, deadline: Instant) {
+        poll_fn(|cx| {
+            if timer.poll_expired(deadline, cx) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+
     #[tokio::test]
     async fn a_later_deadline_is_kept_after_the_timer_fired_for_an_earlier_one() {
         let mut timer = LazyTimer::default();
-        let start = Instant::now();
-        let first = start + Duration::from_millis(20);
-        poll_fn(|cx| {
-            if timer.poll_expired(first, cx) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-        .await;
+        let first = Instant::now() + Duration::from_millis(20);
+        expired(&mut timer, first).await;
         assert!(Instant::now() >= first);
         // The next deadline, noted before the timer fired again.
         let second = Instant::now() + Duration::from_millis(30);
-        poll_fn(|cx| {
-            if timer.poll_expired(second, cx) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-        .await;
+        expired(&mut timer, second).await;
         assert!(Instant::now() >= second);
         // A deadline still ahead is not reported as passed.
         let ahead = Instant::now() + Duration::from_secs(60);
@@ -92,14 +89,7 @@ mod tests {
         assert!(!timer.poll_expired(ahead, &mut Context::from_waker(waker)));
         // An earlier deadline than the one armed moves the timer back.
         let sooner = Instant::now() + Duration::from_millis(20);
-        poll_fn(|cx| {
-            if timer.poll_expired(sooner, cx) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-        .await;
+        expired(&mut timer, sooner).await;
         assert!(Instant::now() >= sooner);
     }
 }
