@@ -63,7 +63,7 @@ pub use mirror::MirrorPolicy;
 /// The Service reference type of [`CompileOptions::default_backend`]; parse it from
 /// `namespace/name[:port]` with [`str::parse`].
 pub use mse_annotations::ServiceRef;
-pub use path::{PathMatch, RegexPath, normalize_path};
+pub use path::{Groups, PathMatch, RegexPath, normalize_path};
 pub use policy::{HeaderOps, Location, LocationRewrite, Redirect, RedirectVars, RoutePolicy};
 pub use table::{
     Backend, Cluster, ClusterId, ClusterTarget, HostKind, Match, Route, RouteId, RouteTable,

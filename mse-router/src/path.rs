@@ -26,6 +26,51 @@ pub struct RegexPath {
     full: bool,
     ignore_case: bool,
     regex: Regex,
+    /// The pattern's shape when it is a literal, optionally followed by `.*` or `(.*)`:
+    /// the common `rewrite-target` paths (`/api/(.*)`), matched without the regex engine.
+    literal: Option<Literal>,
+}
+
+/// A regex path that is `literal`, `literal.*` or `literal(.*)`.
+#[derive(Clone, Debug)]
+struct Literal {
+    prefix: Box<str>,
+    /// What follows the literal: nothing, `.*`, or `(.*)` (capture group 1).
+    tail: Tail,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tail {
+    None,
+    Any,
+    Group,
+}
+
+/// The capture groups of a regex path's match, by index (0 is the whole match).
+#[derive(Debug)]
+pub struct Groups<'p>(GroupsInner<'p>);
+
+#[derive(Debug)]
+enum GroupsInner<'p> {
+    Literal {
+        whole: &'p str,
+        rest: Option<&'p str>,
+    },
+    Regex(regex::Captures<'p>),
+}
+
+impl<'p> Groups<'p> {
+    /// Group `i`, `None` when the group did not take part in the match or does not exist.
+    pub fn get(&self, i: usize) -> Option<&'p str> {
+        match &self.0 {
+            GroupsInner::Literal { whole, rest } => match i {
+                0 => Some(whole),
+                1 => *rest,
+                _ => None,
+            },
+            GroupsInner::Regex(c) => c.get(i).map(|m| m.as_str()),
+        }
+    }
 }
 
 impl RegexPath {
@@ -33,12 +78,52 @@ impl RegexPath {
     /// case-insensitive when `ignore_case`. The error is the regex crate's summary.
     pub fn new(raw: &str, full: bool, ignore_case: bool) -> Result<Self, String> {
         let regex = crate::matching::anchored(raw, ignore_case, full)?;
+        let literal = (!ignore_case).then(|| Literal::of(raw)).flatten();
         Ok(Self {
             raw: raw.into(),
             full,
             ignore_case,
             regex,
+            literal,
         })
+    }
+
+    /// Whether the path matches.
+    pub fn is_match(&self, path: &str) -> bool {
+        match self.literal_groups(path) {
+            Some(found) => found.is_some(),
+            None => self.regex.is_match(path),
+        }
+    }
+
+    /// The capture groups of the path's match, `None` when it does not match.
+    pub fn captures<'p>(&self, path: &'p str) -> Option<Groups<'p>> {
+        match self.literal_groups(path) {
+            Some(found) => found,
+            None => self
+                .regex
+                .captures(path)
+                .map(|c| Groups(GroupsInner::Regex(c))),
+        }
+    }
+
+    /// The match by the literal shape: `None` when there is none or the path holds a line
+    /// feed (which `.` does not match: the regex decides).
+    fn literal_groups<'p>(&self, path: &'p str) -> Option<Option<Groups<'p>>> {
+        let lit = self.literal.as_ref()?;
+        if path.contains('\n') {
+            return None;
+        }
+        let Some(rest) = path.strip_prefix(&*lit.prefix) else {
+            return Some(None);
+        };
+        let whole = match lit.tail {
+            Tail::None if self.full && !rest.is_empty() => return Some(None),
+            Tail::None => &path[..lit.prefix.len()],
+            Tail::Any | Tail::Group => path,
+        };
+        let rest = (lit.tail == Tail::Group).then_some(rest);
+        Some(Some(Groups(GroupsInner::Literal { whole, rest })))
     }
 
     /// The pattern as written in the Ingress.
@@ -87,6 +172,38 @@ impl Ord for RegexPath {
     }
 }
 
+impl Literal {
+    /// The shape of `raw` when it is one of the literal ones.
+    fn of(raw: &str) -> Option<Self> {
+        use regex_syntax::hir::{Dot, Hir, HirKind};
+        let hir = regex_syntax::Parser::new().parse(raw).ok()?;
+        let any = Hir::dot(Dot::AnyCharExceptLF);
+        let is_any = |h: &Hir| match h.kind() {
+            HirKind::Repetition(r) => r.min == 0 && r.max.is_none() && r.greedy && *r.sub == any,
+            _ => false,
+        };
+        let literal = |h: &Hir| match h.kind() {
+            HirKind::Literal(l) => std::str::from_utf8(&l.0).ok().map(Box::<str>::from),
+            _ => None,
+        };
+        let (prefix, tail) = match hir.kind() {
+            HirKind::Literal(_) => (literal(&hir)?, Tail::None),
+            HirKind::Concat(parts) => match parts.as_slice() {
+                [l, t] if is_any(t) => (literal(l)?, Tail::Any),
+                [l, t] => match t.kind() {
+                    HirKind::Capture(c) if c.index == 1 && c.name.is_none() && is_any(&c.sub) => {
+                        (literal(l)?, Tail::Group)
+                    }
+                    _ => return None,
+                },
+                _ => return None,
+            },
+            _ => return None,
+        };
+        Some(Self { prefix, tail })
+    }
+}
+
 impl PathMatch {
     /// Whether this matches `path` (already normalised by [`normalize_path`]).
     pub fn matches(&self, path: &str) -> bool {
@@ -95,7 +212,7 @@ impl PathMatch {
             PathMatch::Prefix(p) => {
                 path.starts_with(&**p) && matches!(path.as_bytes().get(p.len()), None | Some(b'/'))
             }
-            PathMatch::Regex(r) => r.regex.is_match(path),
+            PathMatch::Regex(r) => r.is_match(path),
         }
     }
 
@@ -312,7 +429,58 @@ mod tests {
         assert!(root.matches("/anything"));
     }
 
+    #[test]
+    fn literal_shapes_are_recognised_and_others_left_to_the_regex() {
+        let shape = |raw: &str| Literal::of(raw).map(|l| (l.prefix.to_string(), l.tail));
+        assert_eq!(shape("/api/(.*)"), Some(("/api/".into(), Tail::Group)));
+        assert_eq!(shape("/(.*)"), Some(("/".into(), Tail::Group)));
+        assert_eq!(shape("/api.*"), Some(("/api".into(), Tail::Any)));
+        assert_eq!(
+            shape("/api.x/(.*)"),
+            None,
+            "`.` inside the literal is a class"
+        );
+        assert_eq!(shape("/api/.*"), Some(("/api/".into(), Tail::Any)));
+        assert_eq!(shape("/api"), Some(("/api".into(), Tail::None)));
+        assert_eq!(shape(r"/v1\.0/(.*)"), Some(("/v1.0/".into(), Tail::Group)));
+        for other in [
+            "/api(/|$)(.*)",
+            "/(?s)(.*)",
+            "/(?<rest>.*)",
+            "/(.*?)",
+            "/(.+)",
+            "(?i)/a",
+        ] {
+            assert_eq!(shape(other), None, "{other}");
+        }
+        let ci = RegexPath::new("/api/(.*)", false, true).unwrap();
+        assert!(ci.literal.is_none());
+        assert!(ci.is_match("/API/x"));
+    }
+
+    /// Paths and patterns where the literal shape and the regex engine must agree.
+    const SHAPED: [&str; 6] = ["/(.*)", "/a/(.*)", "/a/.*", "/a", "/a\\.b(.*)", "/é/(.*)"];
+
     proptest::proptest! {
+        #[test]
+        fn literal_shapes_match_and_capture_as_the_regex_does(
+            pattern in 0..SHAPED.len(),
+            full: bool,
+            path in "(/|a|b|\\.|é|\n){0,8}",
+        ) {
+            let r = RegexPath::new(SHAPED[pattern], full, false).unwrap();
+            proptest::prop_assert!(r.literal.is_some());
+            let want = r.regex.captures(&path);
+            let got = r.captures(&path);
+            proptest::prop_assert_eq!(r.is_match(&path), want.is_some());
+            proptest::prop_assert_eq!(got.is_some(), want.is_some());
+            if let (Some(got), Some(want)) = (got, want) {
+                for i in 0..3 {
+                    proptest::prop_assert_eq!(got.get(i), want.get(i).map(|m| m.as_str()), "group {}", i);
+                }
+            }
+        }
+
         #[test]
         fn normalising_is_idempotent(p in "[/a-z.%0-9A-F~]{0,40}") {
             let once = normalize_path(&p).into_owned();

@@ -14,7 +14,7 @@ use mse_annotations::{
 use crate::cors::CorsPolicy;
 use crate::fallback::FallbackPolicy;
 use crate::mirror::MirrorPolicy;
-use crate::path::PathMatch;
+use crate::path::{Groups, PathMatch};
 
 /// The annotations of one Ingress that act on its requests, ready for the data plane.
 #[derive(Clone, Debug, Default)]
@@ -319,7 +319,7 @@ impl RoutePolicy {
     pub fn rewrite_path(&self, matched: &PathMatch, path: &str) -> Option<String> {
         match (matched, &self.rewrite_template) {
             (PathMatch::Regex(r), Some(t)) => {
-                return Some(expand(t, r.regex().captures(path).as_ref()));
+                return Some(expand(t, r.captures(path).as_ref()));
             }
             // Capture groups on an Exact path have nothing to capture.
             (PathMatch::Exact(_), Some(t)) if self.rewrite.is_none() => {
@@ -331,7 +331,10 @@ impl RoutePolicy {
         let rest = match matched {
             PathMatch::Exact(_) => "",
             PathMatch::Prefix(p) => path.get(p.len()..).unwrap_or(""),
-            PathMatch::Regex(r) => r.regex().find(path).map_or("", |m| &path[m.end()..]),
+            PathMatch::Regex(r) => r
+                .captures(path)
+                .and_then(|g| g.get(0))
+                .map_or("", |m| &path[m.len()..]),
         };
         let mut out = String::with_capacity(to.len() + rest.len());
         out.push_str(to);
@@ -402,14 +405,14 @@ impl RoutePolicy {
 
 /// `rewrite-target` with `$n` replaced by capture group n of the path regex (empty when
 /// the group did not take part in the match).
-fn expand(t: &RewriteTarget, caps: Option<&regex::Captures<'_>>) -> String {
+fn expand(t: &RewriteTarget, caps: Option<&Groups<'_>>) -> String {
     let mut out = String::with_capacity(t.raw.len() + 16);
     for part in &t.parts {
         match part {
             RewritePart::Text(s) => out.push_str(s),
             RewritePart::Group(n) => {
                 if let Some(m) = caps.and_then(|c| c.get(usize::from(*n))) {
-                    out.push_str(m.as_str());
+                    out.push_str(m);
                 }
             }
         }
