@@ -109,7 +109,58 @@ impl<'a> RequestHead<'a> {
 pub(crate) enum Compare {
     Exact(Box<str>),
     Prefix(Box<str>),
-    Regex(Regex),
+    /// The regex, and its check without the regex engine when the pattern is one ASCII
+    /// character class repeated (`[0-9]+`, `[a-z0-9.-]*`).
+    Regex(Regex, Option<AsciiRun>),
+}
+
+/// A value pattern that is one ASCII character class repeated at least `min` times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct AsciiRun {
+    /// Bit `b` set: byte `b` is in the class.
+    set: u128,
+    min: u32,
+}
+
+impl AsciiRun {
+    /// The run `pattern` is, when it is one.
+    fn of(pattern: &str) -> Option<Self> {
+        use regex_syntax::hir::{Class, HirKind};
+        let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
+        let HirKind::Repetition(rep) = hir.kind() else {
+            return None;
+        };
+        if rep.max.is_some() {
+            return None;
+        }
+        let ranges: Vec<(u32, u32)> = match rep.sub.kind() {
+            HirKind::Class(Class::Unicode(c)) => c
+                .ranges()
+                .iter()
+                .map(|r| (u32::from(r.start()), u32::from(r.end())))
+                .collect(),
+            HirKind::Class(Class::Bytes(c)) => c
+                .ranges()
+                .iter()
+                .map(|r| (u32::from(r.start()), u32::from(r.end())))
+                .collect(),
+            _ => return None,
+        };
+        let mut set = 0u128;
+        for (start, end) in ranges {
+            if end > 0x7f {
+                return None;
+            }
+            for b in start..=end {
+                set |= 1 << b;
+            }
+        }
+        Some(Self { set, min: rep.min })
+    }
+
+    fn matches(self, v: &str) -> bool {
+        v.len() >= self.min as usize && v.bytes().all(|b| b < 0x80 && self.set >> b & 1 == 1)
+    }
 }
 
 impl Compare {
@@ -117,7 +168,10 @@ impl Compare {
         Some(match kind {
             MatchKind::Exact(v) => Compare::Exact(v.as_str().into()),
             MatchKind::Prefix(v) => Compare::Prefix(v.as_str().into()),
-            MatchKind::Regex(re) => Compare::Regex(anchored(re.as_str(), false, true).ok()?),
+            MatchKind::Regex(re) => Compare::Regex(
+                anchored(re.as_str(), false, true).ok()?,
+                AsciiRun::of(re.as_str()),
+            ),
         })
     }
 
@@ -125,7 +179,8 @@ impl Compare {
         match self {
             Compare::Exact(want) => **want == *v,
             Compare::Prefix(want) => v.starts_with(&**want),
-            Compare::Regex(re) => re.is_match(v),
+            Compare::Regex(_, Some(run)) => run.matches(v),
+            Compare::Regex(re, None) => re.is_match(v),
         }
     }
 }
@@ -135,7 +190,7 @@ impl fmt::Display for Compare {
         match self {
             Compare::Exact(v) => write!(f, "= {v}"),
             Compare::Prefix(v) => write!(f, "^= {v}"),
-            Compare::Regex(re) => write!(f, "~ {}", re.as_str()),
+            Compare::Regex(re, _) => write!(f, "~ {}", re.as_str()),
         }
     }
 }
@@ -306,9 +361,53 @@ mod tests {
 
     #[test]
     fn regexes_are_anchored_at_both_ends_for_values() {
-        let c = Compare::Regex(anchored("v[0-9]", false, true).unwrap());
+        let c = Compare::Regex(anchored("v[0-9]", false, true).unwrap(), None);
         assert!(c.matches("v1"));
         assert!(!c.matches("xv1"));
         assert!(!c.matches("v12"));
+    }
+
+    #[test]
+    fn only_ascii_class_runs_skip_the_regex_engine() {
+        for yes in [
+            "[a-z0-9.:-]+",
+            "[0-9]*",
+            "[ab]{2,}",
+            "(?-u:\\d)+",
+            "(?i)[a-c]+",
+        ] {
+            assert!(AsciiRun::of(yes).is_some(), "{yes}");
+        }
+        // `\d`, a negated class and `(?i)[a-z]` (`K` folds to the Kelvin sign) reach
+        // beyond ASCII.
+        for no in [
+            r"\d+",
+            "[^a-y]+",
+            "(?i)[a-z]+",
+            "v[0-9]+",
+            "[a-z]{1,3}",
+            "[a-zé]+",
+            "a+",
+        ] {
+            assert_eq!(AsciiRun::of(no), None, "{no}");
+        }
+    }
+
+    const RUNS: [&str; 6] = [
+        "[a-z0-9.:-]+",
+        "[0-9]*",
+        "[^a-y]+",
+        "[ab]{2,}",
+        "(?i)[a-c]+",
+        "[\\n-]+",
+    ];
+
+    proptest::proptest! {
+        #[test]
+        fn class_runs_match_as_the_regex_does(pattern in 0..RUNS.len(), v in "[a-dzA-C0-9.:\\-\né]{0,6}") {
+            let re = anchored(RUNS[pattern], false, true).unwrap();
+            let fast = Compare::Regex(re.clone(), AsciiRun::of(RUNS[pattern]));
+            proptest::prop_assert_eq!(fast.matches(&v), re.is_match(&v));
+        }
     }
 }
