@@ -254,7 +254,7 @@ pub(crate) async fn serve(cx: Rc<ConnCtx>, io: Box<dyn Io>, limits: Limits) -> E
             cx.upgrade.replace(Some(rx));
             tx
         });
-        let response = match proxy::handle(Rc::clone(&cx), *req).await {
+        let response = match proxy::handle(Rc::clone(&cx), req).await {
             Ok(response) => response,
             Err(never) => match never {},
         };

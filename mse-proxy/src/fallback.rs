@@ -172,10 +172,10 @@ impl ErrorPages {
                 return original;
             }
         };
-        let req = self.request(original.status(), sent_headers);
+        let mut req = self.request(original.status(), sent_headers);
         match worker
             .pool
-            .send_plain(&upstream, req, None, &worker.metrics)
+            .send_plain(&upstream, &mut req, None, &worker.metrics)
             .await
         {
             Ok(Sent::Plain { head, conn, .. })

@@ -14,6 +14,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
@@ -397,12 +398,51 @@ fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 /// them) they are inserted into it ([`ForwardHeaders::insert_into`]).
 #[derive(Clone, Debug)]
 pub(crate) struct ForwardHeaders {
-    pub(crate) for_: HeaderValue,
-    pub(crate) real_ip: HeaderValue,
-    pub(crate) proto: HeaderValue,
+    conn: Rc<ConnForward>,
+    /// `X-Forwarded-For` when the client sent one: theirs with the client appended.
+    /// `None`: the client address alone.
+    for_: Option<HeaderValue>,
     /// `None`: a request without host; a client's `X-Forwarded-Host` is removed.
-    pub(crate) host: Option<HeaderValue>,
-    pub(crate) port: HeaderValue,
+    host: Option<HeaderValue>,
+}
+
+/// The forwarding headers that are the same for every request of one client connection,
+/// with their head lines written once.
+#[derive(Debug)]
+pub(crate) struct ConnForward {
+    peer_ip: HeaderValue,
+    proto: HeaderValue,
+    port: HeaderValue,
+    /// `x-forwarded-for` (the client address alone), `x-real-ip`, `x-forwarded-proto` and
+    /// `x-forwarded-port` lines.
+    lines: Box<[u8]>,
+    /// Where the lines after `x-forwarded-for` start.
+    after_for: usize,
+}
+
+impl ConnForward {
+    /// For a client at `peer_ip` on a listener at `port`, over TLS or not.
+    pub(crate) fn new(peer_ip: HeaderValue, tls: bool, port: HeaderValue) -> Self {
+        let proto = HeaderValue::from_static(if tls { "https" } else { "http" });
+        let mut lines = Vec::new();
+        line(&mut lines, b"x-forwarded-for", peer_ip.as_bytes());
+        let after_for = lines.len();
+        line(&mut lines, b"x-real-ip", peer_ip.as_bytes());
+        line(&mut lines, b"x-forwarded-proto", proto.as_bytes());
+        line(&mut lines, b"x-forwarded-port", port.as_bytes());
+        Self {
+            peer_ip,
+            proto,
+            port,
+            lines: lines.into(),
+            after_for,
+        }
+    }
+
+    /// The client address.
+    pub(crate) fn peer_ip(&self) -> &HeaderValue {
+        &self.peer_ip
+    }
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -426,26 +466,42 @@ impl ForwardHeaders {
             )
     }
 
+    /// The headers of a request from the connection of `conn`: `for_` is the client's own
+    /// `X-Forwarded-For` with the client appended, if it sent one.
+    pub(crate) fn new(
+        conn: Rc<ConnForward>,
+        for_: Option<HeaderValue>,
+        host: Option<HeaderValue>,
+    ) -> Self {
+        Self { conn, for_, host }
+    }
+
     fn encode(&self, out: &mut Vec<u8>) {
-        line(out, b"x-forwarded-for", self.for_.as_bytes());
-        line(out, b"x-real-ip", self.real_ip.as_bytes());
-        line(out, b"x-forwarded-proto", self.proto.as_bytes());
+        let c = &*self.conn;
+        match &self.for_ {
+            None => out.extend_from_slice(&c.lines),
+            Some(v) => {
+                line(out, b"x-forwarded-for", v.as_bytes());
+                out.extend_from_slice(&c.lines[c.after_for..]);
+            }
+        }
         if let Some(h) = &self.host {
             line(out, b"x-forwarded-host", h.as_bytes());
         }
-        line(out, b"x-forwarded-port", self.port.as_bytes());
     }
 
     /// Puts these headers into `headers`, replacing the client's.
     pub(crate) fn insert_into(self, headers: &mut HeaderMap) {
-        headers.insert(X_FORWARDED_FOR, self.for_);
-        headers.insert(X_REAL_IP, self.real_ip);
-        headers.insert(X_FORWARDED_PROTO, self.proto);
+        let c = &*self.conn;
+        let for_ = self.for_.unwrap_or_else(|| c.peer_ip.clone());
+        headers.insert(X_FORWARDED_FOR, for_);
+        headers.insert(X_REAL_IP, c.peer_ip.clone());
+        headers.insert(X_FORWARDED_PROTO, c.proto.clone());
         match self.host {
             Some(h) => headers.insert(X_FORWARDED_HOST, h),
             None => headers.remove(X_FORWARDED_HOST),
         };
-        headers.insert(X_FORWARDED_PORT, self.port);
+        headers.insert(X_FORWARDED_PORT, c.port.clone());
     }
 }
 
@@ -462,15 +518,15 @@ impl HeadExtras<'_> {
     /// Whether the request's own header `name` is left out of the head.
     fn replaces(&self, name: &HeaderName) -> bool {
         ForwardHeaders::replaces(name)
-            || self.edits.is_some_and(|p| p.replaces_request_header(name))
+            || self
+                .edits
+                .is_some_and(|p| p.request_head_plan().replaced.contains(name))
     }
 
     fn encode(&self, out: &mut Vec<u8>) {
         self.forwarded.encode(out);
         if let Some(p) = self.edits {
-            p.for_each_request_header(|name, value| {
-                line(out, name.as_str().as_bytes(), value.as_bytes())
-            });
+            out.extend_from_slice(&p.request_head_plan().lines);
         }
     }
 }
@@ -897,7 +953,11 @@ impl RawHeaders {
                     .any(|(n, _)| n.as_str().as_bytes().eq_ignore_ascii_case(name))
             })
         };
-        for (_, name, value) in self.end_to_end() {
+        // Lines written as `name: value\r\n` are copied in runs, with one copy for
+        // consecutive ones; others are written out again in that form.
+        let head = &self.head[..];
+        let mut run = 0..0;
+        for (i, name, value) in self.end_to_end() {
             if (!replaced.is_empty()
                 && replaced
                     .keys()
@@ -906,8 +966,23 @@ impl RawHeaders {
             {
                 continue;
             }
-            line(out, name, value);
+            let (n, nl, v, vl) = self.spans[i];
+            let (n, nl, v, vl) = (n as usize, nl as usize, v as usize, vl as usize);
+            let canonical = head.get(n + nl..v) == Some(b": ".as_slice())
+                && head.get(v + vl..v + vl + 2) == Some(b"\r\n".as_slice());
+            if canonical && run.end == n && !run.is_empty() {
+                run.end = v + vl + 2;
+                continue;
+            }
+            out.extend_from_slice(&head[run]);
+            if canonical {
+                run = n..v + vl + 2;
+            } else {
+                run = 0..0;
+                line(out, name, value);
+            }
         }
+        out.extend_from_slice(&head[run]);
     }
 
     /// Moves the headers into `headers`, behind the ones already there (which replace
@@ -1275,6 +1350,17 @@ mod tests {
                 ("content-length", "3")
             ]
         );
+        // Lines in another form than `name: value\r\n` are written in that form, and
+        // the others copied as they came.
+        let raw = "HTTP/1.1 200 OK\r\nA: 1\r\nB:2\r\nC:  3  \r\nD: 4\nE: 5\r\nF: 6\r\n\
+                   Connection: close\r\nG: 7\r\nContent-Length: 0\r\n\r\n";
+        let kept = head(raw, Method::GET).unwrap().unwrap().raw.unwrap();
+        let mut out = Vec::new();
+        kept.write(&mut out, &HeaderMap::new(), None);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "A: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: 6\r\nG: 7\r\nContent-Length: 0\r\n"
+        );
         // Chunked framing and Connection naming a header go through the map.
         for raw in [
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -1418,13 +1504,16 @@ mod tests {
         headers.insert("x-real-ip", HeaderValue::from_static("6.6.6.6"));
         headers.insert("x-forwarded-host", HeaderValue::from_static("spoofed"));
         headers.insert("x-other", HeaderValue::from_static("kept"));
-        let f = ForwardHeaders {
-            for_: HeaderValue::from_static("1.1.1.1, 10.0.0.1"),
-            real_ip: HeaderValue::from_static("10.0.0.1"),
-            proto: HeaderValue::from_static("https"),
-            host: None,
-            port: HeaderValue::from_static("443"),
-        };
+        let conn = Rc::new(ConnForward::new(
+            HeaderValue::from_static("10.0.0.1"),
+            true,
+            HeaderValue::from_static("443"),
+        ));
+        let f = ForwardHeaders::new(
+            conn,
+            Some(HeaderValue::from_static("1.1.1.1, 10.0.0.1")),
+            None,
+        );
         let mut out = Vec::new();
         let x = HeadExtras {
             forwarded: &f,

@@ -63,7 +63,7 @@ pub(crate) async fn send(
     worker: &Rc<Worker>,
     mirror: &Arc<MirrorPolicy>,
     upstream: &Upstream,
-    req: Request<RequestBody>,
+    req: Box<Request<RequestBody>>,
 ) -> Result<Sent, ProxyError> {
     let target = pick(&mirror.target);
     let slot = target.as_ref().and_then(|_| Slot::take());
@@ -74,15 +74,13 @@ pub(crate) async fn send(
             .send(upstream, req, None, false, &worker.metrics)
             .await;
     };
-    let (parts, body) = req.into_parts();
     let mut copy = Request::new(CopyBody { pipe: None });
-    *copy.method_mut() = parts.method.clone();
-    *copy.uri_mut() = parts.uri.clone();
-    *copy.version_mut() = parts.version;
-    *copy.headers_mut() = parts.headers.clone();
-    if body.is_end_stream() {
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    if req.body().is_end_stream() {
         spawn(worker, slot, Arc::clone(mirror), target, copy);
-        let req = Request::from_parts(parts, body);
         return worker
             .pool
             .send(upstream, req, None, false, &worker.metrics)
@@ -91,15 +89,17 @@ pub(crate) async fn send(
     let pipe = Rc::new(RefCell::new(Pipe::default()));
     copy.body_mut().pipe = Some(Rc::clone(&pipe));
     spawn(worker, slot, Arc::clone(mirror), target, copy);
+    let (parts, body) = req.into_parts();
     let tee = Tee {
         inner: body,
         pipe: Some(pipe),
     };
-    let req = Request::from_parts(parts, tee);
-    worker
+    let mut req = Request::from_parts(parts, tee);
+    let sent = worker
         .pool
-        .send_plain(upstream, req, None, &worker.metrics)
-        .await
+        .send_plain(upstream, &mut req, None, &worker.metrics)
+        .await?;
+    Ok(sent.with_headers(std::mem::take(req.headers_mut())))
 }
 
 /// One address of the mirror target, at random; `None` when it has no endpoint.
@@ -160,11 +160,11 @@ fn spawn(
 async fn exchange(
     worker: &Worker,
     upstream: &Upstream,
-    req: Request<CopyBody>,
+    mut req: Request<CopyBody>,
 ) -> Result<(), String> {
     let sent = worker
         .pool
-        .send_plain(upstream, req, None, &worker.metrics)
+        .send_plain(upstream, &mut req, None, &worker.metrics)
         .await
         .map_err(|e| Chain(&e).to_string())?;
     let Sent::Plain { head, conn, .. } = sent else {

@@ -30,7 +30,7 @@ use crate::body::{InFlight, ProxyBody, RequestBody};
 use crate::downstream::{PendingUpgrade, Stop};
 use crate::error::{Blame, Chain, ProxyError};
 use crate::fallback;
-use crate::h1::{ForwardHeaders, HeadExtras, UpstreamBody, materialize};
+use crate::h1::{ConnForward, ForwardHeaders, HeadExtras, UpstreamBody, materialize};
 use crate::log::AccessRecord;
 use crate::metrics::Metrics;
 use crate::table::{Pick, SharedTable};
@@ -57,11 +57,9 @@ pub(crate) struct Worker {
 pub(crate) struct ConnCtx {
     pub(crate) worker: Rc<Worker>,
     pub(crate) peer: SocketAddr,
-    /// The client IP, formatted once per connection for `X-Real-IP` and `X-Forwarded-For`.
-    pub(crate) peer_ip: HeaderValue,
     pub(crate) tls: bool,
-    /// The listener's port, for `X-Forwarded-Port`.
-    pub(crate) local_port: HeaderValue,
+    /// The forwarding headers that are the same for every request of the connection.
+    pub(crate) forward: Rc<ConnForward>,
     /// While an HTTP/1.1 upgrade request is handled: the client's socket once the `101`
     /// answer is written.
     pub(crate) upgrade: Cell<Option<PendingUpgrade>>,
@@ -86,9 +84,8 @@ impl ConnCtx {
         Self {
             worker,
             peer,
-            peer_ip,
             tls,
-            local_port,
+            forward: Rc::new(ConnForward::new(peer_ip, tls, local_port)),
             upgrade: Cell::new(None),
         }
     }
@@ -102,7 +99,7 @@ fn header_value(s: &str) -> HeaderValue {
 /// The service of every client connection: always answers, never fails.
 pub(crate) async fn handle(
     cx: Rc<ConnCtx>,
-    req: Request<RequestBody>,
+    req: Box<Request<RequestBody>>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let guard = InFlight::new(&cx.worker);
     // Nothing is recorded when the log is off or no subscriber listens to `access`.
@@ -137,7 +134,7 @@ pub(crate) async fn handle(
 
 async fn forward(
     cx: &ConnCtx,
-    req: Request<RequestBody>,
+    mut req: Box<Request<RequestBody>>,
     mut log: Option<&mut AccessRecord>,
 ) -> Result<Forwarded, ProxyError> {
     if req.method() == Method::CONNECT {
@@ -231,23 +228,26 @@ async fn forward(
         .as_ref()
         .and_then(|p| p.mirror.as_ref())
         .filter(|m| !upgrade && crate::mirror::sampled(m));
-    let (mut parts, body) = req.into_parts();
+    // The request is changed where it is: it is large, and moved only as a box.
     if let Some(p) = &mut pages {
-        p.keep_target(&parts.method, &parts.uri);
+        p.keep_target(req.method(), req.uri());
     }
-    set_origin_form(&mut parts.uri, new_path)?;
-    if parts.version == Version::HTTP_2 {
-        join_cookies(&mut parts.headers);
+    set_origin_form(req.uri_mut(), new_path)?;
+    if req.version() == Version::HTTP_2 {
+        join_cookies(req.headers_mut());
     }
-    parts.version = Version::HTTP_11;
+    *req.version_mut() = Version::HTTP_11;
     // The gateway's X-Forwarded-* headers and the route's request header edits go
     // straight into the upstream request head, unless the header map travels on (an
     // upgrade, a mirror copy) or a header edit names the forwarding headers.
     let in_map = upgrade
         || mirror.is_some()
-        || policy
-            .as_deref()
-            .is_some_and(|p| p.request_headers.names().any(ForwardHeaders::replaces));
+        || policy.as_deref().is_some_and(|p| {
+            p.request_head_plan()
+                .edited
+                .iter()
+                .any(ForwardHeaders::replaces)
+        });
     // One growth of the map for every header added below, not one per insert.
     let added = usize::from(from_authority || host.is_none())
         + if in_map {
@@ -258,19 +258,19 @@ async fn forward(
             0
         };
     if added > 0 {
-        parts.headers.reserve(added);
+        req.headers_mut().reserve(added);
     }
     let forwarded = prepare_request_headers(
-        &mut parts.headers,
+        req.headers_mut(),
         cx,
         host.as_ref(),
         from_authority,
         upgrade,
     );
     let forwarded = if in_map {
-        forwarded.insert_into(&mut parts.headers);
+        forwarded.insert_into(req.headers_mut());
         if let Some(p) = &policy {
-            p.edit_request(&mut parts.headers);
+            p.edit_request(req.headers_mut());
         }
         None
     } else {
@@ -290,8 +290,6 @@ async fn forward(
             forwarded: f,
             edits: policy.as_deref(),
         });
-    let req = Request::from_parts(parts, body);
-
     let sent_at = log.is_some().then(Instant::now);
     if let Some(log) = log.as_deref_mut() {
         log.upstream = Some(upstream.clone());
@@ -525,13 +523,11 @@ fn prepare_request_headers(
             headers.insert(HOST, HeaderValue::from_static(""));
         }
     }
-    ForwardHeaders {
-        for_: forwarded_for(headers, &cx.peer_ip),
-        real_ip: cx.peer_ip.clone(),
-        proto: HeaderValue::from_static(if cx.tls { "https" } else { "http" }),
-        host: host.cloned(),
-        port: cx.local_port.clone(),
-    }
+    ForwardHeaders::new(
+        Rc::clone(&cx.forward),
+        forwarded_for(headers, cx.forward.peer_ip()),
+        host.cloned(),
+    )
 }
 
 /// HTTP/2 clients may split `Cookie` into several fields; an HTTP/1.1 upstream gets them
@@ -553,12 +549,10 @@ fn join_cookies(headers: &mut HeaderMap) {
 }
 
 /// `X-Forwarded-For` with the client address appended to what the client sent, as
-/// ingress-nginx does.
-fn forwarded_for(headers: &HeaderMap, ip: &HeaderValue) -> HeaderValue {
+/// ingress-nginx does; `None` when the client sent none (the address alone).
+fn forwarded_for(headers: &HeaderMap, ip: &HeaderValue) -> Option<HeaderValue> {
     let mut prior = headers.get_all(X_FORWARDED_FOR).iter();
-    let Some(first) = prior.next() else {
-        return ip.clone();
-    };
+    let first = prior.next()?;
     let mut buf = BytesMut::with_capacity(first.len() + ip.len() + 16);
     buf.extend_from_slice(first.as_bytes());
     for v in prior {
@@ -567,7 +561,7 @@ fn forwarded_for(headers: &HeaderMap, ip: &HeaderValue) -> HeaderValue {
     }
     buf.extend_from_slice(b", ");
     buf.extend_from_slice(ip.as_bytes());
-    HeaderValue::from_maybe_shared(buf.freeze()).unwrap_or_else(|_| ip.clone())
+    HeaderValue::from_maybe_shared(buf.freeze()).ok()
 }
 
 /// The fixed hop-by-hop names, as bits of the set `strip_hop_by_hop` finds.
@@ -774,14 +768,15 @@ mod tests {
     fn forwarded_for_appends_the_client_to_every_prior_hop() {
         let ip = HeaderValue::from_static("10.0.0.9");
         let mut h = HeaderMap::new();
-        assert_eq!(forwarded_for(&h, &ip), "10.0.0.9");
+        // The client address alone is written from the connection's lines.
+        assert_eq!(forwarded_for(&h, &ip), None);
         h.append(X_FORWARDED_FOR, HeaderValue::from_static("1.1.1.1"));
         h.append(
             X_FORWARDED_FOR,
             HeaderValue::from_static("2.2.2.2, 3.3.3.3"),
         );
         assert_eq!(
-            forwarded_for(&h, &ip),
+            forwarded_for(&h, &ip).unwrap(),
             "1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.9"
         );
     }

@@ -419,7 +419,7 @@ async fn serve_h1(
 async fn serve_h2(cx: Rc<ConnCtx>, servers: &Servers, watcher: Watcher, io: Prefixed) {
     let peer = cx.peer;
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-        let answer = proxy::handle(Rc::clone(&cx), req.map(RequestBody::H2));
+        let answer = proxy::handle(Rc::clone(&cx), Box::new(req.map(RequestBody::H2)));
         async move {
             // hyper writes the header map only: headers kept as received go into it.
             let Ok(mut response) = answer.await;

@@ -82,6 +82,20 @@ pub(crate) enum Sent {
     },
 }
 
+impl Sent {
+    /// With the request headers as sent, handed back for an error page request.
+    pub(crate) fn with_headers(self, headers: HeaderMap) -> Self {
+        match self {
+            Sent::Plain { head, conn, .. } => Sent::Plain {
+                head,
+                conn,
+                headers,
+            },
+            other => other,
+        }
+    }
+}
+
 struct Idle {
     conn: Box<Conn>,
     since: Instant,
@@ -180,7 +194,7 @@ impl Pool {
     pub(crate) async fn send(
         &self,
         upstream: &Upstream,
-        req: Request<RequestBody>,
+        mut req: Box<Request<RequestBody>>,
         extras: Option<&HeadExtras<'_>>,
         upgrade: bool,
         metrics: &Metrics,
@@ -188,17 +202,19 @@ impl Pool {
         // Rare paths are boxed: the future of every request is as large as its largest
         // state, and it is moved a few times per request.
         if upgrade {
-            return Box::pin(self.send_upgrade(upstream, req, metrics)).await;
+            return Box::pin(self.send_upgrade(upstream, *req, metrics)).await;
         }
-        self.send_plain(upstream, req, extras, metrics).await
+        let sent = self.send_plain(upstream, &mut req, extras, metrics).await?;
+        Ok(sent.with_headers(std::mem::take(req.headers_mut())))
     }
 
     /// [`Self::send`] for a request that asks for no upgrade, whatever its body type: the
-    /// copies sent to a mirror, and requests whose body is also copied to one.
+    /// copies sent to a mirror, and requests whose body is also copied to one. The
+    /// request's body is read; what `Sent` holds of the request is left empty.
     pub(crate) async fn send_plain<B>(
         &self,
         upstream: &Upstream,
-        req: Request<B>,
+        req: &mut Request<B>,
         extras: Option<&HeadExtras<'_>>,
         metrics: &Metrics,
     ) -> Result<Sent, ProxyError>
@@ -206,10 +222,8 @@ impl Pool {
         B: Body<Data = Bytes> + Unpin,
         B::Error: Into<BoxError>,
     {
-        let (parts, mut body) = req.into_parts();
-        let empty = body.is_end_stream();
-        let chunked = !empty && !parts.headers.contains_key(CONTENT_LENGTH);
-        let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let empty = req.body().is_end_stream();
+        let chunked = !empty && !req.headers().contains_key(CONTENT_LENGTH);
         // A head buffer from the worker's free list: requests in flight at once each hold
         // one across the exchange, so one buffer alone would be taken most of the time.
         let mut head = self
@@ -218,23 +232,25 @@ impl Pool {
             .pop()
             .unwrap_or_else(|| Vec::with_capacity(1024));
         head.clear();
+        let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
         crate::h1::encode_head(
             &mut head,
-            &parts.method,
+            req.method(),
             target,
-            &parts.headers,
+            req.headers(),
             extras,
             chunked,
             empty,
         );
+        let method = req.method().clone();
         let sent = self
             .exchange_with_retry(
                 upstream,
                 &mut head,
-                &mut body,
+                req.body_mut(),
                 chunked,
                 empty,
-                &parts.method,
+                &method,
                 metrics,
             )
             .await;
@@ -243,14 +259,7 @@ impl Pool {
             free.push(head);
         }
         drop(free);
-        sent.map(|s| match s {
-            Sent::Plain { head, conn, .. } => Sent::Plain {
-                head,
-                conn,
-                headers: parts.headers,
-            },
-            other => other,
-        })
+        sent
     }
 
     /// Sends a serialised head (and the body) on a pooled or new connection, and once more

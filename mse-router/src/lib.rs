@@ -64,7 +64,9 @@ pub use mirror::MirrorPolicy;
 /// `namespace/name[:port]` with [`str::parse`].
 pub use mse_annotations::ServiceRef;
 pub use path::{Groups, PathMatch, RegexPath, normalize_path};
-pub use policy::{HeaderOps, Location, LocationRewrite, Redirect, RedirectVars, RoutePolicy};
+pub use policy::{
+    HeaderOps, Location, LocationRewrite, Redirect, RedirectVars, RequestHeadPlan, RoutePolicy,
+};
 pub use table::{
     Backend, Cluster, ClusterId, ClusterTarget, HostKind, Match, Route, RouteId, RouteTable,
 };

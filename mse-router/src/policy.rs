@@ -3,7 +3,7 @@
 //! shared by all of its routes. Header names and values are parsed here, so the request
 //! path only copies them.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use mse_annotations::{
@@ -55,6 +55,33 @@ pub struct RoutePolicy {
     /// `default-backend` and `custom-http-errors`, resolved by the compiler once the
     /// Services are known (see [`FallbackPolicy`]).
     pub fallback: Option<FallbackPolicy>,
+    /// Derived from the fields above on first use, once the policy is shared.
+    head_plan: PlanCell,
+}
+
+/// What a data plane writing HTTP/1.1 request heads itself needs of a policy's request
+/// header edits, derived once per policy ([`RoutePolicy::request_head_plan`]).
+#[derive(Debug)]
+pub struct RequestHeadPlan {
+    /// `name: value\r\n` for every header [`RoutePolicy::edit_request`] sets or adds, in
+    /// order.
+    pub lines: Box<[u8]>,
+    /// The request's own headers it takes out first (see
+    /// [`RoutePolicy::replaces_request_header`]).
+    pub replaced: Box<[HeaderName]>,
+    /// Every header name the `request-header-control-*` edits name.
+    pub edited: Box<[HeaderName]>,
+}
+
+/// A lazily derived [`RequestHeadPlan`]; a clone starts empty, since its fields may be
+/// changed before it is used.
+#[derive(Debug, Default)]
+struct PlanCell(OnceLock<RequestHeadPlan>);
+
+impl Clone for PlanCell {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
 }
 
 /// `proxy-redirect-from` and `proxy-redirect-to`, other than `off`.
@@ -180,6 +207,7 @@ impl RoutePolicy {
             cors: p.cors.as_ref().map(|c| Arc::new(CorsPolicy::build(c))),
             mirror: None,
             fallback: None,
+            head_plan: PlanCell::default(),
         };
         if policy.is_empty() {
             return (None, refused);
@@ -369,7 +397,25 @@ impl RoutePolicy {
 
     /// Whether [`Self::edit_request`] removes or replaces the request's header `name`.
     pub fn replaces_request_header(&self, name: &HeaderName) -> bool {
-        self.replaced_request_headers().any(|n| n == name)
+        self.request_head_plan().replaced.contains(name)
+    }
+
+    /// The request header edits as a data plane writing HTTP/1.1 heads needs them, derived
+    /// on the first call. Change no field of a policy after this is called.
+    pub fn request_head_plan(&self) -> &RequestHeadPlan {
+        self.head_plan.0.get_or_init(|| {
+            let mut lines = Vec::new();
+            self.for_each_request_header(|name, value| {
+                for part in [name.as_str().as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
+                    lines.extend_from_slice(part);
+                }
+            });
+            RequestHeadPlan {
+                lines: lines.into(),
+                replaced: self.replaced_request_headers().cloned().collect(),
+                edited: self.request_headers.names().cloned().collect(),
+            }
+        })
     }
 
     /// Every header [`Self::edit_request`] sets or adds, in order: for a data plane that
