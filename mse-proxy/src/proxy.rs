@@ -181,10 +181,8 @@ async fn forward(
             log.ingress = Some(c.ingress.clone());
         }
         let policy = dest.policy;
-        // A rewrite that gives the same path changes nothing.
-        let rewritten = policy
-            .and_then(|p| p.rewrite_path(&m.route.path, &path))
-            .filter(|p| *p != *path);
+        // `None` too for a rewrite that gives the same path.
+        let rewritten = policy.and_then(|p| p.rewrite_path(&m.route.path, &path));
         let policy = policy.map(Arc::clone);
         let cluster = match dest.backend {
             Backend::Cluster(c) => Some(table.routes().cluster(*c)),
@@ -331,8 +329,11 @@ async fn forward(
             }
             // Headers kept as received (see `RawHeaders`) are written out with the
             // hop-by-hop ones left out, and the map's replacing received ones of the same
-            // name; edits that need more than that see them all in the map first.
-            strip_hop_by_hop(response.headers_mut(), false);
+            // name; edits that need more than that see them all in the map first. The
+            // map then only holds what the gateway set.
+            if response.body().raw_headers().is_none() {
+                strip_hop_by_hop(response.headers_mut(), false);
+            }
             if let Some(c) = &cors {
                 materialize(&mut response);
                 c.apply(response.headers_mut());

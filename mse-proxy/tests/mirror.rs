@@ -296,8 +296,10 @@ async fn a_mirror_that_never_answers_does_not_slow_the_client() {
         let r = send1(&mut tx, post("shop.example.com", "/upload", body)).await;
         assert_eq!((r.status, r.service()), (StatusCode::OK, "main"));
         assert_eq!(r.json()["body_bytes"], size);
+        // Held back, it would take the copy's 5 s timeout; a debug build needs up to about
+        // 2 s to move 16 MiB through the gateway on a busy machine.
         assert!(
-            started.elapsed() < limit * 2,
+            started.elapsed() < limit * 4,
             "{size} bytes: {:?}",
             started.elapsed()
         );

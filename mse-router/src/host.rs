@@ -96,10 +96,10 @@ pub fn normalize_host(host: &str) -> Cow<'_, str> {
         if let Some(end) = h.find(']') {
             h = &h[..=end];
         }
-    } else if let Some((name, port)) = h.rsplit_once(':')
-        && port.bytes().all(|b| b.is_ascii_digit())
+    } else if let Some(colon) = h.bytes().rposition(|b| b == b':')
+        && h.as_bytes()[colon + 1..].iter().all(u8::is_ascii_digit)
     {
-        h = name;
+        h = &h[..colon];
     }
     let h = h.strip_suffix('.').unwrap_or(h);
     if h.bytes().any(|b| b.is_ascii_uppercase()) {

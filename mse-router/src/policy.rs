@@ -342,12 +342,17 @@ impl RoutePolicy {
     }
 
     /// The path to forward instead of `path` (normalised, matched by `matched`), if the
-    /// policy rewrites it. A prefix route replaces the matched prefix and keeps the rest;
-    /// an exact route replaces the whole path.
+    /// policy rewrites it into another one. A prefix route replaces the matched prefix and
+    /// keeps the rest; an exact route replaces the whole path. A rewrite that gives the
+    /// same path returns `None`, without building it.
     pub fn rewrite_path(&self, matched: &PathMatch, path: &str) -> Option<String> {
         match (matched, &self.rewrite_template) {
             (PathMatch::Regex(r), Some(t)) => {
-                return Some(expand(t, r.captures(path).as_ref()));
+                let groups = r.captures(path);
+                if expands_to(t, groups.as_ref(), path) {
+                    return None;
+                }
+                return Some(expand(t, groups.as_ref()));
             }
             // Capture groups on an Exact path have nothing to capture.
             (PathMatch::Exact(_), Some(t)) if self.rewrite.is_none() => {
@@ -364,12 +369,16 @@ impl RoutePolicy {
                 .and_then(|g| g.get(0))
                 .map_or("", |m| &path[m.len()..]),
         };
+        let rest = match (to.ends_with('/'), rest.strip_prefix('/')) {
+            (true, Some(r)) => r,
+            _ => rest,
+        };
+        if path.len() == to.len() + rest.len() && path.starts_with(to) && path.ends_with(rest) {
+            return None;
+        }
         let mut out = String::with_capacity(to.len() + rest.len());
         out.push_str(to);
-        match (to.ends_with('/'), rest.strip_prefix('/')) {
-            (true, Some(r)) => out.push_str(r),
-            _ => out.push_str(rest),
-        }
+        out.push_str(rest);
         Some(out)
     }
 
@@ -447,6 +456,33 @@ impl RoutePolicy {
             headers.append(name.clone(), value.clone());
         });
     }
+}
+
+/// Whether [`expand`] gives `path`, found without building it.
+fn expands_to(t: &RewriteTarget, caps: Option<&Groups<'_>>, path: &str) -> bool {
+    let pieces = t.parts.iter().map(|part| match part {
+        RewritePart::Text(s) => s.as_str(),
+        RewritePart::Group(n) => caps.and_then(|c| c.get(usize::from(*n))).unwrap_or(""),
+    });
+    let slash_first = pieces
+        .clone()
+        .find(|p| !p.is_empty())
+        .is_some_and(|p| p.starts_with('/'));
+    let mut rest = if slash_first {
+        path
+    } else {
+        match path.strip_prefix('/') {
+            Some(r) => r,
+            None => return false,
+        }
+    };
+    for piece in pieces {
+        match rest.strip_prefix(piece) {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
+    rest.is_empty()
 }
 
 /// `rewrite-target` with `$n` replaced by capture group n of the path regex (empty when
@@ -665,6 +701,56 @@ mod tests {
                 Some(want),
                 "{to} {m} {path}"
             );
+        }
+    }
+
+    #[test]
+    fn rewrites_to_the_same_path_give_none() {
+        let root = PathMatch::Prefix("".into());
+        assert_eq!(policy("/").rewrite_path(&root, "/a/b"), None);
+        let v2 = PathMatch::Prefix("/v2".into());
+        assert_eq!(policy("/v2").rewrite_path(&v2, "/v2/x"), None);
+        assert_eq!(
+            policy("/v2").rewrite_path(&root, "/v2").as_deref(),
+            Some("/v2/v2")
+        );
+        let regex = |raw: &str| PathMatch::Regex(crate::RegexPath::new(raw, false, false).unwrap());
+        // Text and `$n` groups (one digit) of a template.
+        let template = |raw: &str| {
+            let mut parts = Vec::new();
+            let mut text = String::new();
+            let mut chars = raw.chars().peekable();
+            while let Some(c) = chars.next() {
+                match (c, chars.peek().and_then(|d| d.to_digit(10))) {
+                    ('$', Some(n)) => {
+                        chars.next();
+                        parts.push(RewritePart::Text(std::mem::take(&mut text)));
+                        parts.push(RewritePart::Group(n as u8));
+                    }
+                    _ => text.push(c),
+                }
+            }
+            parts.push(RewritePart::Text(text));
+            RoutePolicy {
+                rewrite_template: Some(RewriteTarget {
+                    raw: raw.into(),
+                    parts,
+                }),
+                ..RoutePolicy::default()
+            }
+        };
+        for (t, m, path, want) in [
+            ("/$1", "/(.*)", "/a/b", None),
+            ("$1", "/(.*)", "/a/b", None),
+            ("$1x", "/(.*)", "/a", Some("/ax")),
+            ("/$1", "/x/(.*)", "/x/a", Some("/a")),
+            ("/x/$1", "/x/(.*)", "/x/a", None),
+            ("/$1$2", "/(a)(b)?", "/a", None),
+            ("/$2$1", "/(a)(b)?", "/ab", Some("/ba")),
+            ("$2/$1", "/(a)/(b)", "/a/b", Some("/b/a")),
+        ] {
+            let got = template(t).rewrite_path(&regex(m), path);
+            assert_eq!(got.as_deref(), want, "{t} {m} {path}");
         }
     }
 
