@@ -115,10 +115,10 @@ pub(crate) enum Compare {
 }
 
 /// A value pattern that is one ASCII character class repeated at least `min` times.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct AsciiRun {
-    /// Bit `b` set: byte `b` is in the class.
-    set: u128,
+    /// Entry `b` set: byte `b` is in the class.
+    set: Box<[bool; 256]>,
     min: u32,
 }
 
@@ -146,20 +146,20 @@ impl AsciiRun {
                 .collect(),
             _ => return None,
         };
-        let mut set = 0u128;
+        let mut set = Box::new([false; 256]);
         for (start, end) in ranges {
             if end > 0x7f {
                 return None;
             }
             for b in start..=end {
-                set |= 1 << b;
+                set[b as usize] = true;
             }
         }
         Some(Self { set, min: rep.min })
     }
 
-    fn matches(self, v: &str) -> bool {
-        v.len() >= self.min as usize && v.bytes().all(|b| b < 0x80 && self.set >> b & 1 == 1)
+    fn matches(&self, v: &str) -> bool {
+        v.len() >= self.min as usize && v.bytes().all(|b| self.set[usize::from(b)])
     }
 }
 
