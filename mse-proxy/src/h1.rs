@@ -518,9 +518,7 @@ impl HeadExtras<'_> {
     /// Whether the request's own header `name` is left out of the head.
     fn replaces(&self, name: &HeaderName) -> bool {
         ForwardHeaders::replaces(name)
-            || self
-                .edits
-                .is_some_and(|p| p.request_head_plan().replaced.contains(name))
+            || self.edits.is_some_and(|p| p.replaces_request_header(name))
     }
 
     fn encode(&self, out: &mut Vec<u8>) {

@@ -458,14 +458,21 @@ impl RoutePolicy {
     }
 }
 
-/// Whether [`expand`] gives `path`, found without building it.
-fn expands_to(t: &RewriteTarget, caps: Option<&Groups<'_>>, path: &str) -> bool {
-    let pieces = t.parts.iter().map(|part| match part {
+/// The pieces of `rewrite-target` in order: its text, and for `$n` capture group n of the
+/// path regex (empty when the group did not take part in the match).
+fn pieces<'a>(
+    t: &'a RewriteTarget,
+    caps: Option<&'a Groups<'a>>,
+) -> impl Iterator<Item = &'a str> + Clone {
+    t.parts.iter().map(move |part| match part {
         RewritePart::Text(s) => s.as_str(),
         RewritePart::Group(n) => caps.and_then(|c| c.get(usize::from(*n))).unwrap_or(""),
-    });
-    let slash_first = pieces
-        .clone()
+    })
+}
+
+/// Whether [`expand`] gives `path`, found without building it.
+fn expands_to(t: &RewriteTarget, caps: Option<&Groups<'_>>, path: &str) -> bool {
+    let slash_first = pieces(t, caps)
         .find(|p| !p.is_empty())
         .is_some_and(|p| p.starts_with('/'));
     let mut rest = if slash_first {
@@ -476,7 +483,7 @@ fn expands_to(t: &RewriteTarget, caps: Option<&Groups<'_>>, path: &str) -> bool 
             None => return false,
         }
     };
-    for piece in pieces {
+    for piece in pieces(t, caps) {
         match rest.strip_prefix(piece) {
             Some(r) => rest = r,
             None => return false,
@@ -485,20 +492,10 @@ fn expands_to(t: &RewriteTarget, caps: Option<&Groups<'_>>, path: &str) -> bool 
     rest.is_empty()
 }
 
-/// `rewrite-target` with `$n` replaced by capture group n of the path regex (empty when
-/// the group did not take part in the match).
+/// The path `rewrite-target` gives: its [`pieces`], with a leading `/` when they have none.
 fn expand(t: &RewriteTarget, caps: Option<&Groups<'_>>) -> String {
     let mut out = String::with_capacity(t.raw.len() + 16);
-    for part in &t.parts {
-        match part {
-            RewritePart::Text(s) => out.push_str(s),
-            RewritePart::Group(n) => {
-                if let Some(m) = caps.and_then(|c| c.get(usize::from(*n))) {
-                    out.push_str(m);
-                }
-            }
-        }
-    }
+    out.extend(pieces(t, caps));
     if !out.starts_with('/') {
         out.insert(0, '/');
     }
@@ -715,27 +712,17 @@ mod tests {
             Some("/v2/v2")
         );
         let regex = |raw: &str| PathMatch::Regex(crate::RegexPath::new(raw, false, false).unwrap());
-        // Text and `$n` groups (one digit) of a template.
+        // The template as the annotation parser reads `rewrite-target`.
         let template = |raw: &str| {
-            let mut parts = Vec::new();
-            let mut text = String::new();
-            let mut chars = raw.chars().peekable();
-            while let Some(c) = chars.next() {
-                match (c, chars.peek().and_then(|d| d.to_digit(10))) {
-                    ('$', Some(n)) => {
-                        chars.next();
-                        parts.push(RewritePart::Text(std::mem::take(&mut text)));
-                        parts.push(RewritePart::Group(n as u8));
-                    }
-                    _ => text.push(c),
-                }
-            }
-            parts.push(RewritePart::Text(text));
+            let key = mse_model::ObjectKey::new(mse_model::Kind::Ingress, "ns", "app");
+            let annotations = [(
+                "nginx.ingress.kubernetes.io/rewrite-target".to_owned(),
+                raw.to_owned(),
+            )]
+            .into();
+            let parsed = mse_annotations::parse(&key, None, &annotations);
             RoutePolicy {
-                rewrite_template: Some(RewriteTarget {
-                    raw: raw.into(),
-                    parts,
-                }),
+                rewrite_template: parsed.value.rewrite.target,
                 ..RoutePolicy::default()
             }
         };
