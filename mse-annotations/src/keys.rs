@@ -429,18 +429,21 @@ pub static KEYS: &[KeySpec] = &[
     key("force-ssl-redirect", G::Redirect, Ingress, Nginx, BOOL, "false",
         "Redirects plaintext requests to HTTPS with 308, even when the host has no TLS here (TLS terminated in front)")
         .ex("true", "always"),
-    key("permanent-redirect", G::Redirect, Ingress, Nginx, "absolute http(s) URL; $host, $scheme, $request_uri, $escaped_request_uri, $uri allowed", "",
+    key("permanent-redirect", G::Redirect, Ingress, Nginx, "absolute http(s) URL, or a path on the same host; $host, $scheme, $request_uri, $escaped_request_uri, $uri allowed", "",
         "Answers every request with a redirect to this URL, code from permanent-redirect-code")
         .ex("https://new.example.com$request_uri", "new.example.com"),
     key("permanent-redirect-code", G::Redirect, Ingress, Nginx, "300 to 308", "301",
         "Status code of permanent-redirect")
         .ex("308", "200"),
-    key("temporal-redirect", G::Redirect, Ingress, Nginx, "absolute http(s) URL, as permanent-redirect", "",
+    key("temporal-redirect", G::Redirect, Ingress, Nginx, "absolute http(s) URL or a path, as permanent-redirect", "",
         "Answers every request with a 302 redirect to this URL; wins over permanent-redirect")
-        .ex("https://status.example.com/", "/maintenance"),
+        .ex("/maintenance", "ftp://status.example.com/"),
     key("app-root", G::Redirect, Ingress, Nginx, "path", "",
         "Requests for `/` are redirected (302) to this path")
         .ex("/app", "app"),
+    key("relative-redirects", G::Redirect, Ingress, Nginx, BOOL, "false",
+        "A permanent-redirect or temporal-redirect target that is a path is sent as it is; otherwise it is made absolute with the request's scheme and host")
+        .ex("true", "yes"),
     key("from-to-www-redirect", G::Redirect, Ingress, Nginx, BOOL, "false",
         "Redirects `www.` + host to host, or host to `www.` + host, whichever the rules do not define")
         .ex("true", "y"),
@@ -684,6 +687,9 @@ pub static KEYS: &[KeySpec] = &[
     key("response-header-control-remove", G::Headers, Ingress, Higress, "comma list of header names", "",
         "Response headers removed")
         .ex("Server", "bad header"),
+    key("connection-proxy-header", G::Headers, Ingress, Nginx, "a Connection header value", "",
+        "The `Connection` header sent upstream; `close` makes each upstream connection carry one request. Upgrade requests keep `Connection: upgrade`")
+        .ex("keep-alive", "bad\u{7}"),
     key("proxy-redirect-from", G::Headers, Ingress, Nginx, "text, or `default` / `off`", "",
         "Location and Refresh headers of upstream answers starting with this text get it replaced by proxy-redirect-to")
         .ex("http://internal.svc/", "bad\u{7}"),
@@ -775,7 +781,6 @@ pub static KEYS: &[KeySpec] = &[
     nginx_only("proxy-request-buffering", "request bodies are streamed to the upstream; the key has no effect"),
     nginx_only("client-body-buffer-size", "request bodies are streamed to the upstream; the key has no effect"),
     nginx_only("proxy-http-version", "the upstream protocol follows backend-protocol (HTTP/1.1 or HTTP/2); the key has no effect"),
-    nginx_only("connection-proxy-header", "upstream connections are pooled by the gateway; the key has no effect"),
     nginx_only("enable-rewrite-log", "rewrites show in the route table (/debug/routes); the key has no effect"),
     nginx_only("ssl-prefer-server-ciphers", "the server's cipher order is always preferred; the key has no effect"),
     nginx_only("http2-push-preload", "HTTP/2 server push is obsolete and not offered; the key has no effect"),

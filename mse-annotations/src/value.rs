@@ -478,6 +478,12 @@ impl UrlTemplate {
     pub fn is_literal(&self) -> bool {
         self.parts.iter().all(|p| matches!(p, UrlPart::Text(_)))
     }
+
+    /// Whether it is a path on the request's own host rather than an absolute URL (see
+    /// [`redirect_url`]).
+    pub fn is_relative(&self) -> bool {
+        self.raw.starts_with('/')
+    }
 }
 
 impl fmt::Display for UrlTemplate {
@@ -485,6 +491,37 @@ impl fmt::Display for UrlTemplate {
         f.write_str(&self.raw)
     }
 }
+
+/// A redirect target: an absolute `http`/`https` URL as [`url`] takes, or a path on the
+/// request's own host (`/new-location`, not `//host`), possibly with request variables.
+pub fn redirect_url(v: &str) -> Result<UrlTemplate, ValueError> {
+    if v.starts_with('/') && !v.starts_with("//") {
+        // Checked as the absolute URL it becomes on some host.
+        let checked = url(&format!("http://example.com{v}"))?;
+        let parts = match checked.parts.split_first() {
+            Some((UrlPart::Text(t), rest)) => {
+                let mut parts = Vec::with_capacity(checked.parts.len());
+                let path = &t["http://example.com".len()..];
+                if !path.is_empty() {
+                    parts.push(UrlPart::Text(path.to_owned()));
+                }
+                parts.extend_from_slice(rest);
+                parts
+            }
+            _ => return Err(ValueError::Expected(REDIRECT_URL)),
+        };
+        return Ok(UrlTemplate {
+            raw: v.to_owned(),
+            parts,
+        });
+    }
+    url(v).map_err(|e| match e {
+        ValueError::Expected(_) => ValueError::Expected(REDIRECT_URL),
+        other => other,
+    })
+}
+
+const REDIRECT_URL: &str = "an absolute http:// or https:// URL, or a path starting with /";
 
 /// An absolute `http`/`https` URL, possibly with request variables (see [`UrlTemplate`]).
 pub fn url(v: &str) -> Result<UrlTemplate, ValueError> {

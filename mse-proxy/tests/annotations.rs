@@ -95,6 +95,61 @@ async fn permanent_and_temporal_redirects_answer_without_an_upstream() {
 }
 
 #[tokio::test]
+async fn relative_redirect_targets_are_made_absolute_unless_asked_not_to() {
+    let yaml = [
+        annotated(
+            "moved",
+            "moved.example.com",
+            &[("/", "Prefix", "nowhere")],
+            &[("permanent-redirect", "/new-location")],
+        ),
+        annotated(
+            "vars",
+            "vars.example.com",
+            &[("/", "Prefix", "nowhere")],
+            &[("temporal-redirect", "/v2$request_uri")],
+        ),
+        annotated(
+            "relative",
+            "relative.example.com",
+            &[("/", "Prefix", "nowhere")],
+            &[
+                ("permanent-redirect", "/new-location"),
+                ("permanent-redirect-code", "308"),
+                ("relative-redirects", "true"),
+            ],
+        ),
+    ]
+    .concat();
+    let (gw, table) = gateway(&yaml);
+    let addr = http_addr(&gw);
+
+    let r = get(addr, "Moved.Example.com:8080", "/old?x=1").await;
+    assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(location(&r), Some("http://moved.example.com/new-location"));
+
+    let r = get(addr, "vars.example.com", "/a?b=2").await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    assert_eq!(location(&r), Some("http://vars.example.com/v2/a?b=2"));
+
+    let r = get(addr, "relative.example.com", "/old").await;
+    assert_eq!(r.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(location(&r), Some("/new-location"));
+
+    let diags: Vec<_> = table
+        .routes()
+        .diagnostics()
+        .iter()
+        .map(|d| d.code)
+        .collect();
+    assert!(
+        !diags.contains(&"invalid-value") && !diags.contains(&"not-applied"),
+        "{diags:?}"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
 async fn ssl_redirects_send_plaintext_requests_to_https_only() {
     let backend = echo("secure").await;
     let ca = TestCa::new();
@@ -251,6 +306,45 @@ async fn header_control_edits_request_and_response_headers() {
         ignored,
         ["nginx.ingress.kubernetes.io/request-header-control-remove"]
     );
+    let not_applied = keys_with_code(&table.routes(), "not-applied");
+    assert!(not_applied.is_empty(), "{not_applied:?}");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn connection_proxy_header_sets_the_upstream_connection_header() {
+    let closing = echo("closing").await;
+    let pooled = echo("pooled").await;
+    let yaml = [
+        annotated(
+            "closing",
+            "closing.example.com",
+            &[("/", "Prefix", "closing")],
+            &[("connection-proxy-header", "close")],
+        ),
+        annotated(
+            "pooled",
+            "pooled.example.com",
+            &[("/", "Prefix", "pooled")],
+            &[("connection-proxy-header", "keep-alive")],
+        ),
+        service("closing", &[closing.addr()]),
+        service("pooled", &[pooled.addr()]),
+    ]
+    .concat();
+    let (gw, table) = gateway(&yaml);
+    let mut tx = h1(http_addr(&gw)).await;
+    for _ in 0..3 {
+        let r = send1(&mut tx, get_req("closing.example.com", "/")).await;
+        assert_eq!((r.status, r.service()), (StatusCode::OK, "closing"));
+        assert_eq!(r.json()["headers"]["connection"], "close");
+        let r = send1(&mut tx, get_req("pooled.example.com", "/")).await;
+        assert_eq!((r.status, r.service()), (StatusCode::OK, "pooled"));
+        assert_eq!(r.json()["headers"]["connection"], "keep-alive");
+    }
+    // `close` costs a connection per request; `keep-alive` keeps one.
+    assert_eq!(closing.connections(), 3);
+    assert_eq!(pooled.connections(), 1);
     let not_applied = keys_with_code(&table.routes(), "not-applied");
     assert!(not_applied.is_empty(), "{not_applied:?}");
     gw.shutdown().await;

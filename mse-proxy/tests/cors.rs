@@ -314,6 +314,12 @@ async fn star_defaults_and_credentials_off() {
     let r = send1(&mut tx, get_from("d.example.com", Some("https://x.test"))).await;
     assert_eq!((r.status, r.service()), (StatusCode::OK, "api"));
     assert_eq!(header(&r, "access-control-allow-origin"), Some("*"));
+    // With `*`, as in ingress-nginx, an answer gets the headers without `Origin` too.
+    let r = send1(&mut tx, get_from("d.example.com", None)).await;
+    assert_eq!((r.status, r.service()), (StatusCode::OK, "api"));
+    assert_eq!(header(&r, "access-control-allow-origin"), Some("*"));
+    assert_eq!(header(&r, "access-control-allow-credentials"), Some("true"));
+    assert!(r.headers.get("vary").is_none());
 
     let r = send1(&mut tx, preflight_req("star.example.com", "https://y.test")).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);

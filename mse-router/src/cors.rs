@@ -13,9 +13,11 @@
 //! - A preflight from an allowed origin is answered by the gateway with 204 and
 //!   `Access-Control-Allow-Methods`, `-Allow-Headers` and `-Max-Age`.
 //!
-//! Where this differs from ingress-nginx, on purpose: requests without an `Origin`
-//! header get no CORS headers (ingress-nginx adds them to every response when the list is
-//! `*`); a preflight is an `OPTIONS` request with both `Origin` and
+//! - With `*`, every answer gets the CORS headers, whether or not the request has an
+//!   `Origin` (as ingress-nginx adds them to every response); with a list, only answers to
+//!   requests whose `Origin` is on it.
+//!
+//! Where this differs from ingress-nginx, on purpose: a preflight is an `OPTIONS` request with both `Origin` and
 //! `Access-Control-Request-Method` (ingress-nginx answers any `OPTIONS` with 204); and
 //! answers to actual requests carry only the headers the Fetch standard reads from them
 //! (`-Allow-Origin`, `-Allow-Credentials`, `-Expose-Headers`), not the preflight ones.
@@ -116,6 +118,12 @@ impl CorsPolicy {
                     .then(|| AllowedOrigin::Echo(origin.clone()))
             }
         }
+    }
+
+    /// Whether a request without `Origin` gets CORS headers: only when every origin is
+    /// allowed, and then with `Access-Control-Allow-Origin: *`.
+    pub fn allow_without_origin(&self) -> Option<AllowedOrigin> {
+        matches!(self.origins, Origins::Any).then_some(AllowedOrigin::Any)
     }
 
     /// Adds the headers of an answer to an actual (not preflight) request from an allowed

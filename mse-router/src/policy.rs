@@ -44,6 +44,8 @@ pub struct RoutePolicy {
     pub upstream_vhost: Option<HeaderValue>,
     /// `x-forwarded-prefix`: the value of the `X-Forwarded-Prefix` sent upstream.
     pub forwarded_prefix: Option<HeaderValue>,
+    /// `connection-proxy-header`: the `Connection` header sent upstream.
+    pub connection: Option<HeaderValue>,
     /// `proxy-redirect-from` and `-to`: how `Location` and `Refresh` of upstream answers
     /// are rewritten.
     pub location_rewrite: Option<LocationRewrite>,
@@ -166,7 +168,7 @@ impl RoutePolicy {
         let mut refused = Vec::new();
         let redirect = p.redirect.target.as_ref().map(|t| Redirect {
             code: StatusCode::from_u16(t.code).unwrap_or(StatusCode::MOVED_PERMANENTLY),
-            location: location(&t.url),
+            location: location(&t.url, p.redirect.relative),
         });
         let mut policy = Self {
             redirect,
@@ -194,6 +196,11 @@ impl RoutePolicy {
             forwarded_prefix: p
                 .rewrite
                 .x_forwarded_prefix
+                .as_deref()
+                .and_then(|v| HeaderValue::from_str(v).ok()),
+            connection: p
+                .headers
+                .connection
                 .as_deref()
                 .and_then(|v| HeaderValue::from_str(v).ok()),
             location_rewrite: match &p.proxy_redirect {
@@ -228,6 +235,7 @@ impl RoutePolicy {
             && self.rewrite_template.is_none()
             && self.upstream_vhost.is_none()
             && self.forwarded_prefix.is_none()
+            && self.connection.is_none()
             && self.location_rewrite.is_none()
             && self.cors.is_none()
             && self.mirror.is_none()
@@ -386,20 +394,25 @@ impl RoutePolicy {
     pub fn request_headers_added(&self) -> usize {
         usize::from(self.upstream_vhost.is_some())
             + usize::from(self.forwarded_prefix.is_some())
+            + usize::from(self.connection.is_some())
             + self.request_headers.update.len()
             + self.request_headers.add.len()
     }
 
     /// The request headers [`Self::edit_request`] takes out before adding its own:
-    /// `Host` for `upstream-vhost`, `X-Forwarded-Prefix`, and the removed and updated
-    /// names of `request-header-control-*`.
+    /// `Host` for `upstream-vhost`, `X-Forwarded-Prefix`, `Connection` for
+    /// `connection-proxy-header`, and the removed and updated names of
+    /// `request-header-control-*`.
     fn replaced_request_headers(&self) -> impl Iterator<Item = &HeaderName> {
         static HOST: HeaderName = http::header::HOST;
         static PREFIX: HeaderName = X_FORWARDED_PREFIX;
+        static CONNECTION: HeaderName = http::header::CONNECTION;
         let host = self.upstream_vhost.as_ref().map(|_| &HOST);
         let prefix = self.forwarded_prefix.as_ref().map(|_| &PREFIX);
+        let connection = self.connection.as_ref().map(|_| &CONNECTION);
         host.into_iter()
             .chain(prefix)
+            .chain(connection)
             .chain(&self.request_headers.remove)
             .chain(self.request_headers.update.iter().map(|(n, _)| n))
     }
@@ -436,6 +449,9 @@ impl RoutePolicy {
         }
         if let Some(prefix) = &self.forwarded_prefix {
             f(&X_FORWARDED_PREFIX, prefix);
+        }
+        if let Some(connection) = &self.connection {
+            f(&http::header::CONNECTION, connection);
         }
         for (n, v) in &self.request_headers.update {
             f(n, v);
@@ -532,7 +548,21 @@ pub(crate) fn applied(name: &str, _p: &IngressPolicy) -> bool {
     matches!(name, "server-alias")
 }
 
-fn location(url: &UrlTemplate) -> Location {
+/// Where a fixed redirect points. A path target becomes `$scheme://$host` and the path,
+/// as nginx's absolute redirects do, unless `relative-redirects` is set.
+fn location(url: &UrlTemplate, relative_redirects: bool) -> Location {
+    if url.is_relative() && !relative_redirects {
+        let mut parts = vec![
+            UrlPart::Var(UrlVar::Scheme),
+            UrlPart::Text("://".to_owned()),
+            UrlPart::Var(UrlVar::Host),
+        ];
+        parts.extend_from_slice(&url.parts);
+        return Location::Template(UrlTemplate {
+            raw: format!("$scheme://$host{}", url.raw),
+            parts,
+        });
+    }
     if url.is_literal()
         && let Ok(v) = HeaderValue::from_str(&url.raw)
     {

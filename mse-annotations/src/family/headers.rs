@@ -30,6 +30,8 @@ pub struct HeaderControl {
     pub request: HeaderEdits,
     /// Edits of the response sent to the client.
     pub response: HeaderEdits,
+    /// `connection-proxy-header`: the `Connection` header sent upstream.
+    pub connection: Option<String>,
 }
 
 /// `proxy-redirect-from` and `proxy-redirect-to`.
@@ -49,6 +51,13 @@ pub enum ProxyRedirect {
 }
 
 pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
+    p.headers.connection = cx.get("connection-proxy-header", |v| {
+        if v.trim().is_empty() {
+            Err(ValueError::Empty)
+        } else {
+            value::header_value(v.trim())
+        }
+    });
     for (dir, edits) in [
         ("request", &mut p.headers.request),
         ("response", &mut p.headers.response),

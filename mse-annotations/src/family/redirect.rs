@@ -1,5 +1,5 @@
 //! Redirects: `ssl-redirect`, `force-ssl-redirect`, `permanent-redirect[-code]`,
-//! `temporal-redirect`, `app-root`, `from-to-www-redirect`.
+//! `temporal-redirect`, `app-root`, `from-to-www-redirect`, `relative-redirects`.
 
 use crate::IngressPolicy;
 use crate::cx::Cx;
@@ -27,6 +27,9 @@ pub struct Redirect {
     pub app_root: Option<String>,
     /// `from-to-www-redirect`.
     pub from_to_www: bool,
+    /// `relative-redirects`: a target that is a path is sent as it is, instead of made
+    /// absolute with the request's scheme and host.
+    pub relative: bool,
 }
 
 impl Redirect {
@@ -42,9 +45,9 @@ pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
     r.force_ssl_redirect = cx
         .get("force-ssl-redirect", value::boolean)
         .unwrap_or(false);
-    let permanent = cx.get("permanent-redirect", value::url);
+    let permanent = cx.get("permanent-redirect", value::redirect_url);
     let code = cx.get("permanent-redirect-code", |v| value::status(v, 300, 308));
-    let temporal = cx.get("temporal-redirect", value::url);
+    let temporal = cx.get("temporal-redirect", value::redirect_url);
     r.target = match (temporal, permanent) {
         (Some(t), permanent) => {
             if permanent.is_some() {
@@ -75,5 +78,8 @@ pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
     r.app_root = cx.get("app-root", value::path);
     r.from_to_www = cx
         .get("from-to-www-redirect", value::boolean)
+        .unwrap_or(false);
+    r.relative = cx
+        .get("relative-redirects", value::boolean)
         .unwrap_or(false);
 }
