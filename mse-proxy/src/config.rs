@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::error::ProxyError;
+use crate::phases::Steps;
 
 /// The smallest header limit the HTTP/1 parser accepts (its minimum read buffer).
 const MIN_HEADER_SIZE: usize = 8 * 1024;
@@ -42,6 +43,9 @@ pub struct ProxyConfig {
     pub upstream_max_idle: usize,
     /// Concurrent HTTP/2 streams per client connection.
     pub max_concurrent_streams: u32,
+    /// Steps of the embedding application, run in the request phases of every request
+    /// (see [`crate::phases`]). Default: none.
+    pub steps: Steps,
 }
 
 /// Timeouts of the data plane. Defaults follow nginx where it has an equivalent.
@@ -81,6 +85,7 @@ impl Default for ProxyConfig {
             access_log: true,
             upstream_max_idle: 320,
             max_concurrent_streams: 128,
+            steps: Steps::default(),
         }
     }
 }

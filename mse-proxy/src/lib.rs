@@ -55,14 +55,12 @@
 
 mod body;
 mod config;
-mod cors;
 mod downstream;
 mod error;
-mod fallback;
 mod h1;
 mod log;
 mod metrics;
-mod mirror;
+mod policy;
 mod proxy;
 mod server;
 mod table;
@@ -72,6 +70,7 @@ mod upstream;
 
 pub mod admin;
 pub mod echo;
+pub mod phases;
 
 pub use config::{ProxyConfig, Timeouts};
 pub use error::{Blame, Chain, ProxyError};

@@ -243,6 +243,7 @@ async fn run_worker(
             t.upstream_response,
         ),
         access_log: config.access_log,
+        steps: config.steps.clone(),
         live,
         stop: downstream::Stop::default(),
     });

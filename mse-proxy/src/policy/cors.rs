@@ -2,10 +2,12 @@
 //! and adds the CORS headers to the answers of other requests from allowed origins. What
 //! is allowed, and the header values, come from [`mse_router::CorsPolicy`].
 //!
-//! A route without CORS costs one `Option` check; a request without `Origin` one header
-//! lookup more.
+//! A route without CORS costs one `Option` check; a route with it one `Origin` lookup
+//! more.
 
 use std::sync::Arc;
+
+use bytes::Bytes;
 
 use http::header::{ACCESS_CONTROL_REQUEST_METHOD, ORIGIN};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
@@ -21,7 +23,10 @@ pub(crate) struct CorsAnswer {
 /// `Access-Control-Request-Method`) from an allowed origin: 204 with the CORS headers,
 /// then the response header edits of the route. `None` for any other request: a preflight
 /// from an origin that is not allowed goes to the upstream, as in ingress-nginx.
-pub(crate) fn preflight<B>(policy: Option<&RoutePolicy>, req: &Request<B>) -> Option<Response<()>> {
+pub(crate) fn preflight<B>(
+    policy: Option<&RoutePolicy>,
+    req: &Request<B>,
+) -> Option<Response<Bytes>> {
     let p = policy?;
     let cors = p.cors.as_deref()?;
     if req.method() != Method::OPTIONS || !req.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD)
@@ -29,7 +34,7 @@ pub(crate) fn preflight<B>(policy: Option<&RoutePolicy>, req: &Request<B>) -> Op
         return None;
     }
     let allowed = cors.allow(req.headers().get(ORIGIN)?)?;
-    let mut response = Response::new(());
+    let mut response = Response::new(Bytes::new());
     *response.status_mut() = StatusCode::NO_CONTENT;
     cors.apply_preflight(&allowed, response.headers_mut());
     p.response_headers.apply(response.headers_mut());
@@ -37,10 +42,13 @@ pub(crate) fn preflight<B>(policy: Option<&RoutePolicy>, req: &Request<B>) -> Op
 }
 
 /// What the answer to a request with these headers needs, when the route has CORS and the
-/// request comes from an allowed origin.
+/// request comes from an allowed origin, or has no `Origin` and every origin is allowed.
 pub(crate) fn answer(policy: Option<&RoutePolicy>, headers: &HeaderMap) -> Option<CorsAnswer> {
     let cors = policy?.cors.as_ref()?;
-    let allowed = cors.allow(headers.get(ORIGIN)?)?;
+    let allowed = match headers.get(ORIGIN) {
+        Some(origin) => cors.allow(origin)?,
+        None => cors.allow_without_origin()?,
+    };
     Some(CorsAnswer {
         cors: Arc::clone(cors),
         allowed,

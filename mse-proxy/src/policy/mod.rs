@@ -1,0 +1,21 @@
+//! The request-time half of the gateway's own policies, one module each. Their
+//! configuration is compiled once per route by `mse-router` (its `policy` modules, joined
+//! into [`mse_router::RoutePolicy`]); the phase functions in `proxy` call these modules in
+//! phase order (see [`crate::phases`]):
+//!
+//! | module | phases |
+//! |---|---|
+//! | [`cors`] | decision (preflight answer), response (headers on other answers) |
+//! | [`redirect`] | decision (`permanent-redirect`, `temporal-redirect`, HTTPS, `app-root`) |
+//! | [`headers`] | exchange (request edits, written into the upstream head), response (edits, `proxy-redirect-*`) |
+//! | [`fallback`] | upstream selection (default backends), response (`custom-http-errors` pages) |
+//! | [`mirror`] | exchange (a sampled copy of the request) |
+//!
+//! Canary choice and rewrites are decided by the router itself
+//! ([`mse_router::Route::destination`], [`mse_router::RoutePolicy::rewrite_path`]).
+
+pub(crate) mod cors;
+pub(crate) mod fallback;
+pub(crate) mod headers;
+pub(crate) mod mirror;
+pub(crate) mod redirect;

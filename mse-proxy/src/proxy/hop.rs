@@ -1,0 +1,203 @@
+//! The header rules of one hop: what the gateway takes out of a message because it belongs
+//! to one connection (RFC 9110 section 7.6.1), and the forwarding headers it adds.
+
+use std::rc::Rc;
+
+use bytes::BytesMut;
+use http::header::{CONNECTION, EXPECT, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use super::ConnCtx;
+use crate::h1::ForwardHeaders;
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Removes hop-by-hop headers, sets `Host` when it came as the URI authority, and returns
+/// the gateway's own forwarding headers for this request.
+pub(super) fn prepare_request_headers(
+    headers: &mut HeaderMap,
+    cx: &ConnCtx,
+    host: Option<&HeaderValue>,
+    from_authority: bool,
+    upgrade: bool,
+) -> ForwardHeaders {
+    strip_hop_by_hop(headers, upgrade);
+    match host {
+        Some(h) if from_authority => {
+            headers.insert(HOST, h.clone());
+        }
+        Some(_) => {}
+        // HTTP/1.0 without Host: an empty Host is what RFC 9112 asks for.
+        None => {
+            headers.insert(HOST, HeaderValue::from_static(""));
+        }
+    }
+    ForwardHeaders::new(
+        Rc::clone(&cx.forward),
+        forwarded_for(headers, cx.forward.peer_ip()),
+        host.cloned(),
+    )
+}
+
+/// `X-Forwarded-For` with the client address appended to what the client sent, as
+/// ingress-nginx does; `None` when the client sent none (the address alone).
+fn forwarded_for(headers: &HeaderMap, ip: &HeaderValue) -> Option<HeaderValue> {
+    let mut prior = headers.get_all(X_FORWARDED_FOR).iter();
+    let first = prior.next()?;
+    let mut buf = BytesMut::with_capacity(first.len() + ip.len() + 16);
+    buf.extend_from_slice(first.as_bytes());
+    for v in prior {
+        buf.extend_from_slice(b", ");
+        buf.extend_from_slice(v.as_bytes());
+    }
+    buf.extend_from_slice(b", ");
+    buf.extend_from_slice(ip.as_bytes());
+    HeaderValue::from_maybe_shared(buf.freeze()).ok()
+}
+
+/// The fixed hop-by-hop names, as bits of the set `strip_hop_by_hop` finds.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    CONNECTION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
+    EXPECT,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+];
+const CONNECTION_BIT: u8 = 1;
+const UPGRADE_BIT: u8 = 1 << 4;
+
+/// The bit of a hop-by-hop name in `HOP_BY_HOP`, if it is one. Names are lower case.
+fn hop_bit(name: &HeaderName) -> u8 {
+    match name.as_str() {
+        "connection" => 1,
+        "te" => 1 << 1,
+        "trailer" => 1 << 2,
+        "transfer-encoding" => 1 << 3,
+        "upgrade" => 1 << 4,
+        "expect" => 1 << 5,
+        "keep-alive" => 1 << 6,
+        "proxy-connection" => 1 << 7,
+        _ => 0,
+    }
+}
+
+/// Removes the headers that belong to one connection (RFC 9110 section 7.6.1): the ones
+/// `Connection` names, and `Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`,
+/// `Transfer-Encoding` and `Upgrade`. An upgrade keeps `Upgrade` and `Connection: upgrade`.
+/// `Expect` goes too: the gateway answered `100-continue` itself when it started reading
+/// the request body.
+pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // One pass over the names finds which are present (most messages carry none, or only
+    // `Connection`), so only those are looked up again to be removed.
+    let mut present = headers.keys().fold(0u8, |bits, name| bits | hop_bit(name));
+    if keep_upgrade {
+        present &= !UPGRADE_BIT;
+    }
+    if present & CONNECTION_BIT != 0 {
+        remove_connection_named(headers);
+    }
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
+    }
+    if keep_upgrade {
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// Removes the headers the `Connection` header names (never `Host`).
+fn remove_connection_named(headers: &mut HeaderMap) {
+    let mut named: Vec<HeaderName> = Vec::new();
+    for value in headers.get_all(CONNECTION) {
+        let Ok(value) = value.to_str() else { continue };
+        for token in value.split(',').map(str::trim) {
+            if token.is_empty()
+                || token.eq_ignore_ascii_case("close")
+                || token.eq_ignore_ascii_case("keep-alive")
+                || token.eq_ignore_ascii_case("upgrade")
+            {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(token.as_bytes())
+                && name != HOST
+            {
+                named.push(name);
+            }
+        }
+    }
+    for name in named {
+        headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_named_headers_and_hop_by_hop_headers_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Secret, host"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert(HOST, HeaderValue::from_static("a.example"));
+        h.insert(KEEP_ALIVE, HeaderValue::from_static("timeout=5"));
+        h.insert(PROXY_CONNECTION, HeaderValue::from_static("keep-alive"));
+        h.insert(TE, HeaderValue::from_static("trailers"));
+        h.insert(TRAILER, HeaderValue::from_static("x-sum"));
+        h.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(EXPECT, HeaderValue::from_static("100-continue"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, false);
+        let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["host", "x-kept"]);
+    }
+
+    #[test]
+    fn hop_bits_follow_the_table() {
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_bit(name), 1 << i, "{name}");
+        }
+        assert_eq!(hop_bit(&HOST), 0);
+    }
+
+    #[test]
+    fn upgrade_keeps_upgrade_and_connection_upgrade_only() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, HeaderValue::from_static("Upgrade, keep-alive"));
+        h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h[CONNECTION], "upgrade");
+        assert_eq!(h[UPGRADE], "websocket");
+        let mut plain = HeaderMap::new();
+        plain.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut plain, false);
+        assert_eq!(plain.len(), 1);
+    }
+
+    #[test]
+    fn forwarded_for_appends_the_client_to_every_prior_hop() {
+        let ip = HeaderValue::from_static("10.0.0.9");
+        let mut h = HeaderMap::new();
+        // The client address alone is written from the connection's lines.
+        assert_eq!(forwarded_for(&h, &ip), None);
+        h.append(X_FORWARDED_FOR, HeaderValue::from_static("1.1.1.1"));
+        h.append(
+            X_FORWARDED_FOR,
+            HeaderValue::from_static("2.2.2.2, 3.3.3.3"),
+        );
+        assert_eq!(
+            forwarded_for(&h, &ip).unwrap(),
+            "1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.9"
+        );
+    }
+}

@@ -1,0 +1,169 @@
+//! The response phase: the upstream's answer made ready for the client (error pages,
+//! hop-by-hop headers, CORS, the route's header edits), the tunnel of an upgraded
+//! connection, the gateway's own error answers, and the registered steps' response hook.
+
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, Response, StatusCode};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+
+use super::exchange::Exchanged;
+use super::hop::strip_hop_by_hop;
+use super::{ConnCtx, Forwarded, Worker};
+use crate::body::{InFlight, ProxyBody, RequestBody};
+use crate::downstream::PendingUpgrade;
+use crate::error::{Blame, Chain, ProxyError};
+use crate::h1::materialize;
+use crate::log::AccessRecord;
+use crate::phases::{RequestInfo, Steps};
+use crate::policy::headers::{edit_response, needs_all_headers};
+use crate::upstream::{Sent, Upstream};
+
+/// Makes the upstream's answer ready for the client.
+pub(super) async fn relay(
+    cx: &ConnCtx,
+    exchanged: Exchanged,
+    host: &str,
+    log: Option<&mut AccessRecord>,
+) -> Result<Forwarded, ProxyError> {
+    let Exchanged {
+        sent,
+        upstream,
+        policy,
+        pages,
+        cors,
+        client_upgrade,
+    } = exchanged;
+    match sent {
+        Sent::Plain {
+            head,
+            conn,
+            headers: sent_headers,
+        } => {
+            if head.status == StatusCode::SWITCHING_PROTOCOLS {
+                return Err(ProxyError::BadResponse {
+                    upstream,
+                    reason: "101 Switching Protocols to a request that asked for no upgrade",
+                });
+            }
+            let mut response = head.into_response(conn);
+            if let Some(pages) = pages.filter(|p| p.intercepts(response.status())) {
+                materialize(&mut response);
+                response = Box::pin(pages.answer(&cx.worker, response, sent_headers, log)).await;
+            }
+            // Headers kept as received (see `RawHeaders`) are written out with the
+            // hop-by-hop ones left out, and the map's replacing received ones of the same
+            // name; edits that need more than that see them all in the map first. The
+            // map then only holds what the gateway set.
+            if response.body().raw_headers().is_none() {
+                strip_hop_by_hop(response.headers_mut(), false);
+            }
+            if let Some(c) = &cors {
+                materialize(&mut response);
+                c.apply(response.headers_mut());
+            }
+            if let Some(p) = &policy {
+                if needs_all_headers(p, &response) {
+                    materialize(&mut response);
+                }
+                if response.body().raw_headers().is_some() {
+                    // Updates and additions only: the server writes them beside the
+                    // received headers.
+                    response.body_mut().defer_edits(std::sync::Arc::clone(p));
+                } else {
+                    edit_response(cx.tls, p, response.headers_mut(), &upstream, host);
+                }
+            }
+            Ok(Forwarded::Plain(response))
+        }
+        Sent::Upgrade { mut response, conn } => {
+            let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+            strip_hop_by_hop(response.headers_mut(), switched);
+            if let Some(c) = &cors {
+                c.apply(response.headers_mut());
+            }
+            if let Some(p) = &policy {
+                edit_response(cx.tls, p, response.headers_mut(), &upstream, host);
+            }
+            if let (true, Some(client)) = (switched, client_upgrade) {
+                let server = hyper::upgrade::on(&mut response);
+                spawn_tunnel(&cx.worker, client, server, conn, upstream);
+            }
+            Ok(Forwarded::Hyper(response))
+        }
+    }
+}
+
+/// The registered steps' response hook, on whatever answer the client gets. Headers kept
+/// as received move into the map first, so a step sees them all.
+pub(super) fn run_steps(steps: &Steps, info: &RequestInfo, response: &mut Response<ProxyBody>) {
+    let mut headers = std::mem::take(response.headers_mut());
+    response.body_mut().headers_into_map(&mut headers);
+    steps.response(info, response.status(), &mut headers);
+    *response.headers_mut() = headers;
+}
+
+/// Copies bytes both ways between the upgraded client and upstream connections.
+fn spawn_tunnel(
+    worker: &Worker,
+    client: PendingUpgrade,
+    server: hyper::upgrade::OnUpgrade,
+    conn: SendRequest<RequestBody>,
+    upstream: Upstream,
+) {
+    let guard = worker.live.subscribe();
+    tokio::task::spawn_local(async move {
+        let _guard = guard;
+        let (client, server) = tokio::join!(client.0, server);
+        // The upstream connection has handed its socket over.
+        drop(conn);
+        match (client, server) {
+            (Ok(mut client), Ok(server)) => {
+                let mut server = TokioIo::new(server);
+                match tokio::io::copy_bidirectional(&mut client, &mut server).await {
+                    Ok((up, down)) => {
+                        tracing::debug!(%upstream, up, down, "upgraded connection closed");
+                    }
+                    Err(e) => tracing::debug!(%upstream, error = %e, "upgraded connection failed"),
+                }
+            }
+            (Err(_), _) => {
+                tracing::debug!(%upstream, "the client connection ended before the upgrade");
+            }
+            (_, Err(e)) => {
+                tracing::debug!(%upstream, error = %e, "upgrade did not complete");
+            }
+        }
+    });
+}
+
+pub(super) fn report(e: &ProxyError) {
+    match e.blame() {
+        Blame::Upstream if e.upstream().is_some() => {
+            tracing::warn!(error = %Chain(e), "request failed upstream");
+        }
+        _ => tracing::debug!(error = %Chain(e), status = e.status().as_u16(), "request refused"),
+    }
+}
+
+/// The gateway's own answer to a request it could not proxy: the status and a short text.
+pub(super) fn error_response(e: &ProxyError, guard: InFlight) -> Response<ProxyBody> {
+    let status = e.status();
+    let text: &'static str = match status {
+        StatusCode::BAD_REQUEST => "400 Bad Request\n",
+        StatusCode::NOT_FOUND => "404 Not Found\n",
+        StatusCode::METHOD_NOT_ALLOWED => "405 Method Not Allowed\n",
+        StatusCode::BAD_GATEWAY => "502 Bad Gateway\n",
+        StatusCode::SERVICE_UNAVAILABLE => "503 Service Unavailable\n",
+        StatusCode::GATEWAY_TIMEOUT => "504 Gateway Timeout\n",
+        _ => "500 Internal Server Error\n",
+    };
+    let mut response = Response::new(ProxyBody::full(Bytes::from_static(text.as_bytes()), guard));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}

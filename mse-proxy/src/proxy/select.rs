@@ -1,0 +1,169 @@
+//! Route, access, decision and upstream selection: the phases that read the route table,
+//! under one look at it, so that a request sees one table from lookup to endpoint.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use mse_router::{Backend, RequestHead, Route, RoutePolicy, WEIGHT_SCALE};
+
+use super::ConnCtx;
+use crate::body::RequestBody;
+use crate::error::ProxyError;
+use crate::log::AccessRecord;
+use crate::phases::RequestInfo;
+use crate::policy::fallback::{self, ErrorPages};
+use crate::policy::{cors, redirect};
+use crate::table::{Pick, ProxyTable};
+use crate::upstream::Upstream;
+
+/// What the phases up to upstream selection decided.
+pub(super) enum Choice {
+    /// The gateway answers the request itself.
+    Answer(Response<Bytes>),
+    /// The request goes upstream.
+    Forward(Chosen),
+}
+
+/// Where a request goes, and the policy it goes with.
+pub(super) struct Chosen {
+    pub(super) upstream: Upstream,
+    /// The policy of the Ingress that serves the request (the canary's, when one won).
+    pub(super) policy: Option<Arc<RoutePolicy>>,
+    /// The rewritten path; `None` when there is no rewrite or it gives the same path.
+    rewritten: Option<String>,
+    /// `custom-http-errors` pages, when the route has them.
+    pub(super) pages: Option<ErrorPages>,
+}
+
+/// Looks the request up, runs the registered steps' access phase, then the decision phase
+/// (CORS preflight, redirects, canary, rewrite) and picks the upstream.
+pub(super) fn choose(
+    cx: &ConnCtx,
+    req: &Request<RequestBody>,
+    host: &str,
+    path: &str,
+    mut log: Option<&mut AccessRecord>,
+    info: Option<&mut RequestInfo>,
+) -> Result<Choice, ProxyError> {
+    let table = cx.worker.table.load();
+    let head = RequestHead::new(host, path)
+        .method(req.method().as_str())
+        .query(req.uri().query())
+        .headers(req.headers())
+        .tls(cx.tls);
+    // Route.
+    let found = table.routes().lookup(&head);
+    if let (Some(log), Some(m)) = (log.as_deref_mut(), &found) {
+        log.ingress = Some(m.route.ingress.clone());
+    }
+    // Access.
+    if let Some(info) = info {
+        if let Some(m) = &found {
+            info.set_ingress(&m.route.ingress);
+        }
+        if let Some(answer) = cx.worker.steps.access(info, req.headers()) {
+            return Ok(Choice::Answer(answer));
+        }
+    }
+    let Some(m) = found else {
+        // No route: the gateway-wide default backend, else 404.
+        return Ok(Choice::Forward(Chosen::plain(fallback::unmatched(&table)?)));
+    };
+    // Decision.
+    if let Some(answer) = decide(cx, m.route, req, host, path) {
+        return Ok(Choice::Answer(answer));
+    }
+    // Canaries: the roll only matters for weighted ones.
+    let roll = match &m.route.canary {
+        Some(_) => fastrand::u32(..WEIGHT_SCALE),
+        None => 0,
+    };
+    let dest = m.route.destination(&head, roll);
+    if let (Some(log), Some(c)) = (log, dest.canary) {
+        log.ingress = Some(c.ingress.clone());
+    }
+    // `None` too for a rewrite that gives the same path.
+    let rewritten = dest
+        .policy
+        .and_then(|p| p.rewrite_path(&m.route.path, path));
+    let policy = dest.policy.map(Arc::clone);
+    // Upstream selection.
+    let (upstream, pages) = select_upstream(&table, m.route, dest.backend, policy.as_deref())?;
+    Ok(Choice::Forward(Chosen {
+        upstream,
+        policy,
+        rewritten,
+        pages,
+    }))
+}
+
+/// The decision phase's own answers: a CORS preflight, then the route's redirects.
+fn decide(
+    cx: &ConnCtx,
+    route: &Route,
+    req: &Request<RequestBody>,
+    host: &str,
+    path: &str,
+) -> Option<Response<Bytes>> {
+    if let Some(answer) = cors::preflight(route.policy.as_deref(), req) {
+        return Some(answer);
+    }
+    if route.may_redirect(cx.tls) {
+        return redirect::answer(cx.tls, route, req, host, path);
+    }
+    None
+}
+
+/// The endpoint of the route's backend, and its error pages; else its Ingress's
+/// `default-backend`; else the error.
+fn select_upstream(
+    table: &Arc<ProxyTable>,
+    route: &Route,
+    backend: &Backend,
+    policy: Option<&RoutePolicy>,
+) -> Result<(Upstream, Option<ErrorPages>), ProxyError> {
+    let or_default = |e: ProxyError| match fallback::default_backend(table, policy) {
+        Some(up) => Ok((up, None)),
+        None => Err(e),
+    };
+    let cluster = match backend {
+        Backend::Cluster(c) => table.routes().cluster(*c),
+        Backend::Unavailable { reason } => {
+            return or_default(ProxyError::BackendUnavailable {
+                reason: Arc::clone(reason),
+            });
+        }
+    };
+    match table.pick(cluster) {
+        Pick::To(upstream) => Ok((upstream, ErrorPages::new(table, route, cluster))),
+        Pick::NoEndpoints => or_default(ProxyError::NoEndpoints {
+            service: cluster.service.clone(),
+            port: cluster.port,
+        }),
+    }
+}
+
+// === impl Chosen ===
+
+impl Chosen {
+    /// A request that no route matched, to the gateway-wide default backend.
+    fn plain(upstream: Upstream) -> Self {
+        Self {
+            upstream,
+            policy: None,
+            rewritten: None,
+            pages: None,
+        }
+    }
+
+    /// The path to send upstream when it is not the one received: the rewritten one, else
+    /// the normalised one when normalising changed it.
+    pub(super) fn new_path(&mut self, normalised: Cow<'_, str>) -> Option<String> {
+        match (self.rewritten.take(), normalised) {
+            (Some(p), _) | (None, Cow::Owned(p)) => Some(p),
+            (None, Cow::Borrowed(_)) => None,
+        }
+    }
+}
