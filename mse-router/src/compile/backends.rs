@@ -3,13 +3,47 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use mse_model::k8s_openapi::api::core::v1::ServicePort;
-use mse_model::k8s_openapi::api::networking::v1::IngressBackend;
+use mse_model::api::EndpointSlice;
+use mse_model::k8s_openapi::api::core::v1::{EndpointSubset, ServicePort};
+use mse_model::k8s_openapi::api::networking::v1::{IngressBackend, ServiceBackendPort};
 use mse_model::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use mse_model::{Diagnostic, Kind, ObjectKey};
 
 use super::{Compiler, Selected};
+
+/// An ExternalName Service as a backend names it.
+struct ExternalBackend<'a> {
+    svc_key: ObjectKey,
+    /// `spec.externalName`.
+    host: Option<&'a str>,
+    want: Option<&'a ServiceBackendPort>,
+    /// The Service port the backend named, if the Service lists it.
+    port: Option<&'a ServicePort>,
+}
 use crate::table::{Backend, Cluster, ClusterId, ClusterTarget};
+
+/// `Backend::Unavailable` with this reason: requests answer 503.
+fn unavailable(reason: String) -> Backend {
+    Backend::Unavailable {
+        reason: reason.into(),
+    }
+}
+
+/// The Service port a backend asks for, by number or by name.
+fn find_port<'a>(
+    ports: &'a [ServicePort],
+    want: Option<&ServiceBackendPort>,
+) -> Option<&'a ServicePort> {
+    match want {
+        Some(p) if p.number.is_some() => ports.iter().find(|sp| Some(sp.port) == p.number),
+        Some(p) if p.name.is_some() => ports
+            .iter()
+            .find(|sp| sp.name.is_some() && sp.name == p.name),
+        _ => None,
+    }
+}
+
+// === impl Compiler ===
 
 impl<'s> Compiler<'s> {
     pub(super) fn resolve_backend(
@@ -19,29 +53,8 @@ impl<'s> Compiler<'s> {
         field: &str,
     ) -> Backend {
         let ns: &str = &sel.key.namespace;
-        let unavailable = |reason: String| Backend::Unavailable {
-            reason: reason.into(),
-        };
         let Some(svc_ref) = b.service.as_ref() else {
-            if let Some(r) = b.resource.as_ref() {
-                let reason = format!(
-                    "resource backend {}/{} is not supported; requests answer 503",
-                    r.kind, r.name
-                );
-                self.diag(
-                    Diagnostic::error("unsupported-backend", reason.clone()),
-                    sel,
-                    Some(&format!("{field}.resource")),
-                );
-                return unavailable(reason);
-            }
-            let reason = "backend names no service".to_owned();
-            self.diag(
-                Diagnostic::error("invalid-backend", format!("{reason}; requests answer 503")),
-                sel,
-                Some(field),
-            );
-            return unavailable(reason);
+            return self.no_service(b, sel, field);
         };
         let svc_field = format!("{field}.service");
         let svc_key = ObjectKey::new(Kind::Service, ns, svc_ref.name.as_str());
@@ -61,74 +74,18 @@ impl<'s> Compiler<'s> {
         let spec = svc.spec.as_ref();
         let ports = spec.and_then(|s| s.ports.as_deref()).unwrap_or(&[]);
         let want = svc_ref.port.as_ref();
-        let port = match want {
-            Some(p) if p.number.is_some() => ports.iter().find(|sp| Some(sp.port) == p.number),
-            Some(p) if p.name.is_some() => ports
-                .iter()
-                .find(|sp| sp.name.is_some() && sp.name == p.name),
-            _ => None,
-        };
-        let is_external = spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName");
-        if is_external {
-            let Some(host) = spec
-                .and_then(|s| s.external_name.as_deref())
-                .filter(|h| !h.is_empty())
-            else {
-                let reason =
-                    format!("{svc_key} is of type ExternalName but has no spec.externalName");
-                self.diag(
-                    Diagnostic::error("invalid-service", format!("{reason}; requests answer 503")),
-                    sel,
-                    Some(&svc_field),
-                );
-                return unavailable(reason);
+        let port = find_port(ports, want);
+        if spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
+            let external = ExternalBackend {
+                svc_key,
+                host: spec.and_then(|s| s.external_name.as_deref()),
+                want,
+                port,
             };
-            let number = want.and_then(|p| p.number).or(port.map(|p| p.port));
-            let Some(number) = number.and_then(|n| u16::try_from(n).ok()) else {
-                let reason = format!(
-                    "{svc_key} is of type ExternalName; the backend must give a port number"
-                );
-                self.diag(
-                    Diagnostic::error(
-                        "missing-service-port",
-                        format!("{reason}; requests answer 503"),
-                    ),
-                    sel,
-                    Some(&svc_field),
-                );
-                return unavailable(reason);
-            };
-            let target_port = external_port(port).unwrap_or(number);
-            let target = ClusterTarget::ExternalName {
-                host: host.into(),
-                port: target_port,
-            };
-            return Backend::Cluster(self.cluster(svc_key, number, None, || target));
+            return self.resolve_external(external, sel, &svc_field);
         }
         let Some(port) = port else {
-            let wanted = match want {
-                Some(p) => p
-                    .number
-                    .map(|n| n.to_string())
-                    .or(p.name.clone())
-                    .unwrap_or_default(),
-                None => String::new(),
-            };
-            let reason = if wanted.is_empty() {
-                "backend gives no service port".to_owned()
-            } else {
-                format!("{svc_key} has no port {wanted}")
-            };
-            self.diag(
-                Diagnostic::error(
-                    "missing-service-port",
-                    format!("{reason}; requests to this path answer 503"),
-                )
-                .value(wanted),
-                sel,
-                Some(&format!("{svc_field}.port")),
-            );
-            return unavailable(reason);
+            return self.missing_port(&svc_key, want, sel, &svc_field);
         };
         let Ok(number) = u16::try_from(port.port) else {
             return unavailable(format!("{svc_key} port {} is out of range", port.port));
@@ -157,6 +114,106 @@ impl<'s> Compiler<'s> {
         }
         let target = ClusterTarget::Endpoints(addrs.into());
         Backend::Cluster(self.cluster(svc_key, number, port_name, || target))
+    }
+
+    /// A backend without a Service: a resource backend (not supported) or nothing.
+    fn no_service(&mut self, b: &IngressBackend, sel: &Selected<'s>, field: &str) -> Backend {
+        if let Some(r) = b.resource.as_ref() {
+            let reason = format!(
+                "resource backend {}/{} is not supported; requests answer 503",
+                r.kind, r.name
+            );
+            self.diag(
+                Diagnostic::error("unsupported-backend", reason.clone()),
+                sel,
+                Some(&format!("{field}.resource")),
+            );
+            return unavailable(reason);
+        }
+        let reason = "backend names no service".to_owned();
+        self.diag(
+            Diagnostic::error("invalid-backend", format!("{reason}; requests answer 503")),
+            sel,
+            Some(field),
+        );
+        unavailable(reason)
+    }
+
+    /// An ExternalName Service: one cluster for its host, on the port the backend gives.
+    fn resolve_external(
+        &mut self,
+        external: ExternalBackend<'_>,
+        sel: &Selected<'s>,
+        svc_field: &str,
+    ) -> Backend {
+        let ExternalBackend {
+            svc_key,
+            host,
+            want,
+            port,
+        } = external;
+        let Some(host) = host.filter(|h| !h.is_empty()) else {
+            let reason = format!("{svc_key} is of type ExternalName but has no spec.externalName");
+            self.diag(
+                Diagnostic::error("invalid-service", format!("{reason}; requests answer 503")),
+                sel,
+                Some(svc_field),
+            );
+            return unavailable(reason);
+        };
+        let number = want.and_then(|p| p.number).or(port.map(|p| p.port));
+        let Some(number) = number.and_then(|n| u16::try_from(n).ok()) else {
+            let reason =
+                format!("{svc_key} is of type ExternalName; the backend must give a port number");
+            self.diag(
+                Diagnostic::error(
+                    "missing-service-port",
+                    format!("{reason}; requests answer 503"),
+                ),
+                sel,
+                Some(svc_field),
+            );
+            return unavailable(reason);
+        };
+        let target_port = external_port(port).unwrap_or(number);
+        let target = ClusterTarget::ExternalName {
+            host: host.into(),
+            port: target_port,
+        };
+        Backend::Cluster(self.cluster(svc_key, number, None, || target))
+    }
+
+    /// The Service has no port the backend asks for (or the backend gives none).
+    fn missing_port(
+        &mut self,
+        svc_key: &ObjectKey,
+        want: Option<&ServiceBackendPort>,
+        sel: &Selected<'s>,
+        svc_field: &str,
+    ) -> Backend {
+        let wanted = match want {
+            Some(p) => p
+                .number
+                .map(|n| n.to_string())
+                .or(p.name.clone())
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        let reason = if wanted.is_empty() {
+            "backend gives no service port".to_owned()
+        } else {
+            format!("{svc_key} has no port {wanted}")
+        };
+        self.diag(
+            Diagnostic::error(
+                "missing-service-port",
+                format!("{reason}; requests to this path answer 503"),
+            )
+            .value(wanted),
+            sel,
+            Some(&format!("{svc_field}.port")),
+        );
+        unavailable(reason)
     }
 
     pub(super) fn cluster(
@@ -199,51 +256,11 @@ impl<'s> Compiler<'s> {
         let mut out = Vec::new();
         if let Some(slices) = self.slices.get(&(ns, svc)) {
             for slice in slices {
-                if slice.address_type == "FQDN" {
-                    continue;
-                }
-                let ports = slice.ports.as_deref().unwrap_or(&[]);
-                let port = ports
-                    .iter()
-                    .find(|p| p.name.as_deref().filter(|n| !n.is_empty()) == port_name)
-                    .and_then(|p| p.port)
-                    .and_then(|p| u16::try_from(p).ok())
-                    .or(if ports.is_empty() {
-                        numeric_target
-                    } else {
-                        None
-                    });
-                let Some(port) = port else { continue };
-                for ep in &slice.endpoints {
-                    let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
-                    if !ready {
-                        continue;
-                    }
-                    for a in &ep.addresses {
-                        if let Ok(ip) = a.parse::<IpAddr>() {
-                            out.push(SocketAddr::new(ip, port));
-                        }
-                    }
-                }
+                slice_addresses(slice, port_name, numeric_target, &mut out);
             }
         } else if let Some(eps) = self.endpoints.get(&(ns, svc)) {
             for subset in eps.subsets.as_deref().unwrap_or(&[]) {
-                let ports = subset.ports.as_deref().unwrap_or(&[]);
-                let port = ports
-                    .iter()
-                    .find(|p| p.name.as_deref().filter(|n| !n.is_empty()) == port_name)
-                    .and_then(|p| u16::try_from(p.port).ok())
-                    .or(if ports.is_empty() {
-                        numeric_target
-                    } else {
-                        None
-                    });
-                let Some(port) = port else { continue };
-                for a in subset.addresses.as_deref().unwrap_or(&[]) {
-                    if let Ok(ip) = a.ip.parse::<IpAddr>() {
-                        out.push(SocketAddr::new(ip, port));
-                    }
-                }
+                subset_addresses(subset, port_name, numeric_target, &mut out);
             }
         }
         out.sort();
@@ -259,4 +276,65 @@ pub(crate) fn external_port(port: Option<&ServicePort>) -> Option<u16> {
         Some(IntOrString::Int(t)) => u16::try_from(*t).ok(),
         _ => None,
     })
+}
+
+/// The ready addresses of one EndpointSlice, on the port named after the Service port
+/// (the numeric target port when the slice lists no ports).
+fn slice_addresses(
+    slice: &EndpointSlice,
+    port_name: Option<&str>,
+    numeric_target: Option<u16>,
+    out: &mut Vec<SocketAddr>,
+) {
+    if slice.address_type == "FQDN" {
+        return;
+    }
+    let ports = slice.ports.as_deref().unwrap_or(&[]);
+    let port = ports
+        .iter()
+        .find(|p| p.name.as_deref().filter(|n| !n.is_empty()) == port_name)
+        .and_then(|p| p.port)
+        .and_then(|p| u16::try_from(p).ok())
+        .or(if ports.is_empty() {
+            numeric_target
+        } else {
+            None
+        });
+    let Some(port) = port else { return };
+    for ep in &slice.endpoints {
+        let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+        if !ready {
+            continue;
+        }
+        for a in &ep.addresses {
+            if let Ok(ip) = a.parse::<IpAddr>() {
+                out.push(SocketAddr::new(ip, port));
+            }
+        }
+    }
+}
+
+/// The addresses of one legacy Endpoints subset, chosen like [`slice_addresses`].
+fn subset_addresses(
+    subset: &EndpointSubset,
+    port_name: Option<&str>,
+    numeric_target: Option<u16>,
+    out: &mut Vec<SocketAddr>,
+) {
+    let ports = subset.ports.as_deref().unwrap_or(&[]);
+    let port = ports
+        .iter()
+        .find(|p| p.name.as_deref().filter(|n| !n.is_empty()) == port_name)
+        .and_then(|p| u16::try_from(p.port).ok())
+        .or(if ports.is_empty() {
+            numeric_target
+        } else {
+            None
+        });
+    let Some(port) = port else { return };
+    for a in subset.addresses.as_deref().unwrap_or(&[]) {
+        if let Ok(ip) = a.ip.parse::<IpAddr>() {
+            out.push(SocketAddr::new(ip, port));
+        }
+    }
 }

@@ -7,6 +7,22 @@ use mse_model::Diagnostic;
 use super::{Compiler, Selected};
 use crate::policy;
 
+/// The key an annotation is given under on this Ingress (any prefix), or its name with
+/// the first prefix when it is not there.
+fn annotation_key(sel: &Selected<'_>, name: &str) -> String {
+    sel.ingress
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| mse_annotations::lookup(a, name))
+        .map_or_else(
+            || format!("{}{name}", mse_annotations::PREFIXES[0]),
+            |f| f.key.to_owned(),
+        )
+}
+
+// === impl Compiler ===
+
 impl<'s> Compiler<'s> {
     /// Checks the Secrets and Services that annotations name. A missing or incomplete
     /// Secret of a security annotation is an error, and its key is returned so that the
@@ -16,15 +32,14 @@ impl<'s> Compiler<'s> {
         sel: &Selected<'s>,
         policy: &IngressPolicy,
     ) -> Vec<String> {
-        let annotations = sel.ingress.metadata.annotations.as_ref();
-        let key_of = |name: &str| {
-            annotations
-                .and_then(|a| mse_annotations::lookup(a, name))
-                .map_or_else(
-                    || format!("{}{name}", mse_annotations::PREFIXES[0]),
-                    |f| f.key.to_owned(),
-                )
-        };
+        let failed = self.check_secrets(sel, policy);
+        self.check_services(sel, policy);
+        failed
+    }
+
+    /// The Secrets of security annotations; returns the keys whose Secret is missing or
+    /// incomplete.
+    fn check_secrets(&mut self, sel: &Selected<'s>, policy: &IngressPolicy) -> Vec<String> {
         let mut secrets: Vec<(&str, &ObjectRef, Option<&str>)> = Vec::new();
         if let Some(b) = &policy.auth.basic {
             let data = (b.secret_type == AuthSecretType::AuthFile).then_some("auth");
@@ -56,7 +71,7 @@ impl<'s> Compiler<'s> {
                     }),
             };
             if let Some((code, what)) = problem {
-                let key = key_of(name);
+                let key = annotation_key(sel, name);
                 self.diag(
                     Diagnostic::error(
                         code,
@@ -69,6 +84,12 @@ impl<'s> Compiler<'s> {
                 failed.push(key);
             }
         }
+        failed
+    }
+
+    /// The Services of `default-backend` and `mirror-target-service`: a warning when one
+    /// is missing.
+    fn check_services(&mut self, sel: &Selected<'s>, policy: &IngressPolicy) {
         let mut services: Vec<(&str, &ServiceRef)> = Vec::new();
         if let Some(fb) = &policy.fallback.default_backend {
             services.push(("default-backend", fb));
@@ -86,7 +107,7 @@ impl<'s> Compiler<'s> {
                 .services
                 .contains_key(&(ns.as_str(), r.service.name.as_str()))
             {
-                let key = key_of(name);
+                let key = annotation_key(sel, name);
                 self.diag(
                     Diagnostic::warning(
                         "missing-service",
@@ -101,7 +122,6 @@ impl<'s> Compiler<'s> {
                 );
             }
         }
-        failed
     }
 
     /// A warning for each header edit that cannot apply.

@@ -1,5 +1,6 @@
 //! Laying out the route table once every route, canary and certificate is known.
 
+use super::tls::TlsBuilder;
 use super::{Compiler, HostOrder};
 use crate::host::{HostMatch, wildcard_suffix};
 use crate::matching::Conditions;
@@ -7,6 +8,8 @@ use crate::table::RouteTable;
 use crate::tls::TlsTable;
 
 impl<'s> Compiler<'s> {
+    /// The route table: virtual hosts in lookup order, the TLS table, and which routes
+    /// redirect plain HTTP to HTTPS.
     pub(super) fn finish(self, generation: u64) -> RouteTable {
         let mut table = RouteTable {
             generation,
@@ -38,21 +41,7 @@ impl<'s> Compiler<'s> {
             }
             table.vhosts.push((order.host(), vh));
         }
-        let mut tls = TlsTable {
-            certs: self.tls.certs,
-            ..TlsTable::default()
-        };
-        for (order, (id, _)) in self.tls.hosts {
-            match order {
-                HostOrder::Exact(h) => {
-                    tls.exact.insert(h, id);
-                }
-                HostOrder::Wildcard(s) => {
-                    tls.wildcard.insert(s, id);
-                }
-                HostOrder::Any => tls.default = Some(id),
-            }
-        }
+        let tls = tls_table(self.tls);
         for route in &mut table.routes {
             let has_tls = match &route.host {
                 HostMatch::Exact(h) => {
@@ -70,4 +59,24 @@ impl<'s> Compiler<'s> {
         table.tls = tls;
         table
     }
+}
+
+/// The certificates, keyed by the host patterns they were given.
+fn tls_table(builder: TlsBuilder) -> TlsTable {
+    let mut tls = TlsTable {
+        certs: builder.certs,
+        ..TlsTable::default()
+    };
+    for (order, (id, _)) in builder.hosts {
+        match order {
+            HostOrder::Exact(h) => {
+                tls.exact.insert(h, id);
+            }
+            HostOrder::Wildcard(s) => {
+                tls.wildcard.insert(s, id);
+            }
+            HostOrder::Any => tls.default = Some(id),
+        }
+    }
+    tls
 }

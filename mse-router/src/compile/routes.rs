@@ -10,7 +10,19 @@ use crate::matching::Conditions;
 use crate::path::{PathMatch, RegexPath, normalize_path};
 use crate::table::{Candidates, FastMap, Route, RouteId};
 
+/// What makes two routes the same, for the duplicate error.
+struct RouteKey<'a> {
+    host: &'a HostMatch,
+    path: &'a PathMatch,
+    default_backend: bool,
+    cond_key: Option<&'a str>,
+}
+
+// === impl Compiler ===
+
 impl<'s> Compiler<'s> {
+    /// Adds a route unless an older one has the same key (or, for a default backend, the
+    /// same host): the first definition wins, and the later one gets an error naming it.
     pub(super) fn insert_route(
         &mut self,
         sel: &Selected<'s>,
@@ -38,33 +50,15 @@ impl<'s> Compiler<'s> {
             self.find_route(&host, &path, ignore_case, cond_key.as_deref())
         };
         if let Some(winner) = existing {
-            let w = &self.routes[winner.0 as usize];
-            let (code, what) = if default_backend {
-                (
-                    "duplicate-default-backend",
-                    format!("the default backend for host {host}"),
-                )
-            } else if let Some(k) = &cond_key {
-                (
-                    "duplicate-route",
-                    format!("host {host}, path {path} and conditions {k}"),
-                )
-            } else {
-                ("duplicate-route", format!("host {host} and path {path}"))
+            let key = RouteKey {
+                host: &host,
+                path: &path,
+                default_backend,
+                cond_key: cond_key.as_deref(),
             };
-            let by = if w.ingress == sel.key {
-                format!("earlier in this Ingress at {}", w.field)
-            } else {
-                format!("by the older {} at {}", w.ingress, w.field)
-            };
-            let d = Diagnostic::error(
-                code,
-                format!("{what} is already defined {by}; this one is left out"),
-            );
-            self.diag(d, sel, Some(&field));
+            self.report_duplicate(sel, winner, &key, &field);
             return;
         }
-        let vh = self.vhosts.entry(HostOrder::of(&host)).or_default();
         self.routes.push(Route {
             id,
             host,
@@ -81,8 +75,54 @@ impl<'s> Compiler<'s> {
             // Resolved in `finish`, once every certificate is known.
             https_redirect: false,
         });
+        self.index_route(id);
+    }
+
+    /// The error for a route whose key an older route already has.
+    fn report_duplicate(
+        &mut self,
+        sel: &Selected<'s>,
+        winner: RouteId,
+        key: &RouteKey<'_>,
+        field: &str,
+    ) {
+        let RouteKey {
+            host,
+            path,
+            default_backend,
+            cond_key,
+        } = key;
+        let w = &self.routes[winner.0 as usize];
+        let (code, what) = if *default_backend {
+            (
+                "duplicate-default-backend",
+                format!("the default backend for host {host}"),
+            )
+        } else if let Some(k) = cond_key {
+            (
+                "duplicate-route",
+                format!("host {host}, path {path} and conditions {k}"),
+            )
+        } else {
+            ("duplicate-route", format!("host {host} and path {path}"))
+        };
+        let by = if w.ingress == sel.key {
+            format!("earlier in this Ingress at {}", w.field)
+        } else {
+            format!("by the older {} at {}", w.ingress, w.field)
+        };
+        let d = Diagnostic::error(
+            code,
+            format!("{what} is already defined {by}; this one is left out"),
+        );
+        self.diag(d, sel, Some(field));
+    }
+
+    /// Puts a new route in its virtual host's lookup map for its kind of path.
+    fn index_route(&mut self, id: RouteId) {
         let routes = &self.routes;
         let route = &routes[id.0 as usize];
+        let vh = self.vhosts.entry(HostOrder::of(&route.host)).or_default();
         let add = |map: &mut FastMap<Box<str>, Candidates>, key: &str| {
             let merged = match map.remove(key) {
                 None => Candidates::One(id),
@@ -99,7 +139,7 @@ impl<'s> Compiler<'s> {
             };
             map.insert(key.into(), merged);
         };
-        match (&route.path, default_backend, ignore_case) {
+        match (&route.path, route.default_backend, route.ignore_case) {
             (_, true, _) => vh.fallback = Some(id),
             (PathMatch::Exact(p), false, false) => add(&mut vh.exact, p),
             (PathMatch::Prefix(p), false, false) => add(&mut vh.prefix, p),

@@ -48,54 +48,69 @@ impl<'s> Compiler<'s> {
                 continue;
             };
             let hosts = entry.hosts.as_deref().unwrap_or(&[]);
-            let mut patterns = Vec::new();
-            if hosts.is_empty() {
-                patterns.push(HostMatch::Any);
-            }
-            for h in hosts {
-                match HostMatch::parse(h) {
-                    Ok(HostMatch::Any) | Err(_) => self.diag(
-                        Diagnostic::error(
-                            "invalid-host",
-                            "TLS host is not a DNS name or `*.` wildcard; it is left out",
-                        )
-                        .value(h.clone()),
-                        sel,
-                        Some(&format!("{field}.hosts")),
-                    ),
-                    Ok(p) => patterns.push(p),
-                }
-            }
-            if !hosts.is_empty() {
-                patterns.extend(
-                    aliases
-                        .iter()
-                        .filter(|a| !patterns.contains(a))
-                        .cloned()
-                        .collect::<Vec<_>>(),
-                );
-            }
+            let patterns = self.tls_patterns(sel, hosts, aliases, &field);
             for p in patterns {
-                let order = HostOrder::of(&p);
-                if let Some((other, owner)) = self.tls.hosts.get(&order) {
-                    if *other != cert {
-                        let d = Diagnostic::warning(
-                            "duplicate-tls",
-                            format!(
-                                "host {p} already has a certificate from the older {owner}; this entry's certificate is not used for it"
-                            ),
-                        );
-                        self.diag(d, sel, Some(&field));
-                    }
-                    continue;
-                }
-                self.check_covers(cert, &p, sel, &field);
-                self.tls.hosts.insert(order, (cert, sel.key.clone()));
-                let c = &mut self.tls.certs[cert.0 as usize];
-                if !c.hosts.contains(&p) {
-                    c.hosts.push(p);
-                }
+                self.assign_certificate(sel, cert, p, &field);
             }
+        }
+    }
+
+    /// The host patterns of one `spec.tls` entry: its valid hosts and the alias hosts, or
+    /// the any-host pattern (the default certificate) when it lists none.
+    fn tls_patterns(
+        &mut self,
+        sel: &Selected<'s>,
+        hosts: &[String],
+        aliases: &[HostMatch],
+        field: &str,
+    ) -> Vec<HostMatch> {
+        if hosts.is_empty() {
+            return vec![HostMatch::Any];
+        }
+        let mut patterns = Vec::new();
+        for h in hosts {
+            match HostMatch::parse(h) {
+                Ok(HostMatch::Any) | Err(_) => self.diag(
+                    Diagnostic::error(
+                        "invalid-host",
+                        "TLS host is not a DNS name or `*.` wildcard; it is left out",
+                    )
+                    .value(h.clone()),
+                    sel,
+                    Some(&format!("{field}.hosts")),
+                ),
+                Ok(p) => patterns.push(p),
+            }
+        }
+        let extra: Vec<HostMatch> = aliases
+            .iter()
+            .filter(|a| !patterns.contains(a))
+            .cloned()
+            .collect();
+        patterns.extend(extra);
+        patterns
+    }
+
+    /// Gives a host pattern this certificate unless an older Ingress's entry gave it one.
+    fn assign_certificate(&mut self, sel: &Selected<'s>, cert: CertId, p: HostMatch, field: &str) {
+        let order = HostOrder::of(&p);
+        if let Some((other, owner)) = self.tls.hosts.get(&order) {
+            if *other != cert {
+                let d = Diagnostic::warning(
+                    "duplicate-tls",
+                    format!(
+                        "host {p} already has a certificate from the older {owner}; this entry's certificate is not used for it"
+                    ),
+                );
+                self.diag(d, sel, Some(field));
+            }
+            return;
+        }
+        self.check_covers(cert, &p, sel, field);
+        self.tls.hosts.insert(order, (cert, sel.key.clone()));
+        let c = &mut self.tls.certs[cert.0 as usize];
+        if !c.hosts.contains(&p) {
+            c.hosts.push(p);
         }
     }
 
