@@ -10,6 +10,20 @@ use mse_model::Diagnostic;
 use super::{Compiler, Selected};
 use crate::policy;
 
+/// Annotation groups the data plane applies. Each feature joins this list when its layer
+/// lands.
+const APPLIED: &[Group] = &[
+    Group::Cors,
+    Group::Fallback,
+    Group::Headers,
+    Group::Matching,
+    Group::Mirror,
+    Group::Redirect,
+    Group::Rewrite,
+];
+
+// === impl Compiler ===
+
 impl<'s> Compiler<'s> {
     /// Says so for every valid annotation whose feature the data plane does not apply yet,
     /// so that nobody mistakes "parsed" for "in effect". Security keys are not listed here:
@@ -22,17 +36,6 @@ impl<'s> Compiler<'s> {
         reported: &[Arc<str>],
         policy: &IngressPolicy,
     ) {
-        /// Annotation groups the data plane applies. Each feature joins this list when its
-        /// layer lands.
-        const APPLIED: &[Group] = &[
-            Group::Cors,
-            Group::Fallback,
-            Group::Headers,
-            Group::Matching,
-            Group::Mirror,
-            Group::Redirect,
-            Group::Rewrite,
-        ];
         for key in annotations.keys() {
             let Some((_, name)) = mse_annotations::split_key(key) else {
                 continue;

@@ -93,6 +93,8 @@ struct Selected<'s> {
     ingress: &'s Ingress,
 }
 
+/// The state of one compile run. Each step of [`compile`] is a method in the module of its
+/// job; this module holds the state and the order of the steps.
 struct Compiler<'s> {
     services: HashMap<(&'s str, &'s str), &'s Service>,
     slices: HashMap<(&'s str, &'s str), Vec<&'s EndpointSlice>>,
