@@ -669,19 +669,19 @@ pub static KEYS: &[KeySpec] = &[
         "Port of mirror-target-fqdn")
         .ex("8080", "0"),
     // --- Headers ---
-    key("request-header-control-add", G::Headers, Ingress, Higress, "one `Name Value` per line", "",
+    key("request-header-control-add", G::Headers, Ingress, Higress, "one `Name Value` per line; either may be quoted", "",
         "Request headers added (existing values kept)")
-        .ex("X-Env staging", "X-Only-Name"),
-    key("request-header-control-update", G::Headers, Ingress, Higress, "one `Name Value` per line", "",
+        .ex("'X-Env' \"staging; eu\"", "'X-Env staging"),
+    key("request-header-control-update", G::Headers, Ingress, Higress, "one `Name Value` per line; either may be quoted", "",
         "Request headers set, replacing existing values")
         .ex("X-Env \"prod eu\"", "bad:name value"),
     key("request-header-control-remove", G::Headers, Ingress, Higress, "comma list of header names", "",
         "Request headers removed")
         .ex("X-Debug, X-Internal", "bad header"),
-    key("response-header-control-add", G::Headers, Ingress, Higress, "one `Name Value` per line", "",
+    key("response-header-control-add", G::Headers, Ingress, Higress, "one `Name Value` per line; either may be quoted", "",
         "Response headers added (existing values kept)")
         .ex("X-Frame-Options DENY", "NoValue"),
-    key("response-header-control-update", G::Headers, Ingress, Higress, "one `Name Value` per line", "",
+    key("response-header-control-update", G::Headers, Ingress, Higress, "one `Name Value` per line; either may be quoted", "",
         "Response headers set, replacing existing values")
         .ex("Cache-Control no-store", "(bad) x"),
     key("response-header-control-remove", G::Headers, Ingress, Higress, "comma list of header names", "",

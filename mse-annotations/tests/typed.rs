@@ -562,6 +562,30 @@ fn header_edits_and_proxy_redirect() {
 }
 
 #[test]
+fn quoted_header_control_names_and_values_parse_as_in_higress() {
+    let value = "'x-test2' \"higress; test=false\"\n\"X-B\" plain\n'x-bad value";
+    let p = run(&[("higress.io/request-header-control-add", value)]);
+    assert_eq!(
+        p.value.headers.request.add,
+        [
+            ("x-test2".to_owned(), "higress; test=false".to_owned()),
+            ("x-b".to_owned(), "plain".to_owned()),
+        ]
+    );
+    // The malformed line is dropped with a warning naming the key, the line and the value.
+    assert_eq!(p.diagnostics.len(), 1, "{:#?}", p.diagnostics);
+    let d = &p.diagnostics[0];
+    assert_eq!(d.code, "ignored-entry");
+    assert_eq!(
+        d.origin.key.as_deref(),
+        Some("higress.io/request-header-control-add")
+    );
+    assert_eq!(d.value.as_deref(), Some(value));
+    assert!(d.message.contains("\"'x-bad value\""), "{}", d.message);
+    assert!(d.message.contains("closing quote"), "{}", d.message);
+}
+
+#[test]
 fn match_families_become_typed_conditions() {
     let p = run(&[
         ("higress.io/match-method", "get POST get"),

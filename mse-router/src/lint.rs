@@ -214,20 +214,48 @@ pub fn lint(
     }
 }
 
+/// Diagnostics about a field whose line the scan does not know, placed at an annotation
+/// that says the same thing instead of at the object's first line: a canary path that
+/// pairs with nothing is there because of the `canary` annotation.
+const AT_ANNOTATION: &[(&str, &str)] = &[
+    ("canary-without-main", "canary"),
+    ("canary-main-closed", "canary"),
+];
+
 /// Moves each diagnostic about an annotation to the annotation's own line, when the scan
-/// of its file found it.
+/// of its file found it; the diagnostics of [`AT_ANNOTATION`] go to their annotation's line.
 pub fn locate_annotations(
     diagnostics: &mut [Diagnostic],
     lines: &BTreeMap<Arc<str>, AnnotationLines>,
 ) {
     for d in diagnostics {
-        let (Some(src), Some(key)) = (d.origin.source.as_mut(), d.origin.key.as_deref()) else {
+        let Some(src) = d.origin.source.as_mut() else {
             continue;
         };
-        if let Some(line) = lines.get(&src.file).and_then(|l| l.line(src.line, key)) {
+        let Some(file_lines) = lines.get(&src.file) else {
+            continue;
+        };
+        let own = d
+            .origin
+            .key
+            .as_deref()
+            .and_then(|key| file_lines.line(src.line, key));
+        let line = own.or_else(|| {
+            let (_, name) = AT_ANNOTATION.iter().find(|(code, _)| *code == d.code)?;
+            annotation_line(file_lines, src.line, name)
+        });
+        if let Some(line) = line {
             src.line = line;
         }
     }
+}
+
+/// The line of annotation `name` (under any prefix) of the object at `object_line`.
+fn annotation_line(lines: &AnnotationLines, object_line: u32, name: &str) -> Option<u32> {
+    lines
+        .keys(object_line)
+        .find(|(key, _)| mse_annotations::split_key(key).is_some_and(|(_, n)| n == name))
+        .map(|(_, line)| line)
 }
 
 // === impl LintReport ===
@@ -443,6 +471,37 @@ mod tests {
     fn workflow_command_values_are_escaped() {
         assert_eq!(escape_data("50%\nnext"), "50%25%0Anext");
         assert_eq!(escape_property("a:b,c"), "a%3Ab%2Cc");
+    }
+
+    #[test]
+    fn a_canary_without_a_main_ingress_is_placed_at_its_canary_annotation() {
+        let yaml = "apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: search-canary
+  annotations:
+    nginx.ingress.kubernetes.io/canary-weight: \"20\"
+    nginx.ingress.kubernetes.io/canary: \"true\"
+spec:
+  ingressClassName: mse
+  rules:
+  - host: shop.example.com
+    http:
+      paths:
+      - { path: /search, pathType: Prefix, backend: { service: { name: v2, port: { number: 80 } } } }
+";
+        let mut snapshot = Snapshot::default();
+        snapshot.extend(mse_model::load_manifests(yaml, Some("c.yaml")).objects);
+        let lines = BTreeMap::from([("c.yaml".into(), AnnotationLines::scan(yaml))]);
+        let report = lint(&snapshot, &CompileOptions::default(), &lines);
+        let d = report
+            .diagnostics
+            .iter()
+            .find(|d| d.code == "canary-without-main")
+            .expect("the canary is reported");
+        assert_eq!(d.origin.source.as_ref().map(|s| s.line), Some(7));
+        // The key still names the path that pairs with nothing.
+        assert_eq!(d.origin.key.as_deref(), Some("spec.rules[0].http.paths[0]"));
     }
 
     #[test]

@@ -114,18 +114,118 @@ pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
     };
 }
 
-/// `Name Value`: the name up to the first whitespace, the rest (quotes stripped) the value.
+/// One `Name Value` line, split as Higress splits it: the name is everything up to the
+/// first run of whitespace, the value the rest, each trimmed; then one pair of matching
+/// quotes (`"` or `'`) around either is removed, so a quoted value keeps its inner spaces
+/// and semicolons (`'x-test2' "higress; test=false"`). A value with an unmatched quote is
+/// kept as written, as Higress keeps it; a name with one is an error, since no header
+/// name holds a quote at its end and a space inside quotes would have split the line.
 fn pair(line: &str) -> Result<(String, String), ValueError> {
-    let Some((name, v)) = line.split_once(char::is_whitespace) else {
+    let Some((raw_name, raw_value)) = line.split_once(char::is_whitespace) else {
         return Err(ValueError::Expected(
             "`Name Value` (a header name, a space, then the value)",
         ));
     };
-    let v = v.trim();
-    let v = v
-        .strip_prefix('"')
-        .and_then(|s| s.strip_suffix('"'))
-        .or_else(|| v.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
-        .unwrap_or(v);
-    Ok((value::header_name(name)?, value::header_value(v)?))
+    let name = match unquote(raw_name) {
+        Some(inner) => inner,
+        None if raw_name.starts_with(['"', '\'']) => {
+            return Err(ValueError::Expected(
+                "a header name with its closing quote before the first space (header names hold no spaces)",
+            ));
+        }
+        None => raw_name,
+    };
+    if name.is_empty() {
+        return Err(ValueError::Expected("a header name inside the quotes"));
+    }
+    let value = raw_value.trim();
+    let value = unquote(value).unwrap_or(value);
+    Ok((value::header_name(name)?, value::header_value(value)?))
+}
+
+/// The text inside one pair of matching quotes (`"..."` or `'...'`), if `s` is quoted.
+fn unquote(s: &str) -> Option<&str> {
+    ['"', '\'']
+        .into_iter()
+        .find_map(|q| s.strip_prefix(q).and_then(|rest| rest.strip_suffix(q)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(line: &str) -> (String, String) {
+        match pair(line) {
+            Ok(p) => p,
+            Err(e) => panic!("{line:?}: {e}"),
+        }
+    }
+
+    fn pairs(value: &str) -> Vec<Result<(String, String), ValueError>> {
+        value::lines(value).into_iter().map(pair).collect()
+    }
+
+    #[test]
+    fn an_unquoted_name_and_value() {
+        assert_eq!(ok("X-Env staging"), ("x-env".into(), "staging".into()));
+        // The value is the rest of the line, inner spaces included.
+        assert_eq!(ok("X-Env  prod  eu "), ("x-env".into(), "prod  eu".into()));
+    }
+
+    #[test]
+    fn a_single_quoted_name_and_a_double_quoted_value_keep_spaces_and_semicolons() {
+        assert_eq!(
+            ok("'x-test2' \"higress; test=false\""),
+            ("x-test2".into(), "higress; test=false".into())
+        );
+    }
+
+    #[test]
+    fn a_double_quoted_name_and_a_single_quoted_value() {
+        assert_eq!(ok("\"X-Test\" 'a b;c'"), ("x-test".into(), "a b;c".into()));
+        assert_eq!(ok("\"X-Test\" plain"), ("x-test".into(), "plain".into()));
+        assert_eq!(
+            ok("X-Test \"  padded  \""),
+            ("x-test".into(), "  padded  ".into())
+        );
+    }
+
+    #[test]
+    fn an_empty_quoted_value_is_an_empty_header() {
+        assert_eq!(ok("x-empty \"\""), ("x-empty".into(), String::new()));
+    }
+
+    #[test]
+    fn a_value_with_an_unmatched_quote_is_kept_as_written() {
+        assert_eq!(ok("x-a \"half"), ("x-a".into(), "\"half".into()));
+        assert_eq!(ok("x-a 'mixed\""), ("x-a".into(), "'mixed\"".into()));
+    }
+
+    #[test]
+    fn one_header_per_line() {
+        let got = pairs("'x-a' \"1; 2\"\n\n  x-b two words  \r\n\"x-c\" '3'\n");
+        let got: Vec<(String, String)> = got.into_iter().map(|r| r.unwrap_or_default()).collect();
+        assert_eq!(
+            got,
+            [
+                ("x-a".to_owned(), "1; 2".to_owned()),
+                ("x-b".to_owned(), "two words".to_owned()),
+                ("x-c".to_owned(), "3".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_lines_say_what_is_wrong() {
+        let err = |line: &str| match pair(line) {
+            Ok(p) => panic!("{line:?} parsed as {p:?}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err("X-Only-Name").contains("`Name Value`"));
+        assert!(err("'x-test2 value").contains("closing quote"));
+        assert!(err("'x test' value").contains("closing quote"));
+        assert!(err("'x-a\" value").contains("closing quote"));
+        assert!(err("'' value").contains("header name inside the quotes"));
+        assert!(err("'bad:name' value").contains("HTTP header name"));
+    }
 }

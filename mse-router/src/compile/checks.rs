@@ -1,0 +1,202 @@
+//! Diagnostics about what an Ingress names or asks for: missing Secrets and Services,
+//! header edits that cannot apply, security annotations not yet enforced.
+
+use mse_annotations::{AuthSecretType, IngressPolicy, Mirror, MirrorTarget, ObjectRef, ServiceRef};
+use mse_model::Diagnostic;
+
+use super::{Compiler, Selected};
+use crate::policy;
+
+/// The key an annotation is given under on this Ingress (any prefix), or its name with
+/// the first prefix when it is not there.
+fn annotation_key(sel: &Selected<'_>, name: &str) -> String {
+    sel.ingress
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| mse_annotations::lookup(a, name))
+        .map_or_else(
+            || format!("{}{name}", mse_annotations::PREFIXES[0]),
+            |f| f.key.to_owned(),
+        )
+}
+
+// === impl Compiler ===
+
+impl<'s> Compiler<'s> {
+    /// Checks the Secrets and Services that annotations name. A missing or incomplete
+    /// Secret of a security annotation is an error, and its key is returned so that the
+    /// Ingress fails closed; a missing fallback or mirror Service is a warning.
+    pub(super) fn check_references(
+        &mut self,
+        sel: &Selected<'s>,
+        policy: &IngressPolicy,
+    ) -> Vec<String> {
+        let failed = self.check_secrets(sel, policy);
+        self.check_services(sel, policy);
+        failed
+    }
+
+    /// The Secrets of security annotations; returns the keys whose Secret is missing or
+    /// incomplete.
+    fn check_secrets(&mut self, sel: &Selected<'s>, policy: &IngressPolicy) -> Vec<String> {
+        let mut secrets: Vec<(&str, &ObjectRef, Option<&str>)> = Vec::new();
+        if let Some(b) = &policy.auth.basic {
+            let data = (b.secret_type == AuthSecretType::AuthFile).then_some("auth");
+            secrets.push(("auth-secret", &b.secret, data));
+        }
+        if let Some(ca) = &policy.tls.client_ca {
+            secrets.push(("auth-tls-secret", ca, Some("ca.crt")));
+        }
+        if let Some(s) = &policy.backend.tls.secret {
+            let data = policy.backend.tls.verify.then_some("ca.crt");
+            secrets.push(("proxy-ssl-secret", s, data));
+        }
+        let mut failed = Vec::new();
+        for (name, r, data_key) in secrets {
+            let ns = r.namespace_or(&sel.key.namespace).to_owned();
+            let found = self.secrets.get(&(ns.as_str(), r.name.as_str())).copied();
+            let problem = match found {
+                None => Some((
+                    "missing-secret",
+                    format!("Secret {ns}/{} not found", r.name),
+                )),
+                Some(secret) => data_key
+                    .filter(|k| !secret.data.as_ref().is_some_and(|d| d.contains_key(*k)))
+                    .map(|k| {
+                        (
+                            "invalid-secret",
+                            format!("Secret {ns}/{} has no {k} key", r.name),
+                        )
+                    }),
+            };
+            if let Some((code, what)) = problem {
+                let key = annotation_key(sel, name);
+                self.diag(
+                    Diagnostic::error(
+                        code,
+                        format!("{what}; security annotations fail closed: the routes of this Ingress answer 503 until it is fixed"),
+                    )
+                    .value(r.to_string()),
+                    sel,
+                    Some(&key),
+                );
+                failed.push(key);
+            }
+        }
+        failed
+    }
+
+    /// The Services of `default-backend` and `mirror-target-service`: a warning when one
+    /// is missing.
+    fn check_services(&mut self, sel: &Selected<'s>, policy: &IngressPolicy) {
+        let mut services: Vec<(&str, &ServiceRef)> = Vec::new();
+        if let Some(fb) = &policy.fallback.default_backend {
+            services.push(("default-backend", fb));
+        }
+        if let Some(Mirror {
+            target: MirrorTarget::Service(m),
+            ..
+        }) = &policy.mirror
+        {
+            services.push(("mirror-target-service", m));
+        }
+        for (name, r) in services {
+            let ns = r.service.namespace_or(&sel.key.namespace).to_owned();
+            if !self
+                .services
+                .contains_key(&(ns.as_str(), r.service.name.as_str()))
+            {
+                let key = annotation_key(sel, name);
+                self.diag(
+                    Diagnostic::warning(
+                        "missing-service",
+                        format!(
+                            "Service {ns}/{} not found; {name} has no effect until it exists",
+                            r.service.name
+                        ),
+                    )
+                    .value(r.to_string()),
+                    sel,
+                    Some(&key),
+                );
+            }
+        }
+    }
+
+    /// A warning for each header edit that cannot apply.
+    pub(super) fn report_refused(&mut self, sel: &Selected<'s>, refused: Vec<policy::Refused>) {
+        for (name, why) in refused {
+            let key = sel
+                .ingress
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| mse_annotations::lookup(a, name))
+                .map(|f| f.key.to_owned());
+            self.diag(
+                Diagnostic::warning("ignored-annotation", why),
+                sel,
+                key.as_deref(),
+            );
+        }
+    }
+
+    /// Security annotations that parsed but that the data plane does not enforce yet
+    /// (authentication, client certificates, IP allow and deny lists). Serving such routes
+    /// would serve them open, so they fail closed like an invalid value would: 503, with an
+    /// Error naming the annotation.
+    pub(super) fn unenforced_security(
+        &mut self,
+        sel: &Selected<'s>,
+        policy: &IngressPolicy,
+    ) -> Vec<String> {
+        let annotations = sel.ingress.metadata.annotations.as_ref();
+        let present = |name: &str| {
+            annotations
+                .and_then(|a| mse_annotations::lookup(a, name))
+                .map(|f| f.key.to_owned())
+        };
+        let mut keys = Vec::new();
+        let checks: [(bool, &[&str]); 4] = [
+            (policy.auth.basic.is_some(), &["auth-type", "auth-secret"]),
+            (policy.auth.external.is_some(), &["auth-url"]),
+            (policy.tls.client_ca.is_some(), &["auth-tls-secret"]),
+            (
+                policy.access.allow.is_some()
+                    || policy.access.deny.is_some()
+                    || policy.access.host_allow.is_some()
+                    || policy.access.host_deny.is_some(),
+                &[
+                    "whitelist-source-range",
+                    "allowlist-source-range",
+                    "denylist-source-range",
+                    "blacklist-source-range",
+                    "domain-whitelist-source-range",
+                    "domain-blacklist-source-range",
+                ],
+            ),
+        ];
+        for (configured, names) in checks {
+            if !configured {
+                continue;
+            }
+            for key in names.iter().filter_map(|n| present(n)) {
+                if policy.fail_closed.iter().any(|f| f.key == key) {
+                    continue;
+                }
+                self.diag(
+                    Diagnostic::error(
+                        "security-not-enforced",
+                        "this gateway build parses but does not yet enforce this security annotation; \
+                         the Ingress's routes answer 503 instead of being served without it",
+                    ),
+                    sel,
+                    Some(&key),
+                );
+                keys.push(key);
+            }
+        }
+        keys
+    }
+}

@@ -1,0 +1,82 @@
+//! Laying out the route table once every route, canary and certificate is known.
+
+use super::tls::TlsBuilder;
+use super::{Compiler, HostOrder};
+use crate::host::{HostMatch, wildcard_suffix};
+use crate::matching::Conditions;
+use crate::table::RouteTable;
+use crate::tls::TlsTable;
+
+impl<'s> Compiler<'s> {
+    /// The route table: virtual hosts in lookup order, the TLS table, and which routes
+    /// redirect plain HTTP to HTTPS.
+    pub(super) fn finish(self, generation: u64) -> RouteTable {
+        let mut table = RouteTable {
+            generation,
+            routes: self.routes,
+            clusters: self.clusters,
+            diagnostics: self.diagnostics,
+            ..RouteTable::default()
+        };
+        for (i, (order, mut vh)) in self.vhosts.into_iter().enumerate() {
+            let i = i as u32;
+            let routes = &table.routes;
+            vh.regex.sort_by_key(|id| {
+                let r = &routes[id.0 as usize];
+                (
+                    std::cmp::Reverse(r.path.path().len()),
+                    Conditions::rank(r.conditions.as_deref()),
+                    *id,
+                )
+            });
+            vh.seal(routes);
+            match &order {
+                HostOrder::Exact(h) => {
+                    table.exact_hosts.insert(h.clone(), i);
+                }
+                HostOrder::Wildcard(s) => {
+                    table.wildcard_hosts.insert(s.clone(), i);
+                }
+                HostOrder::Any => table.any_host = Some(i),
+            }
+            table.vhosts.push((order.host(), vh));
+        }
+        let tls = tls_table(self.tls);
+        for route in &mut table.routes {
+            let has_tls = match &route.host {
+                HostMatch::Exact(h) => {
+                    tls.exact.contains_key(h)
+                        || wildcard_suffix(h).is_some_and(|s| tls.wildcard.contains_key(s))
+                }
+                HostMatch::Wildcard(s) => tls.wildcard.contains_key(s),
+                HostMatch::Any => false,
+            };
+            route.https_redirect = match &route.policy {
+                Some(p) => p.redirects_to_https(has_tls),
+                None => has_tls,
+            };
+        }
+        table.tls = tls;
+        table
+    }
+}
+
+/// The certificates, keyed by the host patterns they were given.
+fn tls_table(builder: TlsBuilder) -> TlsTable {
+    let mut tls = TlsTable {
+        certs: builder.certs,
+        ..TlsTable::default()
+    };
+    for (order, (id, _)) in builder.hosts {
+        match order {
+            HostOrder::Exact(h) => {
+                tls.exact.insert(h, id);
+            }
+            HostOrder::Wildcard(s) => {
+                tls.wildcard.insert(s, id);
+            }
+            HostOrder::Any => tls.default = Some(id),
+        }
+    }
+    tls
+}

@@ -1,0 +1,197 @@
+//! Annotation diagnostics, references and security annotations that fail closed.
+
+use super::*;
+
+#[test]
+fn annotation_diagnostics_are_in_the_table() {
+    let mut yaml = services();
+    yaml += &with_annotations(
+        ingress(
+            "a",
+            "2024-01-01T00:00:00Z",
+            &path_rule("a.test", &[("/", "Prefix", "s1")]),
+        ),
+        "nginx.ingress.kubernetes.io/proxy-read-timeout: ten, nginx.ingress.kubernetes.io/server-snippet: x",
+    );
+    let t = table(&yaml);
+    let codes: Vec<_> = t.diagnostics().iter().map(|d| d.code).collect();
+    assert_eq!(codes, ["invalid-value", "refused-annotation"]);
+    assert_eq!(who(&t, "a.test", "/"), Some(1));
+}
+
+#[test]
+fn a_bad_security_annotation_makes_the_routes_answer_503() {
+    let mut yaml = services();
+    yaml += &with_annotations(
+        ingress(
+            "locked",
+            "2024-01-01T00:00:00Z",
+            &path_rule("a.test", &[("/", "Prefix", "s1")]),
+        ),
+        "nginx.ingress.kubernetes.io/whitelist-source-range: \"10.0.0.0/33\"",
+    );
+    yaml += &ingress(
+        "open",
+        "2024-01-01T00:00:00Z",
+        &path_rule("b.test", &[("/", "Prefix", "s2")]),
+    );
+    let t = table(&yaml);
+    let m = t
+        .lookup(&RequestHead::new("a.test", "/"))
+        .expect("the route is kept");
+    assert!(m.cluster.is_none());
+    assert!(
+        matches!(&m.route.backend, crate::Backend::Unavailable { reason } if reason.contains("whitelist-source-range"))
+    );
+    assert_eq!(who(&t, "b.test", "/"), Some(2));
+}
+
+#[test]
+fn secrets_named_by_security_annotations_must_exist_or_the_routes_answer_503() {
+    let mut yaml = services();
+    yaml += "\n---\napiVersion: v1\nkind: Secret\nmetadata: { name: users, namespace: default }\nstringData: { auth: \"admin:$apr1$x$y\" }\n---\napiVersion: v1\nkind: Secret\nmetadata: { name: no-ca, namespace: default }\nstringData: { other: x }\n";
+    yaml += &with_annotations(
+        ingress(
+            "ok",
+            "2024-01-01T00:00:00Z",
+            &path_rule("ok.test", &[("/", "Prefix", "s1")]),
+        ),
+        "nginx.ingress.kubernetes.io/auth-type: basic, nginx.ingress.kubernetes.io/auth-secret: users",
+    );
+    yaml += &with_annotations(
+        ingress(
+            "missing",
+            "2024-01-01T00:00:00Z",
+            &path_rule("missing.test", &[("/", "Prefix", "s1")]),
+        ),
+        "nginx.ingress.kubernetes.io/auth-type: basic, higress.io/auth-secret: nobody",
+    );
+    yaml += &with_annotations(
+        ingress(
+            "mtls",
+            "2024-01-01T00:00:00Z",
+            &path_rule("mtls.test", &[("/", "Prefix", "s1")]),
+        ),
+        "nginx.ingress.kubernetes.io/auth-tls-secret: no-ca, nginx.ingress.kubernetes.io/default-backend: nowhere",
+    );
+    let t = table(&yaml);
+    let d: Vec<_> = t
+        .diagnostics()
+        .iter()
+        .filter(|d| d.severity != Severity::Info && d.code != "not-applied")
+        .map(|d| {
+            (
+                d.severity,
+                d.code,
+                d.origin.key.as_deref().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        d,
+        [
+            (
+                Severity::Error,
+                "missing-secret",
+                "higress.io/auth-secret".to_owned()
+            ),
+            (
+                Severity::Error,
+                "invalid-secret",
+                "nginx.ingress.kubernetes.io/auth-tls-secret".to_owned()
+            ),
+            (
+                Severity::Warning,
+                "missing-service",
+                "nginx.ingress.kubernetes.io/default-backend".to_owned()
+            ),
+            // The Secret exists, so only the missing enforcement closes these routes.
+            (
+                Severity::Error,
+                "security-not-enforced",
+                "nginx.ingress.kubernetes.io/auth-type".to_owned()
+            ),
+            (
+                Severity::Error,
+                "security-not-enforced",
+                "nginx.ingress.kubernetes.io/auth-secret".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(who(&t, "ok.test", "/"), None);
+    assert_eq!(who(&t, "missing.test", "/"), None);
+    assert_eq!(who(&t, "mtls.test", "/"), None);
+}
+
+#[test]
+fn valid_security_annotations_not_yet_enforced_fail_closed() {
+    let mut yaml = services();
+    yaml += &ingress(
+        "open",
+        "2024-01-01T00:00:00Z",
+        &path_rule("open.test", &[("/", "Prefix", "s1")]),
+    );
+    yaml += &ingress("guarded", "2024-01-01T00:00:00Z", &path_rule("guarded.test", &[("/", "Prefix", "s1")]))
+        .replace(
+            "creationTimestamp",
+            "annotations: { nginx.ingress.kubernetes.io/whitelist-source-range: \"10.0.0.0/8\" }, creationTimestamp",
+        );
+    let t = table(&yaml);
+    assert_eq!(who(&t, "open.test", "/"), Some(1));
+    let m = t.lookup(&RequestHead::new("guarded.test", "/")).unwrap();
+    assert!(
+        matches!(m.route.backend, crate::Backend::Unavailable { .. }),
+        "{:?}",
+        m.route.backend
+    );
+    let d = t
+        .diagnostics()
+        .iter()
+        .find(|d| d.code == "security-not-enforced")
+        .unwrap();
+    assert_eq!(
+        d.origin.key.as_deref(),
+        Some("nginx.ingress.kubernetes.io/whitelist-source-range")
+    );
+    assert_eq!(d.severity, Severity::Error);
+}
+
+#[test]
+fn valid_annotations_the_data_plane_does_not_apply_yet_are_reported() {
+    let mut yaml = services();
+    yaml += &ingress(
+        "a",
+        "2024-01-01T00:00:00Z",
+        &path_rule("a.test", &[("/", "Prefix", "s1")]),
+    )
+    .replace(
+        "creationTimestamp",
+        "annotations: { nginx.ingress.kubernetes.io/rewrite-target: /$1, nginx.ingress.kubernetes.io/app-root: /app, higress.io/timeout: \"5\", nginx.ingress.kubernetes.io/proxy-read-timeout: ten }, creationTimestamp",
+    );
+    let t = table(&yaml);
+    let d: Vec<_> = t
+        .diagnostics()
+        .iter()
+        .map(|d| (d.code, d.origin.key.as_deref().unwrap_or("")))
+        .collect();
+    // The bad value has its own diagnostic; the valid timeout is reported as not applied,
+    // the applied app-root and rewrite-target are not.
+    assert!(
+        !d.contains(&("not-applied", "nginx.ingress.kubernetes.io/rewrite-target")),
+        "{d:?}"
+    );
+    assert!(d.contains(&("not-applied", "higress.io/timeout")), "{d:?}");
+    assert!(
+        !d.contains(&("not-applied", "nginx.ingress.kubernetes.io/app-root")),
+        "{d:?}"
+    );
+    assert!(
+        !d.contains(&(
+            "not-applied",
+            "nginx.ingress.kubernetes.io/proxy-read-timeout"
+        )),
+        "{d:?}"
+    );
+    // The route itself is served (`/` itself is app-root's redirect).
+    assert_eq!(who(&t, "a.test", "/x"), Some(1));
+}
