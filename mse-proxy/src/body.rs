@@ -16,8 +16,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use mse_router::HeaderOps;
 
-use crate::downstream::H1Body;
-use crate::h1::{RawHeaders, UpstreamBody};
+use crate::http1::{H1Body, RawHeaders, UpstreamBody};
 use crate::log::AccessRecord;
 use crate::proxy::Worker;
 

@@ -56,10 +56,10 @@
 mod body;
 mod config;
 mod cors;
-mod downstream;
 mod error;
 mod fallback;
-mod h1;
+mod forwarded;
+mod http1;
 mod log;
 mod metrics;
 mod mirror;

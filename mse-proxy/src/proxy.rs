@@ -27,10 +27,10 @@ use mse_router::{
 use tokio::sync::watch;
 
 use crate::body::{InFlight, ProxyBody, RequestBody};
-use crate::downstream::{PendingUpgrade, Stop};
 use crate::error::{Blame, Chain, ProxyError};
 use crate::fallback;
-use crate::h1::{ConnForward, ForwardHeaders, HeadExtras, UpstreamBody, materialize};
+use crate::forwarded::{ConnForward, ForwardHeaders};
+use crate::http1::{HeadExtras, PendingUpgrade, Stop, UpstreamBody, materialize};
 use crate::log::AccessRecord;
 use crate::metrics::Metrics;
 use crate::table::{Pick, SharedTable};

@@ -32,7 +32,7 @@ use tokio::net::TcpStream;
 
 use crate::body::RequestBody;
 use crate::error::ProxyError;
-use crate::h1::{Conn, ExchangeError, HeadExtras, ResponseHead};
+use crate::http1::{Conn, ExchangeError, HeadExtras, ResponseHead};
 use crate::metrics::Metrics;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -233,7 +233,7 @@ impl Pool {
             .unwrap_or_else(|| Vec::with_capacity(1024));
         head.clear();
         let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
-        crate::h1::encode_head(
+        crate::http1::encode_head(
             &mut head,
             req.method(),
             target,
