@@ -13,18 +13,19 @@
 //! equal; else until the upstream closes. Upgrades do not use this client.
 
 use std::io;
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
+use futures_util::future::{Either, select};
 use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, HeaderName, Method, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use mse_router::{HeaderOps, RoutePolicy};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::body::BodyReader;
@@ -149,80 +150,121 @@ impl Conn {
             .write_all(out)
             .await
             .map_err(ExchangeError::WriteHead)?;
-        if !body_done {
-            self.send_body(body, chunked).await?;
+        if body_done {
+            return read_head(&mut self.io, &mut self.buf, method).await;
         }
-        self.read_head(method).await
+        self.send_while_reading(body, chunked, method).await
     }
 
-    async fn send_body<B>(&mut self, body: &mut B, chunked: bool) -> Result<(), ExchangeError>
+    /// Sends the rest of the body while reading the response: an upstream may answer
+    /// before the upload ends (a 413 to a large body, say) and stop reading, and its
+    /// answer must reach the client rather than wait for an upload that cannot finish.
+    /// A final response head that arrives first stops the upload; the connection then
+    /// carries no other exchange, its request having been cut short.
+    async fn send_while_reading<B>(
+        &mut self,
+        body: &mut B,
+        chunked: bool,
+        method: &Method,
+    ) -> Result<ResponseHead, ExchangeError>
     where
         B: Body<Data = Bytes> + Unpin,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let mut out = Vec::new();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| ExchangeError::ClientBody(io::Error::other(e)))?;
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            if data.is_empty() {
-                continue;
+        let (mut rd, mut wr) = self.io.split();
+        let send = pin!(send_body(&mut wr, body, chunked));
+        let mut read = pin!(read_head(&mut rd, &mut self.buf, method));
+        let early = match select(read.as_mut(), send).await {
+            Either::Left((head, _)) => head,
+            Either::Right((Ok(()), _)) => return read.await,
+            Either::Right((Err(ExchangeError::Body(e)), _)) => {
+                // The upstream may have answered and closed: its answer is still readable.
+                read.await.map_err(|_| ExchangeError::Body(e))
             }
-            let written = if chunked {
-                out.clear();
-                encode_data(&mut out, &data, true);
-                self.io.write_all(&out).await
-            } else {
-                self.io.write_all(&data).await
-            };
-            written.map_err(ExchangeError::Body)?;
-        }
-        if chunked {
-            self.io
-                .write_all(b"0\r\n\r\n")
-                .await
-                .map_err(ExchangeError::Body)?;
-        }
-        Ok(())
+            Either::Right((Err(e), _)) => return Err(e),
+        };
+        early.map(|mut head| {
+            head.keep_alive = false;
+            head
+        })
     }
+}
 
-    async fn read_head(&mut self, method: &Method) -> Result<ResponseHead, ExchangeError> {
-        let mut seen_bytes = false;
-        loop {
-            if !self.buf.is_empty() {
-                seen_bytes = true;
-                match parse_response(&mut self.buf, method).map_err(ExchangeError::BadResponse)? {
-                    // 100 Continue, 103 Early Hints: the final response follows. A 101 is
-                    // returned: this client never asks for one, so the caller refuses it.
-                    Some(head)
-                        if head.status.is_informational()
-                            && head.status != StatusCode::SWITCHING_PROTOCOLS =>
-                    {
-                        continue;
-                    }
-                    Some(head) => return Ok(head),
-                    None if self.buf.len() > MAX_RESPONSE_HEAD => {
-                        return Err(ExchangeError::BadResponse("response head too large"));
-                    }
-                    None => {}
+/// Writes the rest of a request body.
+async fn send_body<W, B>(io: &mut W, body: &mut B, chunked: bool) -> Result<(), ExchangeError>
+where
+    W: AsyncWrite + Unpin,
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ExchangeError::ClientBody(io::Error::other(e)))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        let written = if chunked {
+            out.clear();
+            encode_data(&mut out, &data, true);
+            io.write_all(&out).await
+        } else {
+            io.write_all(&data).await
+        };
+        written.map_err(ExchangeError::Body)?;
+    }
+    if chunked {
+        io.write_all(b"0\r\n\r\n")
+            .await
+            .map_err(ExchangeError::Body)?;
+    }
+    Ok(())
+}
+
+/// Reads the final response head off `io` through `buf`, skipping interim responses.
+async fn read_head<R>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    method: &Method,
+) -> Result<ResponseHead, ExchangeError>
+where
+    R: AsyncRead + Unpin,
+{
+    let mut seen_bytes = false;
+    loop {
+        if !buf.is_empty() {
+            seen_bytes = true;
+            match parse_response(buf, method).map_err(ExchangeError::BadResponse)? {
+                // 100 Continue, 103 Early Hints: the final response follows. A 101 is
+                // returned: this client never asks for one, so the caller refuses it.
+                Some(head)
+                    if head.status.is_informational()
+                        && head.status != StatusCode::SWITCHING_PROTOCOLS =>
+                {
+                    continue;
                 }
+                Some(head) => return Ok(head),
+                None if buf.len() > MAX_RESPONSE_HEAD => {
+                    return Err(ExchangeError::BadResponse("response head too large"));
+                }
+                None => {}
             }
-            match std::future::poll_fn(|cx| fill(&mut self.io, &mut self.buf, READ_CHUNK, cx)).await
-            {
-                Ok(0) if seen_bytes => {
-                    return Err(ExchangeError::Read(io::ErrorKind::UnexpectedEof.into()));
-                }
-                Ok(0) => {
-                    return Err(ExchangeError::NoResponse(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "connection closed before a response",
-                    )));
-                }
-                Ok(_) => {}
-                Err(e) if seen_bytes => return Err(ExchangeError::Read(e)),
-                Err(e) => return Err(ExchangeError::NoResponse(e)),
+        }
+        match std::future::poll_fn(|cx| fill(io, buf, READ_CHUNK, cx)).await {
+            Ok(0) if seen_bytes => {
+                return Err(ExchangeError::Read(io::ErrorKind::UnexpectedEof.into()));
             }
+            Ok(0) => {
+                return Err(ExchangeError::NoResponse(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed before a response",
+                )));
+            }
+            Ok(_) => {}
+            Err(e) if seen_bytes => return Err(ExchangeError::Read(e)),
+            Err(e) => return Err(ExchangeError::NoResponse(e)),
         }
     }
 }
