@@ -241,6 +241,7 @@ async fn run_worker(
             t.upstream_idle,
             t.upstream_connect,
             t.upstream_response,
+            t.upstream_read,
         ),
         access_log: config.access_log,
         live,
@@ -313,6 +314,7 @@ fn servers(config: &ProxyConfig, tls: Option<TlsAcceptor>) -> Servers {
         h1: Limits {
             max_head: config.max_header_size,
             header_read: t.header_read,
+            client_write: t.client_write,
         },
         h2,
         tls,

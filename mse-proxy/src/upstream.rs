@@ -165,6 +165,8 @@ pub(crate) struct Pool {
     idle_timeout: Duration,
     connect_timeout: Duration,
     response_timeout: Duration,
+    /// The longest wait between two reads of a response body.
+    read_timeout: Duration,
 }
 
 // === impl Pool ===
@@ -175,6 +177,7 @@ impl Pool {
         idle_timeout: Duration,
         connect_timeout: Duration,
         response_timeout: Duration,
+        read_timeout: Duration,
     ) -> Self {
         Self {
             idle: Default::default(),
@@ -184,6 +187,7 @@ impl Pool {
             idle_timeout,
             connect_timeout,
             response_timeout,
+            read_timeout,
         }
     }
 
@@ -404,7 +408,11 @@ impl Pool {
     ) -> Result<Box<Conn>, ProxyError> {
         let stream = self.open_timed(upstream, metrics).await?;
         // Boxed once per connection: requests move it around several times.
-        Ok(Box::new(Conn::new(stream, upstream.clone())))
+        Ok(Box::new(Conn::new(
+            stream,
+            upstream.clone(),
+            self.read_timeout,
+        )))
     }
 
     async fn open_timed(

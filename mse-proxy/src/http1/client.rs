@@ -16,6 +16,7 @@ use std::io;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
@@ -48,8 +49,11 @@ pub(crate) struct Conn {
     /// Whether it carried an exchange before (a failure before any response byte may then
     /// be the upstream closing an idle connection, which is worth one retry).
     pub(crate) reused: bool,
-    /// Bounds the wait for each response head (see [`LazyTimer`]).
+    /// Bounds the wait for each response head, then the waits while its body is read
+    /// (see [`LazyTimer`]).
     pub(crate) timer: LazyTimer,
+    /// The longest wait between two reads of a response body.
+    read_timeout: Duration,
 }
 
 /// What went wrong in one exchange, and whether the request may be sent again.
@@ -79,18 +83,21 @@ pub(crate) struct UpstreamBody {
     /// The route's response header edits, left to the writer of headers kept as
     /// received (see [`UpstreamBody::defer_edits`]).
     edits: Option<Arc<RoutePolicy>>,
+    /// Since when the upstream has sent nothing, while the body is being read.
+    stalled: Option<Instant>,
 }
 
 // === impl Conn ===
 
 impl Conn {
-    pub(crate) fn new(io: TcpStream, upstream: Upstream) -> Self {
+    pub(crate) fn new(io: TcpStream, upstream: Upstream, read_timeout: Duration) -> Self {
         Self {
             io,
             buf: BytesMut::with_capacity(8 * 1024),
             upstream,
             reused: false,
             timer: LazyTimer::default(),
+            read_timeout,
         }
     }
 
@@ -352,6 +359,7 @@ impl ResponseHead {
             keep_alive: self.keep_alive,
             raw: None,
             edits: None,
+            stalled: None,
         }
     }
 
@@ -422,8 +430,24 @@ impl UpstreamBody {
         let Some(conn) = self.conn.as_mut() else {
             return Poll::Ready(None);
         };
-        self.state
-            .poll_frame(&mut conn.io, &mut conn.buf, READ_CHUNK, cx)
+        let polled = self
+            .state
+            .poll_frame(&mut conn.io, &mut conn.buf, READ_CHUNK, cx);
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        // As nginx's `proxy_read_timeout`: the clock starts when a read finds nothing, so
+        // a body that keeps coming costs no clock reading.
+        let since = *self.stalled.get_or_insert_with(Instant::now);
+        if conn.timer.poll_expired(since + conn.read_timeout, cx) {
+            self.state = BodyReader::Broken;
+            return Poll::Ready(Some(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the upstream sent nothing within the read timeout",
+            ))));
+        }
+        Poll::Pending
     }
 }
 

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
-use std::task::{Poll, ready};
+use std::task::{Context, Poll, ready};
 use std::time::SystemTime;
 
 use futures_util::FutureExt;
@@ -17,6 +17,7 @@ use http_body_util::BodyExt;
 
 use super::chunked::{chunk_size_line, encode_chunk};
 use super::head::{RawHeaders, content_length};
+use super::io::Io;
 use super::line;
 use super::server::{Meta, Shared};
 use crate::body::ProxyBody;
@@ -24,21 +25,41 @@ use crate::body::ProxyBody;
 /// Response body bytes gathered behind the head for one write, at most.
 const COALESCE: usize = 64 * 1024;
 
-/// Writes all of `data`, then flushes (a TLS stream sends its records).
+/// Writes all of `data`, then flushes (a TLS stream sends its records); fails when the
+/// client takes nothing for longer than the write timeout.
 pub(super) async fn write_all(shared: &Shared, data: &[u8]) -> io::Result<()> {
     let mut at = 0;
     poll_fn(|task| {
         let mut c = shared.borrow_mut();
-        while at < data.len() {
-            match ready!(Pin::new(&mut *c.io).poll_write(task, &data[at..])) {
-                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Ok(n) => at += n,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
+        let c = &mut *c;
+        let before = at;
+        let polled = poll_write_all(&mut *c.io, data, &mut at, task);
+        if polled.is_ready() || at != before {
+            c.write.progress();
         }
-        Pin::new(&mut *c.io).poll_flush(task)
+        if polled.is_pending() && c.write.poll_expired(task) {
+            return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+        }
+        polled
     })
     .await
+}
+
+/// Writes what of `data[*at..]` the socket takes, then flushes.
+fn poll_write_all(
+    io: &mut dyn Io,
+    data: &[u8],
+    at: &mut usize,
+    task: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
+    while *at < data.len() {
+        match ready!(Pin::new(&mut *io).poll_write(task, &data[*at..])) {
+            Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Ok(n) => *at += n,
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+    }
+    Pin::new(io).poll_flush(task)
 }
 
 /// How a response body goes out.

@@ -48,6 +48,7 @@ use super::io::{Gone, Io, Prefixed};
 use super::respond::{date, respond, status_line, write_all};
 use super::{fill, line};
 use crate::body::{ProxyBody, RequestBody};
+use crate::metrics::TimeoutKind;
 use crate::proxy::{self, ConnCtx};
 use crate::timer::LazyTimer;
 
@@ -64,6 +65,34 @@ pub(super) struct ClientConn {
     body: BodyReader,
     /// Bytes of a `100 Continue` still to write before the body is read.
     continue_left: usize,
+    /// Bounds each wait for the client to take more of a response.
+    pub(super) write: WriteTimer,
+}
+
+/// nginx's `send_timeout`: the longest wait between two successful writes to the client.
+/// The clock starts when a write finds the socket full, so a client that keeps up costs
+/// no clock reading.
+pub(super) struct WriteTimer {
+    limit: Duration,
+    stalled: Option<Instant>,
+    timer: LazyTimer,
+    /// It expired: the connection is closed and counted.
+    pub(super) expired: bool,
+}
+
+impl WriteTimer {
+    /// A write made progress.
+    pub(super) fn progress(&mut self) {
+        self.stalled = None;
+    }
+
+    /// Whether the write that found the socket full has waited too long; otherwise the
+    /// task is woken when it may have.
+    pub(super) fn poll_expired(&mut self, task: &mut Context<'_>) -> bool {
+        let since = *self.stalled.get_or_insert_with(Instant::now);
+        self.expired = self.timer.poll_expired(since + self.limit, task);
+        self.expired
+    }
 }
 
 pub(super) type Shared = Rc<RefCell<ClientConn>>;
@@ -103,6 +132,8 @@ pub(crate) struct Stop {
 pub(crate) struct Limits {
     pub(crate) max_head: usize,
     pub(crate) header_read: Duration,
+    /// The longest wait between two writes to the client.
+    pub(crate) client_write: Duration,
 }
 
 /// What the answer to a request depends on besides the response.
@@ -201,6 +232,12 @@ pub(crate) async fn serve(cx: Rc<ConnCtx>, io: Box<dyn Io>, limits: Limits) -> E
         buf: BytesMut::new(),
         body: BodyReader::Done,
         continue_left: 0,
+        write: WriteTimer {
+            limit: limits.client_write,
+            stalled: None,
+            timer: LazyTimer::default(),
+            expired: false,
+        },
     }));
     let stop = &cx.worker.stop;
     let mut timer = HeadTimer::new(limits.header_read);
@@ -257,6 +294,9 @@ pub(crate) async fn serve(cx: Rc<ConnCtx>, io: Box<dyn Io>, limits: Limits) -> E
     };
     if let Some(id) = waiting_id {
         stop.unregister(id);
+    }
+    if shared.try_borrow().is_ok_and(|c| c.write.expired) {
+        cx.worker.metrics.timed_out(TimeoutKind::ClientWrite);
     }
     if let Ended::Closed = ended
         && let Ok(mut c) = shared.try_borrow_mut()
