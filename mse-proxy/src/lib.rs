@@ -75,6 +75,8 @@ pub mod echo;
 
 pub use config::{ProxyConfig, Timeouts};
 pub use error::{Blame, Chain, ProxyError};
+#[doc(hidden)]
+pub use http1::parse_request_head;
 pub use metrics::Metrics;
 pub use server::{Gateway, GatewayHandle};
 pub use table::{ProxyTable, SharedTable};

@@ -49,6 +49,23 @@ where
     tokio_util::io::poll_read_buf(Pin::new(io), cx, buf)
 }
 
+/// Parses one HTTP/1.1 request head as the gateway's server does, for fuzzing: `Ok(None)`
+/// when `bytes` hold no complete head yet, `Err` with the status the server refuses the
+/// head with (400 when it is malformed or its body length cannot be told for sure, 431
+/// when it is longer than `max_head` bytes or has too many headers). Bytes after the head
+/// are left alone.
+#[doc(hidden)]
+pub fn parse_request_head(
+    bytes: &[u8],
+    max_head: usize,
+) -> Result<Option<http::Request<()>>, http::StatusCode> {
+    let mut buf = BytesMut::from(bytes);
+    match head::parse_request(&mut buf, max_head, || ()) {
+        Ok(parsed) => Ok(parsed.map(|(req, _)| *req)),
+        Err(head::Refusal(status)) => Err(status),
+    }
+}
+
 /// Appends one header line.
 pub(crate) fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
