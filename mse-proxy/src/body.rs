@@ -16,9 +16,9 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use mse_router::HeaderOps;
 
-use crate::downstream::H1Body;
-use crate::h1::{RawHeaders, UpstreamBody};
+use crate::http1::{H1Body, RawHeaders, UpstreamBody};
 use crate::log::AccessRecord;
+use crate::metrics::TimeoutKind;
 use crate::proxy::Worker;
 
 /// The body of a client's request.
@@ -189,7 +189,18 @@ impl Body for ProxyBody {
         let this = self.get_mut();
         let polled = match &mut this.inner {
             Inner::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            Inner::Upstream(body) => Pin::new(body).poll_frame(cx),
+            Inner::Upstream(body) => {
+                let polled = Pin::new(body).poll_frame(cx);
+                if let Poll::Ready(Some(Err(e))) = &polled
+                    && e.kind() == std::io::ErrorKind::TimedOut
+                {
+                    this.guard
+                        .worker
+                        .metrics
+                        .timed_out(TimeoutKind::UpstreamRead);
+                }
+                polled
+            }
             Inner::Incoming(body) => Pin::new(body)
                 .poll_frame(cx)
                 .map(|f| f.map(|r| r.map_err(std::io::Error::other))),

@@ -62,6 +62,13 @@ pub struct Timeouts {
     /// Time from sending a request to an upstream until its response head arrives
     /// (`proxy_read_timeout`, 60 s). Past it the client gets 504.
     pub upstream_response: Duration,
+    /// The longest wait between two successful reads of a response body from an upstream
+    /// (ingress-nginx's `proxy-read-timeout`, 60 s). Past it both connections close and
+    /// the client sees the body cut short.
+    pub upstream_read: Duration,
+    /// The longest wait between two successful writes to an HTTP/1.1 client that is not
+    /// taking the response (nginx's `send_timeout`, 60 s). Past it both connections close.
+    pub client_write: Duration,
     /// How long an idle upstream keep-alive connection is kept
     /// (`upstream-keepalive-timeout`, 60 s).
     pub upstream_idle: Duration,
@@ -122,6 +129,8 @@ impl Default for Timeouts {
             header_read: Duration::from_secs(10),
             upstream_connect: Duration::from_secs(5),
             upstream_response: Duration::from_secs(60),
+            upstream_read: Duration::from_secs(60),
+            client_write: Duration::from_secs(60),
             upstream_idle: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
         }

@@ -55,9 +55,9 @@
 
 mod body;
 mod config;
-mod downstream;
 mod error;
-mod h1;
+mod forwarded;
+mod http1;
 mod log;
 mod metrics;
 mod policy;
@@ -74,6 +74,8 @@ pub mod phases;
 
 pub use config::{ProxyConfig, Timeouts};
 pub use error::{Blame, Chain, ProxyError};
+#[doc(hidden)]
+pub use http1::parse_request_head;
 pub use metrics::Metrics;
 pub use server::{Gateway, GatewayHandle};
 pub use table::{ProxyTable, SharedTable};

@@ -26,6 +26,19 @@ pub struct Metrics {
     table_publishes: Counter,
     /// Mirror copies by outcome, in the order of [`MIRROR_RESULTS`].
     mirror: [Counter; 3],
+    /// Exchanges ended by a timeout while relaying, in the order of [`TIMEOUT_KINDS`].
+    timeouts: [Counter; 2],
+}
+
+/// What timed out while a response was relayed: the upstream sent nothing for longer
+/// than the read timeout, or the client took nothing for longer than the write timeout.
+const TIMEOUT_KINDS: [&str; 2] = ["upstream_read", "client_write"];
+
+/// One kind of timeout, for [`Metrics::timed_out`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum TimeoutKind {
+    UpstreamRead = 0,
+    ClientWrite = 1,
 }
 
 /// Outcomes of a mirror copy: answered, not sent (the worker's limit of copies in flight
@@ -115,6 +128,14 @@ impl Metrics {
             "Copies of requests for mirror-target-*, by outcome (mirrored, skipped, failed)",
             by_result,
         );
+        let by_kind = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        let timeouts = TIMEOUT_KINDS.map(|k| by_kind.get_or_create(&[("kind", k)]).clone());
+        reg.register(
+            "timeouts",
+            "Exchanges closed because the upstream sent nothing within the read timeout \
+             (upstream_read) or the client took nothing within the write timeout (client_write)",
+            by_kind,
+        );
         Self {
             registry,
             requests,
@@ -126,6 +147,7 @@ impl Metrics {
             table_generation,
             table_publishes,
             mirror,
+            timeouts,
         }
     }
 
@@ -189,6 +211,10 @@ impl Metrics {
 
     pub(crate) fn connect_error(&self) {
         self.upstream_connect_errors.inc();
+    }
+
+    pub(crate) fn timed_out(&self, kind: TimeoutKind) {
+        self.timeouts[kind as usize].inc();
     }
 
     pub(crate) fn timeout(&self) {

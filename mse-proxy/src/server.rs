@@ -1,6 +1,6 @@
 //! The listeners: thread-per-core workers, each with a single-threaded runtime and its own
 //! `SO_REUSEPORT` sockets, serving HTTP/1.1, h2c and TLS (HTTP/1.1 or HTTP/2 by ALPN).
-//! HTTP/1.1 is served by the gateway's own server ([`crate::downstream`]), HTTP/2 by
+//! HTTP/1.1 is served by the gateway's own server ([`crate::http1`]), HTTP/2 by
 //! hyper's.
 
 use std::future::Future;
@@ -22,8 +22,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::body::RequestBody;
 use crate::config::ProxyConfig;
-use crate::downstream::{self, Ended, Limits, Prefixed};
 use crate::error::ProxyError;
+use crate::http1::{self, Ended, Limits, Prefixed};
 use crate::proxy::{self, ConnCtx, Worker};
 use crate::table::SharedTable;
 use crate::upstream::Pool;
@@ -241,11 +241,12 @@ async fn run_worker(
             t.upstream_idle,
             t.upstream_connect,
             t.upstream_response,
+            t.upstream_read,
         ),
         access_log: config.access_log,
         steps: config.steps.clone(),
         live,
-        stop: downstream::Stop::default(),
+        stop: http1::Stop::default(),
     });
     let servers = Rc::new(servers(&config, tls));
     let to_tokio = |l: Option<(std::net::TcpListener, u16)>| match l {
@@ -314,6 +315,7 @@ fn servers(config: &ProxyConfig, tls: Option<TlsAcceptor>) -> Servers {
         h1: Limits {
             max_head: config.max_header_size,
             header_read: t.header_read,
+            client_write: t.client_write,
         },
         h2,
         tls,
@@ -404,14 +406,9 @@ fn serve_tls(
 }
 
 /// HTTP/1.1 on a client connection, or HTTP/2 if it opens with the preface.
-async fn serve_h1(
-    cx: Rc<ConnCtx>,
-    servers: &Servers,
-    watcher: Watcher,
-    io: Box<dyn downstream::Io>,
-) {
+async fn serve_h1(cx: Rc<ConnCtx>, servers: &Servers, watcher: Watcher, io: Box<dyn http1::Io>) {
     // The watcher is held to the end: graceful shutdown waits for it.
-    match downstream::serve(Rc::clone(&cx), io, servers.h1).await {
+    match http1::serve(Rc::clone(&cx), io, servers.h1).await {
         Ended::Closed => drop(watcher),
         Ended::H2(io) => serve_h2(cx, servers, watcher, io).await,
     }

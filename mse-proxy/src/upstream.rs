@@ -1,7 +1,7 @@
 //! Upstream connections: one keep-alive pool per worker.
 //!
 //! The pool lives on one worker thread (`Rc`/`RefCell`, no locks) and holds idle
-//! [`Conn`]s of the inline HTTP/1.1 client in [`crate::h1`]. A connection goes back to the
+//! [`Conn`]s of the inline HTTP/1.1 client in [`crate::http1`]. A connection goes back to the
 //! pool when the response body it carried has been read to its end (see
 //! [`crate::body::ProxyBody`]) and is taken last-in first-out, so the warmest one is
 //! reused. A pooled connection the upstream closed is noticed at checkout (its socket
@@ -32,7 +32,7 @@ use tokio::net::TcpStream;
 
 use crate::body::RequestBody;
 use crate::error::ProxyError;
-use crate::h1::{Conn, ExchangeError, HeadExtras, ResponseHead};
+use crate::http1::{Conn, ExchangeError, HeadExtras, ResponseHead};
 use crate::metrics::Metrics;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -165,6 +165,8 @@ pub(crate) struct Pool {
     idle_timeout: Duration,
     connect_timeout: Duration,
     response_timeout: Duration,
+    /// The longest wait between two reads of a response body.
+    read_timeout: Duration,
 }
 
 // === impl Pool ===
@@ -175,6 +177,7 @@ impl Pool {
         idle_timeout: Duration,
         connect_timeout: Duration,
         response_timeout: Duration,
+        read_timeout: Duration,
     ) -> Self {
         Self {
             idle: Default::default(),
@@ -184,6 +187,7 @@ impl Pool {
             idle_timeout,
             connect_timeout,
             response_timeout,
+            read_timeout,
         }
     }
 
@@ -233,7 +237,7 @@ impl Pool {
             .unwrap_or_else(|| Vec::with_capacity(1024));
         head.clear();
         let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
-        crate::h1::encode_head(
+        crate::http1::encode_head(
             &mut head,
             req.method(),
             target,
@@ -404,7 +408,11 @@ impl Pool {
     ) -> Result<Box<Conn>, ProxyError> {
         let stream = self.open_timed(upstream, metrics).await?;
         // Boxed once per connection: requests move it around several times.
-        Ok(Box::new(Conn::new(stream, upstream.clone())))
+        Ok(Box::new(Conn::new(
+            stream,
+            upstream.clone(),
+            self.read_timeout,
+        )))
     }
 
     async fn open_timed(

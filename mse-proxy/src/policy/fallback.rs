@@ -20,7 +20,8 @@ use http_body_util::{BodyExt, Empty};
 use mse_router::{Cluster, ClusterId, FallbackPolicy, Route, RouteId, RoutePolicy};
 
 use crate::error::ProxyError;
-use crate::h1::{ForwardHeaders, UpstreamBody};
+use crate::forwarded::ForwardHeaders;
+use crate::http1::UpstreamBody;
 use crate::log::AccessRecord;
 use crate::proxy::Worker;
 use crate::table::{Pick, ProxyTable};

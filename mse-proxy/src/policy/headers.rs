@@ -6,7 +6,7 @@
 use http::{HeaderMap, Response};
 use mse_router::RoutePolicy;
 
-use crate::h1::UpstreamBody;
+use crate::http1::UpstreamBody;
 use crate::upstream::Upstream;
 
 /// Whether the policy's response edits need every header in the map: a location rewrite

@@ -8,7 +8,7 @@ use http::header::{CONNECTION, EXPECT, HOST, TE, TRAILER, TRANSFER_ENCODING, UPG
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::ConnCtx;
-use crate::h1::ForwardHeaders;
+use crate::forwarded::ForwardHeaders;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");

@@ -23,9 +23,10 @@ use mse_router::normalize_path;
 use tokio::sync::watch;
 
 use crate::body::{InFlight, ProxyBody, RequestBody};
-use crate::downstream::{PendingUpgrade, Stop};
 use crate::error::ProxyError;
-use crate::h1::{ConnForward, UpstreamBody};
+use crate::forwarded::ConnForward;
+use crate::http1::{PendingUpgrade, Stop, UpstreamBody};
+
 use crate::log::AccessRecord;
 use crate::metrics::Metrics;
 use crate::phases::{RequestInfo, Steps};

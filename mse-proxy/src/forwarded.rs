@@ -1,0 +1,125 @@
+//! The forwarding headers the gateway sets on every proxied request, as ingress-nginx
+//! does: `X-Forwarded-For`, `X-Real-IP`, `X-Forwarded-Proto`, `X-Forwarded-Host` and
+//! `X-Forwarded-Port`. The client's own values of these headers are replaced, but for
+//! `X-Forwarded-For`, to which the client's address is appended.
+
+use std::rc::Rc;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::http1::line;
+
+/// The request headers the gateway sets itself: `X-Forwarded-For` (the client's list with
+/// the client appended), `X-Real-IP`, `X-Forwarded-Proto`, `X-Forwarded-Host` and
+/// `X-Forwarded-Port`. On the common path they are written straight into the request head
+/// ([`encode_head`]), so the header map is neither probed nor grown for them; where the
+/// map itself travels on (upgrades, mirror copies, error pages, header edits naming
+/// them) they are inserted into it ([`ForwardHeaders::insert_into`]).
+#[derive(Clone, Debug)]
+pub(crate) struct ForwardHeaders {
+    conn: Rc<ConnForward>,
+    /// `X-Forwarded-For` when the client sent one: theirs with the client appended.
+    /// `None`: the client address alone.
+    for_: Option<HeaderValue>,
+    /// `None`: a request without host; a client's `X-Forwarded-Host` is removed.
+    host: Option<HeaderValue>,
+}
+
+/// The forwarding headers that are the same for every request of one client connection,
+/// with their head lines written once.
+#[derive(Debug)]
+pub(crate) struct ConnForward {
+    peer_ip: HeaderValue,
+    proto: HeaderValue,
+    port: HeaderValue,
+    /// `x-forwarded-for` (the client address alone), `x-real-ip`, `x-forwarded-proto` and
+    /// `x-forwarded-port` lines.
+    lines: Box<[u8]>,
+    /// Where the lines after `x-forwarded-for` start.
+    after_for: usize,
+}
+
+impl ConnForward {
+    /// For a client at `peer_ip` on a listener at `port`, over TLS or not.
+    pub(crate) fn new(peer_ip: HeaderValue, tls: bool, port: HeaderValue) -> Self {
+        let proto = HeaderValue::from_static(if tls { "https" } else { "http" });
+        let mut lines = Vec::new();
+        line(&mut lines, b"x-forwarded-for", peer_ip.as_bytes());
+        let after_for = lines.len();
+        line(&mut lines, b"x-real-ip", peer_ip.as_bytes());
+        line(&mut lines, b"x-forwarded-proto", proto.as_bytes());
+        line(&mut lines, b"x-forwarded-port", port.as_bytes());
+        Self {
+            peer_ip,
+            proto,
+            port,
+            lines: lines.into(),
+            after_for,
+        }
+    }
+
+    /// The client address.
+    pub(crate) fn peer_ip(&self) -> &HeaderValue {
+        &self.peer_ip
+    }
+}
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+impl ForwardHeaders {
+    /// Whether `name` is one of the headers this replaces.
+    pub(crate) fn replaces(name: &HeaderName) -> bool {
+        let n = name.as_str();
+        n.as_bytes().first() == Some(&b'x')
+            && matches!(
+                n,
+                "x-forwarded-for"
+                    | "x-real-ip"
+                    | "x-forwarded-proto"
+                    | "x-forwarded-host"
+                    | "x-forwarded-port"
+            )
+    }
+
+    /// The headers of a request from the connection of `conn`: `for_` is the client's own
+    /// `X-Forwarded-For` with the client appended, if it sent one.
+    pub(crate) fn new(
+        conn: Rc<ConnForward>,
+        for_: Option<HeaderValue>,
+        host: Option<HeaderValue>,
+    ) -> Self {
+        Self { conn, for_, host }
+    }
+
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        let c = &*self.conn;
+        match &self.for_ {
+            None => out.extend_from_slice(&c.lines),
+            Some(v) => {
+                line(out, b"x-forwarded-for", v.as_bytes());
+                out.extend_from_slice(&c.lines[c.after_for..]);
+            }
+        }
+        if let Some(h) = &self.host {
+            line(out, b"x-forwarded-host", h.as_bytes());
+        }
+    }
+
+    /// Puts these headers into `headers`, replacing the client's.
+    pub(crate) fn insert_into(self, headers: &mut HeaderMap) {
+        let c = &*self.conn;
+        let for_ = self.for_.unwrap_or_else(|| c.peer_ip.clone());
+        headers.insert(X_FORWARDED_FOR, for_);
+        headers.insert(X_REAL_IP, c.peer_ip.clone());
+        headers.insert(X_FORWARDED_PROTO, c.proto.clone());
+        match self.host {
+            Some(h) => headers.insert(X_FORWARDED_HOST, h),
+            None => headers.remove(X_FORWARDED_HOST),
+        };
+        headers.insert(X_FORWARDED_PORT, c.port.clone());
+    }
+}
