@@ -58,6 +58,7 @@ struct EchoState {
     service: Arc<str>,
     requests: AtomicU64,
     connections: AtomicU64,
+    closed: AtomicU64,
 }
 
 // === impl EchoServer ===
@@ -81,6 +82,7 @@ impl EchoServer {
             service: Arc::from(service),
             requests: AtomicU64::new(0),
             connections: AtomicU64::new(0),
+            closed: AtomicU64::new(0),
         });
         let mut builder = auto::Builder::new(TokioExecutor::new());
         if let Some(idle) = options.idle_timeout {
@@ -112,6 +114,11 @@ impl EchoServer {
     pub fn connections(&self) -> u64 {
         self.state.connections.load(Ordering::Relaxed)
     }
+
+    /// Connections that have ended so far, closed by either side.
+    pub fn closed_connections(&self) -> u64 {
+        self.state.closed.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for EchoServer {
@@ -140,13 +147,15 @@ async fn accept_loop(
         let state = Arc::clone(&state);
         let builder = Arc::clone(&builder);
         tokio::spawn(async move {
+            let served = Arc::clone(&state);
             let service = service_fn(move |req| {
-                let state = Arc::clone(&state);
+                let state = Arc::clone(&served);
                 async move { Ok::<_, Infallible>(echo(&state, peer, req).await) }
             });
             let _ = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
+            state.closed.fetch_add(1, Ordering::Relaxed);
         });
     }
 }

@@ -17,8 +17,9 @@ use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// The longest any single read from the gateway may take.
-const WAIT: Duration = Duration::from_secs(5);
+/// The longest any single read from the gateway may take: far longer than it takes on any
+/// machine, so that only a bug gets near it.
+const WAIT: Duration = Duration::from_secs(30);
 
 // === a raw HTTP/1.1 client ===
 
@@ -174,11 +175,19 @@ impl Client {
         r
     }
 
-    /// Whether the gateway closes the connection within `within`; bytes instead fail.
-    async fn closed_within(&mut self, within: Duration) -> bool {
-        let (rest, closed) = self.rest(within).await;
+    /// Whether the gateway closes the connection (within [`WAIT`]); bytes instead fail.
+    async fn closes(&mut self) -> bool {
+        let (rest, closed) = self.rest(WAIT).await;
         assert!(rest.is_empty(), "unexpected bytes: {rest:?}");
         closed
+    }
+
+    /// The next response, or `None` if the gateway closes the connection first.
+    async fn next_or_closed(&mut self) -> Option<Resp> {
+        if self.buf.is_empty() && !self.fill().await {
+            return None;
+        }
+        Some(self.response().await)
     }
 
     /// Everything until the gateway closes or resets (true) or is `quiet` (false).
@@ -200,10 +209,22 @@ fn get_a(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
 }
 
-/// An echo backend `a` behind a gateway for `a.example.com`, and a client connection.
+/// A gateway serving `yaml` that waits an hour for a request head, unless `tweak` says
+/// otherwise: a connection that ends within [`WAIT`] was ended by the gateway's choice, not
+/// by its header read timeout.
+fn gateway_waiting_an_hour(yaml: &str, tweak: impl FnOnce(&mut ProxyConfig)) -> GatewayHandle {
+    let (gw, _) = gateway_with(yaml, |c| {
+        c.timeouts.header_read = Duration::from_secs(3600);
+        tweak(c);
+    });
+    gw
+}
+
+/// An echo backend `a` behind a [`gateway_waiting_an_hour`] for `a.example.com`, and a
+/// client connection.
 async fn echo_client(tweak: impl FnOnce(&mut ProxyConfig)) -> (EchoServer, GatewayHandle, Client) {
     let a = echo("a").await;
-    let (gw, _) = gateway_with(&routed_to(&[("a", a.addr())]), tweak);
+    let gw = gateway_waiting_an_hour(&routed_to(&[("a", a.addr())]), tweak);
     let c = Client::connect(http_addr(&gw)).await;
     (a, gw, c)
 }
@@ -335,7 +356,7 @@ async fn http10_without_keep_alive_is_answered_then_closed() {
     assert!(matches!(r.version.as_str(), "HTTP/1.0" | "HTTP/1.1") && r.status == 200);
     assert!(!r.connection_has("keep-alive"), "{:?}", r.headers);
     assert_eq!(r.json()["path"], "/ten");
-    assert!(c.closed_within(Duration::from_secs(2)).await);
+    assert!(c.closes().await);
     assert_eq!(a.requests(), 1);
     gw.shutdown().await;
 }
@@ -359,7 +380,7 @@ async fn http10_with_keep_alive_stays_open_and_says_so() {
     c.send("GET /k/3 HTTP/1.0\r\nHost: a.example.com\r\n\r\n")
         .await;
     assert_eq!(c.response().await.json()["path"], "/k/3");
-    assert!(c.closed_within(Duration::from_secs(2)).await);
+    assert!(c.closes().await);
     assert_eq!(a.requests(), 3);
     gw.shutdown().await;
 }
@@ -372,7 +393,7 @@ async fn connection_close_is_answered_with_close_and_nothing_after_it_is_served(
     assert_eq!((r.version.as_str(), r.status), ("HTTP/1.1", 200));
     assert!(r.connection_has("close"), "{:?}", r.headers);
     assert_eq!(r.json()["path"], "/last");
-    assert!(c.closed_within(Duration::from_secs(2)).await);
+    assert!(c.closes().await);
     assert_eq!(a.requests(), 1);
     gw.shutdown().await;
 }
@@ -471,7 +492,7 @@ async fn transfer_encoding_with_content_length_is_never_smuggled() {
             }
             s => panic!("status {s}: {r:?}"),
         }
-        assert!(c.closed_within(Duration::from_secs(2)).await, "{case:?}");
+        assert!(c.closes().await, "{case:?}");
     }
     assert_eq!(a.requests(), served);
     gw.shutdown().await;
@@ -483,7 +504,7 @@ async fn refused(addr: SocketAddr, request: &str, statuses: &[u16]) {
     let mut c = Client::connect(addr).await;
     let r = c.ask(request).await;
     assert!(statuses.contains(&r.status), "{request:?} got {r:?}");
-    assert!(c.closed_within(Duration::from_secs(2)).await, "{request:?}");
+    assert!(c.closes().await, "{request:?}");
 }
 
 #[tokio::test]
@@ -525,7 +546,7 @@ async fn transfer_encoding_other_than_final_chunked_gets_400() {
 async fn an_invalid_chunk_size_gets_400_and_the_upstream_no_complete_body() {
     // Reads heads, never answers.
     let (addr, seen) = scripted(b"", false, false).await;
-    let (gw, _) = gateway(&routed_to(&[("up", addr)]));
+    let gw = gateway_waiting_an_hour(&routed_to(&[("up", addr)]), |_| {});
     for body in [
         "zz\r\nhello\r\n0\r\n\r\n",
         "fffffffffffffffffffff\r\nhello\r\n0\r\n\r\n",
@@ -632,10 +653,8 @@ async fn a_half_sent_head_is_closed_after_the_header_read_timeout() {
         rest.is_empty() || rest.starts_with("HTTP/1.1 408"),
         "{rest:?}"
     );
-    assert!(
-        took >= Duration::from_millis(250) && took < Duration::from_secs(2),
-        "{took:?}"
-    );
+    // Not before the timeout; how long after it depends on the machine.
+    assert!(took >= Duration::from_millis(250), "{took:?}");
     assert_eq!(a.requests(), 0);
     gw.shutdown().await;
 }
@@ -647,9 +666,10 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_header_read_timeout()
     assert_eq!(c.response().await.status, 200);
     let started = Instant::now();
     assert!(
-        c.closed_within(Duration::from_secs(2)).await,
-        "idle connection still open after 2 s"
+        c.closes().await,
+        "idle connection still open after {WAIT:?}"
     );
+    // Not before the timeout.
     assert!(
         started.elapsed() >= Duration::from_millis(200),
         "{:?}",
@@ -661,7 +681,9 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_header_read_timeout()
 
 #[tokio::test]
 async fn a_head_sent_in_pieces_within_the_timeout_is_served() {
-    let (a, gw, mut c) = echo_client(short_header_read).await;
+    // A timeout far longer than sending the pieces takes on any machine; the pauses only
+    // make each piece its own read.
+    let (a, gw, mut c) = echo_client(|c| c.timeouts.header_read = WAIT).await;
     for piece in [
         "GET /pie",
         "ces HTTP/1.1\r\nHo",
@@ -705,7 +727,7 @@ const CHUNKED_ANSWER: &[u8] =
 #[tokio::test]
 async fn a_chunked_upstream_response_reaches_an_http11_client_chunked() {
     let (addr, seen) = scripted(CHUNKED_ANSWER, true, false).await;
-    let (gw, _) = gateway(&routed_to(&[("up", addr)]));
+    let gw = gateway_waiting_an_hour(&routed_to(&[("up", addr)]), |_| {});
     let mut c = Client::connect(http_addr(&gw)).await;
     for _ in 0..2 {
         let r = c
@@ -722,7 +744,7 @@ async fn a_chunked_upstream_response_reaches_an_http11_client_chunked() {
 #[tokio::test]
 async fn a_chunked_upstream_response_reaches_an_http10_client_delimited_by_close() {
     let (addr, _) = scripted(CHUNKED_ANSWER, true, false).await;
-    let (gw, _) = gateway(&routed_to(&[("up", addr)]));
+    let gw = gateway_waiting_an_hour(&routed_to(&[("up", addr)]), |_| {});
     for extra in ["", "Connection: keep-alive\r\n"] {
         let mut c = Client::connect(http_addr(&gw)).await;
         let r = c
@@ -742,7 +764,7 @@ async fn a_chunked_upstream_response_reaches_an_http10_client_delimited_by_close
 #[tokio::test]
 async fn a_close_delimited_response_to_http10_keep_alive_does_not_claim_keep_alive() {
     let (addr, _) = scripted(CHUNKED_ANSWER, true, false).await;
-    let (gw, _) = gateway(&routed_to(&[("up", addr)]));
+    let gw = gateway_waiting_an_hour(&routed_to(&[("up", addr)]), |_| {});
     let mut c = Client::connect(http_addr(&gw)).await;
     let r = c
         .ask("GET /c HTTP/1.0\r\nHost: up.example.com\r\nConnection: keep-alive\r\n\r\n")
@@ -756,7 +778,7 @@ async fn a_close_delimited_response_to_http10_keep_alive_does_not_claim_keep_ali
 async fn a_close_delimited_upstream_response_reaches_the_client_whole() {
     let answer = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end";
     let (addr, seen) = scripted(answer, true, true).await;
-    let (gw, _) = gateway(&routed_to(&[("up", addr)]));
+    let gw = gateway_waiting_an_hour(&routed_to(&[("up", addr)]), |_| {});
     let mut c = Client::connect(http_addr(&gw)).await;
     let get = "GET / HTTP/1.1\r\nHost: up.example.com\r\n\r\n";
     let r = c.ask(get).await;
@@ -774,7 +796,7 @@ async fn a_close_delimited_upstream_response_reaches_the_client_whole() {
 #[tokio::test]
 async fn an_absolute_form_target_routes_by_its_host_over_the_host_header() {
     let (a, b) = (echo("a").await, echo("b").await);
-    let (gw, _) = gateway(&routed_to(&[("a", a.addr()), ("b", b.addr())]));
+    let gw = gateway_waiting_an_hour(&routed_to(&[("a", a.addr()), ("b", b.addr())]), |_| {});
     let mut c = Client::connect(http_addr(&gw)).await;
     let r = c
         .ask("GET http://a.example.com/x?y=1 HTTP/1.1\r\nHost: b.example.com\r\n\r\n")
@@ -846,8 +868,18 @@ async fn an_upstream_answering_without_reading_the_body_smuggles_nothing() {
     // The gateway may close before reading it all: a failed write is an allowed outcome.
     let _ =
         tokio::time::timeout(WAIT, c.stream.write_all(format!("{post}{next}").as_bytes())).await;
-    let (rest, _) = c.rest(Duration::from_secs(1)).await;
-    assert!(!rest.contains("smuggled"), "{rest:?}");
+    // Today, by timing: the early answer or 502, then the second request is served on the
+    // same connection, or the connection is closed after the 502. Either way the exchange
+    // ends with the second answer or the close, whichever comes first.
+    let mut answers = vec![c.response().await];
+    if let Some(second) = c.next_or_closed().await {
+        answers.push(second);
+    }
+    let rest: Vec<String> = answers
+        .iter()
+        .map(|r| format!("{} {:?} {}", r.status, r.headers, lossy(&r.body)))
+        .collect();
+    assert!(!rest.iter().any(|r| r.contains("smuggled")), "{rest:?}");
     let lines = seen.lock().unwrap().lines.clone();
     assert_eq!(
         lines.first().map(String::as_str),
@@ -857,14 +889,8 @@ async fn an_upstream_answering_without_reading_the_body_smuggles_nothing() {
         lines[1..].iter().all(|l| l == "GET /second HTTP/1.1"),
         "the upstream saw {lines:?}"
     );
-    // Today, by timing: the early answer or 502, then the second request is served on the
-    // same connection, or the connection is closed after the 502.
-    let answers: Vec<&str> = rest.split("HTTP/1.1 ").skip(1).collect();
-    assert!(matches!(answers.len(), 1 | 2), "{rest:?}");
     assert!(
-        answers
-            .iter()
-            .all(|r| r.starts_with("200 ") || r.starts_with("502 ")),
+        answers.iter().all(|r| matches!(r.status, 200 | 502)),
         "{rest:?}"
     );
     assert_eq!(lines.len(), answers.len(), "{lines:?} for {rest:?}");

@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
@@ -274,48 +274,35 @@ async fn a_mirror_that_never_answers_does_not_slow_the_client() {
         service("hole", &[hole]),
     ]
     .concat();
-    // Copies time out after the upstream response timeout: 5 s here.
-    let (gw, table) = gateway(&yaml);
+    // Copies time out after the upstream response timeout: an hour here, so that a client
+    // request held back by its copy never completes, and a failed copy is one abandoned,
+    // not one timed out.
+    let (gw, table) = gateway_with(&yaml, |c| {
+        c.timeouts.upstream_response = Duration::from_secs(3600);
+    });
     let mut tx = h1(http_addr(&gw)).await;
-    let limit = Duration::from_secs(1);
     for i in 0..20 {
-        let started = Instant::now();
         let r = send1(&mut tx, get_req("shop.example.com", &format!("/{i}"))).await;
         assert_eq!((r.status, r.service()), (StatusCode::OK, "main"));
-        assert!(
-            started.elapsed() < limit,
-            "request {i}: {:?}",
-            started.elapsed()
-        );
     }
     // A body far larger than the copy's buffer, which the mirror never reads: the copy is
     // abandoned, the upstream request is not held back.
     for size in [1024, 16 * 1024 * 1024] {
-        let started = Instant::now();
         let body = Bytes::from(vec![b'x'; size]);
         let r = send1(&mut tx, post("shop.example.com", "/upload", body)).await;
         assert_eq!((r.status, r.service()), (StatusCode::OK, "main"));
         assert_eq!(r.json()["body_bytes"], size);
-        // Held back, it would take the copy's 5 s timeout; a debug build needs up to about
-        // 2 s to move 16 MiB through the gateway on a busy machine.
-        assert!(
-            started.elapsed() < limit * 4,
-            "{size} bytes: {:?}",
-            started.elapsed()
-        );
     }
     let metrics = table.metrics();
     assert_eq!(metrics.mirrored(), 0);
     assert!(accepted.load(Ordering::Relaxed) > 0, "copies were sent");
-    // The large upload's copy was abandoned at once, long before the copies of the GETs
-    // time out.
-    tokio::time::timeout(Duration::from_secs(3), async {
+    // The large upload's copy was abandoned: no copy can have timed out yet.
+    bounded("the copy of the large upload failing", async {
         while metrics.mirror_failed() == 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
-    .await
-    .expect("the copy of the large upload fails without waiting for its timeout");
+    .await;
     gw.shutdown().await;
 }
 

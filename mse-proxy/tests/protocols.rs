@@ -258,7 +258,10 @@ async fn websocket_upgrades_pass_through_both_ways() {
         service("ws", &[backend]),
     ]
     .concat();
-    let (gw, _) = gateway(&yaml);
+    // A grace period of an hour: a shutdown that waited for it never returns.
+    let (gw, _) = gateway_with(&yaml, |c| {
+        c.timeouts.shutdown_grace = std::time::Duration::from_secs(3600)
+    });
     let stream = tokio::net::TcpStream::connect(http_addr(&gw))
         .await
         .unwrap();
@@ -289,11 +292,5 @@ async fn websocket_upgrades_pass_through_both_ways() {
     }
     drop(ws);
     // With the tunnel closed, shutdown has nothing to wait for.
-    let started = std::time::Instant::now();
-    gw.shutdown().await;
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
+    bounded("shutdown", gw.shutdown()).await;
 }

@@ -192,18 +192,13 @@ async fn upstream_slower_than_the_response_timeout_gets_504() {
         c.timeouts.upstream_response = Duration::from_millis(300)
     });
     let addr = http_addr(&gw);
-    let started = std::time::Instant::now();
     let mut tx = h1(addr).await;
+    // The upstream answers after an hour: a 504 at all means the gateway's timeout fired.
     let req = Request::get("/")
         .header("host", "a.example.com")
-        .header("x-echo-delay-ms", "3000");
+        .header("x-echo-delay-ms", "3600000");
     let r = send1(&mut tx, req.body(Full::new(Bytes::new())).unwrap()).await;
     assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT);
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "answered after {:?}",
-        started.elapsed()
-    );
     assert_eq!(table.metrics().upstream_timeouts(), 1);
     // The same client connection still works, and a fast answer is not cut short.
     let r = send1(&mut tx, get_req("a.example.com", "/")).await;
@@ -411,13 +406,18 @@ async fn a_pooled_connection_the_upstream_closed_is_replaced() {
     let yaml = routed_to(&[("a", a.addr())]);
     let (gw, table) = gateway(&yaml);
     let mut tx = h1(http_addr(&gw)).await;
-    for _ in 0..4 {
+    for i in 1..=4 {
         assert_eq!(
             send1(&mut tx, get_req("a.example.com", "/")).await.status,
             StatusCode::OK
         );
-        // Long enough for the upstream to close the idle pooled connection.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The upstream closes the idle pooled connection before the next request.
+        bounded("the upstream closing the idle connection", async {
+            while a.closed_connections() < i {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
     }
     assert_eq!(a.requests(), 4);
     assert_eq!(a.connections(), 4);

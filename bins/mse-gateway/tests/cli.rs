@@ -104,7 +104,7 @@ fn serves_then_drains_and_exits_0_on_sigterm() {
     };
     let fetch = |addr: SocketAddr, host: &str, path: &str| {
         let mut s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         write!(
             s,
             "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"

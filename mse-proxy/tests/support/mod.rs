@@ -377,7 +377,7 @@ pub(crate) async fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
-        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+        match tokio::time::timeout(STEP * 3, stream.read(&mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
             Ok(Ok(n)) => {
                 out.extend_from_slice(&buf[..n]);
