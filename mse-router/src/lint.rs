@@ -223,7 +223,8 @@ const AT_ANNOTATION: &[(&str, &str)] = &[
 ];
 
 /// Moves each diagnostic about an annotation to the annotation's own line, when the scan
-/// of its file found it; the diagnostics of [`AT_ANNOTATION`] go to their annotation's line.
+/// of its file found it; diagnostics that concern an annotation without naming it (a
+/// canary without its main Ingress) go to that annotation's line.
 pub fn locate_annotations(
     diagnostics: &mut [Diagnostic],
     lines: &BTreeMap<Arc<str>, AnnotationLines>,
