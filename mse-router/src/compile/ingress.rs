@@ -115,7 +115,7 @@ impl<'s> Compiler<'s> {
             .filter_map(|d| d.origin.key.clone())
             .collect();
         self.diagnostics.extend(parsed.diagnostics);
-        self.not_applied(sel, a, &reported, &parsed.value);
+        self.not_applied(sel, a, &reported);
         parsed.value
     }
 
