@@ -9,6 +9,8 @@ use mse_annotations::{Group, HeaderEdits, IngressPolicy, ProxyRedirect};
 use super::{Refused, Registration, RoutePolicy};
 
 /// The header annotations: applied to the request sent upstream and to the answer.
+/// `custom-headers` names a ConfigMap, so the compiler adds its entries to
+/// [`RoutePolicy::response_headers`] (`compile/custom_headers.rs`).
 pub(crate) const POLICY: Registration = Registration {
     name: "headers",
     groups: &[Group::Headers],

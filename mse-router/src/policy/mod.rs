@@ -26,6 +26,7 @@ mod rewrite;
 
 pub use cors::{AllowedOrigin, CorsPolicy};
 pub use fallback::FallbackPolicy;
+pub(crate) use headers::protected_header;
 pub use headers::{HeaderOps, LocationRewrite};
 pub use mirror::MirrorPolicy;
 pub(crate) use redirect::to_https;
