@@ -696,6 +696,10 @@ pub static KEYS: &[KeySpec] = &[
     key("proxy-redirect-to", G::Headers, Ingress, Nginx, "text", "",
         "Replacement for proxy-redirect-from")
         .ex("https://shop.example.com/", "bad\u{7}"),
+    key("custom-headers", G::Headers, Ingress, Nginx, "ConfigMap as name or namespace/name", "",
+        "Every entry of this ConfigMap's data is set as a response header, replacing the upstream's")
+        .different("the ConfigMap must be in the Ingress's own namespace: a reference to another namespace is refused, since the gateway has no setting to allow it yet; while the ConfigMap is missing or refused the routes of the Ingress answer 503")
+        .ex("shop-headers", "Bad_Name"),
     // --- Matching ---
     key("ignore-path-case", G::Matching, Ingress, Higress, BOOL, "false",
         "Matches this Ingress's paths case-insensitively")
@@ -821,7 +825,6 @@ pub static KEYS: &[KeySpec] = &[
     unsupported("limit-rate-after", G::Limits, Nginx, "response bandwidth limits are not available"),
     unsupported("proxy-cookie-domain", G::Headers, Nginx, "Set-Cookie rewriting is not available"),
     unsupported("proxy-cookie-path", G::Headers, Nginx, "Set-Cookie rewriting is not available"),
-    unsupported("custom-headers", G::Headers, Nginx, "use response-header-control-add or -update"),
     unsupported("proxy-ssl-ciphers", G::Backend, Nginx, "upstream TLS uses the TLS library's default suites"),
     unsupported("proxy-ssl-protocols", G::Backend, Nginx, "upstream TLS uses TLS 1.2 and 1.3"),
     unsupported("proxy-ssl-verify-depth", G::Backend, Nginx, "the chain depth is not limited separately"),

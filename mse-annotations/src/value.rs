@@ -362,6 +362,23 @@ pub fn secret_ref(v: &str) -> Result<ObjectRef, ValueError> {
     })
 }
 
+/// A ConfigMap reference, `[namespace/]name`.
+pub fn config_map_ref(v: &str) -> Result<ObjectRef, ValueError> {
+    let (ns, name) = match v.split_once('/') {
+        Some((ns, name)) => (Some(ns), name),
+        None => (None, v),
+    };
+    if ns.is_some_and(|ns| !is_dns_label(ns)) || !is_dns_subdomain(name) {
+        return Err(ValueError::Expected(
+            "a ConfigMap as name or namespace/name (lower-case DNS names)",
+        ));
+    }
+    Ok(ObjectRef {
+        namespace: ns.map(str::to_owned),
+        name: name.to_owned(),
+    })
+}
+
 /// A Service reference with an optional port: `[namespace/]name[:port]`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct ServiceRef {
@@ -665,6 +682,19 @@ mod tests {
         assert!(url("/relative").is_err());
         assert!(url("ftp://x.test/").is_err());
         assert!(url("https://").is_err());
+    }
+
+    #[test]
+    fn config_map_references_are_a_name_or_namespace_and_name() {
+        let r = config_map_ref("shop/headers").unwrap();
+        assert_eq!(
+            (r.namespace.as_deref(), r.name.as_str()),
+            (Some("shop"), "headers")
+        );
+        assert_eq!(config_map_ref("headers.v1").unwrap().namespace, None);
+        for bad in ["", "shop/", "/headers", "Bad_Name", "a/b/c"] {
+            assert!(config_map_ref(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

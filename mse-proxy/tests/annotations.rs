@@ -1,5 +1,6 @@
-//! End to end over loopback: redirect, header-control and rewrite annotations take effect
-//! in the data plane. Each test asserts what the client got and what the backend saw.
+//! End to end over loopback: redirect, header-control, custom-headers and rewrite
+//! annotations take effect in the data plane. Each test asserts what the client got and
+//! what the backend saw.
 #![cfg(test)]
 
 mod support;
@@ -407,6 +408,54 @@ async fn response_header_updates_replace_received_headers_and_adds_keep_them() {
     assert_eq!(values(&r, "content-type"), ["text/x-test"]);
     assert_eq!(values(&r, "x-resp"), ["one"]);
     assert_eq!(values(&r, "x-echo-service"), ["r", "extra"]);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn custom_headers_set_the_config_map_entries_and_a_missing_one_closes_the_routes() {
+    let backend = echo("c").await;
+    let config_map = "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: site-headers, namespace: default }\ndata:\n  X-Frame-Options: DENY\n  X-Echo-Service: from-config-map\n---\n";
+    let yaml = [
+        annotated(
+            "c",
+            "c.example.com",
+            &[("/", "Prefix", "c")],
+            &[("custom-headers", "default/site-headers")],
+        ),
+        annotated(
+            "m",
+            "m.example.com",
+            &[("/", "Prefix", "c")],
+            &[("custom-headers", "absent")],
+        ),
+        service("c", &[backend.addr()]),
+        config_map.to_owned(),
+    ]
+    .concat();
+    let (gw, table) = gateway(&yaml);
+    assert_eq!(
+        keys_with_code(&table.routes(), "missing-config-map"),
+        ["nginx.ingress.kubernetes.io/custom-headers"]
+    );
+    let values = |r: &Reply, name: &str| {
+        r.headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let mut tx = h1(http_addr(&gw)).await;
+    for _ in 0..2 {
+        let r = send1(&mut tx, get_req("c.example.com", "/x")).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(values(&r, "x-frame-options"), ["DENY"]);
+        // Set, as nginx's more_set_headers does: the upstream's own value is replaced.
+        assert_eq!(values(&r, "x-echo-service"), ["from-config-map"]);
+        assert_eq!(r.json()["path"], "/x");
+    }
+    let r = send1(&mut tx, get_req("m.example.com", "/x")).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers.get("x-frame-options").is_none());
     gw.shutdown().await;
 }
 

@@ -42,12 +42,9 @@
 
 mod canary;
 mod compile;
-mod cors;
-mod fallback;
 mod host;
 pub mod lint;
 mod matching;
-mod mirror;
 mod path;
 mod policy;
 mod table;
@@ -55,17 +52,15 @@ mod tls;
 
 pub use canary::{Canaries, CanaryVersion, Destination, WEIGHT_SCALE};
 pub use compile::{CompileOptions, compile};
-pub use cors::{AllowedOrigin, CorsPolicy};
-pub use fallback::FallbackPolicy;
 pub use host::{HostMatch, normalize_host};
 pub use matching::{Conditions, RequestHead};
-pub use mirror::MirrorPolicy;
 /// The Service reference type of [`CompileOptions::default_backend`]; parse it from
 /// `namespace/name[:port]` with [`str::parse`].
 pub use mse_annotations::ServiceRef;
 pub use path::{Groups, PathMatch, RegexPath, normalize_path};
 pub use policy::{
-    HeaderOps, Location, LocationRewrite, Redirect, RedirectVars, RequestHeadPlan, RoutePolicy,
+    AllowedOrigin, CorsPolicy, FallbackPolicy, HeaderOps, Location, LocationRewrite, MirrorPolicy,
+    Redirect, RedirectVars, RequestHeadPlan, RoutePolicy,
 };
 pub use table::{
     Backend, Cluster, ClusterId, ClusterTarget, HostKind, Match, Route, RouteId, RouteTable,

@@ -1,9 +1,10 @@
-//! Header edits: `request-header-control-*`, `response-header-control-*`, and the
-//! `proxy-redirect-from/-to` rewrite of upstream `Location` headers.
+//! Header edits: `request-header-control-*`, `response-header-control-*`,
+//! `custom-headers`, and the `proxy-redirect-from/-to` rewrite of upstream `Location`
+//! headers.
 
 use crate::IngressPolicy;
 use crate::cx::Cx;
-use crate::value::{self, ValueError};
+use crate::value::{self, ObjectRef, ValueError};
 
 /// Edits applied to one direction's headers, in the order remove, update, add.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -32,6 +33,10 @@ pub struct HeaderControl {
     pub response: HeaderEdits,
     /// `connection-proxy-header`: the `Connection` header sent upstream.
     pub connection: Option<String>,
+    /// `custom-headers`: the ConfigMap whose entries are set as response headers. The
+    /// reference is kept as written; the router reads the ConfigMap and refuses one in
+    /// another namespace than the Ingress's.
+    pub custom_headers: Option<ObjectRef>,
 }
 
 /// `proxy-redirect-from` and `proxy-redirect-to`.
@@ -58,6 +63,7 @@ pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
             value::header_value(v.trim())
         }
     });
+    p.headers.custom_headers = cx.get("custom-headers", |v| value::config_map_ref(v.trim()));
     for (dir, edits) in [
         ("request", &mut p.headers.request),
         ("response", &mut p.headers.response),

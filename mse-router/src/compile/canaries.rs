@@ -7,6 +7,7 @@ use mse_annotations::{Canary, Group, IngressPolicy};
 use mse_model::Diagnostic;
 use mse_model::k8s_openapi::api::networking::v1::HTTPIngressPath;
 
+use super::custom_headers::with_custom_headers;
 use super::routes::path_match;
 use super::{Compiler, PendingCanary, Selected};
 use crate::canary::{Canaries, CanaryVersion};
@@ -53,7 +54,17 @@ impl<'s> Compiler<'s> {
         let Some(canary) = pc.policy.canary.canary() else {
             return;
         };
+        // A canary whose custom-headers cannot be read is not paired: its requests stay
+        // on the main routes rather than be answered without the headers.
+        let Ok(custom) = self.custom_headers(
+            sel,
+            &pc.policy,
+            "this canary is not paired and gets no traffic until it is fixed",
+        ) else {
+            return;
+        };
         let (own, refused) = RoutePolicy::build(&pc.policy);
+        let own = with_custom_headers(own, custom);
         self.report_refused(sel, refused);
         self.note_inherited(sel);
         let conditions = Conditions::build(&pc.policy.matching);

@@ -9,7 +9,7 @@ use crate::policy;
 
 /// The key an annotation is given under on this Ingress (any prefix), or its name with
 /// the first prefix when it is not there.
-fn annotation_key(sel: &Selected<'_>, name: &str) -> String {
+pub(super) fn annotation_key(sel: &Selected<'_>, name: &str) -> String {
     sel.ingress
         .metadata
         .annotations

@@ -5,8 +5,7 @@ use mse_annotations::{IngressPolicy, ServiceRef};
 use mse_model::{Diagnostic, Kind, ObjectKey};
 
 use super::{CompileOptions, Compiler, Selected, external_port};
-use crate::fallback::FallbackPolicy;
-use crate::policy::RoutePolicy;
+use crate::policy::{FallbackPolicy, RoutePolicy};
 use crate::table::{ClusterId, ClusterTarget};
 
 /// Why a fallback Service could not be used: a diagnostic code and a message.

@@ -7,6 +7,7 @@ use mse_annotations::IngressPolicy;
 use mse_model::k8s_openapi::api::networking::v1::{IngressRule, IngressSpec};
 use mse_model::{Diagnostic, Severity};
 
+use super::custom_headers::{CustomHeaders, with_custom_headers};
 use super::routes::path_match;
 use super::{Compiler, PendingCanary, RouteAttrs, Selected};
 use crate::host::HostMatch;
@@ -64,9 +65,19 @@ impl<'s> Compiler<'s> {
             });
             return;
         }
-        let closed = self.closure(sel, &policy);
+        let custom = self.custom_headers(
+            sel,
+            &policy,
+            "the routes of this Ingress answer 503 until it is fixed (fail closed)",
+        );
+        let closed = self.closure(sel, &policy, custom.as_ref().err());
         let shared = IngressRoutes {
-            route_policy: self.route_policy(sel, &policy, closed.is_some()),
+            route_policy: self.route_policy(
+                sel,
+                &policy,
+                closed.is_some(),
+                custom.unwrap_or_default(),
+            ),
             conditions: Conditions::build(&policy.matching).map(Arc::new),
             closed,
             aliases: policy
@@ -115,29 +126,39 @@ impl<'s> Compiler<'s> {
             .filter_map(|d| d.origin.key.clone())
             .collect();
         self.diagnostics.extend(parsed.diagnostics);
-        self.not_applied(sel, a, &reported, &parsed.value);
+        self.not_applied(sel, a, &reported);
         parsed.value
     }
 
     /// Why the routes of this Ingress answer 503, if a security annotation cannot be
-    /// honoured (bad value, missing Secret, not enforced yet): they are never served
-    /// without it; the diagnostics say why.
-    fn closure(&mut self, sel: &Selected<'s>, policy: &IngressPolicy) -> Option<Arc<str>> {
+    /// honoured (bad value, missing Secret, not enforced yet) or the `custom-headers`
+    /// ConfigMap cannot be read (`custom`): they are never served without them; the
+    /// diagnostics say why.
+    fn closure(
+        &mut self,
+        sel: &Selected<'s>,
+        policy: &IngressPolicy,
+        custom: Option<&String>,
+    ) -> Option<Arc<str>> {
         let mut failed: Vec<String> = policy.fail_closed.iter().map(|f| f.key.clone()).collect();
         failed.extend(self.check_references(sel, policy));
         if failed.is_empty() {
             // Only when nothing else already closes the routes: one reason is enough.
             failed.extend(self.unenforced_security(sel, policy));
         }
-        if failed.is_empty() {
+        let mut reasons = Vec::new();
+        if !failed.is_empty() {
+            reasons.push(format!(
+                "security annotation {} cannot be honoured",
+                failed.join(", ")
+            ));
+        }
+        reasons.extend(custom.cloned());
+        if reasons.is_empty() {
             return None;
         }
         self.closed.insert(sel.key.clone());
-        let reason = format!(
-            "security annotation {} cannot be honoured (fail closed)",
-            failed.join(", ")
-        );
-        Some(reason.into())
+        Some(format!("{} (fail closed)", reasons.join("; ")).into())
     }
 
     /// The routes of `spec.rules`; returns the hosts of the rules, in order.
@@ -278,18 +299,21 @@ impl<'s> Compiler<'s> {
     }
 
     /// The redirects, header edits and rewrites of an Ingress, built once for all of its
-    /// routes. Routes closed by a security annotation get none: they answer 503 whatever
-    /// else is asked. Header edits that cannot apply get a warning.
+    /// routes, with the `custom-headers` entries. Routes closed by a security annotation
+    /// get none: they answer 503 whatever else is asked. Header edits that cannot apply
+    /// get a warning.
     fn route_policy(
         &mut self,
         sel: &Selected<'s>,
         policy: &IngressPolicy,
         closed: bool,
+        custom: CustomHeaders,
     ) -> Option<Arc<RoutePolicy>> {
         if closed {
             return RoutePolicy::ssl_only(policy).map(Arc::new);
         }
         let (built, refused) = RoutePolicy::build(policy);
+        let built = with_custom_headers(built, custom);
         let built = self.with_fallback(sel, policy, built);
         let built = self.with_mirror(sel, policy, built);
         self.report_refused(sel, refused);

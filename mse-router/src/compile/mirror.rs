@@ -7,8 +7,7 @@ use mse_model::api::Service;
 use mse_model::{Diagnostic, Kind, ObjectKey};
 
 use super::{Compiler, Selected, external_port};
-use crate::mirror::MirrorPolicy;
-use crate::policy::RoutePolicy;
+use crate::policy::{MirrorPolicy, RoutePolicy};
 use crate::table::ClusterTarget;
 
 // === impl Compiler ===

@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use mse_annotations::{IngressPolicy, ServiceRef};
-use mse_model::api::{EndpointSlice, Endpoints, Ingress, Secret, Service};
+use mse_model::api::{ConfigMap, EndpointSlice, Endpoints, Ingress, Secret, Service};
 use mse_model::{Diagnostic, Kind, ObjectKey, Snapshot, SourceRef, Sourced};
 
 use crate::host::HostMatch;
@@ -100,6 +100,7 @@ struct Compiler<'s> {
     slices: HashMap<(&'s str, &'s str), Vec<&'s EndpointSlice>>,
     endpoints: HashMap<(&'s str, &'s str), &'s Endpoints>,
     secrets: HashMap<(&'s str, &'s str), &'s Secret>,
+    config_maps: HashMap<(&'s str, &'s str), &'s ConfigMap>,
 
     routes: Vec<Route>,
     clusters: Vec<Cluster>,
@@ -187,6 +188,12 @@ impl<'s> Compiler<'s> {
             |s| &s.metadata,
             &mut diagnostics,
         );
+        let config_maps = index_unique(
+            &snapshot.config_maps,
+            Kind::ConfigMap,
+            |s| &s.metadata,
+            &mut diagnostics,
+        );
         let endpoints = index_unique(
             &snapshot.endpoints,
             Kind::Endpoints,
@@ -216,6 +223,7 @@ impl<'s> Compiler<'s> {
             slices,
             endpoints,
             secrets,
+            config_maps,
             routes: Vec::new(),
             clusters: Vec::new(),
             cluster_ids: HashMap::new(),
@@ -297,6 +305,7 @@ mod applied;
 mod backends;
 mod canaries;
 mod checks;
+mod custom_headers;
 mod fallback;
 mod finish;
 mod ingress;

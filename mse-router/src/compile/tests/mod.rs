@@ -177,5 +177,6 @@ fn headers(pairs: &[(&'static str, &'static str)]) -> &'static http::HeaderMap {
 mod backends;
 mod canary;
 mod checks;
+mod custom_headers;
 mod routes;
 mod selection;

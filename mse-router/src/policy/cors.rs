@@ -26,8 +26,25 @@ use http::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
     ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, VARY,
 };
+use std::sync::Arc;
+
 use http::{HeaderMap, HeaderValue};
-use mse_annotations::{Allow, Cors, OriginPattern};
+use mse_annotations::{Allow, Cors, Group, IngressPolicy, OriginPattern};
+
+use super::{Refused, Registration, RoutePolicy};
+
+/// `enable-cors` and the `cors-*` keys: preflights are answered before any upstream is
+/// chosen, and answers get the CORS headers.
+pub(crate) const POLICY: Registration = Registration {
+    name: "cors",
+    groups: &[Group::Cors],
+    keys: &[],
+    build,
+};
+
+fn build(p: &IngressPolicy, policy: &mut RoutePolicy, _refused: &mut Vec<Refused>) {
+    policy.cors = p.cors.as_ref().map(|c| Arc::new(CorsPolicy::build(c)));
+}
 
 /// The CORS behaviour of one Ingress, ready for the request path.
 #[derive(Clone, Debug)]

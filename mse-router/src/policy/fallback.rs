@@ -14,7 +14,21 @@
 //!   `X-Service-Name` and `X-Service-Port` telling the error page what happened. Its answer
 //!   is relayed whatever its status: an error page is never intercepted again.
 
+use mse_annotations::Group;
+
+use super::{Registration, compiled_elsewhere};
 use crate::table::ClusterId;
+
+/// `default-backend` and `custom-http-errors`. The compiler resolves them into
+/// [`RoutePolicy::fallback`] once the Services are known (`compile/fallback.rs`).
+///
+/// [`RoutePolicy::fallback`]: super::RoutePolicy::fallback
+pub(crate) const POLICY: Registration = Registration {
+    name: "fallback",
+    groups: &[Group::Fallback],
+    keys: &[],
+    build: compiled_elsewhere,
+};
 
 /// The fallback of one Ingress, shared by all of its routes through their
 /// [`crate::RoutePolicy`].

@@ -4,7 +4,21 @@
 
 use std::sync::Arc;
 
+use mse_annotations::Group;
+
+use super::{Registration, compiled_elsewhere};
 use crate::table::ClusterTarget;
+
+/// The mirror annotations. The compiler resolves them into [`RoutePolicy::mirror`] once
+/// the Services are known (`compile/mirror.rs`).
+///
+/// [`RoutePolicy::mirror`]: super::RoutePolicy::mirror
+pub(crate) const POLICY: Registration = Registration {
+    name: "mirror",
+    groups: &[Group::Mirror],
+    keys: &[],
+    build: compiled_elsewhere,
+};
 
 /// Where copies of an Ingress's requests go, and how many of them.
 ///

@@ -1,0 +1,64 @@
+use std::collections::BTreeSet;
+
+use mse_annotations::{Group, KEYS};
+
+use super::*;
+
+/// The annotation groups and single keys the data plane applied before policies were
+/// registered one by one: a registration lost or added by mistake shows here.
+#[test]
+fn the_registered_groups_and_keys_are_the_applied_ones() {
+    let groups: BTreeSet<String> = POLICIES
+        .iter()
+        .flat_map(|r| r.groups)
+        .map(|g| format!("{g:?}"))
+        .collect();
+    let want = [
+        Group::Canary,
+        Group::Cors,
+        Group::Fallback,
+        Group::Headers,
+        Group::Matching,
+        Group::Mirror,
+        Group::Redirect,
+        Group::Rewrite,
+    ];
+    let want: BTreeSet<String> = want.iter().map(|g| format!("{g:?}")).collect();
+    assert_eq!(groups, want);
+    let keys: Vec<&str> = POLICIES.iter().flat_map(|r| r.keys).copied().collect();
+    assert_eq!(keys, ["server-alias"]);
+
+    // Key by key: the same annotations are applied, so the same ones get `not-applied`.
+    for spec in KEYS {
+        let before = want.contains(&format!("{:?}", spec.group)) || spec.name == "server-alias";
+        assert_eq!(applies(spec).is_some(), before, "{}", spec.name);
+    }
+}
+
+#[test]
+fn every_policy_has_its_own_name_and_something_to_apply() {
+    let mut names = BTreeSet::new();
+    for r in POLICIES {
+        assert!(names.insert(r.name), "{} is registered twice", r.name);
+        assert!(
+            !r.groups.is_empty() || !r.keys.is_empty(),
+            "{} applies no annotation",
+            r.name
+        );
+    }
+}
+
+#[test]
+fn a_key_in_no_group_is_applied_only_when_registered() {
+    let Some(alias) = KEYS.iter().find(|k| k.name == "server-alias") else {
+        panic!("server-alias is not in the registry");
+    };
+    assert_eq!(applies(alias), Some("server-alias"));
+    let Some(other) = KEYS
+        .iter()
+        .find(|k| k.group == alias.group && k.name != "server-alias")
+    else {
+        panic!("server-alias is alone in its group");
+    };
+    assert_eq!(applies(other), None, "{}", other.name);
+}
