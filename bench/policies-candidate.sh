@@ -9,7 +9,8 @@
 #
 # Needs (from the rig): GATEWAY_BIN, LISTEN_ADDR, BACKEND_ADDR, RUN_DIR; optional TLS_CERT
 # and TLS_KEY, N_EXTRA (filler Ingresses on other hosts, default 10000), PROXY_THREADS,
-# POLICIES.
+# POLICIES, ACCESS_LOG (true/false, default false like the rig's nginx; the rig sets it with
+# ACCESS_LOG=1).
 set -eu
 dir=$RUN_DIR/manifests; mkdir -p "$dir"
 host=${BACKEND_ADDR%:*}; port=${BACKEND_ADDR##*:}
@@ -94,6 +95,6 @@ with open(f"{d}/all.yaml", "w") as f:
         f.write("---\n" + json.dumps(doc) + "\n")
 PY
 admin=127.0.0.1:$(( ${LISTEN_PORT:-23000} + 900 ))
-args=(--manifests "$dir" --ingress-class mse --admin-addr "$admin" --workers "${PROXY_THREADS:-1}")
+args=(--manifests "$dir" --ingress-class mse --admin-addr "$admin" --workers "${PROXY_THREADS:-1}" --access-log "${ACCESS_LOG:-false}")
 if [ -n "${TLS_CERT:-}" ]; then args+=(--https-addr "$LISTEN_ADDR" --http-addr 127.0.0.1:0); else args+=(--http-addr "$LISTEN_ADDR" --https-addr 127.0.0.1:0); fi
 exec "$GATEWAY_BIN" "${args[@]}"

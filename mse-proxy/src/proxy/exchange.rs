@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use http::header::CONNECTION;
 use http::{HeaderValue, Request, Version};
-use mse_router::RoutePolicy;
+use mse_router::{MirrorPolicy, RoutePolicy};
 
 use super::ConnCtx;
 use super::head::{Target, join_cookies, set_origin_form, wants_upgrade};
@@ -24,9 +24,8 @@ use crate::policy::fallback::ErrorPages;
 use crate::policy::mirror;
 use crate::upstream::{Sent, Upstream};
 
-/// An upstream's answer, and what the response phase needs to relay it.
-pub(super) struct Exchanged {
-    pub(super) sent: Sent,
+/// The request made ready to send, and what the response phase needs of it.
+pub(super) struct Prepared {
     pub(super) upstream: Upstream,
     pub(super) policy: Option<Arc<RoutePolicy>>,
     pub(super) pages: Option<ErrorPages>,
@@ -34,32 +33,38 @@ pub(super) struct Exchanged {
     pub(super) cors: Option<CorsAnswer>,
     /// For an upgrade: the client's socket once the `101` answer is written.
     pub(super) client_upgrade: Option<PendingUpgrade>,
+    pub(super) upgrade: bool,
+    /// Whether a copy goes to the route's mirror.
+    mirrored: bool,
+    /// The forwarding headers, when they are written straight into the head rather than
+    /// into the request's header map.
+    forwarded: Option<ForwardHeaders>,
 }
 
-/// Sends the request to the chosen upstream (and a copy to the mirror, when sampled) and
-/// waits for the answer's head.
-pub(super) async fn send(
+/// Turns the request into the one sent upstream: origin-form target, hop-by-hop headers
+/// out, forwarding headers and the route's request header edits in, then the registered
+/// steps' edits. Decides the CORS answer and whether the request is mirrored.
+pub(super) fn prepare(
     cx: &ConnCtx,
-    mut req: Box<Request<RequestBody>>,
+    req: &mut Request<RequestBody>,
     target: &Target,
     chosen: Chosen,
     new_path: Option<String>,
-    mut log: Option<&mut AccessRecord>,
     info: Option<&mut RequestInfo>,
-) -> Result<Exchanged, ProxyError> {
+) -> Result<Prepared, ProxyError> {
     let Chosen {
         upstream,
         policy,
         mut pages,
         ..
     } = chosen;
-    let upgrade = wants_upgrade(&req);
+    let upgrade = wants_upgrade(req);
     let client_upgrade = upgrade.then(|| cx.upgrade.take()).flatten();
     let cors = cors::answer(policy.as_deref(), req.headers());
-    let mirror = policy
+    let mirrored = policy
         .as_ref()
         .and_then(|p| p.mirror.as_ref())
-        .filter(|m| !upgrade && mirror::sampled(m));
+        .is_some_and(|m| !upgrade && mirror::sampled(m));
     // The request is changed where it is: it is large, and moved only as a box.
     if let Some(p) = &mut pages {
         p.keep_target(req.method(), req.uri());
@@ -73,7 +78,7 @@ pub(super) async fn send(
     // straight into the upstream request head, unless the header map travels on (an
     // upgrade, a mirror copy) or a header edit names the forwarding headers.
     let in_map = upgrade
-        || mirror.is_some()
+        || mirrored
         || policy.as_deref().is_some_and(|p| {
             p.request_head_plan()
                 .edited
@@ -122,41 +127,49 @@ pub(super) async fn send(
         // The error page request is built from the header map: it needs both again.
         p.keep_head_extras(f, policy.clone());
     }
-    let extras = forwarded
-        .as_ref()
-        .or_else(|| pages.as_ref().and_then(ErrorPages::forwarded))
-        .map(|f| HeadExtras {
-            forwarded: f,
-            edits: policy.as_deref(),
-        });
-    let sent_at = log.is_some().then(Instant::now);
-    if let Some(log) = log.as_deref_mut() {
-        log.upstream = Some(upstream.clone());
+    Ok(Prepared {
+        upstream,
+        policy,
+        pages,
+        cors,
+        client_upgrade,
+        upgrade,
+        mirrored,
+        forwarded,
+    })
+}
+
+// === impl Prepared ===
+
+impl Prepared {
+    /// What the HTTP/1.1 client writes into the head besides the request's header map.
+    pub(super) fn extras(&self) -> Option<HeadExtras<'_>> {
+        self.forwarded
+            .as_ref()
+            .or_else(|| self.pages.as_ref().and_then(ErrorPages::forwarded))
+            .map(|f| HeadExtras {
+                forwarded: f,
+                edits: self.policy.as_deref(),
+            })
     }
-    let sent = match mirror {
-        None => {
-            cx.worker
-                .pool
-                .send(&upstream, req, extras.as_ref(), upgrade, &cx.worker.metrics)
-                .await?
-        }
-        // Rare, so boxed: the future of every request is as large as its largest state.
-        Some(m) => Box::pin(mirror::send(&cx.worker, m, &upstream, req)).await?,
-    };
+
+    /// The route's mirror, when this request is copied to it.
+    pub(super) fn mirror(&self) -> Option<&Arc<MirrorPolicy>> {
+        self.policy
+            .as_ref()
+            .and_then(|p| p.mirror.as_ref())
+            .filter(|_| self.mirrored)
+    }
+}
+
+/// Notes the upstream's status and time in the access log.
+pub(super) fn log_sent(log: Option<&mut AccessRecord>, sent: &Sent, sent_at: Option<Instant>) {
     if let Some(log) = log {
-        let status = match &sent {
+        let status = match sent {
             Sent::Plain { head, .. } => head.status,
             Sent::Upgrade { response, .. } => response.status(),
         };
         log.upstream_status = Some(status.as_u16());
         log.upstream_time = sent_at.map(|t| t.elapsed());
     }
-    Ok(Exchanged {
-        sent,
-        upstream,
-        policy,
-        pages,
-        cors,
-        client_upgrade,
-    })
 }

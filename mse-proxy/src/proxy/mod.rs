@@ -15,6 +15,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
@@ -25,13 +26,14 @@ use tokio::sync::watch;
 use crate::body::{InFlight, ProxyBody, RequestBody};
 use crate::error::ProxyError;
 use crate::forwarded::ConnForward;
-use crate::http1::{PendingUpgrade, Stop, UpstreamBody};
+use crate::http1::{PendingUpgrade, Stop, UpstreamBody, materialize};
 
 use crate::log::AccessRecord;
 use crate::metrics::Metrics;
 use crate::phases::{RequestInfo, Steps};
+use crate::policy::mirror;
 use crate::table::SharedTable;
-use crate::upstream::Pool;
+use crate::upstream::{Pool, Sent};
 
 use self::head::Target;
 use self::select::Choice;
@@ -125,15 +127,19 @@ pub(crate) async fn handle(
     Ok(response)
 }
 
-/// The phases from the request head to the response.
+/// The phases from the request head to the response. Each phase is a plain function;
+/// the two waits (the upstream's answer, an error page) are here, so that no phase adds a
+/// future of its own to every request.
 async fn forward(
     cx: &ConnCtx,
-    req: Box<Request<RequestBody>>,
+    mut req: Box<Request<RequestBody>>,
     mut log: Option<&mut AccessRecord>,
     mut info: Option<&mut RequestInfo>,
 ) -> Result<Forwarded, ProxyError> {
+    // Request head.
     let target = Target::read(&req)?;
     let host = target.host_str()?;
+    // Route, access, decision, upstream selection.
     let (chosen, new_path) = {
         // Normalised once: the same path is matched and forwarded.
         let path = normalize_path(req.uri().path());
@@ -153,9 +159,50 @@ async fn forward(
             }
         }
     };
-    let exchanged =
-        exchange::send(cx, req, &target, chosen, new_path, log.as_deref_mut(), info).await?;
-    respond::relay(cx, exchanged, host, log).await
+    // Exchange.
+    let prepared = exchange::prepare(cx, &mut req, &target, chosen, new_path, info)?;
+    let sent_at = log.is_some().then(Instant::now);
+    if let Some(log) = log.as_deref_mut() {
+        log.upstream = Some(prepared.upstream.clone());
+    }
+    let sent = match prepared.mirror() {
+        None => {
+            let extras = prepared.extras();
+            let metrics = &cx.worker.metrics;
+            let upgrade = prepared.upgrade;
+            cx.worker
+                .pool
+                .send(&prepared.upstream, req, extras.as_ref(), upgrade, metrics)
+                .await?
+        }
+        // Rare, so boxed: the future of every request is as large as its largest state.
+        Some(m) => Box::pin(mirror::send(&cx.worker, m, &prepared.upstream, req)).await?,
+    };
+    exchange::log_sent(log.as_deref_mut(), &sent, sent_at);
+    // Response.
+    match sent {
+        Sent::Plain {
+            head,
+            conn,
+            headers: sent_headers,
+        } => {
+            let mut prepared = prepared;
+            let mut response = respond::plain(head, conn, &prepared.upstream)?;
+            if let Some(pages) = prepared
+                .pages
+                .take()
+                .filter(|p| p.intercepts(response.status()))
+            {
+                materialize(&mut response);
+                response = Box::pin(pages.answer(&cx.worker, response, sent_headers, log)).await;
+            }
+            respond::finish(cx, &mut response, &prepared, host);
+            Ok(Forwarded::Plain(response))
+        }
+        Sent::Upgrade { response, conn } => Ok(Forwarded::Hyper(respond::upgraded(
+            cx, response, conn, prepared, host,
+        ))),
+    }
 }
 
 // === impl Forwarded ===

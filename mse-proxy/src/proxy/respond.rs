@@ -1,98 +1,98 @@
-//! The response phase: the upstream's answer made ready for the client (error pages,
-//! hop-by-hop headers, CORS, the route's header edits), the tunnel of an upgraded
-//! connection, the gateway's own error answers, and the registered steps' response hook.
+//! The response phase: the upstream's answer made ready for the client (hop-by-hop
+//! headers, CORS, the route's header edits; error pages are fetched by `forward`), the
+//! tunnel of an upgraded connection, the gateway's own error answers, and the registered
+//! steps' response hook.
 
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Response, StatusCode};
+use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
-use super::exchange::Exchanged;
+use std::sync::Arc;
+
+use super::ConnCtx;
+use super::Worker;
+use super::exchange::Prepared;
 use super::hop::strip_hop_by_hop;
-use super::{ConnCtx, Forwarded, Worker};
 use crate::body::{InFlight, ProxyBody, RequestBody};
 use crate::error::{Blame, Chain, ProxyError};
 use crate::http1::PendingUpgrade;
-use crate::http1::materialize;
-use crate::log::AccessRecord;
+use crate::http1::{Conn, ResponseHead, UpstreamBody, materialize};
 use crate::phases::{RequestInfo, Steps};
 use crate::policy::headers::{edit_response, needs_all_headers};
-use crate::upstream::{Sent, Upstream};
+use crate::upstream::Upstream;
 
-/// Makes the upstream's answer ready for the client.
-pub(super) async fn relay(
+/// The answer of the inline client, refused when it switches protocols unasked.
+pub(super) fn plain(
+    head: ResponseHead,
+    conn: Box<Conn>,
+    upstream: &Upstream,
+) -> Result<Response<UpstreamBody>, ProxyError> {
+    if head.status == StatusCode::SWITCHING_PROTOCOLS {
+        return Err(ProxyError::BadResponse {
+            upstream: upstream.clone(),
+            reason: "101 Switching Protocols to a request that asked for no upgrade",
+        });
+    }
+    Ok(head.into_response(conn))
+}
+
+/// Makes an upstream's (or an error page's) answer ready for the client: hop-by-hop
+/// headers, CORS and the route's response header edits.
+pub(super) fn finish(
     cx: &ConnCtx,
-    exchanged: Exchanged,
+    response: &mut Response<UpstreamBody>,
+    prepared: &Prepared,
     host: &str,
-    log: Option<&mut AccessRecord>,
-) -> Result<Forwarded, ProxyError> {
-    let Exchanged {
-        sent,
-        upstream,
-        policy,
-        pages,
-        cors,
-        client_upgrade,
-    } = exchanged;
-    match sent {
-        Sent::Plain {
-            head,
-            conn,
-            headers: sent_headers,
-        } => {
-            if head.status == StatusCode::SWITCHING_PROTOCOLS {
-                return Err(ProxyError::BadResponse {
-                    upstream,
-                    reason: "101 Switching Protocols to a request that asked for no upgrade",
-                });
-            }
-            let mut response = head.into_response(conn);
-            if let Some(pages) = pages.filter(|p| p.intercepts(response.status())) {
-                materialize(&mut response);
-                response = Box::pin(pages.answer(&cx.worker, response, sent_headers, log)).await;
-            }
-            // Headers kept as received (see `RawHeaders`) are written out with the
-            // hop-by-hop ones left out, and the map's replacing received ones of the same
-            // name; edits that need more than that see them all in the map first. The
-            // map then only holds what the gateway set.
-            if response.body().raw_headers().is_none() {
-                strip_hop_by_hop(response.headers_mut(), false);
-            }
-            if let Some(c) = &cors {
-                materialize(&mut response);
-                c.apply(response.headers_mut());
-            }
-            if let Some(p) = &policy {
-                if needs_all_headers(p, &response) {
-                    materialize(&mut response);
-                }
-                if response.body().raw_headers().is_some() {
-                    // Updates and additions only: the server writes them beside the
-                    // received headers.
-                    response.body_mut().defer_edits(std::sync::Arc::clone(p));
-                } else {
-                    edit_response(cx.tls, p, response.headers_mut(), &upstream, host);
-                }
-            }
-            Ok(Forwarded::Plain(response))
+) {
+    // Headers kept as received (see `RawHeaders`) are written out with the hop-by-hop
+    // ones left out, and the map's replacing received ones of the same name; edits that
+    // need more than that see them all in the map first. The map then only holds what
+    // the gateway set.
+    if response.body().raw_headers().is_none() {
+        strip_hop_by_hop(response.headers_mut(), false);
+    }
+    if let Some(c) = &prepared.cors {
+        materialize(response);
+        c.apply(response.headers_mut());
+    }
+    if let Some(p) = &prepared.policy {
+        if needs_all_headers(p, response) {
+            materialize(response);
         }
-        Sent::Upgrade { mut response, conn } => {
-            let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-            strip_hop_by_hop(response.headers_mut(), switched);
-            if let Some(c) = &cors {
-                c.apply(response.headers_mut());
-            }
-            if let Some(p) = &policy {
-                edit_response(cx.tls, p, response.headers_mut(), &upstream, host);
-            }
-            if let (true, Some(client)) = (switched, client_upgrade) {
-                let server = hyper::upgrade::on(&mut response);
-                spawn_tunnel(&cx.worker, client, server, conn, upstream);
-            }
-            Ok(Forwarded::Hyper(response))
+        if response.body().raw_headers().is_some() {
+            // Updates and additions only: the server writes them beside the received
+            // headers.
+            response.body_mut().defer_edits(Arc::clone(p));
+        } else {
+            edit_response(cx.tls, p, response.headers_mut(), &prepared.upstream, host);
         }
     }
+}
+
+/// The answer to an upgrade request (hyper's client), and the tunnel when it switched.
+pub(super) fn upgraded(
+    cx: &ConnCtx,
+    mut response: Response<Incoming>,
+    conn: SendRequest<RequestBody>,
+    prepared: Prepared,
+    host: &str,
+) -> Response<Incoming> {
+    let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+    strip_hop_by_hop(response.headers_mut(), switched);
+    if let Some(c) = &prepared.cors {
+        c.apply(response.headers_mut());
+    }
+    if let Some(p) = &prepared.policy {
+        edit_response(cx.tls, p, response.headers_mut(), &prepared.upstream, host);
+    }
+    if let (true, Some(client)) = (switched, prepared.client_upgrade) {
+        let server = hyper::upgrade::on(&mut response);
+        spawn_tunnel(&cx.worker, client, server, conn, prepared.upstream);
+    }
+    response
 }
 
 /// The registered steps' response hook, on whatever answer the client gets. Headers kept
