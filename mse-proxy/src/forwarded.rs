@@ -1,10 +1,11 @@
 //! The forwarding headers the gateway sets on every proxied request, as ingress-nginx
 //! does: `X-Forwarded-For`, `X-Real-IP`, `X-Forwarded-Proto`, `X-Forwarded-Host` and
 //! `X-Forwarded-Port`. The client's own values of these headers are replaced, but for
-//! `X-Forwarded-For`, to which the client's address is appended.
+//! `X-Forwarded-For`, to which the client's address is appended ([`forwarded_for`]).
 
 use std::rc::Rc;
 
+use bytes::BytesMut;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::http1::line;
@@ -70,6 +71,22 @@ const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port")
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
+/// `X-Forwarded-For` with the client address appended to what the client sent, as
+/// ingress-nginx does; `None` when the client sent none (the address alone).
+pub(crate) fn forwarded_for(headers: &HeaderMap, ip: &HeaderValue) -> Option<HeaderValue> {
+    let mut prior = headers.get_all(X_FORWARDED_FOR).iter();
+    let first = prior.next()?;
+    let mut buf = BytesMut::with_capacity(first.len() + ip.len() + 16);
+    buf.extend_from_slice(first.as_bytes());
+    for v in prior {
+        buf.extend_from_slice(b", ");
+        buf.extend_from_slice(v.as_bytes());
+    }
+    buf.extend_from_slice(b", ");
+    buf.extend_from_slice(ip.as_bytes());
+    HeaderValue::from_maybe_shared(buf.freeze()).ok()
+}
+
 impl ForwardHeaders {
     /// Whether `name` is one of the headers this replaces.
     pub(crate) fn replaces(name: &HeaderName) -> bool {
@@ -121,5 +138,27 @@ impl ForwardHeaders {
             None => headers.remove(X_FORWARDED_HOST),
         };
         headers.insert(X_FORWARDED_PORT, c.port.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_appends_the_client_to_every_prior_hop() {
+        let ip = HeaderValue::from_static("10.0.0.9");
+        let mut h = HeaderMap::new();
+        // The client address alone is written from the connection's lines.
+        assert_eq!(forwarded_for(&h, &ip), None);
+        h.append(X_FORWARDED_FOR, HeaderValue::from_static("1.1.1.1"));
+        h.append(
+            X_FORWARDED_FOR,
+            HeaderValue::from_static("2.2.2.2, 3.3.3.3"),
+        );
+        assert_eq!(
+            forwarded_for(&h, &ip).unwrap(),
+            "1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.9"
+        );
     }
 }

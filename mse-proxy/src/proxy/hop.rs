@@ -1,16 +1,15 @@
 //! The header rules of one hop: what the gateway takes out of a message because it belongs
-//! to one connection (RFC 9110 section 7.6.1), and the forwarding headers it adds.
+//! to one connection (RFC 9110 section 7.6.1), and the request's forwarding headers, which
+//! [`crate::forwarded`] builds.
 
 use std::rc::Rc;
 
-use bytes::BytesMut;
 use http::header::{CONNECTION, EXPECT, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::ConnCtx;
-use crate::forwarded::ForwardHeaders;
+use crate::forwarded::{ForwardHeaders, forwarded_for};
 
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
@@ -39,22 +38,6 @@ pub(super) fn prepare_request_headers(
         forwarded_for(headers, cx.forward.peer_ip()),
         host.cloned(),
     )
-}
-
-/// `X-Forwarded-For` with the client address appended to what the client sent, as
-/// ingress-nginx does; `None` when the client sent none (the address alone).
-fn forwarded_for(headers: &HeaderMap, ip: &HeaderValue) -> Option<HeaderValue> {
-    let mut prior = headers.get_all(X_FORWARDED_FOR).iter();
-    let first = prior.next()?;
-    let mut buf = BytesMut::with_capacity(first.len() + ip.len() + 16);
-    buf.extend_from_slice(first.as_bytes());
-    for v in prior {
-        buf.extend_from_slice(b", ");
-        buf.extend_from_slice(v.as_bytes());
-    }
-    buf.extend_from_slice(b", ");
-    buf.extend_from_slice(ip.as_bytes());
-    HeaderValue::from_maybe_shared(buf.freeze()).ok()
 }
 
 /// The fixed hop-by-hop names, as bits of the set `strip_hop_by_hop` finds.
@@ -182,22 +165,5 @@ mod tests {
         plain.insert("x-kept", HeaderValue::from_static("1"));
         strip_hop_by_hop(&mut plain, false);
         assert_eq!(plain.len(), 1);
-    }
-
-    #[test]
-    fn forwarded_for_appends_the_client_to_every_prior_hop() {
-        let ip = HeaderValue::from_static("10.0.0.9");
-        let mut h = HeaderMap::new();
-        // The client address alone is written from the connection's lines.
-        assert_eq!(forwarded_for(&h, &ip), None);
-        h.append(X_FORWARDED_FOR, HeaderValue::from_static("1.1.1.1"));
-        h.append(
-            X_FORWARDED_FOR,
-            HeaderValue::from_static("2.2.2.2, 3.3.3.3"),
-        );
-        assert_eq!(
-            forwarded_for(&h, &ip).unwrap(),
-            "1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.9"
-        );
     }
 }

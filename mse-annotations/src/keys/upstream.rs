@@ -1,0 +1,98 @@
+//! Registry entries: the upstream: protocol and TLS, load balancing, the Service, client TLS and host aliases.
+
+use super::*;
+
+/// The upstream: protocol and TLS, load balancing, the Service, client TLS and host aliases.
+#[rustfmt::skip]
+pub(super) const UPSTREAM: &[KeySpec] = &[
+    // --- Backend ---
+    key("backend-protocol", G::Backend, Service, Nginx, "HTTP, HTTPS, GRPC, GRPCS or HTTP2 (any case)", "HTTP",
+        "Protocol spoken to the upstream; HTTPS and GRPCS use TLS, GRPC and HTTP2 (a Higress extension) use cleartext HTTP/2; AJP and FCGI are not available (HTTP applies)")
+        .ex("GRPC", "FTP"),
+    key("proxy-ssl-secret", G::Backend, Service, Nginx, "[namespace/]name", "",
+        "Secret with the client certificate (tls.crt, tls.key) for upstream mTLS and the CA (ca.crt) for proxy-ssl-verify")
+        .security()
+        .ex("upstream-mtls", "Bad_Name"),
+    key("proxy-ssl-verify", G::Backend, Service, Nginx, "on or off", "off",
+        "Verifies the upstream certificate against proxy-ssl-secret's ca.crt")
+        .security()
+        .ex("on", "yes"),
+    key("proxy-ssl-name", G::Backend, Service, Nginx, "host name", "the Service's host name",
+        "Name the upstream certificate is verified against and, with proxy-ssl-server-name, sent as SNI")
+        .ex("backend.internal", "bad name!"),
+    key("proxy-ssl-server-name", G::Backend, Service, Nginx, "on or off", "off",
+        "Sends SNI (proxy-ssl-name) to the upstream")
+        .ex("on", "enabled"),
+    key("service-upstream", G::Backend, Service, Nginx, BOOL, "false",
+        "Proxies to the Service's cluster IP instead of its endpoints")
+        .ex("true", "yes"),
+    // --- Load balancing ---
+    key("load-balance", G::LoadBalancing, Service, Nginx, "round_robin, least_conn (alias least_request) or random", "round_robin",
+        "Load-balancing algorithm for the Service's endpoints; ewma is not available (round_robin applies)")
+        .ex("least_conn", "fastest"),
+    key("upstream-hash-by", G::LoadBalancing, Service, Nginx,
+        "one of $remote_addr, $request_uri, $host, $http_<name>, $arg_<name>, $cookie_<name>", "",
+        "Consistent hashing on that part of the request; wins over load-balance. One variable only: combinations such as $host$request_uri are not available")
+        .ex("$http_x_user_id", "remote_addr"),
+    key("affinity", G::LoadBalancing, Service, Nginx, "cookie", "",
+        "Session affinity by a cookie the gateway sets; wins over upstream-hash-by and load-balance")
+        .ex("cookie", "ip"),
+    key("affinity-mode", G::LoadBalancing, Service, Nginx, "balanced or persistent", "balanced",
+        "balanced re-spreads sessions when endpoints are added; persistent never moves them")
+        .ex("persistent", "sticky"),
+    key("affinity-canary-behavior", G::LoadBalancing, Service, Nginx, "sticky or legacy", "sticky",
+        "sticky keeps clients served by a canary on the canary; legacy ignores affinity for canaries")
+        .ex("legacy", "never"),
+    key("session-cookie-name", G::LoadBalancing, Service, Nginx, "cookie name", "INGRESSCOOKIE",
+        "Name of the affinity cookie")
+        .ex("route", "bad cookie"),
+    key("session-cookie-path", G::LoadBalancing, Service, Nginx, "path", "/",
+        "Path attribute of the affinity cookie")
+        .ex("/shop", "shop"),
+    key("session-cookie-max-age", G::LoadBalancing, Service, Nginx, SECS, "",
+        "Max-Age of the affinity cookie; without it (and without session-cookie-expires) the cookie lasts for the browser session")
+        .ex("3600", "an hour"),
+    key("session-cookie-expires", G::LoadBalancing, Service, Nginx, SECS, "",
+        "Lifetime of the affinity cookie, used when session-cookie-max-age is not set")
+        .ex("3600", "tomorrow"),
+    // --- Service ---
+    key("service-subset", G::Service, Service, Mse, "subset name; empty or `base` for the base pods", "",
+        "Routes to the pods labelled `opensergo.io/canary-<subset>: <subset>` (base: pods without such a label); all pods when none match")
+        .ex("v2", "Bad Subset"),
+    key("subset-labels", G::Service, Service, Mse, "`key value` pairs, one per line", "",
+        "Label selector for service-subset instead of the opensergo.io labels")
+        .ex("version v2", "=bad"),
+    key("warmup", G::Service, Service, Mse, SECS, "",
+        "Slow start: new endpoints get a growing share of traffic over this time (round_robin and least_conn only)")
+        .ex("30", "soon"),
+    key("connection-policy-tcp-max-connection", G::Service, Service, Mse, "integer >= 1", "",
+        "Most upstream connections to the Service, all endpoints together")
+        .ex("1000", "0"),
+    key("connection-policy-tcp-max-connection-per-endpoint", G::Service, Service, Mse, "integer >= 1", "",
+        "Most upstream connections to each endpoint")
+        .ex("100", "-1"),
+    key("connection-policy-http-max-request-per-connection", G::Service, Service, Mse, "integer >= 1", "",
+        "Most requests sent over one upstream connection before it is closed")
+        .ex("1000", "lots"),
+    // --- Client TLS and aliases ---
+    key("auth-tls-secret", G::Tls, Host, Nginx, "[namespace/]name", "",
+        "Secret whose ca.crt verifies client certificates (mTLS) for the host")
+        .security()
+        .different("client certificates are always required and verified: auth-tls-verify-client is not read")
+        .ex("client-ca", "ca/"),
+    key("ssl-ciphers", G::Tls, Host, Nginx, "colon-separated OpenSSL cipher names", "the TLS library's defaults",
+        "Cipher suites offered for the host; only the ECDHE AES-GCM and CHACHA20-POLY1305 suites (and TLS 1.3 suite names) exist in the gateway's TLS library, other names are dropped")
+        .ex("ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384", "RC4-MD5"),
+    key("ssl-cipher", G::Tls, Host, Higress, "as ssl-ciphers", "the TLS library's defaults",
+        "Higress spelling of ssl-ciphers; ssl-ciphers wins when both are set")
+        .ex("ECDHE-ECDSA-AES128-GCM-SHA256", "DES-CBC3-SHA"),
+    key("tls-min-protocol-version", G::Tls, Host, Higress, "TLSv1.0, TLSv1.1, TLSv1.2 or TLSv1.3", "TLSv1.2",
+        "Lowest TLS version accepted for the host; TLS 1.0 and 1.1 are not available, so the floor is TLS 1.2")
+        .ex("TLSv1.3", "TLSv2"),
+    key("tls-max-protocol-version", G::Tls, Host, Higress, "TLSv1.0, TLSv1.1, TLSv1.2 or TLSv1.3", "TLSv1.3",
+        "Highest TLS version accepted for the host")
+        .ex("TLSv1.2", "1.3"),
+    key("server-alias", G::Tls, Host, Nginx, "comma list of host names or `*.` wildcards", "",
+        "More host names served exactly like this Ingress's hosts (same TLS, routes and policies)")
+        .ex("www.example.com, *.shop.example.com", "bad_host"),
+];
