@@ -3,6 +3,8 @@
 //! `X-Forwarded-Port`. The client's own values of these headers are replaced, but for
 //! `X-Forwarded-For`, to which the client's address is appended ([`forwarded_for`]).
 
+use std::io::Write;
+use std::net::IpAddr;
 use std::rc::Rc;
 
 use bytes::BytesMut;
@@ -41,10 +43,25 @@ pub(crate) struct ConnForward {
 }
 
 impl ConnForward {
+    /// For a client at `peer` on a listener at `port`, over TLS or not. Done once per
+    /// connection, so without the formatting machinery: with a new connection per
+    /// request, `to_string` of the address and port was a tenth of the gateway's work.
+    pub(crate) fn for_peer(peer: IpAddr, tls: bool, port: u16) -> Self {
+        let mut text = Vec::with_capacity(48);
+        push_ip(&mut text, peer);
+        let ip_end = text.len();
+        push_decimal(&mut text, port);
+        let value = |b: &[u8]| HeaderValue::from_bytes(b).unwrap_or(HeaderValue::from_static(""));
+        Self::new(value(&text[..ip_end]), tls, value(&text[ip_end..]))
+    }
+
     /// For a client at `peer_ip` on a listener at `port`, over TLS or not.
     pub(crate) fn new(peer_ip: HeaderValue, tls: bool, port: HeaderValue) -> Self {
         let proto = HeaderValue::from_static(if tls { "https" } else { "http" });
-        let mut lines = Vec::new();
+        // The four lines' names, separators and values, so that nothing grows.
+        let mut lines = Vec::with_capacity(
+            2 * peer_ip.len() + proto.len() + port.len() + LINE_NAMES_LEN + 4 * 4,
+        );
         line(&mut lines, b"x-forwarded-for", peer_ip.as_bytes());
         let after_for = lines.len();
         line(&mut lines, b"x-real-ip", peer_ip.as_bytes());
@@ -63,6 +80,44 @@ impl ConnForward {
     pub(crate) fn peer_ip(&self) -> &HeaderValue {
         &self.peer_ip
     }
+}
+
+/// The lengths of `x-forwarded-for`, `x-real-ip`, `x-forwarded-proto` and
+/// `x-forwarded-port`.
+const LINE_NAMES_LEN: usize = 15 + 9 + 17 + 16;
+
+/// Appends the text of an address: IPv4 written digit by digit, IPv6 by its `Display`.
+fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_decimal(out, u16::from(octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, n: u16) {
+    let mut digits = [0u8; 5];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        // A digit: always below 10.
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -160,5 +215,24 @@ mod tests {
             forwarded_for(&h, &ip).unwrap(),
             "1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.9"
         );
+    }
+
+    #[test]
+    fn addresses_and_ports_are_written_as_display_writes_them() {
+        let cases: [(IpAddr, u16); 5] = [
+            ("10.0.0.1".parse().unwrap(), 80),
+            ("255.255.255.255".parse().unwrap(), 65535),
+            ("0.0.0.0".parse().unwrap(), 0),
+            ("::1".parse().unwrap(), 8443),
+            ("::ffff:192.0.2.7".parse().unwrap(), 443),
+        ];
+        for (ip, port) in cases {
+            let f = ConnForward::for_peer(ip, false, port);
+            assert_eq!(f.peer_ip(), ip.to_string().as_str());
+            assert_eq!(f.port, port.to_string().as_str());
+            let mut text = Vec::new();
+            push_decimal(&mut text, port);
+            assert_eq!(text, port.to_string().as_bytes());
+        }
     }
 }

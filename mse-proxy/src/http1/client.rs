@@ -160,7 +160,9 @@ impl Conn {
         if body_done {
             return read_head(&mut self.io, &mut self.buf, method).await;
         }
-        self.send_while_reading(body, chunked, method).await
+        // Boxed: the future of every request is as large as its largest state, and most
+        // requests have no body left to send here.
+        Box::pin(self.send_while_reading(body, chunked, method)).await
     }
 
     /// Sends the rest of the body while reading the response: an upstream may answer

@@ -241,7 +241,9 @@ pub(crate) async fn serve(cx: Rc<ConnCtx>, io: Box<dyn Io>, limits: Limits) -> E
     }));
     let stop = &cx.worker.stop;
     let mut timer = HeadTimer::new(limits.header_read);
-    let mut out: Vec<u8> = Vec::new();
+    // Sized for a usual response head: one allocation, not a chain of growths, for a
+    // connection that carries one request.
+    let mut out: Vec<u8> = Vec::with_capacity(1024);
     let mut first = true;
     let mut waiting_id = None;
     let ended = loop {
@@ -299,9 +301,12 @@ pub(crate) async fn serve(cx: Rc<ConnCtx>, io: Box<dyn Io>, limits: Limits) -> E
         cx.worker.metrics.timed_out(TimeoutKind::ClientWrite);
     }
     if let Ended::Closed = ended
+        && cx.tls
         && let Ok(mut c) = shared.try_borrow_mut()
     {
-        // A clean end of the stream: TLS sends its close_notify.
+        // A clean end of the stream: TLS sends its close_notify. Plain TCP needs no
+        // shutdown of its own (one system call per connection): closing the socket sends
+        // the same FIN.
         let _ = poll_fn(|task| Pin::new(&mut *c.io).poll_shutdown(task)).now_or_never();
     }
     ended

@@ -28,7 +28,7 @@ use crate::upstream::{Sent, Upstream};
 pub(super) struct Prepared {
     pub(super) upstream: Upstream,
     pub(super) policy: Option<Arc<RoutePolicy>>,
-    pub(super) pages: Option<ErrorPages>,
+    pub(super) pages: Option<Box<ErrorPages>>,
     /// The CORS headers the answer gets, decided from the request.
     pub(super) cors: Option<CorsAnswer>,
     /// For an upgrade: the client's socket once the `101` answer is written.
@@ -146,7 +146,7 @@ impl Prepared {
     pub(super) fn extras(&self) -> Option<HeadExtras<'_>> {
         self.forwarded
             .as_ref()
-            .or_else(|| self.pages.as_ref().and_then(ErrorPages::forwarded))
+            .or_else(|| self.pages.as_deref().and_then(ErrorPages::forwarded))
             .map(|f| HeadExtras {
                 forwarded: f,
                 edits: self.policy.as_deref(),

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response};
 use hyper::body::Incoming;
 use mse_router::normalize_path;
 use tokio::sync::watch;
@@ -79,21 +79,14 @@ enum Forwarded {
 
 impl ConnCtx {
     pub(crate) fn new(worker: Rc<Worker>, peer: SocketAddr, tls: bool, local_port: u16) -> Self {
-        let peer_ip = header_value(&peer.ip().to_string());
-        let local_port = header_value(&local_port.to_string());
         Self {
             worker,
             peer,
             tls,
-            forward: Rc::new(ConnForward::new(peer_ip, tls, local_port)),
+            forward: Rc::new(ConnForward::for_peer(peer.ip(), tls, local_port)),
             upgrade: Cell::new(None),
         }
     }
-}
-
-fn header_value(s: &str) -> HeaderValue {
-    // IP addresses and port numbers are always valid header values.
-    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// The service of every client connection: always answers, never fails.
@@ -106,8 +99,11 @@ pub(crate) async fn handle(
     let log_on = cx.worker.access_log && tracing::enabled!(target: "access", tracing::Level::INFO);
     let mut log = log_on.then(|| AccessRecord::new(cx.peer, cx.tls, &req));
     // What registered steps see of the request; nothing at all without them.
-    let mut info = (!cx.worker.steps.is_empty()).then(|| RequestInfo::new(cx.peer, cx.tls, &req));
-    let mut response = match forward(&cx, req, log.as_deref_mut(), info.as_mut()).await {
+    // Boxed, so that gateways without steps do not carry its room in every request's
+    // future.
+    let mut info =
+        (!cx.worker.steps.is_empty()).then(|| Box::new(RequestInfo::new(cx.peer, cx.tls, &req)));
+    let mut response = match forward(&cx, req, log.as_deref_mut(), info.as_deref_mut()).await {
         Ok(answer) => answer.into_response(guard),
         Err(e) => {
             respond::report(&e);
@@ -152,7 +148,7 @@ async fn forward(
             info.as_deref_mut(),
         )?;
         match choice {
-            Choice::Answer(answer) => return Ok(Forwarded::Local(answer)),
+            Choice::Answer(answer) => return Ok(Forwarded::Local(*answer)),
             Choice::Forward(mut chosen) => {
                 let new_path = chosen.new_path(path);
                 (chosen, new_path)

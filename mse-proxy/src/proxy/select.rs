@@ -20,8 +20,8 @@ use crate::upstream::Upstream;
 
 /// What the phases up to upstream selection decided.
 pub(super) enum Choice {
-    /// The gateway answers the request itself.
-    Answer(Response<Bytes>),
+    /// The gateway answers the request itself. Boxed, as the rarer case.
+    Answer(Box<Response<Bytes>>),
     /// The request goes upstream.
     Forward(Chosen),
 }
@@ -33,8 +33,9 @@ pub(super) struct Chosen {
     pub(super) policy: Option<Arc<RoutePolicy>>,
     /// The rewritten path; `None` when there is no rewrite or it gives the same path.
     rewritten: Option<String>,
-    /// `custom-http-errors` pages, when the route has them.
-    pub(super) pages: Option<ErrorPages>,
+    /// `custom-http-errors` pages, when the route has them. Boxed: rare, and large enough
+    /// that every request would copy it as it moves from phase to phase.
+    pub(super) pages: Option<Box<ErrorPages>>,
 }
 
 /// Looks the request up, runs the registered steps' access phase, then the decision phase
@@ -64,7 +65,7 @@ pub(super) fn choose(
             info.set_ingress(&m.route.ingress);
         }
         if let Some(answer) = cx.worker.steps.access(info, req.headers()) {
-            return Ok(Choice::Answer(answer));
+            return Ok(Choice::Answer(Box::new(answer)));
         }
     }
     let Some(m) = found else {
@@ -73,7 +74,7 @@ pub(super) fn choose(
     };
     // Decision.
     if let Some(answer) = decide(cx, m.route, req, host, path) {
-        return Ok(Choice::Answer(answer));
+        return Ok(Choice::Answer(Box::new(answer)));
     }
     // Canaries: the roll only matters for weighted ones.
     let roll = match &m.route.canary {
@@ -123,7 +124,7 @@ fn select_upstream(
     route: &Route,
     backend: &Backend,
     policy: Option<&RoutePolicy>,
-) -> Result<(Upstream, Option<ErrorPages>), ProxyError> {
+) -> Result<(Upstream, Option<Box<ErrorPages>>), ProxyError> {
     let or_default = |e: ProxyError| match fallback::default_backend(table, policy) {
         Some(up) => Ok((up, None)),
         None => Err(e),
@@ -137,7 +138,10 @@ fn select_upstream(
         }
     };
     match table.pick(cluster) {
-        Pick::To(upstream) => Ok((upstream, ErrorPages::new(table, route, cluster))),
+        Pick::To(upstream) => Ok((
+            upstream,
+            ErrorPages::new(table, route, cluster).map(Box::new),
+        )),
         Pick::NoEndpoints => or_default(ProxyError::NoEndpoints {
             service: cluster.service.clone(),
             port: cluster.port,
