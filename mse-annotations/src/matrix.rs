@@ -55,7 +55,7 @@ pub fn support_matrix() -> String {
     let _ = writeln!(out, "# Annotation support matrix\n");
     let _ = writeln!(
         out,
-        "<!-- Generated from mse-annotations/src/keys.rs; do not edit. Regenerate with: MSE_BLESS=1 cargo test -p mse-annotations --test matrix -->\n"
+        "<!-- Generated from mse-annotations/src/keys/; do not edit. Regenerate with: MSE_BLESS=1 cargo test -p mse-annotations --test matrix -->\n"
     );
     let _ = writeln!(
         out,
