@@ -16,7 +16,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use mse_router::HeaderOps;
 
-use crate::http1::{H1Body, RawHeaders, UpstreamBody};
+use crate::http1::{H1Body, Present, RawHeaders, UpstreamBody};
 use crate::log::AccessRecord;
 use crate::metrics::TimeoutKind;
 use crate::proxy::Worker;
@@ -27,6 +27,19 @@ pub(crate) enum RequestBody {
     H1(H1Body),
     /// From hyper's HTTP/2 server.
     H2(Incoming),
+}
+
+// === impl RequestBody ===
+
+impl RequestBody {
+    /// Which of the headers the proxy looks up the request has, as its parser noted;
+    /// everything may be there for HTTP/2, whose headers hyper parsed.
+    pub(crate) fn present(&self) -> Present {
+        match self {
+            Self::H1(body) => body.present(),
+            Self::H2(_) => Present::ALL,
+        }
+    }
 }
 
 /// Counts one request in flight from its start until its response body is dropped.

@@ -187,7 +187,7 @@ pub(crate) struct RequestMeta {
 pub(crate) fn parse_request<B>(
     buf: &mut BytesMut,
     max_head: usize,
-    body: impl FnOnce() -> B,
+    body: impl FnOnce(Present) -> B,
 ) -> Result<Option<(Box<Request<B>>, RequestMeta)>, Refusal> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut spans = Spans::default();
@@ -216,12 +216,12 @@ pub(crate) fn parse_request<B>(
     let spans = spans.as_slice();
     let head = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(head.slice(target.0..target.0 + target.1)).map_err(|_| BAD)?;
-    let (headers, seen, expect_continue) = request_headers(&head, spans)?;
+    let (headers, seen, expect_continue, present) = request_headers(&head, spans)?;
     let keep_alive = !seen.close && (version == Version::HTTP_11 || seen.keep_alive_token);
     let framing = request_framing(&seen, version)?;
     let upgrade =
         seen.upgrade_token && version == Version::HTTP_11 && headers.contains_key(UPGRADE);
-    let mut req = Request::new(body());
+    let mut req = Request::new(body(present));
     *req.method_mut() = method;
     *req.uri_mut() = uri;
     *req.version_mut() = version;
@@ -239,27 +239,33 @@ pub(crate) fn parse_request<B>(
 const BAD: Refusal = Refusal(StatusCode::BAD_REQUEST);
 const TOO_LARGE: Refusal = Refusal(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
 
-/// The request's headers, what its framing depends on, and whether it expects
-/// `100 Continue`.
+/// The request's headers, what its framing depends on, whether it expects
+/// `100 Continue`, and which headers the proxy looks up it has.
 fn request_headers(
     head: &Bytes,
     spans: &[(u32, u32, u32, u32)],
-) -> Result<(HeaderMap, Seen, bool), Refusal> {
+) -> Result<(HeaderMap, Seen, bool, Present), Refusal> {
     let mut headers = HeaderMap::with_capacity(spans.len());
     let mut seen = Seen::default();
     let mut expect_continue = false;
+    let mut present = Present::NONE;
     for &(n, nl, v, vl) in spans {
         let (n, nl, v, vl) = (n as usize, nl as usize, v as usize, vl as usize);
-        let name = header_name(&head[n..n + nl]).ok_or(BAD)?;
+        let raw = &head[n..n + nl];
+        let name = header_name(raw).ok_or(BAD)?;
         let value = HeaderValue::from_maybe_shared(head.slice(v..v + vl)).map_err(|_| BAD)?;
-        if name == EXPECT {
+        let kind = if name == EXPECT {
             expect_continue = value.as_bytes().eq_ignore_ascii_case(b"100-continue");
+            Kind::HopByHop
         } else {
-            seen.header(&name, value.as_bytes());
-        }
+            let kind = raw_kind(raw);
+            seen.note(kind, value.as_bytes());
+            kind
+        };
+        present.note(kind, raw);
         headers.append(name, value);
     }
-    Ok((headers, seen, expect_continue))
+    Ok((headers, seen, expect_continue, present))
 }
 
 /// How the request's body is delimited (RFC 9112 section 6.3); a request whose length
@@ -275,6 +281,48 @@ fn request_framing(seen: &Seen, version: Version) -> Result<Framing, Refusal> {
         Err(_) => Err(BAD),
         Ok(None | Some(0)) => Ok(Framing::Empty),
         Ok(Some(n)) => Ok(Framing::Length(n)),
+    }
+}
+
+/// Which headers a request had that the proxy would otherwise look up in its header map:
+/// noted while the head is parsed, so that the lookups of absent ones are skipped (each
+/// costs a hash and a probe, per request).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Present(u8);
+
+impl Present {
+    /// Nothing noted.
+    pub(crate) const NONE: Self = Self(0);
+    /// Not known (HTTP/2): every lookup is made.
+    pub(crate) const ALL: Self = Self(u8::MAX);
+    const HOP_BY_HOP: u8 = 1;
+    const UPGRADE: u8 = 1 << 1;
+    const FORWARDED_FOR: u8 = 1 << 2;
+
+    fn note(&mut self, kind: Kind, raw: &[u8]) {
+        if kind.hop_by_hop() {
+            self.0 |= Self::HOP_BY_HOP;
+            if raw.eq_ignore_ascii_case(b"upgrade") {
+                self.0 |= Self::UPGRADE;
+            }
+        } else if raw.len() == 15 && raw.eq_ignore_ascii_case(b"x-forwarded-for") {
+            self.0 |= Self::FORWARDED_FOR;
+        }
+    }
+
+    /// Whether it may have a hop-by-hop header (`Expect` included).
+    pub(crate) fn hop_by_hop(self) -> bool {
+        self.0 & Self::HOP_BY_HOP != 0
+    }
+
+    /// Whether it may have `Upgrade`.
+    pub(crate) fn upgrade(self) -> bool {
+        self.0 & Self::UPGRADE != 0
+    }
+
+    /// Whether it may have `X-Forwarded-For`.
+    pub(crate) fn forwarded_for(self) -> bool {
+        self.0 & Self::FORWARDED_FOR != 0
     }
 }
 
@@ -442,11 +490,6 @@ impl Default for Seen {
 }
 
 impl Seen {
-    /// Notes one header.
-    pub(crate) fn header(&mut self, name: &HeaderName, value: &[u8]) {
-        self.note(raw_kind(name.as_str().as_bytes()), value);
-    }
-
     /// Notes one header of this kind.
     pub(crate) fn note(&mut self, kind: Kind, value: &[u8]) {
         match kind {

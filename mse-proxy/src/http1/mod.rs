@@ -24,7 +24,7 @@ use std::task::{Context, Poll};
 use bytes::BytesMut;
 
 pub(crate) use client::{Conn, ExchangeError, HeadExtras, UpstreamBody, encode_head, materialize};
-pub(crate) use head::{RawHeaders, ResponseHead};
+pub(crate) use head::{Present, RawHeaders, ResponseHead};
 pub(crate) use io::{Io, Prefixed};
 pub(crate) use server::{Ended, H1Body, Limits, PendingUpgrade, Stop, serve};
 
@@ -60,7 +60,7 @@ pub fn parse_request_head(
     max_head: usize,
 ) -> Result<Option<http::Request<()>>, http::StatusCode> {
     let mut buf = BytesMut::from(bytes);
-    match head::parse_request(&mut buf, max_head, || ()) {
+    match head::parse_request(&mut buf, max_head, |_| ()) {
         Ok(parsed) => Ok(parsed.map(|(req, _)| *req)),
         Err(head::Refusal(status)) => Err(status),
     }

@@ -43,7 +43,7 @@ use tokio::sync::oneshot;
 
 use super::body::BodyReader;
 pub(crate) use super::head::Refusal;
-use super::head::{RequestMeta, parse_request};
+use super::head::{Present, RequestMeta, parse_request};
 use super::io::{Gone, Io, Prefixed};
 use super::respond::{date, respond, status_line, write_all};
 use super::{fill, line};
@@ -100,6 +100,8 @@ pub(super) type Shared = Rc<RefCell<ClientConn>>;
 /// The body of an HTTP/1.1 request, read off the client connection as it is polled.
 pub(crate) struct H1Body {
     conn: Shared,
+    /// Which of the headers the proxy looks up the request has.
+    present: Present,
 }
 
 /// How a connection ended.
@@ -331,9 +333,10 @@ fn poll_next(
             } else if first && c.buf.starts_with(H2_PREFACE) {
                 return Poll::Ready(Ok(Next::H2));
             } else {
-                let parsed = parse_request(&mut c.buf, limits.max_head, || {
+                let parsed = parse_request(&mut c.buf, limits.max_head, |present| {
                     RequestBody::H1(H1Body {
                         conn: Rc::clone(shared),
+                        present,
                     })
                 })?;
                 match parsed {
@@ -439,6 +442,11 @@ pub(super) fn take_io(shared: &Shared) -> Option<Prefixed> {
 // === impl H1Body ===
 
 impl H1Body {
+    /// Which of the headers the proxy looks up the request has.
+    pub(crate) fn present(&self) -> Present {
+        self.present
+    }
+
     fn poll_next(&mut self, task: &mut Context<'_>) -> Poll<Option<io::Result<Frame<Bytes>>>> {
         let mut c = self.conn.borrow_mut();
         let c = &mut *c;

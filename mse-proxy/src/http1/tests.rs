@@ -288,3 +288,33 @@ fn forwarding_headers_replace_the_clients_in_the_head() {
     assert!(!headers.contains_key("x-forwarded-host"));
     assert_eq!(headers.get_all("x-forwarded-for").iter().count(), 1);
 }
+
+#[test]
+fn the_parser_notes_which_looked_up_headers_a_request_has() {
+    let present = |raw: &str| {
+        let mut buf = BytesMut::from(raw);
+        let parsed = super::head::parse_request(&mut buf, 64 * 1024, |p| p);
+        let (req, _) = parsed.ok().flatten().expect("a complete head");
+        *req.body()
+    };
+    let plain = present("GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n");
+    assert!(!plain.hop_by_hop() && !plain.upgrade() && !plain.forwarded_for());
+    for hop in [
+        "Connection: x-secret",
+        "TE: trailers",
+        "Trailer: x",
+        "Transfer-Encoding: chunked",
+        "Keep-Alive: 5",
+        "Proxy-Connection: keep-alive",
+        "Expect: 100-continue",
+        "Upgrade: websocket",
+    ] {
+        let p = present(&format!("POST / HTTP/1.1\r\nHost: a\r\n{hop}\r\n\r\n"));
+        assert!(p.hop_by_hop(), "{hop}");
+        assert_eq!(p.upgrade(), hop.starts_with("Upgrade"), "{hop}");
+    }
+    let xff = present("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n");
+    assert!(xff.forwarded_for() && !xff.hop_by_hop());
+    let xff = present("GET / HTTP/1.1\r\nHost: a\r\nx-FORWARDED-for: 1.1.1.1\r\n\r\n");
+    assert!(xff.forwarded_for());
+}

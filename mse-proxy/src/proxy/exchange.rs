@@ -58,7 +58,8 @@ pub(super) fn prepare(
         mut pages,
         ..
     } = chosen;
-    let upgrade = wants_upgrade(req);
+    let present = req.body().present();
+    let upgrade = present.upgrade() && wants_upgrade(req);
     let client_upgrade = upgrade.then(|| cx.upgrade.take()).flatten();
     let cors = cors::answer(policy.as_deref(), req.headers());
     let mirrored = policy
@@ -97,13 +98,7 @@ pub(super) fn prepare(
     if added > 0 {
         req.headers_mut().reserve(added);
     }
-    let forwarded = prepare_request_headers(
-        req.headers_mut(),
-        cx,
-        target.host.as_ref(),
-        target.from_authority,
-        upgrade,
-    );
+    let forwarded = prepare_request_headers(req.headers_mut(), cx, target, present, upgrade);
     let mut forwarded = if in_map {
         forwarded.insert_into(req.headers_mut());
         if let Some(p) = &policy {

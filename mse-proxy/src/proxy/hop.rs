@@ -8,7 +8,9 @@ use http::header::{CONNECTION, EXPECT, HOST, TE, TRAILER, TRANSFER_ENCODING, UPG
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::ConnCtx;
+use super::head::Target;
 use crate::forwarded::{ForwardHeaders, forwarded_for};
+use crate::http1::Present;
 
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -18,13 +20,17 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 pub(super) fn prepare_request_headers(
     headers: &mut HeaderMap,
     cx: &ConnCtx,
-    host: Option<&HeaderValue>,
-    from_authority: bool,
+    target: &Target,
+    present: Present,
     upgrade: bool,
 ) -> ForwardHeaders {
-    strip_hop_by_hop(headers, upgrade);
+    // The parser noted which of these the request has: most have neither.
+    if present.hop_by_hop() || upgrade {
+        strip_hop_by_hop(headers, upgrade);
+    }
+    let host = target.host.as_ref();
     match host {
-        Some(h) if from_authority => {
+        Some(h) if target.from_authority => {
             headers.insert(HOST, h.clone());
         }
         Some(_) => {}
@@ -35,7 +41,10 @@ pub(super) fn prepare_request_headers(
     }
     ForwardHeaders::new(
         Rc::clone(&cx.forward),
-        forwarded_for(headers, cx.forward.peer_ip()),
+        present
+            .forwarded_for()
+            .then(|| forwarded_for(headers, cx.forward.peer_ip()))
+            .flatten(),
         host.cloned(),
     )
 }
