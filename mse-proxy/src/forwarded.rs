@@ -29,95 +29,118 @@ pub(crate) struct ForwardHeaders {
 }
 
 /// The forwarding headers that are the same for every request of one client connection,
-/// with their head lines written once.
+/// with their head lines written once. The address and port are kept as text inside the
+/// lines; header values are made of them only where a request's header map needs them.
 #[derive(Debug)]
 pub(crate) struct ConnForward {
-    peer_ip: HeaderValue,
-    proto: HeaderValue,
-    port: HeaderValue,
     /// `x-forwarded-for` (the client address alone), `x-real-ip`, `x-forwarded-proto` and
     /// `x-forwarded-port` lines.
     lines: Box<[u8]>,
     /// Where the lines after `x-forwarded-for` start.
     after_for: usize,
+    /// Where the address and the port are in `lines`.
+    ip: (usize, usize),
+    port: (usize, usize),
+    tls: bool,
 }
 
 impl ConnForward {
     /// For a client at `peer` on a listener at `port`, over TLS or not. Done once per
-    /// connection, so without the formatting machinery: with a new connection per
-    /// request, `to_string` of the address and port was a tenth of the gateway's work.
+    /// connection, so written into a buffer on the stack and copied out once, without the
+    /// formatting machinery: with a new connection per request, `to_string` of the address
+    /// and port and the growth of the lines were a tenth of the gateway's work.
     pub(crate) fn for_peer(peer: IpAddr, tls: bool, port: u16) -> Self {
-        let mut text = Vec::with_capacity(48);
-        push_ip(&mut text, peer);
-        let ip_end = text.len();
-        push_decimal(&mut text, port);
-        let value = |b: &[u8]| HeaderValue::from_bytes(b).unwrap_or(HeaderValue::from_static(""));
-        Self::new(value(&text[..ip_end]), tls, value(&text[ip_end..]))
-    }
-
-    /// For a client at `peer_ip` on a listener at `port`, over TLS or not.
-    pub(crate) fn new(peer_ip: HeaderValue, tls: bool, port: HeaderValue) -> Self {
-        let proto = HeaderValue::from_static(if tls { "https" } else { "http" });
-        // The four lines' names, separators and values, so that nothing grows.
-        let mut lines = Vec::with_capacity(
-            2 * peer_ip.len() + proto.len() + port.len() + LINE_NAMES_LEN + 4 * 4,
-        );
-        line(&mut lines, b"x-forwarded-for", peer_ip.as_bytes());
-        let after_for = lines.len();
-        line(&mut lines, b"x-real-ip", peer_ip.as_bytes());
-        line(&mut lines, b"x-forwarded-proto", proto.as_bytes());
-        line(&mut lines, b"x-forwarded-port", port.as_bytes());
+        // The longest lines: a 45-character IPv6 address twice, `https`, a 5-digit port.
+        let mut buf = [0u8; 192];
+        let mut w = Writer {
+            buf: &mut buf,
+            at: 0,
+        };
+        w.put(b"x-forwarded-for: ");
+        let ip_start = w.at;
+        w.ip(peer);
+        let ip = (ip_start, w.at);
+        w.put(b"\r\n");
+        let after_for = w.at;
+        w.put(b"x-real-ip: ");
+        w.buf.copy_within(ip.0..ip.1, w.at);
+        w.at += ip.1 - ip.0;
+        w.put(b"\r\nx-forwarded-proto: ");
+        w.put(if tls { b"https" } else { b"http" });
+        w.put(b"\r\nx-forwarded-port: ");
+        let port_start = w.at;
+        w.decimal(port);
+        let port = (port_start, w.at);
+        w.put(b"\r\n");
+        let len = w.at;
         Self {
-            peer_ip,
-            proto,
-            port,
-            lines: lines.into(),
+            lines: Box::from(&buf[..len]),
             after_for,
+            ip,
+            port,
+            tls,
         }
     }
 
-    /// The client address.
-    pub(crate) fn peer_ip(&self) -> &HeaderValue {
-        &self.peer_ip
+    /// The client address, as written in `X-Real-IP`.
+    pub(crate) fn peer_ip(&self) -> &[u8] {
+        &self.lines[self.ip.0..self.ip.1]
+    }
+
+    fn value(&self, (from, to): (usize, usize)) -> HeaderValue {
+        // Digits, dots and colons: always a valid value.
+        HeaderValue::from_bytes(&self.lines[from..to]).unwrap_or(HeaderValue::from_static(""))
     }
 }
 
-/// The lengths of `x-forwarded-for`, `x-real-ip`, `x-forwarded-proto` and
-/// `x-forwarded-port`.
-const LINE_NAMES_LEN: usize = 15 + 9 + 17 + 16;
+/// Writes into a fixed buffer sized for the longest lines.
+struct Writer<'a> {
+    buf: &'a mut [u8; 192],
+    at: usize,
+}
 
-/// Appends the text of an address: IPv4 written digit by digit, IPv6 by its `Display`.
-fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
-    match ip {
-        IpAddr::V4(v4) => {
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
+impl Writer<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.buf[self.at..self.at + bytes.len()].copy_from_slice(bytes);
+        self.at += bytes.len();
+    }
+
+    /// An address: IPv4 digit by digit, IPv6 by its `Display` (at most 45 characters).
+    fn ip(&mut self, ip: IpAddr) {
+        match ip {
+            IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.put(b".");
+                    }
+                    self.decimal(u16::from(octet));
                 }
-                push_decimal(out, u16::from(octet));
+            }
+            IpAddr::V6(v6) => {
+                let mut rest = &mut self.buf[self.at..];
+                let before = rest.len();
+                let _ = write!(rest, "{v6}");
+                self.at += before - rest.len();
             }
         }
-        IpAddr::V6(v6) => {
-            let _ = write!(out, "{v6}");
-        }
     }
-}
 
-/// Appends `n` in decimal.
-fn push_decimal(out: &mut Vec<u8>, n: u16) {
-    let mut digits = [0u8; 5];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        // A digit: always below 10.
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+    /// `n` in decimal.
+    fn decimal(&mut self, n: u16) {
+        let mut digits = [0u8; 5];
+        let mut i = digits.len();
+        let mut n = n;
+        loop {
+            i -= 1;
+            // A digit: always below 10.
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
         }
+        self.put(&digits[i..]);
     }
-    out.extend_from_slice(&digits[i..]);
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -128,7 +151,7 @@ const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// `X-Forwarded-For` with the client address appended to what the client sent, as
 /// ingress-nginx does; `None` when the client sent none (the address alone).
-pub(crate) fn forwarded_for(headers: &HeaderMap, ip: &HeaderValue) -> Option<HeaderValue> {
+pub(crate) fn forwarded_for(headers: &HeaderMap, ip: &[u8]) -> Option<HeaderValue> {
     let mut prior = headers.get_all(X_FORWARDED_FOR).iter();
     let first = prior.next()?;
     let mut buf = BytesMut::with_capacity(first.len() + ip.len() + 16);
@@ -138,7 +161,7 @@ pub(crate) fn forwarded_for(headers: &HeaderMap, ip: &HeaderValue) -> Option<Hea
         buf.extend_from_slice(v.as_bytes());
     }
     buf.extend_from_slice(b", ");
-    buf.extend_from_slice(ip.as_bytes());
+    buf.extend_from_slice(ip);
     HeaderValue::from_maybe_shared(buf.freeze()).ok()
 }
 
@@ -184,15 +207,17 @@ impl ForwardHeaders {
     /// Puts these headers into `headers`, replacing the client's.
     pub(crate) fn insert_into(self, headers: &mut HeaderMap) {
         let c = &*self.conn;
-        let for_ = self.for_.unwrap_or_else(|| c.peer_ip.clone());
+        let ip = c.value(c.ip);
+        let for_ = self.for_.unwrap_or_else(|| ip.clone());
         headers.insert(X_FORWARDED_FOR, for_);
-        headers.insert(X_REAL_IP, c.peer_ip.clone());
-        headers.insert(X_FORWARDED_PROTO, c.proto.clone());
+        headers.insert(X_REAL_IP, ip);
+        let proto = if c.tls { "https" } else { "http" };
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
         match self.host {
             Some(h) => headers.insert(X_FORWARDED_HOST, h),
             None => headers.remove(X_FORWARDED_HOST),
         };
-        headers.insert(X_FORWARDED_PORT, c.port.clone());
+        headers.insert(X_FORWARDED_PORT, c.value(c.port));
     }
 }
 
@@ -202,37 +227,57 @@ mod tests {
 
     #[test]
     fn forwarded_for_appends_the_client_to_every_prior_hop() {
-        let ip = HeaderValue::from_static("10.0.0.9");
+        let ip = b"10.0.0.9";
         let mut h = HeaderMap::new();
         // The client address alone is written from the connection's lines.
-        assert_eq!(forwarded_for(&h, &ip), None);
+        assert_eq!(forwarded_for(&h, ip), None);
         h.append(X_FORWARDED_FOR, HeaderValue::from_static("1.1.1.1"));
         h.append(
             X_FORWARDED_FOR,
             HeaderValue::from_static("2.2.2.2, 3.3.3.3"),
         );
         assert_eq!(
-            forwarded_for(&h, &ip).unwrap(),
+            forwarded_for(&h, ip).unwrap(),
             "1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.9"
         );
     }
 
     #[test]
     fn addresses_and_ports_are_written_as_display_writes_them() {
-        let cases: [(IpAddr, u16); 5] = [
-            ("10.0.0.1".parse().unwrap(), 80),
-            ("255.255.255.255".parse().unwrap(), 65535),
-            ("0.0.0.0".parse().unwrap(), 0),
-            ("::1".parse().unwrap(), 8443),
-            ("::ffff:192.0.2.7".parse().unwrap(), 443),
+        let cases: [(IpAddr, u16, bool); 6] = [
+            ("10.0.0.1".parse().unwrap(), 80, false),
+            ("255.255.255.255".parse().unwrap(), 65535, true),
+            ("0.0.0.0".parse().unwrap(), 0, false),
+            ("::1".parse().unwrap(), 8443, true),
+            ("::ffff:192.0.2.7".parse().unwrap(), 443, false),
+            (
+                "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
+                    .parse()
+                    .unwrap(),
+                65535,
+                true,
+            ),
         ];
-        for (ip, port) in cases {
-            let f = ConnForward::for_peer(ip, false, port);
-            assert_eq!(f.peer_ip(), ip.to_string().as_str());
-            assert_eq!(f.port, port.to_string().as_str());
-            let mut text = Vec::new();
-            push_decimal(&mut text, port);
-            assert_eq!(text, port.to_string().as_bytes());
+        for (ip, port, tls) in cases {
+            let f = ConnForward::for_peer(ip, tls, port);
+            let (ip, port) = (ip.to_string(), port.to_string());
+            assert_eq!(f.peer_ip(), ip.as_bytes());
+            assert_eq!(f.value(f.port), port.as_str());
+            let proto = if tls { "https" } else { "http" };
+            let lines = format!(
+                "x-forwarded-for: {ip}\r\nx-real-ip: {ip}\r\nx-forwarded-proto: {proto}\r\nx-forwarded-port: {port}\r\n"
+            );
+            assert_eq!(std::str::from_utf8(&f.lines).unwrap(), lines);
+            assert_eq!(
+                &f.lines[f.after_for..],
+                &lines.as_bytes()[17 + ip.len() + 2..]
+            );
+            let mut map = HeaderMap::new();
+            ForwardHeaders::new(std::rc::Rc::new(f), None, None).insert_into(&mut map);
+            assert_eq!(map[X_REAL_IP], ip.as_str());
+            assert_eq!(map[X_FORWARDED_FOR], ip.as_str());
+            assert_eq!(map[X_FORWARDED_PROTO], proto);
+            assert_eq!(map[X_FORWARDED_PORT], port.as_str());
         }
     }
 }

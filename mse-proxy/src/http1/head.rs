@@ -265,6 +265,9 @@ fn request_headers(
         present.note(kind, raw);
         headers.append(name, value);
     }
+    if seen.other_tokens {
+        present.0 |= Present::MORE_HOP_BY_HOP;
+    }
     Ok((headers, seen, expect_continue, present))
 }
 
@@ -298,10 +301,15 @@ impl Present {
     const HOP_BY_HOP: u8 = 1;
     const UPGRADE: u8 = 1 << 1;
     const FORWARDED_FOR: u8 = 1 << 2;
+    /// A hop-by-hop header other than `Connection`, or a `Connection` that names others.
+    const MORE_HOP_BY_HOP: u8 = 1 << 3;
 
     fn note(&mut self, kind: Kind, raw: &[u8]) {
         if kind.hop_by_hop() {
             self.0 |= Self::HOP_BY_HOP;
+            if kind != Kind::Connection {
+                self.0 |= Self::MORE_HOP_BY_HOP;
+            }
             if raw.eq_ignore_ascii_case(b"upgrade") {
                 self.0 |= Self::UPGRADE;
             }
@@ -313,6 +321,12 @@ impl Present {
     /// Whether it may have a hop-by-hop header (`Expect` included).
     pub(crate) fn hop_by_hop(self) -> bool {
         self.0 & Self::HOP_BY_HOP != 0
+    }
+
+    /// Whether its only hop-by-hop header is `Connection` with nothing but `close`,
+    /// `keep-alive` or `upgrade` in it: removing that one header is the whole pass.
+    pub(crate) fn only_connection(self) -> bool {
+        self.0 & (Self::HOP_BY_HOP | Self::MORE_HOP_BY_HOP) == Self::HOP_BY_HOP
     }
 
     /// Whether it may have `Upgrade`.

@@ -262,10 +262,10 @@ fn forwarding_headers_replace_the_clients_in_the_head() {
     headers.insert("x-real-ip", HeaderValue::from_static("6.6.6.6"));
     headers.insert("x-forwarded-host", HeaderValue::from_static("spoofed"));
     headers.insert("x-other", HeaderValue::from_static("kept"));
-    let conn = Rc::new(ConnForward::new(
-        HeaderValue::from_static("10.0.0.1"),
+    let conn = Rc::new(ConnForward::for_peer(
+        std::net::IpAddr::from([10, 0, 0, 1]),
         true,
-        HeaderValue::from_static("443"),
+        443,
     ));
     let f = ForwardHeaders::new(
         conn,
@@ -313,6 +313,20 @@ fn the_parser_notes_which_looked_up_headers_a_request_has() {
         assert!(p.hop_by_hop(), "{hop}");
         assert_eq!(p.upgrade(), hop.starts_with("Upgrade"), "{hop}");
     }
+    for (connection, only) in [
+        ("close", true),
+        ("keep-alive, Upgrade", true),
+        ("x-secret", false),
+    ] {
+        let p = present(&format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: {connection}\r\n\r\n"
+        ));
+        assert!(p.hop_by_hop(), "{connection}");
+        assert_eq!(p.only_connection(), only, "{connection}");
+    }
+    let p = present("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nTE: trailers\r\n\r\n");
+    assert!(!p.only_connection());
+    assert!(!plain.only_connection());
     let xff = present("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n");
     assert!(xff.forwarded_for() && !xff.hop_by_hop());
     let xff = present("GET / HTTP/1.1\r\nHost: a\r\nx-FORWARDED-for: 1.1.1.1\r\n\r\n");

@@ -24,9 +24,12 @@ pub(super) fn prepare_request_headers(
     present: Present,
     upgrade: bool,
 ) -> ForwardHeaders {
-    // The parser noted which of these the request has: most have neither.
-    if present.hop_by_hop() || upgrade {
+    // The parser noted which of these the request has: most have none, and most of the
+    // others only `Connection: close` or `keep-alive`.
+    if upgrade || (present.hop_by_hop() && !present.only_connection()) {
         strip_hop_by_hop(headers, upgrade);
+    } else if present.hop_by_hop() {
+        headers.remove(CONNECTION);
     }
     let host = target.host.as_ref();
     match host {
