@@ -178,14 +178,19 @@ impl RequestInfo {
 impl Verdict {
     /// An answer with this status and a plain-text body.
     pub fn respond(status: StatusCode, text: &'static str) -> Self {
-        let mut response = Response::new(Bytes::from_static(text.as_bytes()));
-        *response.status_mut() = status;
-        response.headers_mut().insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        Self::Respond(response)
+        Self::Respond(plain_text(status, text))
     }
+}
+
+/// A plain-text answer of the gateway's own: a step's, or an error.
+pub(crate) fn plain_text(status: StatusCode, text: &'static str) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::from_static(text.as_bytes()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
 }
 
 // === impl Steps ===

@@ -295,6 +295,11 @@ const fn key(
 
 /// An NGINX key that has no meaning here (informational note).
 const fn nginx_only(name: &'static str, why: &'static str) -> KeySpec {
+    nginx_key(name, why, Support::NoEffect(why))
+}
+
+/// An NGINX-only key with this support status.
+const fn nginx_key(name: &'static str, why: &'static str, support: Support) -> KeySpec {
     let mut k = key(
         name,
         Group::Nginx,
@@ -304,7 +309,7 @@ const fn nginx_only(name: &'static str, why: &'static str) -> KeySpec {
         "",
         why,
     );
-    k.support = Support::NoEffect(why);
+    k.support = support;
     k
 }
 
@@ -322,17 +327,7 @@ const fn unsupported(
 }
 
 const fn refused(name: &'static str, why: &'static str) -> KeySpec {
-    let mut k = key(
-        name,
-        Group::Nginx,
-        Scope::Ingress,
-        Compat::Nginx,
-        "",
-        "",
-        why,
-    );
-    k.support = Support::Refused(why);
-    k
+    nginx_key(name, why, Support::Refused(why))
 }
 
 use Compat::{Higress, Mse, Nginx};

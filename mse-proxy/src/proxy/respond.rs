@@ -3,24 +3,20 @@
 //! tunnel of an upgraded connection, the gateway's own error answers, and the registered
 //! steps' response hook.
 
-use bytes::Bytes;
-use http::header::CONTENT_TYPE;
-use http::{HeaderValue, Response, StatusCode};
+use http::{Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
 use std::sync::Arc;
 
-use super::ConnCtx;
-use super::Worker;
 use super::exchange::Prepared;
 use super::hop::strip_hop_by_hop;
+use super::{ConnCtx, Worker};
 use crate::body::{InFlight, ProxyBody, RequestBody};
 use crate::error::{Blame, Chain, ProxyError};
-use crate::http1::PendingUpgrade;
-use crate::http1::{Conn, ResponseHead, UpstreamBody, materialize};
-use crate::phases::{RequestInfo, Steps};
+use crate::http1::{Conn, PendingUpgrade, ResponseHead, UpstreamBody, materialize};
+use crate::phases::{RequestInfo, Steps, plain_text};
 use crate::policy::headers::{edit_response, needs_all_headers};
 use crate::upstream::Upstream;
 
@@ -159,11 +155,5 @@ pub(super) fn error_response(e: &ProxyError, guard: InFlight) -> Response<ProxyB
         StatusCode::GATEWAY_TIMEOUT => "504 Gateway Timeout\n",
         _ => "500 Internal Server Error\n",
     };
-    let mut response = Response::new(ProxyBody::full(Bytes::from_static(text.as_bytes()), guard));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
+    plain_text(status, text).map(|body| ProxyBody::full(body, guard))
 }
