@@ -149,3 +149,31 @@ pub struct MseIngressConfigStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
+
+// The k8s-openapi traits make the resource usable with any Kubernetes client that is
+// generic over them (kube-rs's `Api<MseIngressConfig>` among them) without this crate
+// depending on a client.
+impl k8s_openapi::Resource for MseIngressConfig {
+    const API_VERSION: &'static str = "mse.alibabacloud.com/v1alpha1";
+    const GROUP: &'static str = "mse.alibabacloud.com";
+    const KIND: &'static str = "MseIngressConfig";
+    const VERSION: &'static str = "v1alpha1";
+    const URL_PATH_SEGMENT: &'static str = "mseingressconfigs";
+    type Scope = k8s_openapi::ClusterResourceScope;
+}
+
+impl k8s_openapi::ListableResource for MseIngressConfig {
+    const LIST_KIND: &'static str = "MseIngressConfigList";
+}
+
+impl k8s_openapi::Metadata for MseIngressConfig {
+    type Ty = ObjectMeta;
+
+    fn metadata(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
