@@ -330,10 +330,10 @@ async fn accept(listener: Option<&(TcpListener, u16)>) -> Option<(TcpStream, Soc
         return std::future::pending().await;
     };
     match listener.accept().await {
-        Ok((stream, peer)) => {
-            let _ = stream.set_nodelay(true);
-            Some((stream, peer, *port))
-        }
+        // No TCP_NODELAY here: the listening socket has it, and Linux gives it to every
+        // socket the listener accepts, so setting it again is one system call per
+        // connection for nothing (a test below checks the inheritance).
+        Ok((stream, peer)) => Some((stream, peer, *port)),
         Err(e) => {
             tracing::warn!(error = %e, "accept failed");
             if !matches!(
@@ -434,5 +434,25 @@ async fn serve_h2(cx: Rc<ConnCtx>, servers: &Servers, watcher: Watcher, io: Pref
     let conn = servers.h2.serve_connection(TokioIo::new(io), service);
     if let Err(e) = watcher.watch(conn).await {
         tracing::debug!(%peer, error = %e, "client connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_inherit_nodelay_from_the_listener() -> io::Result<()> {
+        let std_listener = bind_one(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let listener = TcpListener::from_std(std_listener)?;
+        let client = TcpStream::connect(listener.local_addr()?).await?;
+        let (accepted, _) = listener.accept().await?;
+        assert!(
+            accepted.nodelay()?,
+            "the accepted socket must have TCP_NODELAY"
+        );
+        drop(client);
+        Ok(())
     }
 }

@@ -135,7 +135,8 @@ impl FileSource {
     }
 
     /// Sets how long [`watch`](Self::watch) waits for a burst of file events to end before
-    /// reloading (default [`DEFAULT_DEBOUNCE`](Self::DEFAULT_DEBOUNCE)).
+    /// reloading (default [`DEFAULT_DEBOUNCE`](Self::DEFAULT_DEBOUNCE)). The first finished
+    /// change after a quiet spell does not wait.
     #[must_use]
     pub fn with_debounce(mut self, debounce: Duration) -> Self {
         self.debounce = debounce;

@@ -4,10 +4,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use mse_model::Snapshot;
-use notify::event::{AccessKind, AccessMode};
+use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -20,6 +21,36 @@ use crate::error::ControllerError;
 /// However busy the files are, a reload happens at most this long after the first event of
 /// a burst, so an edit is visible within a second even while another file keeps changing.
 const MAX_DELAY: Duration = Duration::from_millis(500);
+
+/// How file events reach the watcher task: a wake-up, and whether the newest event
+/// finished a change (a file closed after writing, renamed into place or removed) or may
+/// be the middle of one (data written to a file still open, a file just created).
+struct Wake {
+    notify: Notify,
+    settled: AtomicBool,
+}
+
+// === impl Wake ===
+
+impl Wake {
+    fn new() -> Self {
+        Self {
+            notify: Notify::new(),
+            settled: AtomicBool::new(false),
+        }
+    }
+
+    /// Called on the file watcher's thread, once per event, in order.
+    fn event(&self, settled: bool) {
+        self.settled.store(settled, Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    /// Whether the newest event finished a change.
+    fn settled(&self) -> bool {
+        self.settled.load(Ordering::Acquire)
+    }
+}
 
 /// A running watch of a [`FileSource`]: the latest snapshot, and every new one as it is
 /// built.
@@ -64,9 +95,12 @@ impl FileSource {
     ///
     /// The first snapshot is on the channel when this returns. Changes are found by file
     /// events (inotify on Linux) on each given directory, and on the directory holding
-    /// each given file, so editors' rename-on-save and ConfigMap symlink swaps are seen;
-    /// a burst of events costs one reload after it has been quiet for the debounce time
-    /// (100 ms by default). In case events are lost (a full event queue, a network file
+    /// each given file, so editors' rename-on-save and ConfigMap symlink swaps are seen.
+    /// A change that follows a quiet spell is read at once when its event finishes it (a
+    /// file closed after writing, a rename, a removal); the events that follow within the
+    /// debounce time (100 ms by default), or a file still being written, cost one reload
+    /// after the files have been quiet for that long, and at most 500 ms after the first
+    /// of them. In case events are lost (a full event queue, a network file
     /// system), file sizes, times and inodes are also compared every poll interval (1 s by
     /// default). A new snapshot is published only when something read changed.
     ///
@@ -78,7 +112,7 @@ impl FileSource {
     /// [`ControllerError::Task`] if the initial load panicked or the runtime is shutting
     /// down.
     pub async fn watch(self) -> Result<FileWatch, ControllerError> {
-        let wake = Arc::new(Notify::new());
+        let wake = Arc::new(Wake::new());
         let poll_interval = self.poll_interval;
         let debounce = self.debounce;
         let events = Arc::clone(&wake);
@@ -153,14 +187,14 @@ impl FileWatch {
 // === impl Worker ===
 
 impl Worker {
-    fn new(source: FileSource, wake: Arc<Notify>) -> Self {
+    fn new(source: FileSource, wake: Arc<Wake>) -> Self {
         let handler = move |event: notify::Result<notify::Event>| match event {
-            Ok(event) if is_change(event.kind) => wake.notify_one(),
+            Ok(event) if is_change(event.kind) => wake.event(finishes_change(event.kind)),
             Ok(_) => {}
             Err(error) => {
                 // Most likely a full event queue: the read that follows catches up.
                 tracing::warn!(%error, "file watcher reported an error; reloading");
-                wake.notify_one();
+                wake.event(false);
             }
         };
         let watcher = match notify::recommended_watcher(handler) {
@@ -269,6 +303,19 @@ fn is_change(kind: EventKind) -> bool {
     }
 }
 
+/// Whether an event marks a change as complete, so that reading at once sees the new
+/// content whole: a file closed after writing, a rename (editors' and ConfigMaps' atomic
+/// saves) or a removal. Data written to a file still open, or a file just created, may be
+/// followed by more writes.
+fn finishes_change(kind: EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Modify(ModifyKind::Name(_))
+            | EventKind::Remove(_)
+    )
+}
+
 /// The directory holding `path` (`.` for a bare file name).
 fn parent(path: &Path) -> PathBuf {
     match path.parent() {
@@ -282,7 +329,7 @@ async fn run(
     mut worker: Worker,
     tx: watch::Sender<Arc<Snapshot>>,
     mut stopped: oneshot::Receiver<()>,
-    wake: Arc<Notify>,
+    wake: Arc<Wake>,
     debounce: Duration,
     poll_interval: Duration,
 ) {
@@ -290,6 +337,8 @@ async fn run(
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // (first event of the burst, reload deadline)
     let mut pending: Option<(Instant, Instant)> = None;
+    // When the last read started: events within the debounce time after it are coalesced.
+    let mut last_reload: Option<Instant> = None;
     loop {
         let deadline = pending.map(|(_, d)| d);
         // Biased, in this order: a stop wins; a due reload wins over new events, so that
@@ -298,17 +347,26 @@ async fn run(
             biased;
             _ = &mut stopped => break,
             () = sleep_until(deadline), if deadline.is_some() => Step::Reload,
-            () = wake.notified() => {
+            () = wake.notify.notified() => {
                 let now = Instant::now();
-                let first = pending.map_or(now, |(first, _)| first);
-                pending = Some((first, (now + debounce).min(first + MAX_DELAY)));
-                continue;
+                // The first finished change after a quiet spell is read at once; what
+                // follows it within the debounce time, or a change still being
+                // written, waits until the files have been quiet for that long.
+                let quiet = last_reload.is_none_or(|at| now >= at + debounce);
+                if quiet && wake.settled() {
+                    Step::Reload
+                } else {
+                    let first = pending.map_or(now, |(first, _)| first);
+                    pending = Some((first, (now + debounce).min(first + MAX_DELAY)));
+                    continue;
+                }
             }
             _ = poll.tick() => Step::Poll,
         };
         if matches!(step, Step::Reload) {
             // Events from now on start a new burst.
             pending = None;
+            last_reload = Some(Instant::now());
         }
         let done = tokio::task::spawn_blocking(move || {
             let snapshot = worker.step(step);
@@ -365,6 +423,22 @@ mod tests {
             RenameMode::To
         ))));
         assert!(is_change(EventKind::Other));
+    }
+
+    #[test]
+    fn a_closed_write_a_rename_and_a_removal_finish_a_change() {
+        use notify::event::{DataChange, RemoveKind};
+        assert!(finishes_change(EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(finishes_change(EventKind::Modify(ModifyKind::Name(
+            RenameMode::To
+        ))));
+        assert!(finishes_change(EventKind::Remove(RemoveKind::File)));
+        assert!(!finishes_change(EventKind::Modify(ModifyKind::Data(
+            DataChange::Content
+        ))));
+        assert!(!finishes_change(EventKind::Create(CreateKind::File)));
     }
 
     #[test]
