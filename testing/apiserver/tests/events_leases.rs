@@ -146,3 +146,32 @@ async fn only_one_candidate_takes_over_a_lease() {
         .await;
     assert_eq!(api_code(result), (422, "Invalid".to_owned()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_many_concurrent_takeovers_of_one_version_exactly_one_wins() {
+    let server = ApiServer::start().await.unwrap();
+    let api: Api<Lease> = Api::default_namespaced(client(&server).await);
+    let first: Lease = serde_json::from_value(lease("a")).unwrap();
+    api.create(&PostParams::default(), &first).await.unwrap();
+    let seen = api.get("mse-gateway").await.unwrap();
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let (api, mut lease) = (api.clone(), seen.clone());
+        lease.spec.as_mut().unwrap().holder_identity = Some(format!("candidate-{i}"));
+        tasks.spawn(async move {
+            api.replace("mse-gateway", &PostParams::default(), &lease)
+                .await
+        });
+    }
+    let mut won = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        match result.unwrap() {
+            Ok(lease) => won.push(lease.spec.unwrap().holder_identity.unwrap()),
+            Err(err) => assert_eq!(api_code::<()>(Err(err)), (409, "Conflict".to_owned())),
+        }
+    }
+    assert_eq!(won.len(), 1, "{won:?}");
+    let now = api.get("mse-gateway").await.unwrap();
+    assert_eq!(now.spec.unwrap().holder_identity.as_ref(), Some(&won[0]));
+}

@@ -176,8 +176,8 @@ fn dispatch(shared: &Shared, req: &ApiRequest) -> Result<Response<Body>, ApiErro
         Route::ApiVersions => ok(resources::api_versions(&shared.addr.to_string())),
         Route::GroupList => ok(resources::api_group_list()),
         Route::Group(group) => resources::api_group(&group)
-            .map(json_response_ok)
-            .ok_or_else(|| ApiError::UnknownPath(req.path.clone())),
+            .ok_or_else(|| ApiError::UnknownPath(req.path.clone()))
+            .and_then(ok),
         Route::ResourceList { group, version } => {
             ok(resources::api_resource_list(&group, &version))
         }
@@ -196,10 +196,6 @@ fn dispatch(shared: &Shared, req: &ApiRequest) -> Result<Response<Body>, ApiErro
             object(shared, req, res, ns.as_deref(), &name, status)
         }
     }
-}
-
-fn json_response_ok(value: Value) -> Response<Body> {
-    json_response(StatusCode::OK, &value)
 }
 
 fn collection(
