@@ -49,6 +49,10 @@
 //!   `propagationPolicy: Orphan` strips the reference instead. Deleting a Namespace removes
 //!   everything in it at once (no `Terminating` phase). Finalizers hold a deletion until
 //!   they are cleared, as in a cluster.
+//! - **Protocol**: plain HTTP/1.1 and JSON only (YAML accepted in request bodies); no TLS,
+//!   HTTP/2, protobuf, `Table` answers, aggregated discovery or OpenAPI documents. `kubectl`
+//!   gets, lists, watches, labels, deletes and `apply --server-side --validate=false` work;
+//!   client-side `kubectl apply` and `kubectl edit` need the OpenAPI documents.
 //! - **History**: the last 100 000 changes are kept for watches to resume from (or none
 //!   after [`ApiServer::compact`]); lists honour `limit`/`continue` with pages that all show
 //!   the state of the first page, rebuilt from that history.

@@ -6,7 +6,9 @@ mod support;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
 use mse_test_apiserver::ApiServer;
 use serde_json::{Value, json};
 
@@ -275,4 +277,52 @@ async fn apply_needs_a_field_manager_and_patches_need_an_object() {
         )
         .await;
     assert_eq!(api_code(result), (404, "NotFound".to_owned()));
+}
+
+#[tokio::test]
+async fn apply_to_the_status_of_a_cluster_scoped_custom_resource() {
+    let server = ApiServer::start().await.unwrap();
+    let gvk = GroupVersionKind::gvk("mse.alibabacloud.com", "v1alpha1", "MseIngressConfig");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "mseingressconfigs");
+    let api: Api<DynamicObject> = Api::all_with(client(&server).await, &resource);
+    let status = json!({"apiVersion": "mse.alibabacloud.com/v1alpha1", "kind": "MseIngressConfig",
+        "metadata": {"name": "default"}, "status": {"phase": "Ready"}});
+    let params = PatchParams::apply("mse-operator");
+    // /status of a missing object is not found: apply creates only through the main resource
+    let missing = api
+        .patch_status("default", &params, &Patch::Apply(&status))
+        .await;
+    assert_eq!(api_code(missing), (404, "NotFound".to_owned()));
+
+    let spec = json!({"apiVersion": "mse.alibabacloud.com/v1alpha1", "kind": "MseIngressConfig",
+        "metadata": {"name": "default"}, "spec": {"replicas": 2}, "status": {"phase": "Ignored"}});
+    let created = api
+        .patch("default", &PatchParams::apply("user"), &Patch::Apply(&spec))
+        .await
+        .unwrap();
+    assert!(
+        created.data.get("status").is_none(),
+        "status is not set through the main resource"
+    );
+    let updated = api
+        .patch_status("default", &params, &Patch::Apply(&status))
+        .await
+        .unwrap();
+    assert_eq!(updated.data["status"]["phase"], "Ready");
+    assert_eq!(updated.data["spec"]["replicas"], 2);
+    assert_eq!(updated.metadata.generation, Some(1));
+    let managers: Vec<(Option<String>, Option<String>)> = updated
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.manager, m.subresource))
+        .collect();
+    assert_eq!(
+        managers,
+        [
+            (Some("user".to_owned()), None),
+            (Some("mse-operator".to_owned()), Some("status".to_owned()))
+        ]
+    );
 }
