@@ -36,6 +36,8 @@
 //! - **Validation**: names, label and annotation syntax, the required fields of
 //!   `events.k8s.io` Events and Lease durations. No other defaulting or validation of
 //!   built-in types, no admission, no authentication or RBAC: every request is allowed.
+//!   Bodies are not checked against their kind's schema: an object with a wrongly shaped
+//!   field is stored, and a typed client then fails to decode it.
 //!   Namespaces need not exist before objects are created in them; `default`,
 //!   `kube-system`, `kube-public` and `kube-node-lease` exist from the start.
 //! - **Generations**: every kind gets `metadata.generation`, bumped when anything other than

@@ -129,6 +129,8 @@ async fn bad_input_gets_a_status_naming_the_problem() {
     )
     .await;
     assert_eq!(api_code(result), (405, "MethodNotAllowed".to_owned()));
+    let result = raw(&client, "POST", "/api/v1/configmaps", "{}").await;
+    assert_eq!(api_code(result), (405, "MethodNotAllowed".to_owned()));
     let result = raw(&client, "GET", &format!("{path}?limit=many"), "").await;
     assert_eq!(api_code(result), (400, "BadRequest".to_owned()));
 

@@ -230,6 +230,10 @@ fn collection(
             let value = list::list(&shared.store(), &list_req)?;
             Ok(json_response(StatusCode::OK, &value))
         }
+        // writes to a namespaced collection name their namespace, as in a cluster
+        Method::POST | Method::DELETE if ns.is_none() && resources::resource(res).namespaced => {
+            Err(method_not_allowed(req))
+        }
         Method::POST => {
             let object = body_object(req, res)?;
             let write = write(req, Target::Main);
@@ -353,8 +357,9 @@ fn watch_request(
         None | Some(0) => WatchFrom::Now,
         Some(rv) => WatchFrom::After(rv),
     };
-    let timeout =
-        parse_number(q, "timeoutSeconds")?.map_or(DEFAULT_WATCH_TIMEOUT, Duration::from_secs);
+    let timeout = parse_number(q, "timeoutSeconds")?
+        .filter(|s| *s > 0)
+        .map_or(DEFAULT_WATCH_TIMEOUT, Duration::from_secs);
     let watch_req = WatchRequest {
         res,
         ns,
