@@ -16,8 +16,8 @@
 //! - [`run_compile_loop`]: compiles the newest snapshot, logs its diagnostics once each and
 //!   publishes a [`Compiled`] table.
 //!
-//! The Kubernetes source (reflectors, Ingress status, Events, leader election) will feed
-//! the same compile loop.
+//! - [`status`]: what the gateway writes to the API server in Kubernetes mode: leader
+//!   election on a Lease, Ingress status, and diagnostics as Events.
 //!
 //! ```
 //! use mse_controller::FileSource;
@@ -52,6 +52,7 @@
 mod compile_loop;
 mod error;
 mod file;
+pub mod status;
 
 pub use compile_loop::{Compiled, run_compile_loop};
 pub use error::ControllerError;
