@@ -78,6 +78,7 @@ impl IngressStatusWriter {
         addresses: &[IngressLoadBalancerIngress],
     ) -> StatusSync {
         let ours: HashSet<&ObjectKey> = ours.iter().collect();
+        // Written in the order given; compared in a canonical order.
         let desired_ours = sorted(addresses.to_vec());
         let mut report = StatusSync::default();
         let mut present = HashSet::new();
@@ -109,7 +110,12 @@ impl IngressStatusWriter {
                 // Our write of this is not in the input yet.
                 continue;
             }
-            match self.write(&key, &desired).await {
+            let to_write = if desired.is_empty() {
+                &[][..]
+            } else {
+                addresses
+            };
+            match self.write(&key, to_write).await {
                 Ok(()) => {
                     if desired.is_empty() {
                         report.cleared += 1;
