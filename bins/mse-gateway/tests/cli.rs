@@ -7,15 +7,43 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mse-gateway");
 
+/// A command for the binary in kube mode with no Kubernetes configuration anywhere:
+/// `$KUBECONFIG` names a missing file, `$HOME` has no `.kube`, and no service account.
+fn without_kube_config(home: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env("KUBECONFIG", home.join("absent-kubeconfig"))
+        .env("HOME", home)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT");
+    cmd
+}
+
 #[test]
-fn without_manifests_it_says_how_to_run_and_exits_2() {
-    let out = Command::new(BIN)
-        .args(["--http-addr", "127.0.0.1:0"])
+fn without_manifests_it_runs_in_kube_mode_and_says_when_there_is_no_cluster_config() {
+    let home = tempfile::tempdir().unwrap();
+    let out = without_kube_config(home.path())
+        .args(["--http-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0"])
+        .args(["--admin-addr", "127.0.0.1:0"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--manifests"), "{err}");
+    assert!(err.contains("no Kubernetes configuration found"), "{err}");
+
+    // A kubeconfig named on the command line that cannot be read is named in the error.
+    let missing = home.path().join("nope.yaml");
+    let out = Command::new(BIN)
+        .args(["--kubeconfig", missing.to_str().unwrap()])
+        .args(["--http-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0"])
+        .args(["--admin-addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot use the kubeconfig") && err.contains("nope.yaml"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -29,14 +57,17 @@ fn bad_flags_are_usage_errors() {
 
 #[test]
 fn default_backend_service_needs_a_namespace() {
-    // Accepted: parsing goes on to the missing --manifests.
-    let out = Command::new(BIN)
+    // Accepted: the command line parses, and the run stops later, for want of a cluster.
+    let home = tempfile::tempdir().unwrap();
+    let out = without_kube_config(home.path())
         .args(["--default-backend-service", "infra/errors:8080"])
+        .args(["--http-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0"])
+        .args(["--admin-addr", "127.0.0.1:0"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--manifests"), "{err}");
+    assert!(!err.contains("--default-backend-service"), "{err}");
     for bad in ["errors", "infra/", "infra/errors:http"] {
         let out = Command::new(BIN)
             .args(["--default-backend-service", bad])
