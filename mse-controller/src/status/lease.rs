@@ -279,7 +279,15 @@ impl LeaderElector {
     async fn run(mut self, leading: Arc<watch::Sender<bool>>, mut stop: oneshot::Receiver<()>) {
         let period = self.settings.retry_period;
         loop {
-            let round_timeout = self.settings.renew_deadline;
+            // A leader's round may not outlast its renew deadline: it must step down on
+            // time even when the API server does not answer.
+            let deadline = self.settings.renew_deadline;
+            let round_timeout = match self.renewed_at {
+                Some(at) if self.is_leader() => {
+                    (at + deadline).saturating_duration_since(Instant::now())
+                }
+                _ => deadline,
+            };
             let round = tokio::time::timeout(round_timeout, self.try_acquire_or_renew());
             let outcome = tokio::select! {
                 outcome = round => outcome,
