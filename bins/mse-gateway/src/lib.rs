@@ -202,7 +202,68 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     let admin_addr = admin_listener.local_addr()?;
     let admin = tokio::spawn(admin::serve(admin_listener, admin_state.clone()));
 
-    let source = start_source(&options).await?;
+    let source = match start_source(&options).await {
+        Ok(source) => source,
+        Err(e) => {
+            admin.abort();
+            return Err(e);
+        }
+    };
+    let (compile, compiled) = spawn_compile_loop(&options, &source, &table, &admin_state);
+    if let SourceWatch::Files(_) = source {
+        // The first table goes live before the listeners accept anything.
+        let mut first = compiled.clone();
+        tokio::time::timeout(Duration::from_secs(60), first.wait_for(Option::is_some))
+            .await
+            .context("timed out compiling the first route table")?
+            .context("the compile loop stopped before publishing a table")?;
+    }
+
+    let mut proxy = options.proxy.clone();
+    proxy.http_addr = options.http_addr;
+    proxy.https_addr = options.https_addr;
+    proxy.workers = options.workers;
+    proxy.access_log = options.access_log;
+    let gateway = Gateway::start(proxy, table.clone()).context("starting the data plane")?;
+    let listening = Listening {
+        http: gateway.http_addr(),
+        https: gateway.https_addr(),
+        admin: admin_addr,
+    };
+    let ready = match source {
+        SourceWatch::Files(_) => {
+            listening.ready(&admin_state);
+            None
+        }
+        SourceWatch::Kube(_) => {
+            Some(listening.ready_after_first_table(admin_state, compiled.clone()))
+        }
+    };
+    let writers = match &source {
+        SourceWatch::Kube(w) => Some(Writers::start(w, compiled.clone(), &options.writes)?),
+        SourceWatch::Files(_) => None,
+    };
+    Ok(Running {
+        gateway,
+        table,
+        admin_addr,
+        source,
+        compile,
+        admin,
+        ready,
+        compiled,
+        writers,
+    })
+}
+
+/// Runs the compile loop on the source's snapshots: each table goes live, its load
+/// diagnostics to the admin listener, and the whole [`Compiled`] to the returned channel.
+fn spawn_compile_loop(
+    options: &Options,
+    source: &SourceWatch,
+    table: &SharedTable,
+    admin_state: &AdminState,
+) -> (JoinHandle<()>, watch::Receiver<Option<Compiled>>) {
     let (compiled_tx, compiled) = watch::channel(None::<Compiled>);
     let compile_options = CompileOptions {
         ingress_class: options.ingress_class.clone(),
@@ -220,64 +281,42 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
             compiled_tx.send_replace(Some(compiled));
         },
     ));
+    (compile, compiled)
+}
 
-    let writers = match &source {
-        SourceWatch::Kube(w) => Some(Writers::start(w, compiled.clone(), &options.writes)?),
-        SourceWatch::Files(_) => None,
-    };
+/// The bound addresses, for the log lines that announce them.
+#[derive(Clone, Copy)]
+struct Listening {
+    http: Option<SocketAddr>,
+    https: Option<SocketAddr>,
+    admin: SocketAddr,
+}
 
-    let ready = match source {
-        // The first table goes live before the listeners accept anything.
-        SourceWatch::Files(_) => {
-            let mut first = compiled.clone();
-            tokio::time::timeout(Duration::from_secs(60), first.wait_for(Option::is_some))
-                .await
-                .context("timed out compiling the first route table")?
-                .context("the compile loop stopped before publishing a table")?;
-            None
-        }
-        SourceWatch::Kube(_) => Some(compiled.clone()),
-    };
+impl Listening {
+    /// Marks the gateway ready and says so.
+    fn ready(self, admin_state: &AdminState) {
+        admin_state.set_ready(true);
+        tracing::info!(http = ?self.http, https = ?self.https, admin = %self.admin, "gateway ready");
+    }
 
-    let mut proxy = options.proxy.clone();
-    proxy.http_addr = options.http_addr;
-    proxy.https_addr = options.https_addr;
-    proxy.workers = options.workers;
-    proxy.access_log = options.access_log;
-    let gateway = Gateway::start(proxy, table.clone()).context("starting the data plane")?;
-    let (http, https) = (gateway.http_addr(), gateway.https_addr());
-    let ready = match ready {
-        None => {
-            admin_state.set_ready(true);
-            tracing::info!(http = ?http, https = ?https, admin = %admin_addr, "gateway ready");
-            None
-        }
-        Some(mut first) => {
-            tracing::info!(
-                http = ?http,
-                https = ?https,
-                admin = %admin_addr,
-                "listening; not ready until every watch has listed and the first table is live"
-            );
-            Some(tokio::spawn(async move {
-                if first.wait_for(Option::is_some).await.is_ok() {
-                    admin_state.set_ready(true);
-                    tracing::info!(http = ?http, https = ?https, admin = %admin_addr, "gateway ready");
-                }
-            }))
-        }
-    };
-    Ok(Running {
-        gateway,
-        table,
-        admin_addr,
-        source,
-        compile,
-        admin,
-        ready,
-        compiled,
-        writers,
-    })
+    /// Says the listeners are up, and marks the gateway ready once a first table is live.
+    fn ready_after_first_table(
+        self,
+        admin_state: AdminState,
+        mut compiled: watch::Receiver<Option<Compiled>>,
+    ) -> JoinHandle<()> {
+        tracing::info!(
+            http = ?self.http,
+            https = ?self.https,
+            admin = %self.admin,
+            "listening; not ready until every watch has listed and the first table is live"
+        );
+        tokio::spawn(async move {
+            if compiled.wait_for(Option::is_some).await.is_ok() {
+                self.ready(&admin_state);
+            }
+        })
+    }
 }
 
 async fn start_source(options: &Options) -> anyhow::Result<SourceWatch> {

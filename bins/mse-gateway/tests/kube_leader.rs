@@ -1,34 +1,27 @@
 //! Two `mse-gateway` processes in kube mode against one in-memory API server: both serve
 //! traffic, only the Lease holder writes Ingress status, and when it is killed the other
 //! takes over and writes.
-#![expect(clippy::unwrap_used, reason = "test helpers fail the test loudly")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers fail the test loudly"
+)]
+
+mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
-use mse_proxy::echo::EchoServer;
 use mse_test_apiserver::ApiServer;
 use serde_json::{Value, json};
+use support::kube::cluster;
+use support::{PATIENCE, backends, eventually};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const DEADLINE: Duration = Duration::from_secs(30);
 const NS: &str = "shop";
 const ADDRESS: &str = "203.0.113.7";
-
-/// Polls `condition` until it holds; fails the test with `what` after [`DEADLINE`].
-async fn eventually<F: Future<Output = bool>>(what: &str, mut condition: impl FnMut() -> F) {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while !condition().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// A free loopback port: bound, noted, released for the child to bind.
 async fn free_addr() -> SocketAddr {
@@ -45,7 +38,7 @@ async fn status_of(addr: SocketAddr, host: &str, path: &str) -> Option<u16> {
     let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.ok()?;
     let mut buf = Vec::new();
-    tokio::time::timeout(DEADLINE, s.read_to_end(&mut buf))
+    tokio::time::timeout(PATIENCE, s.read_to_end(&mut buf))
         .await
         .ok()?
         .ok()?;
@@ -113,50 +106,20 @@ fn lb_status(api: &ApiServer, name: &str) -> Value {
 }
 
 fn ingress(name: &str, host: &str) -> Value {
-    json!({
-        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-        "metadata": { "name": name, "namespace": NS },
-        "spec": {
-            "ingressClassName": "mse",
-            "rules": [{ "host": host, "http": { "paths": [{
-                "path": "/", "pathType": "Prefix",
-                "backend": { "service": { "name": "web", "port": { "number": 80 } } }
-            }] } }]
-        }
-    })
-}
-
-fn backend(api: &ApiServer, addr: SocketAddr) {
-    api.apply(json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": { "name": "web", "namespace": NS },
-        "spec": { "ports": [{ "name": "http", "port": 80, "targetPort": "http" }] }
-    }));
-    api.apply(json!({
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": { "name": "web-0", "namespace": NS,
-                      "labels": { "kubernetes.io/service-name": "web" } },
-        "addressType": "IPv4",
-        "ports": [{ "name": "http", "port": addr.port() }],
-        "endpoints": [{ "addresses": [addr.ip().to_string()], "conditions": { "ready": true } }]
-    }));
+    support::kube::ingress(NS, name, host, "web")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_leader_writes_status_and_the_other_replica_takes_over_when_it_is_killed() {
-    let api = ApiServer::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    api.write_kubeconfig(&kubeconfig).unwrap();
-    let echo = EchoServer::bind("127.0.0.1:0".parse().unwrap(), "web")
-        .await
-        .unwrap();
-    backend(&api, echo.addr());
+    let k = cluster().await;
+    let (api, kubeconfig) = (&k.api, &k.kubeconfig);
+    let echo = backends(&["web"]).await;
+    support::kube::service(api, NS, "web", &[&echo[0]]);
     api.apply(ingress("shop", "shop.test"));
 
     let mut replicas = vec![
-        replica("gw-a", &kubeconfig).await,
-        replica("gw-b", &kubeconfig).await,
+        replica("gw-a", kubeconfig).await,
+        replica("gw-b", kubeconfig).await,
     ];
     for r in &replicas {
         eventually(&format!("{} to be ready", r.name), || async {
@@ -173,10 +136,10 @@ async fn the_leader_writes_status_and_the_other_replica_takes_over_when_it_is_ki
     }
     let expected = json!([{ "ip": ADDRESS }]);
     eventually("the leader to write status", || async {
-        lb_status(&api, "shop") == expected
+        lb_status(api, "shop") == expected
     })
     .await;
-    let holder = lease_holder(&api).expect("a replica holds the Lease");
+    let holder = lease_holder(api).expect("a replica holds the Lease");
     let leader = replicas
         .iter()
         .position(|r| holder.starts_with(&format!("{}_", r.name)))
@@ -188,7 +151,7 @@ async fn the_leader_writes_status_and_the_other_replica_takes_over_when_it_is_ki
     killed.child.wait().unwrap();
     let survivor = &replicas[0];
     eventually("the other replica to take over the Lease", || async {
-        lease_holder(&api).is_some_and(|h| h.starts_with(&format!("{}_", survivor.name)))
+        lease_holder(api).is_some_and(|h| h.starts_with(&format!("{}_", survivor.name)))
     })
     .await;
 
@@ -196,10 +159,10 @@ async fn the_leader_writes_status_and_the_other_replica_takes_over_when_it_is_ki
     // serving throughout.
     api.apply(ingress("blog", "blog.test"));
     eventually("the new leader to write status", || async {
-        lb_status(&api, "blog") == expected
+        lb_status(api, "blog") == expected
     })
     .await;
-    assert_eq!(lb_status(&api, "shop"), expected);
+    assert_eq!(lb_status(api, "shop"), expected);
     assert_eq!(status_of(survivor.http, "shop.test", "/").await, Some(200));
     eventually("the survivor to serve blog.test", || async {
         status_of(survivor.http, "blog.test", "/").await == Some(200)
@@ -218,35 +181,28 @@ async fn the_leader_writes_status_and_the_other_replica_takes_over_when_it_is_ki
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_shutting_down_releases_the_lease() {
-    let api = ApiServer::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    api.write_kubeconfig(&kubeconfig).unwrap();
+    let k = cluster().await;
+    let api = &k.api;
     api.apply(ingress("shop", "shop.test"));
 
-    let mut o = mse_gateway::Options::kube(Some(kubeconfig), Vec::new());
-    o.http_addr = Some("127.0.0.1:0".parse().unwrap());
-    o.https_addr = None;
-    o.admin_addr = "127.0.0.1:0".parse().unwrap();
-    o.workers = 1;
-    o.access_log = false;
+    let mut o = support::kube::options(&k.kubeconfig, &[]);
     o.writes.publish = Some(mse_controller::status::PublishAddress::parse_fixed(ADDRESS).unwrap());
     o.writes.lease.namespace = "ingress".into();
     o.writes.lease.identity = "gw-solo_abcde".into();
     let running = mse_gateway::start(o).await.unwrap();
     let mut leading = running.leadership().expect("kube mode elects");
-    tokio::time::timeout(DEADLINE, leading.wait_for(|l| *l))
+    tokio::time::timeout(PATIENCE, leading.wait_for(|l| *l))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(lease_holder(&api).as_deref(), Some("gw-solo_abcde"));
+    assert_eq!(lease_holder(api).as_deref(), Some("gw-solo_abcde"));
     eventually("status", || async {
-        lb_status(&api, "shop") == json!([{ "ip": ADDRESS }])
+        lb_status(api, "shop") == json!([{ "ip": ADDRESS }])
     })
     .await;
 
     running.shutdown().await;
-    assert_eq!(lease_holder(&api), None, "released for the next replica");
+    assert_eq!(lease_holder(api), None, "released for the next replica");
     // Status stays: other replicas still serve the Ingress.
-    assert_eq!(lb_status(&api, "shop"), json!([{ "ip": ADDRESS }]));
+    assert_eq!(lb_status(api, "shop"), json!([{ "ip": ADDRESS }]));
 }

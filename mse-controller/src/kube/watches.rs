@@ -231,3 +231,87 @@ impl ManualWatch {
         self.changed.notify_one();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ::kube::core::Status;
+
+    use super::*;
+
+    fn state() -> WatchState {
+        WatchState {
+            name: "MseIngressConfig".to_owned(),
+            listed: AtomicBool::new(false),
+        }
+    }
+
+    fn list_failed(code: u16) -> watcher::Error {
+        let status = Status::failure(
+            "the server could not find the requested resource",
+            "NotFound",
+        )
+        .with_code(code);
+        watcher::Error::InitialListFailed(::kube::Error::Api(Box::new(status)))
+    }
+
+    #[test]
+    fn an_absent_optional_api_counts_as_listed_and_a_required_one_does_not() {
+        let changed = Notify::new();
+        let optional = state();
+        let mut failing = None;
+        on_error(
+            &list_failed(404),
+            &optional,
+            &changed,
+            Need::UnlessAbsent,
+            &mut failing,
+        );
+        assert!(optional.listed.load(Ordering::Acquire));
+        assert!(
+            failing.is_some(),
+            "the error is remembered, so a repeat is not logged"
+        );
+
+        let required = state();
+        let mut failing = None;
+        on_error(
+            &list_failed(404),
+            &required,
+            &changed,
+            Need::Required,
+            &mut failing,
+        );
+        assert!(!required.listed.load(Ordering::Acquire));
+
+        // Anything but 404 keeps even an optional watch pending: forbidden, unreachable.
+        let forbidden = state();
+        on_error(
+            &list_failed(403),
+            &forbidden,
+            &changed,
+            Need::UnlessAbsent,
+            &mut None,
+        );
+        assert!(!forbidden.listed.load(Ordering::Acquire));
+    }
+
+    #[test]
+    fn an_expired_watch_is_no_failure() {
+        let expired = watcher::Error::WatchError(Box::new(
+            Status::failure("too old resource version", "Expired").with_code(410),
+        ));
+        assert_eq!(status_code(&expired), Some(410));
+        let mut failing = None;
+        on_error(
+            &expired,
+            &state(),
+            &Notify::new(),
+            Need::Required,
+            &mut failing,
+        );
+        assert!(
+            failing.is_none(),
+            "a relist follows; nothing to report as recovered"
+        );
+    }
+}
