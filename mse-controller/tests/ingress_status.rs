@@ -149,6 +149,32 @@ async fn an_ingress_moved_out_of_our_class_is_cleared() {
         json!({ "status": { "loadBalancer": { "ingress": null } } })
     );
 
+    // An Ingress that moved to a controller which has already written its own address is
+    // not touched.
+    let mut taken = server
+        .get("networking.k8s.io/v1", "Ingress", Some("default"), "blog")
+        .unwrap();
+    taken["spec"]["ingressClassName"] = json!("mse");
+    server.apply(taken);
+    let s = snapshot(&client, 3).await;
+    writer.sync(&ours(&s), &s.ingresses, &addresses).await;
+    assert_eq!(lb_status(&server, "blog"), json!([{ "ip": "203.0.113.7" }]));
+    let mut taken = server
+        .get("networking.k8s.io/v1", "Ingress", Some("default"), "blog")
+        .unwrap();
+    taken["spec"]["ingressClassName"] = json!("nginx");
+    taken["status"] = json!({ "loadBalancer": { "ingress": [{ "ip": "198.51.100.2" }] } });
+    server.apply(taken);
+    let s = snapshot(&client, 4).await;
+    let after_list = server.requests().len();
+    let report = writer.sync(&ours(&s), &s.ingresses, &addresses).await;
+    assert_eq!((report.updated, report.cleared), (0, 0));
+    assert_eq!(server.requests().len(), after_list);
+    assert_eq!(
+        lb_status(&server, "blog"),
+        json!([{ "ip": "198.51.100.2" }])
+    );
+
     // A new leader with no memory of that write still clears an Ingress that left our
     // class carrying exactly our address, and leaves one with another address alone.
     let mut moved = server
@@ -156,7 +182,7 @@ async fn an_ingress_moved_out_of_our_class_is_cleared() {
         .unwrap();
     moved["spec"]["ingressClassName"] = json!("nginx");
     server.apply(moved);
-    let s = snapshot(&client, 3).await;
+    let s = snapshot(&client, 5).await;
     let mut fresh = IngressStatusWriter::new(client.clone());
     let report = fresh.sync(&ours(&s), &s.ingresses, &addresses).await;
     assert_eq!((report.updated, report.cleared), (0, 1));

@@ -7,10 +7,10 @@
 //! Ingress's next version, so a snapshot that does not yet show its own write does not
 //! cause a second one: no write storms, and no loop of writes and watch events.
 //!
-//! An Ingress that is not ours is left alone, except one that carries our address: one we
-//! wrote, or one whose address list is exactly ours (written by this gateway before a
+//! An Ingress that is not ours is left alone, except one that still carries our address:
+//! what we wrote, or exactly our current address list (written by this gateway before a
 //! restart or by another replica when it led). Its status is cleared, since we no longer
-//! serve it. On shutdown nothing is cleared (ingress-nginx's default too): another replica,
+//! serve it; an address another controller has written since is never touched. On shutdown nothing is cleared (ingress-nginx's default too): another replica,
 //! or the next version of this one, still serves the Ingresses.
 
 use std::collections::{HashMap, HashSet};
@@ -91,7 +91,8 @@ impl IngressStatusWriter {
             let desired = if is_ours {
                 desired_ours.clone()
             } else if !current.is_empty()
-                && (self.written.contains_key(&key) || current == desired_ours)
+                && (current == desired_ours
+                    || self.written.get(&key).is_some_and(|w| w.status == current))
             {
                 Vec::new()
             } else {
