@@ -19,6 +19,9 @@ pub struct Compiled {
     /// or duplicate objects): [`Snapshot::diagnostics`]. The compile's own diagnostics are
     /// in the table.
     pub load_diagnostics: Arc<[Diagnostic]>,
+    /// The snapshot the table was compiled from: what Ingress status and Events compare
+    /// against (current status, object uids).
+    pub snapshot: Arc<Snapshot>,
     /// How long compiling took.
     pub compile_time: Duration,
 }
@@ -92,6 +95,7 @@ pub async fn run_compile_loop<F>(
                 Compiled {
                     table: Arc::new(table),
                     load_diagnostics: Arc::from(snapshot.diagnostics.as_slice()),
+                    snapshot,
                     compile_time: started.elapsed(),
                 }
             })

@@ -21,6 +21,27 @@ pub enum ControllerError {
         #[source]
         source: JoinError,
     },
+    /// A request to the Kubernetes API server failed.
+    #[error("{action} {object} failed")]
+    Api {
+        /// What the request was for, for example `renewing the lease`.
+        action: &'static str,
+        /// The object, as `Kind namespace/name`.
+        object: String,
+        /// The client's error.
+        #[source]
+        source: kube::Error,
+    },
+    /// A setting cannot work, for example a lease renew deadline not shorter than the lease.
+    #[error("invalid {setting} {value:?}: {reason}")]
+    InvalidSetting {
+        /// The setting, named as on the command line where it has a flag.
+        setting: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A task ended before it produced what was waited for.
     #[error("the {task} stopped")]
     Stopped {
@@ -53,6 +74,8 @@ impl ControllerError {
     pub fn metric_label(&self) -> &'static str {
         match self {
             ControllerError::Task { .. } => "task",
+            ControllerError::Api { .. } => "api",
+            ControllerError::InvalidSetting { .. } => "invalid_setting",
             ControllerError::Stopped { .. } => "stopped",
             ControllerError::Kubeconfig { .. } => "kubeconfig",
         }

@@ -20,6 +20,8 @@
 //!   [`KubeWatch::client`] is the client for writers that belong beside it.
 //! - [`run_compile_loop`]: compiles the newest snapshot of either source, logs its
 //!   diagnostics once each and publishes a [`Compiled`] table.
+//! - [`status`]: what the gateway writes to the API server in Kubernetes mode: leader
+//!   election on a Lease, Ingress status, and diagnostics as Events.
 //!
 //! ```
 //! use mse_controller::FileSource;
@@ -55,6 +57,7 @@ mod compile_loop;
 mod error;
 mod file;
 mod kube;
+pub mod status;
 
 pub use self::kube::{KubeOptions, KubeSource, KubeWatch};
 pub use compile_loop::{Compiled, run_compile_loop};

@@ -377,6 +377,8 @@ pub struct RouteTable {
     pub(crate) any_host: Option<u32>,
     pub(crate) tls: TlsTable,
     pub(crate) diagnostics: Vec<Diagnostic>,
+    /// The Ingresses class selection chose, in age order.
+    pub(crate) ingresses: Vec<ObjectKey>,
     /// The gateway-wide default backend, for requests no route matches.
     pub(crate) default_backend: Option<ClusterId>,
 }
@@ -423,6 +425,13 @@ impl RouteTable {
     /// Every problem found while compiling, in a stable order.
     pub fn diagnostics(&self) -> &[Diagnostic] {
         &self.diagnostics
+    }
+
+    /// The Ingresses this table serves: every Ingress class selection chose, oldest first,
+    /// whether or not all of its routes compiled. These are the Ingresses whose status
+    /// carries the gateway's address.
+    pub fn ingresses(&self) -> &[ObjectKey] {
+        &self.ingresses
     }
 
     /// Every usable TLS certificate, indexed by [`CertId`].
@@ -499,8 +508,8 @@ impl RouteTable {
         out
     }
 
-    /// The table as JSON, for `/debug/routes`: generation, routes in lookup order,
-    /// clusters with their endpoints, certificates and the diagnostic count.
+    /// The table as JSON, for `/debug/routes`: generation, the Ingresses served, routes in
+    /// lookup order, clusters with their endpoints, certificates and the diagnostic count.
     pub fn to_json(&self) -> serde_json::Value {
         #[derive(Serialize)]
         struct Cert<'a> {
@@ -522,6 +531,7 @@ impl RouteTable {
             .collect();
         serde_json::json!({
             "generation": self.generation,
+            "ingresses": self.ingresses.iter().map(ObjectKey::namespaced_name).collect::<Vec<_>>(),
             "routes": self.routes_in_order(),
             "clusters": self.clusters,
             "certificates": certs,

@@ -10,8 +10,9 @@
 //! - **Kube mode** ([`Source::Kube`]): the listeners bind at once and [`start`] returns;
 //!   `/readyz` answers 503 until every watch has listed once and the first table is live,
 //!   then 200. An API server that cannot be reached keeps it not ready while the watches
-//!   retry with backoff; the process does not exit. [`Running::kube`] and
-//!   [`Running::compiled`] are where Kubernetes writers (Ingress status, Events) attach.
+//!   retry with backoff; the process does not exit. Every replica serves traffic; the one
+//!   holding the leader election Lease also writes Ingress status and Events
+//!   ([`WriteOptions`], [`Running::leadership`]).
 //!
 //! ```no_run
 //! # async fn run() -> anyhow::Result<()> {
@@ -24,6 +25,7 @@
 //! ```
 
 pub mod demo;
+mod writers;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,6 +43,9 @@ use mse_router::{CompileOptions, ServiceRef};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+pub use writers::WriteOptions;
+use writers::Writers;
 
 /// Where the gateway reads its objects from.
 #[derive(Clone, Debug)]
@@ -81,6 +86,8 @@ pub struct Options {
     /// The gateway-wide default backend (`--default-backend-service`): the Service that
     /// answers requests no route matches. `None`: they get 404.
     pub default_backend: Option<ServiceRef>,
+    /// Kube mode: Ingress status, Events and the leader election that guards them.
+    pub writes: WriteOptions,
 }
 
 impl Options {
@@ -111,6 +118,7 @@ impl Options {
             access_log: true,
             proxy,
             default_backend: None,
+            writes: WriteOptions::default(),
         }
     }
 }
@@ -126,6 +134,8 @@ pub struct Running {
     /// Sets `/readyz` once the first table is live (kube mode).
     ready: Option<JoinHandle<()>>,
     compiled: watch::Receiver<Option<Compiled>>,
+    /// Kube mode: the election and the writers.
+    writers: Option<Writers>,
 }
 
 /// The running source.
@@ -172,9 +182,16 @@ impl std::fmt::Debug for Running {
 ///
 /// # Errors
 ///
-/// A listener cannot be bound, the kubeconfig cannot be read (kube mode), or the first
-/// table takes over a minute (file mode).
+/// A listener cannot be bound, the kubeconfig cannot be read or the leader election
+/// timings cannot work (kube mode), or the first table takes over a minute (file mode).
 pub async fn start(options: Options) -> anyhow::Result<Running> {
+    if matches!(options.source, Source::Kube { .. }) {
+        options
+            .writes
+            .lease
+            .validate()
+            .context("leader election settings")?;
+    }
     let metrics = Arc::new(Metrics::new());
     let table = SharedTable::new(metrics);
     let admin_state = AdminState::new(table.clone());
@@ -222,6 +239,10 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
             Some(listening.ready_after_first_table(admin_state, compiled.clone()))
         }
     };
+    let writers = match &source {
+        SourceWatch::Kube(w) => Some(Writers::start(w, compiled.clone(), &options.writes)?),
+        SourceWatch::Files(_) => None,
+    };
     Ok(Running {
         gateway,
         table,
@@ -231,6 +252,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         admin,
         ready,
         compiled,
+        writers,
     })
 }
 
@@ -367,9 +389,19 @@ impl Running {
         }
     }
 
-    /// Stops accepting, lets in-flight requests finish (within the configured grace
-    /// period), then stops the source and the admin listener.
+    /// Kube mode: `true` while this replica holds the leader election Lease and writes
+    /// Ingress status and Events. `None` in file mode.
+    pub fn leadership(&self) -> Option<watch::Receiver<bool>> {
+        self.writers.as_ref().map(Writers::leadership)
+    }
+
+    /// Gives up leadership (kube mode: the Lease is released, so another replica takes
+    /// over at once), stops accepting, lets in-flight requests finish (within the
+    /// configured grace period), then stops the source and the admin listener.
     pub async fn shutdown(self) {
+        if let Some(writers) = self.writers {
+            writers.stop().await;
+        }
         self.gateway.shutdown().await;
         if let Some(ready) = self.ready {
             ready.abort();

@@ -5,8 +5,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use mse_controller::status::{DEFAULT_LEASE_NAME, PublishAddress};
 use mse_gateway::{Options, demo};
 use mse_router::ServiceRef;
 
@@ -74,7 +76,38 @@ struct ServeArgs {
     #[arg(long, value_name = "NS/NAME[:PORT]", value_parser = parse_default_backend)]
     default_backend_service: Option<ServiceRef>,
     #[command(flatten)]
+    status: StatusArgs,
+    #[command(flatten)]
     common: CommonArgs,
+}
+
+/// Kube mode: what is written to the API server, by the replica holding the leader
+/// election Lease (every replica serves traffic).
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// Write the address of this Service (its load balancer's, else its external or
+    /// cluster IP) into the status of the Ingresses served, and follow its changes.
+    #[arg(long, value_name = "NS/NAME", value_parser = parse_publish_service, conflicts_with = "publish_status_address")]
+    publish_service: Option<PublishAddress>,
+    /// Write these IPs or host names into the status of the Ingresses served.
+    #[arg(long, value_name = "ADDR[,ADDR]", value_parser = parse_publish_addresses)]
+    publish_status_address: Option<PublishAddress>,
+    /// Name of the leader election Lease.
+    #[arg(long, default_value = DEFAULT_LEASE_NAME, value_name = "NAME")]
+    election_id: String,
+    /// Namespace of the leader election Lease. Default: $POD_NAMESPACE, else the service
+    /// account's namespace, else "default".
+    #[arg(long, value_name = "NS")]
+    election_namespace: Option<String>,
+    /// How long a leader that stopped renewing keeps the Lease (whole seconds).
+    #[arg(long, default_value = "15s", value_name = "DURATION", value_parser = parse_duration)]
+    election_lease_duration: Duration,
+    /// How long the leader keeps leading without a successful renewal.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    election_renew_deadline: Duration,
+    /// How often replicas read the Lease and the leader renews it.
+    #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = parse_duration)]
+    election_retry_period: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -159,6 +192,7 @@ fn main() -> ExitCode {
             }
             opts.default_backend = a.default_backend_service;
             opts.access_log = a.common.access_log;
+            apply_status_args(&mut opts, a.status);
             (guard, run(serve(opts)))
         }
     };
@@ -178,6 +212,42 @@ fn parse_default_backend(s: &str) -> Result<ServiceRef, String> {
         return Err("expected NAMESPACE/NAME or NAMESPACE/NAME:PORT".to_owned());
     }
     Ok(r)
+}
+
+fn apply_status_args(opts: &mut Options, a: StatusArgs) {
+    let w = &mut opts.writes;
+    w.publish = a.publish_service.or(a.publish_status_address);
+    w.lease.name = a.election_id;
+    if let Some(ns) = a.election_namespace {
+        w.lease.namespace = ns;
+    }
+    w.lease.lease_duration = a.election_lease_duration;
+    w.lease.renew_deadline = a.election_renew_deadline;
+    w.lease.retry_period = a.election_retry_period;
+}
+
+fn parse_publish_service(s: &str) -> Result<PublishAddress, String> {
+    PublishAddress::parse_service(s).map_err(|e| e.to_string())
+}
+
+fn parse_publish_addresses(s: &str) -> Result<PublishAddress, String> {
+    PublishAddress::parse_fixed(s).map_err(|e| e.to_string())
+}
+
+/// `15s`, `500ms`, or plain seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, scale) = if let Some(ms) = s.strip_suffix("ms") {
+        (ms, 0.001)
+    } else {
+        (s.strip_suffix('s').unwrap_or(s), 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a duration such as 15s or 500ms, got {s:?}"))?;
+    Duration::try_from_secs_f64(value * scale)
+        .map_err(|_| format!("expected a non-negative duration, got {s:?}"))
 }
 
 /// Runs the control plane (watcher, compiler, admin) on a small runtime of its own; the
@@ -218,5 +288,58 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_seconds_or_milliseconds() {
+        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("ten").unwrap_err().contains("\"ten\""));
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn status_flags_reach_the_options() {
+        let cli = Cli::try_parse_from([
+            "mse-gateway",
+            "--publish-service",
+            "ingress/gw",
+            "--election-id",
+            "leader",
+            "--election-namespace",
+            "ops",
+            "--election-lease-duration",
+            "4s",
+        ])
+        .unwrap();
+        let mut opts = Options::kube(None, Vec::new());
+        apply_status_args(&mut opts, cli.serve.status);
+        assert_eq!(
+            opts.writes.publish,
+            Some(PublishAddress::Service {
+                namespace: "ingress".into(),
+                name: "gw".into()
+            })
+        );
+        assert_eq!(opts.writes.lease.name, "leader");
+        assert_eq!(opts.writes.lease.namespace, "ops");
+        assert_eq!(opts.writes.lease.lease_duration, Duration::from_secs(4));
+        assert!(
+            Cli::try_parse_from([
+                "mse-gateway",
+                "--publish-service",
+                "a/b",
+                "--publish-status-address",
+                "1.2.3.4"
+            ])
+            .is_err(),
+            "the two address sources exclude each other"
+        );
     }
 }

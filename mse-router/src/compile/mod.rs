@@ -83,6 +83,7 @@ pub fn compile(snapshot: &Snapshot, opts: &CompileOptions) -> RouteTable {
     let gateway_default = cx.gateway_default;
     let mut table = cx.finish(snapshot.generation);
     table.default_backend = gateway_default;
+    table.ingresses = ingresses.into_iter().map(|s| s.key).collect();
     crate::lint::locate_annotations(&mut table.diagnostics, &snapshot.annotation_lines);
     table
 }

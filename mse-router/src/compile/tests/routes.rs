@@ -518,3 +518,30 @@ fn server_alias_serves_the_same_routes_on_more_hosts() {
     assert_eq!(who(&t, "www.shop.test", "/other"), None);
     assert!(t.diagnostics().iter().all(|d| d.code != "not-applied"));
 }
+
+#[test]
+fn the_table_lists_every_selected_ingress_even_one_without_routes() {
+    let mut yaml = services();
+    yaml += &ingress(
+        "newer",
+        "2024-02-01T00:00:00Z",
+        &path_rule("a.test", &[("/", "Prefix", "s1")]),
+    );
+    // Its only path is a duplicate of an older one: it serves nothing, but it is ours.
+    yaml += &ingress(
+        "older",
+        "2024-01-01T00:00:00Z",
+        &path_rule("a.test", &[("/", "Prefix", "s2")]),
+    );
+    yaml += &ingress(
+        "other",
+        "2024-01-01T00:00:00Z",
+        &path_rule("b.test", &[("/", "Prefix", "s1")]),
+    )
+    .replace("ingressClassName: mse", "ingressClassName: nginx");
+    let t = table(&yaml);
+    let names: Vec<String> = t.ingresses().iter().map(|k| k.namespaced_name()).collect();
+    assert_eq!(names, ["default/older", "default/newer"]);
+    assert_eq!(t.to_json()["ingresses"][1], "default/newer");
+    assert_eq!(who(&t, "a.test", "/"), Some(2));
+}
