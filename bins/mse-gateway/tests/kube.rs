@@ -295,3 +295,59 @@ async fn an_mse_ingress_config_linked_from_our_class_narrows_its_namespaces() {
     .await;
     g.shutdown().await;
 }
+
+/// The `events.k8s.io/v1` Events that concern Ingress `ns/name` with reason `reason`.
+fn events_about(api: &ApiServer, ns: &str, name: &str, reason: &str) -> Vec<serde_json::Value> {
+    api.list("events.k8s.io/v1", "Event")
+        .into_iter()
+        .filter(|e| {
+            e["regarding"]["kind"] == "Ingress"
+                && e["regarding"]["namespace"] == ns
+                && e["regarding"]["name"] == name
+                && e["reason"] == reason
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_annotation_produces_one_event_however_often_the_table_is_compiled() {
+    let k = cluster().await;
+    let bs = backends(&["v1"]).await;
+    service(&k.api, "shop", "v1", &[&bs[0]]);
+    let c = client();
+    let g = ready_gateway(&c, &k.kubeconfig, &[]).await;
+
+    let mut bad = ingress("shop", "app", "app.test", "v1");
+    bad["metadata"]["annotations"] =
+        json!({ "nginx.ingress.kubernetes.io/proxy-body-size": "lots" });
+    k.api.create(bad).unwrap();
+    eventually("an Event reports the bad value", || async {
+        events_about(&k.api, "shop", "app", "invalid-value")
+            .iter()
+            .any(|e| {
+                e["type"] == "Warning"
+                    && e["note"]
+                        .as_str()
+                        .is_some_and(|n| n.contains("proxy-body-size"))
+            })
+    })
+    .await;
+
+    // Five more compiles, each served before the next, with the bad Ingress unchanged.
+    for i in 0..5 {
+        let host = format!("other{i}.test");
+        k.api
+            .create(ingress("shop", &format!("other{i}"), &host, "v1"))
+            .unwrap();
+        eventually("the new Ingress is served", || async {
+            who(&c, &g, &host).await.as_deref() == Ok("v1")
+        })
+        .await;
+    }
+    // The Ingress that is still bad has one Event, not one per compile.
+    assert_eq!(
+        events_about(&k.api, "shop", "app", "invalid-value").len(),
+        1
+    );
+    g.shutdown().await;
+}
