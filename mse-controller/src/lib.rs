@@ -16,6 +16,9 @@
 //! - [`run_compile_loop`]: compiles the newest snapshot, logs its diagnostics once each and
 //!   publishes a [`Compiled`] table.
 //!
+//! - [`operator`]: turns each `MseIngressConfig` into a gateway Deployment, Service, RBAC,
+//!   PodDisruptionBudget and IngressClass (the `mse-controller` binary).
+//!
 //! The Kubernetes source (reflectors, Ingress status, Events, leader election) will feed
 //! the same compile loop.
 //!
@@ -52,6 +55,7 @@
 mod compile_loop;
 mod error;
 mod file;
+pub mod operator;
 
 pub use compile_loop::{Compiled, run_compile_loop};
 pub use error::ControllerError;
