@@ -14,7 +14,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
 /// One gateway's configuration.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MseIngressConfig {
     /// Standard object metadata.
@@ -226,6 +226,26 @@ fn date_time(_: &mut SchemaGenerator) -> Schema {
     json_schema!({ "type": "string", "format": "date-time", "nullable": true })
 }
 
+// Written with its `apiVersion` and `kind`, as every Kubernetes object is, so a client can
+// create or apply it as it is. (Reading ignores them: the loader dispatched on them.)
+impl Serialize for MseIngressConfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use k8s_openapi::Resource;
+        use serde::ser::SerializeStruct;
+
+        let fields = 4 + usize::from(self.status.is_some());
+        let mut s = serializer.serialize_struct("MseIngressConfig", fields)?;
+        s.serialize_field("apiVersion", Self::API_VERSION)?;
+        s.serialize_field("kind", Self::KIND)?;
+        s.serialize_field("metadata", &self.metadata)?;
+        s.serialize_field("spec", &self.spec)?;
+        if let Some(status) = &self.status {
+            s.serialize_field("status", status)?;
+        }
+        s.end()
+    }
+}
+
 // The k8s-openapi traits make the resource usable with any Kubernetes client that is
 // generic over them (kube-rs's `Api<MseIngressConfig>` among them) without this crate
 // depending on a client.
@@ -257,6 +277,26 @@ impl k8s_openapi::Metadata for MseIngressConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serializes_as_a_kubernetes_object() {
+        let mut config = MseIngressConfig::default();
+        config.metadata.name = Some("gw".to_owned());
+        let json = serde_json::to_value(&config).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "apiVersion": "mse.alibabacloud.com/v1alpha1",
+                "kind": "MseIngressConfig",
+                "metadata": { "name": "gw" },
+                "spec": {},
+            })
+        );
+        assert_eq!(
+            serde_json::from_value::<MseIngressConfig>(json).unwrap(),
+            config
+        );
+    }
 
     #[test]
     fn status_uses_the_kubernetes_field_names() {
