@@ -8,8 +8,10 @@
     reason = "test helpers fail the test loudly"
 )]
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use mse_controller::operator::rbac::{self, GATEWAY_CLUSTER_RULES, GATEWAY_NAMESPACE_RULES};
@@ -23,38 +25,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-fn deploy_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
-}
-
-/// Every YAML document under `deploy/`, with the file it came from.
-fn documents() -> Vec<(PathBuf, Value)> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.extension().is_some_and(|e| e == "yaml") {
-                out.push(path);
-            }
-        }
-    }
-    let mut files = Vec::new();
-    walk(&deploy_dir(), &mut files);
-    files.sort();
-    let mut docs = Vec::new();
-    for file in files {
-        let text = std::fs::read_to_string(&file).unwrap();
-        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
-            let value: Value = serde::Deserialize::deserialize(doc)
-                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            if !value.is_null() {
-                docs.push((file.clone(), value));
-            }
-        }
-    }
-    docs
-}
+use self::support::{deploy_dir, documents, shipped_operator_rules};
 
 /// Parses `doc` as `T` and checks that writing it back gives the same JSON, so a
 /// misspelt or misplaced field (which a typed parse silently drops) fails the test.
@@ -146,18 +117,6 @@ fn crd_yaml_is_what_print_crd_prints() {
     // And the printed CRD is the library's, field for field.
     let parsed: CustomResourceDefinition = serde_yaml_ng::from_str(&printed).unwrap();
     assert_eq!(parsed, mse_controller::operator::crd());
-}
-
-fn shipped_operator_rules() -> Vec<PolicyRule> {
-    let docs = documents();
-    let role = docs
-        .iter()
-        .find(|(_, d)| {
-            d["kind"] == "ClusterRole" && d["metadata"]["name"] == "mse-ingress-operator"
-        })
-        .expect("deploy/ ships the operator's ClusterRole");
-    let role: ClusterRole = serde_json::from_value(role.1.clone()).unwrap();
-    role.rules.unwrap_or_default()
 }
 
 fn triples(rules: &[PolicyRule]) -> BTreeSet<(String, String, String)> {

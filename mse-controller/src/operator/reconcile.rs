@@ -1,11 +1,13 @@
 //! The controller loop: one reconcile applies a config's objects and writes its status.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use k8s_openapi::Resource as _;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::IngressClass;
@@ -14,6 +16,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBind
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller, Error as ControllerError};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use mse_model::{MSE_API_GROUP, MseIngressConfig, MseIngressConfigStatus};
@@ -47,6 +50,35 @@ pub(crate) const STATUS_FIELDS: [&str; 7] = [
 pub(crate) struct Context {
     client: Client,
     options: OperatorOptions,
+    /// The last generation whose ignored settings were logged, by config uid: each spec's
+    /// are logged once, however often it is reconciled.
+    logged: Mutex<HashMap<String, i64>>,
+}
+
+impl Context {
+    pub(crate) fn new(client: Client, options: OperatorOptions) -> Context {
+        Context {
+            client,
+            options,
+            logged: Mutex::default(),
+        }
+    }
+
+    /// Logs the settings of `plan` that have no effect, once per config and generation.
+    fn log_ignored(&self, plan: &Plan, uid: &str, generation: Option<i64>) {
+        if plan.ignored.is_empty() {
+            return;
+        }
+        let generation = generation.unwrap_or_default();
+        let mut logged = self.logged.lock().unwrap_or_else(PoisonError::into_inner);
+        if logged.insert(uid.to_owned(), generation) == Some(generation) {
+            return;
+        }
+        drop(logged);
+        for i in &plan.ignored {
+            tracing::info!(mseingressconfig = %plan.name, field = i.field, "setting has no effect: {}", i.reason);
+        }
+    }
 }
 
 pub(crate) async fn run(
@@ -60,11 +92,11 @@ pub(crate) async fn run(
     let configs = Api::<MseIngressConfig>::all(client.clone());
     let deployments = Api::<Deployment>::namespaced(client.clone(), &namespace);
     let services = Api::<Service>::namespaced(client.clone(), &namespace);
-    let context = Arc::new(Context { client, options });
+    let context = Arc::new(Context::new(client, options));
     tracing::info!(gateway_namespace = %namespace, "operator started");
     Controller::new(configs, watcher::Config::default())
-        .owns(deployments, ours.clone())
-        .owns(services, ours)
+        .watches(deployments, ours.clone(), owning_config)
+        .watches(services, ours, owning_config)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
@@ -80,6 +112,23 @@ pub(crate) async fn run(
         })
         .await;
     tracing::info!("operator stopped");
+}
+
+/// The config that owns `child`. `Controller::owns` would do, but it gives a cluster-scoped
+/// owner the child's namespace, so the same config would be queued under two keys and
+/// reconciled twice at once (kube-rs/kube#1383).
+fn owning_config<K: Resource>(child: K) -> Option<ObjectRef<MseIngressConfig>> {
+    child
+        .meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| {
+            o.controller == Some(true)
+                && o.kind == MseIngressConfig::KIND
+                && o.api_version == MseIngressConfig::API_VERSION
+        })
+        .map(|o| ObjectRef::new(&o.name))
 }
 
 fn log_watch_error<E: std::error::Error>(e: &E) {
@@ -125,11 +174,7 @@ async fn reconcile(
             return Ok(Action::await_change());
         }
     };
-    if !plan.ignored.is_empty() && previous.and_then(|s| s.observed_generation) != generation {
-        for i in &plan.ignored {
-            tracing::info!(mseingressconfig = %plan.name, field = i.field, "setting has no effect: {}", i.reason);
-        }
-    }
+    ctx.log_ignored(&plan, &owner.uid, generation);
     match apply_gateway(&ctx, &plan, &owner).await {
         Ok(observed) => {
             write_status(&ctx, &config, status::applied(&plan, &observed, generation)).await?;

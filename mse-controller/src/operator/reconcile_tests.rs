@@ -139,10 +139,7 @@ async fn one_reconcile_speaks_this_wire_contract() {
         gateway_image: "img".to_owned(),
         gateway_namespace: "edge".to_owned(),
     };
-    let ctx = Arc::new(Context {
-        client: Client::new(service, "default"),
-        options,
-    });
+    let ctx = Arc::new(Context::new(Client::new(service, "default"), options));
     let action = reconcile(Arc::new(config.clone()), ctx).await.unwrap();
     assert_eq!(action, Action::requeue(RESYNC));
     let seen = server.await.unwrap();
@@ -239,10 +236,7 @@ async fn another_controllers_class_is_refused_with_a_failed_status() {
         "spec": { "ingress": { "local": { "ingressClass": "nginx-public" } } },
     }))
     .unwrap();
-    let ctx = Arc::new(Context {
-        client: Client::new(service, "default"),
-        options: ctx_options(),
-    });
+    let ctx = Arc::new(Context::new(Client::new(service, "default"), ctx_options()));
     let error = reconcile(Arc::new(config), ctx).await.unwrap_err();
     assert_eq!(
         error.to_string(),
