@@ -367,3 +367,90 @@ async fn out_of_range_replicas_fail_and_build_nothing() {
     let log = operator.stop().await;
     assert!(log.contains("expected 0 to 30"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budget_and_class_follow_the_spec() {
+    let server = ApiServer::start().await.unwrap();
+    server.create(config(2, "4c8g")).unwrap();
+    let operator = Operator::start(&server, &["--gateway-namespace", "edge"]);
+    eventually("the PDB", || {
+        server.get("policy/v1", "PodDisruptionBudget", Some("edge"), "gw")
+    })
+    .await;
+    eventually("class mse", || {
+        server.get("networking.k8s.io/v1", "IngressClass", None, "mse")
+    })
+    .await;
+
+    // One replica: a budget would block every node drain, so it goes.
+    let configs = Api::<MseIngressConfig>::all(operator.client().await);
+    let spec = PatchParams {
+        field_manager: Some(TEST_MANAGER.to_owned()),
+        ..Default::default()
+    };
+    let one = json!({ "spec": { "common": { "instance": { "replicas": 1 } } } });
+    configs
+        .patch("gw", &spec, &Patch::Merge(&one))
+        .await
+        .unwrap();
+    eventually("generation 2 reconciled", || {
+        phase_is(&server, "Pending", 2)
+    })
+    .await;
+    assert!(
+        server
+            .get("policy/v1", "PodDisruptionBudget", Some("edge"), "gw")
+            .is_none()
+    );
+    assert_eq!(
+        server.get(APPS, "Deployment", Some("edge"), "gw").unwrap()["spec"]["replicas"],
+        1
+    );
+
+    // A new class name: the new IngressClass is made, the old one removed, the gateway told.
+    let class = json!({ "spec": { "ingress": { "local": { "ingressClass": "edge-public" } } } });
+    configs
+        .patch("gw", &spec, &Patch::Merge(&class))
+        .await
+        .unwrap();
+    eventually("generation 3 reconciled", || {
+        phase_is(&server, "Pending", 3)
+    })
+    .await;
+    let classes: Vec<Value> = server.list("networking.k8s.io/v1", "IngressClass");
+    let names: Vec<&Value> = classes.iter().map(|c| &c["metadata"]["name"]).collect();
+    assert_eq!(names, [&json!("edge-public")]);
+    let deployment = server.get(APPS, "Deployment", Some("edge"), "gw").unwrap();
+    let args = &deployment["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert!(
+        args.as_array()
+            .unwrap()
+            .contains(&json!("--ingress-class=edge-public")),
+        "{args}"
+    );
+
+    // A class another controller owns is left alone, and the config says why.
+    server
+        .create(json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+            "metadata": { "name": "nginx-public" },
+            "spec": { "controller": "k8s.io/ingress-nginx" },
+        }))
+        .unwrap();
+    let taken = json!({ "spec": { "ingress": { "local": { "ingressClass": "nginx-public" } } } });
+    configs
+        .patch("gw", &spec, &Patch::Merge(&taken))
+        .await
+        .unwrap();
+    let failed = eventually("phase Failed", || phase_is(&server, "Failed", 4)).await;
+    assert_eq!(
+        failed["message"],
+        "IngressClass nginx-public is taken by controller k8s.io/ingress-nginx"
+    );
+    let nginx = server
+        .get("networking.k8s.io/v1", "IngressClass", None, "nginx-public")
+        .unwrap();
+    assert_eq!(nginx["spec"]["controller"], "k8s.io/ingress-nginx");
+    assert!(nginx["metadata"].get("ownerReferences").is_none());
+    operator.stop().await;
+}
