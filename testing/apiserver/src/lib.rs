@@ -36,6 +36,8 @@
 //! - **Validation**: names, label and annotation syntax, the required fields of
 //!   `events.k8s.io` Events and Lease durations. No other defaulting or validation of
 //!   built-in types, no admission, no authentication or RBAC: every request is allowed.
+//!   Bodies are not checked against their kind's schema: an object with a wrongly shaped
+//!   field is stored, and a typed client then fails to decode it.
 //!   Namespaces need not exist before objects are created in them; `default`,
 //!   `kube-system`, `kube-public` and `kube-node-lease` exist from the start.
 //! - **Generations**: every kind gets `metadata.generation`, bumped when anything other than
@@ -49,6 +51,10 @@
 //!   `propagationPolicy: Orphan` strips the reference instead. Deleting a Namespace removes
 //!   everything in it at once (no `Terminating` phase). Finalizers hold a deletion until
 //!   they are cleared, as in a cluster.
+//! - **Protocol**: plain HTTP/1.1 and JSON only (YAML accepted in request bodies); no TLS,
+//!   HTTP/2, protobuf, `Table` answers, aggregated discovery or OpenAPI documents. `kubectl`
+//!   gets, lists, watches, labels, deletes and `apply --server-side --validate=false` work;
+//!   client-side `kubectl apply` and `kubectl edit` need the OpenAPI documents.
 //! - **History**: the last 100 000 changes are kept for watches to resume from (or none
 //!   after [`ApiServer::compact`]); lists honour `limit`/`continue` with pages that all show
 //!   the state of the first page, rebuilt from that history.

@@ -204,8 +204,9 @@ pub(crate) fn create(
     Ok(store.commit(res, None, object))
 }
 
-/// The parts of an object a generation counts: everything but `metadata` and `status`.
-fn spec_part(object: &Value) -> Vec<(&String, &Value)> {
+/// The parts of an object a generation counts: everything but `metadata` and `status`
+/// (keyed in order, so the comparison holds whatever order the JSON maps keep).
+fn spec_part(object: &Value) -> std::collections::BTreeMap<&String, &Value> {
     object
         .as_object()
         .map(|m| {

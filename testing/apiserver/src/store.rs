@@ -63,6 +63,7 @@ pub(crate) struct Subscription {
     pub(crate) initial: Vec<Arc<Change>>,
     /// The resourceVersion the watch has seen everything up to once `initial` is sent.
     pub(crate) start_rv: u64,
+    /// Every later change, of any resource.
     pub(crate) changes: mpsc::UnboundedReceiver<Arc<Change>>,
 }
 
@@ -83,7 +84,9 @@ pub(crate) struct Store {
     history: VecDeque<Arc<Change>>,
     /// Changes after this resourceVersion are all in `history`.
     floor: u64,
-    watchers: Vec<(ResourceId, mpsc::UnboundedSender<Arc<Change>>)>,
+    /// Every open watch gets every change, so that its bookmarks can carry the global
+    /// resourceVersion; each watch keeps the changes of its own resource.
+    watchers: Vec<mpsc::UnboundedSender<Arc<Change>>>,
 }
 
 impl Store {
@@ -324,7 +327,7 @@ impl Store {
     fn record(&mut self, change: Change) {
         let change = Arc::new(change);
         self.watchers
-            .retain(|(res, tx)| *res != change.res || tx.send(Arc::clone(&change)).is_ok());
+            .retain(|tx| tx.send(Arc::clone(&change)).is_ok());
         self.history.push_back(change);
         while self.history.len() > MAX_HISTORY {
             if let Some(old) = self.history.pop_front() {
@@ -370,7 +373,7 @@ impl Store {
             WatchFrom::Now => self.rv,
         };
         let (tx, changes) = mpsc::unbounded_channel();
-        self.watchers.push((res, tx));
+        self.watchers.push(tx);
         Ok(Subscription {
             initial,
             start_rv,

@@ -77,6 +77,11 @@ async fn start_reflector(server: &ApiServer, config: watcher::Config) -> Store<I
     within("the reflector's first list", reader.wait_until_ready())
         .await
         .expect("writer alive");
+    // the request is recorded in the same step that opens the watch on the server
+    eventually("the watch to open", || {
+        server.requests().iter().any(is_watch)
+    })
+    .await;
     reader
 }
 

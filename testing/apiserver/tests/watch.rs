@@ -185,6 +185,18 @@ async fn idle_watches_get_bookmarks_and_end_after_their_timeout() {
     assert!(params.bookmarks);
     let mut events = api.watch(&params, &rv).await.unwrap().boxed();
     assert_eq!(next_or_bookmark(&mut events).await, pair("BOOKMARK", &rv));
+    // bookmarks follow the global resourceVersion, writes to other resources included
+    server.apply(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "s", "namespace": "default"}}));
+    let global = server.resource_version().to_string();
+    loop {
+        let (kind, version) = next_or_bookmark(&mut events).await;
+        assert_eq!(kind, "BOOKMARK");
+        if version == global {
+            break;
+        }
+        assert_eq!(version, rv);
+    }
     // ends by itself: the remaining events are bookmarks, then the stream closes
     let rest: Vec<_> = within("the end of the watch", events.collect::<Vec<_>>()).await;
     assert!(

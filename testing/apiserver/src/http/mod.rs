@@ -176,8 +176,8 @@ fn dispatch(shared: &Shared, req: &ApiRequest) -> Result<Response<Body>, ApiErro
         Route::ApiVersions => ok(resources::api_versions(&shared.addr.to_string())),
         Route::GroupList => ok(resources::api_group_list()),
         Route::Group(group) => resources::api_group(&group)
-            .map(json_response_ok)
-            .ok_or_else(|| ApiError::UnknownPath(req.path.clone())),
+            .ok_or_else(|| ApiError::UnknownPath(req.path.clone()))
+            .and_then(ok),
         Route::ResourceList { group, version } => {
             ok(resources::api_resource_list(&group, &version))
         }
@@ -196,10 +196,6 @@ fn dispatch(shared: &Shared, req: &ApiRequest) -> Result<Response<Body>, ApiErro
             object(shared, req, res, ns.as_deref(), &name, status)
         }
     }
-}
-
-fn json_response_ok(value: Value) -> Response<Body> {
-    json_response(StatusCode::OK, &value)
 }
 
 fn collection(
@@ -233,6 +229,10 @@ fn collection(
             };
             let value = list::list(&shared.store(), &list_req)?;
             Ok(json_response(StatusCode::OK, &value))
+        }
+        // writes to a namespaced collection name their namespace, as in a cluster
+        Method::POST | Method::DELETE if ns.is_none() && resources::resource(res).namespaced => {
+            Err(method_not_allowed(req))
         }
         Method::POST => {
             let object = body_object(req, res)?;
@@ -357,8 +357,9 @@ fn watch_request(
         None | Some(0) => WatchFrom::Now,
         Some(rv) => WatchFrom::After(rv),
     };
-    let timeout =
-        parse_number(q, "timeoutSeconds")?.map_or(DEFAULT_WATCH_TIMEOUT, Duration::from_secs);
+    let timeout = parse_number(q, "timeoutSeconds")?
+        .filter(|s| *s > 0)
+        .map_or(DEFAULT_WATCH_TIMEOUT, Duration::from_secs);
     let watch_req = WatchRequest {
         res,
         ns,

@@ -61,6 +61,9 @@ impl Filter {
 
     /// The event a change becomes for this watch, if any.
     fn event(&self, change: &Change) -> Option<Bytes> {
+        if change.res != self.res {
+            return None;
+        }
         let in_ns = |o: &Value| {
             self.ns
                 .as_deref()
@@ -253,7 +256,7 @@ mod tests {
         let cm = |app: &str| json!({"metadata": {"name": "c", "namespace": "a", "labels": {"app": app}}});
         Change {
             rv: 7,
-            res: 0,
+            res: by_kind("v1", "ConfigMap").unwrap(),
             kind,
             object: Arc::new(cm(now)),
             previous: previous.map(|p| Arc::new(cm(p))),
