@@ -22,6 +22,8 @@
 //!   diagnostics once each and publishes a [`Compiled`] table.
 //! - [`status`]: what the gateway writes to the API server in Kubernetes mode: leader
 //!   election on a Lease, Ingress status, and diagnostics as Events.
+//! - [`operator`]: turns each `MseIngressConfig` into a gateway Deployment, Service, RBAC,
+//!   PodDisruptionBudget and IngressClass (the `mse-controller` binary).
 //!
 //! ```
 //! use mse_controller::FileSource;
@@ -58,6 +60,7 @@ mod error;
 mod file;
 mod kube;
 pub mod status;
+pub mod operator;
 
 pub use self::kube::{KubeOptions, KubeSource, KubeWatch};
 pub use compile_loop::{Compiled, run_compile_loop};

@@ -45,8 +45,9 @@ mod object;
 mod snapshot;
 
 pub use crd::{
-    GlobalSpec, IngressLocalSpec, IngressSpec as MseIngressSpec, InstanceSpec, IpAccessControl,
-    MonitorSpec, MseIngressConfig, MseIngressConfigSpec, MseIngressConfigStatus,
+    CommonSpec, GlobalSpec, IngressLocalSpec, IngressSpec as MseIngressSpec, InstanceSpec,
+    IpAccessControl, MonitorSpec, MseIngressConfig, MseIngressConfigSpec, MseIngressConfigStatus,
+    Phase, StatusCondition,
 };
 pub use diag::{Diagnostic, Origin, Severity};
 pub use load::{AnnotationLines, Loaded, Object, load_manifests};
