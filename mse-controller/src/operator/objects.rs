@@ -191,6 +191,8 @@ pub fn gateway_args(plan: &Plan) -> Vec<String> {
     let mut args = vec![
         format!("--ingress-class={}", plan.ingress_class),
         format!("--publish-service={}", plan.service_ref()),
+        // One Lease per gateway: two configs' gateways in one namespace elect apart.
+        format!("--election-id={}-leader", plan.name),
         format!("--http-addr=0.0.0.0:{HTTP_PORT}"),
         format!("--https-addr=0.0.0.0:{HTTPS_PORT}"),
         format!("--admin-addr=0.0.0.0:{ADMIN_PORT}"),

@@ -170,6 +170,7 @@ fn gateway_args_point_at_its_class_service_and_namespace() {
         [
             "--ingress-class=mse",
             "--publish-service=edge/gw",
+            "--election-id=gw-leader",
             "--http-addr=0.0.0.0:8080",
             "--https-addr=0.0.0.0:8443",
             "--admin-addr=0.0.0.0:9901",
