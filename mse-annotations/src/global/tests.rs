@@ -109,13 +109,14 @@ fn every_key_is_listed_once_per_source() {
 #[test]
 fn every_key_that_sets_something_has_examples_that_behave() {
     for k in GLOBAL_KEYS.iter().filter(|k| k.setting.is_some()) {
-        assert!(
-            !k.valid.is_empty() && !k.values.is_empty(),
-            "{}",
-            k.key
-        );
+        assert!(!k.valid.is_empty() && !k.values.is_empty(), "{}", k.key);
         let mut c = GlobalConfig::default();
-        assert!((k.set)(&mut c, k.valid).is_ok(), "{} rejects {:?}", k.key, k.valid);
+        assert!(
+            (k.set)(&mut c, k.valid).is_ok(),
+            "{} rejects {:?}",
+            k.key,
+            k.valid
+        );
         if !k.invalid.is_empty() {
             let before = c.clone();
             assert!(
@@ -158,7 +159,10 @@ fn unknown_keys_suggest_the_nearest_one() {
         .parse(None);
     let d = &parsed.diagnostics;
     assert_eq!(codes(d), ["unknown-config-key", "unknown-config-key"]);
-    assert!(d[0].message.contains("did you mean keep-alive-requests?"), "{d:?}");
+    assert!(
+        d[0].message.contains("did you mean keep-alive-requests?"),
+        "{d:?}"
+    );
     assert_eq!(d[0].severity, Severity::Warning);
     // No near key: a note, since ingress-nginx has many keys that mean nothing here.
     assert_eq!(d[1].severity, Severity::Info);
@@ -179,7 +183,10 @@ fn configmap_values_become_typed_settings() {
             ("proxy-connect-timeout", "2"),
             ("upstream-keepalive-connections", "0"),
             ("disable-access-log", "true"),
-            ("global-allowed-response-headers", "X-Frame-Options, X-Robots-Tag"),
+            (
+                "global-allowed-response-headers",
+                "X-Frame-Options, X-Robots-Tag",
+            ),
             ("hsts-max-age", "31536000"),
             ("hsts-preload", "true"),
         ])
@@ -194,7 +201,10 @@ fn configmap_values_become_typed_settings() {
     assert_eq!(c.upstream.connect_timeout, Duration::from_secs(2));
     assert_eq!(c.upstream.keepalive_connections, 0);
     assert!(!c.logging.access_log);
-    assert_eq!(c.allowed_response_headers, ["x-frame-options", "x-robots-tag"]);
+    assert_eq!(
+        c.allowed_response_headers,
+        ["x-frame-options", "x-robots-tag"]
+    );
     assert_eq!(
         c.tls.hsts_header().as_deref(),
         Some("max-age=31536000; includeSubDomains; preload")
@@ -212,7 +222,10 @@ fn snippets_are_refused_and_allow_snippet_annotations_true_is_an_error() {
     let d = &parsed.diagnostics;
     assert_eq!(codes(d), ["refused-config-key", "refused-config-key"]);
     assert!(d.iter().all(|d| d.severity == Severity::Error));
-    assert_eq!(d[0].origin.key.as_deref(), Some("allow-snippet-annotations"));
+    assert_eq!(
+        d[0].origin.key.as_deref(),
+        Some("allow-snippet-annotations")
+    );
     assert_eq!(d[1].value.as_deref(), Some("lua_shared_dict x 1m;"));
     // False is simply the only setting there is.
     let ok = Input::new()
@@ -224,7 +237,10 @@ fn snippets_are_refused_and_allow_snippet_annotations_true_is_an_error() {
 #[test]
 fn keys_without_effect_are_noted_and_still_checked() {
     let parsed = Input::new()
-        .cm(&[("worker-processes", "4"), ("compute-full-forwarded-for", "maybe")])
+        .cm(&[
+            ("worker-processes", "4"),
+            ("compute-full-forwarded-for", "maybe"),
+        ])
         .parse(None);
     let d = &parsed.diagnostics;
     assert_eq!(codes(d), ["invalid-config-value", "no-effect"]);
@@ -249,7 +265,10 @@ fn stronger_sources_win_setting_by_setting() {
     // higress-config beats the ConfigMap.
     assert_eq!(c.client.keep_alive, Duration::from_secs(40));
     assert_eq!(c.client.max_header_size, 60 * 1024);
-    assert_eq!(c.origin(Setting::KeepAlive).unwrap().layer, Layer::HigressConfig);
+    assert_eq!(
+        c.origin(Setting::KeepAlive).unwrap().layer,
+        Layer::HigressConfig
+    );
     // What only the ConfigMap has still applies.
     assert_eq!(c.client.keep_alive_requests, 7);
     assert!(!c.logging.access_log);
@@ -274,14 +293,21 @@ fn an_explicit_flag_beats_the_configmaps_and_loses_to_the_mse_config() {
     // Without the flag the ConfigMap turns the log off (a defaulted flag is no source).
     assert!(!Input::new().cm(&cm).parse(None).value.logging.access_log);
     // Given explicitly, the flag wins and the ConfigMap key is reported as overridden.
-    let parsed = Input::new().cm(&cm).flag("--access-log", "true").parse(None);
+    let parsed = Input::new()
+        .cm(&cm)
+        .flag("--access-log", "true")
+        .parse(None);
     assert!(parsed.value.logging.access_log);
     assert_eq!(
         parsed.value.origin(Setting::AccessLog).unwrap().layer,
         Layer::Flag
     );
     let d = one(&parsed.diagnostics, "overridden-config-key");
-    assert!(d.message.contains("the flag --access-log applies"), "{}", d.message);
+    assert!(
+        d.message.contains("the flag --access-log applies"),
+        "{}",
+        d.message
+    );
     // The MseIngressConfig wins over a flag for the keys it has: its IP list applies
     // whatever the flags say, and the flag still wins for the log.
     let parsed = Input::new()
@@ -314,7 +340,10 @@ fn a_configmap_named_higress_config_is_read_both_ways() {
     };
     let parsed = parse_global(&sources, None);
     assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
-    assert_eq!(parsed.value.upstream.keepalive_timeout, Duration::from_secs(12));
+    assert_eq!(
+        parsed.value.upstream.keepalive_timeout,
+        Duration::from_secs(12)
+    );
     assert_eq!(parsed.value.client.keep_alive_requests, 3);
 }
 
@@ -361,9 +390,19 @@ fn without_a_last_good_value_the_next_source_or_the_default_applies() {
     assert_eq!(parsed.value.upstream.read_timeout, Duration::from_secs(60));
     let d = &parsed.diagnostics;
     assert_eq!(codes(d), ["invalid-config-value", "invalid-config-value"]);
-    assert!(d[0].message.ends_with("keep-alive of ConfigMap ingress/gateway applies"));
-    assert_eq!(d[0].origin.key.as_deref(), Some("higress.downstream.idleTimeout"));
-    assert!(d[1].message.ends_with("the default (60s) applies"), "{}", d[1].message);
+    assert!(
+        d[0].message
+            .ends_with("keep-alive of ConfigMap ingress/gateway applies")
+    );
+    assert_eq!(
+        d[0].origin.key.as_deref(),
+        Some("higress.downstream.idleTimeout")
+    );
+    assert!(
+        d[1].message.ends_with("the default (60s) applies"),
+        "{}",
+        d[1].message
+    );
 }
 
 #[test]
@@ -379,12 +418,24 @@ fn unreadable_higress_yaml_keeps_every_setting_it_had_set() {
     assert_eq!(d.origin.key.as_deref(), Some("higress"));
     // Its settings stay, and still beat the ConfigMap.
     assert_eq!(broken.value.client.keep_alive, Duration::from_secs(40));
-    assert_eq!(broken.value.upstream.keepalive_timeout, Duration::from_secs(5));
+    assert_eq!(
+        broken.value.upstream.keepalive_timeout,
+        Duration::from_secs(5)
+    );
     // Unknown paths are named in full.
-    let unknown = Input::new().higress("downstream:\n  idleTimeoutt: 4\n").parse(None);
+    let unknown = Input::new()
+        .higress("downstream:\n  idleTimeoutt: 4\n")
+        .parse(None);
     let d = one(&unknown.diagnostics, "unknown-config-key");
-    assert_eq!(d.origin.key.as_deref(), Some("higress.downstream.idleTimeoutt"));
-    assert!(d.message.contains("did you mean downstream.idleTimeout?"), "{}", d.message);
+    assert_eq!(
+        d.origin.key.as_deref(),
+        Some("higress.downstream.idleTimeoutt")
+    );
+    assert!(
+        d.message.contains("did you mean downstream.idleTimeout?"),
+        "{}",
+        d.message
+    );
 }
 
 #[test]
