@@ -88,7 +88,7 @@ pub struct GatewayLimit {
 }
 
 /// All limits of the Ingress's routes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Limits {
     /// `route-limit-rpm` / `route-limit-rps`.
     pub route: Option<RouteRateLimit>,
@@ -112,17 +112,6 @@ pub enum BodySize {
     Unlimited,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            route: None,
-            client: ClientLimits::default(),
-            rate: None,
-            concurrency: None,
-            body_size: None,
-        }
-    }
-}
 
 pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
     let count = |v: &str| value::uint(v, 1, u32::MAX);
