@@ -54,6 +54,9 @@ pub use canary::{Canaries, CanaryVersion, Destination, WEIGHT_SCALE};
 pub use compile::{CompileOptions, compile, compile_with};
 pub use host::{HostMatch, normalize_host};
 pub use matching::{Conditions, RequestHead};
+/// The ConfigMap reference type of [`CompileOptions::configmap`]; parse it from
+/// `namespace/name` with [`str::parse`].
+pub use mse_annotations::ObjectRef;
 /// The Service reference type of [`CompileOptions::default_backend`]; parse it from
 /// `namespace/name[:port]` with [`str::parse`].
 pub use mse_annotations::ServiceRef;

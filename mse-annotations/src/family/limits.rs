@@ -112,7 +112,6 @@ pub enum BodySize {
     Unlimited,
 }
 
-
 pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
     let count = |v: &str| value::uint(v, 1, u32::MAX);
     let l = &mut p.limits;
