@@ -54,6 +54,8 @@ pub use canary::{Canaries, CanaryVersion, Destination, WEIGHT_SCALE};
 pub use compile::{CompileOptions, compile, compile_with};
 pub use host::{HostMatch, normalize_host};
 pub use matching::{Conditions, RequestHead};
+/// The `proxy-body-size` of a route's policy ([`RoutePolicy::body_size`]).
+pub use mse_annotations::BodySize;
 /// The ConfigMap reference type of [`CompileOptions::configmap`]; parse it from
 /// `namespace/name` with [`str::parse`].
 pub use mse_annotations::ObjectRef;

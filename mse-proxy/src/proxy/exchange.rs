@@ -30,6 +30,8 @@ pub(super) struct Prepared {
     pub(super) pages: Option<Box<ErrorPages>>,
     /// The CORS headers the answer gets, decided from the request.
     pub(super) cors: Option<CorsAnswer>,
+    /// `Strict-Transport-Security` for the answer.
+    pub(super) hsts: Option<HeaderValue>,
     /// For an upgrade: the client's socket once the `101` answer is written.
     pub(super) client_upgrade: Option<PendingUpgrade>,
     pub(super) upgrade: bool,
@@ -55,6 +57,7 @@ pub(super) fn prepare(
         upstream,
         policy,
         mut pages,
+        hsts,
         ..
     } = chosen;
     let present = req.body().present();
@@ -126,6 +129,7 @@ pub(super) fn prepare(
         policy,
         pages,
         cors,
+        hsts,
         client_upgrade,
         upgrade,
         mirrored,

@@ -5,8 +5,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Request, Response};
-use mse_router::{Backend, RequestHead, Route, RoutePolicy, WEIGHT_SCALE};
+use http::{HeaderValue, Request, Response};
+use mse_router::{Backend, BodySize, RequestHead, Route, RoutePolicy, WEIGHT_SCALE};
 
 use super::ConnCtx;
 use crate::body::RequestBody;
@@ -36,6 +36,11 @@ pub(super) struct Chosen {
     /// `custom-http-errors` pages, when the route has them. Boxed: rare, and large enough
     /// that every request would copy it as it moves from phase to phase.
     pub(super) pages: Option<Box<ErrorPages>>,
+    /// The largest request body (`proxy-body-size`); `None`: no limit.
+    pub(super) body_limit: Option<u64>,
+    /// `Strict-Transport-Security` for the answer: an HTTPS request to a host with a
+    /// certificate of its own, with `hsts` on.
+    pub(super) hsts: Option<HeaderValue>,
 }
 
 /// Looks the request up, runs the registered steps' access phase, then the decision phase
@@ -49,6 +54,8 @@ pub(super) fn choose(
     info: Option<&mut RequestInfo>,
 ) -> Result<Choice, ProxyError> {
     let table = cx.worker.table.load();
+    let settings = table.settings();
+    cx.worker.pool.tune(settings.pool);
     let head = RequestHead::new(host, path)
         .method(req.method().as_str())
         .query(req.uri().query())
@@ -59,7 +66,18 @@ pub(super) fn choose(
     if let (Some(log), Some(m)) = (log.as_deref_mut(), &found) {
         log.ingress = Some(m.route.ingress.clone());
     }
-    // Access.
+    // Access: the gateway-wide IP lists, then the registered steps.
+    if let Some(lists) = &settings.access {
+        if lists.closed {
+            return Err(ProxyError::BackendUnavailable {
+                reason: "the gateway-wide IP list is invalid (fail closed)".into(),
+            });
+        }
+        let ip = cx.peer.ip();
+        if !lists.allows(ip) {
+            return Err(ProxyError::Forbidden { ip });
+        }
+    }
     if let Some(info) = info {
         if let Some(m) = &found {
             info.set_ingress(&m.route.ingress);
@@ -70,7 +88,9 @@ pub(super) fn choose(
     }
     let Some(m) = found else {
         // No route: the gateway-wide default backend, else 404.
-        return Ok(Choice::Forward(Chosen::plain(fallback::unmatched(&table)?)));
+        let mut chosen = Chosen::plain(fallback::unmatched(&table)?);
+        chosen.body_limit = settings.max_body;
+        return Ok(Choice::Forward(chosen));
     };
     // Decision.
     if let Some(answer) = decide(cx, m.route, req, host, path) {
@@ -90,6 +110,16 @@ pub(super) fn choose(
         .policy
         .and_then(|p| p.rewrite_path(&m.route.path, path));
     let policy = dest.policy.map(Arc::clone);
+    let body_limit = match policy.as_ref().and_then(|p| p.body_size) {
+        Some(BodySize::Limit(n)) => Some(n),
+        Some(BodySize::Unlimited) => None,
+        None => settings.max_body,
+    };
+    let hsts = settings
+        .hsts
+        .as_ref()
+        .filter(|_| cx.tls && m.route.own_certificate)
+        .cloned();
     // Upstream selection.
     let (upstream, pages) = select_upstream(&table, m.route, dest.backend, policy.as_deref())?;
     Ok(Choice::Forward(Chosen {
@@ -97,6 +127,8 @@ pub(super) fn choose(
         policy,
         rewritten,
         pages,
+        body_limit,
+        hsts,
     }))
 }
 
@@ -159,6 +191,8 @@ impl Chosen {
             policy: None,
             rewritten: None,
             pages: None,
+            body_limit: None,
+            hsts: None,
         }
     }
 
