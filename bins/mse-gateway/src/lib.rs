@@ -25,7 +25,8 @@ use anyhow::Context;
 use mse_controller::{Compiled, FileSource, FileWatch, run_compile_loop};
 use mse_proxy::admin::{self, AdminState};
 use mse_proxy::{Gateway, GatewayHandle, Metrics, ProxyConfig, SharedTable};
-use mse_router::{CompileOptions, ServiceRef};
+use mse_router::global::GlobalFlags;
+use mse_router::{CompileOptions, ObjectRef, ServiceRef};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -46,13 +47,20 @@ pub struct Options {
     pub admin_addr: SocketAddr,
     /// Data-plane worker threads.
     pub workers: usize,
-    /// One log line per request (target `access`).
+    /// One log line per request (target `access`), unless the global configuration says
+    /// otherwise (`disable-access-log`).
     pub access_log: bool,
     /// Data-plane timeouts and limits beyond the listeners.
     pub proxy: ProxyConfig,
     /// The gateway-wide default backend (`--default-backend-service`): the Service that
     /// answers requests no route matches. `None`: they get 404.
     pub default_backend: Option<ServiceRef>,
+    /// The ConfigMap of ingress-nginx keys (`--configmap`): the gateway-wide
+    /// configuration, with `higress-config` in its namespace (see `docs/configuration.md`).
+    pub configmap: Option<ObjectRef>,
+    /// The flags given explicitly that have a global-configuration equivalent: they beat
+    /// the ConfigMaps. The values above are defaults that a ConfigMap overrides.
+    pub flags: GlobalFlags,
 }
 
 impl Options {
@@ -69,6 +77,8 @@ impl Options {
             access_log: true,
             proxy,
             default_backend: None,
+            configmap: None,
+            flags: GlobalFlags::default(),
         }
     }
 }
@@ -120,6 +130,8 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     let compile_options = CompileOptions {
         ingress_class: options.ingress_class.clone(),
         default_backend: options.default_backend.clone(),
+        configmap: options.configmap.clone(),
+        flags: options.flags.clone(),
         ..CompileOptions::default()
     };
     let publish_table = table.clone();

@@ -5,9 +5,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use mse_gateway::{Options, demo};
-use mse_router::ServiceRef;
+use mse_router::global::GlobalFlags;
+use mse_router::{ObjectRef, ServiceRef};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -66,6 +68,11 @@ struct ServeArgs {
     /// defaults to the Service's first port. Without it, unmatched requests get 404.
     #[arg(long, value_name = "NS/NAME[:PORT]", value_parser = parse_default_backend)]
     default_backend_service: Option<ServiceRef>,
+    /// ConfigMap of gateway-wide settings (ingress-nginx keys); the higress-config
+    /// ConfigMap in its namespace is read too. Edits apply without a restart; see
+    /// docs/configuration.md.
+    #[arg(long, value_name = "NS/NAME", value_parser = parse_configmap)]
+    configmap: Option<ObjectRef>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -87,7 +94,9 @@ struct DemoArgs {
 
 #[derive(Debug, Args)]
 struct CommonArgs {
-    /// Access log: one line per request (target "access").
+    /// Access log: one line per request (target "access"). Given explicitly (or through
+    /// MSE_ACCESS_LOG) it beats disable-access-log of the --configmap ConfigMap; left at its
+    /// default, the ConfigMap decides.
     #[arg(long, env = "MSE_ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     access_log: bool,
     /// Log format.
@@ -115,7 +124,12 @@ fn init_logging(common: &CommonArgs) -> tracing_appender::non_blocking::WorkerGu
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let flags = explicit_flags(&matches, &cli);
     let (_log_guard, result) = match cli.command {
         Some(Command::Demo(args)) => {
             let guard = init_logging(&args.common);
@@ -154,7 +168,9 @@ fn main() -> ExitCode {
                 opts.workers = w;
             }
             opts.default_backend = a.default_backend_service;
+            opts.configmap = a.configmap;
             opts.access_log = a.common.access_log;
+            opts.flags = flags;
             (guard, run(serve(opts)))
         }
     };
@@ -165,6 +181,32 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The flags with a global-configuration equivalent that were given explicitly (on the
+/// command line or through their environment variable): they beat the ConfigMaps. A flag
+/// left at its default is not listed, so that a ConfigMap can override it.
+fn explicit_flags(matches: &ArgMatches, cli: &Cli) -> GlobalFlags {
+    let mut flags = GlobalFlags::default();
+    let explicit = |id: &str| {
+        matches!(
+            matches.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        )
+    };
+    if cli.command.is_none() && explicit("access_log") {
+        flags.set("--access-log", cli.serve.common.access_log.to_string());
+    }
+    flags
+}
+
+/// `--configmap`: the namespace is required, as for ingress-nginx's flag.
+fn parse_configmap(s: &str) -> Result<ObjectRef, String> {
+    let r: ObjectRef = s.parse().map_err(|e| format!("{e}"))?;
+    if r.namespace.is_none() {
+        return Err("expected NAMESPACE/NAME".to_owned());
+    }
+    Ok(r)
 }
 
 /// `--default-backend-service`: like ingress-nginx's flag, the namespace is required.
