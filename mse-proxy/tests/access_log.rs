@@ -167,3 +167,40 @@ async fn disable_access_log_in_the_tables_global_configuration_turns_it_off_and_
     gw.shutdown().await;
     assert!(lines_with("/toggled-quiet").is_empty());
 }
+
+#[tokio::test]
+async fn enable_access_log_false_keeps_one_ingress_out_of_the_log() {
+    captured();
+    let a = EchoServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), "a")
+        .await
+        .unwrap();
+    let yaml = [
+        annotate(
+            &ingress(
+                "unlogged",
+                Some("unlogged.example.com"),
+                &[("/", "Prefix", "svc-a")],
+            ),
+            &[("enable-access-log", "false")],
+        ),
+        ingress(
+            "logged-too",
+            Some("logged-too.example.com"),
+            &[("/", "Prefix", "svc-a")],
+        ),
+        service("svc-a", &[a.addr()]),
+    ]
+    .concat();
+    let table = shared(compile_yaml(&yaml));
+    let mut config = loopback_config();
+    config.access_log = true;
+    let gw = mse_proxy::Gateway::start(config, table).unwrap();
+    let addr = http_addr(&gw);
+    let r = get(addr, "unlogged.example.com", "/per-ingress-off").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = get(addr, "logged-too.example.com", "/per-ingress-on").await;
+    assert_eq!(r.status, StatusCode::OK);
+    gw.shutdown().await;
+    assert_eq!(lines_with("/per-ingress-on").len(), 1);
+    assert!(lines_with("/per-ingress-off").is_empty());
+}

@@ -102,8 +102,11 @@ pub(super) fn choose(
         None => 0,
     };
     let dest = m.route.destination(&head, roll);
-    if let (Some(log), Some(c)) = (log, dest.canary) {
-        log.ingress = Some(c.ingress.clone());
+    if let Some(log) = log {
+        if let Some(c) = dest.canary {
+            log.ingress = Some(c.ingress.clone());
+        }
+        log.off = dest.policy.is_some_and(|p| p.no_access_log);
     }
     // `None` too for a rewrite that gives the same path.
     let rewritten = dest

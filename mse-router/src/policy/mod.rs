@@ -16,6 +16,7 @@ use std::sync::{Arc, OnceLock};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use mse_annotations::{BodySize, Group, IngressPolicy, KeySpec, RewriteTarget};
 
+mod access_log;
 mod body;
 mod cors;
 mod fallback;
@@ -43,6 +44,7 @@ pub(crate) const POLICIES: &[Registration] = &[
     mirror::POLICY,
     fallback::POLICY,
     body::POLICY,
+    access_log::POLICY,
     matched::CONDITIONS,
     matched::CANARY,
     matched::SERVER_ALIAS,
@@ -121,6 +123,8 @@ pub struct RoutePolicy {
     pub fallback: Option<FallbackPolicy>,
     /// `proxy-body-size`; `None`: the gateway-wide `proxy-body-size` applies.
     pub body_size: Option<BodySize>,
+    /// `enable-access-log: "false"`: requests of these routes are not logged.
+    pub no_access_log: bool,
     /// Derived from the fields above on first use, once the policy is shared.
     head_plan: PlanCell,
 }
@@ -175,6 +179,7 @@ impl RoutePolicy {
             && self.ssl_redirect.is_none()
             && self.force_ssl_redirect.is_none()
             && self.body_size.is_none()
+            && !self.no_access_log
             && self.app_root.is_none()
             && self.request_headers.is_empty()
             && self.response_headers.is_empty()
