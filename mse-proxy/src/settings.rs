@@ -15,6 +15,7 @@ use http::HeaderValue;
 use mse_router::global::{AccessSettings, GlobalConfig, Setting};
 
 use crate::config::{ProxyConfig, Timeouts};
+use crate::forwarded::TrustedProxies;
 use crate::http1::Limits;
 
 /// The data plane's own values of the settings the global configuration also has.
@@ -71,6 +72,8 @@ pub(crate) struct Settings {
     pub(crate) hsts: Option<HeaderValue>,
     /// The gateway-wide IP lists, when they restrict anyone.
     pub(crate) access: Option<Arc<AccessSettings>>,
+    /// `use-forwarded-headers`: the proxies in front whose forwarding headers are kept.
+    pub(crate) forwarding: Option<Arc<TrustedProxies>>,
 }
 
 // === impl Defaults ===
@@ -185,6 +188,7 @@ impl Settings {
                 .access
                 .is_restricted()
                 .then(|| Arc::new(global.access.clone())),
+            forwarding: TrustedProxies::of(global).map(Arc::new),
         }
     }
 }

@@ -342,3 +342,71 @@ async fn hsts_is_sent_on_https_answers_of_hosts_with_a_certificate() {
     assert!(r.headers.get("strict-transport-security").is_none());
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn use_forwarded_headers_trusts_the_proxies_in_proxy_real_ip_cidr() {
+    let a = echo("a").await;
+    let ca = TestCa::new();
+    let leaf = ca.leaf(&["a.example.com"]);
+    // a.example.com has a certificate: plain HTTP is redirected, unless a trusted proxy
+    // in front says the client used HTTPS.
+    let tls = [
+        "---\n".to_owned(),
+        tls_secret("a-cert", &leaf.cert_pem, &leaf.key_pem),
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: { name: a-tls, namespace: default }\nspec:\n  ingressClassName: mse\n  tls: [{ hosts: [a.example.com], secretName: a-cert }]\n  rules: [{ host: a.example.com }]\n".to_owned(),
+    ]
+    .concat();
+    let (gw, shared) = gateway_serving(
+        table(
+            a.addr(),
+            &[
+                ("use-forwarded-headers", "true"),
+                ("proxy-real-ip-cidr", "127.0.0.0/8, 10.0.0.0/8"),
+            ],
+            &tls,
+        ),
+        |_| {},
+    );
+    let from_proxy = "GET /fwd HTTP/1.1\r\nHost: a.example.com\r\nX-Forwarded-For: 203.0.113.7, 10.1.1.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Port: 443\r\nX-Forwarded-Host: shop.example.com\r\n\r\n";
+    let r = Client::connect(http_addr(&gw)).await.ask(from_proxy).await;
+    assert_eq!(r.status, 200);
+    let h = &r.json()["headers"];
+    assert_eq!(h["x-real-ip"], "203.0.113.7");
+    assert_eq!(h["x-forwarded-for"], "203.0.113.7, 10.1.1.1, 127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "https");
+    assert_eq!(h["x-forwarded-port"], "443");
+    assert_eq!(h["x-forwarded-host"], "shop.example.com");
+    assert_eq!(h["host"], "a.example.com");
+    // Without X-Forwarded-Proto the request is plain HTTP: redirected.
+    let r = Client::connect(http_addr(&gw))
+        .await
+        .ask(get_a("/plain"))
+        .await;
+    assert_eq!(r.status, 308);
+
+    // The gateway's peer is not in proxy-real-ip-cidr: nothing it says is believed.
+    publish(
+        &shared,
+        table(
+            a.addr(),
+            &[
+                ("use-forwarded-headers", "true"),
+                ("proxy-real-ip-cidr", "10.0.0.0/8"),
+                ("ssl-redirect", "false"),
+            ],
+            &tls,
+        ),
+    );
+    let r = Client::connect(http_addr(&gw)).await.ask(from_proxy).await;
+    let h = &r.json()["headers"];
+    assert_eq!(h["x-real-ip"], "127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "http");
+    assert_eq!(h["x-forwarded-host"], "a.example.com");
+    // Off (the default): the same.
+    publish(&shared, table(a.addr(), &[("ssl-redirect", "false")], &tls));
+    let r = Client::connect(http_addr(&gw)).await.ask(from_proxy).await;
+    let h = &r.json()["headers"];
+    assert_eq!(h["x-real-ip"], "127.0.0.1");
+    assert_eq!(h["x-forwarded-port"], http_addr(&gw).port().to_string());
+    gw.shutdown().await;
+}

@@ -18,7 +18,6 @@ const TLS_LATER: &str = "the TLS listener's versions and ciphers are not configu
 const GZIP_LATER: &str = "response compression is not applied by this build yet";
 const LOG_LATER: &str = "the access log has one structured format in this build (fields as in ingress-nginx's default); a custom format is not applied yet";
 const TRACE_LATER: &str = "tracing is not applied by this build yet";
-const FORWARD_LATER: &str = "the gateway replaces X-Forwarded-Proto, -Host and -Port and sets X-Real-IP to the peer address; trusting them from a proxy in front is not applied by this build yet";
 const SNIPPET: &str = "snippets inject raw NGINX configuration; the gateway runs no NGINX and never executes configuration supplied this way";
 const NGINX_ONLY: &str = "tunes NGINX itself, which the gateway does not run; no effect";
 
@@ -95,19 +94,17 @@ pub(super) const NGINX: &[GlobalKey] = &[
         .ex("30m", "0"),
     // --- Forwarding ---
     key(CM, "use-forwarded-headers", S::UseForwardedHeaders, G::Forwarding, BOOL, "false",
-        "Trust X-Forwarded-* headers from the proxies in proxy-real-ip-cidr",
+        "Trust the forwarding headers of clients in proxy-real-ip-cidr (a load balancer in front): their X-Forwarded-Proto, -Host and -Port are passed on, X-Real-IP and the access log name the client their forwarded-for-header list names, and X-Forwarded-Proto: https counts as HTTPS for redirects and HSTS",
         |c, v| { c.forwarding.use_forwarded_headers = bool_key(v)?; Ok(()) })
-        .not_applied(FORWARD_LATER)
+        .different("only clients in proxy-real-ip-cidr are trusted (ingress-nginx passes X-Forwarded-Proto, -Host and -Port from any client; with the default 0.0.0.0/0 that is every IPv4 client); the Host sent upstream stays the request's; X-Forwarded-For keeps the client's list with the peer appended")
         .ex("true", "yes"),
     key(CM, "proxy-real-ip-cidr", S::ProxyRealIpCidr, G::Forwarding, "comma list of addresses and CIDRs", "0.0.0.0/0",
-        "The proxies trusted to report the client address",
+        "The proxies trusted with use-forwarded-headers; from the right of the forwarded-for-header list, the first address not in these is the client (nginx's real_ip_recursive)",
         |c, v| { c.forwarding.real_ip_cidr = cidr_list(v)?; Ok(()) })
-        .not_applied(FORWARD_LATER)
         .ex("10.0.0.0/8, 192.168.0.0/16", "10.0.0.0/33"),
     key(CM, "forwarded-for-header", S::ForwardedForHeader, G::Forwarding, "a header name", "X-Forwarded-For",
-        "The header the client address list is read from",
+        "The header a trusted proxy lists client addresses in",
         |c, v| { c.forwarding.forwarded_for_header = crate::value::header_name(v)?; Ok(()) })
-        .not_applied(FORWARD_LATER)
         .ex("X-Original-Forwarded-For", "X Forwarded"),
     key(CM, "use-proxy-protocol", S::UseProxyProtocol, G::Forwarding, BOOL, "false",
         "Read the client address from a PROXY protocol header",
@@ -117,7 +114,7 @@ pub(super) const NGINX: &[GlobalKey] = &[
     no_effect(CM, "compute-full-forwarded-for", G::Forwarding,
         "the gateway always appends the client address to the X-Forwarded-For it received, as compute-full-forwarded-for: true does",
         |_, v| { bool_key(v)?; Ok(()) }),
-    no_effect(CM, "enable-real-ip", G::Forwarding, FORWARD_LATER, |_, v| { bool_key(v)?; Ok(()) }),
+    no_effect(CM, "enable-real-ip", G::Forwarding, "the client address comes from forwarded-for-header only with use-forwarded-headers, which also trusts the other forwarding headers of proxy-real-ip-cidr", |_, v| { bool_key(v)?; Ok(()) }),
     // --- TLS ---
     key(CM, "ssl-redirect", S::SslRedirect, G::Tls, BOOL, "true",
         "Plain HTTP requests to a host with a certificate of its own get a redirect to HTTPS, unless the Ingress sets ssl-redirect",

@@ -58,6 +58,7 @@ pub(super) fn prepare(
         policy,
         mut pages,
         hsts,
+        trusted,
         ..
     } = chosen;
     let present = req.body().present();
@@ -100,7 +101,8 @@ pub(super) fn prepare(
     if added > 0 {
         req.headers_mut().reserve(added);
     }
-    let forwarded = prepare_request_headers(req.headers_mut(), cx, target, present, upgrade);
+    let forwarded =
+        prepare_request_headers(req.headers_mut(), cx, target, present, upgrade, trusted);
     let mut forwarded = if in_map {
         forwarded.insert_into(req.headers_mut());
         if let Some(p) = &policy {

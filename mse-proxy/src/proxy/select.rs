@@ -11,6 +11,7 @@ use mse_router::{Backend, BodySize, RequestHead, Route, RoutePolicy, WEIGHT_SCAL
 use super::ConnCtx;
 use crate::body::RequestBody;
 use crate::error::ProxyError;
+use crate::forwarded::Trusted;
 use crate::log::AccessRecord;
 use crate::phases::RequestInfo;
 use crate::policy::fallback::{self, ErrorPages};
@@ -41,6 +42,8 @@ pub(super) struct Chosen {
     /// `Strict-Transport-Security` for the answer: an HTTPS request to a host with a
     /// certificate of its own, with `hsts` on.
     pub(super) hsts: Option<HeaderValue>,
+    /// What a trusted proxy in front said (`use-forwarded-headers`).
+    pub(super) trusted: Option<Box<Trusted>>,
 }
 
 /// Looks the request up, runs the registered steps' access phase, then the decision phase
@@ -66,6 +69,16 @@ pub(super) fn choose(
     if let (Some(log), Some(m)) = (log.as_deref_mut(), &found) {
         log.ingress = Some(m.route.ingress.clone());
     }
+    // A proxy in front, trusted with `use-forwarded-headers`: the client it names, and
+    // whether it took the request over TLS.
+    let trusted = settings
+        .forwarding
+        .as_ref()
+        .and_then(|f| f.read(cx.peer.ip(), req.headers()));
+    if let (Some(log), Some(ip)) = (log.as_deref_mut(), trusted.as_ref().and_then(|t| t.real_ip)) {
+        log.remote.set_ip(ip);
+    }
+    let tls = cx.tls || trusted.as_ref().is_some_and(|t| t.says_https());
     // Access: the gateway-wide IP lists, then the registered steps.
     if let Some(lists) = &settings.access {
         if lists.closed {
@@ -90,10 +103,11 @@ pub(super) fn choose(
         // No route: the gateway-wide default backend, else 404.
         let mut chosen = Chosen::plain(fallback::unmatched(&table)?);
         chosen.body_limit = settings.max_body;
+        chosen.trusted = trusted;
         return Ok(Choice::Forward(chosen));
     };
     // Decision.
-    if let Some(answer) = decide(cx, m.route, req, host, path) {
+    if let Some(answer) = decide(tls, m.route, req, host, path) {
         return Ok(Choice::Answer(Box::new(answer)));
     }
     // Canaries: the roll only matters for weighted ones.
@@ -121,7 +135,7 @@ pub(super) fn choose(
     let hsts = settings
         .hsts
         .as_ref()
-        .filter(|_| cx.tls && m.route.own_certificate)
+        .filter(|_| tls && m.route.own_certificate)
         .cloned();
     // Upstream selection.
     let (upstream, pages) = select_upstream(&table, m.route, dest.backend, policy.as_deref())?;
@@ -132,12 +146,14 @@ pub(super) fn choose(
         pages,
         body_limit,
         hsts,
+        trusted,
     }))
 }
 
-/// The decision phase's own answers: a CORS preflight, then the route's redirects.
+/// The decision phase's own answers: a CORS preflight, then the route's redirects. `tls`:
+/// the client's request came over TLS (to the gateway, or to a trusted proxy in front).
 fn decide(
-    cx: &ConnCtx,
+    tls: bool,
     route: &Route,
     req: &Request<RequestBody>,
     host: &str,
@@ -146,8 +162,8 @@ fn decide(
     if let Some(answer) = cors::preflight(route.policy.as_deref(), req) {
         return Some(answer);
     }
-    if route.may_redirect(cx.tls) {
-        return redirect::answer(cx.tls, route, req, host, path);
+    if route.may_redirect(tls) {
+        return redirect::answer(tls, route, req, host, path);
     }
     None
 }
@@ -196,6 +212,7 @@ impl Chosen {
             pages: None,
             body_limit: None,
             hsts: None,
+            trusted: None,
         }
     }
 
