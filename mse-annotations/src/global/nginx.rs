@@ -12,7 +12,6 @@ use crate::value::{boolean, size, status, uint};
 const CM: Layer = Layer::ConfigMap;
 const BOOL: &str = "true or false";
 const SECS: &str = "seconds (60) or a time (500ms, 60s, 5m)";
-const NOT_YET: &str = "this build does not apply it yet";
 const LIMITS_LATER: &str = "rate and connection limits are not applied by this build yet";
 const TLS_LATER: &str = "the TLS listener's versions and ciphers are not configurable in this build yet; it offers TLS 1.2 and 1.3 with the TLS library's cipher suites";
 const GZIP_LATER: &str = "response compression is not applied by this build yet";
@@ -90,7 +89,7 @@ pub(super) const NGINX: &[GlobalKey] = &[
     key(CM, "upstream-keepalive-time", S::UpstreamKeepaliveTime, G::Upstream, SECS, "1h",
         "The longest life of an upstream connection",
         |c, v| { c.upstream.keepalive_time = g::positive_duration(v)?; Ok(()) })
-        .not_applied(NOT_YET)
+        .not_applied("upstream connections are closed by idle time (upstream-keepalive-timeout) and request count (upstream-keepalive-requests) only")
         .ex("30m", "0"),
     // --- Forwarding ---
     key(CM, "use-forwarded-headers", S::UseForwardedHeaders, G::Forwarding, BOOL, "false",
@@ -109,7 +108,7 @@ pub(super) const NGINX: &[GlobalKey] = &[
     key(CM, "use-proxy-protocol", S::UseProxyProtocol, G::Forwarding, BOOL, "false",
         "Read the client address from a PROXY protocol header",
         |c, v| { c.forwarding.use_proxy_protocol = bool_key(v)?; Ok(()) })
-        .not_applied(NOT_YET)
+        .not_applied("the listeners do not read PROXY protocol headers yet")
         .ex("true", "on"),
     no_effect(CM, "compute-full-forwarded-for", G::Forwarding,
         "the gateway always appends the client address to the X-Forwarded-For it received, as compute-full-forwarded-for: true does",
@@ -127,7 +126,7 @@ pub(super) const NGINX: &[GlobalKey] = &[
     key(CM, "http-redirect-code", S::HttpRedirectCode, G::Tls, "301, 302, 307 or 308", "308",
         "Status of the redirects to HTTPS",
         |c, v| { c.tls.redirect_code = g::redirect_code(v)?; Ok(()) })
-        .not_applied(NOT_YET)
+        .not_applied("redirects to HTTPS answer 308")
         .ex("301", "200"),
     key(CM, "hsts", S::Hsts, G::Tls, BOOL, "true",
         "Send Strict-Transport-Security on HTTPS answers of hosts with a certificate of their own",
