@@ -17,6 +17,12 @@ pub struct Cidr {
 }
 
 impl Cidr {
+    /// Every IPv4 address: `0.0.0.0/0`.
+    pub const V4_ANY: Cidr = Cidr {
+        addr: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        prefix: 0,
+    };
+
     /// The network address (host bits cleared).
     pub fn addr(&self) -> IpAddr {
         self.addr

@@ -33,10 +33,16 @@
 //! ```
 //!
 //! [`lookup`] is the plain, unvalidated lookup across prefixes.
+//!
+//! [`global`] reads the gateway-wide configuration (the ingress-nginx ConfigMap, Higress's
+//! `higress-config`, the linked `MseIngressConfig` and explicit flags) into one typed
+//! [`global::GlobalConfig`], from a registry of its own that also renders
+//! `docs/configuration.md`.
 
 mod cidr;
 mod cx;
 mod family;
+pub mod global;
 mod keys;
 mod matrix;
 mod migration;

@@ -362,6 +362,15 @@ pub fn secret_ref(v: &str) -> Result<ObjectRef, ValueError> {
     })
 }
 
+impl std::str::FromStr for ObjectRef {
+    type Err = ValueError;
+
+    /// Parses `[namespace/]name` (lower-case DNS names), as [`config_map_ref`] does.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        config_map_ref(s)
+    }
+}
+
 /// A ConfigMap reference, `[namespace/]name`.
 pub fn config_map_ref(v: &str) -> Result<ObjectRef, ValueError> {
     let (ns, name) = match v.split_once('/') {

@@ -457,7 +457,7 @@ fn limits_of_every_kind() {
     ]);
     assert!(clean(&p), "{:#?}", p.diagnostics);
     let l = &p.value.limits;
-    assert_eq!(l.body_size, Some(8 << 20));
+    assert_eq!(l.body_size, Some(BodySize::Limit(8 << 20)));
     assert_eq!(l.client.rps, Some(10));
     assert_eq!(l.client.burst_multiplier, 3);
     assert_eq!(l.client.exempt.len(), 1);
@@ -482,10 +482,11 @@ fn limits_of_every_kind() {
         l.concurrency.as_ref().unwrap().action,
         LimitAction::Redirect(_)
     ));
-    assert_eq!(run(&[]).value.limits.body_size, Some(1 << 20));
+    // Absent: the gateway-wide proxy-body-size applies.
+    assert_eq!(run(&[]).value.limits.body_size, None);
     assert_eq!(
         run(&[("proxy-body-size", "0")]).value.limits.body_size,
-        None
+        Some(BodySize::Unlimited)
     );
 }
 

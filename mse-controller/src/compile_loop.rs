@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mse_model::{Diagnostic, Severity, Snapshot};
-use mse_router::{CompileOptions, RouteTable, compile};
+use mse_router::global::GlobalConfig;
+use mse_router::{CompileOptions, RouteTable, compile_with};
 use tokio::sync::watch;
 use tracing::field::display;
 
@@ -50,6 +51,10 @@ impl Compiled {
 /// the newest is compiled. A snapshot with generation 0 (a [`Snapshot::default`]
 /// placeholder, before the source has read anything) is not compiled.
 ///
+/// Each compile is given the global configuration of the one before it
+/// ([`mse_router::compile_with`]): a bad value in the gateway's ConfigMap keeps its last good
+/// value, with a diagnostic, for as long as the loop runs.
+///
 /// `publish` runs on this task and should be quick (swapping an `ArcSwap`, say). Each
 /// diagnostic is logged once when it first appears (warn for errors and warnings, info for
 /// infos, with its code, object, key, file and line), and once more at info when it is
@@ -84,14 +89,16 @@ pub async fn run_compile_loop<F>(
 {
     let options = Arc::new(options);
     let mut logged = DiagnosticLog::default();
+    let mut in_force: Option<Arc<GlobalConfig>> = None;
     loop {
         let snapshot = snapshots.borrow_and_update().clone();
         if snapshot.generation != 0 {
             let generation = snapshot.generation;
             let options = Arc::clone(&options);
+            let previous = in_force.clone();
             let compiled = tokio::task::spawn_blocking(move || {
                 let started = Instant::now();
-                let table = compile(&snapshot, &options);
+                let table = compile_with(&snapshot, &options, previous.as_deref());
                 Compiled {
                     table: Arc::new(table),
                     load_diagnostics: Arc::from(snapshot.diagnostics.as_slice()),
@@ -102,6 +109,7 @@ pub async fn run_compile_loop<F>(
             .await;
             match compiled {
                 Ok(compiled) => {
+                    in_force = Some(Arc::clone(compiled.table.global_shared()));
                     logged.update(compiled.diagnostics());
                     tracing::info!(
                         generation,

@@ -59,8 +59,8 @@ mod compile_loop;
 mod error;
 mod file;
 mod kube;
-pub mod status;
 pub mod operator;
+pub mod status;
 
 pub use self::kube::{KubeOptions, KubeSource, KubeWatch};
 pub use compile_loop::{Compiled, run_compile_loop};

@@ -36,8 +36,18 @@ fn spawn_loop(
     mpsc::UnboundedReceiver<Compiled>,
     tokio::task::JoinHandle<()>,
 ) {
+    spawn_loop_with(rx, CompileOptions::default())
+}
+
+fn spawn_loop_with(
+    rx: watch::Receiver<Arc<Snapshot>>,
+    options: CompileOptions,
+) -> (
+    mpsc::UnboundedReceiver<Compiled>,
+    tokio::task::JoinHandle<()>,
+) {
     let (tx, published) = mpsc::unbounded_channel();
-    let task = tokio::spawn(run_compile_loop(rx, CompileOptions::default(), move |c| {
+    let task = tokio::spawn(run_compile_loop(rx, options, move |c| {
         tx.send(c).unwrap();
     }));
     (published, task)
@@ -48,6 +58,55 @@ async fn next_compiled(published: &mut mpsc::UnboundedReceiver<Compiled>) -> Com
         .await
         .expect("nothing published in time")
         .expect("loop ended")
+}
+
+fn gateway_config_map(data: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{ name: gateway, namespace: ingress }}\ndata: {{ {data} }}\n"
+    )
+}
+
+#[tokio::test]
+async fn compile_loop_keeps_the_last_good_global_value_across_snapshots() {
+    let options = CompileOptions {
+        configmap: Some("ingress/gateway".parse().unwrap()),
+        ..CompileOptions::default()
+    };
+    let (tx, rx) = watch::channel(snapshot_with(
+        1,
+        &gateway_config_map("keep-alive-requests: \"2\""),
+    ));
+    let (mut published, task) = spawn_loop_with(rx, options);
+    let first = next_compiled(&mut published).await;
+    assert_eq!(first.table.global().client.keep_alive_requests, 2);
+
+    // A bad value: the previous table's value stays, and the other key applies.
+    tx.send(snapshot_with(
+        2,
+        &gateway_config_map("keep-alive-requests: \"lots\", keep-alive: \"5\""),
+    ))
+    .unwrap();
+    let second = next_compiled(&mut published).await;
+    let g = second.table.global();
+    assert_eq!(g.client.keep_alive_requests, 2);
+    assert_eq!(g.client.keep_alive.as_secs(), 5);
+    let d = second
+        .diagnostics()
+        .find(|d| d.code == "invalid-config-value")
+        .expect("the bad value is reported");
+    assert_eq!(d.origin.key.as_deref(), Some("keep-alive-requests"));
+    assert_eq!(d.value.as_deref(), Some("lots"));
+
+    // Still bad on the next snapshot: still the last good value.
+    tx.send(snapshot_with(
+        3,
+        &gateway_config_map("keep-alive-requests: \"lots\""),
+    ))
+    .unwrap();
+    let third = next_compiled(&mut published).await;
+    assert_eq!(third.table.global().client.keep_alive_requests, 2);
+    drop(tx);
+    timeout(BOUND, task).await.unwrap().unwrap();
 }
 
 #[tokio::test]

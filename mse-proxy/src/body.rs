@@ -27,6 +27,35 @@ pub(crate) enum RequestBody {
     H1(H1Body),
     /// From hyper's HTTP/2 server.
     H2(Incoming),
+    /// A body of unknown length under a `proxy-body-size` limit, counted as it is read.
+    /// Boxed: rare.
+    Limited(Box<Limited>),
+}
+
+/// A body counted against a limit: past it, reading fails with [`BodyTooLarge`].
+pub(crate) struct Limited {
+    inner: RequestBody,
+    /// Bytes still allowed.
+    left: u64,
+    limit: u64,
+}
+
+/// The error a [`Limited`] body fails with past its limit.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body is larger than {limit} bytes")]
+pub(crate) struct BodyTooLarge {
+    /// The limit in bytes.
+    pub(crate) limit: u64,
+}
+
+/// What a request body limit decides before anything is sent.
+pub(crate) enum BodyCheck {
+    /// Within the limit (or empty).
+    Pass,
+    /// Its length is unknown: it must be counted as it streams ([`RequestBody::counted`]).
+    Count,
+    /// Its declared length is over the limit.
+    TooLarge,
 }
 
 // === impl RequestBody ===
@@ -38,7 +67,32 @@ impl RequestBody {
         match self {
             Self::H1(body) => body.present(),
             Self::H2(_) => Present::ALL,
+            Self::Limited(l) => l.inner.present(),
         }
+    }
+
+    /// Checks the body against `limit` as far as its declared length allows.
+    pub(crate) fn check(&self, limit: u64) -> BodyCheck {
+        if self.is_end_stream() {
+            return BodyCheck::Pass;
+        }
+        let hint = self.size_hint();
+        if hint.lower() > limit {
+            BodyCheck::TooLarge
+        } else if hint.exact().is_some() {
+            BodyCheck::Pass
+        } else {
+            BodyCheck::Count
+        }
+    }
+
+    /// This body, failing with [`BodyTooLarge`] once more than `limit` bytes were read.
+    pub(crate) fn counted(self, limit: u64) -> Self {
+        RequestBody::Limited(Box::new(Limited {
+            inner: self,
+            left: limit,
+            limit,
+        }))
     }
 }
 
@@ -87,6 +141,7 @@ impl Body for RequestBody {
             RequestBody::H2(body) => Pin::new(body)
                 .poll_frame(cx)
                 .map(|f| f.map(|r| r.map_err(std::io::Error::other))),
+            RequestBody::Limited(l) => l.poll_counted(cx),
         }
     }
 
@@ -94,6 +149,7 @@ impl Body for RequestBody {
         match self {
             RequestBody::H1(body) => body.is_end_stream(),
             RequestBody::H2(body) => body.is_end_stream(),
+            RequestBody::Limited(l) => l.inner.is_end_stream(),
         }
     }
 
@@ -101,7 +157,31 @@ impl Body for RequestBody {
         match self {
             RequestBody::H1(body) => body.size_hint(),
             RequestBody::H2(body) => body.size_hint(),
+            RequestBody::Limited(l) => l.inner.size_hint(),
         }
+    }
+}
+
+// === impl Limited ===
+
+impl Limited {
+    fn poll_counted(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            let n = data.len() as u64;
+            if n > self.left {
+                self.left = 0;
+                let too_large = BodyTooLarge { limit: self.limit };
+                return Poll::Ready(Some(Err(std::io::Error::other(too_large))));
+            }
+            self.left -= n;
+        }
+        polled
     }
 }
 

@@ -1,7 +1,16 @@
 //! [`ProxyConfig`]: listeners, workers, timeouts and limits of the data plane.
+//!
+//! The timeouts and limits that the gateway-wide configuration also has
+//! ([`mse_router::global::GlobalConfig`]: `keep-alive`, `proxy-read-timeout`, ...) are the
+//! data plane's defaults: a setting the route table's global configuration sets (from a
+//! ConfigMap, an explicit flag or an `MseIngressConfig`) replaces them for the requests and
+//! connections that start after the table is published. Their default values are the global
+//! configuration's defaults.
 
 use std::net::SocketAddr;
 use std::time::Duration;
+
+use mse_router::global::GlobalConfig;
 
 use crate::error::ProxyError;
 use crate::phases::Steps;
@@ -36,11 +45,17 @@ pub struct ProxyConfig {
     /// the HTTP/2 header list). Larger requests get 431. At least 8 KiB; default 32 KiB,
     /// like ingress-nginx's `large-client-header-buffers: 4 8k`.
     pub max_header_size: usize,
-    /// Emit one tracing event with target `access` per request.
+    /// Emit one tracing event with target `access` per request (`disable-access-log`).
     pub access_log: bool,
     /// Idle keep-alive connections kept per upstream address and worker (ingress-nginx's
     /// `upstream-keepalive-connections` is 320).
     pub upstream_max_idle: usize,
+    /// Requests sent on one upstream connection before it is closed
+    /// (`upstream-keepalive-requests`, 10000).
+    pub upstream_keepalive_requests: u32,
+    /// Requests served on one HTTP/1.1 client connection (`keep-alive-requests`, 1000); the
+    /// last answer says `Connection: close`.
+    pub keep_alive_requests: u32,
     /// Concurrent HTTP/2 streams per client connection.
     pub max_concurrent_streams: u32,
     /// Steps of the embedding application, run in the request phases of every request
@@ -52,10 +67,16 @@ pub struct ProxyConfig {
 #[derive(Clone, Copy, Debug)]
 #[non_exhaustive]
 pub struct Timeouts {
-    /// Time a client has to send a whole request head (and to finish the TLS handshake);
-    /// also how long an idle keep-alive connection waits for its next request. Default
-    /// 10 s.
+    /// Time a client has to send a whole request head, from its first byte (from the
+    /// connection's start for the first request), and to finish the TLS handshake
+    /// (`client-header-timeout`). Default 10 s.
     pub header_read: Duration,
+    /// How long an idle HTTP/1.1 keep-alive connection waits for the first byte of its
+    /// next request (`keep-alive`, 75 s). Zero: one request per connection.
+    pub keep_alive: Duration,
+    /// The longest wait between two reads of an HTTP/1.1 request body
+    /// (`client-body-timeout`, 60 s). Past it the request gets 408.
+    pub client_body: Duration,
     /// Time to connect to an upstream, DNS lookup included (`proxy_connect_timeout`,
     /// 5 s). Past it the client gets 504.
     pub upstream_connect: Duration,
@@ -81,6 +102,7 @@ pub struct Timeouts {
 
 impl Default for ProxyConfig {
     fn default() -> Self {
+        let g = GlobalConfig::default();
         Self {
             http_addr: Some(SocketAddr::from(([0, 0, 0, 0], 80))),
             https_addr: Some(SocketAddr::from(([0, 0, 0, 0], 443))),
@@ -88,10 +110,12 @@ impl Default for ProxyConfig {
                 .map(|n| n.get())
                 .unwrap_or(1),
             timeouts: Timeouts::default(),
-            max_header_size: 32 * 1024,
-            access_log: true,
-            upstream_max_idle: 320,
-            max_concurrent_streams: 128,
+            max_header_size: g.client.max_header_size as usize,
+            access_log: g.logging.access_log,
+            upstream_max_idle: g.upstream.keepalive_connections as usize,
+            upstream_keepalive_requests: g.upstream.keepalive_requests,
+            keep_alive_requests: g.client.keep_alive_requests,
+            max_concurrent_streams: g.client.http2_max_concurrent_streams,
             steps: Steps::default(),
         }
     }
@@ -117,6 +141,11 @@ impl ProxyConfig {
         if self.max_concurrent_streams == 0 {
             return fail("max_concurrent_streams must be at least 1".to_owned());
         }
+        if self.keep_alive_requests == 0 || self.upstream_keepalive_requests == 0 {
+            return fail(
+                "keep_alive_requests and upstream_keepalive_requests must be at least 1".to_owned(),
+            );
+        }
         Ok(())
     }
 }
@@ -125,13 +154,16 @@ impl ProxyConfig {
 
 impl Default for Timeouts {
     fn default() -> Self {
+        let g = GlobalConfig::default();
         Self {
-            header_read: Duration::from_secs(10),
-            upstream_connect: Duration::from_secs(5),
-            upstream_response: Duration::from_secs(60),
-            upstream_read: Duration::from_secs(60),
+            header_read: g.client.header_timeout,
+            keep_alive: g.client.keep_alive,
+            client_body: g.client.body_timeout,
+            upstream_connect: g.upstream.connect_timeout,
+            upstream_response: g.upstream.read_timeout,
+            upstream_read: g.upstream.read_timeout,
             client_write: Duration::from_secs(60),
-            upstream_idle: Duration::from_secs(60),
+            upstream_idle: g.upstream.keepalive_timeout,
             shutdown_grace: Duration::from_secs(30),
         }
     }

@@ -59,6 +59,21 @@ pub enum ProxyError {
     /// The method is not proxied (`CONNECT`).
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The client's address is refused by the gateway-wide IP lists.
+    #[error("client address {ip} is not allowed")]
+    Forbidden {
+        /// The client's address.
+        ip: std::net::IpAddr,
+    },
+    /// The request body is larger than the route's `proxy-body-size`.
+    #[error("request body larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The client stopped sending the request body (`client-body-timeout`).
+    #[error("the client sent no more of the request body in time")]
+    RequestTimeout,
     /// No route matches the request's host and path.
     #[error("no route matches the request")]
     NoRoute,
@@ -146,6 +161,9 @@ impl ProxyError {
         match self {
             ProxyError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ProxyError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::BackendUnavailable { .. } | ProxyError::NoEndpoints { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -168,9 +186,12 @@ impl ProxyError {
     /// Who is at fault.
     pub fn blame(&self) -> Blame {
         match self {
-            ProxyError::BadRequest { .. } | ProxyError::MethodNotAllowed | ProxyError::NoRoute => {
-                Blame::Client
-            }
+            ProxyError::BadRequest { .. }
+            | ProxyError::MethodNotAllowed
+            | ProxyError::NoRoute
+            | ProxyError::Forbidden { .. }
+            | ProxyError::PayloadTooLarge { .. }
+            | ProxyError::RequestTimeout => Blame::Client,
             ProxyError::BackendUnavailable { .. }
             | ProxyError::NoEndpoints { .. }
             | ProxyError::Resolve { .. }

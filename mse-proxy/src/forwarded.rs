@@ -2,10 +2,18 @@
 //! does: `X-Forwarded-For`, `X-Real-IP`, `X-Forwarded-Proto`, `X-Forwarded-Host` and
 //! `X-Forwarded-Port`. The client's own values of these headers are replaced, but for
 //! `X-Forwarded-For`, to which the client's address is appended ([`forwarded_for`]).
+//!
+//! With `use-forwarded-headers` ([`TrustedProxies`]), a client in `proxy-real-ip-cidr` is a
+//! proxy in front of the gateway: its `X-Forwarded-Proto`, `-Host` and `-Port` are kept,
+//! and `X-Real-IP` is the address nginx's `real_ip_recursive` finds in its
+//! `forwarded-for-header` list ([`Trusted`]).
 
 use std::io::Write;
 use std::net::IpAddr;
 use std::rc::Rc;
+
+use mse_router::global::ForwardingSettings;
+use mse_router::global::GlobalConfig;
 
 use bytes::BytesMut;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -26,6 +34,29 @@ pub(crate) struct ForwardHeaders {
     for_: Option<HeaderValue>,
     /// `None`: a request without host; a client's `X-Forwarded-Host` is removed.
     host: Option<HeaderValue>,
+    /// What a trusted proxy in front said, replacing the connection's own values.
+    trusted: Option<Box<Trusted>>,
+}
+
+/// `use-forwarded-headers` of a table: the proxies whose forwarding headers are believed.
+#[derive(Clone, Debug)]
+pub(crate) struct TrustedProxies {
+    settings: ForwardingSettings,
+    /// `forwarded-for-header`.
+    header: HeaderName,
+}
+
+/// The forwarding headers a trusted proxy sent, for one request.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Trusted {
+    /// The client address found in the proxy's list, when it is not the proxy's own.
+    pub(crate) real_ip: Option<IpAddr>,
+    /// `X-Forwarded-Proto`.
+    pub(crate) proto: Option<HeaderValue>,
+    /// `X-Forwarded-Port`.
+    pub(crate) port: Option<HeaderValue>,
+    /// `X-Forwarded-Host`.
+    pub(crate) host: Option<HeaderValue>,
 }
 
 /// The forwarding headers that are the same for every request of one client connection,
@@ -181,17 +212,32 @@ impl ForwardHeaders {
     }
 
     /// The headers of a request from the connection of `conn`: `for_` is the client's own
-    /// `X-Forwarded-For` with the client appended, if it sent one.
+    /// `X-Forwarded-For` with the client appended, if it sent one; `trusted`, what a
+    /// trusted proxy in front said.
     pub(crate) fn new(
         conn: Rc<ConnForward>,
         for_: Option<HeaderValue>,
         host: Option<HeaderValue>,
+        trusted: Option<Box<Trusted>>,
     ) -> Self {
-        Self { conn, for_, host }
+        Self {
+            conn,
+            for_,
+            host,
+            trusted,
+        }
     }
 
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         let c = &*self.conn;
+        if let Some(t) = &self.trusted {
+            // Rare: written header by header.
+            let headers = self.values(t);
+            for (name, value) in headers.iter().flatten() {
+                line(out, name.as_str().as_bytes(), value.as_bytes());
+            }
+            return;
+        }
         match &self.for_ {
             None => out.extend_from_slice(&c.lines),
             Some(v) => {
@@ -206,18 +252,114 @@ impl ForwardHeaders {
 
     /// Puts these headers into `headers`, replacing the client's.
     pub(crate) fn insert_into(self, headers: &mut HeaderMap) {
-        let c = &*self.conn;
-        let ip = c.value(c.ip);
-        let for_ = self.for_.unwrap_or_else(|| ip.clone());
-        headers.insert(X_FORWARDED_FOR, for_);
-        headers.insert(X_REAL_IP, ip);
-        let proto = if c.tls { "https" } else { "http" };
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-        match self.host {
-            Some(h) => headers.insert(X_FORWARDED_HOST, h),
+        let default = Trusted::default();
+        let t = self.trusted.as_deref().unwrap_or(&default);
+        let [for_, real_ip, proto, port, host] = self.values(t);
+        for (name, value) in [for_, real_ip, proto, port].into_iter().flatten() {
+            headers.insert(name, value);
+        }
+        match host {
+            Some((name, h)) => headers.insert(name, h),
             None => headers.remove(X_FORWARDED_HOST),
         };
-        headers.insert(X_FORWARDED_PORT, c.value(c.port));
+    }
+
+    /// Every header, in the order they are written; `X-Forwarded-Host` may be missing.
+    fn values(&self, t: &Trusted) -> [Option<(HeaderName, HeaderValue)>; 5] {
+        let c = &*self.conn;
+        let peer = c.value(c.ip);
+        let real_ip = t
+            .real_ip
+            .and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok())
+            .unwrap_or_else(|| peer.clone());
+        let for_ = self.for_.clone().unwrap_or(peer);
+        let proto = t
+            .proto
+            .clone()
+            .unwrap_or(HeaderValue::from_static(if c.tls {
+                "https"
+            } else {
+                "http"
+            }));
+        let port = t.port.clone().unwrap_or_else(|| c.value(c.port));
+        let host = t.host.clone().or_else(|| self.host.clone());
+        [
+            Some((X_FORWARDED_FOR, for_)),
+            Some((X_REAL_IP, real_ip)),
+            Some((X_FORWARDED_PROTO, proto)),
+            Some((X_FORWARDED_PORT, port)),
+            host.map(|h| (X_FORWARDED_HOST, h)),
+        ]
+    }
+}
+
+// === impl TrustedProxies ===
+
+impl TrustedProxies {
+    /// The trusted proxies of `global`, when `use-forwarded-headers` is on.
+    pub(crate) fn of(global: &GlobalConfig) -> Option<Self> {
+        let f = &global.forwarding;
+        if !f.use_forwarded_headers {
+            return None;
+        }
+        Some(Self {
+            header: HeaderName::from_bytes(f.forwarded_for_header.as_bytes())
+                .unwrap_or(X_FORWARDED_FOR),
+            settings: f.clone(),
+        })
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.settings.real_ip_cidr.iter().any(|c| c.contains(ip))
+    }
+
+    /// What `peer` says in `headers`, when it is a trusted proxy.
+    pub(crate) fn read(&self, peer: IpAddr, headers: &HeaderMap) -> Option<Box<Trusted>> {
+        if !self.trusts(peer) {
+            return None;
+        }
+        // nginx's `real_ip_recursive on`: from the right, the first address that is not a
+        // trusted proxy; the leftmost when all are.
+        let mut real_ip = None;
+        for value in headers.get_all(&self.header).iter().rev() {
+            let Ok(list) = value.to_str() else { break };
+            let mut stop = false;
+            for item in list.rsplit(',').map(str::trim).filter(|i| !i.is_empty()) {
+                let Ok(ip) = item.parse::<IpAddr>() else {
+                    stop = true;
+                    break;
+                };
+                real_ip = Some(ip);
+                if !self.trusts(ip) {
+                    stop = true;
+                    break;
+                }
+            }
+            if stop {
+                break;
+            }
+        }
+        let token = |name: HeaderName| {
+            headers
+                .get(name)
+                .filter(|v| !v.is_empty() && v.to_str().is_ok_and(|s| !s.contains(',')))
+                .cloned()
+        };
+        Some(Box::new(Trusted {
+            real_ip: real_ip.filter(|ip| *ip != peer),
+            proto: token(X_FORWARDED_PROTO),
+            port: token(X_FORWARDED_PORT),
+            host: token(X_FORWARDED_HOST),
+        }))
+    }
+}
+
+impl Trusted {
+    /// Whether the proxy in front says the client's request came over TLS.
+    pub(crate) fn says_https(&self) -> bool {
+        self.proto
+            .as_ref()
+            .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"))
     }
 }
 
@@ -273,11 +415,108 @@ mod tests {
                 &lines.as_bytes()[17 + ip.len() + 2..]
             );
             let mut map = HeaderMap::new();
-            ForwardHeaders::new(std::rc::Rc::new(f), None, None).insert_into(&mut map);
+            ForwardHeaders::new(std::rc::Rc::new(f), None, None, None).insert_into(&mut map);
             assert_eq!(map[X_REAL_IP], ip.as_str());
             assert_eq!(map[X_FORWARDED_FOR], ip.as_str());
             assert_eq!(map[X_FORWARDED_PROTO], proto);
             assert_eq!(map[X_FORWARDED_PORT], port.as_str());
         }
+    }
+
+    fn trusting(cidrs: &str, header: &str) -> TrustedProxies {
+        let mut g = GlobalConfig::default();
+        g.forwarding.use_forwarded_headers = true;
+        g.forwarding.real_ip_cidr = cidrs
+            .split(',')
+            .map(|c| c.trim().parse().unwrap())
+            .collect();
+        g.forwarding.forwarded_for_header = header.to_owned();
+        TrustedProxies::of(&g).unwrap()
+    }
+
+    #[test]
+    fn the_real_ip_is_the_rightmost_address_that_is_not_a_trusted_proxy() {
+        let t = trusting("10.0.0.0/8, 127.0.0.1", "x-forwarded-for");
+        let peer: IpAddr = "127.0.0.1".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.append(
+            X_FORWARDED_FOR,
+            HeaderValue::from_static("198.51.100.1, 203.0.113.7"),
+        );
+        h.append(
+            X_FORWARDED_FOR,
+            HeaderValue::from_static("10.1.1.1 , 10.2.2.2"),
+        );
+        h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+        let got = t.read(peer, &h).unwrap();
+        assert_eq!(got.real_ip, Some("203.0.113.7".parse().unwrap()));
+        assert!(got.says_https());
+        // Every address trusted: the leftmost.
+        let mut h = HeaderMap::new();
+        h.insert(
+            X_FORWARDED_FOR,
+            HeaderValue::from_static("10.9.9.9, 10.1.1.1"),
+        );
+        assert_eq!(
+            t.read(peer, &h).unwrap().real_ip,
+            Some("10.9.9.9".parse().unwrap())
+        );
+        // A peer that is not a trusted proxy is believed in nothing.
+        assert!(t.read("192.0.2.1".parse().unwrap(), &h).is_none());
+        // No list, or a broken entry before any untrusted address: the peer itself.
+        assert_eq!(t.read(peer, &HeaderMap::new()).unwrap().real_ip, None);
+        let mut h = HeaderMap::new();
+        h.insert(
+            X_FORWARDED_FOR,
+            HeaderValue::from_static("garbage, 10.1.1.1"),
+        );
+        assert_eq!(
+            t.read(peer, &h).unwrap().real_ip,
+            Some("10.1.1.1".parse().unwrap())
+        );
+        // Another header, when configured.
+        let t = trusting("127.0.0.1", "x-original-forwarded-for");
+        let mut h = HeaderMap::new();
+        h.insert(X_FORWARDED_FOR, HeaderValue::from_static("198.51.100.1"));
+        h.insert(
+            "x-original-forwarded-for",
+            HeaderValue::from_static("203.0.113.9"),
+        );
+        assert_eq!(
+            t.read(peer, &h).unwrap().real_ip,
+            Some("203.0.113.9".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn a_trusted_proxys_headers_replace_the_connections_own() {
+        let conn = std::rc::Rc::new(ConnForward::for_peer(
+            "127.0.0.1".parse().unwrap(),
+            false,
+            80,
+        ));
+        let trusted = Trusted {
+            real_ip: Some("203.0.113.7".parse().unwrap()),
+            proto: Some(HeaderValue::from_static("https")),
+            port: Some(HeaderValue::from_static("443")),
+            host: Some(HeaderValue::from_static("shop.example.com")),
+        };
+        let f = ForwardHeaders::new(
+            conn,
+            Some(HeaderValue::from_static("203.0.113.7, 127.0.0.1")),
+            Some(HeaderValue::from_static("internal.test")),
+            Some(Box::new(trusted)),
+        );
+        let mut out = Vec::new();
+        f.encode(&mut out);
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            "x-forwarded-for: 203.0.113.7, 127.0.0.1\r\nx-real-ip: 203.0.113.7\r\nx-forwarded-proto: https\r\nx-forwarded-port: 443\r\nx-forwarded-host: shop.example.com\r\n"
+        );
+        let mut map = HeaderMap::new();
+        f.insert_into(&mut map);
+        assert_eq!(map[X_REAL_IP], "203.0.113.7");
+        assert_eq!(map[X_FORWARDED_HOST], "shop.example.com");
+        assert_eq!(map[X_FORWARDED_PORT], "443");
     }
 }

@@ -23,11 +23,19 @@
 //!   CORS headers) and mirroring (a sampled copy of each request goes to the mirror in a
 //!   task of its own, and its answer is dropped).
 //!
+//! - The route table's global configuration ([`mse_router::RouteTable::global`]) sets the
+//!   timeouts and limits of connections accepted and requests routed after it is published
+//!   (keep-alive, header and body timeouts and sizes, the upstream pool, the access log,
+//!   HSTS, the gateway-wide IP lists); what it leaves at its default comes from
+//!   [`ProxyConfig`].
+//!
 //! Status codes the gateway answers itself: 404 no route (unless a gateway-wide default
 //! backend is set), 503 backend unavailable or no ready endpoint (unless `default-backend`
 //! serves the route), 502 upstream connection failure, 504 upstream connect or response
-//! timeout, 431 request head too large, 400 malformed request (an HTTP/1.1 request without
-//! `Host` included), 405 for `CONNECT`.
+//! timeout, 431 request head too large, 413 request body over `proxy-body-size`, 408 request
+//! body stalled past `client-body-timeout`, 403 client refused by the gateway-wide IP lists,
+//! 400 malformed request (an HTTP/1.1 request without `Host` included), 405 for
+//! `CONNECT`.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -63,6 +71,7 @@ mod metrics;
 mod policy;
 mod proxy;
 mod server;
+mod settings;
 mod table;
 mod timer;
 mod tls;

@@ -24,6 +24,8 @@ pub(crate) struct AccessRecord {
     pub(crate) upstream_status: Option<u16>,
     pub(crate) upstream_time: Option<Duration>,
     pub(crate) ingress: Option<ObjectKey>,
+    /// The route's Ingress says `enable-access-log: "false"`: nothing is written.
+    pub(crate) off: bool,
 }
 
 /// Displays `-` for a missing value, as nginx logs do.
@@ -63,10 +65,14 @@ impl AccessRecord {
             upstream_status: None,
             upstream_time: None,
             ingress: None,
+            off: false,
         })
     }
 
     pub(crate) fn emit(&self, bytes: u64, complete: bool) {
+        if self.off {
+            return;
+        }
         let host = self
             .host
             .as_ref()

@@ -25,6 +25,7 @@ use crate::config::ProxyConfig;
 use crate::error::ProxyError;
 use crate::http1::{self, Ended, Limits, Prefixed};
 use crate::proxy::{self, ConnCtx, Worker};
+use crate::settings::H2Settings;
 use crate::table::SharedTable;
 use crate::upstream::Pool;
 
@@ -63,14 +64,13 @@ struct Listeners {
     https: Option<(std::net::TcpListener, u16)>,
 }
 
+/// What every connection of a worker is served with. Its limits and timeouts come from
+/// the table being served when it is accepted ([`crate::settings::Settings`]).
 struct Servers {
-    /// HTTP/1.1 limits. A connection that starts with the HTTP/2 preface (h2c with prior
-    /// knowledge) goes to `h2`.
-    h1: Limits,
-    /// HTTP/2: after the preface on either port, or after ALPN `h2`.
+    /// HTTP/2: after the preface on either port, or after ALPN `h2`; each connection's
+    /// limits are set on a copy.
     h2: http2::Builder<LocalExec>,
     tls: Option<TlsAcceptor>,
-    handshake_timeout: Duration,
 }
 
 // === impl Gateway ===
@@ -82,6 +82,7 @@ impl Gateway {
     /// [`GatewayHandle::http_addr`] and [`GatewayHandle::https_addr`].
     pub fn start(config: ProxyConfig, table: SharedTable) -> Result<GatewayHandle, ProxyError> {
         config.validate()?;
+        table.set_defaults(&config);
         let tls = match config.https_addr {
             Some(_) => Some(TlsAcceptor::from(crate::tls::server_config(&table)?)),
             None => None,
@@ -233,22 +234,16 @@ async fn run_worker(
 ) {
     let t = config.timeouts;
     let (live, _) = watch::channel(());
+    let pool = Pool::new(table.load().settings().pool);
     let worker = Rc::new(Worker {
         metrics: Arc::clone(table.metrics()),
         table,
-        pool: Pool::new(
-            config.upstream_max_idle,
-            t.upstream_idle,
-            t.upstream_connect,
-            t.upstream_response,
-            t.upstream_read,
-        ),
-        access_log: config.access_log,
+        pool,
         steps: config.steps.clone(),
         live,
         stop: http1::Stop::default(),
     });
-    let servers = Rc::new(servers(&config, tls));
+    let servers = Rc::new(servers(tls));
     let to_tokio = |l: Option<(std::net::TcpListener, u16)>| match l {
         Some((l, port)) => match TcpListener::from_std(l) {
             Ok(l) => Some((l, port)),
@@ -305,21 +300,26 @@ async fn run_worker(
     }
 }
 
-fn servers(config: &ProxyConfig, tls: Option<TlsAcceptor>) -> Servers {
-    let t = config.timeouts;
+fn servers(tls: Option<TlsAcceptor>) -> Servers {
     let mut h2 = http2::Builder::new(LocalExec);
-    h2.timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(config.max_header_size).unwrap_or(u32::MAX))
-        .max_concurrent_streams(config.max_concurrent_streams);
-    Servers {
-        h1: Limits {
-            max_head: config.max_header_size,
-            header_read: t.header_read,
-            client_write: t.client_write,
-        },
-        h2,
-        tls,
-        handshake_timeout: t.header_read,
+    h2.timer(TokioTimer::new());
+    Servers { h2, tls }
+}
+
+/// The settings a connection accepted now is served with.
+struct Accepted {
+    h1: Limits,
+    h2: H2Settings,
+}
+
+impl Accepted {
+    fn now(worker: &Worker) -> Self {
+        let table = worker.table.load();
+        let s = table.settings();
+        Self {
+            h1: s.conn,
+            h2: s.h2,
+        }
     }
 }
 
@@ -358,6 +358,7 @@ fn serve_plain(
     port: u16,
 ) {
     worker.metrics.connection_accepted();
+    let accepted = Accepted::now(worker);
     let cx = Rc::new(ConnCtx::new(Rc::clone(worker), peer, false, port));
     let servers = Rc::clone(servers);
     let watcher = graceful.watcher();
@@ -365,7 +366,7 @@ fn serve_plain(
     // task holding it inline copies it whole as tokio stores and moves it, about 2,000
     // instructions per connection. Boxed once here, the task only holds a pointer.
     tokio::task::spawn_local(async move {
-        Box::pin(serve_h1(cx, &servers, watcher, Box::new(stream))).await;
+        Box::pin(serve_h1(cx, &servers, &accepted, watcher, Box::new(stream))).await;
     });
 }
 
@@ -381,44 +382,64 @@ fn serve_tls(
         return;
     };
     worker.metrics.connection_accepted();
+    let accepted = Accepted::now(worker);
     let worker = Rc::clone(worker);
     let servers = Rc::clone(servers);
     let watcher = graceful.watcher();
     // Boxed for the same reason as the plain connection's future.
     tokio::task::spawn_local(Box::pin(async move {
-        let stream =
-            match tokio::time::timeout(servers.handshake_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    worker.metrics.tls_handshake_error();
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    worker.metrics.tls_handshake_error();
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
+        let handshake = accepted.h1.header_read;
+        let stream = match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                worker.metrics.tls_handshake_error();
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                worker.metrics.tls_handshake_error();
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        };
         let cx = Rc::new(ConnCtx::new(worker, peer, true, port));
         if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-            serve_h2(cx, &servers, watcher, Prefixed::new(Box::new(stream))).await;
+            serve_h2(
+                cx,
+                &servers,
+                &accepted,
+                watcher,
+                Prefixed::new(Box::new(stream)),
+            )
+            .await;
         } else {
-            serve_h1(cx, &servers, watcher, Box::new(stream)).await;
+            serve_h1(cx, &servers, &accepted, watcher, Box::new(stream)).await;
         }
     }));
 }
 
 /// HTTP/1.1 on a client connection, or HTTP/2 if it opens with the preface.
-async fn serve_h1(cx: Rc<ConnCtx>, servers: &Servers, watcher: Watcher, io: Box<dyn http1::Io>) {
+async fn serve_h1(
+    cx: Rc<ConnCtx>,
+    servers: &Servers,
+    accepted: &Accepted,
+    watcher: Watcher,
+    io: Box<dyn http1::Io>,
+) {
     // The watcher is held to the end: graceful shutdown waits for it.
-    match http1::serve(Rc::clone(&cx), io, servers.h1).await {
+    match http1::serve(Rc::clone(&cx), io, accepted.h1).await {
         Ended::Closed => drop(watcher),
-        Ended::H2(io) => serve_h2(cx, servers, watcher, io).await,
+        Ended::H2(io) => serve_h2(cx, servers, accepted, watcher, io).await,
     }
 }
 
-async fn serve_h2(cx: Rc<ConnCtx>, servers: &Servers, watcher: Watcher, io: Prefixed) {
+async fn serve_h2(
+    cx: Rc<ConnCtx>,
+    servers: &Servers,
+    accepted: &Accepted,
+    watcher: Watcher,
+    io: Prefixed,
+) {
     let peer = cx.peer;
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let answer = proxy::handle(Rc::clone(&cx), Box::new(req.map(RequestBody::H2)));
@@ -431,7 +452,17 @@ async fn serve_h2(cx: Rc<ConnCtx>, servers: &Servers, watcher: Watcher, io: Pref
             Ok::<_, std::convert::Infallible>(response)
         }
     });
-    let conn = servers.h2.serve_connection(TokioIo::new(io), service);
+    let s = accepted.h2;
+    let mut h2 = servers.h2.clone();
+    h2.max_header_list_size(s.max_header_list)
+        .max_concurrent_streams(s.max_streams);
+    if let Some(w) = s.stream_window {
+        h2.initial_stream_window_size(w);
+    }
+    if let Some(w) = s.connection_window {
+        h2.initial_connection_window_size(w);
+    }
+    let conn = h2.serve_connection(TokioIo::new(io), service);
     if let Err(e) = watcher.watch(conn).await {
         tracing::debug!(%peer, error = %e, "client connection ended with an error");
     }

@@ -1,16 +1,19 @@
 //! [`SharedTable`]: the route table being served, swapped atomically, plus what the proxy
-//! derives from each table once when it is published.
+//! derives from each table once when it is published (its certificates, round-robin
+//! cursors, and the [`Settings`] of its global configuration).
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::{ArcSwap, Guard};
 use mse_router::{Certificate, Cluster, ClusterTarget, RouteTable};
 use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 
+use crate::config::ProxyConfig;
 use crate::metrics::Metrics;
+use crate::settings::{Defaults, Settings};
 use crate::upstream::Upstream;
 
 /// The route table being served, shared by every worker, the TLS resolver and the admin
@@ -28,14 +31,19 @@ struct Shared {
     current: ArcSwap<ProxyTable>,
     metrics: Arc<Metrics>,
     provider: Arc<CryptoProvider>,
+    /// The data plane's own values of the global settings, and the lock that orders the
+    /// builds of new tables (never taken on the request path).
+    defaults: Mutex<Defaults>,
 }
 
 /// One published [`RouteTable`] with the state the proxy keeps beside it: a round-robin
-/// cursor per cluster and the certificates loaded into rustls.
+/// cursor per cluster, the certificates loaded into rustls and the settings of its global
+/// configuration.
 pub struct ProxyTable {
     routes: Arc<RouteTable>,
     clusters: Vec<ClusterState>,
     certs: Vec<Option<LoadedCert>>,
+    settings: Settings,
 }
 
 /// Round-robin state of one cluster, padded to a cache line so that workers picking
@@ -67,14 +75,36 @@ impl SharedTable {
     /// first [`SharedTable::publish`].
     pub fn new(metrics: Arc<Metrics>) -> Self {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let empty = ProxyTable::build(Arc::new(RouteTable::empty()), &provider, None);
+        let defaults = Defaults::default();
+        let empty = ProxyTable::build(Arc::new(RouteTable::empty()), &provider, None, &defaults);
         Self {
             inner: Arc::new(Shared {
                 current: ArcSwap::from_pointee(empty),
                 metrics,
                 provider,
+                defaults: Mutex::new(defaults),
             }),
         }
+    }
+
+    /// Takes the data plane's own values of the global settings from `config` (a setting
+    /// the table's global configuration sets still wins), and rebuilds the table being
+    /// served with them. [`crate::Gateway::start`] calls it.
+    pub(crate) fn set_defaults(&self, config: &ProxyConfig) {
+        let mut defaults = self
+            .inner
+            .defaults
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *defaults = Defaults::from(config);
+        let current = self.inner.current.load_full();
+        let next = ProxyTable::build(
+            Arc::clone(&current.routes),
+            &self.inner.provider,
+            Some(&current),
+            &defaults,
+        );
+        self.inner.current.store(Arc::new(next));
     }
 
     /// Swaps in `table`. Certificates rustls cannot load are logged as errors naming their
@@ -82,9 +112,15 @@ impl SharedTable {
     /// ones of the previous table are not loaded again.
     pub fn publish(&self, table: Arc<RouteTable>) {
         let generation = table.generation();
+        let defaults = self
+            .inner
+            .defaults
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let previous = self.inner.current.load_full();
-        let next = ProxyTable::build(table, &self.inner.provider, Some(&previous));
+        let next = ProxyTable::build(table, &self.inner.provider, Some(&previous), &defaults);
         let old = self.inner.current.swap(Arc::new(next));
+        drop(defaults);
         self.inner.metrics.published(generation);
         tracing::info!(
             from = old.routes.generation(),
@@ -137,7 +173,9 @@ impl ProxyTable {
         routes: Arc<RouteTable>,
         provider: &CryptoProvider,
         previous: Option<&ProxyTable>,
+        defaults: &Defaults,
     ) -> Self {
+        let settings = Settings::derive(routes.global(), defaults);
         let clusters = routes
             .clusters()
             .iter()
@@ -169,7 +207,13 @@ impl ProxyTable {
             routes,
             clusters,
             certs,
+            settings,
         }
+    }
+
+    /// What the data plane applies of the table's global configuration.
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     /// The compiled route table.

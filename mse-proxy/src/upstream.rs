@@ -13,6 +13,7 @@
 //! Upgrade requests (WebSocket) use hyper's client on a connection of their own, which
 //! hands the socket over for the tunnel.
 
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
@@ -34,6 +35,7 @@ use crate::body::RequestBody;
 use crate::error::ProxyError;
 use crate::http1::{Conn, ExchangeError, HeadExtras, ResponseHead};
 use crate::metrics::Metrics;
+use crate::settings::PoolSettings;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -161,34 +163,26 @@ pub(crate) struct Pool {
     /// Where request heads are serialised, reused from request to request.
     scratch: std::cell::RefCell<Vec<Vec<u8>>>,
     upgrades: http1::Builder,
-    max_idle: usize,
-    idle_timeout: Duration,
-    connect_timeout: Duration,
-    response_timeout: Duration,
-    /// The longest wait between two reads of a response body.
-    read_timeout: Duration,
+    /// Timeouts and limits, from the table the latest request was routed with.
+    settings: Cell<PoolSettings>,
 }
 
 // === impl Pool ===
 
 impl Pool {
-    pub(crate) fn new(
-        max_idle: usize,
-        idle_timeout: Duration,
-        connect_timeout: Duration,
-        response_timeout: Duration,
-        read_timeout: Duration,
-    ) -> Self {
+    pub(crate) fn new(settings: PoolSettings) -> Self {
         Self {
             idle: Default::default(),
             scratch: std::cell::RefCell::new(Vec::new()),
             upgrades: http1::Builder::new(),
-            max_idle,
-            idle_timeout,
-            connect_timeout,
-            response_timeout,
-            read_timeout,
+            settings: Cell::new(settings),
         }
+    }
+
+    /// Takes the settings of the table a request was just routed with: a new global
+    /// configuration applies from the next request on.
+    pub(crate) fn tune(&self, settings: PoolSettings) {
+        self.settings.set(settings);
     }
 
     /// Sends `req` to `upstream` and waits for the response head within the response
@@ -338,7 +332,7 @@ impl Pool {
         B: Body<Data = Bytes> + Unpin,
         B::Error: Into<BoxError>,
     {
-        let deadline = Instant::now() + self.response_timeout;
+        let deadline = Instant::now() + self.settings.get().response_timeout;
         let mut timer = std::mem::take(&mut conn.timer);
         let result = {
             let mut exchange = std::pin::pin!(conn.exchange(head, body, chunked, method));
@@ -380,7 +374,7 @@ impl Pool {
                 tracing::debug!(upstream = %name, error = %e, "upstream upgrade connection ended");
             }
         });
-        match tokio::time::timeout(self.response_timeout, tx.send_request(req)).await {
+        match tokio::time::timeout(self.response_timeout(), tx.send_request(req)).await {
             Ok(Ok(response)) => Ok(Sent::Upgrade { response, conn: tx }),
             Ok(Err(e)) => Err(ProxyError::Upstream {
                 upstream: upstream.clone(),
@@ -397,7 +391,7 @@ impl Pool {
 
     /// How long an upstream has to answer a request (the response timeout).
     pub(crate) fn response_timeout(&self) -> Duration {
-        self.response_timeout
+        self.settings.get().response_timeout
     }
 
     /// Opens a new connection (resolving a DNS name first) within the connect timeout.
@@ -411,7 +405,7 @@ impl Pool {
         Ok(Box::new(Conn::new(
             stream,
             upstream.clone(),
-            self.read_timeout,
+            self.settings.get().read_timeout,
         )))
     }
 
@@ -420,7 +414,7 @@ impl Pool {
         upstream: &Upstream,
         metrics: &Metrics,
     ) -> Result<TcpStream, ProxyError> {
-        match tokio::time::timeout(self.connect_timeout, open(upstream)).await {
+        match tokio::time::timeout(self.settings.get().connect_timeout, open(upstream)).await {
             Ok(Ok(s)) => Ok(s),
             Ok(Err(e)) => {
                 metrics.connect_error();
@@ -448,14 +442,16 @@ impl Pool {
         None
     }
 
-    /// Returns a connection whose exchange is complete.
+    /// Returns a connection whose exchange is complete; it is closed instead when it has
+    /// carried its `upstream-keepalive-requests`.
     pub(crate) fn put(&self, conn: Box<Conn>) {
-        if self.max_idle == 0 {
+        let s = self.settings.get();
+        if s.max_idle == 0 || conn.requests >= s.max_requests {
             return;
         }
         let mut idle = self.idle.borrow_mut();
         let list = idle.entry(conn.upstream.clone()).or_default();
-        if list.len() >= self.max_idle {
+        if list.len() >= s.max_idle {
             list.pop_front();
         }
         list.push_back(Idle {
@@ -466,7 +462,7 @@ impl Pool {
 
     /// Drops pooled connections that the upstream closed or that idled too long.
     pub(crate) fn sweep(&self) {
-        let timeout = self.idle_timeout;
+        let timeout = self.settings.get().idle_timeout;
         self.idle.borrow_mut().retain(|_, list| {
             list.retain_mut(|i| i.since.elapsed() < timeout && i.conn.is_usable());
             !list.is_empty()
@@ -500,15 +496,36 @@ impl Failure {
                     upstream,
                     source: e.into(),
                 },
-                ExchangeError::ClientBody(e) => {
-                    tracing::debug!(error = %e, "the client's request body failed");
-                    ProxyError::BadRequest {
-                        reason: "the request body could not be read",
-                    }
-                }
+                ExchangeError::ClientBody(e) => client_body_failure(&e),
                 ExchangeError::BadResponse(reason) => ProxyError::BadResponse { upstream, reason },
             },
         }
+    }
+}
+
+/// Why the client's request body could not be read: over its `proxy-body-size` (413), no
+/// more data within `client-body-timeout` (408), or a broken body (400).
+fn client_body_failure(e: &std::io::Error) -> ProxyError {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(too_large) = err.downcast_ref::<crate::body::BodyTooLarge>() {
+            return ProxyError::PayloadTooLarge {
+                limit: too_large.limit,
+            };
+        }
+        next = match err.downcast_ref::<std::io::Error>() {
+            Some(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                return ProxyError::RequestTimeout;
+            }
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    tracing::debug!(error = %e, "the client's request body failed");
+    ProxyError::BadRequest {
+        reason: "the request body could not be read",
     }
 }
 

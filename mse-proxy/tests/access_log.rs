@@ -127,3 +127,80 @@ async fn each_request_is_logged_with_route_upstream_status_and_bytes() {
     gw.shutdown().await;
     assert!(lines_with("/quiet").is_empty());
 }
+
+#[tokio::test]
+async fn disable_access_log_in_the_tables_global_configuration_turns_it_off_and_on() {
+    captured();
+    let a = EchoServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), "a")
+        .await
+        .unwrap();
+    let yaml = |disabled: &str| {
+        [
+            ingress(
+                "toggled",
+                Some("toggled.example.com"),
+                &[("/", "Prefix", "svc-a")],
+            ),
+            service("svc-a", &[a.addr()]),
+            gateway_config_map(&[("disable-access-log", disabled)]),
+        ]
+        .concat()
+    };
+    let table = shared(compile_yaml_with(&yaml("true"), &configmap_options()));
+    let mut config = loopback_config();
+    config.access_log = true;
+    let gw = mse_proxy::Gateway::start(config, table.clone()).unwrap();
+    let addr = http_addr(&gw);
+    let quiet = get(addr, "toggled.example.com", "/toggled-quiet").await;
+    assert_eq!(quiet.status, StatusCode::OK);
+    // Switched on again by a new table, without a restart.
+    table.publish(compile_yaml_with(&yaml("false"), &configmap_options()));
+    let loud = get(addr, "toggled.example.com", "/toggled-loud").await;
+    assert_eq!(loud.status, StatusCode::OK);
+    bounded("the access log line", async {
+        while lines_with("/toggled-loud").is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    // Once the gateway has stopped, every line it would write is written.
+    gw.shutdown().await;
+    assert!(lines_with("/toggled-quiet").is_empty());
+}
+
+#[tokio::test]
+async fn enable_access_log_false_keeps_one_ingress_out_of_the_log() {
+    captured();
+    let a = EchoServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), "a")
+        .await
+        .unwrap();
+    let yaml = [
+        annotate(
+            &ingress(
+                "unlogged",
+                Some("unlogged.example.com"),
+                &[("/", "Prefix", "svc-a")],
+            ),
+            &[("enable-access-log", "false")],
+        ),
+        ingress(
+            "logged-too",
+            Some("logged-too.example.com"),
+            &[("/", "Prefix", "svc-a")],
+        ),
+        service("svc-a", &[a.addr()]),
+    ]
+    .concat();
+    let table = shared(compile_yaml(&yaml));
+    let mut config = loopback_config();
+    config.access_log = true;
+    let gw = mse_proxy::Gateway::start(config, table).unwrap();
+    let addr = http_addr(&gw);
+    let r = get(addr, "unlogged.example.com", "/per-ingress-off").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = get(addr, "logged-too.example.com", "/per-ingress-on").await;
+    assert_eq!(r.status, StatusCode::OK);
+    gw.shutdown().await;
+    assert_eq!(lines_with("/per-ingress-on").len(), 1);
+    assert!(lines_with("/per-ingress-off").is_empty());
+}

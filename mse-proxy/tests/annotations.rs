@@ -430,9 +430,14 @@ async fn custom_headers_set_the_config_map_entries_and_a_missing_one_closes_the_
         ),
         service("c", &[backend.addr()]),
         config_map.to_owned(),
+        // ingress-nginx allows no header to custom-headers unless the gateway lists it.
+        gateway_config_map(&[(
+            "global-allowed-response-headers",
+            "X-Frame-Options,X-Echo-Service",
+        )]),
     ]
     .concat();
-    let (gw, table) = gateway(&yaml);
+    let (gw, table) = gateway_serving(compile_yaml_with(&yaml, &configmap_options()), |_| {});
     assert_eq!(
         keys_with_code(&table.routes(), "missing-config-map"),
         ["nginx.ingress.kubernetes.io/custom-headers"]

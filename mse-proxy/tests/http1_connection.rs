@@ -135,8 +135,8 @@ async fn a_half_sent_head_is_closed_after_the_header_read_timeout() {
 }
 
 #[tokio::test]
-async fn an_idle_keep_alive_connection_is_closed_after_the_header_read_timeout() {
-    let (a, gw, mut c) = echo_client(short_header_read).await;
+async fn an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout() {
+    let (a, gw, mut c) = echo_client(|c| c.timeouts.keep_alive = Duration::from_millis(300)).await;
     c.send(get_a("/once")).await;
     assert_eq!(c.response().await.status, 200);
     let started = Instant::now();

@@ -268,7 +268,11 @@ async fn a_mirror_that_never_answers_does_not_slow_the_client() {
             "shop",
             "shop.example.com",
             "main",
-            &[("mirror-target-service", "default/hole:80")],
+            &[
+                ("mirror-target-service", "default/hole:80"),
+                // Above the 16 MiB upload below (the default is 1m).
+                ("proxy-body-size", "32m"),
+            ],
         ),
         service("main", &[main.addr()]),
         service("hole", &[hole]),

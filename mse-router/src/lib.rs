@@ -51,12 +51,20 @@ mod table;
 mod tls;
 
 pub use canary::{Canaries, CanaryVersion, Destination, WEIGHT_SCALE};
-pub use compile::{CompileOptions, compile, selected_ingresses};
+pub use compile::{CompileOptions, compile, compile_with, selected_ingresses};
 pub use host::{HostMatch, normalize_host};
 pub use matching::{Conditions, RequestHead};
+/// The `proxy-body-size` of a route's policy ([`RoutePolicy::body_size`]).
+pub use mse_annotations::BodySize;
+/// The ConfigMap reference type of [`CompileOptions::configmap`]; parse it from
+/// `namespace/name` with [`str::parse`].
+pub use mse_annotations::ObjectRef;
 /// The Service reference type of [`CompileOptions::default_backend`]; parse it from
 /// `namespace/name[:port]` with [`str::parse`].
 pub use mse_annotations::ServiceRef;
+/// The gateway-wide configuration a table carries ([`RouteTable::global`]), and how it is
+/// read.
+pub use mse_annotations::global;
 pub use path::{Groups, PathMatch, RegexPath, normalize_path};
 pub use policy::{
     AllowedOrigin, CorsPolicy, FallbackPolicy, HeaderOps, Location, LocationRewrite, MirrorPolicy,

@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use mse_annotations::global::GlobalConfig;
 use mse_model::{Diagnostic, ObjectKey, SourceRef};
 use serde::Serialize;
 
@@ -66,6 +67,10 @@ pub struct Route {
     /// `ssl-redirect`, which defaults to true when the host has a certificate of its own.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub https_redirect: bool,
+    /// Whether the route's host has a certificate of its own (not the default one): its
+    /// HTTPS answers get `Strict-Transport-Security` when the global `hsts` is on.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub own_certificate: bool,
 }
 
 /// Where a route sends requests.
@@ -381,6 +386,8 @@ pub struct RouteTable {
     pub(crate) ingresses: Vec<ObjectKey>,
     /// The gateway-wide default backend, for requests no route matches.
     pub(crate) default_backend: Option<ClusterId>,
+    /// The gateway-wide configuration compiled with the table.
+    pub(crate) global: Arc<GlobalConfig>,
 }
 
 impl RouteTable {
@@ -420,6 +427,18 @@ impl RouteTable {
     /// `default-backend`.
     pub fn default_backend(&self) -> Option<&Cluster> {
         self.default_backend.map(|id| self.cluster(id))
+    }
+
+    /// The gateway-wide configuration this table was compiled with: the data plane reads
+    /// its connection and request settings from the table it serves, so a new
+    /// configuration applies when the table is swapped in.
+    pub fn global(&self) -> &GlobalConfig {
+        &self.global
+    }
+
+    /// The global configuration, shared.
+    pub fn global_shared(&self) -> &Arc<GlobalConfig> {
+        &self.global
     }
 
     /// Every problem found while compiling, in a stable order.
@@ -509,7 +528,8 @@ impl RouteTable {
     }
 
     /// The table as JSON, for `/debug/routes`: generation, the Ingresses served, routes in
-    /// lookup order, clusters with their endpoints, certificates and the diagnostic count.
+    /// lookup order, clusters with their endpoints, certificates, the global configuration
+    /// (with where each setting came from) and the diagnostic count.
     pub fn to_json(&self) -> serde_json::Value {
         #[derive(Serialize)]
         struct Cert<'a> {
@@ -536,6 +556,7 @@ impl RouteTable {
             "clusters": self.clusters,
             "certificates": certs,
             "default_backend": self.default_backend,
+            "global": self.global.to_json(),
             "diagnostics": self.diagnostics.len(),
         })
     }

@@ -39,7 +39,8 @@ use mse_controller::{
 use mse_model::Snapshot;
 use mse_proxy::admin::{self, AdminState};
 use mse_proxy::{Gateway, GatewayHandle, Metrics, ProxyConfig, SharedTable};
-use mse_router::{CompileOptions, ServiceRef};
+use mse_router::global::GlobalFlags;
+use mse_router::{CompileOptions, ObjectRef, ServiceRef};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -79,7 +80,8 @@ pub struct Options {
     pub admin_addr: SocketAddr,
     /// Data-plane worker threads.
     pub workers: usize,
-    /// One log line per request (target `access`).
+    /// One log line per request (target `access`), unless the global configuration says
+    /// otherwise (`disable-access-log`).
     pub access_log: bool,
     /// Data-plane timeouts and limits beyond the listeners.
     pub proxy: ProxyConfig,
@@ -88,6 +90,12 @@ pub struct Options {
     pub default_backend: Option<ServiceRef>,
     /// Kube mode: Ingress status, Events and the leader election that guards them.
     pub writes: WriteOptions,
+    /// The ConfigMap of ingress-nginx keys (`--configmap`): the gateway-wide
+    /// configuration, with `higress-config` in its namespace (see `docs/configuration.md`).
+    pub configmap: Option<ObjectRef>,
+    /// The flags given explicitly that have a global-configuration equivalent: they beat
+    /// the ConfigMaps. The values above are defaults that a ConfigMap overrides.
+    pub flags: GlobalFlags,
 }
 
 impl Options {
@@ -119,6 +127,8 @@ impl Options {
             proxy,
             default_backend: None,
             writes: WriteOptions::default(),
+            configmap: None,
+            flags: GlobalFlags::default(),
         }
     }
 }
@@ -268,6 +278,8 @@ fn spawn_compile_loop(
     let compile_options = CompileOptions {
         ingress_class: options.ingress_class.clone(),
         default_backend: options.default_backend.clone(),
+        configmap: options.configmap.clone(),
+        flags: options.flags.clone(),
         ..CompileOptions::default()
     };
     let publish_table = table.clone();

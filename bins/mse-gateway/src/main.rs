@@ -7,10 +7,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use mse_controller::status::{DEFAULT_LEASE_NAME, PublishAddress};
 use mse_gateway::{Options, demo};
-use mse_router::ServiceRef;
+use mse_router::global::GlobalFlags;
+use mse_router::{ObjectRef, ServiceRef};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -75,6 +77,11 @@ struct ServeArgs {
     /// defaults to the Service's first port. Without it, unmatched requests get 404.
     #[arg(long, value_name = "NS/NAME[:PORT]", value_parser = parse_default_backend)]
     default_backend_service: Option<ServiceRef>,
+    /// ConfigMap of gateway-wide settings (ingress-nginx keys); the higress-config
+    /// ConfigMap in its namespace is read too. Edits apply without a restart; see
+    /// docs/configuration.md.
+    #[arg(long, value_name = "NS/NAME", value_parser = parse_configmap)]
+    configmap: Option<ObjectRef>,
     #[command(flatten)]
     status: StatusArgs,
     #[command(flatten)]
@@ -127,7 +134,9 @@ struct DemoArgs {
 
 #[derive(Debug, Args)]
 struct CommonArgs {
-    /// Access log: one line per request (target "access").
+    /// Access log: one line per request (target "access"). Given explicitly (or through
+    /// MSE_ACCESS_LOG) it beats disable-access-log of the --configmap ConfigMap; left at its
+    /// default, the ConfigMap decides.
     #[arg(long, env = "MSE_ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     access_log: bool,
     /// Log format.
@@ -155,7 +164,12 @@ fn init_logging(common: &CommonArgs) -> tracing_appender::non_blocking::WorkerGu
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let flags = explicit_flags(&matches, &cli);
     let (_log_guard, result) = match cli.command {
         Some(Command::Demo(args)) => {
             let guard = init_logging(&args.common);
@@ -191,8 +205,10 @@ fn main() -> ExitCode {
                 opts.workers = w;
             }
             opts.default_backend = a.default_backend_service;
+            opts.configmap = a.configmap;
             opts.access_log = a.common.access_log;
             apply_status_args(&mut opts, a.status);
+            opts.flags = flags;
             (guard, run(serve(opts)))
         }
     };
@@ -203,6 +219,32 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The flags with a global-configuration equivalent that were given explicitly (on the
+/// command line or through their environment variable): they beat the ConfigMaps. A flag
+/// left at its default is not listed, so that a ConfigMap can override it.
+fn explicit_flags(matches: &ArgMatches, cli: &Cli) -> GlobalFlags {
+    let mut flags = GlobalFlags::default();
+    let explicit = |id: &str| {
+        matches!(
+            matches.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        )
+    };
+    if cli.command.is_none() && explicit("access_log") {
+        flags.set("--access-log", cli.serve.common.access_log.to_string());
+    }
+    flags
+}
+
+/// `--configmap`: the namespace is required, as for ingress-nginx's flag.
+fn parse_configmap(s: &str) -> Result<ObjectRef, String> {
+    let r: ObjectRef = s.parse().map_err(|e| format!("{e}"))?;
+    if r.namespace.is_none() {
+        return Err("expected NAMESPACE/NAME".to_owned());
+    }
+    Ok(r)
 }
 
 /// `--default-backend-service`: like ingress-nginx's flag, the namespace is required.

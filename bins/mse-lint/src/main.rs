@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use clap::{Parser, ValueEnum};
 use mse_controller::FileSource;
 use mse_model::{AnnotationLines, Severity, Snapshot, load_manifests};
-use mse_router::CompileOptions;
 use mse_router::lint::{Format, RenderOptions, lint};
+use mse_router::{CompileOptions, ObjectRef};
 
 /// The name stdin gets in diagnostics.
 const STDIN: &str = "<stdin>";
@@ -28,6 +28,11 @@ struct Cli {
     /// --ingress-class). Use `nginx` to lint Ingresses written for ingress-nginx.
     #[arg(long, default_value = "mse", value_name = "NAME")]
     ingress_class: String,
+    /// The ConfigMap of gateway-wide settings, as the gateway's --configmap: its keys (and
+    /// those of higress-config in its namespace) are checked too. The MseIngressConfig an
+    /// IngressClass of ours links is always checked.
+    #[arg(long, value_name = "NS/NAME", value_parser = parse_configmap)]
+    configmap: Option<ObjectRef>,
     /// Add a migration report: every annotation found, classified as supported, supported
     /// with different semantics, accepted without effect, refused or unknown.
     #[arg(long)]
@@ -115,6 +120,7 @@ fn run(cli: &Cli) -> Result<u8, String> {
 
     let options = CompileOptions {
         ingress_class: cli.ingress_class.clone(),
+        configmap: cli.configmap.clone(),
         ..CompileOptions::default()
     };
     let report = lint(&snapshot, &options, &snapshot.annotation_lines);
@@ -137,4 +143,13 @@ fn run(cli: &Cli) -> Result<u8, String> {
     // A closed pipe (`mse-lint ... | head`) is not an error of the manifests.
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     Ok(report.exit_code(cli.strict))
+}
+
+/// `--configmap`: the namespace is required, as for the gateway's flag.
+fn parse_configmap(s: &str) -> Result<ObjectRef, String> {
+    let r: ObjectRef = s.parse().map_err(|e| format!("{e}"))?;
+    if r.namespace.is_none() {
+        return Err("expected NAMESPACE/NAME".to_owned());
+    }
+    Ok(r)
 }

@@ -192,3 +192,35 @@ fn good_manifests_exit_0() {
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(stdout(&o).contains(": 0 errors,"), "{}", stdout(&o));
 }
+
+#[test]
+fn configmap_keys_are_linted_with_the_gateways_rules() {
+    let input = "apiVersion: v1
+kind: ConfigMap
+metadata: { name: gateway, namespace: ingress }
+data:
+  keep-alive: \"ten\"
+  keep-alive-requsts: \"5\"
+  server-snippet: \"return 200;\"
+  use-gzip: \"true\"
+";
+    let o = lint_stdin(&["--configmap", "ingress/gateway", "-"], input);
+    assert_eq!(o.status.code(), Some(1), "the refused snippet is an error");
+    let text = stdout(&o);
+    for want in [
+        "<stdin>:1: warning: ConfigMap ingress/gateway: keep-alive: expected seconds",
+        "keep-alive-requsts: not a key this gateway reads; did you mean keep-alive-requests? (value \"5\") [unknown-config-key]",
+        "<stdin>:1: error: ConfigMap ingress/gateway: server-snippet: refused:",
+        "use-gzip: valid, but this gateway build does not apply it yet",
+    ] {
+        assert!(text.contains(want), "{want} missing from:\n{text}");
+    }
+    // Without --configmap the ConfigMap is an ordinary one.
+    let o = lint_stdin(&["-"], input);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    // The flag needs a namespace.
+    assert_eq!(
+        lint(&["--configmap", "gateway", "-"]).status.code(),
+        Some(2)
+    );
+}

@@ -88,7 +88,7 @@ pub struct GatewayLimit {
 }
 
 /// All limits of the Ingress's routes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Limits {
     /// `route-limit-rpm` / `route-limit-rps`.
     pub route: Option<RouteRateLimit>,
@@ -98,33 +98,27 @@ pub struct Limits {
     pub rate: Option<GatewayLimit>,
     /// `concurrency-limit` (requests in flight, all replicas).
     pub concurrency: Option<GatewayLimit>,
-    /// `proxy-body-size` in bytes; `None` for no limit. Larger bodies get 413.
-    pub body_size: Option<u64>,
+    /// `proxy-body-size`; `None` when the annotation is absent or invalid: the gateway-wide
+    /// `proxy-body-size` applies (1 MiB by default). Larger bodies get 413.
+    pub body_size: Option<BodySize>,
 }
 
-/// ingress-nginx's default body-size limit: 1 MiB.
-const DEFAULT_BODY_SIZE: u64 = 1 << 20;
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            route: None,
-            client: ClientLimits::default(),
-            rate: None,
-            concurrency: None,
-            body_size: Some(DEFAULT_BODY_SIZE),
-        }
-    }
+/// The largest request body a route accepts (`proxy-body-size`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodySize {
+    /// At most this many bytes.
+    Limit(u64),
+    /// `0`: no limit.
+    Unlimited,
 }
 
 pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
     let count = |v: &str| value::uint(v, 1, u32::MAX);
     let l = &mut p.limits;
-    l.body_size = match cx.get("proxy-body-size", value::size) {
-        Some(0) => None,
-        Some(n) => Some(n),
-        None => Some(DEFAULT_BODY_SIZE),
-    };
+    l.body_size = cx.get("proxy-body-size", value::size).map(|n| match n {
+        0 => BodySize::Unlimited,
+        n => BodySize::Limit(n),
+    });
 
     // Per replica, per route.
     let rpm = cx.get("route-limit-rpm", count);

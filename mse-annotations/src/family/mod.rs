@@ -29,7 +29,9 @@ pub use canary::{Canary, CanaryMatch, CanaryRule, CanaryState};
 pub use cors::{Allow, Cors, OriginPattern};
 pub use fallback::Fallback;
 pub use headers::{HeaderControl, HeaderEdits, ProxyRedirect};
-pub use limits::{BodyType, ClientLimits, GatewayLimit, LimitAction, Limits, RouteRateLimit};
+pub use limits::{
+    BodySize, BodyType, ClientLimits, GatewayLimit, LimitAction, Limits, RouteRateLimit,
+};
 pub use matching::{MatchKind, MatchRules, ValueMatch};
 pub use mirror::{Mirror, MirrorTarget};
 pub use redirect::{Redirect, RedirectTarget};

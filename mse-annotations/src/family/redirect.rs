@@ -17,10 +17,10 @@ pub struct RedirectTarget {
 /// Redirect settings.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Redirect {
-    /// `ssl-redirect`; `None` means the default: true when the host has TLS.
+    /// `ssl-redirect`; `None` means the gateway-wide default: true when the host has TLS.
     pub ssl_redirect: Option<bool>,
-    /// `force-ssl-redirect`.
-    pub force_ssl_redirect: bool,
+    /// `force-ssl-redirect`; `None` means the gateway-wide default (false).
+    pub force_ssl_redirect: Option<bool>,
     /// `temporal-redirect`, else `permanent-redirect`.
     pub target: Option<RedirectTarget>,
     /// `app-root`: where `/` redirects to (302).
@@ -33,18 +33,17 @@ pub struct Redirect {
 }
 
 impl Redirect {
-    /// Whether plaintext requests are redirected to HTTPS, given whether the host has TLS.
+    /// Whether plaintext requests are redirected to HTTPS, given whether the host has TLS,
+    /// with the built-in defaults for what the annotations leave unset.
     pub fn redirects_to_https(&self, host_has_tls: bool) -> bool {
-        self.force_ssl_redirect || self.ssl_redirect.unwrap_or(host_has_tls)
+        self.force_ssl_redirect.unwrap_or(false) || self.ssl_redirect.unwrap_or(host_has_tls)
     }
 }
 
 pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
     let r = &mut p.redirect;
     r.ssl_redirect = cx.get("ssl-redirect", value::boolean);
-    r.force_ssl_redirect = cx
-        .get("force-ssl-redirect", value::boolean)
-        .unwrap_or(false);
+    r.force_ssl_redirect = cx.get("force-ssl-redirect", value::boolean);
     let permanent = cx.get("permanent-redirect", value::redirect_url);
     let code = cx.get("permanent-redirect-code", |v| value::status(v, 300, 308));
     let temporal = cx.get("temporal-redirect", value::redirect_url);

@@ -55,8 +55,9 @@ pub(super) const POLICY: &[KeySpec] = &[
         "Time budget for all attempts together")
         .ex("10", "soon"),
     // --- Limits ---
-    key("proxy-body-size", G::Limits, Ingress, Nginx, "size (1024, 8k, 10m, 1g); 0: no limit", "1m",
+    key("proxy-body-size", G::Limits, Ingress, Nginx, "size (1024, 8k, 10m, 1g); 0: no limit", "the global proxy-body-size (1m)",
         "Largest request body; larger bodies get 413")
+        .different("a body without Content-Length is counted as it streams: past the limit the upload is cut and the request gets 413 if no answer has started")
         .ex("8m", "8mb"),
     key("limit-rps", G::Limits, Ingress, Nginx, "integer >= 1", "",
         "Requests per second per client address, burst limit-rps x limit-burst-multiplier; excess requests get 503")

@@ -52,6 +52,8 @@ pub(crate) struct Conn {
     /// Bounds the wait for each response head, then the waits while its body is read
     /// (see [`LazyTimer`]).
     pub(crate) timer: LazyTimer,
+    /// Requests it carried (`upstream-keepalive-requests`).
+    pub(crate) requests: u32,
     /// The longest wait between two reads of a response body.
     read_timeout: Duration,
 }
@@ -97,6 +99,7 @@ impl Conn {
             upstream,
             reused: false,
             timer: LazyTimer::default(),
+            requests: 0,
             read_timeout,
         }
     }
@@ -136,6 +139,7 @@ impl Conn {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let out = head;
+        self.requests = self.requests.saturating_add(1);
         let mut body_done = body.is_end_stream();
         // Coalesce the head with a body that is already buffered (small POSTs): one write.
         if !body_done && let Some(polled) = body.frame().now_or_never() {

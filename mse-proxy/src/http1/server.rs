@@ -18,8 +18,13 @@
 //! - Responses are framed by their `Content-Length`, else by the body's known length,
 //!   else chunked (HTTP/1.1) or by closing (HTTP/1.0). The head and whatever of the body
 //!   is ready go out in one write. Pipelined requests are answered in order.
-//! - One timer per connection bounds the wait for a whole request head, idle keep-alive
-//!   time included; it is re-armed only when it fires, not per request.
+//! - One timer per connection bounds the wait for a request: `keep-alive` while an idle
+//!   connection waits for the first byte of its next request, `client-header-timeout` from
+//!   that byte (from the connection's start for its first request) until the head is
+//!   complete; it is re-armed only when it fires, not per request. A stalled request body
+//!   is bounded the same way (`client-body-timeout`, 408).
+//! - After `keep-alive-requests` requests (or the first one, when `keep-alive` is zero) the
+//!   answer says `Connection: close` and the connection ends.
 //! - At shutdown, connections waiting for a request close at once; the others close after
 //!   the response in progress, which says `Connection: close`.
 //! - A `101 Switching Protocols` answer to an upgrade request hands the socket (and any
@@ -65,14 +70,17 @@ pub(super) struct ClientConn {
     body: BodyReader,
     /// Bytes of a `100 Continue` still to write before the body is read.
     continue_left: usize,
-    /// Bounds each wait for the client to take more of a response.
-    pub(super) write: WriteTimer,
+    /// Bounds each wait for the client to take more of a response (nginx's
+    /// `send_timeout`).
+    pub(super) write: StallTimer,
+    /// Bounds each wait for more of a request body (`client-body-timeout`).
+    read: StallTimer,
 }
 
-/// nginx's `send_timeout`: the longest wait between two successful writes to the client.
-/// The clock starts when a write finds the socket full, so a client that keeps up costs
-/// no clock reading.
-pub(super) struct WriteTimer {
+/// The longest wait between two successful reads or writes on the client connection.
+/// The clock starts when an operation finds the socket not ready, so a client that keeps
+/// up costs no clock reading.
+pub(super) struct StallTimer {
     limit: Duration,
     stalled: Option<Instant>,
     timer: LazyTimer,
@@ -80,14 +88,23 @@ pub(super) struct WriteTimer {
     pub(super) expired: bool,
 }
 
-impl WriteTimer {
-    /// A write made progress.
+impl StallTimer {
+    fn new(limit: Duration) -> Self {
+        Self {
+            limit,
+            stalled: None,
+            timer: LazyTimer::default(),
+            expired: false,
+        }
+    }
+
+    /// The operation made progress.
     pub(super) fn progress(&mut self) {
         self.stalled = None;
     }
 
-    /// Whether the write that found the socket full has waited too long; otherwise the
-    /// task is woken when it may have.
+    /// Whether the operation that found the socket not ready has waited too long;
+    /// otherwise the task is woken when it may have.
     pub(super) fn poll_expired(&mut self, task: &mut Context<'_>) -> bool {
         let since = *self.stalled.get_or_insert_with(Instant::now);
         self.expired = self.timer.poll_expired(since + self.limit, task);
@@ -129,13 +146,23 @@ pub(crate) struct Stop {
     waiting: RefCell<HashMap<u64, Waker>>,
 }
 
-/// Limits of one server.
-#[derive(Clone, Copy, Debug)]
+/// Limits of one client connection, read from the table being served when it is
+/// accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Limits {
+    /// The largest request head.
     pub(crate) max_head: usize,
+    /// The time to receive a whole request head, from its first byte.
     pub(crate) header_read: Duration,
+    /// How long an idle connection waits for the first byte of its next request; zero:
+    /// one request per connection.
+    pub(crate) keep_alive: Duration,
+    /// Requests served on the connection.
+    pub(crate) max_requests: u32,
     /// The longest wait between two writes to the client.
     pub(crate) client_write: Duration,
+    /// The longest wait between two reads of a request body.
+    pub(crate) body_read: Duration,
 }
 
 /// What the answer to a request depends on besides the response.
@@ -197,31 +224,47 @@ impl Stop {
     }
 }
 
-/// Bounds the wait for a request head, on one timer per connection.
+/// Bounds the wait for a request, on one timer per connection: `idle` until the first
+/// byte of a head, then `header` until the head is complete.
 struct HeadTimer {
-    limit: Duration,
+    header: Duration,
+    idle: Duration,
     since: Instant,
+    /// Whether a head has begun (or, for the first request, the connection started).
+    reading: bool,
     timer: LazyTimer,
 }
 
 impl HeadTimer {
-    fn new(limit: Duration) -> Self {
+    fn new(limits: Limits) -> Self {
         Self {
-            limit,
+            header: limits.header_read,
+            idle: limits.keep_alive,
             since: Instant::now(),
+            reading: true,
             timer: LazyTimer::default(),
         }
     }
 
-    /// The wait for a head starts now.
-    fn start(&mut self) {
+    /// The wait for a head starts now; `reading`: it has already begun.
+    fn start(&mut self, reading: bool) {
         self.since = Instant::now();
+        self.reading = reading;
+    }
+
+    /// Bytes of a head arrived: the header timeout runs from now.
+    fn began(&mut self) {
+        if !self.reading {
+            self.reading = true;
+            self.since = Instant::now();
+        }
     }
 
     /// Whether the wait has lasted longer than the limit; otherwise the task is woken
     /// when it may have.
     fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
-        self.timer.poll_expired(self.since + self.limit, cx)
+        let limit = if self.reading { self.header } else { self.idle };
+        self.timer.poll_expired(self.since + limit, cx)
     }
 }
 
@@ -234,22 +277,19 @@ pub(crate) async fn serve(cx: Rc<ConnCtx>, io: Box<dyn Io>, limits: Limits) -> E
         buf: BytesMut::new(),
         body: BodyReader::Done,
         continue_left: 0,
-        write: WriteTimer {
-            limit: limits.client_write,
-            stalled: None,
-            timer: LazyTimer::default(),
-            expired: false,
-        },
+        write: StallTimer::new(limits.client_write),
+        read: StallTimer::new(limits.body_read),
     }));
     let stop = &cx.worker.stop;
-    let mut timer = HeadTimer::new(limits.header_read);
+    let mut timer = HeadTimer::new(limits);
+    let mut served: u32 = 0;
     // Sized for a usual response head: one allocation, not a chain of growths, for a
     // connection that carries one request.
     let mut out: Vec<u8> = Vec::with_capacity(1024);
     let mut first = true;
     let mut waiting_id = None;
     let ended = loop {
-        timer.start();
+        timer.start(first || shared.try_borrow().is_ok_and(|c| !c.buf.is_empty()));
         let next = poll_fn(|task| {
             poll_next(
                 &shared,
@@ -288,7 +328,8 @@ pub(crate) async fn serve(cx: Rc<ConnCtx>, io: Box<dyn Io>, limits: Limits) -> E
             upgrade(&shared, &mut out, response, tx).await;
             break Ended::Closed;
         }
-        if stop.stopped() {
+        served = served.saturating_add(1);
+        if stop.stopped() || served >= limits.max_requests || limits.keep_alive.is_zero() {
             meta.keep_alive = false;
         }
         let reusable = respond(&shared, &mut out, response, &meta).await && discard_body(&shared);
@@ -363,7 +404,7 @@ fn poll_next(
         }
         match fill(&mut *c.io, &mut c.buf, READ_CHUNK, task) {
             Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Ok(Next::Closed)),
-            Poll::Ready(Ok(_)) => {}
+            Poll::Ready(Ok(_)) => timer.began(),
             Poll::Pending => {
                 if timer.poll_expired(task) {
                     return Poll::Ready(Ok(Next::Closed));
@@ -461,7 +502,17 @@ impl H1Body {
                 ready!(Pin::new(&mut *c.io).poll_flush(task))?;
             }
         }
-        c.body.poll_frame(&mut *c.io, &mut c.buf, READ_CHUNK, task)
+        match c.body.poll_frame(&mut *c.io, &mut c.buf, READ_CHUNK, task) {
+            Poll::Pending if c.read.poll_expired(task) => Poll::Ready(Some(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client sent no more of the request body within client-body-timeout",
+            )))),
+            Poll::Pending => Poll::Pending,
+            ready => {
+                c.read.progress();
+                ready
+            }
+        }
     }
 }
 

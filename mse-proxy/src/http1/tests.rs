@@ -271,6 +271,7 @@ fn forwarding_headers_replace_the_clients_in_the_head() {
         conn,
         Some(HeaderValue::from_static("1.1.1.1, 10.0.0.1")),
         None,
+        None,
     );
     let mut out = Vec::new();
     let x = HeadExtras {

@@ -30,6 +30,8 @@ pub(super) struct Prepared {
     pub(super) pages: Option<Box<ErrorPages>>,
     /// The CORS headers the answer gets, decided from the request.
     pub(super) cors: Option<CorsAnswer>,
+    /// `Strict-Transport-Security` for the answer.
+    pub(super) hsts: Option<HeaderValue>,
     /// For an upgrade: the client's socket once the `101` answer is written.
     pub(super) client_upgrade: Option<PendingUpgrade>,
     pub(super) upgrade: bool,
@@ -55,6 +57,8 @@ pub(super) fn prepare(
         upstream,
         policy,
         mut pages,
+        hsts,
+        trusted,
         ..
     } = chosen;
     let present = req.body().present();
@@ -97,7 +101,8 @@ pub(super) fn prepare(
     if added > 0 {
         req.headers_mut().reserve(added);
     }
-    let forwarded = prepare_request_headers(req.headers_mut(), cx, target, present, upgrade);
+    let forwarded =
+        prepare_request_headers(req.headers_mut(), cx, target, present, upgrade, trusted);
     let mut forwarded = if in_map {
         forwarded.insert_into(req.headers_mut());
         if let Some(p) = &policy {
@@ -126,6 +131,7 @@ pub(super) fn prepare(
         policy,
         pages,
         cors,
+        hsts,
         client_upgrade,
         upgrade,
         mirrored,

@@ -9,20 +9,22 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::ConnCtx;
 use super::head::Target;
-use crate::forwarded::{ForwardHeaders, forwarded_for};
+use crate::forwarded::{ForwardHeaders, Trusted, forwarded_for};
 use crate::http1::Present;
 
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// Removes hop-by-hop headers, sets `Host` when it came as the URI authority, and returns
-/// the gateway's own forwarding headers for this request.
+/// the gateway's own forwarding headers for this request (with what a trusted proxy in
+/// front said, when there is one).
 pub(super) fn prepare_request_headers(
     headers: &mut HeaderMap,
     cx: &ConnCtx,
     target: &Target,
     present: Present,
     upgrade: bool,
+    trusted: Option<Box<Trusted>>,
 ) -> ForwardHeaders {
     // The parser noted which of these the request has: most have none, and most of the
     // others only `Connection: close` or `keep-alive`.
@@ -49,6 +51,7 @@ pub(super) fn prepare_request_headers(
             .then(|| forwarded_for(headers, cx.forward.peer_ip()))
             .flatten(),
         host.cloned(),
+        trusted,
     )
 }
 

@@ -23,7 +23,7 @@ use hyper::body::Incoming;
 use mse_router::normalize_path;
 use tokio::sync::watch;
 
-use crate::body::{InFlight, ProxyBody, RequestBody};
+use crate::body::{BodyCheck, InFlight, ProxyBody, RequestBody};
 use crate::error::ProxyError;
 use crate::forwarded::ConnForward;
 use crate::http1::{PendingUpgrade, Stop, UpstreamBody, materialize};
@@ -43,7 +43,6 @@ pub(crate) struct Worker {
     pub(crate) table: SharedTable,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) pool: Pool,
-    pub(crate) access_log: bool,
     /// The steps an embedding team registered; empty for most gateways.
     pub(crate) steps: Steps,
     /// HTTP/1.1 client connections and upgraded connections hold a receiver; shutdown
@@ -95,8 +94,10 @@ pub(crate) async fn handle(
     req: Box<Request<RequestBody>>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let guard = InFlight::new(&cx.worker);
-    // Nothing is recorded when the log is off or no subscriber listens to `access`.
-    let log_on = cx.worker.access_log && tracing::enabled!(target: "access", tracing::Level::INFO);
+    // Nothing is recorded when no subscriber listens to `access` or the table in force
+    // turns the log off.
+    let log_on = tracing::enabled!(target: "access", tracing::Level::INFO)
+        && cx.worker.table.load().settings().access_log;
     let mut log = log_on.then(|| AccessRecord::new(cx.peer, cx.tls, &req));
     // What registered steps see of the request; nothing at all without them.
     // Boxed, so that gateways without steps do not carry its room in every request's
@@ -155,6 +156,15 @@ async fn forward(
             }
         }
     };
+    // Access: the body limit, known now that the route (or its canary) is.
+    if let Some(limit) = chosen.body_limit {
+        match req.body().check(limit) {
+            BodyCheck::Pass => {}
+            BodyCheck::TooLarge => return Err(ProxyError::PayloadTooLarge { limit }),
+            // Rare: a body of unknown length under a limit, counted as it streams.
+            BodyCheck::Count => req = Box::new(req.map(|b| b.counted(limit))),
+        }
+    }
     // Exchange.
     let prepared = exchange::prepare(cx, &mut req, &target, chosen, new_path, info)?;
     let sent_at = log.is_some().then(Instant::now);

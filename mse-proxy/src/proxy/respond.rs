@@ -3,6 +3,7 @@
 //! tunnel of an upgraded connection, the gateway's own error answers, and the registered
 //! steps' response hook.
 
+use http::header::STRICT_TRANSPORT_SECURITY;
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
@@ -36,7 +37,7 @@ pub(super) fn plain(
 }
 
 /// Makes an upstream's (or an error page's) answer ready for the client: hop-by-hop
-/// headers, CORS and the route's response header edits.
+/// headers, CORS, HSTS and the route's response header edits.
 pub(super) fn finish(
     cx: &ConnCtx,
     response: &mut Response<UpstreamBody>,
@@ -53,6 +54,12 @@ pub(super) fn finish(
     if let Some(c) = &prepared.cors {
         materialize(response);
         c.apply(response.headers_mut());
+    }
+    if let Some(v) = &prepared.hsts {
+        // A header in the map replaces the upstream's of the same name.
+        response
+            .headers_mut()
+            .insert(STRICT_TRANSPORT_SECURITY, v.clone());
     }
     if let Some(p) = &prepared.policy {
         if needs_all_headers(p, response) {
@@ -80,6 +87,11 @@ pub(super) fn upgraded(
     strip_hop_by_hop(response.headers_mut(), switched);
     if let Some(c) = &prepared.cors {
         c.apply(response.headers_mut());
+    }
+    if let Some(v) = &prepared.hsts {
+        response
+            .headers_mut()
+            .insert(STRICT_TRANSPORT_SECURITY, v.clone());
     }
     if let Some(p) = &prepared.policy {
         edit_response(cx.tls, p, response.headers_mut(), &prepared.upstream, host);
@@ -148,8 +160,11 @@ pub(super) fn error_response(e: &ProxyError, guard: InFlight) -> Response<ProxyB
     let status = e.status();
     let text: &'static str = match status {
         StatusCode::BAD_REQUEST => "400 Bad Request\n",
+        StatusCode::FORBIDDEN => "403 Forbidden\n",
         StatusCode::NOT_FOUND => "404 Not Found\n",
         StatusCode::METHOD_NOT_ALLOWED => "405 Method Not Allowed\n",
+        StatusCode::REQUEST_TIMEOUT => "408 Request Timeout\n",
+        StatusCode::PAYLOAD_TOO_LARGE => "413 Payload Too Large\n",
         StatusCode::BAD_GATEWAY => "502 Bad Gateway\n",
         StatusCode::SERVICE_UNAVAILABLE => "503 Service Unavailable\n",
         StatusCode::GATEWAY_TIMEOUT => "504 Gateway Timeout\n",

@@ -5,12 +5,13 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Request, Response};
-use mse_router::{Backend, RequestHead, Route, RoutePolicy, WEIGHT_SCALE};
+use http::{HeaderValue, Request, Response};
+use mse_router::{Backend, BodySize, RequestHead, Route, RoutePolicy, WEIGHT_SCALE};
 
 use super::ConnCtx;
 use crate::body::RequestBody;
 use crate::error::ProxyError;
+use crate::forwarded::Trusted;
 use crate::log::AccessRecord;
 use crate::phases::RequestInfo;
 use crate::policy::fallback::{self, ErrorPages};
@@ -36,6 +37,13 @@ pub(super) struct Chosen {
     /// `custom-http-errors` pages, when the route has them. Boxed: rare, and large enough
     /// that every request would copy it as it moves from phase to phase.
     pub(super) pages: Option<Box<ErrorPages>>,
+    /// The largest request body (`proxy-body-size`); `None`: no limit.
+    pub(super) body_limit: Option<u64>,
+    /// `Strict-Transport-Security` for the answer: an HTTPS request to a host with a
+    /// certificate of its own, with `hsts` on.
+    pub(super) hsts: Option<HeaderValue>,
+    /// What a trusted proxy in front said (`use-forwarded-headers`).
+    pub(super) trusted: Option<Box<Trusted>>,
 }
 
 /// Looks the request up, runs the registered steps' access phase, then the decision phase
@@ -49,6 +57,8 @@ pub(super) fn choose(
     info: Option<&mut RequestInfo>,
 ) -> Result<Choice, ProxyError> {
     let table = cx.worker.table.load();
+    let settings = table.settings();
+    cx.worker.pool.tune(settings.pool);
     let head = RequestHead::new(host, path)
         .method(req.method().as_str())
         .query(req.uri().query())
@@ -59,7 +69,28 @@ pub(super) fn choose(
     if let (Some(log), Some(m)) = (log.as_deref_mut(), &found) {
         log.ingress = Some(m.route.ingress.clone());
     }
-    // Access.
+    // A proxy in front, trusted with `use-forwarded-headers`: the client it names, and
+    // whether it took the request over TLS.
+    let trusted = settings
+        .forwarding
+        .as_ref()
+        .and_then(|f| f.read(cx.peer.ip(), req.headers()));
+    if let (Some(log), Some(ip)) = (log.as_deref_mut(), trusted.as_ref().and_then(|t| t.real_ip)) {
+        log.remote.set_ip(ip);
+    }
+    let tls = cx.tls || trusted.as_ref().is_some_and(|t| t.says_https());
+    // Access: the gateway-wide IP lists, then the registered steps.
+    if let Some(lists) = &settings.access {
+        if lists.closed {
+            return Err(ProxyError::BackendUnavailable {
+                reason: "the gateway-wide IP list is invalid (fail closed)".into(),
+            });
+        }
+        let ip = cx.peer.ip();
+        if !lists.allows(ip) {
+            return Err(ProxyError::Forbidden { ip });
+        }
+    }
     if let Some(info) = info {
         if let Some(m) = &found {
             info.set_ingress(&m.route.ingress);
@@ -70,10 +101,13 @@ pub(super) fn choose(
     }
     let Some(m) = found else {
         // No route: the gateway-wide default backend, else 404.
-        return Ok(Choice::Forward(Chosen::plain(fallback::unmatched(&table)?)));
+        let mut chosen = Chosen::plain(fallback::unmatched(&table)?);
+        chosen.body_limit = settings.max_body;
+        chosen.trusted = trusted;
+        return Ok(Choice::Forward(chosen));
     };
     // Decision.
-    if let Some(answer) = decide(cx, m.route, req, host, path) {
+    if let Some(answer) = decide(tls, m.route, req, host, path) {
         return Ok(Choice::Answer(Box::new(answer)));
     }
     // Canaries: the roll only matters for weighted ones.
@@ -82,14 +116,27 @@ pub(super) fn choose(
         None => 0,
     };
     let dest = m.route.destination(&head, roll);
-    if let (Some(log), Some(c)) = (log, dest.canary) {
-        log.ingress = Some(c.ingress.clone());
+    if let Some(log) = log {
+        if let Some(c) = dest.canary {
+            log.ingress = Some(c.ingress.clone());
+        }
+        log.off = dest.policy.is_some_and(|p| p.no_access_log);
     }
     // `None` too for a rewrite that gives the same path.
     let rewritten = dest
         .policy
         .and_then(|p| p.rewrite_path(&m.route.path, path));
     let policy = dest.policy.map(Arc::clone);
+    let body_limit = match policy.as_ref().and_then(|p| p.body_size) {
+        Some(BodySize::Limit(n)) => Some(n),
+        Some(BodySize::Unlimited) => None,
+        None => settings.max_body,
+    };
+    let hsts = settings
+        .hsts
+        .as_ref()
+        .filter(|_| tls && m.route.own_certificate)
+        .cloned();
     // Upstream selection.
     let (upstream, pages) = select_upstream(&table, m.route, dest.backend, policy.as_deref())?;
     Ok(Choice::Forward(Chosen {
@@ -97,12 +144,16 @@ pub(super) fn choose(
         policy,
         rewritten,
         pages,
+        body_limit,
+        hsts,
+        trusted,
     }))
 }
 
-/// The decision phase's own answers: a CORS preflight, then the route's redirects.
+/// The decision phase's own answers: a CORS preflight, then the route's redirects. `tls`:
+/// the client's request came over TLS (to the gateway, or to a trusted proxy in front).
 fn decide(
-    cx: &ConnCtx,
+    tls: bool,
     route: &Route,
     req: &Request<RequestBody>,
     host: &str,
@@ -111,8 +162,8 @@ fn decide(
     if let Some(answer) = cors::preflight(route.policy.as_deref(), req) {
         return Some(answer);
     }
-    if route.may_redirect(cx.tls) {
-        return redirect::answer(cx.tls, route, req, host, path);
+    if route.may_redirect(tls) {
+        return redirect::answer(tls, route, req, host, path);
     }
     None
 }
@@ -159,6 +210,9 @@ impl Chosen {
             policy: None,
             rewritten: None,
             pages: None,
+            body_limit: None,
+            hsts: None,
+            trusted: None,
         }
     }
 

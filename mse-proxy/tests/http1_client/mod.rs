@@ -218,6 +218,7 @@ pub(crate) fn gateway_waiting_an_hour(
 ) -> GatewayHandle {
     let (gw, _) = gateway_with(yaml, |c| {
         c.timeouts.header_read = Duration::from_secs(3600);
+        c.timeouts.keep_alive = Duration::from_secs(3600);
         tweak(c);
     });
     gw

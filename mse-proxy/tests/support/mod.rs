@@ -57,6 +57,29 @@ static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// Compiles manifests into a route table, failing the test on any load error.
 pub(crate) fn compile_yaml(yaml: &str) -> Arc<RouteTable> {
+    compile_yaml_with(yaml, &CompileOptions::default())
+}
+
+/// The options of a gateway whose global configuration is the ConfigMap
+/// `ingress/gateway` (see [`gateway_config_map`]).
+pub(crate) fn configmap_options() -> CompileOptions {
+    CompileOptions {
+        configmap: Some("ingress/gateway".parse().expect("a ConfigMap reference")),
+        ..CompileOptions::default()
+    }
+}
+
+/// The ConfigMap `ingress/gateway` with these ingress-nginx keys.
+pub(crate) fn gateway_config_map(data: &[(&str, &str)]) -> String {
+    let mut y = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: { name: gateway, namespace: ingress }\ndata:\n".to_owned();
+    for (k, v) in data {
+        y.push_str(&format!("  {k}: {v:?}\n"));
+    }
+    y
+}
+
+/// [`compile_yaml`] with `opts`.
+pub(crate) fn compile_yaml_with(yaml: &str, opts: &CompileOptions) -> Arc<RouteTable> {
     let loaded = load_manifests(yaml, Some("test.yaml"));
     let errors: Vec<_> = loaded
         .diagnostics
@@ -69,7 +92,7 @@ pub(crate) fn compile_yaml(yaml: &str) -> Arc<RouteTable> {
         ..Default::default()
     };
     snapshot.extend(loaded.objects);
-    Arc::new(compile(&snapshot, &CompileOptions::default()))
+    Arc::new(compile(&snapshot, opts))
 }
 
 /// One path of an Ingress rule: path, pathType, Service name (port 80).
@@ -186,7 +209,8 @@ pub(crate) fn tls_ingress(name: &str, secret: &str, hosts: &[&str], svc: &str) -
 
 // === gateways ===
 
-/// A gateway config on loopback with free ports, two workers and short upstream timeouts.
+/// A gateway config on loopback with free ports, two workers, short upstream timeouts and
+/// no limit of requests per connection.
 pub(crate) fn loopback_config() -> ProxyConfig {
     let mut config = ProxyConfig::default();
     config.http_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
@@ -195,6 +219,8 @@ pub(crate) fn loopback_config() -> ProxyConfig {
     config.timeouts.upstream_connect = Duration::from_secs(2);
     config.timeouts.upstream_response = Duration::from_secs(5);
     config.timeouts.shutdown_grace = Duration::from_secs(5);
+    // Tests send thousands of requests on one connection (the default is 1000).
+    config.keep_alive_requests = u32::MAX;
     config
 }
 
@@ -215,8 +241,16 @@ pub(crate) fn gateway_with(
     yaml: &str,
     tweak: impl FnOnce(&mut ProxyConfig),
 ) -> (GatewayHandle, SharedTable) {
+    gateway_serving(compile_yaml(yaml), tweak)
+}
+
+/// Starts a gateway serving `table`, with the config adjusted by `tweak`.
+pub(crate) fn gateway_serving(
+    table: Arc<RouteTable>,
+    tweak: impl FnOnce(&mut ProxyConfig),
+) -> (GatewayHandle, SharedTable) {
     init_tracing();
-    let table = shared(compile_yaml(yaml));
+    let table = shared(table);
     let mut config = loopback_config();
     tweak(&mut config);
     let handle = Gateway::start(config, table.clone()).expect("gateway starts");

@@ -1,5 +1,7 @@
 //! `custom-headers`: the ConfigMap it names, read from the snapshot, becomes response
-//! headers set on the Ingress's answers.
+//! headers set on the Ingress's answers. As in ingress-nginx, every header must be listed
+//! in the gateway-wide `global-allowed-response-headers` (empty by default): otherwise the
+//! Ingress's routes answer 503.
 
 use http::{HeaderName, HeaderValue};
 use mse_annotations::IngressPolicy;
@@ -15,11 +17,11 @@ pub(super) type CustomHeaders = Vec<(HeaderName, HeaderValue)>;
 // === impl Compiler ===
 
 impl<'s> Compiler<'s> {
-    /// The response headers `custom-headers` sets (none without the key), or why the
-    /// ConfigMap cannot be read: it is missing, or in another namespace than the
-    /// Ingress's. That is an error naming the ConfigMap, `consequence` saying what
-    /// happens to the Ingress's traffic meanwhile. An entry that is no valid header is
-    /// left out with a warning.
+    /// The response headers `custom-headers` sets (none without the key), or why they
+    /// cannot be set: the ConfigMap is missing, in another namespace than the Ingress's,
+    /// or sets a header `global-allowed-response-headers` does not list. That is an error
+    /// naming the ConfigMap, `consequence` saying what happens to the Ingress's traffic
+    /// meanwhile. An entry that is no valid header is left out with a warning.
     pub(super) fn custom_headers(
         &mut self,
         sel: &Selected<'s>,
@@ -83,6 +85,36 @@ impl<'s> Compiler<'s> {
                 }
             };
             invalid.push((name, value, why));
+        }
+        let allowed = &self.global.allowed_response_headers;
+        let refused: Vec<&str> = headers
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .filter(|n| !allowed.iter().any(|a| a == n))
+            .collect();
+        if !refused.is_empty() {
+            let list = if allowed.is_empty() {
+                "which is empty".to_owned()
+            } else {
+                format!("which lists {}", allowed.join(", "))
+            };
+            self.diag(
+                Diagnostic::error(
+                    "header-not-allowed",
+                    format!(
+                        "ConfigMap {ns}/{} sets {} that global-allowed-response-headers of the global configuration does not allow ({list}); {consequence}",
+                        r.name,
+                        refused.join(", "),
+                    ),
+                )
+                .value(r.to_string()),
+                sel,
+                Some(&key),
+            );
+            return Err(format!(
+                "custom-headers ConfigMap {ns}/{} sets a header the global configuration does not allow",
+                r.name
+            ));
         }
         for (name, value, why) in invalid {
             self.diag(

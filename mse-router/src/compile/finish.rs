@@ -8,14 +8,15 @@ use crate::table::RouteTable;
 use crate::tls::TlsTable;
 
 impl<'s> Compiler<'s> {
-    /// The route table: virtual hosts in lookup order, the TLS table, and which routes
-    /// redirect plain HTTP to HTTPS.
+    /// The route table: virtual hosts in lookup order, the TLS table, which routes
+    /// redirect plain HTTP to HTTPS, and the global configuration.
     pub(super) fn finish(self, generation: u64) -> RouteTable {
         let mut table = RouteTable {
             generation,
             routes: self.routes,
             clusters: self.clusters,
             diagnostics: self.diagnostics,
+            global: self.global,
             ..RouteTable::default()
         };
         for (i, (order, mut vh)) in self.vhosts.into_iter().enumerate() {
@@ -51,10 +52,12 @@ impl<'s> Compiler<'s> {
                 HostMatch::Wildcard(s) => tls.wildcard.contains_key(s),
                 HostMatch::Any => false,
             };
+            let defaults = &table.global.tls;
             route.https_redirect = match &route.policy {
-                Some(p) => p.redirects_to_https(has_tls),
-                None => has_tls,
+                Some(p) => p.redirects_to_https(has_tls, defaults),
+                None => defaults.force_ssl_redirect || (defaults.ssl_redirect && has_tls),
             };
+            route.own_certificate = has_tls;
         }
         table.tls = tls;
         table

@@ -26,12 +26,18 @@
 //!    has no slice). A missing Service or port keeps the route, answering 503.
 //! 6. **TLS**: each `spec.tls` entry assigns its Secret's certificate to its hosts; the
 //!    oldest Ingress wins a host; an entry without hosts provides the default certificate.
+//!
+//! Before all of this, the gateway-wide configuration is read (see `global`): the
+//! ConfigMap of [`CompileOptions::configmap`], `higress-config`, explicit flags and the
+//! linked `MseIngressConfig`. It sets defaults the routes use (`ssl-redirect`,
+//! `global-allowed-response-headers`) and travels with the table ([`RouteTable::global`]).
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use mse_annotations::{IngressPolicy, ServiceRef};
+use mse_annotations::global::{GlobalConfig, GlobalFlags};
+use mse_annotations::{IngressPolicy, ObjectRef, ServiceRef};
 use mse_model::api::{ConfigMap, EndpointSlice, Endpoints, Ingress, Secret, Service};
 use mse_model::{Diagnostic, Kind, ObjectKey, Snapshot, SourceRef, Sourced};
 
@@ -56,6 +62,12 @@ pub struct CompileOptions {
     /// serves requests no route matches, and the `custom-http-errors` of Ingresses without
     /// `default-backend`. `None`: unmatched requests get 404.
     pub default_backend: Option<ServiceRef>,
+    /// The ConfigMap of ingress-nginx keys (`--configmap NAMESPACE/NAME`; without a
+    /// namespace, `default`). `higress-config` is read from its namespace.
+    pub configmap: Option<ObjectRef>,
+    /// The command-line flags given explicitly that have a global-configuration
+    /// equivalent: they beat the ConfigMaps (a flag left at its default does not).
+    pub flags: GlobalFlags,
 }
 
 impl Default for CompileOptions {
@@ -64,6 +76,8 @@ impl Default for CompileOptions {
             ingress_class: "mse".to_owned(),
             controller: mse_model::CONTROLLER_NAME.to_owned(),
             default_backend: None,
+            configmap: None,
+            flags: GlobalFlags::default(),
         }
     }
 }
@@ -71,8 +85,22 @@ impl Default for CompileOptions {
 /// Compiles a snapshot into a route table. Never fails: every problem becomes a
 /// diagnostic in [`RouteTable::diagnostics`], and only what it touches is left out.
 /// The result does not depend on the order of objects in the snapshot.
+///
+/// This is the first compile: see [`compile_with`] for the ones after it.
 pub fn compile(snapshot: &Snapshot, opts: &CompileOptions) -> RouteTable {
+    compile_with(snapshot, opts, None)
+}
+
+/// [`compile`], given the global configuration in force (the previous table's
+/// [`RouteTable::global`]): a global setting whose new value is bad keeps its value from
+/// there, with a diagnostic, instead of falling back to a default.
+pub fn compile_with(
+    snapshot: &Snapshot,
+    opts: &CompileOptions,
+    previous: Option<&GlobalConfig>,
+) -> RouteTable {
     let mut cx = Compiler::new(snapshot);
+    cx.global = Arc::new(cx.global_config(snapshot, opts, previous));
     let ingresses = cx.select_ingresses(snapshot, opts);
     cx.add_gateway_default(opts);
     for ing in &ingresses {
@@ -121,6 +149,8 @@ struct Compiler<'s> {
     closed: HashSet<ObjectKey>,
     /// The gateway-wide default backend, when it resolved.
     gateway_default: Option<ClusterId>,
+    /// The gateway-wide configuration, read before any Ingress.
+    global: Arc<GlobalConfig>,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -237,6 +267,7 @@ impl<'s> Compiler<'s> {
             canaries: Vec::new(),
             closed: HashSet::new(),
             gateway_default: None,
+            global: Arc::default(),
             diagnostics,
         }
     }
@@ -311,6 +342,7 @@ mod checks;
 mod custom_headers;
 mod fallback;
 mod finish;
+mod global;
 mod ingress;
 mod mirror;
 mod redirects;

@@ -74,6 +74,7 @@ impl<'s> Compiler<'s> {
             canary: None,
             // Resolved in `finish`, once every certificate is known.
             https_redirect: false,
+            own_certificate: false,
         });
         self.index_route(id);
     }

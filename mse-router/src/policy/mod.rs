@@ -14,8 +14,10 @@
 use std::sync::{Arc, OnceLock};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use mse_annotations::{Group, IngressPolicy, KeySpec, RewriteTarget};
+use mse_annotations::{BodySize, Group, IngressPolicy, KeySpec, RewriteTarget};
 
+mod access_log;
+mod body;
 mod cors;
 mod fallback;
 mod headers;
@@ -41,6 +43,8 @@ pub(crate) const POLICIES: &[Registration] = &[
     cors::POLICY,
     mirror::POLICY,
     fallback::POLICY,
+    body::POLICY,
+    access_log::POLICY,
     matched::CONDITIONS,
     matched::CANARY,
     matched::SERVER_ALIAS,
@@ -85,8 +89,9 @@ pub struct RoutePolicy {
     ///
     /// [`Route::https_redirect`]: crate::Route::https_redirect
     pub ssl_redirect: Option<bool>,
-    /// `force-ssl-redirect`.
-    pub force_ssl_redirect: bool,
+    /// `force-ssl-redirect` as written; `None` means the gateway-wide default
+    /// (`force-ssl-redirect` of the global configuration, false by default).
+    pub force_ssl_redirect: Option<bool>,
     /// `app-root`: a request for exactly `/` gets a 302 to this path.
     pub app_root: Option<Box<str>>,
     /// `request-header-control-*`.
@@ -116,6 +121,10 @@ pub struct RoutePolicy {
     /// `default-backend` and `custom-http-errors`, resolved by the compiler once the
     /// Services are known (see [`FallbackPolicy`]).
     pub fallback: Option<FallbackPolicy>,
+    /// `proxy-body-size`; `None`: the gateway-wide `proxy-body-size` applies.
+    pub body_size: Option<BodySize>,
+    /// `enable-access-log: "false"`: requests of these routes are not logged.
+    pub no_access_log: bool,
     /// Derived from the fields above on first use, once the policy is shared.
     head_plan: PlanCell,
 }
@@ -168,7 +177,9 @@ impl RoutePolicy {
     pub(crate) fn is_empty(&self) -> bool {
         self.redirect.is_none()
             && self.ssl_redirect.is_none()
-            && !self.force_ssl_redirect
+            && self.force_ssl_redirect.is_none()
+            && self.body_size.is_none()
+            && !self.no_access_log
             && self.app_root.is_none()
             && self.request_headers.is_empty()
             && self.response_headers.is_empty()

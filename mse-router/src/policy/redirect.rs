@@ -3,6 +3,7 @@
 //! route of its own ([`RoutePolicy::www_redirect`]), added once every rule is known.
 
 use http::{HeaderValue, StatusCode};
+use mse_annotations::global::TlsSettings;
 use mse_annotations::{Group, IngressPolicy, UrlPart, UrlTemplate, UrlVar};
 
 use super::{Refused, Registration, RoutePolicy};
@@ -97,9 +98,14 @@ impl RoutePolicy {
     }
 
     /// Whether plaintext requests are redirected to HTTPS on a route whose host has a
-    /// certificate (`host_has_tls`) or not.
-    pub fn redirects_to_https(&self, host_has_tls: bool) -> bool {
-        self.force_ssl_redirect || self.ssl_redirect.unwrap_or(host_has_tls)
+    /// certificate (`host_has_tls`) or not: the annotations, else the gateway-wide
+    /// `ssl-redirect` (on hosts with a certificate) and `force-ssl-redirect`.
+    pub fn redirects_to_https(&self, host_has_tls: bool, defaults: &TlsSettings) -> bool {
+        self.force_ssl_redirect
+            .unwrap_or(defaults.force_ssl_redirect)
+            || self
+                .ssl_redirect
+                .unwrap_or(defaults.ssl_redirect && host_has_tls)
     }
 
     /// The redirect that answers this request, if any: `temporal-redirect` or

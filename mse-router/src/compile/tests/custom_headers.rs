@@ -1,5 +1,6 @@
 //! `custom-headers`: the ConfigMap's entries become response headers; a ConfigMap that
-//! cannot be read closes the routes.
+//! cannot be read, or that sets a header the global configuration does not allow, closes
+//! the routes.
 
 use super::*;
 
@@ -20,6 +21,21 @@ fn shop(annotations: &str) -> String {
         annotations,
     );
     yaml
+}
+
+/// The gateway's ConfigMap, allowing `headers` (`global-allowed-response-headers`), and
+/// the options that read it.
+fn allowing(headers: &str) -> (String, CompileOptions) {
+    let yaml = config_map(
+        "ingress",
+        "gateway",
+        &format!("global-allowed-response-headers: \"{headers}\""),
+    );
+    let opts = CompileOptions {
+        configmap: Some(mse_annotations::value::config_map_ref("ingress/gateway").unwrap()),
+        ..CompileOptions::default()
+    };
+    (yaml, opts)
 }
 
 /// The response headers the route of `a.test` sets, as `name: value`.
@@ -58,7 +74,9 @@ fn the_entries_of_the_config_map_are_set_on_answers() {
             "hdrs",
             "X-Frame-Options: DENY, Strict-Transport-Security: \"max-age=31536000\"",
         );
-        let t = table(&yaml);
+        let (gateway, opts) = allowing("X-Frame-Options,Strict-Transport-Security");
+        yaml += &gateway;
+        let t = table_with(&yaml, &opts);
         assert_eq!(errors(&t), [], "{reference}");
         assert!(
             t.diagnostics().iter().all(|d| d.code != "not-applied"),
@@ -141,7 +159,9 @@ fn invalid_entries_are_left_out_with_a_warning() {
         "hdrs",
         "X-Good: ok, Transfer-Encoding: chunked, \"bad name\": x, X-Bell: \"ring\\a\"",
     );
-    let t = table(&yaml);
+    let (gateway, opts) = allowing("X-Good");
+    yaml += &gateway;
+    let t = table_with(&yaml, &opts);
     assert_eq!(errors(&t), []);
     assert_eq!(set_headers(&t), ["x-good: ok"]);
     let mut warned: Vec<(String, Option<String>)> = t
@@ -191,5 +211,57 @@ fn a_canary_whose_config_map_is_missing_gets_no_traffic() {
         t.diagnostics()
             .iter()
             .any(|d| d.code == "missing-config-map" && d.message.contains("gets no traffic"))
+    );
+}
+
+#[test]
+fn a_header_the_global_configuration_does_not_allow_closes_the_routes() {
+    let headers = "X-Frame-Options: DENY, X-Robots-Tag: noindex";
+    // ingress-nginx's default: no header is allowed.
+    let mut yaml = shop(&format!("{KEY}: hdrs"));
+    yaml += &config_map("default", "hdrs", headers);
+    let t = table(&yaml);
+    assert!(
+        closed_reason(&t).contains("does not allow"),
+        "{}",
+        closed_reason(&t)
+    );
+    let d = t
+        .diagnostics()
+        .iter()
+        .find(|d| d.code == "header-not-allowed")
+        .expect("an error says why");
+    assert_eq!(d.severity, Severity::Error);
+    assert_eq!(d.origin.key.as_deref(), Some(KEY));
+    assert!(
+        d.message.contains("sets x-frame-options, x-robots-tag")
+            && d.message.contains("which is empty")
+            && d.message.contains("503"),
+        "{}",
+        d.message
+    );
+    // One header missing from the list is enough; names are compared without case.
+    let (gateway, opts) = allowing("x-frame-options");
+    let t = table_with(&format!("{yaml}{gateway}"), &opts);
+    let d = t
+        .diagnostics()
+        .iter()
+        .find(|d| d.code == "header-not-allowed")
+        .expect("an error says why");
+    assert!(
+        d.message.contains("sets x-robots-tag")
+            && d.message.contains("which lists x-frame-options"),
+        "{}",
+        d.message
+    );
+    assert!(closed_reason(&t).contains("custom-headers ConfigMap default/hdrs"));
+    // Both listed: served.
+    let (gateway, opts) = allowing("X-Frame-Options, X-ROBOTS-TAG");
+    let t = table_with(&format!("{yaml}{gateway}"), &opts);
+    assert_eq!(errors(&t), []);
+    assert_eq!(who(&t, "a.test", "/"), Some(1));
+    assert_eq!(
+        set_headers(&t),
+        ["x-frame-options: DENY", "x-robots-tag: noindex"]
     );
 }

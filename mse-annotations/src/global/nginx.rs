@@ -1,0 +1,267 @@
+//! The ingress-nginx ConfigMap keys (the ConfigMap named by `--configmap`). Names,
+//! grammars and defaults follow ingress-nginx's ConfigMap reference; where the gateway's
+//! default differs, the row says so.
+
+use super::grammar::{self as g, any};
+use super::{
+    GlobalGroup as G, GlobalKey, Layer, Reject, Setting as S, checked, key, no_effect, refused,
+};
+use crate::cidr::cidr_list;
+use crate::value::{boolean, size, status, uint};
+
+const CM: Layer = Layer::ConfigMap;
+const BOOL: &str = "true or false";
+const SECS: &str = "seconds (60) or a time (500ms, 60s, 5m)";
+const LIMITS_LATER: &str = "rate and connection limits are not applied by this build yet";
+const TLS_LATER: &str = "the TLS listener's versions and ciphers are not configurable in this build yet; it offers TLS 1.2 and 1.3 with the TLS library's cipher suites";
+const GZIP_LATER: &str = "response compression is not applied by this build yet";
+const LOG_LATER: &str = "the access log has one structured format in this build (fields as in ingress-nginx's default); a custom format is not applied yet";
+const TRACE_LATER: &str = "tracing is not applied by this build yet";
+const SNIPPET: &str = "snippets inject raw NGINX configuration; the gateway runs no NGINX and never executes configuration supplied this way";
+const NGINX_ONLY: &str = "tunes NGINX itself, which the gateway does not run; no effect";
+
+fn bool_key(v: &str) -> Result<bool, Reject> {
+    Ok(boolean(v)?)
+}
+
+/// Every ingress-nginx key the gateway knows, by group.
+#[rustfmt::skip]
+pub(super) const NGINX: &[GlobalKey] = &[
+    // --- Client connections ---
+    key(CM, "client-header-timeout", S::ClientHeaderTimeout, G::Client, SECS, "10s",
+        "Time a client has to send a whole request head, and to finish the TLS handshake",
+        |c, v| { c.client.header_timeout = g::positive_duration(v)?; Ok(()) })
+        .different("10 s by default (ingress-nginx: 60 s), so that slow clients cannot hold connections; applies to HTTP/1.1 heads and TLS handshakes")
+        .ex("30", "ten"),
+    key(CM, "client-body-timeout", S::ClientBodyTimeout, G::Client, SECS, "60s",
+        "Longest wait between two reads of an HTTP/1.1 request body; past it the request gets 408",
+        |c, v| { c.client.body_timeout = g::positive_duration(v)?; Ok(()) })
+        .ex("30s", "0"),
+    key(CM, "keep-alive", S::KeepAlive, G::Client, "seconds (75) or a time; 0: no keep-alive", "75s",
+        "How long an idle HTTP/1.1 client connection waits for its next request; 0 closes every connection after one request",
+        |c, v| { c.client.keep_alive = crate::value::duration(v)?; Ok(()) })
+        .ex("30", "-1"),
+    key(CM, "keep-alive-requests", S::KeepAliveRequests, G::Client, "a whole number, at least 1", "1000",
+        "Requests served on one HTTP/1.1 client connection; the last answer says Connection: close",
+        |c, v| { c.client.keep_alive_requests = uint(v, 1, u32::MAX)?; Ok(()) })
+        .ex("100", "0"),
+    key(CM, "large-client-header-buffers", S::MaxHeaderSize, G::Client, "number and size (4 8k)", "4 8k",
+        "The largest request head (request line and headers, or the HTTP/2 header list) is number x size bytes; larger requests get 431",
+        |c, v| { c.client.max_header_size = g::header_buffers(v)?; Ok(()) })
+        .different("one limit for the whole head, between 8 KiB and 8 MiB; nginx also limits each line to one buffer")
+        .ex("4 16k", "4"),
+    key(CM, "proxy-body-size", S::MaxBodySize, G::Client, "size (1024, 8k, 10m, 1g); 0: no limit", "1m",
+        "Largest request body where the route sets no proxy-body-size annotation; larger bodies get 413",
+        |c, v| { c.client.max_body_size = g::body_size(v)?; Ok(()) })
+        .different("a body without Content-Length is counted as it streams: past the limit the upload is cut and the request gets 413 if no answer has started")
+        .ex("8m", "ten"),
+    key(CM, "http2-max-concurrent-streams", S::Http2MaxConcurrentStreams, G::Client, "a whole number, 1 to 2147483647", "128",
+        "Concurrent streams on one HTTP/2 client connection (new connections)",
+        |c, v| { c.client.http2_max_concurrent_streams = uint(v, 1, i32::MAX as u32)?; Ok(()) })
+        .ex("256", "0"),
+    // --- Upstream connections ---
+    key(CM, "proxy-connect-timeout", S::ProxyConnectTimeout, G::Upstream, SECS, "5s",
+        "Time to connect to an upstream (DNS lookup included); past it the client gets 504",
+        |c, v| { c.upstream.connect_timeout = g::positive_duration(v)?; Ok(()) })
+        .ex("10", "soon"),
+    key(CM, "proxy-read-timeout", S::ProxyReadTimeout, G::Upstream, SECS, "60s",
+        "Time an upstream has to answer (504 past it), and the longest wait between two reads of its response body",
+        |c, v| { c.upstream.read_timeout = g::positive_duration(v)?; Ok(()) })
+        .ex("120", "2x"),
+    key(CM, "proxy-send-timeout", S::ProxySendTimeout, G::Upstream, SECS, "60s",
+        "Longest wait between two writes of a request to an upstream",
+        |c, v| { c.upstream.send_timeout = g::positive_duration(v)?; Ok(()) })
+        .not_applied("the upload of a request is bounded by proxy-read-timeout, which runs from the first byte sent")
+        .ex("120", "2x"),
+    key(CM, "upstream-keepalive-connections", S::UpstreamKeepaliveConnections, G::Upstream, "a whole number; 0: no idle connections", "320",
+        "Idle keep-alive connections kept per upstream address and worker",
+        |c, v| { c.upstream.keepalive_connections = uint(v, 0, u32::MAX)?; Ok(()) })
+        .different("counted per endpoint address and worker thread (nginx: per upstream group and worker process)")
+        .ex("64", "many"),
+    key(CM, "upstream-keepalive-timeout", S::UpstreamKeepaliveTimeout, G::Upstream, SECS, "60s",
+        "How long an idle upstream connection is kept",
+        |c, v| { c.upstream.keepalive_timeout = g::positive_duration(v)?; Ok(()) })
+        .ex("30", "0"),
+    key(CM, "upstream-keepalive-requests", S::UpstreamKeepaliveRequests, G::Upstream, "a whole number, at least 1", "10000",
+        "Requests sent on one upstream connection before it is closed",
+        |c, v| { c.upstream.keepalive_requests = uint(v, 1, u32::MAX)?; Ok(()) })
+        .ex("100", "0"),
+    key(CM, "upstream-keepalive-time", S::UpstreamKeepaliveTime, G::Upstream, SECS, "1h",
+        "The longest life of an upstream connection",
+        |c, v| { c.upstream.keepalive_time = g::positive_duration(v)?; Ok(()) })
+        .not_applied("upstream connections are closed by idle time (upstream-keepalive-timeout) and request count (upstream-keepalive-requests) only")
+        .ex("30m", "0"),
+    // --- Forwarding ---
+    key(CM, "use-forwarded-headers", S::UseForwardedHeaders, G::Forwarding, BOOL, "false",
+        "Trust the forwarding headers of clients in proxy-real-ip-cidr (a load balancer in front): their X-Forwarded-Proto, -Host and -Port are passed on, X-Real-IP and the access log name the client their forwarded-for-header list names, and X-Forwarded-Proto: https counts as HTTPS for redirects and HSTS",
+        |c, v| { c.forwarding.use_forwarded_headers = bool_key(v)?; Ok(()) })
+        .different("only clients in proxy-real-ip-cidr are trusted (ingress-nginx passes X-Forwarded-Proto, -Host and -Port from any client; with the default 0.0.0.0/0 that is every IPv4 client); the Host sent upstream stays the request's; X-Forwarded-For keeps the client's list with the peer appended")
+        .ex("true", "yes"),
+    key(CM, "proxy-real-ip-cidr", S::ProxyRealIpCidr, G::Forwarding, "comma list of addresses and CIDRs", "0.0.0.0/0",
+        "The proxies trusted with use-forwarded-headers; from the right of the forwarded-for-header list, the first address not in these is the client (nginx's real_ip_recursive)",
+        |c, v| { c.forwarding.real_ip_cidr = cidr_list(v)?; Ok(()) })
+        .ex("10.0.0.0/8, 192.168.0.0/16", "10.0.0.0/33"),
+    key(CM, "forwarded-for-header", S::ForwardedForHeader, G::Forwarding, "a header name", "X-Forwarded-For",
+        "The header a trusted proxy lists client addresses in",
+        |c, v| { c.forwarding.forwarded_for_header = crate::value::header_name(v)?; Ok(()) })
+        .ex("X-Original-Forwarded-For", "X Forwarded"),
+    key(CM, "use-proxy-protocol", S::UseProxyProtocol, G::Forwarding, BOOL, "false",
+        "Read the client address from a PROXY protocol header",
+        |c, v| { c.forwarding.use_proxy_protocol = bool_key(v)?; Ok(()) })
+        .not_applied("the listeners do not read PROXY protocol headers yet")
+        .ex("true", "on"),
+    no_effect(CM, "compute-full-forwarded-for", G::Forwarding,
+        "the gateway always appends the client address to the X-Forwarded-For it received, as compute-full-forwarded-for: true does",
+        |_, v| { bool_key(v)?; Ok(()) }),
+    no_effect(CM, "enable-real-ip", G::Forwarding, "the client address comes from forwarded-for-header only with use-forwarded-headers, which also trusts the other forwarding headers of proxy-real-ip-cidr", |_, v| { bool_key(v)?; Ok(()) }),
+    // --- TLS ---
+    key(CM, "ssl-redirect", S::SslRedirect, G::Tls, BOOL, "true",
+        "Plain HTTP requests to a host with a certificate of its own get a redirect to HTTPS, unless the Ingress sets ssl-redirect",
+        |c, v| { c.tls.ssl_redirect = bool_key(v)?; Ok(()) })
+        .ex("false", "maybe"),
+    key(CM, "force-ssl-redirect", S::ForceSslRedirect, G::Tls, BOOL, "false",
+        "Plain HTTP requests get a redirect to HTTPS whether or not the host has a certificate, unless the Ingress sets force-ssl-redirect",
+        |c, v| { c.tls.force_ssl_redirect = bool_key(v)?; Ok(()) })
+        .ex("true", "always"),
+    key(CM, "http-redirect-code", S::HttpRedirectCode, G::Tls, "301, 302, 307 or 308", "308",
+        "Status of the redirects to HTTPS",
+        |c, v| { c.tls.redirect_code = g::redirect_code(v)?; Ok(()) })
+        .not_applied("redirects to HTTPS answer 308")
+        .ex("301", "200"),
+    key(CM, "hsts", S::Hsts, G::Tls, BOOL, "true",
+        "Send Strict-Transport-Security on HTTPS answers of hosts with a certificate of their own",
+        |c, v| { c.tls.hsts = bool_key(v)?; Ok(()) })
+        .ex("false", "on"),
+    key(CM, "hsts-max-age", S::HstsMaxAge, G::Tls, "seconds", "15724800",
+        "max-age of Strict-Transport-Security",
+        |c, v| { c.tls.hsts_max_age = uint(v, 0, u32::MAX)?.into(); Ok(()) })
+        .ex("31536000", "1y"),
+    key(CM, "hsts-include-subdomains", S::HstsIncludeSubdomains, G::Tls, BOOL, "true",
+        "Add includeSubDomains to Strict-Transport-Security",
+        |c, v| { c.tls.hsts_include_subdomains = bool_key(v)?; Ok(()) })
+        .ex("false", "no"),
+    key(CM, "hsts-preload", S::HstsPreload, G::Tls, BOOL, "false",
+        "Add preload to Strict-Transport-Security",
+        |c, v| { c.tls.hsts_preload = bool_key(v)?; Ok(()) })
+        .ex("true", "y"),
+    key(CM, "ssl-protocols", S::SslProtocols, G::Tls, "TLS versions, space-separated (TLSv1.2 TLSv1.3)", "TLSv1.2 TLSv1.3",
+        "TLS versions offered to clients",
+        |c, v| { c.tls.protocols = g::tls_versions(v)?; Ok(()) })
+        .not_applied(TLS_LATER)
+        .ex("TLSv1.3", "TLSv1.1"),
+    key(CM, "ssl-ciphers", S::SslCiphers, G::Tls, "an OpenSSL cipher list", "",
+        "TLS 1.2 cipher suites offered to clients",
+        |c, v| { c.tls.ciphers = Some(g::cipher_list(v)?); Ok(()) })
+        .not_applied(TLS_LATER)
+        .ex("ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256", "AES;x"),
+    // --- Response headers ---
+    key(CM, "global-allowed-response-headers", S::AllowedResponseHeaders, G::Headers, "comma list of header names", "",
+        "The headers a custom-headers annotation may set; an Ingress whose custom-headers ConfigMap names another header answers 503, as in ingress-nginx",
+        |c, v| { c.allowed_response_headers = g::header_names(v)?; Ok(()) })
+        .different("header names are compared without regard to case")
+        .ex("X-Frame-Options,Strict-Transport-Security", "X Frame"),
+    no_effect(CM, "add-headers", G::Headers, "headers for every answer are not applied by this build yet; use the custom-headers or response-header-control annotations", any),
+    no_effect(CM, "proxy-set-headers", G::Headers, "headers for every upstream request are not applied by this build yet; use the request-header-control annotations", any),
+    no_effect(CM, "hide-headers", G::Headers, "removing upstream headers gateway-wide is not applied by this build yet; use response-header-control-remove", any),
+    // --- Limits ---
+    key(CM, "limit-req-status-code", S::LimitReqStatusCode, G::Limits, "an HTTP status, 400 to 599", "503",
+        "Status of requests over a rate limit",
+        |c, v| { c.limit_req_status_code = status(v, 400, 599)?; Ok(()) })
+        .not_applied(LIMITS_LATER)
+        .ex("429", "99"),
+    key(CM, "limit-conn-status-code", S::LimitConnStatusCode, G::Limits, "an HTTP status, 400 to 599", "503",
+        "Status of requests over a connection limit",
+        |c, v| { c.limit_conn_status_code = status(v, 400, 599)?; Ok(()) })
+        .not_applied(LIMITS_LATER)
+        .ex("429", "600"),
+    // --- Compression ---
+    key(CM, "use-gzip", S::UseGzip, G::Compression, BOOL, "false", "Compress answers with gzip",
+        |c, v| { c.compression.gzip = bool_key(v)?; Ok(()) })
+        .not_applied(GZIP_LATER).ex("true", "gzip"),
+    key(CM, "gzip-level", S::GzipLevel, G::Compression, "1 to 9", "1", "gzip compression level",
+        |c, v| { c.compression.gzip_level = uint(v, 1, 9)?; Ok(()) })
+        .not_applied(GZIP_LATER).ex("5", "10"),
+    key(CM, "gzip-min-length", S::GzipMinLength, G::Compression, "a size in bytes", "256", "Smallest answer compressed",
+        |c, v| { c.compression.gzip_min_length = size(v)?; Ok(()) })
+        .not_applied(GZIP_LATER).ex("1024", "small"),
+    key(CM, "gzip-types", S::GzipTypes, G::Compression, "MIME types, space-separated", "text/css, application/json, ... (as ingress-nginx)", "MIME types compressed",
+        |c, v| { c.compression.gzip_types = g::mime_types(v)?; Ok(()) })
+        .not_applied(GZIP_LATER).ex("text/html application/json", "html"),
+    key(CM, "enable-brotli", S::EnableBrotli, G::Compression, BOOL, "false", "Compress answers with Brotli",
+        |c, v| { c.compression.brotli = bool_key(v)?; Ok(()) })
+        .not_applied(GZIP_LATER).ex("true", "br"),
+    key(CM, "brotli-level", S::BrotliLevel, G::Compression, "1 to 11", "4", "Brotli compression level",
+        |c, v| { c.compression.brotli_level = uint(v, 1, 11)?; Ok(()) })
+        .not_applied(GZIP_LATER).ex("6", "12"),
+    key(CM, "brotli-types", S::BrotliTypes, G::Compression, "MIME types, space-separated", "as gzip-types", "MIME types compressed with Brotli",
+        |c, v| { c.compression.brotli_types = g::mime_types(v)?; Ok(()) })
+        .not_applied(GZIP_LATER).ex("text/html", "html"),
+    // --- Logging ---
+    key(CM, "disable-access-log", S::AccessLog, G::Logging, BOOL, "false",
+        "Turn the access log off for every request",
+        |c, v| { c.logging.access_log = !bool_key(v)?; Ok(()) })
+        .ex("true", "off"),
+    key(CM, "log-format-upstream", S::LogFormatUpstream, G::Logging, "an nginx log format ($remote_addr ...)", "",
+        "Format of access log lines",
+        |c, v| { c.logging.format_upstream = Some(g::text(v)?); Ok(()) })
+        .not_applied(LOG_LATER).ex("$remote_addr $status", ""),
+    key(CM, "log-format-escape-json", S::LogFormatEscapeJson, G::Logging, BOOL, "false",
+        "Escape variables of log-format-upstream for JSON",
+        |c, v| { c.logging.escape_json = bool_key(v)?; Ok(()) })
+        .not_applied(LOG_LATER).ex("true", "json"),
+    no_effect(CM, "access-log-path", G::Logging, "the access log goes to the gateway's log output (--access-log-path)", any),
+    // --- Tracing ---
+    key(CM, "enable-opentelemetry", S::Tracing, G::Tracing, BOOL, "false", "Trace requests with OpenTelemetry",
+        |c, v| { c.tracing.enabled = bool_key(v)?; Ok(()) })
+        .not_applied(TRACE_LATER).ex("true", "otel"),
+    key(CM, "otlp-collector-host", S::TracingCollectorHost, G::Tracing, "a host name or IP address", "", "The OTLP collector",
+        |c, v| { c.tracing.collector_host = Some(g::host(v)?); Ok(()) })
+        .not_applied(TRACE_LATER).ex("otel-collector.monitoring", "no host"),
+    key(CM, "otlp-collector-port", S::TracingCollectorPort, G::Tracing, "a port", "4317", "The OTLP collector's gRPC port",
+        |c, v| { c.tracing.collector_port = g::port(v)?; Ok(()) })
+        .not_applied(TRACE_LATER).ex("4317", "0"),
+    key(CM, "otel-sampler-ratio", S::TracingSampleRate, G::Tracing, "0 to 1", "0.01", "Share of requests traced",
+        |c, v| { c.tracing.sample_rate = g::number(v, 0.0, 1.0)?; Ok(()) })
+        .not_applied(TRACE_LATER).ex("0.5", "2"),
+    key(CM, "otel-service-name", S::TracingServiceName, G::Tracing, "text", "mse-gateway", "Service name of the spans",
+        |c, v| { c.tracing.service_name = g::text(v)?; Ok(()) })
+        .not_applied(TRACE_LATER).ex("edge", ""),
+    // --- Injected configuration ---
+    checked(CM, "allow-snippet-annotations", G::Security, BOOL, "false",
+        "*-snippet annotations are never executed: true is refused with an error",
+        |_, v| if bool_key(v)? { Err(Reject::Refused(SNIPPET)) } else { Ok(()) })
+        .different("always false: snippet annotations are refused whatever this says")
+        .ex("false", "maybe"),
+    refused(CM, "main-snippet", SNIPPET),
+    refused(CM, "http-snippet", SNIPPET),
+    refused(CM, "server-snippet", SNIPPET),
+    refused(CM, "location-snippet", SNIPPET),
+    refused(CM, "stream-snippet", SNIPPET),
+    no_effect(CM, "annotation-value-word-blocklist", G::Security, "annotation values are typed and never reach a configuration file, so there are no words to block", any),
+    no_effect(CM, "annotations-risk-level", G::Security, "annotations are typed and snippets are always refused", any),
+    // --- NGINX internals ---
+    no_effect(CM, "worker-processes", G::Internals, "the gateway runs one worker thread per core (--workers)", any),
+    no_effect(CM, "worker-shutdown-timeout", G::Internals, "the gateway drains connections for its shutdown grace (30 s)", any),
+    no_effect(CM, "max-worker-connections", G::Internals, NGINX_ONLY, any),
+    no_effect(CM, "max-worker-open-files", G::Internals, NGINX_ONLY, any),
+    no_effect(CM, "reuse-port", G::Internals, "the gateway always listens with SO_REUSEPORT", any),
+    no_effect(CM, "enable-multi-accept", G::Internals, NGINX_ONLY, any),
+    no_effect(CM, "client-header-buffer-size", G::Internals, NGINX_ONLY, any),
+    no_effect(CM, "client-body-buffer-size", G::Internals, NGINX_ONLY, any),
+    no_effect(CM, "proxy-buffering", G::Internals, "answers are streamed; buffering is internal to the gateway", any),
+    no_effect(CM, "proxy-buffer-size", G::Internals, NGINX_ONLY, any),
+    no_effect(CM, "proxy-buffers-number", G::Internals, NGINX_ONLY, any),
+    no_effect(CM, "proxy-request-buffering", G::Internals, "request bodies are streamed; buffering is internal to the gateway", any),
+    no_effect(CM, "ssl-buffer-size", G::Internals, NGINX_ONLY, any),
+    no_effect(CM, "server-tokens", G::Internals, "the gateway never names itself in a Server header", any),
+    no_effect(CM, "map-hash-bucket-size", G::Internals, NGINX_ONLY, any),
+    no_effect(CM, "server-name-hash-bucket-size", G::Internals, NGINX_ONLY, any),
+    no_effect(CM, "server-name-hash-max-size", G::Internals, NGINX_ONLY, any),
+    no_effect(CM, "proxy-headers-hash-bucket-size", G::Internals, NGINX_ONLY, any),
+    no_effect(CM, "proxy-headers-hash-max-size", G::Internals, NGINX_ONLY, any),
+    no_effect(CM, "variables-hash-bucket-size", G::Internals, NGINX_ONLY, any),
+    no_effect(CM, "variables-hash-max-size", G::Internals, NGINX_ONLY, any),
+    no_effect(CM, "error-log-level", G::Internals, "the gateway's log level is set with RUST_LOG", any),
+    no_effect(CM, "lua-shared-dicts", G::Internals, NGINX_ONLY, any),
+    no_effect(CM, "plugins", G::Internals, NGINX_ONLY, any),
+];

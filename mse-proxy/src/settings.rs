@@ -1,0 +1,274 @@
+//! [`Settings`]: what the data plane applies of a route table's global configuration,
+//! derived once when the table is published, so that the request path reads plain fields
+//! of the table it already holds.
+//!
+//! A setting the global configuration leaves at its default takes the data plane's own
+//! value ([`ProxyConfig`]); one that a ConfigMap, an explicit flag or an `MseIngressConfig`
+//! sets replaces it. Connection settings (timeouts, limits of HTTP/1.1 and HTTP/2) are read
+//! when a connection is accepted; request settings (body size, access log, HSTS, IP lists,
+//! upstream timeouts and pool) when a request is routed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderValue;
+use mse_router::global::{AccessSettings, GlobalConfig, Setting};
+
+use crate::config::{ProxyConfig, Timeouts};
+use crate::forwarded::TrustedProxies;
+use crate::http1::Limits;
+
+/// The data plane's own values of the settings the global configuration also has.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Defaults {
+    timeouts: Timeouts,
+    max_header_size: usize,
+    access_log: bool,
+    upstream_max_idle: usize,
+    upstream_keepalive_requests: u32,
+    keep_alive_requests: u32,
+    max_concurrent_streams: u32,
+}
+
+/// HTTP/2 settings of a new connection.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct H2Settings {
+    pub(crate) max_header_list: u32,
+    pub(crate) max_streams: u32,
+    pub(crate) stream_window: Option<u32>,
+    pub(crate) connection_window: Option<u32>,
+}
+
+/// How a worker's upstream pool connects, waits and keeps connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PoolSettings {
+    /// Idle connections kept per upstream address.
+    pub(crate) max_idle: usize,
+    /// How long an idle connection is kept.
+    pub(crate) idle_timeout: Duration,
+    /// Requests sent on one connection before it is closed.
+    pub(crate) max_requests: u32,
+    pub(crate) connect_timeout: Duration,
+    /// The wait for a response head.
+    pub(crate) response_timeout: Duration,
+    /// The longest wait between two reads of a response body.
+    pub(crate) read_timeout: Duration,
+}
+
+/// What one published table asks of the data plane.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    /// HTTP/1.1 client connections.
+    pub(crate) conn: Limits,
+    /// HTTP/2 client connections.
+    pub(crate) h2: H2Settings,
+    /// The upstream pool.
+    pub(crate) pool: PoolSettings,
+    /// Whether requests are logged.
+    pub(crate) access_log: bool,
+    /// The body limit of routes without `proxy-body-size`, and of unmatched requests.
+    pub(crate) max_body: Option<u64>,
+    /// `Strict-Transport-Security` for HTTPS answers of hosts with a certificate.
+    pub(crate) hsts: Option<HeaderValue>,
+    /// The gateway-wide IP lists, when they restrict anyone.
+    pub(crate) access: Option<Arc<AccessSettings>>,
+    /// `use-forwarded-headers`: the proxies in front whose forwarding headers are kept.
+    pub(crate) forwarding: Option<Arc<TrustedProxies>>,
+}
+
+// === impl Defaults ===
+
+impl From<&ProxyConfig> for Defaults {
+    fn from(c: &ProxyConfig) -> Self {
+        Self {
+            timeouts: c.timeouts,
+            max_header_size: c.max_header_size,
+            access_log: c.access_log,
+            upstream_max_idle: c.upstream_max_idle,
+            upstream_keepalive_requests: c.upstream_keepalive_requests,
+            keep_alive_requests: c.keep_alive_requests,
+            max_concurrent_streams: c.max_concurrent_streams,
+        }
+    }
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self::from(&ProxyConfig::default())
+    }
+}
+
+// === impl Settings ===
+
+impl Settings {
+    /// The settings of `global`, with `defaults` for what it leaves at its default.
+    pub(crate) fn derive(global: &GlobalConfig, defaults: &Defaults) -> Self {
+        let set = |s: Setting| global.is_set(s);
+        let pick = |s: Setting, from_global: Duration, own: Duration| {
+            if set(s) { from_global } else { own }
+        };
+        let t = &defaults.timeouts;
+        let c = &global.client;
+        let u = &global.upstream;
+        let max_head = if set(Setting::MaxHeaderSize) {
+            c.max_header_size as usize
+        } else {
+            defaults.max_header_size
+        };
+        let read = pick(Setting::ProxyReadTimeout, u.read_timeout, t.upstream_read);
+        let conn = Limits {
+            max_head,
+            header_read: pick(
+                Setting::ClientHeaderTimeout,
+                c.header_timeout,
+                t.header_read,
+            ),
+            keep_alive: pick(Setting::KeepAlive, c.keep_alive, t.keep_alive),
+            max_requests: if set(Setting::KeepAliveRequests) {
+                c.keep_alive_requests
+            } else {
+                defaults.keep_alive_requests
+            },
+            client_write: t.client_write,
+            body_read: pick(Setting::ClientBodyTimeout, c.body_timeout, t.client_body),
+        };
+        let h2 = H2Settings {
+            max_header_list: u32::try_from(max_head).unwrap_or(u32::MAX),
+            max_streams: if set(Setting::Http2MaxConcurrentStreams) {
+                c.http2_max_concurrent_streams
+            } else {
+                defaults.max_concurrent_streams
+            },
+            stream_window: c.http2_stream_window,
+            connection_window: c.http2_connection_window,
+        };
+        let pool = PoolSettings {
+            max_idle: if set(Setting::UpstreamKeepaliveConnections) {
+                u.keepalive_connections as usize
+            } else {
+                defaults.upstream_max_idle
+            },
+            idle_timeout: pick(
+                Setting::UpstreamKeepaliveTimeout,
+                u.keepalive_timeout,
+                t.upstream_idle,
+            ),
+            max_requests: if set(Setting::UpstreamKeepaliveRequests) {
+                u.keepalive_requests
+            } else {
+                defaults.upstream_keepalive_requests
+            },
+            connect_timeout: pick(
+                Setting::ProxyConnectTimeout,
+                u.connect_timeout,
+                t.upstream_connect,
+            ),
+            response_timeout: if set(Setting::ProxyReadTimeout) {
+                u.read_timeout
+            } else {
+                t.upstream_response
+            },
+            read_timeout: read,
+        };
+        Self {
+            conn,
+            h2,
+            pool,
+            access_log: if set(Setting::AccessLog) {
+                global.logging.access_log
+            } else {
+                defaults.access_log
+            },
+            max_body: c.max_body_size,
+            hsts: global
+                .tls
+                .hsts_header()
+                .and_then(|v| HeaderValue::from_str(&v).ok()),
+            access: global
+                .access
+                .is_restricted()
+                .then(|| Arc::new(global.access.clone())),
+            forwarding: TrustedProxies::of(global).map(Arc::new),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use mse_model::{Kind, ObjectKey};
+    use mse_router::global::{Doc, GlobalFlags, GlobalSources, parse_global};
+
+    use super::*;
+
+    fn global(pairs: &[(&str, &str)]) -> GlobalConfig {
+        let object = ObjectKey::new(Kind::ConfigMap, "ingress", "gateway");
+        let data: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let flags = GlobalFlags::default();
+        let parsed = parse_global(
+            &GlobalSources {
+                configmap: Some(Doc {
+                    object: &object,
+                    source: None,
+                    data: &data,
+                }),
+                ..GlobalSources::new(&flags)
+            },
+            None,
+        );
+        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        parsed.value
+    }
+
+    #[test]
+    fn settings_the_global_configuration_leaves_alone_keep_the_data_planes_values() {
+        let mut config = ProxyConfig::default();
+        config.timeouts.header_read = Duration::from_secs(3);
+        config.timeouts.upstream_response = Duration::from_secs(7);
+        config.keep_alive_requests = 5;
+        let d = Defaults::from(&config);
+        let s = Settings::derive(&GlobalConfig::default(), &d);
+        assert_eq!(s.conn.header_read, Duration::from_secs(3));
+        assert_eq!(s.pool.response_timeout, Duration::from_secs(7));
+        assert_eq!(s.conn.max_requests, 5);
+        assert!(s.access_log);
+        // ingress-nginx's defaults for what only the global configuration has.
+        assert_eq!(s.max_body, Some(1 << 20));
+        assert_eq!(
+            s.hsts.as_ref().map(|v| v.to_str().unwrap()),
+            Some("max-age=15724800; includeSubDomains")
+        );
+        assert!(s.access.is_none());
+    }
+
+    #[test]
+    fn settings_the_global_configuration_sets_replace_the_data_planes_values() {
+        let mut config = ProxyConfig::default();
+        config.timeouts.header_read = Duration::from_secs(3);
+        let g = global(&[
+            ("client-header-timeout", "20"),
+            ("keep-alive-requests", "2"),
+            ("proxy-read-timeout", "9"),
+            ("large-client-header-buffers", "2 8k"),
+            ("upstream-keepalive-connections", "0"),
+            ("disable-access-log", "true"),
+            ("proxy-body-size", "0"),
+            ("hsts", "false"),
+        ]);
+        let s = Settings::derive(&g, &Defaults::from(&config));
+        assert_eq!(s.conn.header_read, Duration::from_secs(20));
+        assert_eq!(s.conn.max_requests, 2);
+        assert_eq!(s.conn.max_head, 16 * 1024);
+        assert_eq!(s.h2.max_header_list, 16 * 1024);
+        assert_eq!(s.pool.response_timeout, Duration::from_secs(9));
+        assert_eq!(s.pool.read_timeout, Duration::from_secs(9));
+        assert_eq!(s.pool.max_idle, 0);
+        assert!(!s.access_log);
+        assert_eq!(s.max_body, None);
+        assert!(s.hsts.is_none());
+    }
+}
