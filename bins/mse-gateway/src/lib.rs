@@ -351,6 +351,12 @@ async fn start_source(options: &Options) -> anyhow::Result<SourceWatch> {
             let client = KubeSource::connect(kubeconfig.as_deref()).await?;
             let mut kube = KubeOptions::default();
             kube.namespaces = namespaces.clone();
+            // The gateway's ConfigMap is read even from a namespace not otherwise watched.
+            kube.config_map_namespaces = options
+                .configmap
+                .iter()
+                .filter_map(|c| c.namespace.clone())
+                .collect();
             kube.ingress_class = options.ingress_class.clone();
             Ok(SourceWatch::Kube(KubeSource::new(client, kube).watch()))
         }

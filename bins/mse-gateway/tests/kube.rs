@@ -351,3 +351,53 @@ async fn a_bad_annotation_produces_one_event_however_often_the_table_is_compiled
     );
     g.shutdown().await;
 }
+
+/// The status code of a `POST /` with a `len`-byte body to `host` on `addr`.
+async fn post_status(addr: std::net::SocketAddr, host: &str, len: usize) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n{}",
+        "x".repeat(len)
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    let head = String::from_utf8_lossy(&out);
+    head.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_configmap_is_read_from_its_own_namespace_when_only_others_are_watched() {
+    let k = cluster().await;
+    let bs = backends(&["v1"]).await;
+    service(&k.api, "shop", "v1", &[&bs[0]]);
+    k.api
+        .create(ingress("shop", "app", "app.test", "v1"))
+        .unwrap();
+    let c = client();
+    let mut o = options(&k.kubeconfig, &["shop"]);
+    o.configmap = Some("ingress/gateway".parse().unwrap());
+    let g = mse_gateway::start(o).await.unwrap();
+    let http = g.http_addr().unwrap();
+    eventually("the Ingress is served", || async {
+        who(&c, &g, "app.test").await.as_deref() == Ok("v1")
+    })
+    .await;
+    // ingress-nginx's default body limit, 1m, holds until the ConfigMap says otherwise.
+    assert_eq!(post_status(http, "app.test", 100).await, 200);
+
+    k.api
+        .create(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": { "name": "gateway", "namespace": "ingress" },
+            "data": { "proxy-body-size": "10" }
+        }))
+        .unwrap();
+    eventually("the ConfigMap's body limit applies", || async {
+        post_status(http, "app.test", 100).await == 413
+    })
+    .await;
+    assert_eq!(post_status(http, "app.test", 10).await, 200);
+    g.shutdown().await;
+}

@@ -37,6 +37,10 @@ pub struct KubeOptions {
     /// The namespaces of the namespaced kinds (`--namespace`, repeatable); empty: every
     /// namespace.
     pub namespaces: Vec<String>,
+    /// Namespaces whose ConfigMaps are watched even when [`namespaces`](Self::namespaces)
+    /// leaves them out: the namespace of the gateway's `--configmap` (and of
+    /// `higress-config` beside it).
+    pub config_map_namespaces: Vec<String>,
     /// The class this gateway serves where no IngressClass object names it
     /// (`--ingress-class`). Used to decide which Ingresses' Secrets to read; it should be
     /// the compile loop's [`CompileOptions::ingress_class`].
@@ -51,6 +55,7 @@ impl Default for KubeOptions {
     fn default() -> Self {
         Self {
             namespaces: Vec::new(),
+            config_map_namespaces: Vec::new(),
             ingress_class: CompileOptions::default().ingress_class,
             pods: false,
             coalesce: KubeSource::DEFAULT_COALESCE,
@@ -213,6 +218,7 @@ impl KubeSource {
         let stores = Stores::start(
             &client,
             &namespaces,
+            &options.config_map_namespaces,
             options.pods,
             &mut progress,
             &mut watches,

@@ -37,6 +37,7 @@ impl Stores {
     pub(crate) fn start(
         client: &Client,
         namespaces: &[String],
+        config_map_namespaces: &[String],
         pods: bool,
         progress: &mut Progress,
         tasks: &mut JoinSet<()>,
@@ -53,7 +54,7 @@ impl Stores {
             services: w.namespaced(),
             slices: w.namespaced(),
             secrets: w.namespaced(),
-            config_maps: w.namespaced(),
+            config_maps: w.config_maps(config_map_namespaces),
             configs: vec![w.cluster(Need::UnlessAbsent)],
             pods: if pods { w.namespaced() } else { Vec::new() },
         }
@@ -87,6 +88,27 @@ impl Starter<'_> {
                 self.progress.spawn(self.tasks, api, name, Need::Required)
             })
             .collect()
+    }
+
+    /// ConfigMaps in the watched namespaces, and also in `extra` (the namespace of the
+    /// gateway's own ConfigMap) when only some namespaces are watched.
+    fn config_maps(&mut self, extra: &[String]) -> Vec<Store<ConfigMap>> {
+        let mut stores = self.namespaced::<ConfigMap>();
+        if self.namespaces.is_empty() {
+            return stores;
+        }
+        let mut extra: Vec<&String> = extra
+            .iter()
+            .filter(|ns| !self.namespaces.contains(ns))
+            .collect();
+        extra.sort();
+        extra.dedup();
+        for ns in extra {
+            let api = Api::namespaced(self.client.clone(), ns);
+            let name = format!("ConfigMap in namespace {ns} (the gateway's configuration)");
+            stores.push(self.progress.spawn(self.tasks, api, name, Need::Required));
+        }
+        stores
     }
 
     fn cluster<K>(&mut self, need: Need) -> Store<K>
