@@ -287,11 +287,11 @@ fn serves_then_drains_and_exits_0_on_sigterm() {
         "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: { name: a, namespace: default }\nspec:\n  ingressClassName: mse\n  defaultBackend: { service: { name: nowhere, port: { number: 80 } } }\n",
     )
     .unwrap();
-    let child = spawn_ready(&["--manifests", dir.path().to_str().unwrap()]);
-    assert!(fetch(child.admin, "admin", "/readyz").starts_with("HTTP/1.1 200"));
+    let p = Process::start(dir.path(), &[]);
+    assert!(fetch(p.admin, "admin", "/readyz").starts_with("HTTP/1.1 200"));
     // The Service does not exist: the route answers 503, the process keeps running.
-    assert!(fetch(child.http, "x.test", "/").starts_with("HTTP/1.1 503"));
-    assert_eq!(terminate(child), Some(0));
+    assert!(fetch(p.http, "x.test", "/").starts_with("HTTP/1.1 503"));
+    assert_eq!(p.stop().0, Some(0));
 }
 
 #[test]
