@@ -144,6 +144,55 @@ pub fn granted(rules: &[PolicyRule], group: &str, resource: &str, verb: &str) ->
     })
 }
 
+/// What RBAC checks for one request to the API server: (API group,
+/// resource[/subresource], verb) for each verb it needs. A server-side apply may create
+/// the object, so it needs `create` as well as `patch`. Paths that name no resource
+/// (discovery, say) need nothing.
+pub fn request_needs(
+    method: &str,
+    path: &str,
+    query: &str,
+    content_type: Option<&str>,
+) -> Vec<(String, String, String)> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (group, rest) = match segments.as_slice() {
+        ["api", _version, rest @ ..] => ("", rest),
+        ["apis", group, _version, rest @ ..] => (*group, rest),
+        _ => return Vec::new(),
+    };
+    let rest = match rest {
+        ["namespaces", _ns, rest @ ..] if !rest.is_empty() => rest,
+        rest => rest,
+    };
+    let (resource, named) = match rest {
+        [resource] => ((*resource).to_owned(), false),
+        [resource, _name] => ((*resource).to_owned(), true),
+        [resource, _name, sub] => (format!("{resource}/{sub}"), true),
+        _ => return Vec::new(),
+    };
+    let watch = query
+        .split('&')
+        .any(|p| p == "watch=true" || p == "watch=1");
+    let verbs: &[&str] = match (method, named) {
+        ("GET", true) => &["get"],
+        ("GET", false) if watch => &["watch"],
+        ("GET", false) => &["list"],
+        ("POST", _) => &["create"],
+        ("PUT", _) => &["update"],
+        ("PATCH", _) if content_type == Some("application/apply-patch+yaml") => {
+            &["patch", "create"]
+        }
+        ("PATCH", _) => &["patch"],
+        ("DELETE", true) => &["delete"],
+        ("DELETE", false) => &["deletecollection"],
+        _ => return Vec::new(),
+    };
+    verbs
+        .iter()
+        .map(|v| (group.to_owned(), resource.clone(), (*v).to_owned()))
+        .collect()
+}
+
 /// `permissions` as RBAC rules.
 pub fn policy_rules(permissions: &[Permission]) -> Vec<PolicyRule> {
     permissions

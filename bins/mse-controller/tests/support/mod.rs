@@ -123,47 +123,14 @@ pub(crate) fn operator_requests(server: &ApiServer) -> Vec<RequestRecord> {
         .collect()
 }
 
-/// What RBAC checks for `request`: (API group, resource[/subresource], verb). A
-/// server-side apply may create the object, so it needs `create` as well as `patch`.
+/// What RBAC checks for `request`: (API group, resource[/subresource], verb).
 pub(crate) fn rbac_needs(request: &RequestRecord) -> Vec<(String, String, String)> {
-    let segments: Vec<&str> = request.path.trim_start_matches('/').split('/').collect();
-    let (group, rest) = match segments.as_slice() {
-        ["api", _version, rest @ ..] => ("", rest),
-        ["apis", group, _version, rest @ ..] => (*group, rest),
-        _ => return Vec::new(),
-    };
-    let rest = match rest {
-        ["namespaces", _ns, rest @ ..] if !rest.is_empty() => rest,
-        rest => rest,
-    };
-    let (resource, named) = match rest {
-        [resource] => ((*resource).to_owned(), false),
-        [resource, _name] => ((*resource).to_owned(), true),
-        [resource, _name, sub] => (format!("{resource}/{sub}"), true),
-        _ => return Vec::new(),
-    };
-    let watch = request
-        .query
-        .split('&')
-        .any(|p| p == "watch=true" || p == "watch=1");
-    let verbs: &[&str] = match (request.method.as_str(), named) {
-        ("GET", true) => &["get"],
-        ("GET", false) if watch => &["watch"],
-        ("GET", false) => &["list"],
-        ("POST", _) => &["create"],
-        ("PUT", _) => &["update"],
-        ("PATCH", _) if request.content_type.as_deref() == Some("application/apply-patch+yaml") => {
-            &["patch", "create"]
-        }
-        ("PATCH", _) => &["patch"],
-        ("DELETE", true) => &["delete"],
-        ("DELETE", false) => &["deletecollection"],
-        _ => return Vec::new(),
-    };
-    verbs
-        .iter()
-        .map(|v| (group.to_owned(), resource.clone(), (*v).to_owned()))
-        .collect()
+    mse_controller::operator::rbac::request_needs(
+        &request.method,
+        &request.path,
+        &request.query,
+        request.content_type.as_deref(),
+    )
 }
 
 /// The directory of the shipped manifests.
