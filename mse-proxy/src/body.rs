@@ -71,11 +71,18 @@ impl RequestBody {
         }
     }
 
-    /// Checks the body against `limit` as far as its declared length allows.
+    /// Checks the body against `limit` as far as its declared length allows. A request
+    /// without a body (most) is only asked whether it has one.
+    #[inline]
     pub(crate) fn check(&self, limit: u64) -> BodyCheck {
         if self.is_end_stream() {
             return BodyCheck::Pass;
         }
+        self.check_declared(limit)
+    }
+
+    #[inline(never)]
+    fn check_declared(&self, limit: u64) -> BodyCheck {
         let hint = self.size_hint();
         if hint.lower() > limit {
             BodyCheck::TooLarge

@@ -228,15 +228,11 @@ impl ForwardHeaders {
         }
     }
 
+    #[inline]
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         let c = &*self.conn;
         if let Some(t) = &self.trusted {
-            // Rare: written header by header.
-            let headers = self.values(t);
-            for (name, value) in headers.iter().flatten() {
-                line(out, name.as_str().as_bytes(), value.as_bytes());
-            }
-            return;
+            return self.encode_trusted(t, out);
         }
         match &self.for_ {
             None => out.extend_from_slice(&c.lines),
@@ -247,6 +243,16 @@ impl ForwardHeaders {
         }
         if let Some(h) = &self.host {
             line(out, b"x-forwarded-host", h.as_bytes());
+        }
+    }
+
+    /// Rare: what a trusted proxy said, written header by header. Out of line, so that the
+    /// common case stays small enough to inline where heads are encoded.
+    #[cold]
+    #[inline(never)]
+    fn encode_trusted(&self, t: &Trusted, out: &mut Vec<u8>) {
+        for (name, value) in self.values(t).iter().flatten() {
+            line(out, name.as_str().as_bytes(), value.as_bytes());
         }
     }
 

@@ -225,46 +225,50 @@ impl Stop {
 }
 
 /// Bounds the wait for a request, on one timer per connection: `idle` until the first
-/// byte of a head, then `header` until the head is complete.
+/// byte of a head, then `header` until the head is complete. The clock is read only when
+/// a read finds nothing to take: a request whose head arrives whole while the connection
+/// is polled costs no clock reading.
 struct HeadTimer {
     header: Duration,
     idle: Duration,
-    since: Instant,
+    /// When the current wait started; `None` until a read first found nothing to take.
+    since: Option<Instant>,
     /// Whether a head has begun (or, for the first request, the connection started).
     reading: bool,
     timer: LazyTimer,
 }
 
 impl HeadTimer {
-    fn new(limits: Limits) -> Self {
+    fn new(limits: &Limits) -> Self {
         Self {
             header: limits.header_read,
             idle: limits.keep_alive,
-            since: Instant::now(),
+            since: None,
             reading: true,
             timer: LazyTimer::default(),
         }
     }
 
-    /// The wait for a head starts now; `reading`: it has already begun.
+    /// A new wait for a head; `reading`: it has already begun.
     fn start(&mut self, reading: bool) {
-        self.since = Instant::now();
+        self.since = None;
         self.reading = reading;
     }
 
-    /// Bytes of a head arrived: the header timeout runs from now.
+    /// Part of a head is buffered: the header timeout runs from the next wait on.
     fn began(&mut self) {
         if !self.reading {
             self.reading = true;
-            self.since = Instant::now();
+            self.since = None;
         }
     }
 
     /// Whether the wait has lasted longer than the limit; otherwise the task is woken
     /// when it may have.
     fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let since = *self.since.get_or_insert_with(Instant::now);
         let limit = if self.reading { self.header } else { self.idle };
-        self.timer.poll_expired(self.since + limit, cx)
+        self.timer.poll_expired(since + limit, cx)
     }
 }
 
@@ -281,7 +285,14 @@ pub(crate) async fn serve(cx: Rc<ConnCtx>, io: Box<dyn Io>, limits: Limits) -> E
         read: StallTimer::new(limits.body_read),
     }));
     let stop = &cx.worker.stop;
-    let mut timer = HeadTimer::new(limits);
+    let mut timer = HeadTimer::new(&limits);
+    // `keep-alive: 0`: one request per connection.
+    let max_requests = if limits.keep_alive.is_zero() {
+        1
+    } else {
+        limits.max_requests
+    };
+    let max_head = limits.max_head;
     let mut served: u32 = 0;
     // Sized for a usual response head: one allocation, not a chain of growths, for a
     // connection that carries one request.
@@ -289,12 +300,12 @@ pub(crate) async fn serve(cx: Rc<ConnCtx>, io: Box<dyn Io>, limits: Limits) -> E
     let mut first = true;
     let mut waiting_id = None;
     let ended = loop {
-        timer.start(first || shared.try_borrow().is_ok_and(|c| !c.buf.is_empty()));
+        timer.start(first);
         let next = poll_fn(|task| {
             poll_next(
                 &shared,
                 first,
-                limits,
+                max_head,
                 &mut timer,
                 task,
                 stop,
@@ -329,7 +340,7 @@ pub(crate) async fn serve(cx: Rc<ConnCtx>, io: Box<dyn Io>, limits: Limits) -> E
             break Ended::Closed;
         }
         served = served.saturating_add(1);
-        if stop.stopped() || served >= limits.max_requests || limits.keep_alive.is_zero() {
+        if stop.stopped() || served >= max_requests {
             meta.keep_alive = false;
         }
         let reusable = respond(&shared, &mut out, response, &meta).await && discard_body(&shared);
@@ -359,7 +370,7 @@ pub(crate) async fn serve(cx: Rc<ConnCtx>, io: Box<dyn Io>, limits: Limits) -> E
 fn poll_next(
     shared: &Shared,
     first: bool,
-    limits: Limits,
+    max_head: usize,
     timer: &mut HeadTimer,
     task: &mut Context<'_>,
     stop: &Stop,
@@ -374,7 +385,7 @@ fn poll_next(
             } else if first && c.buf.starts_with(H2_PREFACE) {
                 return Poll::Ready(Ok(Next::H2));
             } else {
-                let parsed = parse_request(&mut c.buf, limits.max_head, |present| {
+                let parsed = parse_request(&mut c.buf, max_head, |present| {
                     RequestBody::H1(H1Body {
                         conn: Rc::clone(shared),
                         present,
@@ -391,12 +402,13 @@ fn poll_next(
                         let meta = Meta::new(&req, &head);
                         return Poll::Ready(Ok(Next::Request(req, meta)));
                     }
-                    None if c.buf.len() >= limits.max_head => {
+                    None if c.buf.len() >= max_head => {
                         return Poll::Ready(Err(Refusal(
                             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                         )));
                     }
-                    None => {}
+                    // Part of a head: the header timeout applies.
+                    None => timer.began(),
                 }
             }
         } else if stop.stopped() {
@@ -404,7 +416,7 @@ fn poll_next(
         }
         match fill(&mut *c.io, &mut c.buf, READ_CHUNK, task) {
             Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Ok(Next::Closed)),
-            Poll::Ready(Ok(_)) => timer.began(),
+            Poll::Ready(Ok(_)) => {}
             Poll::Pending => {
                 if timer.poll_expired(task) {
                     return Poll::Ready(Ok(Next::Closed));

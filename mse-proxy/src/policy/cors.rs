@@ -23,14 +23,30 @@ pub(crate) struct CorsAnswer {
 /// `Access-Control-Request-Method`) from an allowed origin: 204 with the CORS headers,
 /// then the response header edits of the route. `None` for any other request: a preflight
 /// from an origin that is not allowed goes to the upstream, as in ingress-nginx.
+///
+/// Inline, so that a request to a route without CORS, or any request but `OPTIONS`, costs
+/// two checks.
+#[inline]
 pub(crate) fn preflight<B>(
     policy: Option<&RoutePolicy>,
     req: &Request<B>,
 ) -> Option<Response<Bytes>> {
     let p = policy?;
     let cors = p.cors.as_deref()?;
-    if req.method() != Method::OPTIONS || !req.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD)
-    {
+    if req.method() != Method::OPTIONS {
+        return None;
+    }
+    options_preflight(p, cors, req)
+}
+
+/// [`preflight`] for an `OPTIONS` request to a route with CORS.
+#[inline(never)]
+fn options_preflight<B>(
+    p: &RoutePolicy,
+    cors: &CorsPolicy,
+    req: &Request<B>,
+) -> Option<Response<Bytes>> {
+    if !req.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD) {
         return None;
     }
     let allowed = cors.allow(req.headers().get(ORIGIN)?)?;
