@@ -27,7 +27,9 @@
 //!   timeouts and limits of connections accepted and requests routed after it is published
 //!   (keep-alive, header and body timeouts and sizes, the upstream pool, the access log,
 //!   HSTS, the gateway-wide IP lists); what it leaves at its default comes from
-//!   [`ProxyConfig`].
+//!   [`ProxyConfig`]. Connection limits and the access log switch are taken when a
+//!   connection is accepted: an open keep-alive connection keeps them, as nginx keeps an
+//!   open connection on the configuration it started with.
 //!
 //! Status codes the gateway answers itself: 404 no route (unless a gateway-wide default
 //! backend is set), 503 backend unavailable or no ready endpoint (unless `default-backend`

@@ -234,7 +234,7 @@ async fn run_worker(
 ) {
     let t = config.timeouts;
     let (live, _) = watch::channel(());
-    let pool = Pool::new(table.load().settings().pool);
+    let pool = Pool::new(table.load().settings());
     let worker = Rc::new(Worker {
         metrics: Arc::clone(table.metrics()),
         table,
@@ -310,6 +310,7 @@ fn servers(tls: Option<TlsAcceptor>) -> Servers {
 struct Accepted {
     h1: Limits,
     h2: H2Settings,
+    access_log: bool,
 }
 
 impl Accepted {
@@ -319,6 +320,7 @@ impl Accepted {
         Self {
             h1: s.conn,
             h2: s.h2,
+            access_log: s.access_log,
         }
     }
 }
@@ -359,7 +361,13 @@ fn serve_plain(
 ) {
     worker.metrics.connection_accepted();
     let accepted = Accepted::now(worker);
-    let cx = Rc::new(ConnCtx::new(Rc::clone(worker), peer, false, port));
+    let cx = Rc::new(ConnCtx::new(
+        Rc::clone(worker),
+        peer,
+        false,
+        port,
+        accepted.access_log,
+    ));
     let servers = Rc::clone(servers);
     let watcher = graceful.watcher();
     // The connection's future (every state of a request's handling) is several KiB: a
@@ -402,7 +410,7 @@ fn serve_tls(
                 return;
             }
         };
-        let cx = Rc::new(ConnCtx::new(worker, peer, true, port));
+        let cx = Rc::new(ConnCtx::new(worker, peer, true, port, accepted.access_log));
         if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
             serve_h2(
                 cx,

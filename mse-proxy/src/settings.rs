@@ -4,11 +4,14 @@
 //!
 //! A setting the global configuration leaves at its default takes the data plane's own
 //! value ([`ProxyConfig`]); one that a ConfigMap, an explicit flag or an `MseIngressConfig`
-//! sets replaces it. Connection settings (timeouts, limits of HTTP/1.1 and HTTP/2) are read
-//! when a connection is accepted; request settings (body size, access log, HSTS, IP lists,
-//! upstream timeouts and pool) when a request is routed.
+//! sets replaces it. Connection settings (timeouts, limits of HTTP/1.1 and HTTP/2, and
+//! whether the access log is on) are read when a connection is accepted: like nginx after
+//! a reload, an open connection keeps serving its requests with the settings it started
+//! with. Request settings (body size, HSTS, IP lists, upstream timeouts and pool) are read
+//! when a request is routed.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::HeaderValue;
@@ -58,18 +61,23 @@ pub(crate) struct PoolSettings {
 /// What one published table asks of the data plane.
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
+    /// Different for every derived [`Settings`]: a worker's pool takes a table's pool
+    /// settings only when they are not the ones it already has.
+    pub(crate) serial: u64,
     /// HTTP/1.1 client connections.
     pub(crate) conn: Limits,
     /// HTTP/2 client connections.
     pub(crate) h2: H2Settings,
     /// The upstream pool.
     pub(crate) pool: PoolSettings,
-    /// Whether requests are logged.
+    /// Whether requests are logged (on the connections accepted while the table is
+    /// served).
     pub(crate) access_log: bool,
     /// The body limit of routes without `proxy-body-size`, and of unmatched requests.
     pub(crate) max_body: Option<u64>,
     /// `Strict-Transport-Security` for HTTPS answers of hosts with a certificate.
-    pub(crate) hsts: Option<HeaderValue>,
+    /// Shared: requests carry it as a pointer, not a 40-byte value.
+    pub(crate) hsts: Option<Arc<HeaderValue>>,
     /// The gateway-wide IP lists, when they restrict anyone.
     pub(crate) access: Option<Arc<AccessSettings>>,
     /// `use-forwarded-headers`: the proxies in front whose forwarding headers are kept.
@@ -170,7 +178,9 @@ impl Settings {
             },
             read_timeout: read,
         };
+        static SERIAL: AtomicU64 = AtomicU64::new(0);
         Self {
+            serial: SERIAL.fetch_add(1, Ordering::Relaxed),
             conn,
             h2,
             pool,
@@ -183,7 +193,8 @@ impl Settings {
             hsts: global
                 .tls
                 .hsts_header()
-                .and_then(|v| HeaderValue::from_str(&v).ok()),
+                .and_then(|v| HeaderValue::from_str(&v).ok())
+                .map(Arc::new),
             access: global
                 .access
                 .is_restricted()

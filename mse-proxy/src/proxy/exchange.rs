@@ -31,7 +31,7 @@ pub(super) struct Prepared {
     /// The CORS headers the answer gets, decided from the request.
     pub(super) cors: Option<CorsAnswer>,
     /// `Strict-Transport-Security` for the answer.
-    pub(super) hsts: Option<HeaderValue>,
+    pub(super) hsts: Option<Arc<HeaderValue>>,
     /// For an upgrade: the client's socket once the `101` answer is written.
     pub(super) client_upgrade: Option<PendingUpgrade>,
     pub(super) upgrade: bool,

@@ -57,6 +57,10 @@ pub(crate) struct ConnCtx {
     pub(crate) worker: Rc<Worker>,
     pub(crate) peer: SocketAddr,
     pub(crate) tls: bool,
+    /// Whether its requests are logged: the access log setting of the table being served
+    /// when the connection was accepted (like nginx, a connection keeps the configuration
+    /// it started with). Read before asking tracing, which costs more.
+    pub(crate) access_log: bool,
     /// The forwarding headers that are the same for every request of the connection.
     pub(crate) forward: Rc<ConnForward>,
     /// While an HTTP/1.1 upgrade request is handled: the client's socket once the `101`
@@ -77,11 +81,18 @@ enum Forwarded {
 // === impl ConnCtx ===
 
 impl ConnCtx {
-    pub(crate) fn new(worker: Rc<Worker>, peer: SocketAddr, tls: bool, local_port: u16) -> Self {
+    pub(crate) fn new(
+        worker: Rc<Worker>,
+        peer: SocketAddr,
+        tls: bool,
+        local_port: u16,
+        access_log: bool,
+    ) -> Self {
         Self {
             worker,
             peer,
             tls,
+            access_log,
             forward: Rc::new(ConnForward::for_peer(peer.ip(), tls, local_port)),
             upgrade: Cell::new(None),
         }
@@ -94,10 +105,9 @@ pub(crate) async fn handle(
     req: Box<Request<RequestBody>>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let guard = InFlight::new(&cx.worker);
-    // Nothing is recorded when no subscriber listens to `access` or the table in force
-    // turns the log off.
-    let log_on = tracing::enabled!(target: "access", tracing::Level::INFO)
-        && cx.worker.table.load().settings().access_log;
+    // Nothing is recorded when the connection's table turns the log off or no subscriber
+    // listens to `access`; the cheap check first.
+    let log_on = cx.access_log && tracing::enabled!(target: "access", tracing::Level::INFO);
     let mut log = log_on.then(|| AccessRecord::new(cx.peer, cx.tls, &req));
     // What registered steps see of the request; nothing at all without them.
     // Boxed, so that gateways without steps do not carry its room in every request's

@@ -4,7 +4,7 @@
 //! steps' response hook.
 
 use http::header::STRICT_TRANSPORT_SECURITY;
-use http::{Response, StatusCode};
+use http::{HeaderValue, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
@@ -59,7 +59,7 @@ pub(super) fn finish(
         // A header in the map replaces the upstream's of the same name.
         response
             .headers_mut()
-            .insert(STRICT_TRANSPORT_SECURITY, v.clone());
+            .insert(STRICT_TRANSPORT_SECURITY, HeaderValue::clone(v));
     }
     if let Some(p) = &prepared.policy {
         if needs_all_headers(p, response) {
@@ -91,7 +91,7 @@ pub(super) fn upgraded(
     if let Some(v) = &prepared.hsts {
         response
             .headers_mut()
-            .insert(STRICT_TRANSPORT_SECURITY, v.clone());
+            .insert(STRICT_TRANSPORT_SECURITY, HeaderValue::clone(v));
     }
     if let Some(p) = &prepared.policy {
         edit_response(cx.tls, p, response.headers_mut(), &prepared.upstream, host);

@@ -41,7 +41,7 @@ pub(super) struct Chosen {
     pub(super) body_limit: Option<u64>,
     /// `Strict-Transport-Security` for the answer: an HTTPS request to a host with a
     /// certificate of its own, with `hsts` on.
-    pub(super) hsts: Option<HeaderValue>,
+    pub(super) hsts: Option<Arc<HeaderValue>>,
     /// What a trusted proxy in front said (`use-forwarded-headers`).
     pub(super) trusted: Option<Box<Trusted>>,
 }
@@ -58,7 +58,7 @@ pub(super) fn choose(
 ) -> Result<Choice, ProxyError> {
     let table = cx.worker.table.load();
     let settings = table.settings();
-    cx.worker.pool.tune(settings.pool);
+    cx.worker.pool.tune(settings);
     let head = RequestHead::new(host, path)
         .method(req.method().as_str())
         .query(req.uri().query())
