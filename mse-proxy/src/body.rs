@@ -33,8 +33,13 @@ pub(crate) enum RequestBody {
 }
 
 /// A body counted against a limit: past it, reading fails with [`BodyTooLarge`].
+///
+/// The body it counts is behind a pointer to `dyn Body`, so that [`RequestBody`] is not a
+/// recursive type: its drop and its small methods stay inlined where they are used.
 pub(crate) struct Limited {
-    inner: RequestBody,
+    inner: Pin<Box<dyn Body<Data = Bytes, Error = std::io::Error>>>,
+    /// What the counted body's parser noted.
+    present: Present,
     /// Bytes still allowed.
     left: u64,
     limit: u64,
@@ -67,7 +72,7 @@ impl RequestBody {
         match self {
             Self::H1(body) => body.present(),
             Self::H2(_) => Present::ALL,
-            Self::Limited(l) => l.inner.present(),
+            Self::Limited(l) => l.present,
         }
     }
 
@@ -96,7 +101,8 @@ impl RequestBody {
     /// This body, failing with [`BodyTooLarge`] once more than `limit` bytes were read.
     pub(crate) fn counted(self, limit: u64) -> Self {
         RequestBody::Limited(Box::new(Limited {
-            inner: self,
+            present: self.present(),
+            inner: Box::pin(self),
             left: limit,
             limit,
         }))
@@ -176,7 +182,7 @@ impl Limited {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let polled = self.inner.as_mut().poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled
             && let Some(data) = frame.data_ref()
         {
