@@ -23,8 +23,9 @@ use tokio_rustls::TlsAcceptor;
 use crate::body::RequestBody;
 use crate::config::ProxyConfig;
 use crate::error::ProxyError;
-use crate::http1::{self, Ended, Prefixed};
+use crate::http1::{self, Ended, Limits, Prefixed};
 use crate::proxy::{self, ConnCtx, Worker};
+use crate::settings::H2Settings;
 use crate::table::SharedTable;
 use crate::upstream::Pool;
 
@@ -64,8 +65,7 @@ struct Listeners {
 }
 
 /// What every connection of a worker is served with. Its limits and timeouts come from
-/// the table being served when it is accepted, HTTP/2's when it starts HTTP/2
-/// ([`crate::settings::Settings`]); they are kept in the connection's [`ConnCtx`].
+/// the table being served when it is accepted ([`crate::settings::Settings`]).
 struct Servers {
     /// HTTP/2: after the preface on either port, or after ALPN `h2`; each connection's
     /// limits are set on a copy.
@@ -306,6 +306,25 @@ fn servers(tls: Option<TlsAcceptor>) -> Servers {
     Servers { h2, tls }
 }
 
+/// The settings a connection accepted now is served with.
+struct Accepted {
+    h1: Limits,
+    h2: H2Settings,
+    access_log: bool,
+}
+
+impl Accepted {
+    fn now(worker: &Worker) -> Self {
+        let table = worker.table.load();
+        let s = table.settings();
+        Self {
+            h1: s.conn,
+            h2: s.h2,
+            access_log: s.access_log,
+        }
+    }
+}
+
 /// Accepts one connection; never resolves when there is no listener. Accept errors
 /// (out of file descriptors, aborted handshakes) are logged and paced, never fatal.
 async fn accept(listener: Option<&(TcpListener, u16)>) -> Option<(TcpStream, SocketAddr, u16)> {
@@ -341,25 +360,21 @@ fn serve_plain(
     port: u16,
 ) {
     worker.metrics.connection_accepted();
-    // The connection's settings go into its context, not into the task's future: a
-    // larger future is copied whole as tokio stores and moves the task.
-    let cx = {
-        let table = worker.table.load();
-        Rc::new(ConnCtx::new(
-            Rc::clone(worker),
-            peer,
-            false,
-            port,
-            table.settings(),
-        ))
-    };
+    let accepted = Accepted::now(worker);
+    let cx = Rc::new(ConnCtx::new(
+        Rc::clone(worker),
+        peer,
+        false,
+        port,
+        accepted.access_log,
+    ));
     let servers = Rc::clone(servers);
     let watcher = graceful.watcher();
     // The connection's future (every state of a request's handling) is several KiB: a
     // task holding it inline copies it whole as tokio stores and moves it, about 2,000
     // instructions per connection. Boxed once here, the task only holds a pointer.
     tokio::task::spawn_local(async move {
-        Box::pin(serve_h1(cx, &servers, watcher, Box::new(stream))).await;
+        Box::pin(serve_h1(cx, &servers, &accepted, watcher, Box::new(stream))).await;
     });
 }
 
@@ -375,12 +390,13 @@ fn serve_tls(
         return;
     };
     worker.metrics.connection_accepted();
-    let handshake = worker.table.load().settings().conn.header_read;
+    let accepted = Accepted::now(worker);
     let worker = Rc::clone(worker);
     let servers = Rc::clone(servers);
     let watcher = graceful.watcher();
     // Boxed for the same reason as the plain connection's future.
     tokio::task::spawn_local(Box::pin(async move {
+        let handshake = accepted.h1.header_read;
         let stream = match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
@@ -394,32 +410,45 @@ fn serve_tls(
                 return;
             }
         };
-        let cx = {
-            let table = worker.table.load();
-            Rc::new(ConnCtx::new(worker, peer, true, port, table.settings()))
-        };
+        let cx = Rc::new(ConnCtx::new(worker, peer, true, port, accepted.access_log));
         if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-            serve_h2(cx, &servers, watcher, Prefixed::new(Box::new(stream))).await;
+            serve_h2(
+                cx,
+                &servers,
+                &accepted,
+                watcher,
+                Prefixed::new(Box::new(stream)),
+            )
+            .await;
         } else {
-            serve_h1(cx, &servers, watcher, Box::new(stream)).await;
+            serve_h1(cx, &servers, &accepted, watcher, Box::new(stream)).await;
         }
     }));
 }
 
 /// HTTP/1.1 on a client connection, or HTTP/2 if it opens with the preface.
-async fn serve_h1(cx: Rc<ConnCtx>, servers: &Servers, watcher: Watcher, io: Box<dyn http1::Io>) {
+async fn serve_h1(
+    cx: Rc<ConnCtx>,
+    servers: &Servers,
+    accepted: &Accepted,
+    watcher: Watcher,
+    io: Box<dyn http1::Io>,
+) {
     // The watcher is held to the end: graceful shutdown waits for it.
-    match http1::serve(Rc::clone(&cx), io).await {
+    match http1::serve(Rc::clone(&cx), io, accepted.h1).await {
         Ended::Closed => drop(watcher),
-        Ended::H2(io) => serve_h2(cx, servers, watcher, io).await,
+        Ended::H2(io) => serve_h2(cx, servers, accepted, watcher, io).await,
     }
 }
 
-/// HTTP/2 on a client connection, with the HTTP/2 settings of the table being served as
-/// it starts.
-async fn serve_h2(cx: Rc<ConnCtx>, servers: &Servers, watcher: Watcher, io: Prefixed) {
+async fn serve_h2(
+    cx: Rc<ConnCtx>,
+    servers: &Servers,
+    accepted: &Accepted,
+    watcher: Watcher,
+    io: Prefixed,
+) {
     let peer = cx.peer;
-    let s = cx.worker.table.load().settings().h2;
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let answer = proxy::handle(Rc::clone(&cx), Box::new(req.map(RequestBody::H2)));
         async move {
@@ -431,6 +460,7 @@ async fn serve_h2(cx: Rc<ConnCtx>, servers: &Servers, watcher: Watcher, io: Pref
             Ok::<_, std::convert::Infallible>(response)
         }
     });
+    let s = accepted.h2;
     let mut h2 = servers.h2.clone();
     h2.max_header_list_size(s.max_header_list)
         .max_concurrent_streams(s.max_streams);

@@ -5,11 +5,10 @@
 //! A setting the global configuration leaves at its default takes the data plane's own
 //! value ([`ProxyConfig`]); one that a ConfigMap, an explicit flag or an `MseIngressConfig`
 //! sets replaces it. Connection settings (timeouts, limits of HTTP/1.1 and HTTP/2, and
-//! whether the access log is on) are read when a connection is accepted (HTTP/2's when it
-//! starts HTTP/2, after ALPN or the preface): like nginx after a reload, an open
-//! connection keeps serving its requests with the settings it started with. Request
-//! settings (body size, HSTS, IP lists, upstream timeouts and pool) are read when a
-//! request is routed.
+//! whether the access log is on) are read when a connection is accepted: like nginx after
+//! a reload, an open connection keeps serving its requests with the settings it started
+//! with. Request settings (body size, HSTS, IP lists, upstream timeouts and pool) are read
+//! when a request is routed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

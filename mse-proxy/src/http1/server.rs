@@ -275,8 +275,7 @@ impl HeadTimer {
 // === serving ===
 
 /// Serves HTTP/1.1 requests on `io` until the client or the server ends the connection.
-pub(crate) async fn serve(cx: Rc<ConnCtx>, io: Box<dyn Io>) -> Ended {
-    let limits = &cx.limits;
+pub(crate) async fn serve(cx: Rc<ConnCtx>, io: Box<dyn Io>, limits: Limits) -> Ended {
     let shared: Shared = Rc::new(RefCell::new(ClientConn {
         io,
         buf: BytesMut::new(),
@@ -286,7 +285,7 @@ pub(crate) async fn serve(cx: Rc<ConnCtx>, io: Box<dyn Io>) -> Ended {
         read: StallTimer::new(limits.body_read),
     }));
     let stop = &cx.worker.stop;
-    let mut timer = HeadTimer::new(limits);
+    let mut timer = HeadTimer::new(&limits);
     // `keep-alive: 0`: one request per connection.
     let max_requests = if limits.keep_alive.is_zero() {
         1

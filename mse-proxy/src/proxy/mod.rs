@@ -26,13 +26,12 @@ use tokio::sync::watch;
 use crate::body::{BodyCheck, InFlight, ProxyBody, RequestBody};
 use crate::error::ProxyError;
 use crate::forwarded::ConnForward;
-use crate::http1::{Limits, PendingUpgrade, Stop, UpstreamBody, materialize};
+use crate::http1::{PendingUpgrade, Stop, UpstreamBody, materialize};
 
 use crate::log::AccessRecord;
 use crate::metrics::Metrics;
 use crate::phases::{RequestInfo, Steps};
 use crate::policy::mirror;
-use crate::settings::Settings;
 use crate::table::SharedTable;
 use crate::upstream::{Pool, Sent};
 
@@ -62,8 +61,6 @@ pub(crate) struct ConnCtx {
     /// when the connection was accepted (like nginx, a connection keeps the configuration
     /// it started with). Read before asking tracing, which costs more.
     pub(crate) access_log: bool,
-    /// The HTTP/1.1 limits of the connection, from the same table.
-    pub(crate) limits: Limits,
     /// The forwarding headers that are the same for every request of the connection.
     pub(crate) forward: Rc<ConnForward>,
     /// While an HTTP/1.1 upgrade request is handled: the client's socket once the `101`
@@ -89,14 +86,13 @@ impl ConnCtx {
         peer: SocketAddr,
         tls: bool,
         local_port: u16,
-        settings: &Settings,
+        access_log: bool,
     ) -> Self {
         Self {
             worker,
             peer,
             tls,
-            access_log: settings.access_log,
-            limits: settings.conn,
+            access_log,
             forward: Rc::new(ConnForward::for_peer(peer.ip(), tls, local_port)),
             upgrade: Cell::new(None),
         }
