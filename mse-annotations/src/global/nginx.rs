@@ -198,7 +198,7 @@ pub(super) const NGINX: &[GlobalKey] = &[
         .not_applied(GZIP_LATER).ex("text/html", "html"),
     // --- Logging ---
     key(CM, "disable-access-log", S::AccessLog, G::Logging, BOOL, "false",
-        "Turn the access log off for every request",
+        "Turn the access log off for every request (of the connections accepted after the change)",
         |c, v| { c.logging.access_log = !bool_key(v)?; Ok(()) })
         .ex("true", "off"),
     key(CM, "log-format-upstream", S::LogFormatUpstream, G::Logging, "an nginx log format ($remote_addr ...)", "",

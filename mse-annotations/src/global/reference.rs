@@ -119,7 +119,9 @@ apiGroup `mse.alibabacloud.com`), for the fields it has (source *MseIngressConfi
 Every source is read on each change, in file mode from the manifests, in kube mode from the \
 cluster, and the result travels with the compiled route table: a new configuration applies \
 without a restart to the requests and connections that start after it (settings of a \
-connection, such as its timeouts and `keep-alive-requests`, are read when it is accepted). \
+connection, such as its timeouts, `keep-alive-requests` and whether the access log is on, are \
+read when it is accepted, as nginx keeps an open connection on the configuration it started \
+with). \
 `/debug/routes` shows the configuration in force and where each setting came from.
 
 A bad value is reported (`invalid-config-value`, with the object, the key and the value) and \
