@@ -40,7 +40,7 @@ impl Compiled {
 /// Compiles every new snapshot from a source into a route table and hands it to `publish`,
 /// until the source closes its channel.
 ///
-/// This is the one path from any source (files now, the Kubernetes API later) to the data
+/// This is the one path from any source (files or the Kubernetes API) to the data
 /// plane. The receiver's current snapshot is compiled first, then each newer one. Compiling
 /// runs on a blocking thread ([`tokio::task::spawn_blocking`]), never on the request path;
 /// while it runs, newer snapshots replace each other on the channel, so after a burst only

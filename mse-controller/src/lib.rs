@@ -13,11 +13,13 @@
 //!   included), read in a deterministic order. The last good version of a half-written
 //!   file is kept, duplicates are reported, and [`FileSource::watch`] picks up edits within
 //!   a second (file events, debounced, with polling as a safety net).
-//! - [`run_compile_loop`]: compiles the newest snapshot, logs its diagnostics once each and
-//!   publishes a [`Compiled`] table.
-//!
-//! The Kubernetes source (reflectors, Ingress status, Events, leader election) will feed
-//! the same compile loop.
+//! - [`KubeSource`]: Kubernetes mode. kube-runtime watchers and reflector stores for every
+//!   kind the gateway reads, in the namespaces given or the whole cluster; the first
+//!   snapshot once every watch has listed, then one per change (bursts coalesced). Secrets
+//!   keep their data only when they are TLS Secrets or referenced by an Ingress served.
+//!   [`KubeWatch::client`] is the client for writers that belong beside it.
+//! - [`run_compile_loop`]: compiles the newest snapshot of either source, logs its
+//!   diagnostics once each and publishes a [`Compiled`] table.
 //!
 //! ```
 //! use mse_controller::FileSource;
@@ -52,7 +54,9 @@
 mod compile_loop;
 mod error;
 mod file;
+mod kube;
 
+pub use self::kube::{KubeOptions, KubeSource, KubeWatch};
 pub use compile_loop::{Compiled, run_compile_loop};
 pub use error::ControllerError;
 pub use file::{FileSource, FileWatch};

@@ -56,7 +56,7 @@ pub use snapshot::{Snapshot, Sourced};
 /// The Kubernetes API types the gateway reads, re-exported so that every crate uses the
 /// same versions.
 pub mod api {
-    pub use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Secret, Service};
+    pub use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Pod, Secret, Service};
     pub use k8s_openapi::api::discovery::v1::EndpointSlice;
     pub use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
     pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::api::{ConfigMap, EndpointSlice, Endpoints, Ingress, IngressClass, Secret, Service};
+use crate::api::{
+    ConfigMap, EndpointSlice, Endpoints, Ingress, IngressClass, Pod, Secret, Service,
+};
 use crate::crd::MseIngressConfig;
 use crate::diag::Diagnostic;
 use crate::load::{AnnotationLines, Object};
@@ -62,6 +64,9 @@ pub struct Snapshot {
     pub config_maps: Vec<Sourced<ConfigMap>>,
     /// `MseIngressConfig` resources.
     pub mse_configs: Vec<Sourced<MseIngressConfig>>,
+    /// `v1` Pods, reduced to name, labels and addresses: what service subsets select on.
+    /// Only a source asked to watch Pods fills this (manifest files never do).
+    pub pods: Vec<Sourced<Pod>>,
     /// Problems found while reading the objects (bad YAML, unknown kinds).
     pub diagnostics: Vec<Diagnostic>,
     /// Per file: the line of each annotation key, so that a diagnostic about an annotation
@@ -107,6 +112,7 @@ impl Snapshot {
             + self.secrets.len()
             + self.config_maps.len()
             + self.mse_configs.len()
+            + self.pods.len()
     }
 
     /// Whether the snapshot holds no object.

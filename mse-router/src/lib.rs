@@ -51,7 +51,7 @@ mod table;
 mod tls;
 
 pub use canary::{Canaries, CanaryVersion, Destination, WEIGHT_SCALE};
-pub use compile::{CompileOptions, compile};
+pub use compile::{CompileOptions, compile, selected_ingresses};
 pub use host::{HostMatch, normalize_host};
 pub use matching::{Conditions, RequestHead};
 /// The Service reference type of [`CompileOptions::default_backend`]; parse it from

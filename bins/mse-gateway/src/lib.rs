@@ -1,8 +1,17 @@
-//! Wiring for the `mse-gateway` binary: the file source, the compile loop, the data plane
-//! and the admin listener, started together and stopped together.
+//! Wiring for the `mse-gateway` binary: a source (watched manifest files, or the
+//! Kubernetes API), the compile loop, the data plane and the admin listener, started
+//! together and stopped together.
 //!
 //! The binary is a thin shell around [`start`]; tests start the same gateway in-process on
 //! loopback ports.
+//!
+//! - **File mode** ([`Source::Files`]): the first table is compiled before any listener
+//!   accepts, and [`start`] returns ready.
+//! - **Kube mode** ([`Source::Kube`]): the listeners bind at once and [`start`] returns;
+//!   `/readyz` answers 503 until every watch has listed once and the first table is live,
+//!   then 200. An API server that cannot be reached keeps it not ready while the watches
+//!   retry with backoff; the process does not exit. [`Running::kube`] and
+//!   [`Running::compiled`] are where Kubernetes writers (Ingress status, Events) attach.
 //!
 //! ```no_run
 //! # async fn run() -> anyhow::Result<()> {
@@ -22,7 +31,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use mse_controller::{Compiled, FileSource, FileWatch, run_compile_loop};
+use mse_controller::{
+    Compiled, FileSource, FileWatch, KubeOptions, KubeSource, KubeWatch, run_compile_loop,
+};
+use mse_model::Snapshot;
 use mse_proxy::admin::{self, AdminState};
 use mse_proxy::{Gateway, GatewayHandle, Metrics, ProxyConfig, SharedTable};
 use mse_router::{CompileOptions, ServiceRef};
@@ -30,12 +42,28 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// Where the gateway reads its objects from.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Source {
+    /// Manifest files or directories, watched (`--manifests`).
+    Files(Vec<PathBuf>),
+    /// A Kubernetes API server.
+    Kube {
+        /// The kubeconfig file (`--kubeconfig`); `None`: `$KUBECONFIG` or
+        /// `~/.kube/config`, else the in-cluster service account.
+        kubeconfig: Option<PathBuf>,
+        /// The namespaces to watch (`--namespace`); empty: every namespace.
+        namespaces: Vec<String>,
+    },
+}
+
 /// How to run the gateway.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Options {
-    /// Manifest files or directories, watched.
-    pub manifests: Vec<PathBuf>,
+    /// Where the objects come from.
+    pub source: Source,
     /// The class name served where no IngressClass object names it.
     pub ingress_class: String,
     /// Plain HTTP listener (`None`: none).
@@ -56,11 +84,25 @@ pub struct Options {
 }
 
 impl Options {
-    /// Defaults from the command-line contract, serving `manifests`.
+    /// Defaults from the command-line contract, serving `manifests` (file mode).
     pub fn new(manifests: Vec<PathBuf>) -> Self {
+        Self::with_source(Source::Files(manifests))
+    }
+
+    /// Defaults from the command-line contract, serving what a Kubernetes API server has
+    /// (kube mode).
+    pub fn kube(kubeconfig: Option<PathBuf>, namespaces: Vec<String>) -> Self {
+        Self::with_source(Source::Kube {
+            kubeconfig,
+            namespaces,
+        })
+    }
+
+    /// Defaults from the command-line contract, serving `source`.
+    pub fn with_source(source: Source) -> Self {
         let proxy = ProxyConfig::default();
         Self {
-            manifests,
+            source,
             ingress_class: "mse".to_owned(),
             http_addr: proxy.http_addr,
             https_addr: proxy.https_addr,
@@ -78,10 +120,37 @@ pub struct Running {
     gateway: GatewayHandle,
     table: SharedTable,
     admin_addr: SocketAddr,
-    watch: FileWatch,
+    source: SourceWatch,
     compile: JoinHandle<()>,
     admin: JoinHandle<()>,
-    generation: watch::Receiver<u64>,
+    /// Sets `/readyz` once the first table is live (kube mode).
+    ready: Option<JoinHandle<()>>,
+    compiled: watch::Receiver<Option<Compiled>>,
+}
+
+/// The running source.
+enum SourceWatch {
+    Files(FileWatch),
+    Kube(KubeWatch),
+}
+
+impl SourceWatch {
+    fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
+        match self {
+            SourceWatch::Files(w) => w.subscribe(),
+            SourceWatch::Kube(w) => w.subscribe(),
+        }
+    }
+
+    async fn stop(self) {
+        let stopped = match self {
+            SourceWatch::Files(w) => w.stop().await,
+            SourceWatch::Kube(w) => w.stop().await,
+        };
+        if let Err(e) = stopped {
+            tracing::warn!(error = %e, "stopping the source");
+        }
+    }
 }
 
 impl std::fmt::Debug for Running {
@@ -94,14 +163,18 @@ impl std::fmt::Debug for Running {
     }
 }
 
-/// Starts the gateway: reads the manifests, compiles and publishes the first route table,
-/// binds every listener, and returns once `/readyz` says ready.
+/// Starts the gateway.
+///
+/// File mode: reads the manifests, compiles and publishes the first route table, binds
+/// every listener, and returns once `/readyz` says ready. Kube mode: binds every listener
+/// and returns at once; `/readyz` turns ready when the first table from the API server is
+/// live.
+///
+/// # Errors
+///
+/// A listener cannot be bound, the kubeconfig cannot be read (kube mode), or the first
+/// table takes over a minute (file mode).
 pub async fn start(options: Options) -> anyhow::Result<Running> {
-    anyhow::ensure!(
-        !options.manifests.is_empty(),
-        "no --manifests given: kube mode (watching an API server) is not part of this build; \
-         pass --manifests PATH to serve Ingress manifests from files"
-    );
     let metrics = Arc::new(Metrics::new());
     let table = SharedTable::new(metrics);
     let admin_state = AdminState::new(table.clone());
@@ -112,11 +185,64 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     let admin_addr = admin_listener.local_addr()?;
     let admin = tokio::spawn(admin::serve(admin_listener, admin_state.clone()));
 
-    let watch = FileSource::new(options.manifests.clone())
-        .watch()
-        .await
-        .context("starting the manifest watcher")?;
-    let (generation_tx, mut generation) = watch::channel(0u64);
+    let source = match start_source(&options).await {
+        Ok(source) => source,
+        Err(e) => {
+            admin.abort();
+            return Err(e);
+        }
+    };
+    let (compile, compiled) = spawn_compile_loop(&options, &source, &table, &admin_state);
+    if let SourceWatch::Files(_) = source {
+        // The first table goes live before the listeners accept anything.
+        let mut first = compiled.clone();
+        tokio::time::timeout(Duration::from_secs(60), first.wait_for(Option::is_some))
+            .await
+            .context("timed out compiling the first route table")?
+            .context("the compile loop stopped before publishing a table")?;
+    }
+
+    let mut proxy = options.proxy.clone();
+    proxy.http_addr = options.http_addr;
+    proxy.https_addr = options.https_addr;
+    proxy.workers = options.workers;
+    proxy.access_log = options.access_log;
+    let gateway = Gateway::start(proxy, table.clone()).context("starting the data plane")?;
+    let listening = Listening {
+        http: gateway.http_addr(),
+        https: gateway.https_addr(),
+        admin: admin_addr,
+    };
+    let ready = match source {
+        SourceWatch::Files(_) => {
+            listening.ready(&admin_state);
+            None
+        }
+        SourceWatch::Kube(_) => {
+            Some(listening.ready_after_first_table(admin_state, compiled.clone()))
+        }
+    };
+    Ok(Running {
+        gateway,
+        table,
+        admin_addr,
+        source,
+        compile,
+        admin,
+        ready,
+        compiled,
+    })
+}
+
+/// Runs the compile loop on the source's snapshots: each table goes live, its load
+/// diagnostics to the admin listener, and the whole [`Compiled`] to the returned channel.
+fn spawn_compile_loop(
+    options: &Options,
+    source: &SourceWatch,
+    table: &SharedTable,
+    admin_state: &AdminState,
+) -> (JoinHandle<()>, watch::Receiver<Option<Compiled>>) {
+    let (compiled_tx, compiled) = watch::channel(None::<Compiled>);
     let compile_options = CompileOptions {
         ingress_class: options.ingress_class.clone(),
         default_backend: options.default_backend.clone(),
@@ -125,43 +251,76 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     let publish_table = table.clone();
     let publish_admin = admin_state.clone();
     let compile = tokio::spawn(run_compile_loop(
-        watch.subscribe(),
+        source.subscribe(),
         compile_options,
         move |compiled: Compiled| {
             publish_admin.set_extra_diagnostics(compiled.load_diagnostics.to_vec());
             publish_table.publish(Arc::clone(&compiled.table));
-            generation_tx.send_replace(compiled.generation());
+            compiled_tx.send_replace(Some(compiled));
         },
     ));
+    (compile, compiled)
+}
 
-    // The first table goes live before the listeners accept anything.
-    tokio::time::timeout(Duration::from_secs(60), generation.wait_for(|g| *g > 0))
-        .await
-        .context("timed out compiling the first route table")?
-        .context("the compile loop stopped before publishing a table")?;
+/// The bound addresses, for the log lines that announce them.
+#[derive(Clone, Copy)]
+struct Listening {
+    http: Option<SocketAddr>,
+    https: Option<SocketAddr>,
+    admin: SocketAddr,
+}
 
-    let mut proxy = options.proxy.clone();
-    proxy.http_addr = options.http_addr;
-    proxy.https_addr = options.https_addr;
-    proxy.workers = options.workers;
-    proxy.access_log = options.access_log;
-    let gateway = Gateway::start(proxy, table.clone()).context("starting the data plane")?;
-    admin_state.set_ready(true);
-    tracing::info!(
-        http = ?gateway.http_addr(),
-        https = ?gateway.https_addr(),
-        admin = %admin_addr,
-        "gateway ready"
-    );
-    Ok(Running {
-        gateway,
-        table,
-        admin_addr,
-        watch,
-        compile,
-        admin,
-        generation,
-    })
+impl Listening {
+    /// Marks the gateway ready and says so.
+    fn ready(self, admin_state: &AdminState) {
+        admin_state.set_ready(true);
+        tracing::info!(http = ?self.http, https = ?self.https, admin = %self.admin, "gateway ready");
+    }
+
+    /// Says the listeners are up, and marks the gateway ready once a first table is live.
+    fn ready_after_first_table(
+        self,
+        admin_state: AdminState,
+        mut compiled: watch::Receiver<Option<Compiled>>,
+    ) -> JoinHandle<()> {
+        tracing::info!(
+            http = ?self.http,
+            https = ?self.https,
+            admin = %self.admin,
+            "listening; not ready until every watch has listed and the first table is live"
+        );
+        tokio::spawn(async move {
+            if compiled.wait_for(Option::is_some).await.is_ok() {
+                self.ready(&admin_state);
+            }
+        })
+    }
+}
+
+async fn start_source(options: &Options) -> anyhow::Result<SourceWatch> {
+    match &options.source {
+        Source::Files(paths) => {
+            anyhow::ensure!(
+                !paths.is_empty(),
+                "file mode needs at least one manifest path"
+            );
+            let watch = FileSource::new(paths.clone())
+                .watch()
+                .await
+                .context("starting the manifest watcher")?;
+            Ok(SourceWatch::Files(watch))
+        }
+        Source::Kube {
+            kubeconfig,
+            namespaces,
+        } => {
+            let client = KubeSource::connect(kubeconfig.as_deref()).await?;
+            let mut kube = KubeOptions::default();
+            kube.namespaces = namespaces.clone();
+            kube.ingress_class = options.ingress_class.clone();
+            Ok(SourceWatch::Kube(KubeSource::new(client, kube).watch()))
+        }
+    }
 }
 
 impl Running {
@@ -187,20 +346,35 @@ impl Running {
 
     /// Waits until a table compiled from a snapshot of at least `generation` is live.
     pub async fn wait_for_generation(&mut self, generation: u64) -> anyhow::Result<()> {
-        self.generation
-            .wait_for(|g| *g >= generation)
+        self.compiled
+            .wait_for(|c| c.as_ref().is_some_and(|c| c.generation() >= generation))
             .await
             .map(|_| ())
             .context("the compile loop stopped")
     }
 
+    /// Every table as it goes live (`None` before the first), with its diagnostics: what
+    /// the Ingress status writer and Events follow.
+    pub fn compiled(&self) -> watch::Receiver<Option<Compiled>> {
+        self.compiled.clone()
+    }
+
+    /// The Kubernetes source in kube mode (its client included), `None` in file mode.
+    pub fn kube(&self) -> Option<&KubeWatch> {
+        match &self.source {
+            SourceWatch::Kube(w) => Some(w),
+            SourceWatch::Files(_) => None,
+        }
+    }
+
     /// Stops accepting, lets in-flight requests finish (within the configured grace
-    /// period), then stops the watcher and the admin listener.
+    /// period), then stops the source and the admin listener.
     pub async fn shutdown(self) {
         self.gateway.shutdown().await;
-        if let Err(e) = self.watch.stop().await {
-            tracing::warn!(error = %e, "stopping the manifest watcher");
+        if let Some(ready) = self.ready {
+            ready.abort();
         }
+        self.source.stop().await;
         let _ = self.compile.await;
         self.admin.abort();
     }

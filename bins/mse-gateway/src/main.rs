@@ -1,5 +1,6 @@
-//! `mse-gateway`: serves Kubernetes Ingresses from watched manifest files, or runs the
-//! self-contained demo (`mse-gateway demo`).
+//! `mse-gateway`: serves Kubernetes Ingresses from a Kubernetes API server (kube mode) or
+//! from watched manifest files (file mode), or runs the self-contained demo
+//! (`mse-gateway demo`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,7 +13,12 @@ use mse_router::ServiceRef;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// A Kubernetes Ingress gateway (file mode: serves Ingress manifests from files).
+/// A Kubernetes Ingress gateway.
+///
+/// Kube mode (without --manifests): watches Ingresses and what they use on the API server
+/// of --kubeconfig (else $KUBECONFIG or ~/.kube/config, else the in-cluster service
+/// account); /readyz answers 200 once every watch has listed and the first table is live.
+/// File mode (--manifests): serves Ingress manifests from files, watched for changes.
 #[derive(Debug, Parser)]
 #[command(
     name = "mse-gateway",
@@ -36,14 +42,15 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// A manifest file or directory (YAML or JSON, many documents), watched for changes.
-    /// Repeatable.
+    /// File mode: a manifest file or directory (YAML or JSON, many documents), watched for
+    /// changes. Repeatable. Without it the gateway runs in kube mode.
     #[arg(long = "manifests", value_name = "PATH")]
     manifests: Vec<PathBuf>,
-    /// Kubeconfig for kube mode (not part of this build; file mode needs --manifests).
+    /// Kube mode: the kubeconfig to use (its current context). Default: $KUBECONFIG or
+    /// ~/.kube/config, else the in-cluster service account.
     #[arg(long, value_name = "PATH")]
     kubeconfig: Option<PathBuf>,
-    /// Namespaces to watch in kube mode. Repeatable.
+    /// Kube mode: a namespace to watch. Repeatable. Default: every namespace.
     #[arg(long = "namespace", value_name = "NS")]
     namespaces: Vec<String>,
     /// IngressClass name served where no IngressClass object names it.
@@ -133,19 +140,16 @@ fn main() -> ExitCode {
         None => {
             let a = cli.serve;
             let guard = init_logging(&a.common);
-            if a.manifests.is_empty() {
-                eprintln!(
-                    "mse-gateway: kube mode (watching an API server) is not part of this build; \
-                     pass --manifests PATH to serve Ingress manifests from files, or run `mse-gateway demo`"
-                );
-                return ExitCode::from(2);
-            }
-            if a.kubeconfig.is_some() || !a.namespaces.is_empty() {
-                tracing::warn!(
-                    "--kubeconfig and --namespace apply to kube mode and are ignored in file mode"
-                );
-            }
-            let mut opts = Options::new(a.manifests);
+            let mut opts = if a.manifests.is_empty() {
+                Options::kube(a.kubeconfig, a.namespaces)
+            } else {
+                if a.kubeconfig.is_some() || !a.namespaces.is_empty() {
+                    tracing::warn!(
+                        "--kubeconfig and --namespace apply to kube mode and are ignored with --manifests"
+                    );
+                }
+                Options::new(a.manifests)
+            };
             opts.ingress_class = a.ingress_class;
             opts.http_addr = Some(a.http_addr);
             opts.https_addr = Some(a.https_addr);

@@ -1,4 +1,9 @@
 //! The binary as a process: its command line, readiness, and SIGTERM.
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers fail the test loudly"
+)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -7,15 +12,43 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mse-gateway");
 
+/// A command for the binary in kube mode with no Kubernetes configuration anywhere:
+/// `$KUBECONFIG` names a missing file, `$HOME` has no `.kube`, and no service account.
+fn without_kube_config(home: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env("KUBECONFIG", home.join("absent-kubeconfig"))
+        .env("HOME", home)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT");
+    cmd
+}
+
 #[test]
-fn without_manifests_it_says_how_to_run_and_exits_2() {
-    let out = Command::new(BIN)
-        .args(["--http-addr", "127.0.0.1:0"])
+fn without_manifests_it_runs_in_kube_mode_and_says_when_there_is_no_cluster_config() {
+    let home = tempfile::tempdir().unwrap();
+    let out = without_kube_config(home.path())
+        .args(["--http-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0"])
+        .args(["--admin-addr", "127.0.0.1:0"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--manifests"), "{err}");
+    assert!(err.contains("no Kubernetes configuration found"), "{err}");
+
+    // A kubeconfig named on the command line that cannot be read is named in the error.
+    let missing = home.path().join("nope.yaml");
+    let out = Command::new(BIN)
+        .args(["--kubeconfig", missing.to_str().unwrap()])
+        .args(["--http-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0"])
+        .args(["--admin-addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot use the kubeconfig") && err.contains("nope.yaml"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -29,14 +62,17 @@ fn bad_flags_are_usage_errors() {
 
 #[test]
 fn default_backend_service_needs_a_namespace() {
-    // Accepted: parsing goes on to the missing --manifests.
-    let out = Command::new(BIN)
+    // Accepted: the command line parses, and the run stops later, for want of a cluster.
+    let home = tempfile::tempdir().unwrap();
+    let out = without_kube_config(home.path())
         .args(["--default-backend-service", "infra/errors:8080"])
+        .args(["--http-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0"])
+        .args(["--admin-addr", "127.0.0.1:0"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--manifests"), "{err}");
+    assert!(!err.contains("--default-backend-service"), "{err}");
     for bad in ["errors", "infra/", "infra/errors:http"] {
         let out = Command::new(BIN)
             .args(["--default-backend-service", bad])
@@ -58,16 +94,28 @@ fn addr_after(line: &str, key: &str) -> Option<SocketAddr> {
     rest[..end].parse().ok()
 }
 
-#[test]
-fn serves_then_drains_and_exits_0_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("ing.yaml"),
-        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: { name: a, namespace: default }\nspec:\n  ingressClassName: mse\n  defaultBackend: { service: { name: nowhere, port: { number: 80 } } }\n",
-    )
-    .unwrap();
-    let mut child = Command::new(BIN)
-        .args(["--manifests", dir.path().to_str().unwrap()])
+/// A running binary: its stderr lines, and the addresses of its "gateway ready" line.
+struct Child {
+    process: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    http: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl Drop for Child {
+    /// A test that fails half way does not leave the gateway running.
+    fn drop(&mut self) {
+        if self.process.try_wait().ok().flatten().is_none() {
+            let _ = self.process.kill();
+            let _ = self.process.wait();
+        }
+    }
+}
+
+/// Starts the binary with `args` on loopback ports and waits for its "gateway ready" line.
+fn spawn_ready(args: &[&str]) -> Child {
+    let mut process = Command::new(BIN)
+        .args(args)
         .args([
             "--http-addr",
             "127.0.0.1:0",
@@ -82,58 +130,119 @@ fn serves_then_drains_and_exits_0_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = process.stderr.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             let _ = tx.send(line);
         }
     });
     let deadline = Instant::now() + Duration::from_secs(30);
-    let (http, admin) = loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("no 'gateway ready' line");
+    loop {
+        let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        else {
+            let _ = process.kill();
+            let _ = process.wait();
+            panic!("no 'gateway ready' line");
+        };
         let plain = line.replace(|c: char| c.is_control(), "");
         if plain.contains("gateway ready") {
-            break (
-                addr_after(&plain, "http").unwrap(),
-                addr_after(&plain, "admin").unwrap(),
-            );
+            return Child {
+                process,
+                lines,
+                http: addr_after(&plain, "http").unwrap(),
+                admin: addr_after(&plain, "admin").unwrap(),
+            };
         }
-    };
-    let fetch = |addr: SocketAddr, host: &str, path: &str| {
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
-    };
-    assert!(fetch(admin, "admin", "/readyz").starts_with("HTTP/1.1 200"));
-    // The Service does not exist: the route answers 503, the process keeps running.
-    assert!(fetch(http, "x.test", "/").starts_with("HTTP/1.1 503"));
+    }
+}
 
+/// One HTTP/1.1 request; the whole response as text.
+fn fetch(addr: SocketAddr, host: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// Sends SIGTERM and returns the exit code.
+fn terminate(mut child: Child) -> Option<i32> {
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.process.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(20);
-    let code = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s.code();
+    loop {
+        if let Some(s) = child.process.try_wait().unwrap() {
+            return s.code();
         }
         assert!(
             Instant::now() < deadline,
             "the gateway did not exit after SIGTERM"
         );
         std::thread::yield_now();
-        let _ = rx.recv_timeout(Duration::from_millis(50));
-    };
-    assert_eq!(code, Some(0));
+        let _ = child.lines.recv_timeout(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn serves_then_drains_and_exits_0_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ing.yaml"),
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: { name: a, namespace: default }\nspec:\n  ingressClassName: mse\n  defaultBackend: { service: { name: nowhere, port: { number: 80 } } }\n",
+    )
+    .unwrap();
+    let child = spawn_ready(&["--manifests", dir.path().to_str().unwrap()]);
+    assert!(fetch(child.admin, "admin", "/readyz").starts_with("HTTP/1.1 200"));
+    // The Service does not exist: the route answers 503, the process keeps running.
+    assert!(fetch(child.http, "x.test", "/").starts_with("HTTP/1.1 503"));
+    assert_eq!(terminate(child), Some(0));
+}
+
+#[test]
+fn in_kube_mode_it_serves_what_the_api_server_has() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let api = rt.block_on(mse_test_apiserver::ApiServer::start()).unwrap();
+    let echo = rt
+        .block_on(mse_proxy::echo::EchoServer::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            "web",
+        ))
+        .unwrap();
+    let port = echo.addr().port();
+    for ns in ["shop", "blog"] {
+        api.apply_yaml(&format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{ name: web, namespace: {ns} }}\nspec: {{ ports: [{{ name: http, port: 80, targetPort: {port} }}] }}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{ name: web-1, namespace: {ns}, labels: {{ kubernetes.io/service-name: web }} }}\naddressType: IPv4\nports: [{{ name: http, port: {port} }}]\nendpoints: [{{ addresses: [127.0.0.1] }}]\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{ name: web, namespace: {ns} }}\nspec:\n  ingressClassName: mse\n  rules: [{{ host: {ns}.test, http: {{ paths: [{{ path: /, pathType: Prefix, backend: {{ service: {{ name: web, port: {{ number: 80 }} }} }} }}] }} }}]\n"
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig).unwrap();
+
+    let child = spawn_ready(&[
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--namespace",
+        "shop",
+    ]);
+    assert!(fetch(child.admin, "admin", "/readyz").starts_with("HTTP/1.1 200"));
+    let shop = fetch(child.http, "shop.test", "/");
+    assert!(shop.starts_with("HTTP/1.1 200"), "{shop}");
+    assert!(
+        shop.to_ascii_lowercase().contains("x-echo-service: web"),
+        "{shop}"
+    );
+    // Only --namespace shop is watched.
+    assert!(fetch(child.http, "blog.test", "/").starts_with("HTTP/1.1 404"));
+    assert_eq!(terminate(child), Some(0));
+    drop(echo);
+    drop(api);
 }

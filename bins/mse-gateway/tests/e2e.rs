@@ -6,75 +6,17 @@
     reason = "test helpers fail the test loudly"
 )]
 
-use std::net::SocketAddr;
+mod support;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use mse_gateway::{Options, Running};
 use mse_proxy::echo::EchoServer;
 
-type HttpClient = Client<HttpConnector, Empty<Bytes>>;
-
-/// How long a test waits for something that must happen (an edit served, a table
-/// published). Far longer than it takes on any machine: only a bug gets near it.
-const PATIENCE: Duration = Duration::from_secs(30);
-
-fn client() -> HttpClient {
-    Client::builder(TokioExecutor::new()).build_http()
-}
-
-struct Reply {
-    status: u16,
-    service: Option<String>,
-    body: String,
-}
-
-async fn get(c: &HttpClient, addr: SocketAddr, host: &str, path: &str) -> Reply {
-    let req = http::Request::get(format!("http://{addr}{path}"))
-        .header("host", host)
-        .body(Empty::new())
-        .unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(10), c.request(req))
-        .await
-        .expect("request timed out")
-        .expect("request failed");
-    let status = resp.status().as_u16();
-    let service = resp
-        .headers()
-        .get("x-echo-service")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    Reply {
-        status,
-        service,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    }
-}
-
-async fn admin_json(c: &HttpClient, g: &Running, path: &str) -> serde_json::Value {
-    let r = get(c, g.admin_addr(), "admin", path).await;
-    assert_eq!(r.status, 200, "{path}: {}", r.body);
-    serde_json::from_str(&r.body).unwrap()
-}
-
-async fn backends(names: &[&str]) -> Vec<EchoServer> {
-    let mut v = Vec::new();
-    for n in names {
-        v.push(
-            EchoServer::bind("127.0.0.1:0".parse().unwrap(), n)
-                .await
-                .unwrap(),
-        );
-    }
-    v
-}
+use support::{PATIENCE, admin_json, backends, client, get};
 
 /// A Service plus an EndpointSlice pointing at an echo backend.
 /// Echo backends with those names, and a fresh manifest directory holding their Services.

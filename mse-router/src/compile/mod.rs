@@ -7,7 +7,9 @@
 //!    `kubernetes.io/ingress.class` annotation, else `spec.ingressClassName`) names an
 //!    IngressClass whose `spec.controller` is ours, or names the configured class and no
 //!    IngressClass object of that name exists; an Ingress without a class is ours when one
-//!    of our IngressClasses is marked default.
+//!    of our IngressClasses is marked default. An `MseIngressConfig` linked from our
+//!    IngressClass (`spec.parameters`) narrows its Ingresses to its `watchNamespace` and
+//!    may add others with its `ingressClass` (see `selection`).
 //! 2. **Age order**: Ingresses are processed oldest first (`creationTimestamp`; objects
 //!    without one count as newest), then by namespace and name. The first definition of a
 //!    host + path wins; a later duplicate is left out with a diagnostic naming the winner.
@@ -39,7 +41,7 @@ use crate::policy::RoutePolicy;
 use crate::table::{Backend, Cluster, ClusterId, Route, RouteTable, VirtualHost};
 
 use backends::external_port;
-pub(crate) use selection::selected_ingresses;
+pub use selection::selected_ingresses;
 use tls::TlsBuilder;
 
 /// What [`compile`] needs besides the snapshot.
