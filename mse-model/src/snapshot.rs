@@ -75,8 +75,10 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Adds one object to the list of its kind.
-    pub fn push(&mut self, object: Object, source: Option<SourceRef>) {
+    /// Adds one object to the list of its kind, reduced to what the gateway reads first
+    /// ([`Object::slim`]).
+    pub fn push(&mut self, mut object: Object, source: Option<SourceRef>) {
+        object.slim();
         fn wrap<T>(o: T, source: Option<SourceRef>) -> Sourced<T> {
             Sourced {
                 object: Arc::new(o),

@@ -53,8 +53,10 @@ pub(crate) struct FileInput<'a> {
 // === impl Entry ===
 
 impl Entry {
-    /// Wraps an object as returned by [`mse_model::load_manifests`].
-    pub(crate) fn new(object: Object, source: Option<SourceRef>) -> Self {
+    /// Wraps an object as returned by [`mse_model::load_manifests`], reduced to what the
+    /// gateway reads ([`Object::slim`]).
+    pub(crate) fn new(mut object: Object, source: Option<SourceRef>) -> Self {
+        object.slim();
         let key = object.key();
         let item = match object {
             Object::Ingress(o) => Item::Ingress(Arc::from(o)),
