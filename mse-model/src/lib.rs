@@ -41,6 +41,7 @@
 
 mod crd;
 mod diag;
+mod lines;
 mod load;
 mod object;
 pub mod slim;
@@ -51,7 +52,8 @@ pub use crd::{
     MonitorSpec, MseIngressConfig, MseIngressConfigSpec, MseIngressConfigStatus,
 };
 pub use diag::{Diagnostic, Origin, Severity};
-pub use load::{AnnotationLines, Loaded, Object, load_manifests};
+pub use lines::AnnotationLines;
+pub use load::{Loaded, Object, load_manifests};
 pub use object::{Kind, ObjectKey, SourceRef};
 pub use snapshot::{Snapshot, Sourced};
 

@@ -10,7 +10,8 @@ use crate::api::{
 };
 use crate::crd::MseIngressConfig;
 use crate::diag::Diagnostic;
-use crate::load::{AnnotationLines, Object};
+use crate::lines::AnnotationLines;
+use crate::load::Object;
 use crate::object::{Kind, ObjectKey, SourceRef};
 
 /// An object together with where it was read from.
