@@ -98,7 +98,6 @@ pub async fn run_compile_loop<F>(
             .await;
             match compiled {
                 Ok(compiled) => {
-                    logged.update(&compiled);
                     tracing::info!(
                         generation,
                         routes = compiled.table.routes().len(),
@@ -106,7 +105,9 @@ pub async fn run_compile_loop<F>(
                         compile_time = ?compiled.compile_time,
                         "route table compiled"
                     );
-                    publish(compiled);
+                    // Served first: telling thousands of diagnostics apart takes a while.
+                    publish(compiled.clone());
+                    logged.update(&compiled);
                 }
                 Err(error) if error.is_panic() => {
                     tracing::error!(
