@@ -110,7 +110,6 @@ pub async fn run_compile_loop<F>(
             match compiled {
                 Ok(compiled) => {
                     in_force = Some(Arc::clone(compiled.table.global_shared()));
-                    logged.update(compiled.diagnostics());
                     tracing::info!(
                         generation,
                         routes = compiled.table.routes().len(),
@@ -118,7 +117,9 @@ pub async fn run_compile_loop<F>(
                         compile_time = ?compiled.compile_time,
                         "route table compiled"
                     );
-                    publish(compiled);
+                    // Served first: telling thousands of diagnostics apart takes a while.
+                    publish(compiled.clone());
+                    logged.update(&compiled);
                 }
                 Err(error) if error.is_panic() => {
                     tracing::error!(
@@ -139,27 +140,35 @@ pub async fn run_compile_loop<F>(
 }
 
 /// The diagnostics logged so far, so that each is logged once, not on every compile.
+///
+/// It holds the last [`Compiled`] itself rather than a copy of its diagnostics: that table
+/// is the one being served, so keeping it costs nothing.
 #[derive(Debug, Default)]
 struct DiagnosticLog {
-    current: Vec<Diagnostic>,
+    current: Option<Compiled>,
 }
 
 // === impl DiagnosticLog ===
 
 impl DiagnosticLog {
-    /// Logs the diagnostics that are new since the last call, then those that are gone,
-    /// each in the order given.
-    fn update<'d>(&mut self, diagnostics: impl Iterator<Item = &'d Diagnostic>) {
-        let next: Vec<Diagnostic> = diagnostics.cloned().collect();
-        let before: HashSet<&Diagnostic> = self.current.iter().collect();
-        for d in next.iter().filter(|d| !before.contains(d)) {
+    /// Logs the diagnostics of `next` that are new since the last call, then those that
+    /// are gone, each in the order given.
+    fn update(&mut self, next: &Compiled) {
+        let previous = self.current.take();
+        let before: HashSet<&Diagnostic> =
+            previous.iter().flat_map(Compiled::diagnostics).collect();
+        for d in next.diagnostics().filter(|d| !before.contains(d)) {
             log(d, false);
         }
-        let after: HashSet<&Diagnostic> = next.iter().collect();
-        for d in self.current.iter().filter(|d| !after.contains(d)) {
+        let after: HashSet<&Diagnostic> = next.diagnostics().collect();
+        for d in previous
+            .iter()
+            .flat_map(Compiled::diagnostics)
+            .filter(|d| !after.contains(d))
+        {
             log(d, true);
         }
-        self.current = next;
+        self.current = Some(next.clone());
     }
 }
 

@@ -7,7 +7,8 @@
 //! - [`Snapshot`], one consistent set of those objects, which the router compiles;
 //! - [`load_manifests`], which turns YAML or JSON text (many documents, `kind: List`
 //!   included) into objects, with a [`Diagnostic`] for every document it could not use;
-//! - [`Diagnostic`], the one shape every layer uses to report a problem with the input.
+//! - [`Diagnostic`], the one shape every layer uses to report a problem with the input;
+//! - [`slim`], which reduces objects to what the gateway reads before they are kept.
 //!
 //! It does no I/O: callers hand it bytes and a file name.
 //!
@@ -40,8 +41,10 @@
 
 mod crd;
 mod diag;
+mod lines;
 mod load;
 mod object;
+pub mod slim;
 mod snapshot;
 
 pub use crd::{
@@ -50,7 +53,8 @@ pub use crd::{
     Phase, StatusCondition,
 };
 pub use diag::{Diagnostic, Origin, Severity};
-pub use load::{AnnotationLines, Loaded, Object, load_manifests};
+pub use lines::AnnotationLines;
+pub use load::{Loaded, Object, load_manifests};
 pub use object::{Kind, ObjectKey, SourceRef};
 pub use snapshot::{Snapshot, Sourced};
 

@@ -10,7 +10,8 @@ use crate::api::{
 };
 use crate::crd::MseIngressConfig;
 use crate::diag::Diagnostic;
-use crate::load::{AnnotationLines, Object};
+use crate::lines::AnnotationLines;
+use crate::load::Object;
 use crate::object::{Kind, ObjectKey, SourceRef};
 
 /// An object together with where it was read from.
@@ -75,8 +76,10 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Adds one object to the list of its kind.
-    pub fn push(&mut self, object: Object, source: Option<SourceRef>) {
+    /// Adds one object to the list of its kind, reduced to what the gateway reads first
+    /// ([`Object::slim`]).
+    pub fn push(&mut self, mut object: Object, source: Option<SourceRef>) {
+        object.slim();
         fn wrap<T>(o: T, source: Option<SourceRef>) -> Sourced<T> {
             Sourced {
                 object: Arc::new(o),

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use regex::Regex;
 use serde::{Serialize, Serializer};
@@ -22,10 +23,12 @@ pub enum PathMatch {
 /// A compiled regex path. Compared, ordered and hashed by its text and flags.
 #[derive(Clone, Debug)]
 pub struct RegexPath {
-    raw: Box<str>,
+    raw: Arc<str>,
     full: bool,
     ignore_case: bool,
-    regex: Regex,
+    /// Shared by the clones (one per host the path is served on): one compiled program
+    /// and one pool of match caches.
+    regex: Arc<Regex>,
     /// The pattern's shape when it is a literal, optionally followed by `.*` or `(.*)`:
     /// the common `rewrite-target` paths (`/api/(.*)`), matched without the regex engine.
     literal: Option<Literal>,
@@ -34,7 +37,7 @@ pub struct RegexPath {
 /// A regex path that is `literal`, `literal.*` or `literal(.*)`.
 #[derive(Clone, Debug)]
 struct Literal {
-    prefix: Box<str>,
+    prefix: Arc<str>,
     /// What follows the literal: nothing, `.*`, or `(.*)` (capture group 1).
     tail: Tail,
 }
@@ -83,7 +86,7 @@ impl RegexPath {
             raw: raw.into(),
             full,
             ignore_case,
-            regex,
+            regex: Arc::new(regex),
             literal,
         })
     }
@@ -183,7 +186,7 @@ impl Literal {
             _ => false,
         };
         let literal = |h: &Hir| match h.kind() {
-            HirKind::Literal(l) => std::str::from_utf8(&l.0).ok().map(Box::<str>::from),
+            HirKind::Literal(l) => std::str::from_utf8(&l.0).ok().map(Arc::<str>::from),
             _ => None,
         };
         let (prefix, tail) = match hir.kind() {

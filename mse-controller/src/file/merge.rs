@@ -3,7 +3,7 @@
 //!
 //! Pure: it sees what each file produced now and at its last good load, never the disk.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use mse_model::api::{ConfigMap, EndpointSlice, Endpoints, Ingress, IngressClass, Secret, Service};
@@ -53,8 +53,10 @@ pub(crate) struct FileInput<'a> {
 // === impl Entry ===
 
 impl Entry {
-    /// Wraps an object as returned by [`mse_model::load_manifests`].
-    pub(crate) fn new(object: Object, source: Option<SourceRef>) -> Self {
+    /// Wraps an object as returned by [`mse_model::load_manifests`], reduced to what the
+    /// gateway reads ([`Object::slim`]).
+    pub(crate) fn new(mut object: Object, source: Option<SourceRef>) -> Self {
+        object.slim();
         let key = object.key();
         let item = match object {
             Object::Ingress(o) => Item::Ingress(Arc::from(o)),
@@ -68,6 +70,20 @@ impl Entry {
             other => Item::Other(other),
         };
         Self { key, source, item }
+    }
+
+    /// Makes the entries of one file share one copy of each namespace name in their keys:
+    /// the objects of a file are mostly in one namespace.
+    pub(crate) fn share_namespaces(entries: &mut [Entry]) {
+        let mut seen: HashSet<Arc<str>> = HashSet::new();
+        for e in entries {
+            match seen.get(&e.key.namespace) {
+                Some(ns) => e.key.namespace = Arc::clone(ns),
+                None => {
+                    seen.insert(Arc::clone(&e.key.namespace));
+                }
+            }
+        }
     }
 
     fn push_into(&self, snapshot: &mut Snapshot) {

@@ -318,11 +318,12 @@ fn parse(bytes: &[u8], name: &Arc<str>) -> (Vec<Entry>, Vec<Diagnostic>, bool, A
         .diagnostics
         .iter()
         .any(|d| d.severity == Severity::Error && MALFORMED.contains(&d.code));
-    let entries = loaded
+    let mut entries: Vec<Entry> = loaded
         .objects
         .into_iter()
         .map(|(o, s)| Entry::new(o, s))
         .collect();
+    Entry::share_namespaces(&mut entries);
     (
         entries,
         loaded.diagnostics,

@@ -1,12 +1,11 @@
 //! What is dropped from objects before they are stored: everything the compiler never
 //! reads and that costs memory in a large cluster.
 //!
-//! - Every kind: `metadata.managedFields` (often half an object) and the
-//!   `kubectl.kubernetes.io/last-applied-configuration` annotation (a second copy of it).
-//! - Service and MseIngressConfig: `status`. Ingress keeps its `status` (a few addresses):
-//!   a status writer compares it with what it would write.
-//! - Secret: `data` and `stringData` unless the type is `kubernetes.io/tls`; the Secrets
-//!   an Ingress references are fetched whole on their own (see `secrets`).
+//! - Every kind but Pod: what [`mse_model::slim`] drops (managed fields, the
+//!   `kubectl.kubernetes.io/last-applied-configuration` copy, status but an Ingress's,
+//!   unread spec fields and labels).
+//! - Secret: also `data` and `stringData` unless the type is `kubernetes.io/tls`; the
+//!   Secrets an Ingress references are fetched whole on their own (see `secrets`).
 //! - Pod: everything but name, namespace, labels, the version fields the watch needs, and
 //!   the Pod's addresses.
 //!
@@ -18,24 +17,15 @@ use mse_model::api::{
     ConfigMap, EndpointSlice, Ingress, IngressClass, ObjectMeta, Pod, Secret, Service,
 };
 use mse_model::k8s_openapi::api::core::v1::PodStatus;
+use mse_model::slim;
 
 /// The Secret type whose data is always kept.
 pub(crate) const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
-
-/// The annotation `kubectl apply` keeps a copy of the whole object in.
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Reduces an object of one kind to what the gateway reads.
 pub(crate) trait Strip {
     /// Drops what the compiler does not read, in place.
     fn strip(&mut self);
-}
-
-fn meta(meta: &mut ObjectMeta) {
-    meta.managed_fields = None;
-    if let Some(a) = meta.annotations.as_mut() {
-        a.remove(LAST_APPLIED);
-    }
 }
 
 /// Whether a Secret's data is kept however it is used.
@@ -45,45 +35,43 @@ pub(crate) fn is_tls(secret: &Secret) -> bool {
 
 impl Strip for Ingress {
     fn strip(&mut self) {
-        meta(&mut self.metadata);
+        slim::ingress(self);
     }
 }
 
 impl Strip for IngressClass {
     fn strip(&mut self) {
-        meta(&mut self.metadata);
+        slim::ingress_class(self);
     }
 }
 
 impl Strip for Service {
     fn strip(&mut self) {
-        meta(&mut self.metadata);
-        self.status = None;
+        slim::service(self);
     }
 }
 
 impl Strip for EndpointSlice {
     fn strip(&mut self) {
-        meta(&mut self.metadata);
+        slim::endpoint_slice(self);
     }
 }
 
 impl Strip for ConfigMap {
     fn strip(&mut self) {
-        meta(&mut self.metadata);
+        slim::config_map(self);
     }
 }
 
 impl Strip for MseIngressConfig {
     fn strip(&mut self) {
-        meta(&mut self.metadata);
-        self.status = None;
+        slim::mse_config(self);
     }
 }
 
 impl Strip for Secret {
     fn strip(&mut self) {
-        meta(&mut self.metadata);
+        slim::secret(self);
         if !is_tls(self) {
             self.data = None;
             self.string_data = None;
@@ -119,6 +107,7 @@ mod tests {
 
     use mse_model::k8s_openapi::ByteString;
     use mse_model::k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+    use mse_model::slim::LAST_APPLIED;
     use serde_json::json;
 
     use super::*;

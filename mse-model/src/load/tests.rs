@@ -1,4 +1,5 @@
 use super::*;
+use crate::AnnotationLines;
 
 const INGRESS: &str = r#"apiVersion: networking.k8s.io/v1
 kind: Ingress

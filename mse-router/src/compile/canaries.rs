@@ -110,7 +110,13 @@ impl<'s> Compiler<'s> {
         shared: &CanaryShared<'_>,
     ) -> Option<(RouteId, CanaryVersion)> {
         // Paths the main routes left out (with a diagnostic) pair with nothing.
-        let path = path_match(shared.policy, p.path.as_deref(), &p.path_type).ok()?;
+        let path = path_match(
+            shared.policy,
+            p.path.as_deref(),
+            &p.path_type,
+            &mut self.regexes,
+        )
+        .ok()?;
         let ci = shared.policy.matching.ignore_path_case && !matches!(path, PathMatch::Regex(_));
         let Some(main) = self.find_route(host, &path, ci, shared.cond_key) else {
             let key = match shared.cond_key {

@@ -60,6 +60,11 @@ impl<'s> Compiler<'s> {
             route.own_certificate = has_tls;
         }
         table.tls = tls;
+        // The lists grew by doubling; the table keeps them for as long as it is served.
+        table.routes.shrink_to_fit();
+        table.clusters.shrink_to_fit();
+        table.vhosts.shrink_to_fit();
+        table.diagnostics.shrink_to_fit();
         table
     }
 }

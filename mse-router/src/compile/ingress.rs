@@ -207,7 +207,12 @@ impl<'s> Compiler<'s> {
         field: String,
         shared: &IngressRoutes<'_>,
     ) {
-        let path = match path_match(shared.policy, p.path.as_deref(), &p.path_type) {
+        let path = match path_match(
+            shared.policy,
+            p.path.as_deref(),
+            &p.path_type,
+            &mut self.regexes,
+        ) {
             Ok(path) => path,
             Err(e) => {
                 let (d, suffix) = *e;

@@ -134,6 +134,8 @@ struct Compiler<'s> {
     config_maps: HashMap<(&'s str, &'s str), &'s ConfigMap>,
 
     routes: Vec<Route>,
+    /// Regex paths compiled so far, shared by the routes that use the same one.
+    regexes: routes::RegexCache,
     clusters: Vec<Cluster>,
     cluster_ids: HashMap<(ObjectKey, u16), ClusterId>,
     vhosts: BTreeMap<HostOrder, VirtualHost>,
@@ -258,6 +260,7 @@ impl<'s> Compiler<'s> {
             secrets,
             config_maps,
             routes: Vec::new(),
+            regexes: routes::RegexCache::new(),
             clusters: Vec::new(),
             cluster_ids: HashMap::new(),
             vhosts: BTreeMap::new(),

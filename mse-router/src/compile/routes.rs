@@ -1,6 +1,8 @@
 //! Paths into routes: the route key (host, path, conditions), first definition wins, and
 //! the lookup maps of each virtual host.
 
+use std::collections::HashMap;
+
 use mse_annotations::IngressPolicy;
 use mse_model::Diagnostic;
 
@@ -9,6 +11,10 @@ use crate::host::HostMatch;
 use crate::matching::Conditions;
 use crate::path::{PathMatch, RegexPath, normalize_path};
 use crate::table::{Candidates, FastMap, Route, RouteId};
+
+/// The regex paths of one compile, by pattern, `full-path-regex` and `ignore-path-case`:
+/// every route with the same regex path shares one compiled regex and its match caches.
+pub(super) type RegexCache = HashMap<(Box<str>, bool, bool), Result<RegexPath, String>>;
 
 /// What makes two routes the same, for the duplicate error.
 struct RouteKey<'a> {
@@ -194,6 +200,7 @@ fn regex_path(
     policy: &IngressPolicy,
     raw: &str,
     path_type: &str,
+    regexes: &mut RegexCache,
 ) -> Option<Result<RegexPath, String>> {
     if path_type == "Exact" {
         return None;
@@ -206,11 +213,15 @@ fn regex_path(
     if !(r.full_path_regex || r.use_regex || by_target) {
         return None;
     }
-    Some(RegexPath::new(
-        raw,
+    let key = (
+        raw.into(),
         r.full_path_regex,
         policy.matching.ignore_path_case,
-    ))
+    );
+    let compiled = regexes
+        .entry(key)
+        .or_insert_with_key(|(raw, full, ignore_case)| RegexPath::new(raw, *full, *ignore_case));
+    Some(compiled.clone())
 }
 
 /// An Exact or Prefix path (normalised; a Prefix without its trailing slash).
@@ -230,6 +241,7 @@ pub(super) fn path_match(
     policy: &IngressPolicy,
     raw: Option<&str>,
     path_type: &str,
+    regexes: &mut RegexCache,
 ) -> Result<PathMatch, Box<(Diagnostic, &'static str)>> {
     let raw = raw.filter(|p| !p.is_empty()).unwrap_or("/");
     if !raw.starts_with('/') {
@@ -249,7 +261,7 @@ pub(super) fn path_match(
         );
         return Err(Box::new((d.value(path_type), ".pathType")));
     }
-    match regex_path(policy, raw, path_type) {
+    match regex_path(policy, raw, path_type, regexes) {
         None => Ok(plain_path(raw, path_type)),
         Some(Ok(r)) => Ok(PathMatch::Regex(r)),
         Some(Err(e)) => {
