@@ -7,7 +7,7 @@ mod watch;
 use std::collections::HashMap;
 use std::fmt;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -100,13 +100,61 @@ struct Digest {
 }
 
 impl Digest {
+    /// How much of a file is hashed at a time: a file is hashed as it is read, and its
+    /// bytes are kept only if they changed.
+    const CHUNK: usize = 64 * 1024;
+
     fn of(bytes: &[u8]) -> Self {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::hash::DefaultHasher::new();
-        bytes.hash(&mut h);
-        Self {
-            len: bytes.len(),
-            hash: h.finish(),
+        let mut h = DigestWriter::default();
+        bytes.chunks(Self::CHUNK).for_each(|c| h.add(c));
+        h.finish()
+    }
+
+    /// The digest of a file's bytes, read in chunks: the same as [`Digest::of`] of the
+    /// whole file, without holding it.
+    fn of_file(path: &Path) -> std::io::Result<Self> {
+        use std::io::Read;
+        let mut file = fs::File::open(path)?;
+        let mut buf = vec![0; Self::CHUNK];
+        let mut h = DigestWriter::default();
+        loop {
+            // Fill the chunk whole (short reads happen), so that the hasher sees the same
+            // chunks as `of`.
+            let mut filled = 0;
+            while filled < buf.len() {
+                match file.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            h.add(&buf[..filled]);
+            if filled < buf.len() {
+                return Ok(h.finish());
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct DigestWriter {
+    len: usize,
+    hasher: std::hash::DefaultHasher,
+}
+
+impl DigestWriter {
+    fn add(&mut self, chunk: &[u8]) {
+        use std::hash::Hasher;
+        self.len += chunk.len();
+        self.hasher.write(chunk);
+    }
+
+    fn finish(self) -> Digest {
+        use std::hash::Hasher;
+        Digest {
+            len: self.len,
+            hash: self.hasher.finish(),
         }
     }
 }
@@ -207,14 +255,19 @@ impl FileSource {
         let mut previous: HashMap<Arc<str>, FileState> =
             self.files.drain(..).map(|f| (f.name.clone(), f)).collect();
         for found in &listing.files {
-            let bytes = fs::read(&found.path).map_err(|e| e.to_string());
-            let content = bytes.as_deref().map(Digest::of).map_err(Clone::clone);
+            let content = Digest::of_file(&found.path).map_err(|e| e.to_string());
             let prev = previous.remove(&found.name);
             changed |= prev.as_ref().map(|p| &p.content) != Some(&content);
             let state = match prev {
-                // Unchanged: no need to parse it again.
+                // Unchanged: no need to read or parse it again.
                 Some(prev) if prev.content.is_ok() && prev.content == content => prev,
-                prev => FileState::read(found, &bytes, content, prev.and_then(|p| p.last_good)),
+                prev => {
+                    // What is parsed is what this read got, even if the file changed again
+                    // since it was hashed.
+                    let bytes = fs::read(&found.path).map_err(|e| e.to_string());
+                    let content = bytes.as_deref().map(Digest::of).map_err(Clone::clone);
+                    FileState::read(found, &bytes, content, prev.and_then(|p| p.last_good))
+                }
             };
             self.files.push(state);
         }
@@ -330,4 +383,31 @@ fn parse(bytes: &[u8], name: &Arc<str>) -> (Vec<Entry>, Vec<Diagnostic>, bool, A
         broken,
         AnnotationLines::scan(text),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Digest;
+
+    #[test]
+    fn a_file_hashed_as_it_is_read_has_the_digest_of_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.yaml");
+        let chunk = Digest::CHUNK;
+        for len in [0, 1, chunk - 1, chunk, chunk + 1, 3 * chunk + 7] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            std::fs::write(&path, &bytes).unwrap();
+            assert_eq!(
+                Digest::of_file(&path).unwrap(),
+                Digest::of(&bytes),
+                "{len} bytes"
+            );
+        }
+        let mut bytes = vec![b'a'; 2 * chunk];
+        let before = Digest::of(&bytes);
+        bytes[chunk + 5] = b'b';
+        std::fs::write(&path, &bytes).unwrap();
+        assert_ne!(Digest::of_file(&path).unwrap(), before);
+        assert!(Digest::of_file(&dir.path().join("missing.yaml")).is_err());
+    }
 }
