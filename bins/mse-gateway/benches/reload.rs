@@ -73,8 +73,9 @@ async fn run() -> anyhow::Result<()> {
     served(&client, http, "v0").await?;
 
     println!(
-        "watcher: debounce {:?} after the last event, at most 500ms after the first event of a \
-         burst; poll every {:?}",
+        "watcher: a finished change after a quiet spell is read at once; what follows is \
+         debounced {:?} after the last event, at most 500ms after the first of them; poll \
+         every {:?}",
         FileSource::DEFAULT_DEBOUNCE,
         FileSource::DEFAULT_POLL_INTERVAL
     );

@@ -1,7 +1,8 @@
 //! Kubernetes mode: the API server's objects, watched into snapshots ([`KubeSource`]).
 //!
 //! The parts: `watches` (one kube-runtime watcher per kind and namespace, feeding a
-//! reflector store), `strip` (what is dropped before storing), `secrets` (the referenced
+//! reflector store), `strip` (what is dropped before storing: `mse_model::slim`, as every
+//! source does, plus this source's rules for Secret data and Pods), `secrets` (the referenced
 //! Secrets read whole), `assemble` (stores to snapshot, pure) and `publish` (the task that
 //! waits for the first lists, then publishes changes).
 
