@@ -48,6 +48,7 @@ mod matrix;
 mod migration;
 mod parse;
 mod prefix;
+mod registry;
 pub mod value;
 
 pub use cidr::{Cidr, cidr_list};

@@ -500,35 +500,11 @@ const fn refused(layer: Layer, key: &'static str, why: &'static str) -> GlobalKe
 /// The registry's parts, in the order of the reference.
 const PARTS: &[&[GlobalKey]] = &[nginx::NGINX, higress::HIGRESS, higress::MSE, higress::FLAGS];
 
-const COUNT: usize = {
-    let mut n = 0;
-    let mut i = 0;
-    while i < PARTS.len() {
-        n += PARTS[i].len();
-        i += 1;
-    }
-    n
-};
-
-const fn concat<const N: usize>(parts: &[&[GlobalKey]]) -> [GlobalKey; N] {
-    let mut out = [refused(Layer::Flag, "", ""); N];
-    let mut n = 0;
-    let mut i = 0;
-    while i < parts.len() {
-        let mut j = 0;
-        while j < parts[i].len() {
-            out[n] = parts[i][j];
-            n += 1;
-            j += 1;
-        }
-        i += 1;
-    }
-    assert!(n == N, "every entry is copied");
-    out
-}
+const COUNT: usize = crate::registry::total_len(PARTS);
 
 /// Every key of every source the gateway reads for its global configuration.
-pub static GLOBAL_KEYS: &[GlobalKey] = &concat::<COUNT>(PARTS);
+pub static GLOBAL_KEYS: &[GlobalKey] =
+    &crate::registry::concat::<GlobalKey, COUNT>(PARTS, refused(Layer::Flag, "", ""));
 
 /// The registry entry for `key` of `layer` (a section covers the paths under it).
 pub fn global_key(layer: Layer, key: &str) -> Option<&'static GlobalKey> {

@@ -352,36 +352,11 @@ const FAMILIES: &[&[KeySpec]] = &[
 ];
 
 /// How many keys the families hold together.
-const COUNT: usize = {
-    let mut n = 0;
-    let mut i = 0;
-    while i < FAMILIES.len() {
-        n += FAMILIES[i].len();
-        i += 1;
-    }
-    n
-};
-
-/// The families one after the other, in order.
-const fn concat<const N: usize>(parts: &[&[KeySpec]]) -> [KeySpec; N] {
-    let mut out = [nginx_only("", ""); N];
-    let mut n = 0;
-    let mut i = 0;
-    while i < parts.len() {
-        let mut j = 0;
-        while j < parts[i].len() {
-            out[n] = parts[i][j];
-            n += 1;
-            j += 1;
-        }
-        i += 1;
-    }
-    assert!(n == N, "every entry is copied");
-    out
-}
+const COUNT: usize = crate::registry::total_len(FAMILIES);
 
 /// Every key the gateway knows, grouped as in the support matrix.
-pub static KEYS: &[KeySpec] = &concat::<COUNT>(FAMILIES);
+pub static KEYS: &[KeySpec] =
+    &crate::registry::concat::<KeySpec, COUNT>(FAMILIES, nginx_only("", ""));
 
 /// The fixed keys by name, built once.
 fn fixed() -> &'static HashMap<&'static str, &'static KeySpec> {
