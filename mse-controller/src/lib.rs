@@ -60,9 +60,11 @@ mod error;
 mod file;
 mod kube;
 pub mod operator;
+mod signal;
 pub mod status;
 
 pub use self::kube::{KubeOptions, KubeSource, KubeWatch};
 pub use compile_loop::{Compiled, run_compile_loop};
 pub use error::ControllerError;
 pub use file::{FileSource, FileWatch};
+pub use signal::shutdown_signal;

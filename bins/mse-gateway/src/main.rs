@@ -187,7 +187,7 @@ fn main() -> ExitCode {
             };
             (
                 guard,
-                run(async move { demo::run(opts, shutdown_signal()).await }),
+                run(async move { demo::run(opts, mse_controller::shutdown_signal()).await }),
             )
         }
         None => {
@@ -309,34 +309,10 @@ fn run(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Re
 
 async fn serve(opts: Options) -> anyhow::Result<()> {
     let running = mse_gateway::start(opts).await?;
-    shutdown_signal().await;
+    mse_controller::shutdown_signal().await;
     tracing::info!("shutting down: draining connections");
     running.shutdown().await;
     Ok(())
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the gateway");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 #[cfg(test)]
