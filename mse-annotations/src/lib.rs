@@ -43,6 +43,7 @@ mod cidr;
 mod cx;
 mod family;
 pub mod global;
+mod ipset;
 mod keys;
 mod matrix;
 mod migration;
@@ -53,6 +54,7 @@ pub mod value;
 
 pub use cidr::{Cidr, cidr_list};
 pub use family::*;
+pub use ipset::IpSet;
 pub use keys::{Compat, Group, KEYS, KeySpec, Pattern, Scope, Support, spec, suggest};
 pub use matrix::support_matrix;
 pub use migration::{Class, ClassTotal, Migration, MigrationRow, classify};

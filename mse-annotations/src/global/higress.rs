@@ -131,4 +131,26 @@ pub(super) const FLAGS: &[GlobalKey] = &[
         "Write the access log (also MSE_ACCESS_LOG); given explicitly, it beats disable-access-log",
         |c, v| { c.logging.access_log = bool_key(v)?; Ok(()) })
         .ex("false", "sometimes"),
+    key(Layer::Flag, "--trusted-proxies", S::ProxyRealIpCidr, G::Forwarding, "comma list of addresses and CIDRs", "",
+        "The proxies in front of the gateway: use-forwarded-headers with this proxy-real-ip-cidr. A client in the list is a proxy, and the client address is the right-most address of its X-Forwarded-For that is not in the list",
+        |c, v| {
+            c.forwarding.real_ip_cidr = cidr_list(v)?;
+            c.forwarding.use_forwarded_headers = true;
+            Ok(())
+        })
+        .ex("10.0.0.0/8, 192.168.0.0/16", "10.0.0.0/33"),
+    key(Layer::Flag, "--proxy-protocol", S::UseProxyProtocol, G::Forwarding, BOOL, "false",
+        "Every connection to the HTTP and HTTPS listeners opens with a PROXY protocol header (v1 or v2), as use-proxy-protocol",
+        |c, v| { c.forwarding.use_proxy_protocol = bool_key(v)?; Ok(()) })
+        .ex("true", "yes please"),
+    key(Layer::Flag, "--allow-source-range", S::IpAllowList, G::Access, "comma list of addresses and CIDRs", "",
+        "Gateway-wide allow list (file mode's spec.global.ipAccessControl.whitelist): only these clients are served; others get 403",
+        |c, v| { c.access.allow = cidr_list(v)?; Ok(()) })
+        .security()
+        .ex("10.0.0.0/8, ::1", "10.0.0.0/33"),
+    key(Layer::Flag, "--deny-source-range", S::IpDenyList, G::Access, "comma list of addresses and CIDRs", "",
+        "Gateway-wide deny list (file mode's spec.global.ipAccessControl.blacklist): these clients get 403",
+        |c, v| { c.access.deny = cidr_list(v)?; Ok(()) })
+        .security()
+        .ex("192.0.2.0/24", "bogus"),
 ];

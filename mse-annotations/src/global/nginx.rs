@@ -93,7 +93,7 @@ pub(super) const NGINX: &[GlobalKey] = &[
         .ex("30m", "0"),
     // --- Forwarding ---
     key(CM, "use-forwarded-headers", S::UseForwardedHeaders, G::Forwarding, BOOL, "false",
-        "Trust the forwarding headers of clients in proxy-real-ip-cidr (a load balancer in front): their X-Forwarded-Proto, -Host and -Port are passed on, X-Real-IP and the access log name the client their forwarded-for-header list names, and X-Forwarded-Proto: https counts as HTTPS for redirects and HSTS",
+        "Trust the forwarding headers of clients in proxy-real-ip-cidr (a load balancer in front): their X-Forwarded-Proto, -Host and -Port are passed on, the client their forwarded-for-header list names is the client address (of the IP lists, X-Real-IP and the access log), and X-Forwarded-Proto: https counts as HTTPS for redirects and HSTS",
         |c, v| { c.forwarding.use_forwarded_headers = bool_key(v)?; Ok(()) })
         .different("only clients in proxy-real-ip-cidr are trusted (ingress-nginx passes X-Forwarded-Proto, -Host and -Port from any client; with the default 0.0.0.0/0 that is every IPv4 client); the Host sent upstream stays the request's; X-Forwarded-For keeps the client's list with the peer appended")
         .ex("true", "yes"),
@@ -106,9 +106,8 @@ pub(super) const NGINX: &[GlobalKey] = &[
         |c, v| { c.forwarding.forwarded_for_header = crate::value::header_name(v)?; Ok(()) })
         .ex("X-Original-Forwarded-For", "X Forwarded"),
     key(CM, "use-proxy-protocol", S::UseProxyProtocol, G::Forwarding, BOOL, "false",
-        "Read the client address from a PROXY protocol header",
+        "Every connection to the HTTP and HTTPS listeners opens with a PROXY protocol header (v1 or v2), sent by the load balancer in front: its source address is the client's. A connection without a valid header within client-header-timeout is closed",
         |c, v| { c.forwarding.use_proxy_protocol = bool_key(v)?; Ok(()) })
-        .not_applied("the listeners do not read PROXY protocol headers yet")
         .ex("true", "on"),
     no_effect(CM, "compute-full-forwarded-for", G::Forwarding,
         "the gateway always appends the client address to the X-Forwarded-For it received, as compute-full-forwarded-for: true does",

@@ -320,6 +320,32 @@ fn an_explicit_flag_beats_the_configmaps_and_loses_to_the_mse_config() {
 }
 
 #[test]
+fn trusted_proxies_and_the_ip_list_flags_set_their_settings() {
+    let parsed = Input::new()
+        .cm(&[("proxy-real-ip-cidr", "192.168.0.0/16")])
+        .flag("--trusted-proxies", "10.0.0.0/8, ::1")
+        .flag("--proxy-protocol", "true")
+        .flag("--deny-source-range", "192.0.2.0/24")
+        .parse(None);
+    let f = &parsed.value.forwarding;
+    // The flag both trusts the proxies and names them, beating the ConfigMap's list.
+    assert!(f.use_forwarded_headers);
+    assert_eq!(f.real_ip_cidr.len(), 2);
+    assert!(f.use_proxy_protocol);
+    assert!(!parsed.value.access.allows("192.0.2.9".parse().unwrap()));
+    one(&parsed.diagnostics, "overridden-config-key");
+    // A bad list flag at start-up closes the gateway, as a bad MseIngressConfig list does.
+    let parsed = Input::new()
+        .flag("--allow-source-range", "10.0.0.0/33")
+        .parse(None);
+    assert!(parsed.value.access.closed);
+    assert_eq!(
+        one(&parsed.diagnostics, "invalid-config-value").severity,
+        mse_model::Severity::Error
+    );
+}
+
+#[test]
 fn a_configmap_named_higress_config_is_read_both_ways() {
     let yaml = "upstream:\n  idleTimeout: 12\n";
     let hk = higress_key();
