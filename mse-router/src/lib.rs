@@ -67,8 +67,8 @@ pub use mse_annotations::ServiceRef;
 pub use mse_annotations::global;
 pub use path::{Groups, PathMatch, RegexPath, normalize_path};
 pub use policy::{
-    AllowedOrigin, CorsPolicy, FallbackPolicy, HeaderOps, Location, LocationRewrite, MirrorPolicy,
-    Redirect, RedirectVars, RequestHeadPlan, RoutePolicy,
+    AccessRules, AllowedOrigin, CorsPolicy, FallbackPolicy, HeaderOps, IngressAccess, Location,
+    LocationRewrite, MirrorPolicy, Redirect, RedirectVars, Refusal, RequestHeadPlan, RoutePolicy,
 };
 pub use table::{
     Backend, Cluster, ClusterId, ClusterTarget, HostKind, Match, Route, RouteId, RouteTable,

@@ -13,7 +13,7 @@ use crate::canary::Canaries;
 use crate::host::{HostMatch, normalize_host, wildcard_suffix};
 use crate::matching::{Conditions, RequestHead};
 use crate::path::PathMatch;
-use crate::policy::{RedirectVars, RoutePolicy};
+use crate::policy::{AccessRules, RedirectVars, RoutePolicy};
 use crate::tls::{CertId, Certificate, TlsTable};
 
 /// Index of a [`Route`] in [`RouteTable::routes`].
@@ -71,6 +71,11 @@ pub struct Route {
     /// HTTPS answers get `Strict-Transport-Security` when the global `hsts` is on.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub own_certificate: bool,
+    /// The IP lists its requests must pass after the gateway's: its Ingress's lists, and
+    /// the host lists of every Ingress of its host where its own Ingress has no list of
+    /// that kind (see [`AccessRules`]); `None` when there are none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access: Option<Arc<AccessRules>>,
 }
 
 /// Where a route sends requests.
@@ -388,6 +393,8 @@ pub struct RouteTable {
     pub(crate) default_backend: Option<ClusterId>,
     /// The gateway-wide configuration compiled with the table.
     pub(crate) global: Arc<GlobalConfig>,
+    /// The gateway-wide IP lists of [`Self::global`], compiled.
+    pub(crate) access: Option<Arc<AccessRules>>,
 }
 
 impl RouteTable {
@@ -399,6 +406,13 @@ impl RouteTable {
     /// The generation of the snapshot this table was compiled from.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// The gateway-wide IP lists, compiled; `None` when there are none. (A list that
+    /// failed to parse with no last good value closes the gateway instead: see
+    /// `AccessSettings::closed` of [`Self::global`].)
+    pub fn access(&self) -> Option<&Arc<AccessRules>> {
+        self.access.as_ref()
     }
 
     /// Every route, indexed by [`RouteId`].

@@ -23,11 +23,11 @@ pub(super) const POLICY: &[KeySpec] = &[
         .security()
         .ex("203.0.113.7", "203.0.113"),
     key("domain-whitelist-source-range", G::AccessControl, Host, Mse, CIDRS, "",
-        "Host-wide allow list; route-level lists take precedence")
+        "Host-wide allow list: every route of the host (of any Ingress) serves only these clients, after the gateway lists; with several, a client must be in each. A route's own allow list takes precedence")
         .security()
         .ex("10.0.0.0/8", "everyone"),
     key("domain-blacklist-source-range", G::AccessControl, Host, Mse, CIDRS, "",
-        "Host-wide deny list; route-level lists take precedence")
+        "Host-wide deny list: every route of the host (of any Ingress) answers these clients 403, after the gateway lists. A route's own deny list takes precedence")
         .security()
         .ex("198.51.100.0/24", "198.51.100.0/99"),
     // --- Timeouts ---

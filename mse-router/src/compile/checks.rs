@@ -1,5 +1,6 @@
 //! Diagnostics about what an Ingress names or asks for: missing Secrets and Services,
-//! header edits that cannot apply, security annotations not yet enforced.
+//! header edits that cannot apply, security annotations not yet enforced (authentication and
+//! client certificates; the IP lists are enforced).
 
 use mse_annotations::{AuthSecretType, IngressPolicy, Mirror, MirrorTarget, ObjectRef, ServiceRef};
 use mse_model::Diagnostic;
@@ -143,7 +144,7 @@ impl<'s> Compiler<'s> {
     }
 
     /// Security annotations that parsed but that the data plane does not enforce yet
-    /// (authentication, client certificates, IP allow and deny lists). Serving such routes
+    /// (authentication, client certificates). Serving such routes
     /// would serve them open, so they fail closed like an invalid value would: 503, with an
     /// Error naming the annotation.
     pub(super) fn unenforced_security(
@@ -158,24 +159,10 @@ impl<'s> Compiler<'s> {
                 .map(|f| f.key.to_owned())
         };
         let mut keys = Vec::new();
-        let checks: [(bool, &[&str]); 4] = [
+        let checks: [(bool, &[&str]); 3] = [
             (policy.auth.basic.is_some(), &["auth-type", "auth-secret"]),
             (policy.auth.external.is_some(), &["auth-url"]),
             (policy.tls.client_ca.is_some(), &["auth-tls-secret"]),
-            (
-                policy.access.allow.is_some()
-                    || policy.access.deny.is_some()
-                    || policy.access.host_allow.is_some()
-                    || policy.access.host_deny.is_some(),
-                &[
-                    "whitelist-source-range",
-                    "allowlist-source-range",
-                    "denylist-source-range",
-                    "blacklist-source-range",
-                    "domain-whitelist-source-range",
-                    "domain-blacklist-source-range",
-                ],
-            ),
         ];
         for (configured, names) in checks {
             if !configured {

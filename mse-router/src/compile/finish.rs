@@ -16,6 +16,7 @@ impl<'s> Compiler<'s> {
             routes: self.routes,
             clusters: self.clusters,
             diagnostics: self.diagnostics,
+            access: super::access::gateway_rules(&self.global.access),
             global: self.global,
             ..RouteTable::default()
         };

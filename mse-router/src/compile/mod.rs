@@ -108,6 +108,7 @@ pub fn compile_with(
     }
     cx.add_host_redirects(&ingresses);
     cx.apply_canaries();
+    cx.resolve_access();
     let gateway_default = cx.gateway_default;
     let mut table = cx.finish(snapshot.generation);
     table.default_backend = gateway_default;
@@ -338,6 +339,7 @@ fn source_order(a: Option<&SourceRef>, b: Option<&SourceRef>) -> Ordering {
     }
 }
 
+mod access;
 mod applied;
 mod backends;
 mod canaries;

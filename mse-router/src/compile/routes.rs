@@ -81,6 +81,8 @@ impl<'s> Compiler<'s> {
             // Resolved in `finish`, once every certificate is known.
             https_redirect: false,
             own_certificate: false,
+            // Resolved in `resolve_access`, once every host's lists are known.
+            access: None,
         });
         self.index_route(id);
     }

@@ -16,6 +16,7 @@ use std::sync::{Arc, OnceLock};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use mse_annotations::{BodySize, Group, IngressPolicy, KeySpec, RewriteTarget};
 
+mod access;
 mod access_log;
 mod body;
 mod cors;
@@ -26,6 +27,7 @@ mod mirror;
 mod redirect;
 mod rewrite;
 
+pub use access::{AccessRules, IngressAccess, Refusal};
 pub use cors::{AllowedOrigin, CorsPolicy};
 pub use fallback::FallbackPolicy;
 pub(crate) use headers::protected_header;
@@ -45,6 +47,7 @@ pub(crate) const POLICIES: &[Registration] = &[
     fallback::POLICY,
     body::POLICY,
     access_log::POLICY,
+    access::POLICY,
     matched::CONDITIONS,
     matched::CANARY,
     matched::SERVER_ALIAS,
@@ -125,6 +128,12 @@ pub struct RoutePolicy {
     pub body_size: Option<BodySize>,
     /// `enable-access-log: "false"`: requests of these routes are not logged.
     pub no_access_log: bool,
+    /// The IP lists of the Ingress (route and host level), compiled. The compiler folds
+    /// them with the other Ingresses' host lists into each route's [`Route::access`],
+    /// which is what requests are checked against.
+    ///
+    /// [`Route::access`]: crate::Route::access
+    pub access: Option<Box<IngressAccess>>,
     /// Derived from the fields above on first use, once the policy is shared.
     head_plan: PlanCell,
 }
@@ -191,6 +200,7 @@ impl RoutePolicy {
             && self.location_rewrite.is_none()
             && self.cors.is_none()
             && self.mirror.is_none()
+            && self.access.is_none()
     }
 
     /// How many headers [`Self::edit_request`] may add at most: room to reserve at once.

@@ -14,6 +14,7 @@ fn the_registered_groups_and_keys_are_the_applied_ones() {
         .map(|g| format!("{g:?}"))
         .collect();
     let want = [
+        Group::AccessControl,
         Group::Canary,
         Group::Cors,
         Group::Fallback,

@@ -134,7 +134,7 @@ fn valid_security_annotations_not_yet_enforced_fail_closed() {
     yaml += &ingress("guarded", "2024-01-01T00:00:00Z", &path_rule("guarded.test", &[("/", "Prefix", "s1")]))
         .replace(
             "creationTimestamp",
-            "annotations: { nginx.ingress.kubernetes.io/whitelist-source-range: \"10.0.0.0/8\" }, creationTimestamp",
+            "annotations: { nginx.ingress.kubernetes.io/auth-url: \"http://auth.test/verify\" }, creationTimestamp",
         );
     let t = table(&yaml);
     assert_eq!(who(&t, "open.test", "/"), Some(1));
@@ -151,7 +151,7 @@ fn valid_security_annotations_not_yet_enforced_fail_closed() {
         .unwrap();
     assert_eq!(
         d.origin.key.as_deref(),
-        Some("nginx.ingress.kubernetes.io/whitelist-source-range")
+        Some("nginx.ingress.kubernetes.io/auth-url")
     );
     assert_eq!(d.severity, Severity::Error);
 }

@@ -174,6 +174,7 @@ fn headers(pairs: &[(&'static str, &'static str)]) -> &'static http::HeaderMap {
     Box::leak(Box::new(h))
 }
 
+mod access;
 mod backends;
 mod canary;
 mod checks;
