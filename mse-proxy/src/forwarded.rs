@@ -12,7 +12,7 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::rc::Rc;
 
-use mse_router::global::ForwardingSettings;
+use mse_router::IpSet;
 use mse_router::global::GlobalConfig;
 
 use bytes::BytesMut;
@@ -41,7 +41,8 @@ pub(crate) struct ForwardHeaders {
 /// `use-forwarded-headers` of a table: the proxies whose forwarding headers are believed.
 #[derive(Clone, Debug)]
 pub(crate) struct TrustedProxies {
-    settings: ForwardingSettings,
+    /// `proxy-real-ip-cidr` (or `--trusted-proxies`), compiled.
+    proxies: IpSet,
     /// `forwarded-for-header`.
     header: HeaderName,
 }
@@ -311,12 +312,12 @@ impl TrustedProxies {
         Some(Self {
             header: HeaderName::from_bytes(f.forwarded_for_header.as_bytes())
                 .unwrap_or(X_FORWARDED_FOR),
-            settings: f.clone(),
+            proxies: IpSet::new(&f.real_ip_cidr),
         })
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
-        self.settings.real_ip_cidr.iter().any(|c| c.contains(ip))
+        self.proxies.contains(ip)
     }
 
     /// What `peer` says in `headers`, when it is a trusted proxy.

@@ -72,6 +72,7 @@ mod log;
 mod metrics;
 mod policy;
 mod proxy;
+mod proxy_protocol;
 mod server;
 mod settings;
 mod table;

@@ -53,7 +53,7 @@
 //! ```
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -65,6 +65,7 @@ use mse_model::ObjectKey;
 #[derive(Clone, Debug)]
 pub struct RequestInfo {
     peer: SocketAddr,
+    client: IpAddr,
     tls: bool,
     method: Method,
     uri: Uri,
@@ -121,6 +122,7 @@ impl RequestInfo {
     pub(crate) fn new<B>(peer: SocketAddr, tls: bool, req: &Request<B>) -> Self {
         Self {
             peer,
+            client: peer.ip(),
             tls,
             method: req.method().clone(),
             uri: req.uri().clone(),
@@ -133,9 +135,20 @@ impl RequestInfo {
         self.ingress = Some(ingress.clone());
     }
 
-    /// The client's address.
+    pub(crate) fn set_client(&mut self, client: IpAddr) {
+        self.client = client;
+    }
+
+    /// The connection's peer: the address the PROXY protocol header names when the
+    /// listener reads one, else the socket's.
     pub fn peer(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// The client address the gateway's IP rules and logs use: [`Self::peer`], unless
+    /// the peer is a trusted proxy naming the client in its `X-Forwarded-For` list.
+    pub fn client_ip(&self) -> IpAddr {
+        self.client
     }
 
     /// Whether the request came over TLS.

@@ -25,6 +25,7 @@ use crate::config::ProxyConfig;
 use crate::error::ProxyError;
 use crate::http1::{self, Ended, Limits, Prefixed};
 use crate::proxy::{self, ConnCtx, Worker};
+use crate::proxy_protocol;
 use crate::settings::H2Settings;
 use crate::table::SharedTable;
 use crate::upstream::Pool;
@@ -311,6 +312,8 @@ struct Accepted {
     h1: Limits,
     h2: H2Settings,
     access_log: bool,
+    /// `use-proxy-protocol`: the connection opens with a PROXY protocol header.
+    proxy_protocol: bool,
 }
 
 impl Accepted {
@@ -321,6 +324,7 @@ impl Accepted {
             h1: s.conn,
             h2: s.h2,
             access_log: s.access_log,
+            proxy_protocol: s.proxy_protocol,
         }
     }
 }
@@ -361,21 +365,47 @@ fn serve_plain(
 ) {
     worker.metrics.connection_accepted();
     let accepted = Accepted::now(worker);
-    let cx = Rc::new(ConnCtx::new(
-        Rc::clone(worker),
-        peer,
-        false,
-        port,
-        accepted.access_log,
-    ));
+    let worker = Rc::clone(worker);
     let servers = Rc::clone(servers);
     let watcher = graceful.watcher();
+    if accepted.proxy_protocol {
+        tokio::task::spawn_local(Box::pin(async move {
+            let Some((io, peer)) = proxy_header(stream, peer, &accepted).await else {
+                return;
+            };
+            let cx = Rc::new(ConnCtx::new(worker, peer, false, port, accepted.access_log));
+            serve_h1(cx, &servers, &accepted, watcher, Box::new(io)).await;
+        }));
+        return;
+    }
+    let cx = Rc::new(ConnCtx::new(worker, peer, false, port, accepted.access_log));
     // The connection's future (every state of a request's handling) is several KiB: a
     // task holding it inline copies it whole as tokio stores and moves it, about 2,000
     // instructions per connection. Boxed once here, the task only holds a pointer.
     tokio::task::spawn_local(async move {
         Box::pin(serve_h1(cx, &servers, &accepted, watcher, Box::new(stream))).await;
     });
+}
+
+/// With `use-proxy-protocol`: the connection's PROXY protocol header, read within the
+/// client header timeout. Returns the socket (with what was read after the header in
+/// front) and the client address the header names (the socket's peer for a `LOCAL` or
+/// `UNKNOWN` header); `None` closes the connection.
+async fn proxy_header(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    accepted: &Accepted,
+) -> Option<(Prefixed, SocketAddr)> {
+    match proxy_protocol::read_header(&mut stream, accepted.h1.header_read).await {
+        Ok(h) => Some((
+            Prefixed::with_prefix(h.rest, Box::new(stream)),
+            h.source.unwrap_or(peer),
+        )),
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "connection closed: no valid PROXY protocol header");
+            None
+        }
+    }
 }
 
 fn serve_tls(
@@ -396,6 +426,47 @@ fn serve_tls(
     let watcher = graceful.watcher();
     // Boxed for the same reason as the plain connection's future.
     tokio::task::spawn_local(Box::pin(async move {
+        let tls = TlsConn {
+            worker,
+            servers,
+            accepted,
+            watcher,
+            acceptor,
+            port,
+        };
+        if tls.accepted.proxy_protocol {
+            // The PROXY protocol header comes before the TLS handshake.
+            if let Some((io, peer)) = proxy_header(stream, peer, &tls.accepted).await {
+                tls.serve(io, peer).await;
+            }
+        } else {
+            tls.serve(stream, peer).await;
+        }
+    }));
+}
+
+/// What a TLS connection is served with, until its handshake is done.
+struct TlsConn {
+    worker: Rc<Worker>,
+    servers: Rc<Servers>,
+    accepted: Accepted,
+    watcher: Watcher,
+    acceptor: TlsAcceptor,
+    port: u16,
+}
+
+impl TlsConn {
+    /// The handshake within the client header timeout, then HTTP/2 (ALPN `h2`) or
+    /// HTTP/1.1 for a client at `peer`.
+    async fn serve<S: http1::Io + 'static>(self, stream: S, peer: SocketAddr) {
+        let Self {
+            worker,
+            servers,
+            accepted,
+            watcher,
+            acceptor,
+            port,
+        } = self;
         let handshake = accepted.h1.header_read;
         let stream = match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
             Ok(Ok(s)) => s,
@@ -423,7 +494,7 @@ fn serve_tls(
         } else {
             serve_h1(cx, &servers, &accepted, watcher, Box::new(stream)).await;
         }
-    }));
+    }
 }
 
 /// HTTP/1.1 on a client connection, or HTTP/2 if it opens with the preface.

@@ -4,8 +4,8 @@
 //!
 //! A setting the global configuration leaves at its default takes the data plane's own
 //! value ([`ProxyConfig`]); one that a ConfigMap, an explicit flag or an `MseIngressConfig`
-//! sets replaces it. Connection settings (timeouts, limits of HTTP/1.1 and HTTP/2, and
-//! whether the access log is on) are read when a connection is accepted: like nginx after
+//! sets replaces it. Connection settings (timeouts, limits of HTTP/1.1 and HTTP/2, whether
+//! the access log is on, and whether connections open with a PROXY protocol header) are read when a connection is accepted: like nginx after
 //! a reload, an open connection keeps serving its requests with the settings it started
 //! with. Request settings (body size, HSTS, IP lists, upstream timeouts and pool) are read
 //! when a request is routed.
@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::HeaderValue;
-use mse_router::global::{AccessSettings, GlobalConfig, Setting};
+use mse_router::global::{GlobalConfig, Setting};
 
 use crate::config::{ProxyConfig, Timeouts};
 use crate::forwarded::TrustedProxies;
@@ -78,8 +78,12 @@ pub(crate) struct Settings {
     /// `Strict-Transport-Security` for HTTPS answers of hosts with a certificate.
     /// Shared: requests carry it as a pointer, not a 40-byte value.
     pub(crate) hsts: Option<Arc<HeaderValue>>,
-    /// The gateway-wide IP lists, when they restrict anyone.
-    pub(crate) access: Option<Arc<AccessSettings>>,
+    /// A gateway-wide IP list was invalid with no last good value: every request gets
+    /// 503. (The lists themselves are compiled into the route table.)
+    pub(crate) access_closed: bool,
+    /// `use-proxy-protocol` (`--proxy-protocol`): connections accepted while the table is
+    /// served open with a PROXY protocol header.
+    pub(crate) proxy_protocol: bool,
     /// `use-forwarded-headers`: the proxies in front whose forwarding headers are kept.
     pub(crate) forwarding: Option<Arc<TrustedProxies>>,
 }
@@ -195,10 +199,8 @@ impl Settings {
                 .hsts_header()
                 .and_then(|v| HeaderValue::from_str(&v).ok())
                 .map(Arc::new),
-            access: global
-                .access
-                .is_restricted()
-                .then(|| Arc::new(global.access.clone())),
+            access_closed: global.access.closed,
+            proxy_protocol: global.forwarding.use_proxy_protocol,
             forwarding: TrustedProxies::of(global).map(Arc::new),
         }
     }
@@ -253,7 +255,8 @@ mod tests {
             s.hsts.as_ref().map(|v| v.to_str().unwrap()),
             Some("max-age=15724800; includeSubDomains")
         );
-        assert!(s.access.is_none());
+        assert!(!s.access_closed);
+        assert!(!s.proxy_protocol);
     }
 
     #[test]
@@ -269,6 +272,7 @@ mod tests {
             ("disable-access-log", "true"),
             ("proxy-body-size", "0"),
             ("hsts", "false"),
+            ("use-proxy-protocol", "true"),
         ]);
         let s = Settings::derive(&g, &Defaults::from(&config));
         assert_eq!(s.conn.header_read, Duration::from_secs(20));
@@ -281,5 +285,6 @@ mod tests {
         assert!(!s.access_log);
         assert_eq!(s.max_body, None);
         assert!(s.hsts.is_none());
+        assert!(s.proxy_protocol);
     }
 }

@@ -56,6 +56,8 @@ pub use host::{HostMatch, normalize_host};
 pub use matching::{Conditions, RequestHead};
 /// The `proxy-body-size` of a route's policy ([`RoutePolicy::body_size`]).
 pub use mse_annotations::BodySize;
+/// A compiled set of addresses, as in [`AccessRules`]: membership by binary search.
+pub use mse_annotations::IpSet;
 /// The ConfigMap reference type of [`CompileOptions::configmap`]; parse it from
 /// `namespace/name` with [`str::parse`].
 pub use mse_annotations::ObjectRef;

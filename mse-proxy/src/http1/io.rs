@@ -29,6 +29,11 @@ impl Prefixed {
             io,
         }
     }
+
+    /// A socket from which `prefix` was read already.
+    pub(crate) fn with_prefix(prefix: Bytes, io: Box<dyn Io>) -> Self {
+        Self { prefix, io }
+    }
 }
 
 impl AsyncRead for Prefixed {

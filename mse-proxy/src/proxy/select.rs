@@ -2,6 +2,7 @@
 //! under one look at it, so that a request sees one table from lookup to endpoint.
 
 use std::borrow::Cow;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -16,6 +17,7 @@ use crate::log::AccessRecord;
 use crate::phases::RequestInfo;
 use crate::policy::fallback::{self, ErrorPages};
 use crate::policy::{cors, redirect};
+use crate::settings::Settings;
 use crate::table::{Pick, ProxyTable};
 use crate::upstream::Upstream;
 
@@ -75,23 +77,18 @@ pub(super) fn choose(
         .forwarding
         .as_ref()
         .and_then(|f| f.read(cx.peer.ip(), req.headers()));
-    if let (Some(log), Some(ip)) = (log.as_deref_mut(), trusted.as_ref().and_then(|t| t.real_ip)) {
-        log.remote.set_ip(ip);
+    // The client address, derived once: what every IP rule checks and the access log and
+    // X-Real-IP name.
+    let client = client_ip(cx, trusted.as_deref());
+    if let Some(log) = log.as_deref_mut() {
+        log.remote.set_ip(client);
     }
     let tls = cx.tls || trusted.as_ref().is_some_and(|t| t.says_https());
-    // Access: the gateway-wide IP lists, then the registered steps.
-    if let Some(lists) = &settings.access {
-        if lists.closed {
-            return Err(ProxyError::BackendUnavailable {
-                reason: "the gateway-wide IP list is invalid (fail closed)".into(),
-            });
-        }
-        let ip = cx.peer.ip();
-        if !lists.allows(ip) {
-            return Err(ProxyError::Forbidden { ip });
-        }
-    }
+    // Access: the IP lists (the gateway's, then the route's with its host's), then the
+    // registered steps.
+    check_ip_lists(&table, settings, found.as_ref().map(|m| m.route), client)?;
     if let Some(info) = info {
+        info.set_client(client);
         if let Some(m) = &found {
             info.set_ingress(&m.route.ingress);
         }
@@ -148,6 +145,40 @@ pub(super) fn choose(
         hsts,
         trusted,
     }))
+}
+
+/// The client address of a request: the connection's peer (the PROXY protocol header's
+/// source address, when the listener reads one), unless the peer is a trusted proxy
+/// (`use-forwarded-headers` with `proxy-real-ip-cidr`, or `--trusted-proxies`) that names
+/// the client in its X-Forwarded-For list.
+fn client_ip(cx: &ConnCtx, trusted: Option<&Trusted>) -> IpAddr {
+    trusted
+        .and_then(|t| t.real_ip)
+        .unwrap_or_else(|| cx.peer.ip())
+}
+
+/// The IP lists, in order: the gateway's (503 when one could not be read), then the
+/// route's, which fold in its host's (see [`mse_router::AccessRules`]). A refused client
+/// gets 403.
+fn check_ip_lists(
+    table: &ProxyTable,
+    settings: &Settings,
+    route: Option<&Route>,
+    client: IpAddr,
+) -> Result<(), ProxyError> {
+    if settings.access_closed {
+        return Err(ProxyError::BackendUnavailable {
+            reason: "the gateway-wide IP list is invalid (fail closed)".into(),
+        });
+    }
+    let gateway = table.routes().access();
+    let route = route.and_then(|r| r.access.as_ref());
+    for rules in [gateway, route].into_iter().flatten() {
+        if rules.check(client).is_err() {
+            return Err(ProxyError::Forbidden { ip: client });
+        }
+    }
+    Ok(())
 }
 
 /// The decision phase's own answers: a CORS preflight, then the route's redirects. `tls`:
