@@ -67,6 +67,9 @@ pub use mse_annotations::ServiceRef;
 /// The gateway-wide configuration a table carries ([`RouteTable::global`]), and how it is
 /// read.
 pub use mse_annotations::global;
+/// An address or network, and the comma list of them the IP-list annotations and flags
+/// take.
+pub use mse_annotations::{Cidr, cidr_list};
 pub use path::{Groups, PathMatch, RegexPath, normalize_path};
 pub use policy::{
     AccessRules, AllowedOrigin, CorsPolicy, FallbackPolicy, HeaderOps, IngressAccess, Location,

@@ -89,9 +89,34 @@ struct ServeArgs {
     #[arg(long, value_name = "NS/NAME", value_parser = parse_configmap)]
     configmap: Option<ObjectRef>,
     #[command(flatten)]
+    client: ClientArgs,
+    #[command(flatten)]
     status: StatusArgs,
     #[command(flatten)]
     common: CommonArgs,
+}
+
+/// The client address and the gateway-wide IP lists. Each has a global-configuration
+/// equivalent (docs/configuration.md); given, the flag beats the ConfigMaps, and the
+/// MseIngressConfig's ipAccessControl beats the list flags.
+#[derive(Debug, Args)]
+struct ClientArgs {
+    /// Proxies in front of the gateway (use-forwarded-headers with this
+    /// proxy-real-ip-cidr): for a peer in the list, the client address is the right-most
+    /// X-Forwarded-For entry that is not in it.
+    #[arg(long, value_name = "CIDR,...", value_parser = parse_cidrs)]
+    trusted_proxies: Option<String>,
+    /// Every connection to the HTTP and HTTPS listeners opens with a PROXY protocol header
+    /// (v1 or v2) naming the client; a connection without one is closed (use-proxy-protocol).
+    #[arg(long)]
+    proxy_protocol: bool,
+    /// Gateway-wide allow list: only these clients are served, others get 403 (the
+    /// MseIngressConfig's spec.global.ipAccessControl.whitelist).
+    #[arg(long, value_name = "CIDR,...", value_parser = parse_cidrs)]
+    allow_source_range: Option<String>,
+    /// Gateway-wide deny list: these clients get 403 (spec.global.ipAccessControl.blacklist).
+    #[arg(long, value_name = "CIDR,...", value_parser = parse_cidrs)]
+    deny_source_range: Option<String>,
 }
 
 /// Kube mode: what is written to the API server, by the replica holding the leader
@@ -241,7 +266,35 @@ fn explicit_flags(matches: &ArgMatches, cli: &Cli) -> GlobalFlags {
     if cli.command.is_none() && explicit("access_log") {
         flags.set("--access-log", cli.serve.common.access_log.to_string());
     }
+    if cli.command.is_none() {
+        client_flags(&mut flags, &cli.serve.client);
+    }
     flags
+}
+
+/// The client-address and IP-list flags given.
+fn client_flags(flags: &mut GlobalFlags, c: &ClientArgs) {
+    let lists = [
+        ("--trusted-proxies", &c.trusted_proxies),
+        ("--allow-source-range", &c.allow_source_range),
+        ("--deny-source-range", &c.deny_source_range),
+    ];
+    for (flag, value) in lists {
+        if let Some(v) = value {
+            flags.set(flag, v.as_str());
+        }
+    }
+    if c.proxy_protocol {
+        flags.set("--proxy-protocol", "true");
+    }
+}
+
+/// A comma list of addresses and CIDRs, checked here so that a typo stops the gateway
+/// at start instead of closing it (every request 503) once it runs.
+fn parse_cidrs(s: &str) -> Result<String, String> {
+    mse_router::cidr_list(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// `--configmap`: the namespace is required, as for ingress-nginx's flag.
@@ -326,6 +379,28 @@ mod tests {
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
         assert!(parse_duration("ten").unwrap_err().contains("\"ten\""));
         assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn client_address_flags_become_global_flags() {
+        let cli = Cli::try_parse_from([
+            "mse-gateway",
+            "--trusted-proxies",
+            "10.0.0.0/8",
+            "--proxy-protocol",
+            "--deny-source-range",
+            "192.0.2.0/24,2001:db8::/32",
+        ])
+        .unwrap();
+        let mut flags = GlobalFlags::default();
+        client_flags(&mut flags, &cli.serve.client);
+        let want = GlobalFlags::default()
+            .with("--trusted-proxies", "10.0.0.0/8")
+            .with("--deny-source-range", "192.0.2.0/24,2001:db8::/32")
+            .with("--proxy-protocol", "true");
+        assert_eq!(flags, want);
+        let bad = Cli::try_parse_from(["mse-gateway", "--allow-source-range", "10.0.0.0/33"]);
+        assert!(bad.unwrap_err().to_string().contains("/33"));
     }
 
     #[test]

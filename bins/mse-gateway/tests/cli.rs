@@ -372,3 +372,40 @@ fn an_explicit_flag_beats_the_configmap_and_a_defaulted_one_does_not() {
     assert!(!logged(&[], "/defaulted-flag"));
     assert!(logged(&["--access-log", "true"], "/explicit-flag"));
 }
+
+/// The client-address and IP-list flags reach the running gateway: `--deny-source-range`
+/// refuses loopback, and with `--proxy-protocol` a connection without a header is closed
+/// while one with a header is logged under the address the header names.
+#[test]
+fn client_address_flags_apply_to_the_running_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ing.yaml"),
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: { name: a, namespace: default }\nspec:\n  ingressClassName: mse\n  defaultBackend: { service: { name: nowhere, port: { number: 80 } } }\n",
+    )
+    .unwrap();
+    let p = Process::start(dir.path(), &["--deny-source-range", "127.0.0.1,::1"]);
+    assert!(fetch(p.http, "x.test", "/").starts_with("HTTP/1.1 403"));
+    assert_eq!(p.stop().0, Some(0));
+
+    let p = Process::start(dir.path(), &["--proxy-protocol"]);
+    assert_eq!(fetch(p.http, "x.test", "/no-header"), "");
+    let mut s = TcpStream::connect(p.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "PROXY TCP4 203.0.113.7 127.0.0.1 40000 80\r\nGET /with-header HTTP/1.1\r\nHost: x.test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 503"), "{out}");
+    let (code, lines) = p.stop();
+    assert_eq!(code, Some(0));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("/with-header") && l.contains("203.0.113.7")),
+        "{lines:#?}"
+    );
+}
