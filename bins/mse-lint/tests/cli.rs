@@ -224,3 +224,48 @@ data:
         Some(2)
     );
 }
+
+/// The IP lists are enforced: valid ones lint clean, and a bad entry is an error naming
+/// the key and the value (the routes would answer 503).
+#[test]
+fn ip_lists_lint_clean_when_valid_and_fail_closed_when_not() {
+    let ingress = |annotations: &str| {
+        format!(
+            "apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: admin
+  namespace: shop
+  annotations:
+{annotations}
+spec:
+  ingressClassName: mse
+  rules: [{{ host: admin.example.com }}]
+"
+        )
+    };
+    let valid = ingress(
+        "    nginx.ingress.kubernetes.io/whitelist-source-range: \"10.0.0.0/8, 2001:db8::/32\"
+    nginx.ingress.kubernetes.io/denylist-source-range: 10.9.0.0/16
+    mse.ingress.kubernetes.io/domain-whitelist-source-range: 10.0.0.0/8
+    mse.ingress.kubernetes.io/domain-blacklist-source-range: 192.0.2.1",
+    );
+    let o = lint_stdin(&["--strict", "-"], &valid);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(
+        !stdout(&o).contains("security-not-enforced"),
+        "{}",
+        stdout(&o)
+    );
+    let bad = ingress(
+        "    mse.ingress.kubernetes.io/domain-blacklist-source-range: \"192.0.2.0/24, nope\"",
+    );
+    let o = lint_stdin(&["-"], &bad);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("<stdin>:7: error: Ingress shop/admin: mse.ingress.kubernetes.io/domain-blacklist-source-range: entry \"nope\""),
+        "{text}"
+    );
+    assert!(text.contains("(value \"192.0.2.0/24, nope\")"), "{text}");
+}
