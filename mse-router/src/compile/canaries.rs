@@ -176,6 +176,9 @@ impl<'s> Compiler<'s> {
             Group::Cors,
             Group::Fallback,
             Group::Mirror,
+            // The access phase checks the main route's IP lists before the canary is
+            // chosen: they guard the canary's traffic too.
+            Group::AccessControl,
         ];
         let Some(annotations) = sel.ingress.metadata.annotations.as_ref() else {
             return;

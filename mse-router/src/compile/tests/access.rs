@@ -159,3 +159,35 @@ fn the_gateway_lists_are_compiled_with_the_table() {
     assert_eq!(g.check(ip("198.51.100.1")), Ok(()));
     assert!(table(&yaml).access().is_none());
 }
+
+#[test]
+fn a_canary_is_guarded_by_its_main_routes_lists_not_its_own() {
+    let mut yaml = services();
+    yaml += &annotated(
+        "main",
+        OLD,
+        &path_rule("a.test", &[("/", "Prefix", "s1")]),
+        "nginx.ingress.kubernetes.io/whitelist-source-range: 10.0.0.0/8",
+    );
+    yaml += &canary(
+        "canary",
+        NEW,
+        &path_rule("a.test", &[("/", "Prefix", "s2")]),
+        "nginx.ingress.kubernetes.io/canary-weight: \"50\", \
+         nginx.ingress.kubernetes.io/whitelist-source-range: 0.0.0.0/0",
+    );
+    let t = table(&yaml);
+    assert_eq!(
+        check(&t, "a.test", "/", "192.0.2.1"),
+        Err(Refusal::NotAllowed)
+    );
+    let d = t
+        .diagnostics()
+        .iter()
+        .find(|d| d.code == "canary-inherits")
+        .unwrap();
+    assert_eq!(
+        d.origin.key.as_deref(),
+        Some("nginx.ingress.kubernetes.io/whitelist-source-range")
+    );
+}
