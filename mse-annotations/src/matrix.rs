@@ -81,7 +81,7 @@ pub fn support_matrix() -> String {
     );
     let _ = writeln!(
         out,
-        "Scope: *Ingress* = this Ingress's routes; *host* = every route of the host (the oldest Ingress setting it wins); *Service* = the Service port wherever it is used (the oldest Ingress setting it wins). Origin: *NGINX* = an ingress-nginx key; *Higress ext.* and *MSE ext.* = extensions."
+        "Scope: *Ingress* = this Ingress's routes; *host* = every route of the host (the oldest Ingress setting it wins; for the host IP lists, every Ingress's list applies); *Service* = the Service port wherever it is used (the oldest Ingress setting it wins). Origin: *NGINX* = an ingress-nginx key; *Higress ext.* and *MSE ext.* = extensions."
     );
     for g in Group::ALL {
         let keys: Vec<&KeySpec> = KEYS.iter().filter(|k| k.group == g).collect();
