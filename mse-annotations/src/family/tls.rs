@@ -1,5 +1,7 @@
-//! Client-facing TLS for the Ingress's hosts: `auth-tls-secret`, `ssl-ciphers` (and
-//! `ssl-cipher`), `tls-min/max-protocol-version`, and `server-alias`.
+//! Client-facing TLS for the Ingress's hosts: client certificates (`auth-tls-secret`,
+//! `auth-tls-verify-client`, `auth-tls-verify-depth`, `auth-tls-pass-certificate-to-upstream`,
+//! `auth-tls-error-page`), `ssl-ciphers` (and `ssl-cipher`), `tls-min/max-protocol-version`,
+//! and `server-alias`.
 
 use mse_model::Diagnostic;
 
@@ -88,11 +90,61 @@ pub enum TlsVersion {
     V1_3,
 }
 
+/// `auth-tls-verify-client`: whether client certificates are asked for and must verify.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum VerifyClient {
+    /// `on`: a certificate that chains to the CA is required (the default).
+    #[default]
+    On,
+    /// `off`: no certificate is asked for.
+    Off,
+    /// `optional`: a certificate is asked for; when one is sent it must verify.
+    Optional,
+    /// `optional_no_ca`: a certificate is asked for and passed on whether or not it
+    /// verifies.
+    OptionalNoCa,
+}
+
+impl VerifyClient {
+    /// The value as written in the annotation.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyClient::On => "on",
+            VerifyClient::Off => "off",
+            VerifyClient::Optional => "optional",
+            VerifyClient::OptionalNoCa => "optional_no_ca",
+        }
+    }
+}
+
+/// The default of `auth-tls-verify-depth`, as in ingress-nginx.
+pub const DEFAULT_VERIFY_DEPTH: u8 = 1;
+
+/// Client certificate settings of a host (`auth-tls-*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientCertPolicy {
+    /// `auth-tls-secret`: the Secret whose `ca.crt` (and optional `ca.crl`) verifies
+    /// client certificates.
+    pub secret: ObjectRef,
+    /// `auth-tls-verify-client` (`on`).
+    pub verify: VerifyClient,
+    /// `auth-tls-verify-depth` (1): the most CA certificates above the client's own.
+    pub depth: u8,
+    /// `auth-tls-pass-certificate-to-upstream` (false): the client certificate goes
+    /// upstream in `ssl-client-cert`.
+    pub pass_certificate: bool,
+    /// `auth-tls-error-page`: where a client without a valid certificate is redirected
+    /// instead of getting 400.
+    pub error_page: Option<String>,
+}
+
 /// Client-facing TLS settings of the Ingress's hosts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TlsPolicy {
     /// `auth-tls-secret`: the CA that client certificates must chain to.
     pub client_ca: Option<ObjectRef>,
+    /// The `auth-tls-*` settings, when `auth-tls-secret` is valid.
+    pub client_cert: Option<ClientCertPolicy>,
     /// `ssl-ciphers` / `ssl-cipher`; `None` means the TLS library's defaults.
     pub ciphers: Option<Vec<CipherSuite>>,
     /// `tls-min-protocol-version` as written (the gateway never goes below 1.2).
@@ -109,6 +161,7 @@ pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
         Secure::Valid(s) => Some(s),
         Secure::Absent | Secure::Invalid => None,
     };
+    t.client_cert = client_cert(cx, t.client_ca.clone());
     let plural = cx.get_list("ssl-ciphers", colon_list, cipher);
     let singular = cx.get_list("ssl-cipher", colon_list, cipher);
     t.ciphers = match (plural, singular) {
@@ -160,6 +213,51 @@ pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
             value::host_pattern,
         )
         .unwrap_or_default();
+}
+
+/// The `auth-tls-*` keys besides the Secret. A bad `auth-tls-verify-client` or
+/// `auth-tls-verify-depth` fails closed (they restrict who is served); a bad
+/// `auth-tls-error-page` only loses the redirect (the client gets 400 instead).
+fn client_cert(cx: &mut Cx<'_>, secret: Option<ObjectRef>) -> Option<ClientCertPolicy> {
+    let verify = cx.get_secure("auth-tls-verify-client", verify_client);
+    let depth = cx.get_secure("auth-tls-verify-depth", |v| {
+        value::uint(v, 1, 16).map(|d| d as u8)
+    });
+    let pass = cx.get("auth-tls-pass-certificate-to-upstream", value::boolean);
+    let error_page = cx.get("auth-tls-error-page", |v| {
+        let u = value::url(v)?;
+        if !u.is_literal() {
+            return Err(ValueError::Invalid(
+                "request variables are not supported here".to_owned(),
+            ));
+        }
+        Ok(u.raw)
+    });
+    let secret = secret?;
+    let mut policy = ClientCertPolicy {
+        secret,
+        verify: VerifyClient::On,
+        depth: DEFAULT_VERIFY_DEPTH,
+        pass_certificate: pass.unwrap_or(false),
+        error_page,
+    };
+    if let Secure::Valid(v) = verify {
+        policy.verify = v;
+    }
+    if let Secure::Valid(d) = depth {
+        policy.depth = d;
+    }
+    Some(policy)
+}
+
+fn verify_client(v: &str) -> Result<VerifyClient, ValueError> {
+    match v {
+        "on" => Ok(VerifyClient::On),
+        "off" => Ok(VerifyClient::Off),
+        "optional" => Ok(VerifyClient::Optional),
+        "optional_no_ca" => Ok(VerifyClient::OptionalNoCa),
+        _ => Err(ValueError::Expected("on, off, optional or optional_no_ca")),
+    }
 }
 
 fn colon_list(v: &str) -> Vec<&str> {
