@@ -49,6 +49,7 @@ mod path;
 mod policy;
 mod table;
 mod tls;
+pub mod x509;
 
 pub use canary::{Canaries, CanaryVersion, Destination, WEIGHT_SCALE};
 pub use compile::{CompileOptions, compile, compile_with, selected_ingresses};
@@ -65,6 +66,8 @@ pub use mse_annotations::ServiceRef;
 /// The gateway-wide configuration a table carries ([`RouteTable::global`]), and how it is
 /// read.
 pub use mse_annotations::global;
+/// The values of the client-facing TLS annotations a [`HostTls`] holds.
+pub use mse_annotations::{CipherSuite, TlsVersion, VerifyClient};
 pub use path::{Groups, PathMatch, RegexPath, normalize_path};
 pub use policy::{
     AllowedOrigin, CorsPolicy, FallbackPolicy, HeaderOps, Location, LocationRewrite, MirrorPolicy,
@@ -73,4 +76,4 @@ pub use policy::{
 pub use table::{
     Backend, Cluster, ClusterId, ClusterTarget, HostKind, Match, Route, RouteId, RouteTable,
 };
-pub use tls::{CertId, Certificate};
+pub use tls::{CertId, Certificate, ClientAuth, HostTls, SniEntry, TlsPolicyId};

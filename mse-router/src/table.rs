@@ -14,7 +14,7 @@ use crate::host::{HostMatch, normalize_host, wildcard_suffix};
 use crate::matching::{Conditions, RequestHead};
 use crate::path::PathMatch;
 use crate::policy::{RedirectVars, RoutePolicy};
-use crate::tls::{CertId, Certificate, TlsTable};
+use crate::tls::{CertId, Certificate, HostTls, SniEntry, TlsPolicyId, TlsTable};
 
 /// Index of a [`Route`] in [`RouteTable::routes`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -463,6 +463,34 @@ impl RouteTable {
     /// `None` means the data plane's own fallback certificate.
     pub fn certificate_for(&self, server_name: Option<&str>) -> Option<CertId> {
         self.tls.lookup(server_name)
+    }
+
+    /// The certificate and handshake policy for a TLS server name (or a request's host):
+    /// each looked up as [`RouteTable::certificate_for`] does.
+    pub fn tls_for(&self, server_name: Option<&str>) -> SniEntry {
+        SniEntry {
+            cert: self.tls.lookup(server_name),
+            policy: self.tls.policy(server_name),
+        }
+    }
+
+    /// Every distinct host TLS policy, indexed by [`TlsPolicyId`]; the first is the
+    /// default one, and the only one when no host sets TLS annotations.
+    pub fn tls_policies(&self) -> &[HostTls] {
+        &self.tls.policies
+    }
+
+    /// A host TLS policy.
+    pub fn tls_policy(&self, id: TlsPolicyId) -> &HostTls {
+        self.tls
+            .policies
+            .get(id.0 as usize)
+            .unwrap_or(&self.tls.policies[0])
+    }
+
+    /// Whether some host asks for client certificates.
+    pub fn has_client_auth(&self) -> bool {
+        self.tls.policies.iter().any(|p| p.client.is_some())
     }
 
     /// Finds the route for a request: the host picks one host pattern (exact, then the

@@ -1,10 +1,12 @@
-//! TLS certificates from `kubernetes.io/tls` Secrets, and their selection by server name.
+//! TLS certificates from `kubernetes.io/tls` Secrets, the TLS policy of each host (client
+//! certificates, versions, cipher suites), and their selection by server name.
 
 use std::sync::Arc;
 
+use mse_annotations::{CipherSuite, TlsVersion, VerifyClient};
 use mse_model::ObjectKey;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
 use crate::host::{HostMatch, normalize_host, wildcard_suffix};
 use crate::table::FastMap;
@@ -27,6 +29,74 @@ pub struct Certificate {
     pub chain: Vec<CertificateDer<'static>>,
     /// The private key (`tls.key`).
     pub key: Arc<PrivateKeyDer<'static>>,
+    /// The validity period of the leaf, in seconds since the Unix epoch (`None`: it could
+    /// not be read).
+    pub validity: Option<(i64, i64)>,
+}
+
+/// Index of a [`HostTls`] in [`crate::RouteTable::tls_policies`]. The first,
+/// [`TlsPolicyId::DEFAULT`], is the policy of hosts that set none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct TlsPolicyId(pub u32);
+
+impl TlsPolicyId {
+    /// The policy of hosts without TLS annotations.
+    pub const DEFAULT: TlsPolicyId = TlsPolicyId(0);
+}
+
+/// What a TLS handshake for one server name is served with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SniEntry {
+    /// The certificate; `None`: the data plane's fallback certificate.
+    pub cert: Option<CertId>,
+    /// The handshake policy.
+    pub policy: TlsPolicyId,
+}
+
+/// The handshake policy of a host: versions, cipher suites and client certificates. Hosts
+/// with equal policies share one, so the data plane builds one TLS configuration each.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostTls {
+    /// The lowest version offered (`tls-min-protocol-version`; TLS 1.2 at least).
+    pub min_version: TlsVersion,
+    /// The highest version offered (`tls-max-protocol-version`).
+    pub max_version: TlsVersion,
+    /// The cipher suites offered (`ssl-ciphers`); `None`: the TLS library's defaults. The
+    /// TLS 1.2 and TLS 1.3 suites are restricted separately: a list naming only TLS 1.2
+    /// suites leaves the TLS 1.3 ones at their defaults, as NGINX's `ssl_ciphers` does.
+    pub ciphers: Option<Vec<CipherSuite>>,
+    /// Client certificates (`auth-tls-*`); `None`: not asked for.
+    pub client: Option<Arc<ClientAuth>>,
+}
+
+impl Default for HostTls {
+    fn default() -> Self {
+        Self {
+            min_version: TlsVersion::V1_2,
+            max_version: TlsVersion::V1_3,
+            ciphers: None,
+            client: None,
+        }
+    }
+}
+
+/// How a host verifies client certificates (`auth-tls-*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientAuth {
+    /// The Secret of `auth-tls-secret`.
+    pub secret: ObjectKey,
+    /// The CA certificates (`ca.crt`).
+    pub roots: Vec<CertificateDer<'static>>,
+    /// The revocation lists (`ca.crl`), possibly none.
+    pub crls: Vec<CertificateRevocationListDer<'static>>,
+    /// `auth-tls-verify-client`.
+    pub verify: VerifyClient,
+    /// `auth-tls-verify-depth`: the most CA certificates above the client's own.
+    pub depth: u8,
+    /// `auth-tls-pass-certificate-to-upstream`.
+    pub pass_certificate: bool,
+    /// `auth-tls-error-page`.
+    pub error_page: Option<Box<str>>,
 }
 
 impl Clone for Certificate {
@@ -37,6 +107,7 @@ impl Clone for Certificate {
             hosts: self.hosts.clone(),
             chain: self.chain.clone(),
             key: Arc::clone(&self.key),
+            validity: self.validity,
         }
     }
 }
@@ -57,26 +128,74 @@ pub(crate) fn parse_key_pair(
     Ok((chain, key))
 }
 
-/// Server name -> certificate.
-#[derive(Clone, Debug, Default)]
+/// Server name -> certificate, and server name -> handshake policy.
+#[derive(Clone, Debug)]
 pub(crate) struct TlsTable {
     pub(crate) certs: Vec<Certificate>,
     pub(crate) exact: FastMap<Box<str>, CertId>,
     pub(crate) wildcard: FastMap<Box<str>, CertId>,
     pub(crate) default: Option<CertId>,
+    /// Every distinct policy; the first is the default one.
+    pub(crate) policies: Vec<HostTls>,
+    /// Hosts whose policy is not the one a lookup of their name would otherwise find
+    /// (empty when every host has the default policy).
+    pub(crate) policy_exact: FastMap<Box<str>, TlsPolicyId>,
+    pub(crate) policy_wildcard: FastMap<Box<str>, TlsPolicyId>,
+    pub(crate) policy_default: TlsPolicyId,
+}
+
+impl Default for TlsTable {
+    fn default() -> Self {
+        Self {
+            certs: Vec::new(),
+            exact: FastMap::default(),
+            wildcard: FastMap::default(),
+            default: None,
+            policies: vec![HostTls::default()],
+            policy_exact: FastMap::default(),
+            policy_wildcard: FastMap::default(),
+            policy_default: TlsPolicyId::DEFAULT,
+        }
+    }
 }
 
 impl TlsTable {
     pub(crate) fn lookup(&self, server_name: Option<&str>) -> Option<CertId> {
-        if let Some(name) = server_name {
-            let name = normalize_host(name);
-            if let Some(id) = self.exact.get(&*name) {
-                return Some(*id);
-            }
-            if let Some(id) = wildcard_suffix(&name).and_then(|s| self.wildcard.get(s)) {
-                return Some(*id);
-            }
-        }
-        self.default
+        lookup_in(server_name, &self.exact, &self.wildcard, self.default)
     }
+
+    pub(crate) fn policy(&self, server_name: Option<&str>) -> TlsPolicyId {
+        if self.policies.len() <= 1 {
+            return TlsPolicyId::DEFAULT;
+        }
+        lookup_in(
+            server_name,
+            &self.policy_exact,
+            &self.policy_wildcard,
+            Some(self.policy_default),
+        )
+        .unwrap_or(TlsPolicyId::DEFAULT)
+    }
+}
+
+/// Exact name, then its `*.` wildcard, then the default.
+fn lookup_in<T: Copy>(
+    server_name: Option<&str>,
+    exact: &FastMap<Box<str>, T>,
+    wildcard: &FastMap<Box<str>, T>,
+    default: Option<T>,
+) -> Option<T> {
+    if let Some(name) = server_name {
+        if exact.is_empty() && wildcard.is_empty() {
+            return default;
+        }
+        let name = normalize_host(name);
+        if let Some(id) = exact.get(&*name) {
+            return Some(*id);
+        }
+        if let Some(id) = wildcard_suffix(&name).and_then(|s| wildcard.get(s)) {
+            return Some(*id);
+        }
+    }
+    default
 }
