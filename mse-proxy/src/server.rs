@@ -18,7 +18,6 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tokio::task::LocalSet;
-use tokio_rustls::TlsAcceptor;
 
 use crate::body::RequestBody;
 use crate::config::ProxyConfig;
@@ -70,7 +69,8 @@ struct Servers {
     /// HTTP/2: after the preface on either port, or after ALPN `h2`; each connection's
     /// limits are set on a copy.
     h2: http2::Builder<LocalExec>,
-    tls: Option<TlsAcceptor>,
+    /// Whether the TLS listener is served.
+    tls: bool,
 }
 
 // === impl Gateway ===
@@ -83,10 +83,7 @@ impl Gateway {
     pub fn start(config: ProxyConfig, table: SharedTable) -> Result<GatewayHandle, ProxyError> {
         config.validate()?;
         table.set_defaults(&config);
-        let tls = match config.https_addr {
-            Some(_) => Some(TlsAcceptor::from(crate::tls::server_config(&table)?)),
-            None => None,
-        };
+        let tls = config.https_addr.is_some();
         let http = config
             .http_addr
             .map(|a| bind_group(a, config.workers))
@@ -125,7 +122,7 @@ impl Gateway {
                 .map_err(|source| ProxyError::Worker { index, source })?;
             let (exited_tx, exited_rx) = oneshot::channel();
             let shutdown = handle.shutdown.subscribe();
-            let (config, table, tls) = (Arc::clone(&config), table.clone(), tls.clone());
+            let (config, table) = (Arc::clone(&config), table.clone());
             std::thread::Builder::new()
                 .name(format!("mse-worker-{index}"))
                 .spawn(move || {
@@ -228,7 +225,7 @@ fn bind_one(addr: SocketAddr) -> Result<std::net::TcpListener, ProxyError> {
 async fn run_worker(
     config: Arc<ProxyConfig>,
     table: SharedTable,
-    tls: Option<TlsAcceptor>,
+    tls: bool,
     listeners: Listeners,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -300,7 +297,7 @@ async fn run_worker(
     }
 }
 
-fn servers(tls: Option<TlsAcceptor>) -> Servers {
+fn servers(tls: bool) -> Servers {
     let mut h2 = http2::Builder::new(LocalExec);
     h2.timer(TokioTimer::new());
     Servers { h2, tls }
@@ -386,9 +383,9 @@ fn serve_tls(
     peer: SocketAddr,
     port: u16,
 ) {
-    let Some(acceptor) = servers.tls.clone() else {
+    if !servers.tls {
         return;
-    };
+    }
     worker.metrics.connection_accepted();
     let accepted = Accepted::now(worker);
     let worker = Rc::clone(worker);
@@ -397,7 +394,8 @@ fn serve_tls(
     // Boxed for the same reason as the plain connection's future.
     tokio::task::spawn_local(Box::pin(async move {
         let handshake = accepted.h1.header_read;
-        let stream = match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+        let accept = crate::tls::accept(&worker.table, stream);
+        let (stream, conn_tls) = match tokio::time::timeout(handshake, accept).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 worker.metrics.tls_handshake_error();
@@ -410,7 +408,8 @@ fn serve_tls(
                 return;
             }
         };
-        let cx = Rc::new(ConnCtx::new(worker, peer, true, port, accepted.access_log));
+        let cx =
+            Rc::new(ConnCtx::new(worker, peer, true, port, accepted.access_log).with_tls(conn_tls));
         if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
             serve_h2(
                 cx,

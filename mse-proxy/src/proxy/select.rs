@@ -5,7 +5,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response};
+use http::header::{CONTENT_TYPE, LOCATION};
+use http::{HeaderValue, Request, Response, StatusCode};
 use mse_router::{Backend, BodySize, RequestHead, Route, RoutePolicy, WEIGHT_SCALE};
 
 use super::ConnCtx;
@@ -17,6 +18,7 @@ use crate::phases::RequestInfo;
 use crate::policy::fallback::{self, ErrorPages};
 use crate::policy::{cors, redirect};
 use crate::table::{Pick, ProxyTable};
+use crate::tls::{self, ClientHeaders, HostCheck};
 use crate::upstream::Upstream;
 
 /// What the phases up to upstream selection decided.
@@ -44,6 +46,8 @@ pub(super) struct Chosen {
     pub(super) hsts: Option<Arc<HeaderValue>>,
     /// What a trusted proxy in front said (`use-forwarded-headers`).
     pub(super) trusted: Option<Box<Trusted>>,
+    /// The `ssl-client-*` headers, for a host that verifies client certificates.
+    pub(super) client_cert: Option<Box<ClientHeaders>>,
 }
 
 /// Looks the request up, runs the registered steps' access phase, then the decision phase
@@ -91,6 +95,22 @@ pub(super) fn choose(
             return Err(ProxyError::Forbidden { ip });
         }
     }
+    // Access: the host's TLS policy. Over TLS, a client without the certificate the host
+    // requires is refused before anything else, as NGINX does; over plain HTTP, after the
+    // redirects (to HTTPS, most likely).
+    let mut refused = None;
+    let mut client_cert = None;
+    match tls::check_request(cx.tls_conn.as_deref(), &table, host) {
+        HostCheck::Pass(headers) => client_cert = headers.map(Box::new),
+        HostCheck::Misdirected => return Err(ProxyError::Misdirected),
+        HostCheck::Refuse { text, error_page } => {
+            let answer = refusal(text, error_page);
+            if cx.tls {
+                return Ok(Choice::Answer(Box::new(answer)));
+            }
+            refused = Some(answer);
+        }
+    }
     if let Some(info) = info {
         if let Some(m) = &found {
             info.set_ingress(&m.route.ingress);
@@ -100,14 +120,21 @@ pub(super) fn choose(
         }
     }
     let Some(m) = found else {
+        if let Some(answer) = refused {
+            return Ok(Choice::Answer(Box::new(answer)));
+        }
         // No route: the gateway-wide default backend, else 404.
         let mut chosen = Chosen::plain(fallback::unmatched(&table)?);
         chosen.body_limit = settings.max_body;
         chosen.trusted = trusted;
+        chosen.client_cert = client_cert;
         return Ok(Choice::Forward(chosen));
     };
     // Decision.
     if let Some(answer) = decide(tls, m.route, req, host, path) {
+        return Ok(Choice::Answer(Box::new(answer)));
+    }
+    if let Some(answer) = refused {
         return Ok(Choice::Answer(Box::new(answer)));
     }
     // Canaries: the roll only matters for weighted ones.
@@ -147,7 +174,26 @@ pub(super) fn choose(
         body_limit,
         hsts,
         trusted,
+        client_cert,
     }))
+}
+
+/// The answer to a request without the client certificate its host requires: NGINX's 400
+/// (its 495 and 496, which it sends as 400), or a redirect to `auth-tls-error-page`.
+fn refusal(text: &str, error_page: Option<&str>) -> Response<Bytes> {
+    if let Some(location) = error_page.and_then(|p| HeaderValue::from_str(p).ok()) {
+        let mut r = Response::new(Bytes::new());
+        *r.status_mut() = StatusCode::FOUND;
+        r.headers_mut().insert(LOCATION, location);
+        return r;
+    }
+    let mut r = Response::new(Bytes::from(format!("400 Bad Request\n{text}\n")));
+    *r.status_mut() = StatusCode::BAD_REQUEST;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
 }
 
 /// The decision phase's own answers: a CORS preflight, then the route's redirects. `tls`:
@@ -213,6 +259,7 @@ impl Chosen {
             body_limit: None,
             hsts: None,
             trusted: None,
+            client_cert: None,
         }
     }
 
