@@ -478,3 +478,52 @@ async fn each_served_secret_reports_when_its_certificate_expires() {
     assert_eq!(table.metrics().ssl_expire_time("default", "exp-tls"), None);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_global_ssl_protocols_apply_to_hosts_without_versions_of_their_own() {
+    let backend = echo("g").await;
+    let server_ca = TestCa::new();
+    let mut yaml = gateway_config_map(&[
+        ("ssl-protocols", "TLSv1.3"),
+        ("ssl-ciphers", "TLS_AES_256_GCM_SHA384"),
+    ]);
+    yaml.push_str("---\n");
+    yaml.push_str(&tls_host(&server_ca, "any", backend.addr(), &[]));
+    yaml.push_str(&tls_host(
+        &server_ca,
+        "old",
+        backend.addr(),
+        &[("tls-max-protocol-version", "TLSv1.2")],
+    ));
+    let table = compile_yaml_with(&yaml, &configmap_options());
+    let bad: Vec<_> = table
+        .diagnostics()
+        .iter()
+        .filter(|d| d.severity != mse_model::Severity::Info)
+        .collect();
+    assert!(bad.is_empty(), "{bad:?}");
+    let (gw, _) = gateway_serving(table, |_| {});
+    let only12 = client_cert_client(None, &[&TLS12]);
+    let only13 = client_cert_client(None, &[&TLS13]);
+    let tcp = tokio::net::TcpStream::connect(https_addr(&gw))
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("any.example.com").unwrap();
+    assert!(
+        bounded("handshake", only12.connect(name, tcp))
+            .await
+            .is_err()
+    );
+    let s = tls(&only13, https_addr(&gw), "any.example.com").await;
+    assert_eq!(
+        s.get_ref().1.negotiated_cipher_suite().map(|c| c.suite()),
+        Some(rustls::CipherSuite::TLS13_AES_256_GCM_SHA384)
+    );
+    // The host's own maximum wins over the global minimum.
+    let s = tls(&only12, https_addr(&gw), "old.example.com").await;
+    assert_eq!(
+        s.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+    gw.shutdown().await;
+}

@@ -490,7 +490,13 @@ impl RouteTable {
 
     /// Whether some host asks for client certificates.
     pub fn has_client_auth(&self) -> bool {
-        self.tls.policies.iter().any(|p| p.client.is_some())
+        self.tls.client_auth
+    }
+
+    /// The handshake policy for a server name (or a request's host), as
+    /// [`RouteTable::tls_for`] finds it.
+    pub fn tls_policy_for(&self, server_name: Option<&str>) -> TlsPolicyId {
+        self.tls.policy(server_name)
     }
 
     /// Finds the route for a request: the host picks one host pattern (exact, then the

@@ -142,6 +142,8 @@ pub(crate) struct TlsTable {
     pub(crate) policy_exact: FastMap<Box<str>, TlsPolicyId>,
     pub(crate) policy_wildcard: FastMap<Box<str>, TlsPolicyId>,
     pub(crate) policy_default: TlsPolicyId,
+    /// Whether some policy asks for client certificates.
+    pub(crate) client_auth: bool,
 }
 
 impl Default for TlsTable {
@@ -155,6 +157,7 @@ impl Default for TlsTable {
             policy_exact: FastMap::default(),
             policy_wildcard: FastMap::default(),
             policy_default: TlsPolicyId::DEFAULT,
+            client_auth: false,
         }
     }
 }

@@ -40,6 +40,7 @@ pub use rewrite::{Rewrite, RewritePart, RewriteTarget};
 pub use timeout::Timeouts;
 pub use tls::{
     CipherSuite, ClientCertPolicy, DEFAULT_VERIFY_DEPTH, TlsPolicy, TlsVersion, VerifyClient,
+    cipher_names,
 };
 
 use crate::cx::{Cx, Secure};

@@ -260,6 +260,35 @@ fn verify_client(v: &str) -> Result<VerifyClient, ValueError> {
     }
 }
 
+/// The suites of a colon-separated list of names (the global `ssl-ciphers`). Every name
+/// must be one the gateway offers: the error names the others.
+pub fn cipher_names(v: &str) -> Result<Vec<CipherSuite>, ValueError> {
+    let mut out = Vec::new();
+    let mut unknown = Vec::new();
+    for name in colon_list(v) {
+        match cipher(name) {
+            Ok(c) => out.push(c),
+            Err(_) => unknown.push(name),
+        }
+    }
+    if !unknown.is_empty() {
+        let verb = if unknown.len() == 1 { "is" } else { "are" };
+        return Err(ValueError::Invalid(format!(
+            "{} {verb} not offered by the gateway's TLS library, which has {}",
+            unknown.join(", "),
+            CipherSuite::ALL
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    if out.is_empty() {
+        return Err(ValueError::Empty);
+    }
+    Ok(out)
+}
+
 fn colon_list(v: &str) -> Vec<&str> {
     v.split(':')
         .map(str::trim)

@@ -86,8 +86,7 @@ pub(crate) async fn accept(
         let current = table.current();
         let id = current
             .routes()
-            .tls_for(start.client_hello().server_name())
-            .policy;
+            .tls_policy_for(start.client_hello().server_name());
         let (config, kit) = policy_of(&current, id)?;
         (start.into_stream(config).await?, (current, kit))
     };
@@ -143,7 +142,7 @@ pub(crate) fn check_request<'a>(
         if !table.routes().has_client_auth() {
             return HostCheck::Pass(None);
         }
-        let id = table.routes().tls_for(Some(name)).policy;
+        let id = table.routes().tls_policy_for(Some(name));
         return match table.tls_kit(id) {
             Some(kit) => match &kit.client {
                 Some(c) => checked(c.check_request(None)),
@@ -158,7 +157,7 @@ pub(crate) fn check_request<'a>(
         .as_deref()
         .is_some_and(|s| s.eq_ignore_ascii_case(name));
     if !same_name || conn.generation != table.generation() {
-        let id = table.routes().tls_for(Some(name)).policy;
+        let id = table.routes().tls_policy_for(Some(name));
         let same_policy = table
             .tls_kit(id)
             .is_some_and(|kit| Arc::ptr_eq(kit, &conn.kit) || kit.policy == conn.kit.policy);

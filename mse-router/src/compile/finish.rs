@@ -48,7 +48,12 @@ impl<'s> Compiler<'s> {
             table.vhosts.push((order.host(), vh));
         }
         let mut tls = tls_table(self.tls.certs, &self.tls.hosts);
-        policy_table(&mut tls, self.tls.host_parts, &vhost_orders);
+        policy_table(
+            &mut tls,
+            self.tls.host_parts,
+            &vhost_orders,
+            &table.global.tls,
+        );
         for route in &mut table.routes {
             let has_tls = match &route.host {
                 HostMatch::Exact(h) => {

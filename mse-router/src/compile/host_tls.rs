@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use mse_annotations::global::TlsSettings;
 use mse_annotations::{CipherSuite, IngressPolicy, TlsVersion};
 use mse_model::{Diagnostic, Kind, ObjectKey};
 use rustls_pki_types::pem::PemObject;
@@ -16,8 +17,12 @@ use super::{Compiler, HostOrder, Selected};
 use crate::host::HostMatch;
 use crate::tls::{ClientAuth, HostTls, TlsPolicyId, TlsTable};
 
-/// Versions and cipher suites.
-type Protocol = (TlsVersion, TlsVersion, Option<Vec<CipherSuite>>);
+/// Versions and cipher suites as an Ingress sets them (`None`: the global setting).
+type Protocol = (
+    Option<TlsVersion>,
+    Option<TlsVersion>,
+    Option<Vec<CipherSuite>>,
+);
 
 /// What the oldest Ingresses set for one host, and which Ingress set it.
 #[derive(Default)]
@@ -101,10 +106,8 @@ impl<'s> Compiler<'s> {
         let protocol = (t.min_version.is_some() || t.max_version.is_some() || t.ciphers.is_some())
             .then(|| {
                 (
-                    t.min_version
-                        .unwrap_or(TlsVersion::V1_2)
-                        .max(TlsVersion::V1_2),
-                    t.max_version.unwrap_or(TlsVersion::V1_3),
+                    t.min_version.map(|v| v.max(TlsVersion::V1_2)),
+                    t.max_version,
                     t.ciphers.clone(),
                 )
             });
@@ -209,14 +212,27 @@ pub(super) fn policy_table(
     tls: &mut TlsTable,
     parts: BTreeMap<HostOrder, HostParts>,
     vhosts: &[HostOrder],
+    global: &TlsSettings,
 ) {
+    let base = global_policy(global);
+    tls.policies = vec![base.clone()];
     let mut own: BTreeMap<HostOrder, TlsPolicyId> = BTreeMap::new();
     for (order, p) in parts {
-        let mut h = HostTls::default();
+        let mut h = base.clone();
         if let Some(((min, max, ciphers), _)) = p.protocol {
-            h.min_version = min;
-            h.max_version = max;
-            h.ciphers = ciphers;
+            h.min_version = min.unwrap_or(h.min_version);
+            h.max_version = max.unwrap_or(h.max_version);
+            // What the Ingress sets wins over the global versions it does not set.
+            if h.min_version > h.max_version {
+                if max.is_some() {
+                    h.min_version = h.max_version;
+                } else {
+                    h.max_version = h.min_version;
+                }
+            }
+            if ciphers.is_some() {
+                h.ciphers = ciphers;
+            }
         }
         h.client = p.client.map(|(c, _)| c);
         let id = match tls.policies.iter().position(|x| *x == h) {
@@ -231,6 +247,7 @@ pub(super) fn policy_table(
     for (order, id) in &own {
         insert_policy(tls, order, *id);
     }
+    tls.client_auth = tls.policies.iter().any(|p| p.client.is_some());
     if tls.policies.len() <= 1 {
         return;
     }
@@ -250,6 +267,29 @@ pub(super) fn policy_table(
             insert_policy(tls, order, TlsPolicyId::DEFAULT);
         }
     }
+}
+
+/// The policy of hosts that set none: the global `ssl-protocols` and `ssl-ciphers`.
+fn global_policy(global: &TlsSettings) -> HostTls {
+    let mut h = HostTls::default();
+    let versions: Vec<TlsVersion> = global
+        .protocols
+        .iter()
+        .filter_map(|p| match p.as_str() {
+            "TLSv1.2" => Some(TlsVersion::V1_2),
+            "TLSv1.3" => Some(TlsVersion::V1_3),
+            _ => None,
+        })
+        .collect();
+    if let (Some(min), Some(max)) = (versions.iter().min(), versions.iter().max()) {
+        h.min_version = *min;
+        h.max_version = *max;
+    }
+    h.ciphers = global
+        .ciphers
+        .as_deref()
+        .and_then(|c| mse_annotations::cipher_names(c).ok());
+    h
 }
 
 fn insert_policy(tls: &mut TlsTable, order: &HostOrder, id: TlsPolicyId) {
