@@ -527,3 +527,42 @@ async fn the_global_ssl_protocols_apply_to_hosts_without_versions_of_their_own()
     );
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_open_connection_does_not_outlive_a_host_policy_change() {
+    let backend = echo("live").await;
+    let (server_ca, client_ca) = (TestCa::new(), TestCa::new());
+    let open = tls_host(&server_ca, "live", backend.addr(), &[]);
+    let (gw, table) = gateway(&open);
+    let stream = tls(&without_cert(), https_addr(&gw), "live.example.com").await;
+    let (mut tx, conn) = http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let host = "live.example.com";
+    assert_eq!(
+        send1(&mut tx, get_req(host, "/")).await.status,
+        StatusCode::OK
+    );
+    // A new table with the same policy: the connection goes on.
+    table.publish(compile_yaml(&open));
+    assert_eq!(
+        send1(&mut tx, get_req(host, "/")).await.status,
+        StatusCode::OK
+    );
+    // The host now asks for client certificates: the connection made without one is
+    // sent to make a new one.
+    let mut guarded = ca_secret("client-ca", &client_ca.cert_pem, None);
+    guarded.push_str(&tls_host(
+        &server_ca,
+        "live",
+        backend.addr(),
+        &[("auth-tls-secret", "client-ca")],
+    ));
+    table.publish(compile_yaml(&guarded));
+    assert_eq!(
+        send1(&mut tx, get_req(host, "/")).await.status,
+        StatusCode::MISDIRECTED_REQUEST
+    );
+    let r = over_tls(&without_cert(), &gw, host, host).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    gw.shutdown().await;
+}
