@@ -356,6 +356,7 @@ fn client_certificate_keys() {
             "auth-tls-error-page",
             "https://errors.example.com/cert.html",
         ),
+        ("auth-tls-match-cn", "CN=(alice|bob)"),
     ]);
     assert!(clean(&p), "{:#?}", p.diagnostics);
     let c = p.value.tls.client_cert.unwrap();
@@ -367,6 +368,7 @@ fn client_certificate_keys() {
         c.error_page.as_deref(),
         Some("https://errors.example.com/cert.html")
     );
+    assert_eq!(c.match_cn.as_deref(), Some("CN=(alice|bob)"));
 }
 
 #[test]
@@ -374,6 +376,8 @@ fn bad_client_certificate_verification_fails_closed() {
     for (key, value) in [
         ("auth-tls-verify-client", "maybe"),
         ("auth-tls-verify-depth", "0"),
+        ("auth-tls-match-cn", "alice"),
+        ("auth-tls-match-cn", "CN=(unclosed"),
     ] {
         let p = run(&[("auth-tls-secret", "client-ca"), (key, value)]);
         assert!(p.value.fails_closed(), "{key}: {value}");

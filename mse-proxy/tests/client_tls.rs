@@ -566,3 +566,31 @@ async fn an_open_connection_does_not_outlive_a_host_policy_change() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn match_cn_refuses_other_subjects_with_403() {
+    let backend = echo("cn").await;
+    let (server_ca, client_ca) = (TestCa::new(), TestCa::new());
+    let mut yaml = ca_secret("client-ca", &client_ca.cert_pem, None);
+    yaml.push_str(&tls_host(
+        &server_ca,
+        "cn",
+        backend.addr(),
+        &[
+            ("auth-tls-secret", "client-ca"),
+            ("auth-tls-verify-client", "optional"),
+            ("auth-tls-match-cn", "CN=(alice|bob),"),
+        ],
+    ));
+    let (gw, _) = gateway(&yaml);
+    let host = "cn.example.com";
+    let r = over_tls(&with_cert(&client_ca.client("bob")), &gw, host, host).await;
+    assert_eq!(r.status, StatusCode::OK);
+    for client in [with_cert(&client_ca.client("eve")), without_cert()] {
+        let r = over_tls(&client, &gw, host, host).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        assert_eq!(body(&r), "client certificate unauthorized");
+    }
+    assert_eq!(backend.requests(), 1);
+    gw.shutdown().await;
+}

@@ -76,4 +76,4 @@ pub use policy::{
 pub use table::{
     Backend, Cluster, ClusterId, ClusterTarget, HostKind, Match, Route, RouteId, RouteTable,
 };
-pub use tls::{CertId, Certificate, ClientAuth, HostTls, SniEntry, TlsPolicyId};
+pub use tls::{CertId, Certificate, ClientAuth, HostTls, SniEntry, SubjectPattern, TlsPolicyId};

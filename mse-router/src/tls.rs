@@ -97,7 +97,34 @@ pub struct ClientAuth {
     pub pass_certificate: bool,
     /// `auth-tls-error-page`.
     pub error_page: Option<Box<str>>,
+    /// `auth-tls-match-cn`.
+    pub match_cn: Option<SubjectPattern>,
 }
+
+/// `auth-tls-match-cn`: the regular expression a client certificate's subject must match
+/// (unanchored, as NGINX's `!~`).
+#[derive(Clone, Debug)]
+pub struct SubjectPattern(regex::Regex);
+
+impl SubjectPattern {
+    /// Compiles the pattern.
+    pub fn new(pattern: &str) -> Result<Self, regex::Error> {
+        regex::Regex::new(pattern).map(Self)
+    }
+
+    /// Whether a subject (RFC 2253, as [`crate::x509::CertInfo::subject`]) matches.
+    pub fn matches(&self, subject: &str) -> bool {
+        self.0.is_match(subject)
+    }
+}
+
+impl PartialEq for SubjectPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for SubjectPattern {}
 
 impl Clone for Certificate {
     fn clone(&self) -> Self {

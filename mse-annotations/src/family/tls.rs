@@ -136,6 +136,9 @@ pub struct ClientCertPolicy {
     /// `auth-tls-error-page`: where a client without a valid certificate is redirected
     /// instead of getting 400.
     pub error_page: Option<String>,
+    /// `auth-tls-match-cn`: a regular expression (starting `CN=`) the certificate's
+    /// subject must match, else 403.
+    pub match_cn: Option<String>,
 }
 
 /// Client-facing TLS settings of the Ingress's hosts.
@@ -217,7 +220,8 @@ pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
 
 /// The `auth-tls-*` keys besides the Secret. A bad `auth-tls-verify-client` or
 /// `auth-tls-verify-depth` fails closed (they restrict who is served); a bad
-/// `auth-tls-error-page` only loses the redirect (the client gets 400 instead).
+/// `auth-tls-error-page` only loses the redirect (the client gets 400 instead). A bad
+/// `auth-tls-match-cn` fails closed too.
 fn client_cert(cx: &mut Cx<'_>, secret: Option<ObjectRef>) -> Option<ClientCertPolicy> {
     let verify = cx.get_secure("auth-tls-verify-client", verify_client);
     let depth = cx.get_secure("auth-tls-verify-depth", |v| {
@@ -233,6 +237,14 @@ fn client_cert(cx: &mut Cx<'_>, secret: Option<ObjectRef>) -> Option<ClientCertP
         }
         Ok(u.raw)
     });
+    let match_cn = cx.get_secure("auth-tls-match-cn", |v| {
+        if !v.starts_with("CN=") {
+            return Err(ValueError::Expected(
+                "a regular expression starting with CN=",
+            ));
+        }
+        value::regex(v).map(|_| v.to_owned())
+    });
     let secret = secret?;
     let mut policy = ClientCertPolicy {
         secret,
@@ -240,7 +252,11 @@ fn client_cert(cx: &mut Cx<'_>, secret: Option<ObjectRef>) -> Option<ClientCertP
         depth: DEFAULT_VERIFY_DEPTH,
         pass_certificate: pass.unwrap_or(false),
         error_page,
+        match_cn: None,
     };
+    if let Secure::Valid(m) = match_cn {
+        policy.match_cn = Some(m);
+    }
     if let Secure::Valid(v) = verify {
         policy.verify = v;
     }

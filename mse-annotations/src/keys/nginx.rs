@@ -29,7 +29,6 @@ pub(super) const NGINX: &[KeySpec] = &[
     nginx_only("influxdb-host", TRACING),
     nginx_only("influxdb-server-name", TRACING),
     // --- NGINX keys not available: accepted, no effect (warning) ---
-    KeySpec { security: true, ..unsupported("auth-tls-match-cn", G::Tls, Nginx, "matching the client certificate's CN is not available; so that the restriction is never silently dropped, the Ingress's routes answer 503") },
     unsupported("auth-cache-key", G::Auth, Nginx, "auth-url answers are not cached; the key has no effect"),
     unsupported("auth-cache-duration", G::Auth, Nginx, "auth-url answers are not cached; the key has no effect"),
     unsupported("auth-proxy-set-headers", G::Auth, Nginx, "extra headers for the auth-url request are not available"),

@@ -90,6 +90,10 @@ pub(super) const UPSTREAM: &[KeySpec] = &[
     key("auth-tls-pass-certificate-to-upstream", G::Tls, Host, Nginx, BOOL, "false",
         "Send the client certificate upstream, URL-escaped PEM, in ssl-client-cert (ssl-client-verify, ssl-client-subject-dn and ssl-client-issuer-dn are always sent with auth-tls-secret)")
         .ex("true", "yes"),
+    key("auth-tls-match-cn", G::Tls, Host, Nginx, "regular expression starting with CN=", "",
+        "The client certificate's subject (RFC 2253, as ssl-client-subject-dn) must match it, else 403; a request without a certificate gets 403 too")
+        .security()
+        .ex("CN=(alice|bob)", "alice"),
     key("auth-tls-error-page", G::Tls, Host, Nginx, "absolute http(s) URL", "",
         "Where a client without a valid certificate is redirected (302) instead of getting 400")
         .ex("https://example.com/cert-error.html", "/relative"),

@@ -103,6 +103,13 @@ pub(super) fn choose(
     match tls::check_request(cx.tls_conn.as_deref(), &table, host) {
         HostCheck::Pass(headers) => client_cert = headers.map(Box::new),
         HostCheck::Misdirected => return Err(ProxyError::Misdirected),
+        HostCheck::Forbidden => {
+            let answer = forbidden();
+            if cx.tls {
+                return Ok(Choice::Answer(Box::new(answer)));
+            }
+            refused = Some(answer);
+        }
         HostCheck::Refuse { text, error_page } => {
             let answer = refusal(text, error_page);
             if cx.tls {
@@ -176,6 +183,17 @@ pub(super) fn choose(
         trusted,
         client_cert,
     }))
+}
+
+/// NGINX's answer to a client certificate whose subject `auth-tls-match-cn` refuses.
+fn forbidden() -> Response<Bytes> {
+    let mut r = Response::new(Bytes::from_static(b"client certificate unauthorized"));
+    *r.status_mut() = StatusCode::FORBIDDEN;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
 }
 
 /// The answer to a request without the client certificate its host requires: NGINX's 400

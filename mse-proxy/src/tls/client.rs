@@ -46,6 +46,8 @@ struct DeferredVerifier {
 #[derive(Debug)]
 pub(crate) struct ClientCert {
     pub(crate) verify: Verify,
+    /// Whether the subject matches `auth-tls-match-cn` (true without one).
+    subject_allowed: bool,
     /// `ssl-client-subject-dn`, `ssl-client-issuer-dn`, `ssl-client-cert` values.
     subject: Option<HeaderValue>,
     issuer: Option<HeaderValue>,
@@ -72,6 +74,8 @@ pub(crate) enum Checked<'a> {
         text: &'static str,
         error_page: Option<&'a str>,
     },
+    /// The certificate's subject does not match `auth-tls-match-cn`: 403.
+    Forbidden,
 }
 
 /// The `ssl-client-*` headers of one request.
@@ -120,6 +124,7 @@ impl ClientKit {
         let Some((leaf, intermediates)) = chain.and_then(<[_]>::split_first) else {
             return ClientCert {
                 verify: Verify::None,
+                subject_allowed: self.subject_allowed(""),
                 subject: None,
                 issuer: None,
                 escaped: None,
@@ -133,6 +138,7 @@ impl ClientKit {
         let value = |s: &str| HeaderValue::from_str(s).ok();
         ClientCert {
             verify,
+            subject_allowed: self.subject_allowed(info.as_ref().map_or("", |i| &i.subject)),
             subject: info.as_ref().and_then(|i| value(&i.subject)),
             issuer: info.as_ref().and_then(|i| value(&i.issuer)),
             escaped: self
@@ -141,6 +147,13 @@ impl ClientKit {
                 .then(|| value(&escaped_pem(leaf)))
                 .flatten(),
         }
+    }
+
+    fn subject_allowed(&self, subject: &str) -> bool {
+        self.auth
+            .match_cn
+            .as_ref()
+            .is_none_or(|m| m.matches(subject))
     }
 
     fn check(
@@ -193,6 +206,14 @@ impl ClientKit {
                 text,
                 error_page: self.auth.error_page.as_deref(),
             };
+        }
+        // `auth-tls-match-cn`: checked after verification, as NGINX's location does.
+        let subject_allowed = match cert {
+            Some(c) => c.subject_allowed,
+            None => self.subject_allowed(""),
+        };
+        if !subject_allowed {
+            return Checked::Forbidden;
         }
         let verify_value = match verify {
             Verify::Success => HeaderValue::from_static("SUCCESS"),

@@ -128,6 +128,8 @@ pub(crate) enum HostCheck<'a> {
         text: &'static str,
         error_page: Option<&'a str>,
     },
+    /// The certificate's subject does not match `auth-tls-match-cn`: 403.
+    Forbidden,
 }
 
 /// The TLS checks of a request to `host` on a connection made with `conn` (`None`:
@@ -188,6 +190,7 @@ fn checked(c: Checked<'_>) -> HostCheck<'_> {
     match c {
         Checked::Pass(h) => HostCheck::Pass(Some(h)),
         Checked::Refuse { text, error_page } => HostCheck::Refuse { text, error_page },
+        Checked::Forbidden => HostCheck::Forbidden,
     }
 }
 

@@ -15,7 +15,7 @@ use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 use super::checks::annotation_key;
 use super::{Compiler, HostOrder, Selected};
 use crate::host::HostMatch;
-use crate::tls::{ClientAuth, HostTls, TlsPolicyId, TlsTable};
+use crate::tls::{ClientAuth, HostTls, SubjectPattern, TlsPolicyId, TlsTable};
 
 /// Versions and cipher suites as an Ingress sets them (`None`: the global setting).
 type Protocol = (
@@ -81,7 +81,22 @@ impl<'s> Compiler<'s> {
             );
             return Err(k);
         };
+        let match_cn = match c.match_cn.as_deref().map(SubjectPattern::new).transpose() {
+            Ok(m) => m,
+            Err(e) => {
+                // The annotation parser checked it; a pattern it let through that the
+                // regex crate refuses still fails closed.
+                let k = annotation_key(sel, "auth-tls-match-cn");
+                self.diag(
+                    Diagnostic::error("invalid-value", format!("{e}; security annotations fail closed: the routes of this Ingress answer 503 until it is fixed")),
+                    sel,
+                    Some(&k),
+                );
+                return Err(k);
+            }
+        };
         Ok(Some(Arc::new(ClientAuth {
+            match_cn,
             secret: key,
             roots,
             crls,

@@ -47,6 +47,7 @@ pub(crate) const HOST_TLS: Registration = Registration {
         "auth-tls-verify-depth",
         "auth-tls-pass-certificate-to-upstream",
         "auth-tls-error-page",
+        "auth-tls-match-cn",
         "ssl-ciphers",
         "ssl-cipher",
         "tls-min-protocol-version",

@@ -35,6 +35,7 @@ fn the_registered_groups_and_keys_are_the_applied_ones() {
         "auth-tls-verify-depth",
         "auth-tls-pass-certificate-to-upstream",
         "auth-tls-error-page",
+        "auth-tls-match-cn",
         "ssl-ciphers",
         "ssl-cipher",
         "tls-min-protocol-version",
@@ -68,9 +69,9 @@ fn a_key_in_no_group_is_applied_only_when_registered() {
         panic!("server-alias is not in the registry");
     };
     assert_eq!(applies(alias), Some("server-alias"));
-    // `auth-tls-match-cn` shares the group and is not applied.
-    let Some(other) = KEYS.iter().find(|k| k.name == "auth-tls-match-cn") else {
-        panic!("auth-tls-match-cn is not in the registry");
+    // `ssl-passthrough` shares the group and is not applied.
+    let Some(other) = KEYS.iter().find(|k| k.name == "ssl-passthrough") else {
+        panic!("ssl-passthrough is not in the registry");
     };
     assert_eq!(other.group, alias.group);
     assert_eq!(applies(other), None, "{}", other.name);
