@@ -392,6 +392,15 @@ fn bad_client_certificate_verification_fails_closed() {
     ]);
     assert!(!p.value.fails_closed());
     assert_eq!(p.value.tls.client_cert.unwrap().error_page, None);
+    // Without auth-tls-secret the other keys do nothing, and say so.
+    let p = run(&[("auth-tls-match-cn", "CN=alice")]);
+    let d: Vec<&str> = p.diagnostics.iter().map(|d| d.code).collect();
+    assert_eq!(d, ["ignored-annotation"]);
+    assert!(
+        p.diagnostics[0]
+            .message
+            .contains("auth-tls-secret is not set")
+    );
 }
 
 #[test]

@@ -160,11 +160,18 @@ pub struct TlsPolicy {
 
 pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
     let t = &mut p.tls;
-    t.client_ca = match secret(cx, "auth-tls-secret", true) {
+    let ca = secret(cx, "auth-tls-secret", true);
+    let absent = matches!(ca, Secure::Absent);
+    t.client_ca = match ca {
         Secure::Valid(s) => Some(s),
         Secure::Absent | Secure::Invalid => None,
     };
     t.client_cert = client_cert(cx, t.client_ca.clone());
+    if absent {
+        for key in CLIENT_CERT_KEYS {
+            cx.ignored(key, "auth-tls-secret is not set");
+        }
+    }
     let plural = cx.get_list("ssl-ciphers", colon_list, cipher);
     let singular = cx.get_list("ssl-cipher", colon_list, cipher);
     t.ciphers = match (plural, singular) {
@@ -217,6 +224,15 @@ pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
         )
         .unwrap_or_default();
 }
+
+/// The `auth-tls-*` keys that take effect only with `auth-tls-secret`.
+const CLIENT_CERT_KEYS: [&str; 5] = [
+    "auth-tls-verify-client",
+    "auth-tls-verify-depth",
+    "auth-tls-pass-certificate-to-upstream",
+    "auth-tls-error-page",
+    "auth-tls-match-cn",
+];
 
 /// The `auth-tls-*` keys besides the Secret. A bad `auth-tls-verify-client` or
 /// `auth-tls-verify-depth` fails closed (they restrict who is served); a bad
