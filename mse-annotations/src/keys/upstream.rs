@@ -97,16 +97,16 @@ pub(super) const UPSTREAM: &[KeySpec] = &[
     key("auth-tls-error-page", G::Tls, Host, Nginx, "absolute http(s) URL", "",
         "Where a client without a valid certificate is redirected (302) instead of getting 400")
         .ex("https://example.com/cert-error.html", "/relative"),
-    key("ssl-ciphers", G::Tls, Host, Nginx, "colon-separated OpenSSL cipher names", "the TLS library's defaults",
+    key("ssl-ciphers", G::Tls, Host, Nginx, "colon-separated OpenSSL cipher names", "the global ssl-ciphers, else the TLS library's defaults",
         "Cipher suites offered for the host; only the ECDHE AES-GCM and CHACHA20-POLY1305 suites (and TLS 1.3 suite names) exist in the gateway's TLS library, other names are dropped")
         .ex("ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384", "RC4-MD5"),
-    key("ssl-cipher", G::Tls, Host, Higress, "as ssl-ciphers", "the TLS library's defaults",
+    key("ssl-cipher", G::Tls, Host, Higress, "as ssl-ciphers", "as ssl-ciphers",
         "Higress spelling of ssl-ciphers; ssl-ciphers wins when both are set")
         .ex("ECDHE-ECDSA-AES128-GCM-SHA256", "DES-CBC3-SHA"),
-    key("tls-min-protocol-version", G::Tls, Host, Higress, "TLSv1.0, TLSv1.1, TLSv1.2 or TLSv1.3", "TLSv1.2",
+    key("tls-min-protocol-version", G::Tls, Host, Higress, "TLSv1.0, TLSv1.1, TLSv1.2 or TLSv1.3", "lowest of the global ssl-protocols: TLSv1.2",
         "Lowest TLS version accepted for the host; TLS 1.0 and 1.1 are not available, so the floor is TLS 1.2")
         .ex("TLSv1.3", "TLSv2"),
-    key("tls-max-protocol-version", G::Tls, Host, Higress, "TLSv1.0, TLSv1.1, TLSv1.2 or TLSv1.3", "TLSv1.3",
+    key("tls-max-protocol-version", G::Tls, Host, Higress, "TLSv1.0, TLSv1.1, TLSv1.2 or TLSv1.3", "highest of the global ssl-protocols: TLSv1.3",
         "Highest TLS version accepted for the host")
         .ex("TLSv1.2", "1.3"),
     key("server-alias", G::Tls, Host, Nginx, "comma list of host names or `*.` wildcards", "",
