@@ -128,6 +128,23 @@ async fn verify_on_requires_a_certificate_from_the_ca_and_passes_it_upstream() {
         .replace("%3D", "=");
     assert_eq!(pem, good.cert_pem.replace("\r\n", "\n"));
 
+    // A resumed session keeps the certificate it was made with.
+    let alice = with_cert(&good);
+    drop(over_tls(&alice, &gw, host, host).await);
+    let stream = tls(&alice, https_addr(&gw), host).await;
+    assert_eq!(
+        stream.get_ref().1.handshake_kind(),
+        Some(rustls::HandshakeKind::Resumed)
+    );
+    let (mut tx, conn) = http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let r = send1(&mut tx, get_req(host, "/")).await;
+    assert_eq!(r.echoed_header("ssl-client-verify").as_deref(), Some("SUCCESS"));
+    assert_eq!(
+        r.echoed_header("ssl-client-subject-dn").as_deref(),
+        Some("CN=alice,O=mse tests")
+    );
+
     // No certificate, or one from another CA: 400, as ingress-nginx answers.
     let r = over_tls(&without_cert(), &gw, host, host).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
@@ -148,7 +165,7 @@ async fn verify_on_requires_a_certificate_from_the_ca_and_passes_it_upstream() {
     // would send it to HTTPS first).
     let r = get(http_addr(&gw), host, "/who").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert_eq!(backend.requests(), 1);
+    assert_eq!(backend.requests(), 3);
     gw.shutdown().await;
 }
 
