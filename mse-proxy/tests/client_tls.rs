@@ -139,7 +139,10 @@ async fn verify_on_requires_a_certificate_from_the_ca_and_passes_it_upstream() {
     let (mut tx, conn) = http1::handshake(TokioIo::new(stream)).await.unwrap();
     tokio::spawn(conn);
     let r = send1(&mut tx, get_req(host, "/")).await;
-    assert_eq!(r.echoed_header("ssl-client-verify").as_deref(), Some("SUCCESS"));
+    assert_eq!(
+        r.echoed_header("ssl-client-verify").as_deref(),
+        Some("SUCCESS")
+    );
     assert_eq!(
         r.echoed_header("ssl-client-subject-dn").as_deref(),
         Some("CN=alice,O=mse tests")

@@ -562,7 +562,8 @@ impl RouteTable {
     }
 
     /// The table as JSON, for `/debug/routes`: generation, the Ingresses served, routes in
-    /// lookup order, clusters with their endpoints, certificates, the global configuration
+    /// lookup order, clusters with their endpoints, certificates, the host TLS policies, the
+    /// global configuration
     /// (with where each setting came from) and the diagnostic count.
     pub fn to_json(&self) -> serde_json::Value {
         #[derive(Serialize)]
@@ -571,6 +572,8 @@ impl RouteTable {
             secret: &'a ObjectKey,
             hosts: &'a [HostMatch],
             default: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            not_after: Option<String>,
         }
         let certs: Vec<Cert<'_>> = self
             .tls
@@ -581,6 +584,7 @@ impl RouteTable {
                 secret: &c.secret,
                 hosts: &c.hosts,
                 default: self.tls.default == Some(c.id),
+                not_after: c.validity.map(|(_, t)| crate::x509::format_time(t)),
             })
             .collect();
         serde_json::json!({
@@ -589,6 +593,7 @@ impl RouteTable {
             "routes": self.routes_in_order(),
             "clusters": self.clusters,
             "certificates": certs,
+            "tls": self.tls.policies_json(),
             "default_backend": self.default_backend,
             "global": self.global.to_json(),
             "diagnostics": self.diagnostics.len(),

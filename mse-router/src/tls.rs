@@ -229,3 +229,52 @@ fn lookup_in<T: Copy>(
     }
     default
 }
+
+// === impl TlsTable ===
+
+impl TlsTable {
+    /// The host TLS policies and which hosts have one other than the default, for
+    /// `/debug/routes`.
+    pub(crate) fn policies_json(&self) -> serde_json::Value {
+        let policies: Vec<serde_json::Value> = self
+            .policies
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let version = |v: TlsVersion| match v {
+                    TlsVersion::V1_0 => "TLSv1.0",
+                    TlsVersion::V1_1 => "TLSv1.1",
+                    TlsVersion::V1_2 => "TLSv1.2",
+                    TlsVersion::V1_3 => "TLSv1.3",
+                };
+                serde_json::json!({
+                    "id": i,
+                    "min_version": version(p.min_version),
+                    "max_version": version(p.max_version),
+                    "ciphers": p.ciphers.as_ref().map(|c| c.iter().map(|s| s.openssl_name()).collect::<Vec<_>>()),
+                    "client_certificates": p.client.as_ref().map(|c| serde_json::json!({
+                        "secret": c.secret.namespaced_name(),
+                        "verify": c.verify.as_str(),
+                        "depth": c.depth,
+                        "cas": c.roots.len(),
+                        "crls": c.crls.len(),
+                        "pass_certificate": c.pass_certificate,
+                        "error_page": c.error_page,
+                        "match_cn": c.match_cn.as_ref().map(|m| m.0.as_str()),
+                    })),
+                })
+            })
+            .collect();
+        let mut hosts = serde_json::Map::new();
+        for (h, id) in &self.policy_exact {
+            hosts.insert(h.to_string(), id.0.into());
+        }
+        for (s, id) in &self.policy_wildcard {
+            hosts.insert(format!("*.{s}"), id.0.into());
+        }
+        if self.policy_default != TlsPolicyId::DEFAULT {
+            hosts.insert("*".to_owned(), self.policy_default.0.into());
+        }
+        serde_json::json!({ "policies": policies, "hosts": hosts })
+    }
+}

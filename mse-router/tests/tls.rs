@@ -232,6 +232,17 @@ fn hosts_get_their_own_tls_policy_and_others_the_default() {
     assert!(v13.client.is_none());
     assert_eq!(t.tls_for(None).policy, mse_router::TlsPolicyId::DEFAULT);
     assert!(t.has_client_auth());
+    // `/debug/routes` shows the policies and the hosts that have one.
+    let json = t.to_json();
+    let wild_id = &json["tls"]["hosts"]["*.example.com"];
+    let policy = &json["tls"]["policies"][wild_id.as_u64().unwrap() as usize];
+    assert_eq!(
+        policy["client_certificates"]["verify"], "optional",
+        "{json}"
+    );
+    assert_eq!(policy["client_certificates"]["secret"], "default/ca");
+    assert_eq!(json["tls"]["hosts"]["plain.example.com"], 0);
+    assert_eq!(json["tls"]["policies"][0]["min_version"], "TLSv1.2");
 }
 
 #[test]
