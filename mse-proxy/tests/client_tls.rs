@@ -376,6 +376,31 @@ async fn a_revoked_client_certificate_is_refused() {
 }
 
 #[tokio::test]
+async fn a_crl_past_its_next_update_fails_verification() {
+    let backend = echo("stale").await;
+    let (server_ca, client_ca) = (TestCa::new(), TestCa::new());
+    let crl = client_ca.crl_until(&[1], 2021);
+    let mut yaml = ca_secret("client-ca", &client_ca.cert_pem, Some(&crl));
+    yaml.push_str(&tls_host(
+        &server_ca,
+        "stale",
+        backend.addr(),
+        &[
+            ("auth-tls-secret", "client-ca"),
+            ("auth-tls-verify-client", "optional_no_ca"),
+        ],
+    ));
+    let (gw, _) = gateway(&yaml);
+    let host = "stale.example.com";
+    let r = over_tls(&with_cert(&client_ca.client("gina")), &gw, host, host).await;
+    assert_eq!(
+        r.echoed_header("ssl-client-verify").as_deref(),
+        Some("FAILED:CRL has expired")
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
 async fn min_and_max_versions_refuse_clients_limited_to_another_version() {
     let backend = echo("v").await;
     let server_ca = TestCa::new();

@@ -18,8 +18,8 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use webpki::{
-    CertRevocationList, EndEntityCert, KeyUsage, OwnedCertRevocationList, RevocationCheckDepth,
-    RevocationOptionsBuilder, UnknownStatusPolicy,
+    CertRevocationList, EndEntityCert, ExpirationPolicy, KeyUsage, OwnedCertRevocationList,
+    RevocationCheckDepth, RevocationOptionsBuilder, UnknownStatusPolicy,
 };
 
 /// A host's client-certificate settings made ready for handshakes and verification.
@@ -164,8 +164,11 @@ impl ClientKit {
         let ee = EndEntityCert::try_from(leaf)?;
         let crl_refs: Vec<&CertRevocationList<'_>> = self.crls.iter().collect();
         let revocation = RevocationOptionsBuilder::new(&crl_refs).ok().map(|b| {
+            // The client certificate is checked against the CRLs of `ca.crl` (a CRL past
+            // its nextUpdate fails it, as in OpenSSL); CAs above it are not looked up.
             b.with_depth(RevocationCheckDepth::EndEntity)
                 .with_status_policy(UnknownStatusPolicy::Allow)
+                .with_expiration_policy(ExpirationPolicy::Enforce)
                 .build()
         });
         // `auth-tls-verify-depth` counts the CA certificates above the client's own, the
@@ -311,6 +314,7 @@ fn openssl_reason(e: &webpki::Error) -> &'static str {
         webpki::Error::CertExpired { .. } => "certificate has expired",
         webpki::Error::CertNotValidYet { .. } => "certificate is not yet valid",
         webpki::Error::CertRevoked => "certificate revoked",
+        webpki::Error::CrlExpired { .. } => "CRL has expired",
         webpki::Error::MaximumPathDepthExceeded => "certificate chain too long",
         webpki::Error::InvalidSignatureForPublicKey => "certificate signature failure",
         webpki::Error::RequiredEkuNotFoundContext(_) => "unsupported certificate purpose",

@@ -493,9 +493,14 @@ impl TestCa {
 
     /// A revocation list of this CA naming these serial numbers, PEM.
     pub(crate) fn crl(&self, revoked: &[u64]) -> String {
+        self.crl_until(revoked, 2090)
+    }
+
+    /// [`TestCa::crl`] whose next update is due on 1 January of `year`.
+    pub(crate) fn crl_until(&self, revoked: &[u64], year: i32) -> String {
         let params = rcgen::CertificateRevocationListParams {
             this_update: rcgen::date_time_ymd(2020, 1, 1),
-            next_update: rcgen::date_time_ymd(2090, 1, 1),
+            next_update: rcgen::date_time_ymd(year, 1, 1),
             crl_number: rcgen::SerialNumber::from(1u64),
             issuing_distribution_point: None,
             revoked_certs: revoked
