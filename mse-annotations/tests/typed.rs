@@ -333,13 +333,73 @@ fn client_tls_ciphers_versions_and_aliases() {
     assert_eq!(
         c,
         [
-            // Two cipher names dropped; TLS 1.0 is not available; auth-tls-secret always
-            // requires client certificates.
+            // Two cipher names dropped; TLS 1.0 is not available.
             "ignored-entry",
             "ignored-entry",
-            "different-semantics",
             "different-semantics",
         ]
+    );
+    let c = t.client_cert.as_ref().unwrap();
+    assert_eq!(c.verify, VerifyClient::On);
+    assert_eq!(c.depth, 1);
+    assert!(!c.pass_certificate);
+}
+
+#[test]
+fn client_certificate_keys() {
+    let p = run(&[
+        ("auth-tls-secret", "client-ca"),
+        ("auth-tls-verify-client", "optional_no_ca"),
+        ("auth-tls-verify-depth", "3"),
+        ("auth-tls-pass-certificate-to-upstream", "true"),
+        (
+            "auth-tls-error-page",
+            "https://errors.example.com/cert.html",
+        ),
+        ("auth-tls-match-cn", "CN=(alice|bob)"),
+    ]);
+    assert!(clean(&p), "{:#?}", p.diagnostics);
+    let c = p.value.tls.client_cert.unwrap();
+    assert_eq!(c.secret.name, "client-ca");
+    assert_eq!(c.verify, VerifyClient::OptionalNoCa);
+    assert_eq!(c.depth, 3);
+    assert!(c.pass_certificate);
+    assert_eq!(
+        c.error_page.as_deref(),
+        Some("https://errors.example.com/cert.html")
+    );
+    assert_eq!(c.match_cn.as_deref(), Some("CN=(alice|bob)"));
+}
+
+#[test]
+fn bad_client_certificate_verification_fails_closed() {
+    for (key, value) in [
+        ("auth-tls-verify-client", "maybe"),
+        ("auth-tls-verify-depth", "0"),
+        ("auth-tls-match-cn", "alice"),
+        ("auth-tls-match-cn", "CN=(unclosed"),
+    ] {
+        let p = run(&[("auth-tls-secret", "client-ca"), (key, value)]);
+        assert!(p.value.fails_closed(), "{key}: {value}");
+        let d = &p.diagnostics[0];
+        assert_eq!(d.severity, Severity::Error, "{d:?}");
+        assert!(d.origin.key.as_deref().unwrap().ends_with(key), "{d:?}");
+    }
+    // A bad error page only loses the redirect.
+    let p = run(&[
+        ("auth-tls-secret", "client-ca"),
+        ("auth-tls-error-page", "/relative"),
+    ]);
+    assert!(!p.value.fails_closed());
+    assert_eq!(p.value.tls.client_cert.unwrap().error_page, None);
+    // Without auth-tls-secret the other keys do nothing, and say so.
+    let p = run(&[("auth-tls-match-cn", "CN=alice")]);
+    let d: Vec<&str> = p.diagnostics.iter().map(|d| d.code).collect();
+    assert_eq!(d, ["ignored-annotation"]);
+    assert!(
+        p.diagnostics[0]
+            .message
+            .contains("auth-tls-secret is not set")
     );
 }
 

@@ -74,6 +74,10 @@ pub enum ProxyError {
     /// The client stopped sending the request body (`client-body-timeout`).
     #[error("the client sent no more of the request body in time")]
     RequestTimeout,
+    /// The request's host has another certificate or TLS policy than the server name the
+    /// TLS connection was made for: the client must open a new connection for it.
+    #[error("the request's host is not served on this TLS connection")]
+    Misdirected,
     /// No route matches the request's host and path.
     #[error("no route matches the request")]
     NoRoute,
@@ -165,6 +169,7 @@ impl ProxyError {
             ProxyError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
+            ProxyError::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             ProxyError::BackendUnavailable { .. } | ProxyError::NoEndpoints { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -189,6 +194,7 @@ impl ProxyError {
             ProxyError::BadRequest { .. }
             | ProxyError::MethodNotAllowed
             | ProxyError::NoRoute
+            | ProxyError::Misdirected
             | ProxyError::Forbidden { .. }
             | ProxyError::PayloadTooLarge { .. }
             | ProxyError::RequestTimeout => Blame::Client,

@@ -28,6 +28,8 @@ pub struct Metrics {
     mirror: [Counter; 3],
     /// Exchanges ended by a timeout while relaying, in the order of [`TIMEOUT_KINDS`].
     timeouts: [Counter; 2],
+    /// When each served certificate expires, by Secret.
+    ssl_expiry: Family<[(&'static str, String); 2], Gauge>,
 }
 
 /// What timed out while a response was relayed: the upstream sent nothing for longer
@@ -136,7 +138,14 @@ impl Metrics {
              (upstream_read) or the client took nothing within the write timeout (client_write)",
             by_kind,
         );
+        let ssl_expiry = Family::<[(&'static str, String); 2], Gauge>::default();
+        reg.register(
+            "ssl_expire_time_seconds",
+            "When the certificate of each TLS Secret being served expires (notAfter), in seconds since the Unix epoch",
+            ssl_expiry.clone(),
+        );
         Self {
+            ssl_expiry,
             registry,
             requests,
             upstream_connect_errors,
@@ -231,6 +240,30 @@ impl Metrics {
 
     pub(crate) fn tls_handshake_error(&self) {
         self.tls_handshake_errors.inc();
+    }
+
+    /// The expiry of each certificate of a table about to be served; Secrets no longer
+    /// served are dropped.
+    pub(crate) fn certificates(&self, certs: &[mse_router::Certificate]) {
+        self.ssl_expiry.clear();
+        for c in certs {
+            if let Some((_, not_after)) = c.validity {
+                let labels = [
+                    ("namespace", c.secret.namespace.to_string()),
+                    ("secret", c.secret.name.to_string()),
+                ];
+                self.ssl_expiry.get_or_create(&labels).set(not_after);
+            }
+        }
+    }
+
+    /// The expiry a Secret's certificate is reported with, if it is served.
+    pub fn ssl_expire_time(&self, namespace: &str, secret: &str) -> Option<i64> {
+        let labels = [
+            ("namespace", namespace.to_owned()),
+            ("secret", secret.to_owned()),
+        ];
+        self.ssl_expiry.get(&labels).map(|g| g.get())
     }
 
     pub(crate) fn published(&self, generation: u64) {

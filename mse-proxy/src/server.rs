@@ -18,7 +18,6 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tokio::task::LocalSet;
-use tokio_rustls::TlsAcceptor;
 
 use crate::body::RequestBody;
 use crate::config::ProxyConfig;
@@ -71,7 +70,8 @@ struct Servers {
     /// HTTP/2: after the preface on either port, or after ALPN `h2`; each connection's
     /// limits are set on a copy.
     h2: http2::Builder<LocalExec>,
-    tls: Option<TlsAcceptor>,
+    /// Whether the TLS listener is served.
+    tls: bool,
 }
 
 // === impl Gateway ===
@@ -84,10 +84,7 @@ impl Gateway {
     pub fn start(config: ProxyConfig, table: SharedTable) -> Result<GatewayHandle, ProxyError> {
         config.validate()?;
         table.set_defaults(&config);
-        let tls = match config.https_addr {
-            Some(_) => Some(TlsAcceptor::from(crate::tls::server_config(&table)?)),
-            None => None,
-        };
+        let tls = config.https_addr.is_some();
         let http = config
             .http_addr
             .map(|a| bind_group(a, config.workers))
@@ -126,7 +123,7 @@ impl Gateway {
                 .map_err(|source| ProxyError::Worker { index, source })?;
             let (exited_tx, exited_rx) = oneshot::channel();
             let shutdown = handle.shutdown.subscribe();
-            let (config, table, tls) = (Arc::clone(&config), table.clone(), tls.clone());
+            let (config, table) = (Arc::clone(&config), table.clone());
             std::thread::Builder::new()
                 .name(format!("mse-worker-{index}"))
                 .spawn(move || {
@@ -229,7 +226,7 @@ fn bind_one(addr: SocketAddr) -> Result<std::net::TcpListener, ProxyError> {
 async fn run_worker(
     config: Arc<ProxyConfig>,
     table: SharedTable,
-    tls: Option<TlsAcceptor>,
+    tls: bool,
     listeners: Listeners,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -301,7 +298,7 @@ async fn run_worker(
     }
 }
 
-fn servers(tls: Option<TlsAcceptor>) -> Servers {
+fn servers(tls: bool) -> Servers {
     let mut h2 = http2::Builder::new(LocalExec);
     h2.timer(TokioTimer::new());
     Servers { h2, tls }
@@ -416,9 +413,9 @@ fn serve_tls(
     peer: SocketAddr,
     port: u16,
 ) {
-    let Some(acceptor) = servers.tls.clone() else {
+    if !servers.tls {
         return;
-    };
+    }
     worker.metrics.connection_accepted();
     let accepted = Accepted::now(worker);
     let worker = Rc::clone(worker);
@@ -431,7 +428,6 @@ fn serve_tls(
             servers,
             accepted,
             watcher,
-            acceptor,
             port,
         };
         if tls.accepted.proxy_protocol {
@@ -451,7 +447,6 @@ struct TlsConn {
     servers: Rc<Servers>,
     accepted: Accepted,
     watcher: Watcher,
-    acceptor: TlsAcceptor,
     port: u16,
 }
 
@@ -464,11 +459,11 @@ impl TlsConn {
             servers,
             accepted,
             watcher,
-            acceptor,
             port,
         } = self;
         let handshake = accepted.h1.header_read;
-        let stream = match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+        let accept = crate::tls::accept(&worker.table, stream);
+        let (stream, conn_tls) = match tokio::time::timeout(handshake, accept).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 worker.metrics.tls_handshake_error();
@@ -481,7 +476,8 @@ impl TlsConn {
                 return;
             }
         };
-        let cx = Rc::new(ConnCtx::new(worker, peer, true, port, accepted.access_log));
+        let cx =
+            Rc::new(ConnCtx::new(worker, peer, true, port, accepted.access_log).with_tls(conn_tls));
         if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
             serve_h2(
                 cx,

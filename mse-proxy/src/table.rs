@@ -7,13 +7,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::{ArcSwap, Guard};
-use mse_router::{Certificate, Cluster, ClusterTarget, RouteTable};
+use mse_router::{Certificate, Cluster, ClusterTarget, RouteTable, TlsPolicyId};
+use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 
 use crate::config::ProxyConfig;
 use crate::metrics::Metrics;
 use crate::settings::{Defaults, Settings};
+use crate::tls::{PolicyKit, TableResolver};
 use crate::upstream::Upstream;
 
 /// The route table being served, shared by every worker, the TLS resolver and the admin
@@ -31,6 +33,9 @@ struct Shared {
     current: ArcSwap<ProxyTable>,
     metrics: Arc<Metrics>,
     provider: Arc<CryptoProvider>,
+    /// The certificate of server names the table has none for (`None`: it could not be
+    /// made, and such handshakes fail).
+    fallback: Option<Arc<CertifiedKey>>,
     /// The data plane's own values of the global settings, and the lock that orders the
     /// builds of new tables (never taken on the request path).
     defaults: Mutex<Defaults>,
@@ -43,7 +48,17 @@ pub struct ProxyTable {
     routes: Arc<RouteTable>,
     clusters: Vec<ClusterState>,
     certs: Vec<Option<LoadedCert>>,
+    /// The loaded keys by certificate, shared with the handshakes' resolver.
+    keys: Arc<[Option<Arc<CertifiedKey>>]>,
+    /// The rustls configuration of each host TLS policy, by [`TlsPolicyId`].
+    tls: Vec<Option<PolicyTls>>,
     settings: Settings,
+}
+
+/// One host TLS policy, ready for handshakes.
+struct PolicyTls {
+    kit: Arc<PolicyKit>,
+    config: Arc<ServerConfig>,
 }
 
 /// Round-robin state of one cluster, padded to a cache line so that workers picking
@@ -75,13 +90,25 @@ impl SharedTable {
     /// first [`SharedTable::publish`].
     pub fn new(metrics: Arc<Metrics>) -> Self {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let fallback = crate::tls::fallback_certificate(&provider)
+            .inspect_err(|e| {
+                tracing::error!(error = %crate::error::Chain(e), "no fallback certificate: handshakes for unknown server names fail");
+            })
+            .ok();
         let defaults = Defaults::default();
-        let empty = ProxyTable::build(Arc::new(RouteTable::empty()), &provider, None, &defaults);
+        let build = Build {
+            provider: &provider,
+            fallback: fallback.as_ref(),
+            previous: None,
+            defaults: &defaults,
+        };
+        let empty = ProxyTable::build(Arc::new(RouteTable::empty()), &build);
         Self {
             inner: Arc::new(Shared {
                 current: ArcSwap::from_pointee(empty),
                 metrics,
                 provider,
+                fallback,
                 defaults: Mutex::new(defaults),
             }),
         }
@@ -100,9 +127,12 @@ impl SharedTable {
         let current = self.inner.current.load_full();
         let next = ProxyTable::build(
             Arc::clone(&current.routes),
-            &self.inner.provider,
-            Some(&current),
-            &defaults,
+            &Build {
+                provider: &self.inner.provider,
+                fallback: self.inner.fallback.as_ref(),
+                previous: Some(&current),
+                defaults: &defaults,
+            },
         );
         self.inner.current.store(Arc::new(next));
     }
@@ -118,7 +148,16 @@ impl SharedTable {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let previous = self.inner.current.load_full();
-        let next = ProxyTable::build(table, &self.inner.provider, Some(&previous), &defaults);
+        let next = ProxyTable::build(
+            table,
+            &Build {
+                provider: &self.inner.provider,
+                fallback: self.inner.fallback.as_ref(),
+                previous: Some(&previous),
+                defaults: &defaults,
+            },
+        );
+        self.inner.metrics.certificates(next.routes.certificates());
         let old = self.inner.current.swap(Arc::new(next));
         drop(defaults);
         self.inner.metrics.published(generation);
@@ -144,11 +183,6 @@ impl SharedTable {
         &self.inner.metrics
     }
 
-    /// The crypto provider certificates are loaded with.
-    pub(crate) fn provider(&self) -> &Arc<CryptoProvider> {
-        &self.inner.provider
-    }
-
     /// A short-lived view of the current table for the request path: no reference count
     /// is touched. Drop it before any `.await`.
     pub(crate) fn load(&self) -> Guard<Arc<ProxyTable>> {
@@ -166,16 +200,20 @@ impl fmt::Debug for SharedTable {
     }
 }
 
+/// What building a [`ProxyTable`] needs besides its route table.
+struct Build<'a> {
+    provider: &'a Arc<CryptoProvider>,
+    fallback: Option<&'a Arc<CertifiedKey>>,
+    previous: Option<&'a ProxyTable>,
+    defaults: &'a Defaults,
+}
+
 // === impl ProxyTable ===
 
 impl ProxyTable {
-    fn build(
-        routes: Arc<RouteTable>,
-        provider: &CryptoProvider,
-        previous: Option<&ProxyTable>,
-        defaults: &Defaults,
-    ) -> Self {
-        let settings = Settings::derive(routes.global(), defaults);
+    fn build(routes: Arc<RouteTable>, b: &Build<'_>) -> Self {
+        let (provider, previous) = (&**b.provider, b.previous);
+        let settings = Settings::derive(routes.global(), b.defaults);
         let clusters = routes
             .clusters()
             .iter()
@@ -202,13 +240,75 @@ impl ProxyTable {
                     key,
                 })
             })
+            .collect::<Vec<_>>();
+        let keys: Arc<[Option<Arc<CertifiedKey>>]> = certs
+            .iter()
+            .map(|c: &Option<LoadedCert>| c.as_ref().map(|l| Arc::clone(&l.key)))
+            .collect();
+        let resolver = Arc::new(TableResolver {
+            routes: Arc::clone(&routes),
+            keys: Arc::clone(&keys),
+            fallback: b.fallback.cloned(),
+        });
+        let tls = routes
+            .tls_policies()
+            .iter()
+            .map(|policy| {
+                let kit = match previous.and_then(|p| p.reuse_kit(policy)) {
+                    Some(kit) => kit,
+                    None => match PolicyKit::new(policy, provider) {
+                        Ok(kit) => Arc::new(kit),
+                        Err(e) => {
+                            let secret = policy.client.as_ref().map(|c| c.secret.to_string());
+                            tracing::error!(
+                                secret = secret.as_deref().unwrap_or(""),
+                                error = %e,
+                                "a host TLS policy cannot be set up; handshakes for its hosts fail"
+                            );
+                            return None;
+                        }
+                    },
+                };
+                match kit.server_config(resolver.clone()) {
+                    Ok(config) => Some(PolicyTls { kit, config }),
+                    Err(e) => {
+                        tracing::error!(error = %e, "a host TLS policy cannot be set up; handshakes for its hosts fail");
+                        None
+                    }
+                }
+            })
             .collect();
         Self {
             routes,
             clusters,
             certs,
+            keys,
+            tls,
             settings,
         }
+    }
+
+    /// The rustls configuration and kit of a host TLS policy; `None` when it could not be
+    /// set up (its hosts' handshakes fail rather than go on without it).
+    pub(crate) fn tls_policy(
+        &self,
+        id: TlsPolicyId,
+    ) -> Option<(Arc<ServerConfig>, Arc<PolicyKit>)> {
+        let p = self.tls.get(id.0 as usize)?.as_ref()?;
+        Some((Arc::clone(&p.config), Arc::clone(&p.kit)))
+    }
+
+    /// The kit of a host TLS policy, when it could be set up.
+    pub(crate) fn tls_kit(&self, id: TlsPolicyId) -> Option<&Arc<PolicyKit>> {
+        Some(&self.tls.get(id.0 as usize)?.as_ref()?.kit)
+    }
+
+    fn reuse_kit(&self, policy: &mse_router::HostTls) -> Option<Arc<PolicyKit>> {
+        self.tls
+            .iter()
+            .flatten()
+            .find(|p| p.kit.policy == *policy)
+            .map(|p| Arc::clone(&p.kit))
     }
 
     /// What the data plane applies of the table's global configuration.
@@ -236,8 +336,7 @@ impl ProxyTable {
     /// fallback certificate applies.
     pub fn certified_key(&self, server_name: Option<&str>) -> Option<Arc<CertifiedKey>> {
         let id = self.routes.certificate_for(server_name)?;
-        let loaded = self.certs.get(id.0 as usize)?.as_ref()?;
-        Some(Arc::clone(&loaded.key))
+        self.keys.get(id.0 as usize)?.clone()
     }
 
     /// Picks the next upstream of a cluster, round robin over its endpoints.

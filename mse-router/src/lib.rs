@@ -49,6 +49,7 @@ mod path;
 mod policy;
 mod table;
 mod tls;
+pub mod x509;
 
 pub use canary::{Canaries, CanaryVersion, Destination, WEIGHT_SCALE};
 pub use compile::{CompileOptions, compile, compile_with, selected_ingresses};
@@ -70,6 +71,8 @@ pub use mse_annotations::global;
 /// An address or network, and the comma list of them the IP-list annotations and flags
 /// take.
 pub use mse_annotations::{Cidr, cidr_list};
+/// The values of the client-facing TLS annotations a [`HostTls`] holds.
+pub use mse_annotations::{CipherSuite, TlsVersion, VerifyClient};
 pub use path::{Groups, PathMatch, RegexPath, normalize_path};
 pub use policy::{
     AccessRules, AllowedOrigin, CorsPolicy, FallbackPolicy, HeaderOps, IngressAccess, Location,
@@ -78,4 +81,4 @@ pub use policy::{
 pub use table::{
     Backend, Cluster, ClusterId, ClusterTarget, HostKind, Match, Route, RouteId, RouteTable,
 };
-pub use tls::{CertId, Certificate};
+pub use tls::{CertId, Certificate, ClientAuth, HostTls, SniEntry, SubjectPattern, TlsPolicyId};

@@ -14,7 +14,7 @@ use crate::host::{HostMatch, normalize_host, wildcard_suffix};
 use crate::matching::{Conditions, RequestHead};
 use crate::path::PathMatch;
 use crate::policy::{AccessRules, RedirectVars, RoutePolicy};
-use crate::tls::{CertId, Certificate, TlsTable};
+use crate::tls::{CertId, Certificate, HostTls, SniEntry, TlsPolicyId, TlsTable};
 
 /// Index of a [`Route`] in [`RouteTable::routes`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -479,6 +479,40 @@ impl RouteTable {
         self.tls.lookup(server_name)
     }
 
+    /// The certificate and handshake policy for a TLS server name (or a request's host):
+    /// each looked up as [`RouteTable::certificate_for`] does.
+    pub fn tls_for(&self, server_name: Option<&str>) -> SniEntry {
+        SniEntry {
+            cert: self.tls.lookup(server_name),
+            policy: self.tls.policy(server_name),
+        }
+    }
+
+    /// Every distinct host TLS policy, indexed by [`TlsPolicyId`]; the first is the
+    /// default one, and the only one when no host sets TLS annotations.
+    pub fn tls_policies(&self) -> &[HostTls] {
+        &self.tls.policies
+    }
+
+    /// A host TLS policy.
+    pub fn tls_policy(&self, id: TlsPolicyId) -> &HostTls {
+        self.tls
+            .policies
+            .get(id.0 as usize)
+            .unwrap_or(&self.tls.policies[0])
+    }
+
+    /// Whether some host asks for client certificates.
+    pub fn has_client_auth(&self) -> bool {
+        self.tls.client_auth
+    }
+
+    /// The handshake policy for a server name (or a request's host), as
+    /// [`RouteTable::tls_for`] finds it.
+    pub fn tls_policy_for(&self, server_name: Option<&str>) -> TlsPolicyId {
+        self.tls.policy(server_name)
+    }
+
     /// Finds the route for a request: the host picks one host pattern (exact, then the
     /// one-label wildcard, then rules without host), and within it the path picks the
     /// route (Exact, then the longest Prefix by segment, then the Ingress default backend).
@@ -542,7 +576,8 @@ impl RouteTable {
     }
 
     /// The table as JSON, for `/debug/routes`: generation, the Ingresses served, routes in
-    /// lookup order, clusters with their endpoints, certificates, the global configuration
+    /// lookup order, clusters with their endpoints, certificates, the host TLS policies, the
+    /// global configuration
     /// (with where each setting came from) and the diagnostic count.
     pub fn to_json(&self) -> serde_json::Value {
         #[derive(Serialize)]
@@ -551,6 +586,8 @@ impl RouteTable {
             secret: &'a ObjectKey,
             hosts: &'a [HostMatch],
             default: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            not_after: Option<String>,
         }
         let certs: Vec<Cert<'_>> = self
             .tls
@@ -561,6 +598,7 @@ impl RouteTable {
                 secret: &c.secret,
                 hosts: &c.hosts,
                 default: self.tls.default == Some(c.id),
+                not_after: c.validity.map(|(_, t)| crate::x509::format_time(t)),
             })
             .collect();
         serde_json::json!({
@@ -569,6 +607,7 @@ impl RouteTable {
             "routes": self.routes_in_order(),
             "clusters": self.clusters,
             "certificates": certs,
+            "tls": self.tls.policies_json(),
             "default_backend": self.default_backend,
             "global": self.global.to_json(),
             "diagnostics": self.diagnostics.len(),

@@ -269,3 +269,39 @@ spec:
     );
     assert!(text.contains("(value \"192.0.2.0/24, nope\")"), "{text}");
 }
+
+#[test]
+fn client_certificate_settings_and_certificate_expiry_are_linted() {
+    let out = lint(&[
+        "--format",
+        "json",
+        "bins/mse-lint/tests/fixtures/client_tls.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let found: Vec<(String, String, String)> = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["severity"].as_str().unwrap().to_owned(),
+                d["code"].as_str().unwrap().to_owned(),
+                d["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let want = |s: &str, c: &str, n: &str| (s.to_owned(), c.to_owned(), n.to_owned());
+    assert_eq!(
+        found,
+        [
+            // Served anyway, as NGINX does.
+            want("warning", "certificate-expired", "secure"),
+            // Other client-certificate settings on the same host fail closed.
+            want("error", "tls-policy-conflict", "stricter"),
+            want("error", "invalid-value", "typo"),
+        ],
+        "{}",
+        stdout(&out)
+    );
+}

@@ -38,7 +38,10 @@ pub use redirect::{Redirect, RedirectTarget};
 pub use retry::{Retry, RetryOn};
 pub use rewrite::{Rewrite, RewritePart, RewriteTarget};
 pub use timeout::Timeouts;
-pub use tls::{CipherSuite, TlsPolicy, TlsVersion};
+pub use tls::{
+    CipherSuite, ClientCertPolicy, DEFAULT_VERIFY_DEPTH, TlsPolicy, TlsVersion, VerifyClient,
+    cipher_names,
+};
 
 use crate::cx::{Cx, Secure};
 use crate::value::{self, ObjectRef, ValueError};

@@ -1,5 +1,7 @@
-//! Client-facing TLS for the Ingress's hosts: `auth-tls-secret`, `ssl-ciphers` (and
-//! `ssl-cipher`), `tls-min/max-protocol-version`, and `server-alias`.
+//! Client-facing TLS for the Ingress's hosts: client certificates (`auth-tls-secret`,
+//! `auth-tls-verify-client`, `auth-tls-verify-depth`, `auth-tls-pass-certificate-to-upstream`,
+//! `auth-tls-error-page`), `ssl-ciphers` (and `ssl-cipher`), `tls-min/max-protocol-version`,
+//! and `server-alias`.
 
 use mse_model::Diagnostic;
 
@@ -88,11 +90,64 @@ pub enum TlsVersion {
     V1_3,
 }
 
+/// `auth-tls-verify-client`: whether client certificates are asked for and must verify.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum VerifyClient {
+    /// `on`: a certificate that chains to the CA is required (the default).
+    #[default]
+    On,
+    /// `off`: no certificate is asked for.
+    Off,
+    /// `optional`: a certificate is asked for; when one is sent it must verify.
+    Optional,
+    /// `optional_no_ca`: a certificate is asked for and passed on whether or not it
+    /// verifies.
+    OptionalNoCa,
+}
+
+impl VerifyClient {
+    /// The value as written in the annotation.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyClient::On => "on",
+            VerifyClient::Off => "off",
+            VerifyClient::Optional => "optional",
+            VerifyClient::OptionalNoCa => "optional_no_ca",
+        }
+    }
+}
+
+/// The default of `auth-tls-verify-depth`, as in ingress-nginx.
+pub const DEFAULT_VERIFY_DEPTH: u8 = 1;
+
+/// Client certificate settings of a host (`auth-tls-*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientCertPolicy {
+    /// `auth-tls-secret`: the Secret whose `ca.crt` (and optional `ca.crl`) verifies
+    /// client certificates.
+    pub secret: ObjectRef,
+    /// `auth-tls-verify-client` (`on`).
+    pub verify: VerifyClient,
+    /// `auth-tls-verify-depth` (1): the most CA certificates above the client's own.
+    pub depth: u8,
+    /// `auth-tls-pass-certificate-to-upstream` (false): the client certificate goes
+    /// upstream in `ssl-client-cert`.
+    pub pass_certificate: bool,
+    /// `auth-tls-error-page`: where a client without a valid certificate is redirected
+    /// instead of getting 400.
+    pub error_page: Option<String>,
+    /// `auth-tls-match-cn`: a regular expression (starting `CN=`) the certificate's
+    /// subject must match, else 403.
+    pub match_cn: Option<String>,
+}
+
 /// Client-facing TLS settings of the Ingress's hosts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TlsPolicy {
     /// `auth-tls-secret`: the CA that client certificates must chain to.
     pub client_ca: Option<ObjectRef>,
+    /// The `auth-tls-*` settings, when `auth-tls-secret` is valid.
+    pub client_cert: Option<ClientCertPolicy>,
     /// `ssl-ciphers` / `ssl-cipher`; `None` means the TLS library's defaults.
     pub ciphers: Option<Vec<CipherSuite>>,
     /// `tls-min-protocol-version` as written (the gateway never goes below 1.2).
@@ -105,10 +160,18 @@ pub struct TlsPolicy {
 
 pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
     let t = &mut p.tls;
-    t.client_ca = match secret(cx, "auth-tls-secret", true) {
+    let ca = secret(cx, "auth-tls-secret", true);
+    let absent = matches!(ca, Secure::Absent);
+    t.client_ca = match ca {
         Secure::Valid(s) => Some(s),
         Secure::Absent | Secure::Invalid => None,
     };
+    t.client_cert = client_cert(cx, t.client_ca.clone());
+    if absent {
+        for key in CLIENT_CERT_KEYS {
+            cx.ignored(key, "auth-tls-secret is not set");
+        }
+    }
     let plural = cx.get_list("ssl-ciphers", colon_list, cipher);
     let singular = cx.get_list("ssl-cipher", colon_list, cipher);
     t.ciphers = match (plural, singular) {
@@ -160,6 +223,102 @@ pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
             value::host_pattern,
         )
         .unwrap_or_default();
+}
+
+/// The `auth-tls-*` keys that take effect only with `auth-tls-secret`.
+const CLIENT_CERT_KEYS: [&str; 5] = [
+    "auth-tls-verify-client",
+    "auth-tls-verify-depth",
+    "auth-tls-pass-certificate-to-upstream",
+    "auth-tls-error-page",
+    "auth-tls-match-cn",
+];
+
+/// The `auth-tls-*` keys besides the Secret. A bad `auth-tls-verify-client` or
+/// `auth-tls-verify-depth` fails closed (they restrict who is served); a bad
+/// `auth-tls-error-page` only loses the redirect (the client gets 400 instead). A bad
+/// `auth-tls-match-cn` fails closed too.
+fn client_cert(cx: &mut Cx<'_>, secret: Option<ObjectRef>) -> Option<ClientCertPolicy> {
+    let verify = cx.get_secure("auth-tls-verify-client", verify_client);
+    let depth = cx.get_secure("auth-tls-verify-depth", |v| {
+        value::uint(v, 1, 16).map(|d| d as u8)
+    });
+    let pass = cx.get("auth-tls-pass-certificate-to-upstream", value::boolean);
+    let error_page = cx.get("auth-tls-error-page", |v| {
+        let u = value::url(v)?;
+        if !u.is_literal() {
+            return Err(ValueError::Invalid(
+                "request variables are not supported here".to_owned(),
+            ));
+        }
+        Ok(u.raw)
+    });
+    let match_cn = cx.get_secure("auth-tls-match-cn", |v| {
+        if !v.starts_with("CN=") {
+            return Err(ValueError::Expected(
+                "a regular expression starting with CN=",
+            ));
+        }
+        value::regex(v).map(|_| v.to_owned())
+    });
+    let secret = secret?;
+    let mut policy = ClientCertPolicy {
+        secret,
+        verify: VerifyClient::On,
+        depth: DEFAULT_VERIFY_DEPTH,
+        pass_certificate: pass.unwrap_or(false),
+        error_page,
+        match_cn: None,
+    };
+    if let Secure::Valid(m) = match_cn {
+        policy.match_cn = Some(m);
+    }
+    if let Secure::Valid(v) = verify {
+        policy.verify = v;
+    }
+    if let Secure::Valid(d) = depth {
+        policy.depth = d;
+    }
+    Some(policy)
+}
+
+fn verify_client(v: &str) -> Result<VerifyClient, ValueError> {
+    match v {
+        "on" => Ok(VerifyClient::On),
+        "off" => Ok(VerifyClient::Off),
+        "optional" => Ok(VerifyClient::Optional),
+        "optional_no_ca" => Ok(VerifyClient::OptionalNoCa),
+        _ => Err(ValueError::Expected("on, off, optional or optional_no_ca")),
+    }
+}
+
+/// The suites of a colon-separated list of names (the global `ssl-ciphers`). Every name
+/// must be one the gateway offers: the error names the others.
+pub fn cipher_names(v: &str) -> Result<Vec<CipherSuite>, ValueError> {
+    let mut out = Vec::new();
+    let mut unknown = Vec::new();
+    for name in colon_list(v) {
+        match cipher(name) {
+            Ok(c) => out.push(c),
+            Err(_) => unknown.push(name),
+        }
+    }
+    if !unknown.is_empty() {
+        let verb = if unknown.len() == 1 { "is" } else { "are" };
+        return Err(ValueError::Invalid(format!(
+            "{} {verb} not offered by the gateway's TLS library, which has {}",
+            unknown.join(", "),
+            CipherSuite::ALL
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    if out.is_empty() {
+        return Err(ValueError::Empty);
+    }
+    Ok(out)
 }
 
 fn colon_list(v: &str) -> Vec<&str> {

@@ -111,6 +111,7 @@ pub(super) fn cipher_list(v: &str) -> Result<String, ValueError> {
             "an OpenSSL cipher list: names separated by colons",
         ));
     }
+    crate::family::cipher_names(v)?;
     Ok(v.to_owned())
 }
 
@@ -259,6 +260,11 @@ mod tests {
         assert!(cipher_list("ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384").is_ok());
         assert!(cipher_list("AES;rm").is_err());
         assert!(cipher_list("A::B").is_err());
+        let e = cipher_list("ECDHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES128-GCM-SHA256:RC4-MD5");
+        assert!(
+            matches!(&e, Err(ValueError::Invalid(m)) if m.starts_with("DHE-RSA-AES128-GCM-SHA256, RC4-MD5 are not offered")),
+            "{e:?}"
+        );
         assert_eq!(redirect_code("301"), Ok(301));
         assert!(redirect_code("303").is_err());
         assert!(redirect_code("200").is_err());

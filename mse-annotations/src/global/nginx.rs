@@ -13,7 +13,6 @@ const CM: Layer = Layer::ConfigMap;
 const BOOL: &str = "true or false";
 const SECS: &str = "seconds (60) or a time (500ms, 60s, 5m)";
 const LIMITS_LATER: &str = "rate and connection limits are not applied by this build yet";
-const TLS_LATER: &str = "the TLS listener's versions and ciphers are not configurable in this build yet; it offers TLS 1.2 and 1.3 with the TLS library's cipher suites";
 const GZIP_LATER: &str = "response compression is not applied by this build yet";
 const LOG_LATER: &str = "the access log has one structured format in this build (fields as in ingress-nginx's default); a custom format is not applied yet";
 const TRACE_LATER: &str = "tracing is not applied by this build yet";
@@ -144,14 +143,12 @@ pub(super) const NGINX: &[GlobalKey] = &[
         |c, v| { c.tls.hsts_preload = bool_key(v)?; Ok(()) })
         .ex("true", "y"),
     key(CM, "ssl-protocols", S::SslProtocols, G::Tls, "TLS versions, space-separated (TLSv1.2 TLSv1.3)", "TLSv1.2 TLSv1.3",
-        "TLS versions offered to clients",
+        "TLS versions offered to clients on hosts without tls-min/max-protocol-version",
         |c, v| { c.tls.protocols = g::tls_versions(v)?; Ok(()) })
-        .not_applied(TLS_LATER)
         .ex("TLSv1.3", "TLSv1.1"),
-    key(CM, "ssl-ciphers", S::SslCiphers, G::Tls, "an OpenSSL cipher list", "",
-        "TLS 1.2 cipher suites offered to clients",
+    key(CM, "ssl-ciphers", S::SslCiphers, G::Tls, "cipher names separated by colons", "",
+        "Cipher suites offered on hosts without an ssl-ciphers annotation; TLS 1.2 names restrict the TLS 1.2 suites and TLS 1.3 names the TLS 1.3 ones, as in ssl-ciphers; a name the TLS library does not offer makes the value invalid",
         |c, v| { c.tls.ciphers = Some(g::cipher_list(v)?); Ok(()) })
-        .not_applied(TLS_LATER)
         .ex("ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256", "AES;x"),
     // --- Response headers ---
     key(CM, "global-allowed-response-headers", S::AllowedResponseHeaders, G::Headers, "comma list of header names", "",

@@ -29,11 +29,6 @@ pub(super) const NGINX: &[KeySpec] = &[
     nginx_only("influxdb-host", TRACING),
     nginx_only("influxdb-server-name", TRACING),
     // --- NGINX keys not available: accepted, no effect (warning) ---
-    unsupported("auth-tls-verify-client", G::Tls, Nginx, "client certificates are always required when auth-tls-secret is set; optional verification is not available"),
-    unsupported("auth-tls-verify-depth", G::Tls, Nginx, "the chain depth is not limited separately; the key has no effect"),
-    unsupported("auth-tls-error-page", G::Tls, Nginx, "a client without a valid certificate fails the TLS handshake; there is no error page"),
-    unsupported("auth-tls-pass-certificate-to-upstream", G::Tls, Nginx, "the client certificate is not forwarded upstream (no ssl-client-cert header)"),
-    KeySpec { security: true, ..unsupported("auth-tls-match-cn", G::Tls, Nginx, "matching the client certificate's CN is not available; so that the restriction is never silently dropped, the Ingress's routes answer 503") },
     unsupported("auth-cache-key", G::Auth, Nginx, "auth-url answers are not cached; the key has no effect"),
     unsupported("auth-cache-duration", G::Auth, Nginx, "auth-url answers are not cached; the key has no effect"),
     unsupported("auth-proxy-set-headers", G::Auth, Nginx, "extra headers for the auth-url request are not available"),

@@ -76,20 +76,37 @@ pub(super) const UPSTREAM: &[KeySpec] = &[
         .ex("1000", "lots"),
     // --- Client TLS and aliases ---
     key("auth-tls-secret", G::Tls, Host, Nginx, "[namespace/]name", "",
-        "Secret whose ca.crt verifies client certificates (mTLS) for the host")
+        "Secret whose ca.crt (and optional ca.crl) verifies client certificates (mTLS) for the host; a client without a valid certificate gets 400 (or the auth-tls-error-page redirect), and a request whose Host has another client-certificate policy than the TLS server name gets 421")
         .security()
-        .different("client certificates are always required and verified: auth-tls-verify-client is not read")
         .ex("client-ca", "ca/"),
-    key("ssl-ciphers", G::Tls, Host, Nginx, "colon-separated OpenSSL cipher names", "the TLS library's defaults",
+    key("auth-tls-verify-client", G::Tls, Host, Nginx, "on, off, optional or optional_no_ca", "on",
+        "on: a certificate that verifies is required; optional: verified when sent; optional_no_ca: asked for and passed on unverified; off: not asked for")
+        .security()
+        .ex("optional", "maybe"),
+    key("auth-tls-verify-depth", G::Tls, Host, Nginx, "integer 1-16", "1",
+        "Most CA certificates allowed above the client certificate in its chain")
+        .security()
+        .ex("2", "0"),
+    key("auth-tls-pass-certificate-to-upstream", G::Tls, Host, Nginx, BOOL, "false",
+        "Send the client certificate upstream, URL-escaped PEM, in ssl-client-cert (ssl-client-verify, ssl-client-subject-dn and ssl-client-issuer-dn are always sent with auth-tls-secret)")
+        .ex("true", "yes"),
+    key("auth-tls-match-cn", G::Tls, Host, Nginx, "regular expression starting with CN=", "",
+        "The client certificate's subject (RFC 2253, as ssl-client-subject-dn) must match it, else 403; a request without a certificate gets 403 too")
+        .security()
+        .ex("CN=(alice|bob)", "alice"),
+    key("auth-tls-error-page", G::Tls, Host, Nginx, "absolute http(s) URL", "",
+        "Where a client without a valid certificate is redirected (302) instead of getting 400")
+        .ex("https://example.com/cert-error.html", "/relative"),
+    key("ssl-ciphers", G::Tls, Host, Nginx, "colon-separated OpenSSL cipher names", "the global ssl-ciphers, else the TLS library's defaults",
         "Cipher suites offered for the host; only the ECDHE AES-GCM and CHACHA20-POLY1305 suites (and TLS 1.3 suite names) exist in the gateway's TLS library, other names are dropped")
         .ex("ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384", "RC4-MD5"),
-    key("ssl-cipher", G::Tls, Host, Higress, "as ssl-ciphers", "the TLS library's defaults",
+    key("ssl-cipher", G::Tls, Host, Higress, "as ssl-ciphers", "as ssl-ciphers",
         "Higress spelling of ssl-ciphers; ssl-ciphers wins when both are set")
         .ex("ECDHE-ECDSA-AES128-GCM-SHA256", "DES-CBC3-SHA"),
-    key("tls-min-protocol-version", G::Tls, Host, Higress, "TLSv1.0, TLSv1.1, TLSv1.2 or TLSv1.3", "TLSv1.2",
+    key("tls-min-protocol-version", G::Tls, Host, Higress, "TLSv1.0, TLSv1.1, TLSv1.2 or TLSv1.3", "lowest of the global ssl-protocols: TLSv1.2",
         "Lowest TLS version accepted for the host; TLS 1.0 and 1.1 are not available, so the floor is TLS 1.2")
         .ex("TLSv1.3", "TLSv2"),
-    key("tls-max-protocol-version", G::Tls, Host, Higress, "TLSv1.0, TLSv1.1, TLSv1.2 or TLSv1.3", "TLSv1.3",
+    key("tls-max-protocol-version", G::Tls, Host, Higress, "TLSv1.0, TLSv1.1, TLSv1.2 or TLSv1.3", "highest of the global ssl-protocols: TLSv1.3",
         "Highest TLS version accepted for the host")
         .ex("TLSv1.2", "1.3"),
     key("server-alias", G::Tls, Host, Nginx, "comma list of host names or `*.` wildcards", "",

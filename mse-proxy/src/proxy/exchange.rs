@@ -59,8 +59,12 @@ pub(super) fn prepare(
         mut pages,
         hsts,
         trusted,
+        client_cert,
         ..
     } = chosen;
+    if let Some(c) = client_cert {
+        c.apply(req.headers_mut());
+    }
     let present = req.body().present();
     let upgrade = present.upgrade() && wants_upgrade(req);
     let client_upgrade = upgrade.then(|| cx.upgrade.take()).flatten();

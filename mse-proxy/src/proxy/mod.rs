@@ -33,6 +33,7 @@ use crate::metrics::Metrics;
 use crate::phases::{RequestInfo, Steps};
 use crate::policy::mirror;
 use crate::table::SharedTable;
+use crate::tls::ConnTls;
 use crate::upstream::{Pool, Sent};
 
 use self::head::Target;
@@ -57,6 +58,8 @@ pub(crate) struct ConnCtx {
     pub(crate) worker: Rc<Worker>,
     pub(crate) peer: SocketAddr,
     pub(crate) tls: bool,
+    /// What the TLS handshake settled (server name, policy, client certificate).
+    pub(crate) tls_conn: Option<Box<ConnTls>>,
     /// Whether its requests are logged: the access log setting of the table being served
     /// when the connection was accepted (like nginx, a connection keeps the configuration
     /// it started with). Read before asking tracing, which costs more.
@@ -92,10 +95,19 @@ impl ConnCtx {
             worker,
             peer,
             tls,
+            tls_conn: None,
             access_log,
             forward: Rc::new(ConnForward::for_peer(peer.ip(), tls, local_port)),
             upgrade: Cell::new(None),
         }
+    }
+}
+
+impl ConnCtx {
+    /// The connection came over TLS with this handshake.
+    pub(crate) fn with_tls(mut self, conn: ConnTls) -> Self {
+        self.tls_conn = Some(Box::new(conn));
+        self
     }
 }
 

@@ -165,6 +165,7 @@ pub(super) fn error_response(e: &ProxyError, guard: InFlight) -> Response<ProxyB
         StatusCode::METHOD_NOT_ALLOWED => "405 Method Not Allowed\n",
         StatusCode::REQUEST_TIMEOUT => "408 Request Timeout\n",
         StatusCode::PAYLOAD_TOO_LARGE => "413 Payload Too Large\n",
+        StatusCode::MISDIRECTED_REQUEST => "421 Misdirected Request\n",
         StatusCode::BAD_GATEWAY => "502 Bad Gateway\n",
         StatusCode::SERVICE_UNAVAILABLE => "503 Service Unavailable\n",
         StatusCode::GATEWAY_TIMEOUT => "504 Gateway Timeout\n",

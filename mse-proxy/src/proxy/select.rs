@@ -6,7 +6,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response};
+use http::header::{CONTENT_TYPE, LOCATION};
+use http::{HeaderValue, Request, Response, StatusCode};
 use mse_router::{Backend, BodySize, RequestHead, Route, RoutePolicy, WEIGHT_SCALE};
 
 use super::ConnCtx;
@@ -19,6 +20,7 @@ use crate::policy::fallback::{self, ErrorPages};
 use crate::policy::{cors, redirect};
 use crate::settings::Settings;
 use crate::table::{Pick, ProxyTable};
+use crate::tls::{self, ClientHeaders, HostCheck};
 use crate::upstream::Upstream;
 
 /// What the phases up to upstream selection decided.
@@ -46,6 +48,8 @@ pub(super) struct Chosen {
     pub(super) hsts: Option<Arc<HeaderValue>>,
     /// What a trusted proxy in front said (`use-forwarded-headers`).
     pub(super) trusted: Option<Box<Trusted>>,
+    /// The `ssl-client-*` headers, for a host that verifies client certificates.
+    pub(super) client_cert: Option<Box<ClientHeaders>>,
 }
 
 /// Looks the request up, runs the registered steps' access phase, then the decision phase
@@ -84,9 +88,31 @@ pub(super) fn choose(
         log.remote.set_ip(client);
     }
     let tls = cx.tls || trusted.as_ref().is_some_and(|t| t.says_https());
-    // Access: the IP lists (the gateway's, then the route's with its host's), then the
-    // registered steps.
+    // Access: the IP lists (the gateway's, then the route's with its host's).
     check_ip_lists(&table, settings, found.as_ref().map(|m| m.route), client)?;
+    // Access: the host's TLS policy. Over TLS, a client without the certificate the host
+    // requires is refused before anything else, as NGINX does; over plain HTTP, after the
+    // redirects (to HTTPS, most likely).
+    let mut refused = None;
+    let mut client_cert = None;
+    match tls::check_request(cx.tls_conn.as_deref(), &table, host) {
+        HostCheck::Pass(headers) => client_cert = headers.map(Box::new),
+        HostCheck::Misdirected => return Err(ProxyError::Misdirected),
+        HostCheck::Forbidden => {
+            let answer = forbidden();
+            if cx.tls {
+                return Ok(Choice::Answer(Box::new(answer)));
+            }
+            refused = Some(answer);
+        }
+        HostCheck::Refuse { text, error_page } => {
+            let answer = refusal(text, error_page);
+            if cx.tls {
+                return Ok(Choice::Answer(Box::new(answer)));
+            }
+            refused = Some(answer);
+        }
+    }
     if let Some(info) = info {
         info.set_client(client);
         if let Some(m) = &found {
@@ -97,14 +123,21 @@ pub(super) fn choose(
         }
     }
     let Some(m) = found else {
+        if let Some(answer) = refused {
+            return Ok(Choice::Answer(Box::new(answer)));
+        }
         // No route: the gateway-wide default backend, else 404.
         let mut chosen = Chosen::plain(fallback::unmatched(&table)?);
         chosen.body_limit = settings.max_body;
         chosen.trusted = trusted;
+        chosen.client_cert = client_cert;
         return Ok(Choice::Forward(chosen));
     };
     // Decision.
     if let Some(answer) = decide(tls, m.route, req, host, path) {
+        return Ok(Choice::Answer(Box::new(answer)));
+    }
+    if let Some(answer) = refused {
         return Ok(Choice::Answer(Box::new(answer)));
     }
     // Canaries: the roll only matters for weighted ones.
@@ -144,6 +177,7 @@ pub(super) fn choose(
         body_limit,
         hsts,
         trusted,
+        client_cert,
     }))
 }
 
@@ -179,6 +213,35 @@ fn check_ip_lists(
         }
     }
     Ok(())
+}
+
+/// NGINX's answer to a client certificate whose subject `auth-tls-match-cn` refuses.
+fn forbidden() -> Response<Bytes> {
+    let mut r = Response::new(Bytes::from_static(b"client certificate unauthorized"));
+    *r.status_mut() = StatusCode::FORBIDDEN;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// The answer to a request without the client certificate its host requires: NGINX's 400
+/// (its 495 and 496, which it sends as 400), or a redirect to `auth-tls-error-page`.
+fn refusal(text: &str, error_page: Option<&str>) -> Response<Bytes> {
+    if let Some(location) = error_page.and_then(|p| HeaderValue::from_str(p).ok()) {
+        let mut r = Response::new(Bytes::new());
+        *r.status_mut() = StatusCode::FOUND;
+        r.headers_mut().insert(LOCATION, location);
+        return r;
+    }
+    let mut r = Response::new(Bytes::from(format!("400 Bad Request\n{text}\n")));
+    *r.status_mut() = StatusCode::BAD_REQUEST;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
 }
 
 /// The decision phase's own answers: a CORS preflight, then the route's redirects. `tls`:
@@ -244,6 +307,7 @@ impl Chosen {
             body_limit: None,
             hsts: None,
             trusted: None,
+            client_cert: None,
         }
     }
 

@@ -445,6 +445,7 @@ fn complete_response(bytes: &[u8]) -> bool {
 /// A test certificate authority.
 pub(crate) struct TestCa {
     pub(crate) cert: CertificateDer<'static>,
+    pub(crate) cert_pem: String,
     issuer: Issuer<'static, KeyPair>,
 }
 
@@ -466,7 +467,78 @@ impl TestCa {
         let cert = params.self_signed(&key).expect("CA certificate");
         Self {
             cert: cert.der().clone(),
+            cert_pem: cert.pem(),
             issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A CA below this one.
+    pub(crate) fn intermediate(&self, cn: &str) -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let key = KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &self.issuer).expect("intermediate");
+        Self {
+            cert: cert.der().clone(),
+            cert_pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A client certificate with subject `CN=<cn>,O=mse tests`, signed by this CA.
+    pub(crate) fn client(&self, cn: &str) -> Leaf {
+        self.client_numbered(cn, None)
+    }
+
+    /// A revocation list of this CA naming these serial numbers, PEM.
+    pub(crate) fn crl(&self, revoked: &[u64]) -> String {
+        self.crl_until(revoked, 2090)
+    }
+
+    /// [`TestCa::crl`] whose next update is due on 1 January of `year`.
+    pub(crate) fn crl_until(&self, revoked: &[u64], year: i32) -> String {
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2020, 1, 1),
+            next_update: rcgen::date_time_ymd(year, 1, 1),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|n| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(*n),
+                    revocation_time: rcgen::date_time_ymd(2021, 1, 1),
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        params
+            .signed_by(&self.issuer)
+            .expect("CRL")
+            .pem()
+            .expect("PEM")
+    }
+
+    /// [`TestCa::client`] with this serial number.
+    pub(crate) fn client_numbered(&self, cn: &str, serial: Option<u64>) -> Leaf {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.serial_number = serial.map(rcgen::SerialNumber::from);
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "mse tests");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().expect("key");
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("client certificate");
+        Leaf {
+            der: cert.der().clone(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
         }
     }
 
@@ -502,6 +574,51 @@ pub(crate) fn verifying_client(ca: &CertificateDer<'static>, alpn: &[&[u8]]) -> 
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     TlsConnector::from(Arc::new(config))
+}
+
+/// A TLS client that accepts any server certificate, offers `versions` only, and sends
+/// `chain` (leaf first, with the leaf's key) when asked for a client certificate.
+pub(crate) fn client_cert_client(
+    chain: Option<(&[&Leaf], &Leaf)>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> TlsConnector {
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::pki_types::pem::PemObject;
+    let provider = provider();
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(versions)
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)));
+    let mut config = match chain {
+        Some((certs, key)) => builder
+            .with_client_auth_cert(
+                certs.iter().map(|l| l.der.clone()).collect(),
+                PrivateKeyDer::from_pem_slice(key.key_pem.as_bytes()).expect("key"),
+            )
+            .expect("client certificate"),
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    TlsConnector::from(Arc::new(config))
+}
+
+/// A Secret in `default` with `ca.crt` (and `ca.crl` when given).
+pub(crate) fn ca_secret(name: &str, ca_pem: &str, crl_pem: Option<&str>) -> String {
+    let indent = |pem: &str| {
+        pem.lines()
+            .map(|l| format!("    {l}\n"))
+            .collect::<String>()
+    };
+    let mut y = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{ name: {name}, namespace: default }}\nstringData:\n  ca.crt: |\n{}",
+        indent(ca_pem)
+    );
+    if let Some(crl) = crl_pem {
+        y.push_str(&format!("  ca.crl: |\n{}", indent(crl)));
+    }
+    y.push_str("---\n");
+    y
 }
 
 /// A TLS client that accepts any certificate (to look at the fallback one).

@@ -144,7 +144,7 @@ impl<'s> Compiler<'s> {
     }
 
     /// Security annotations that parsed but that the data plane does not enforce yet
-    /// (authentication, client certificates). Serving such routes
+    /// (authentication). Serving such routes
     /// would serve them open, so they fail closed like an invalid value would: 503, with an
     /// Error naming the annotation.
     pub(super) fn unenforced_security(
@@ -159,10 +159,9 @@ impl<'s> Compiler<'s> {
                 .map(|f| f.key.to_owned())
         };
         let mut keys = Vec::new();
-        let checks: [(bool, &[&str]); 3] = [
+        let checks: [(bool, &[&str]); 2] = [
             (policy.auth.basic.is_some(), &["auth-type", "auth-secret"]),
             (policy.auth.external.is_some(), &["auth-url"]),
-            (policy.tls.client_ca.is_some(), &["auth-tls-secret"]),
         ];
         for (configured, names) in checks {
             if !configured {

@@ -1,11 +1,15 @@
 //! Laying out the route table once every route, canary and certificate is known.
 
-use super::tls::TlsBuilder;
+use std::collections::BTreeMap;
+
+use mse_model::ObjectKey;
+
+use super::host_tls::policy_table;
 use super::{Compiler, HostOrder};
 use crate::host::{HostMatch, wildcard_suffix};
 use crate::matching::Conditions;
 use crate::table::RouteTable;
-use crate::tls::TlsTable;
+use crate::tls::{CertId, Certificate, TlsTable};
 
 impl<'s> Compiler<'s> {
     /// The route table: virtual hosts in lookup order, the TLS table, which routes
@@ -20,6 +24,7 @@ impl<'s> Compiler<'s> {
             global: self.global,
             ..RouteTable::default()
         };
+        let vhost_orders: Vec<HostOrder> = self.vhosts.keys().cloned().collect();
         for (i, (order, mut vh)) in self.vhosts.into_iter().enumerate() {
             let i = i as u32;
             let routes = &table.routes;
@@ -43,7 +48,13 @@ impl<'s> Compiler<'s> {
             }
             table.vhosts.push((order.host(), vh));
         }
-        let tls = tls_table(self.tls);
+        let mut tls = tls_table(self.tls.certs, &self.tls.hosts);
+        policy_table(
+            &mut tls,
+            self.tls.host_parts,
+            &vhost_orders,
+            &table.global.tls,
+        );
         for route in &mut table.routes {
             let has_tls = match &route.host {
                 HostMatch::Exact(h) => {
@@ -71,20 +82,23 @@ impl<'s> Compiler<'s> {
 }
 
 /// The certificates, keyed by the host patterns they were given.
-fn tls_table(builder: TlsBuilder) -> TlsTable {
+fn tls_table(
+    certs: Vec<Certificate>,
+    hosts: &BTreeMap<HostOrder, (CertId, ObjectKey)>,
+) -> TlsTable {
     let mut tls = TlsTable {
-        certs: builder.certs,
+        certs,
         ..TlsTable::default()
     };
-    for (order, (id, _)) in builder.hosts {
+    for (order, (id, _)) in hosts {
         match order {
             HostOrder::Exact(h) => {
-                tls.exact.insert(h, id);
+                tls.exact.insert(h.clone(), *id);
             }
             HostOrder::Wildcard(s) => {
-                tls.wildcard.insert(s, id);
+                tls.wildcard.insert(s.clone(), *id);
             }
-            HostOrder::Any => tls.default = Some(id),
+            HostOrder::Any => tls.default = Some(*id),
         }
     }
     tls

@@ -70,7 +70,15 @@ impl<'s> Compiler<'s> {
             &policy,
             "the routes of this Ingress answer 503 until it is fixed (fail closed)",
         );
-        let closed = self.closure(sel, &policy, custom.as_ref().err());
+        // The host TLS policy first: a client-certificate conflict with an older Ingress
+        // closes this one's routes.
+        let mut tls_failed = Vec::new();
+        let client = self.client_auth(sel, &policy).unwrap_or_else(|key| {
+            tls_failed.push(key);
+            None
+        });
+        tls_failed.extend(self.add_host_tls(sel, &policy, client));
+        let closed = self.closure(sel, &policy, custom.as_ref().err(), tls_failed);
         let shared = IngressRoutes {
             route_policy: self.route_policy(
                 sel,
@@ -139,8 +147,10 @@ impl<'s> Compiler<'s> {
         sel: &Selected<'s>,
         policy: &IngressPolicy,
         custom: Option<&String>,
+        tls_failed: Vec<String>,
     ) -> Option<Arc<str>> {
         let mut failed: Vec<String> = policy.fail_closed.iter().map(|f| f.key.clone()).collect();
+        failed.extend(tls_failed);
         failed.extend(self.check_references(sel, policy));
         if failed.is_empty() {
             // Only when nothing else already closes the routes: one reason is enough.

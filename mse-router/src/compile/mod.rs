@@ -348,6 +348,7 @@ mod custom_headers;
 mod fallback;
 mod finish;
 mod global;
+mod host_tls;
 mod ingress;
 mod mirror;
 mod redirects;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use mse_model::{Diagnostic, Kind, ObjectKey};
 use rustls_pki_types::CertificateDer;
 
+use super::host_tls::HostParts;
 use super::{Compiler, HostOrder, Selected};
 use crate::host::HostMatch;
 use crate::tls::{CertId, Certificate, parse_key_pair};
@@ -20,6 +21,8 @@ pub(super) struct TlsBuilder {
     pub(super) hosts: BTreeMap<HostOrder, (CertId, ObjectKey)>,
     /// The DNS names of each certificate's leaf (`None`: it could not be read).
     pub(super) names: HashMap<CertId, Option<Vec<String>>>,
+    /// The TLS policy parts each host got from the oldest Ingress setting them.
+    pub(super) host_parts: BTreeMap<HostOrder, HostParts>,
 }
 
 // === impl Compiler ===
@@ -154,12 +157,20 @@ impl<'s> Compiler<'s> {
         let id = match result {
             Ok((chain, private)) => {
                 let id = CertId(self.tls.certs.len() as u32);
+                let validity = chain
+                    .first()
+                    .and_then(|leaf| crate::x509::cert_info(leaf))
+                    .map(|i| (i.not_before, i.not_after));
+                if let Some(v) = validity {
+                    self.check_validity(&key, v, sel, field);
+                }
                 self.tls.certs.push(Certificate {
                     id,
                     secret: key.clone(),
                     hosts: Vec::new(),
                     chain,
                     key: Arc::new(private),
+                    validity,
                 });
                 Some(id)
             }
@@ -174,6 +185,45 @@ impl<'s> Compiler<'s> {
         };
         self.tls.by_secret.insert(key, id);
         id
+    }
+
+    /// Warns when a certificate is outside its validity period: it is served anyway, as
+    /// NGINX does, but clients will refuse it. Read against the clock when the table is
+    /// compiled; the data plane's expiry metric tracks it from then on.
+    fn check_validity(
+        &mut self,
+        secret: &ObjectKey,
+        (not_before, not_after): (i64, i64),
+        sel: &Selected<'s>,
+        field: &str,
+    ) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let (code, what) = if now > not_after {
+            (
+                "certificate-expired",
+                format!("expired at {}", crate::x509::format_time(not_after)),
+            )
+        } else if now < not_before {
+            (
+                "certificate-not-yet-valid",
+                format!(
+                    "is not valid before {}",
+                    crate::x509::format_time(not_before)
+                ),
+            )
+        } else {
+            return;
+        };
+        self.diag(
+            Diagnostic::warning(
+                code,
+                format!("the certificate in {secret} {what}; it is served anyway (as NGINX does), and clients will refuse it"),
+            ),
+            sel,
+            Some(&format!("{field}.secretName")),
+        );
     }
 
     /// Warns when a TLS host is not among the names of the certificate it was given:

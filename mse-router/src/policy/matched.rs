@@ -35,3 +35,23 @@ pub(crate) const SERVER_ALIAS: Registration = Registration {
     keys: &["server-alias"],
     build: compiled_elsewhere,
 };
+
+/// Client certificates (`auth-tls-*`), versions and cipher suites: a host's TLS policy,
+/// compiled into the TLS table by server name (`compile/host_tls.rs`).
+pub(crate) const HOST_TLS: Registration = Registration {
+    name: "host-tls",
+    groups: &[],
+    keys: &[
+        "auth-tls-secret",
+        "auth-tls-verify-client",
+        "auth-tls-verify-depth",
+        "auth-tls-pass-certificate-to-upstream",
+        "auth-tls-error-page",
+        "auth-tls-match-cn",
+        "ssl-ciphers",
+        "ssl-cipher",
+        "tls-min-protocol-version",
+        "tls-max-protocol-version",
+    ],
+    build: compiled_elsewhere,
+};

@@ -51,6 +51,7 @@ pub(crate) const POLICIES: &[Registration] = &[
     matched::CONDITIONS,
     matched::CANARY,
     matched::SERVER_ALIAS,
+    matched::HOST_TLS,
 ];
 
 /// One policy as the compiler knows it.
