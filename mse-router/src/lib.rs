@@ -67,8 +67,9 @@ pub use mse_annotations::ServiceRef;
 pub use mse_annotations::global;
 pub use path::{Groups, PathMatch, RegexPath, normalize_path};
 pub use policy::{
-    AllowedOrigin, CorsPolicy, FallbackPolicy, HeaderOps, Location, LocationRewrite, MirrorPolicy,
-    Redirect, RedirectVars, RequestHeadPlan, RoutePolicy,
+    AllowedOrigin, AuthPolicy, BasicAuthPolicy, CorsPolicy, EXTERNAL_AUTH_TIMEOUT,
+    ExternalAuthPolicy, FallbackPolicy, HashKind, HeaderOps, Location, LocationRewrite,
+    MirrorPolicy, Redirect, RedirectVars, RequestHeadPlan, RoutePolicy, StoredHash, parse_htpasswd,
 };
 pub use table::{
     Backend, Cluster, ClusterId, ClusterTarget, HostKind, Match, Route, RouteId, RouteTable,

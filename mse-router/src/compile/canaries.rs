@@ -176,6 +176,7 @@ impl<'s> Compiler<'s> {
             Group::Cors,
             Group::Fallback,
             Group::Mirror,
+            Group::Auth,
         ];
         let Some(annotations) = sel.ingress.metadata.annotations.as_ref() else {
             return;

@@ -143,7 +143,7 @@ impl<'s> Compiler<'s> {
     }
 
     /// Security annotations that parsed but that the data plane does not enforce yet
-    /// (authentication, client certificates, IP allow and deny lists). Serving such routes
+    /// (client certificates, IP allow and deny lists). Serving such routes
     /// would serve them open, so they fail closed like an invalid value would: 503, with an
     /// Error naming the annotation.
     pub(super) fn unenforced_security(
@@ -158,9 +158,7 @@ impl<'s> Compiler<'s> {
                 .map(|f| f.key.to_owned())
         };
         let mut keys = Vec::new();
-        let checks: [(bool, &[&str]); 4] = [
-            (policy.auth.basic.is_some(), &["auth-type", "auth-secret"]),
-            (policy.auth.external.is_some(), &["auth-url"]),
+        let checks: [(bool, &[&str]); 2] = [
             (policy.tls.client_ca.is_some(), &["auth-tls-secret"]),
             (
                 policy.access.allow.is_some()

@@ -339,6 +339,7 @@ fn source_order(a: Option<&SourceRef>, b: Option<&SourceRef>) -> Ordering {
 }
 
 mod applied;
+mod auth;
 mod backends;
 mod canaries;
 mod checks;

@@ -17,6 +17,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use mse_annotations::{BodySize, Group, IngressPolicy, KeySpec, RewriteTarget};
 
 mod access_log;
+mod auth;
 mod body;
 mod cors;
 mod fallback;
@@ -26,6 +27,11 @@ mod mirror;
 mod redirect;
 mod rewrite;
 
+pub(crate) use auth::stored;
+pub use auth::{
+    AuthPolicy, BasicAuthPolicy, EXTERNAL_AUTH_TIMEOUT, ExternalAuthPolicy, HashKind, StoredHash,
+    parse_htpasswd,
+};
 pub use cors::{AllowedOrigin, CorsPolicy};
 pub use fallback::FallbackPolicy;
 pub(crate) use headers::protected_header;
@@ -45,6 +51,7 @@ pub(crate) const POLICIES: &[Registration] = &[
     fallback::POLICY,
     body::POLICY,
     access_log::POLICY,
+    auth::POLICY,
     matched::CONDITIONS,
     matched::CANARY,
     matched::SERVER_ALIAS,
@@ -125,6 +132,9 @@ pub struct RoutePolicy {
     pub body_size: Option<BodySize>,
     /// `enable-access-log: "false"`: requests of these routes are not logged.
     pub no_access_log: bool,
+    /// `auth-type: basic` and `auth-url`, completed by the compiler (it needs the Secret
+    /// and the Services), so building from annotations alone leaves it `None`.
+    pub auth: Option<Arc<AuthPolicy>>,
     /// Derived from the fields above on first use, once the policy is shared.
     head_plan: PlanCell,
 }
@@ -191,6 +201,7 @@ impl RoutePolicy {
             && self.location_rewrite.is_none()
             && self.cors.is_none()
             && self.mirror.is_none()
+            && self.auth.is_none()
     }
 
     /// How many headers [`Self::edit_request`] may add at most: room to reserve at once.

@@ -49,7 +49,7 @@ fn a_bad_security_annotation_makes_the_routes_answer_503() {
 #[test]
 fn secrets_named_by_security_annotations_must_exist_or_the_routes_answer_503() {
     let mut yaml = services();
-    yaml += "\n---\napiVersion: v1\nkind: Secret\nmetadata: { name: users, namespace: default }\nstringData: { auth: \"admin:$apr1$x$y\" }\n---\napiVersion: v1\nkind: Secret\nmetadata: { name: no-ca, namespace: default }\nstringData: { other: x }\n";
+    yaml += "\n---\napiVersion: v1\nkind: Secret\nmetadata: { name: users, namespace: default }\nstringData: { auth: \"admin:$apr1$lZL6V/ci$eIMz/iKDkbtys/uU7LEK00\" }\n---\napiVersion: v1\nkind: Secret\nmetadata: { name: no-ca, namespace: default }\nstringData: { other: x }\n";
     yaml += &with_annotations(
         ingress(
             "ok",
@@ -105,20 +105,22 @@ fn secrets_named_by_security_annotations_must_exist_or_the_routes_answer_503() {
                 "missing-service",
                 "nginx.ingress.kubernetes.io/default-backend".to_owned()
             ),
-            // The Secret exists, so only the missing enforcement closes these routes.
-            (
-                Severity::Error,
-                "security-not-enforced",
-                "nginx.ingress.kubernetes.io/auth-type".to_owned()
-            ),
-            (
-                Severity::Error,
-                "security-not-enforced",
-                "nginx.ingress.kubernetes.io/auth-secret".to_owned()
-            ),
         ]
     );
-    assert_eq!(who(&t, "ok.test", "/"), None);
+    // The Secret exists and basic auth is enforced: the route is served, with its users.
+    assert_eq!(who(&t, "ok.test", "/"), Some(1));
+    let m = t.lookup(&RequestHead::new("ok.test", "/")).unwrap();
+    let auth = m
+        .route
+        .policy
+        .as_ref()
+        .and_then(|p| p.auth.as_ref())
+        .unwrap();
+    let basic = auth.basic.as_ref().unwrap();
+    assert_eq!(
+        basic.user("admin").map(|h| h.kind),
+        Some(crate::HashKind::Md5Crypt)
+    );
     assert_eq!(who(&t, "missing.test", "/"), None);
     assert_eq!(who(&t, "mtls.test", "/"), None);
 }
