@@ -242,6 +242,7 @@ async fn run_worker(
         steps: config.steps.clone(),
         live,
         stop: http1::Stop::default(),
+        auth_cache: crate::policy::basic_auth::AuthCache::new(),
     });
     let servers = Rc::new(servers(tls));
     let to_tokio = |l: Option<(std::net::TcpListener, u16)>| match l {

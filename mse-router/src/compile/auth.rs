@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use mse_annotations::{AuthSecretType, BasicAuth, ExternalAuth, IngressPolicy};
+use mse_annotations::{
+    AuthSecretType, BasicAuth, ExternalAuth, IngressPolicy, UrlPart, UrlTemplate, UrlVar,
+};
 use mse_model::Diagnostic;
 use mse_model::api::Secret;
 
@@ -122,9 +124,31 @@ impl<'s> Compiler<'s> {
                 .iter()
                 .filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok())
                 .collect(),
-            signin: e.signin.clone(),
+            signin: e.signin.as_ref().map(with_rd),
             timeout: EXTERNAL_AUTH_TIMEOUT,
         }
+    }
+}
+
+/// `auth-signin` with the `rd` parameter ingress-nginx adds when the URL has none: where
+/// the client comes back to, `$scheme://$host$escaped_request_uri`.
+fn with_rd(t: &UrlTemplate) -> UrlTemplate {
+    let query = t.raw.split_once('?').map(|(_, q)| q);
+    if query.is_some_and(|q| q.split('&').any(|kv| kv.starts_with("rd="))) {
+        return t.clone();
+    }
+    let sep = if query.is_some() { '&' } else { '?' };
+    let mut parts = t.parts.clone();
+    parts.extend([
+        UrlPart::Text(format!("{sep}rd=")),
+        UrlPart::Var(UrlVar::Scheme),
+        UrlPart::Text("://".to_owned()),
+        UrlPart::Var(UrlVar::Host),
+        UrlPart::Var(UrlVar::EscapedRequestUri),
+    ]);
+    UrlTemplate {
+        raw: format!("{}{sep}rd=$scheme://$host$escaped_request_uri", t.raw),
+        parts,
     }
 }
 

@@ -1,0 +1,261 @@
+//! External authentication (`auth-url`), as ingress-nginx's `auth_request` does it: before
+//! a request goes upstream, a subrequest without body goes to the authentication
+//! service, carrying the client's headers and what the request was
+//! (`X-Original-URL`, `X-Original-URI`, `X-Original-Method`, `X-Forwarded-*`,
+//! `X-Real-IP`, `X-Auth-Request-Redirect`).
+//!
+//! - 2xx: the request goes on, with the `auth-response-headers` of the answer set on it;
+//! - 401: the client gets 401 with the answer's `WWW-Authenticate`, or, with
+//!   `auth-signin`, a 302 to the sign-in URL (`rd` says where to come back to);
+//! - 403: the client gets 403;
+//! - any other status: 500, as nginx answers;
+//! - no answer (refused, reset, not within the timeout, no endpoint, an `https` URL,
+//!   which this build does not reach): 503. The request never goes through unchecked.
+//!
+//! The subrequest uses the worker's upstream pool, so connections to the service are
+//! kept alive between requests.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue, LOCATION, WWW_AUTHENTICATE};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty};
+use mse_router::{ClusterTarget, ExternalAuthPolicy, RedirectVars};
+
+use crate::error::{Chain, ProxyError};
+use crate::proxy::Worker;
+use crate::upstream::{Sent, Upstream};
+
+/// The answer body read (and dropped) at most, to keep the connection; a longer one closes
+/// it.
+const MAX_BODY: usize = 64 * 1024;
+
+/// What the authentication service decided.
+pub(crate) enum Outcome {
+    /// Go on, with these headers set on the upstream request.
+    Pass(HeaderMap),
+    /// The client gets this answer (401, 403, the sign-in redirect).
+    Answer(Response<Bytes>),
+}
+
+/// What of the client's request the subrequest describes.
+pub(crate) struct Original<'a> {
+    pub(crate) tls: bool,
+    /// The host as received (with port, if given).
+    pub(crate) host: &'a str,
+    pub(crate) path: &'a str,
+    pub(crate) client: IpAddr,
+}
+
+/// Asks the authentication service about `req`.
+pub(crate) async fn check<B>(
+    worker: &Worker,
+    policy: &ExternalAuthPolicy,
+    req: &Request<B>,
+    orig: &Original<'_>,
+) -> Result<Outcome, ProxyError> {
+    let request_uri = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
+    let scheme = if orig.tls { "https" } else { "http" };
+    let vars = RedirectVars {
+        scheme,
+        host: orig.host,
+        request_uri,
+        uri: orig.path,
+    };
+    let url: Uri = vars
+        .render(&policy.url)
+        .parse()
+        .map_err(|_| unavailable("the auth-url is not a valid URL for this request"))?;
+    if url.scheme_str() != Some("http") {
+        return Err(unavailable(
+            "auth-url over https is not available in this build",
+        ));
+    }
+    let upstream = upstream(policy, &url)?;
+    let sub = subrequest(policy, req, orig, &url, scheme, request_uri)?;
+    let answer = tokio::time::timeout(policy.timeout, exchange(worker, &upstream, sub))
+        .await
+        .map_err(|_| unavailable(&format!("{upstream} sent no answer in time")))??;
+    decide(policy, answer, &vars)
+}
+
+/// Where the subrequest goes: the Service's endpoints when the URL named one, else the
+/// URL's host.
+fn upstream(policy: &ExternalAuthPolicy, url: &Uri) -> Result<Upstream, ProxyError> {
+    match &policy.target {
+        Some(ClusterTarget::Endpoints(addrs)) => match addrs.len() {
+            0 => Err(unavailable("the auth-url Service has no ready endpoint")),
+            n => Ok(Upstream::Addr(addrs[fastrand::usize(..n)])),
+        },
+        Some(ClusterTarget::ExternalName { host, port }) => Ok(Upstream::Name {
+            host: Arc::from(&**host),
+            port: *port,
+        }),
+        None => {
+            let host = url.host().unwrap_or_default();
+            let port = url.port_u16().unwrap_or(80);
+            let bare = host.trim_start_matches('[').trim_end_matches(']');
+            Ok(match bare.parse::<IpAddr>() {
+                Ok(ip) => Upstream::Addr(SocketAddr::new(ip, port)),
+                Err(_) => Upstream::Name {
+                    host: Arc::from(host),
+                    port,
+                },
+            })
+        }
+    }
+}
+
+/// Client headers that are not passed to the authentication service: hop-by-hop ones,
+/// the body's framing, and those the gateway sets itself.
+const NOT_PASSED: [HeaderName; 10] = [
+    header::HOST,
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+    header::EXPECT,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+];
+
+/// The subrequest: the auth-url's method and target, the client's headers (never the
+/// body) and those describing the original request.
+fn subrequest<B>(
+    policy: &ExternalAuthPolicy,
+    req: &Request<B>,
+    orig: &Original<'_>,
+    url: &Uri,
+    scheme: &str,
+    request_uri: &str,
+) -> Result<Request<Empty<Bytes>>, ProxyError> {
+    let mut sub = Request::new(Empty::new());
+    *sub.method_mut() = policy.method.clone();
+    *sub.uri_mut() = url
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"))
+        .into();
+    let headers = sub.headers_mut();
+    for (name, value) in req.headers() {
+        if !NOT_PASSED.contains(name) && !name.as_str().starts_with("x-forwarded-") {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    let value = |s: &str| {
+        HeaderValue::from_str(s)
+            .map_err(|_| unavailable("the request cannot be described in headers"))
+    };
+    let authority = url.authority().map_or("", |a| a.as_str());
+    let client = orig.client.to_string();
+    let set: [(&'static str, String); 11] = [
+        ("host", authority.to_owned()),
+        (
+            "x-original-url",
+            format!("{scheme}://{}{request_uri}", orig.host),
+        ),
+        ("x-original-uri", request_uri.to_owned()),
+        ("x-original-method", req.method().as_str().to_owned()),
+        ("x-sent-from", "nginx-ingress-controller".to_owned()),
+        ("x-real-ip", client.clone()),
+        ("x-forwarded-for", client),
+        ("x-forwarded-host", orig.host.to_owned()),
+        ("x-forwarded-proto", scheme.to_owned()),
+        ("x-scheme", scheme.to_owned()),
+        ("x-auth-request-redirect", request_uri.to_owned()),
+    ];
+    for (name, v) in set {
+        headers.insert(HeaderName::from_static(name), value(&v)?);
+    }
+    Ok(sub)
+}
+
+/// The answer's status and headers; its body is read and dropped.
+async fn exchange(
+    worker: &Worker,
+    upstream: &Upstream,
+    mut sub: Request<Empty<Bytes>>,
+) -> Result<(StatusCode, HeaderMap), ProxyError> {
+    let sent = worker
+        .pool
+        .send_plain(upstream, &mut sub, None, &worker.metrics)
+        .await
+        .map_err(|e| unavailable(&Chain(&e).to_string()))?;
+    let Sent::Plain { mut head, conn, .. } = sent else {
+        return Err(unavailable("unexpected upgrade"));
+    };
+    let mut headers = std::mem::take(&mut head.headers);
+    if let Some(raw) = head.raw.take() {
+        raw.into_map(&mut headers);
+    }
+    let mut body = head.body(conn);
+    let mut read = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| unavailable(&e.to_string()))?;
+        read += frame.data_ref().map_or(0, Bytes::len);
+        if read > MAX_BODY {
+            return Ok((head.status, headers));
+        }
+    }
+    if let Some(conn) = body.take_reusable() {
+        worker.pool.put(conn);
+    }
+    Ok((head.status, headers))
+}
+
+/// The answer's meaning for the client's request.
+fn decide(
+    policy: &ExternalAuthPolicy,
+    (status, headers): (StatusCode, HeaderMap),
+    vars: &RedirectVars<'_>,
+) -> Result<Outcome, ProxyError> {
+    if status.is_success() {
+        let mut pass = HeaderMap::new();
+        for name in &policy.response_headers {
+            for v in headers.get_all(name) {
+                pass.append(name.clone(), v.clone());
+            }
+        }
+        return Ok(Outcome::Pass(pass));
+    }
+    let answer = match status {
+        StatusCode::UNAUTHORIZED => match &policy.signin {
+            Some(signin) => {
+                let location = HeaderValue::from_str(&vars.render(signin))
+                    .map_err(|_| unavailable("the auth-signin URL is not a valid header value"))?;
+                let mut r = local(StatusCode::FOUND, "302 Found\n");
+                r.headers_mut().insert(LOCATION, location);
+                r
+            }
+            None => {
+                let mut r = local(status, "401 Unauthorized\n");
+                for v in headers.get_all(WWW_AUTHENTICATE) {
+                    r.headers_mut().append(WWW_AUTHENTICATE, v.clone());
+                }
+                r
+            }
+        },
+        StatusCode::FORBIDDEN => local(status, "403 Forbidden\n"),
+        other => return Err(ProxyError::AuthAnswer { status: other }),
+    };
+    Ok(Outcome::Answer(answer))
+}
+
+fn local(status: StatusCode, text: &'static str) -> Response<Bytes> {
+    let mut r = Response::new(Bytes::from_static(text.as_bytes()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r
+}
+
+fn unavailable(reason: &str) -> ProxyError {
+    ProxyError::AuthUnavailable {
+        reason: reason.to_owned(),
+    }
+}

@@ -1,0 +1,494 @@
+//! End to end over loopback: basic authentication (`auth-type`, `auth-secret` as an
+//! htpasswd file or an auth map, each hash kind, `auth-realm`) and external
+//! authentication (`auth-url` against a real service on loopback: allow, 401 and 403
+//! relayed, `auth-response-headers` copied upstream, `auth-signin` with `rd`, the service
+//! down or silent fails closed).
+#![cfg(test)]
+
+mod support;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use support::*;
+use tokio::net::TcpListener;
+
+/// Users made with `htpasswd -B -C 4`, `-m` and `-s`, and `{SSHA}` as nginx reads it.
+const HTPASSWD: &str = "\
+bcuser:$2y$04$0s4j91.KwrFMq3iLF7ScnePNhuLiURWA9JbEPchKZvjF0hAwNyOf6
+mduser:$apr1$XC7RNMoO$n5sqk8SORQSxyDr3.k80q.
+shauser:{SHA}KvPXpIScDQubdcQXyPXUdUCmoqA=
+sshauser:{SSHA}+I/BcAEHY4Oro3CPqrjtCLjd74BOYUNsMTIzNA==
+desuser:RlXk70wGVeroY
+";
+
+/// A Secret in `default` with `data` as stringData (`key: value` pairs, block scalars).
+fn secret(name: &str, data: &[(&str, &str)]) -> String {
+    let mut y = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{ name: {name}, namespace: default }}\nstringData:\n"
+    );
+    for (k, v) in data {
+        y.push_str(&format!("  {k}: |-\n"));
+        for line in v.lines() {
+            y.push_str(&format!("    {line}\n"));
+        }
+    }
+    y.push_str("---\n");
+    y
+}
+
+fn basic(user: &str, password: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{user}:{password}")))
+}
+
+async fn get_as(addr: SocketAddr, host: &str, auth: Option<&str>) -> Reply {
+    let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
+    let mut tx = h1(addr).await;
+    send1(&mut tx, request(host, "GET", "/", &headers)).await
+}
+
+fn basic_yaml(backend: SocketAddr, users: &str) -> String {
+    [
+        annotate(
+            &ingress("file", Some("file.example.com"), &[("/", "Prefix", "app")]),
+            &[
+                ("auth-type", "basic"),
+                ("auth-secret", "users"),
+                ("auth-realm", "Staff only"),
+            ],
+        ),
+        annotate(
+            &ingress("map", Some("map.example.com"), &[("/", "Prefix", "app")]),
+            &[
+                ("auth-type", "basic"),
+                ("auth-secret", "user-map"),
+                ("auth-secret-type", "auth-map"),
+            ],
+        ),
+        secret("users", &[("auth", users)]),
+        secret(
+            "user-map",
+            &[("mapped", "$apr1$XC7RNMoO$n5sqk8SORQSxyDr3.k80q.")],
+        ),
+        service("app", &[backend]),
+    ]
+    .concat()
+}
+
+#[tokio::test]
+async fn basic_auth_accepts_each_hash_kind_and_refuses_wrong_or_missing_credentials() {
+    let app = echo("app").await;
+    let (gw, _table) = gateway(&basic_yaml(app.addr(), HTPASSWD));
+    let addr = http_addr(&gw);
+
+    for (user, password) in [
+        ("bcuser", "bc pass"),
+        ("mduser", "md pass"),
+        ("shauser", "sha pass"),
+        ("sshauser", "ssha pass"),
+    ] {
+        // Twice: the second time from the worker's cache for bcrypt.
+        for _ in 0..2 {
+            let r = get_as(addr, "file.example.com", Some(&basic(user, password))).await;
+            assert_eq!((r.status, r.service()), (StatusCode::OK, "app"), "{user}");
+            // The credentials go upstream, as nginx passes them.
+            assert!(r.echoed_header("authorization").is_some(), "{user}");
+        }
+        let r = get_as(addr, "file.example.com", Some(&basic(user, "wrong"))).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNAUTHORIZED,
+            "{user} with a wrong password"
+        );
+        assert_eq!(r.service(), "", "nothing reached the backend");
+    }
+    // DES crypt is not checked: that user is refused (the compile said so).
+    let r = get_as(addr, "file.example.com", Some(&basic("desuser", "despass"))).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    let r = get_as(addr, "file.example.com", None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers["www-authenticate"], "Basic realm=\"Staff only\"");
+    let r = get_as(addr, "file.example.com", Some(&basic("nobody", "bc pass"))).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = get_as(addr, "file.example.com", Some("Bearer abc")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    // auth-map: one key per user.
+    let r = get_as(addr, "map.example.com", Some(&basic("mapped", "md pass"))).await;
+    assert_eq!((r.status, r.service()), (StatusCode::OK, "app"));
+    let r = get_as(addr, "map.example.com", Some(&basic("mapped", "nope"))).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers["www-authenticate"], "Basic realm=\"\"");
+    let r = get_as(addr, "map.example.com", Some(&basic("bcuser", "bc pass"))).await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "users of another Secret"
+    );
+}
+
+#[tokio::test]
+async fn a_changed_secret_is_used_at_once_even_for_remembered_credentials() {
+    let app = echo("app").await;
+    let (gw, table) = gateway(&basic_yaml(app.addr(), HTPASSWD));
+    let addr = http_addr(&gw);
+    let good = basic("bcuser", "bc pass");
+    // On one connection, so that the same worker remembers it.
+    let mut tx = h1(addr).await;
+    let auth = [("authorization", good.as_str())];
+    for _ in 0..2 {
+        let r = send1(&mut tx, request("file.example.com", "GET", "/", &auth)).await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    // The password changes: the remembered credentials no longer pass.
+    let changed = "bcuser:$2y$04$0dl83p4hr5SKMSrGkhZqGOCPylEiGv/Y5WjrEyZJnx/3pQnYWeGxq";
+    table.publish(compile_yaml(&basic_yaml(app.addr(), changed)));
+    let r = send1(&mut tx, request("file.example.com", "GET", "/", &auth)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let new = basic("bcuser", "hunter2");
+    let r = send1(
+        &mut tx,
+        request("file.example.com", "GET", "/", &[("authorization", &new)]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    // The user is dropped: refused as well.
+    table.publish(compile_yaml(&basic_yaml(app.addr(), "other:{PLAIN}x")));
+    let r = send1(
+        &mut tx,
+        request("file.example.com", "GET", "/", &[("authorization", &new)]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+// === external authentication ===
+
+/// What the authentication service was asked.
+#[derive(Clone, Debug)]
+struct Asked {
+    method: http::Method,
+    target: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// An authentication service on loopback. It decides by the request's `x-verdict`
+/// header: `allow` (200 with `x-auth-user` and `x-not-copied`), `401` (with
+/// `WWW-Authenticate: Bearer`), `403`, `418`.
+struct AuthService {
+    addr: SocketAddr,
+    asked: Arc<Mutex<Vec<Asked>>>,
+}
+
+impl AuthService {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let asked: Arc<Mutex<Vec<Asked>>> = Arc::default();
+        let log = Arc::clone(&asked);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let log = Arc::clone(&log);
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: Request<Incoming>| {
+                        let log = Arc::clone(&log);
+                        async move { Ok::<_, Infallible>(answer(&log, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Self { addr, asked }
+    }
+
+    fn asked(&self) -> Vec<Asked> {
+        self.asked.lock().unwrap().clone()
+    }
+}
+
+async fn answer(log: &Mutex<Vec<Asked>>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let verdict = parts
+        .headers
+        .get("x-verdict")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    log.lock().unwrap().push(Asked {
+        method: parts.method,
+        target: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        headers: parts.headers,
+        body,
+    });
+    let mut r = Response::new(Full::new(Bytes::from_static(b"auth says")));
+    match verdict.as_str() {
+        "allow" => {
+            r.headers_mut()
+                .insert("x-auth-user", "alice".parse().unwrap());
+            r.headers_mut().insert("x-not-copied", "1".parse().unwrap());
+        }
+        "401" => {
+            *r.status_mut() = StatusCode::UNAUTHORIZED;
+            r.headers_mut()
+                .insert("www-authenticate", "Bearer realm=\"x\"".parse().unwrap());
+        }
+        "403" => *r.status_mut() = StatusCode::FORBIDDEN,
+        _ => *r.status_mut() = StatusCode::IM_A_TEAPOT,
+    }
+    r
+}
+
+fn external_yaml(app: SocketAddr, auth_url: &str, extra: &[(&str, &str)]) -> String {
+    let mut annotations = vec![
+        ("auth-url", auth_url),
+        ("auth-response-headers", "X-Auth-User"),
+    ];
+    annotations.extend_from_slice(extra);
+    [
+        annotate(
+            &ingress("ext", Some("ext.example.com"), &[("/", "Prefix", "app")]),
+            &annotations,
+        ),
+        service("app", &[app]),
+    ]
+    .concat()
+}
+
+#[tokio::test]
+async fn external_auth_allows_denies_and_copies_headers_as_ingress_nginx_does() {
+    let app = echo("app").await;
+    let auth = AuthService::start().await;
+    let url = format!("http://{}/check?for=$host", auth.addr);
+    let (gw, _table) = gateway(&external_yaml(app.addr(), &url, &[("auth-method", "POST")]));
+    let addr = http_addr(&gw);
+    let mut tx = h1(addr).await;
+
+    // Allowed: the request goes upstream with the named answer header only; the
+    // client's own x-auth-user is replaced.
+    let mut req = request(
+        "ext.example.com",
+        "PUT",
+        "/items?q=1",
+        &[("x-verdict", "allow"), ("x-auth-user", "mallory")],
+    );
+    *req.body_mut() = Full::new(Bytes::from_static(b"the body"));
+    let r = send1(&mut tx, req).await;
+    assert_eq!((r.status, r.service()), (StatusCode::OK, "app"));
+    assert_eq!(r.echoed_header("x-auth-user").as_deref(), Some("alice"));
+    assert_eq!(r.echoed_header("x-not-copied"), None);
+    assert_eq!(r.json()["body"], "the body", "the body still goes upstream");
+    let asked = auth.asked();
+    let a = asked.last().expect("the auth service was asked");
+    assert_eq!(a.method, http::Method::POST, "auth-method");
+    assert_eq!(a.target, "/check?for=ext.example.com");
+    assert!(a.body.is_empty(), "never the body");
+    let h = |n: &str| a.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+    assert_eq!(h("x-original-uri"), "/items?q=1");
+    assert_eq!(h("x-original-url"), "http://ext.example.com/items?q=1");
+    assert_eq!(h("x-original-method"), "PUT");
+    assert_eq!(h("x-forwarded-host"), "ext.example.com");
+    assert_eq!(h("x-forwarded-proto"), "http");
+    assert_eq!(h("x-real-ip"), "127.0.0.1");
+    assert_eq!(h("x-verdict"), "allow", "the client's headers are passed");
+    assert_eq!(h("host"), auth.addr.to_string());
+    assert!(matches!(h("content-length"), "" | "0"), "no body announced");
+
+    // 401 with the service's challenge, 403, and anything else 500: never upstream.
+    let r = send1(
+        &mut tx,
+        request("ext.example.com", "GET", "/", &[("x-verdict", "401")]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers["www-authenticate"], "Bearer realm=\"x\"");
+    let r = send1(
+        &mut tx,
+        request("ext.example.com", "GET", "/", &[("x-verdict", "403")]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = send1(
+        &mut tx,
+        request("ext.example.com", "GET", "/", &[("x-verdict", "418")]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(r.service(), "");
+}
+
+#[tokio::test]
+async fn a_401_with_auth_signin_redirects_with_rd() {
+    let app = echo("app").await;
+    let auth = AuthService::start().await;
+    let url = format!("http://{}/check", auth.addr);
+    let yaml = external_yaml(
+        app.addr(),
+        &url,
+        &[("auth-signin", "https://login.example.com/start?app=shop")],
+    );
+    let (gw, _table) = gateway(&yaml);
+    let mut tx = h1(http_addr(&gw)).await;
+    let r = send1(
+        &mut tx,
+        request(
+            "ext.example.com",
+            "GET",
+            "/a%20b?x=1",
+            &[("x-verdict", "401")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    assert_eq!(
+        r.headers["location"],
+        "https://login.example.com/start?app=shop&rd=http://ext.example.com%2Fa%2520b%3Fx%3D1"
+    );
+    let r = send1(
+        &mut tx,
+        request("ext.example.com", "GET", "/", &[("x-verdict", "allow")]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_auth_url_naming_a_service_goes_to_its_endpoints() {
+    let app = echo("app").await;
+    let auth = AuthService::start().await;
+    let yaml = [
+        external_yaml(
+            app.addr(),
+            "http://auth-svc.default.svc.cluster.local/check",
+            &[],
+        ),
+        service("auth-svc", &[auth.addr]),
+    ]
+    .concat();
+    let (gw, _table) = gateway(&yaml);
+    let mut tx = h1(http_addr(&gw)).await;
+    let r = send1(
+        &mut tx,
+        request("ext.example.com", "GET", "/", &[("x-verdict", "allow")]),
+    )
+    .await;
+    assert_eq!((r.status, r.service()), (StatusCode::OK, "app"));
+    assert_eq!(auth.asked().len(), 1);
+}
+
+#[tokio::test]
+async fn an_auth_service_down_or_silent_fails_closed() {
+    let app = echo("app").await;
+    // Down: a port nothing listens on any more.
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let down = closed.local_addr().unwrap();
+    drop(closed);
+    // Silent: accepts and never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let _hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let yaml = [
+        external_yaml(app.addr(), &format!("http://{down}/check"), &[]),
+        annotate(
+            &ingress(
+                "silent",
+                Some("silent.example.com"),
+                &[("/", "Prefix", "app")],
+            ),
+            &[("auth-url", &format!("http://{silent_addr}/check"))],
+        ),
+    ]
+    .concat();
+    let (gw, _table) = gateway(&yaml);
+    let addr = http_addr(&gw);
+    let r = get_as(addr, "ext.example.com", None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.service(), "");
+    let r = get_as(addr, "silent.example.com", None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.service(), "");
+}
+
+#[tokio::test]
+async fn basic_and_external_auth_must_both_pass() {
+    let app = echo("app").await;
+    let auth = AuthService::start().await;
+    let url = format!("http://{}/check", auth.addr);
+    let yaml = [
+        annotate(
+            &ingress("both", Some("both.example.com"), &[("/", "Prefix", "app")]),
+            &[
+                ("auth-type", "basic"),
+                ("auth-secret", "users"),
+                ("auth-url", &url),
+            ],
+        ),
+        secret("users", &[("auth", HTPASSWD)]),
+        service("app", &[app.addr()]),
+    ]
+    .concat();
+    let (gw, _table) = gateway(&yaml);
+    let mut tx = h1(http_addr(&gw)).await;
+    let good = basic("mduser", "md pass");
+    let bad = basic("mduser", "nope");
+    let r = send1(
+        &mut tx,
+        request(
+            "both.example.com",
+            "GET",
+            "/",
+            &[("authorization", &bad), ("x-verdict", "allow")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(auth.asked().is_empty(), "basic auth is checked first");
+    let r = send1(
+        &mut tx,
+        request(
+            "both.example.com",
+            "GET",
+            "/",
+            &[("authorization", &good), ("x-verdict", "403")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = send1(
+        &mut tx,
+        request(
+            "both.example.com",
+            "GET",
+            "/",
+            &[("authorization", &good), ("x-verdict", "allow")],
+        ),
+    )
+    .await;
+    assert_eq!((r.status, r.service()), (StatusCode::OK, "app"));
+}
