@@ -41,7 +41,7 @@ pub(super) const NGINX: &[KeySpec] = &[
     unsupported("auth-keepalive-share-vars", G::Auth, Nginx, "connections to auth-url are pooled by the gateway; the key has no effect"),
     unsupported("auth-keepalive-requests", G::Auth, Nginx, "connections to auth-url are pooled by the gateway; the key has no effect"),
     unsupported("auth-keepalive-timeout", G::Auth, Nginx, "connections to auth-url are pooled by the gateway; the key has no effect"),
-    unsupported("auth-request-redirect", G::Auth, Nginx, "the X-Auth-Request-Redirect header is not set; the key has no effect"),
+    unsupported("auth-request-redirect", G::Auth, Nginx, "X-Auth-Request-Redirect always carries the request URI; another value is not available"),
     unsupported("auth-always-set-cookie", G::Auth, Nginx, "Set-Cookie from auth-url is passed on 2xx answers only"),
     unsupported("auth-signin-redirect-param", G::Auth, Nginx, "the redirect parameter is not added; write it into auth-signin with $escaped_request_uri"),
     unsupported("satisfy", G::Auth, Nginx, "authentication and IP lists must all pass (as `satisfy: all`); `any` is not available"),

@@ -86,7 +86,7 @@ pub(super) const REQUESTS: &[KeySpec] = &[
         .security()
         .ex("basic", "digest"),
     key("auth-secret", G::Auth, Ingress, Nginx, "[namespace/]name", "",
-        "Secret with the users: htpasswd lines (bcrypt, SHA1, apr1/MD5) under `auth`, or one key per user")
+        "Secret with the users: htpasswd lines under `auth`, or one key per user; bcrypt, apr1/MD5-crypt, {SHA}, {SSHA} and {PLAIN} hashes are checked, users with other hashes (DES crypt, SHA-crypt) are refused with a warning; missing credentials or a wrong password get 401 with WWW-Authenticate")
         .security()
         .ex("basic-auth", "Basic_Auth"),
     key("auth-secret-type", G::Auth, Ingress, Nginx, "auth-file or auth-map", "auth-file",
@@ -97,7 +97,7 @@ pub(super) const REQUESTS: &[KeySpec] = &[
         "Realm shown by browsers when asking for credentials")
         .ex("Staff only", "say \"hi\""),
     key("auth-url", G::Auth, Ingress, Nginx, "absolute http(s) URL, request variables allowed", "",
-        "External authentication: each request is first sent to this URL; 2xx lets it through, 401/403 are returned to the client")
+        "External authentication: each request is first sent, without its body, to this http URL (a `name.namespace.svc` host goes to that Service's endpoints); 2xx lets it through, 401/403 are returned to the client, any other status gives 500, and a service that is down or silent for 5 s gives 503; an https URL answers 503 (not available yet)")
         .security()
         .ex("https://auth.example.com/oauth2/auth", "auth-service"),
     key("auth-method", G::Auth, Ingress, Nginx, "HTTP method", "GET",
@@ -108,7 +108,7 @@ pub(super) const REQUESTS: &[KeySpec] = &[
         "Headers of the auth-url answer copied into the request sent upstream")
         .ex("X-Auth-User, X-Auth-Email", "bad header"),
     key("auth-signin", G::Auth, Ingress, Nginx, "absolute http(s) URL, request variables allowed", "",
-        "Where a 401 from auth-url redirects the client")
+        "Where a 401 from auth-url redirects the client (302); `rd=$scheme://$host$escaped_request_uri` is added unless the URL has an rd parameter")
         .ex("https://$host/oauth2/start?rd=$escaped_request_uri", "/oauth2/start"),
     // --- Server ---
     key("enable-access-log", G::Server, Ingress, Nginx, BOOL, "true",
