@@ -8,6 +8,7 @@
 //! configuration's defaults.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mse_router::global::GlobalConfig;
@@ -61,6 +62,9 @@ pub struct ProxyConfig {
     /// Steps of the embedding application, run in the request phases of every request
     /// (see [`crate::phases`]). Default: none.
     pub steps: Steps,
+    /// The certificate authorities that verify an `https` `auth-url`; `None` (the
+    /// default): the platform's trust store.
+    pub auth_url_roots: Option<Arc<rustls::RootCertStore>>,
 }
 
 /// Timeouts of the data plane. Defaults follow nginx where it has an equivalent.
@@ -117,6 +121,7 @@ impl Default for ProxyConfig {
             keep_alive_requests: g.client.keep_alive_requests,
             max_concurrent_streams: g.client.http2_max_concurrent_streams,
             steps: Steps::default(),
+            auth_url_roots: None,
         }
     }
 }

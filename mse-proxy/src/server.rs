@@ -243,6 +243,7 @@ async fn run_worker(
         live,
         stop: http1::Stop::default(),
         auth_cache: crate::policy::basic_auth::AuthCache::new(),
+        auth_tls: crate::policy::auth_tls::AuthTls::new(config.auth_url_roots.clone()),
     });
     let servers = Rc::new(servers(tls));
     let to_tokio = |l: Option<(std::net::TcpListener, u16)>| match l {

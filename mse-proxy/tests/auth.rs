@@ -21,6 +21,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use support::*;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 /// Users made with `htpasswd -B -C 4`, `-m` and `-s`, and `{SSHA}` as nginx reads it.
 const HTPASSWD: &str = "\
@@ -193,6 +194,26 @@ struct AuthService {
 
 impl AuthService {
     async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Over TLS, with `leaf`'s certificate.
+    async fn start_tls(leaf: &Leaf) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let cert = CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes()).expect("cert");
+        let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).expect("key");
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .expect("server config");
+        Self::start_with(Some(TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn start_with(tls: Option<TlsAcceptor>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let asked: Arc<Mutex<Vec<Asked>>> = Arc::default();
@@ -200,14 +221,23 @@ impl AuthService {
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let log = Arc::clone(&log);
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
                         let log = Arc::clone(&log);
                         async move { Ok::<_, Infallible>(answer(&log, req).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        Some(tls) => {
+                            if let Ok(s) = tls.accept(stream).await {
+                                let _ = http.serve_connection(TokioIo::new(s), svc).await;
+                            }
+                        }
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                    }
                 });
             }
         });
@@ -491,4 +521,50 @@ async fn basic_and_external_auth_must_both_pass() {
     )
     .await;
     assert_eq!((r.status, r.service()), (StatusCode::OK, "app"));
+}
+
+#[tokio::test]
+async fn an_https_auth_url_is_verified_against_the_configured_roots() {
+    let app = echo("app").await;
+    let ca = TestCa::new();
+    let auth = AuthService::start_tls(&ca.leaf(&["auth-tls.default.svc"])).await;
+    let yaml = [
+        external_yaml(app.addr(), "https://auth-tls.default.svc/check", &[]),
+        service("auth-tls", &[auth.addr]).replacen("port: 80,", "port: 443,", 1),
+    ]
+    .concat();
+    let roots = |cert: &rustls::pki_types::CertificateDer<'static>| {
+        let mut store = rustls::RootCertStore::empty();
+        store.add(cert.clone()).expect("CA");
+        Some(Arc::new(store))
+    };
+    let (gw, _table) = gateway_with(&yaml, |c| c.auth_url_roots = roots(&ca.cert));
+    let mut tx = h1(http_addr(&gw)).await;
+    let r = send1(
+        &mut tx,
+        request("ext.example.com", "GET", "/", &[("x-verdict", "allow")]),
+    )
+    .await;
+    assert_eq!((r.status, r.service()), (StatusCode::OK, "app"));
+    assert_eq!(r.echoed_header("x-auth-user").as_deref(), Some("alice"));
+    let r = send1(
+        &mut tx,
+        request("ext.example.com", "GET", "/", &[("x-verdict", "403")]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let asked = auth.asked().len();
+    assert_eq!(asked, 2);
+
+    // A gateway that does not trust the service's CA never lets the request through.
+    let other = TestCa::new();
+    let (gw, _table) = gateway_with(&yaml, |c| c.auth_url_roots = roots(&other.cert));
+    let r = get_as(http_addr(&gw), "ext.example.com", None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.service(), "");
+    assert_eq!(
+        auth.asked().len(),
+        asked,
+        "no request without a verified certificate"
+    );
 }

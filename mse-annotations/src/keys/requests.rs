@@ -97,7 +97,7 @@ pub(super) const REQUESTS: &[KeySpec] = &[
         "Realm shown by browsers when asking for credentials")
         .ex("Staff only", "say \"hi\""),
     key("auth-url", G::Auth, Ingress, Nginx, "absolute http(s) URL, request variables allowed", "",
-        "External authentication: each request is first sent, without its body, to this http URL (a `name.namespace.svc` host goes to that Service's endpoints); 2xx lets it through, 401/403 are returned to the client, any other status gives 500, and a service that is down or silent for 5 s gives 503; an https URL answers 503 (not available yet)")
+        "External authentication: each request is first sent, without its body, to this http or https URL (a `name.namespace.svc` host goes to that Service's endpoints); 2xx lets it through, 401/403 are returned to the client, any other status gives 500, and a service that is down or silent for 5 s gives 503. An https URL's certificate is verified against the platform's trust store (nginx does not verify by default)")
         .security()
         .ex("https://auth.example.com/oauth2/auth", "auth-service"),
     key("auth-method", G::Auth, Ingress, Nginx, "HTTP method", "GET",

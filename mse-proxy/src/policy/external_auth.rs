@@ -9,11 +9,11 @@
 //!   `auth-signin`, a 302 to the sign-in URL (`rd` says where to come back to);
 //! - 403: the client gets 403;
 //! - any other status: 500, as nginx answers;
-//! - no answer (refused, reset, not within the timeout, no endpoint, an `https` URL,
-//!   which this build does not reach): 503. The request never goes through unchecked.
+//! - no answer (refused, reset, a certificate that does not verify, not within the
+//!   timeout, no endpoint): 503. The request never goes through unchecked.
 //!
-//! The subrequest uses the worker's upstream pool, so connections to the service are
-//! kept alive between requests.
+//! An `http` subrequest uses the worker's upstream pool, so connections to the service
+//! are kept alive between requests; an `https` one goes through [`super::auth_tls`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -26,6 +26,7 @@ use http_body_util::{BodyExt, Empty};
 use mse_router::{ClusterTarget, ExternalAuthPolicy, RedirectVars};
 
 use crate::error::{Chain, ProxyError};
+use crate::policy::auth_tls;
 use crate::proxy::Worker;
 use crate::upstream::{Sent, Upstream};
 
@@ -69,14 +70,26 @@ pub(crate) async fn check<B>(
         .render(&policy.url)
         .parse()
         .map_err(|_| unavailable("the auth-url is not a valid URL for this request"))?;
-    if url.scheme_str() != Some("http") {
-        return Err(unavailable(
-            "auth-url over https is not available in this build",
-        ));
-    }
-    let upstream = upstream(policy, &url)?;
+    let https = match url.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => return Err(unavailable("the auth-url is not an http or https URL")),
+    };
+    let upstream = upstream(policy, &url, https)?;
     let sub = subrequest(policy, req, orig, &url, scheme, request_uri)?;
-    let answer = tokio::time::timeout(policy.timeout, exchange(worker, &upstream, sub))
+    let run = async {
+        if https {
+            let provider = worker.table.provider();
+            let host = url.host().unwrap_or_default();
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            auth_tls::exchange(&worker.auth_tls, provider, &upstream, host, sub, MAX_BODY)
+                .await
+                .map_err(|e| unavailable(&e))
+        } else {
+            exchange(worker, &upstream, sub).await
+        }
+    };
+    let answer = tokio::time::timeout(policy.timeout, run)
         .await
         .map_err(|_| unavailable(&format!("{upstream} sent no answer in time")))??;
     decide(policy, answer, &vars)
@@ -84,7 +97,7 @@ pub(crate) async fn check<B>(
 
 /// Where the subrequest goes: the Service's endpoints when the URL named one, else the
 /// URL's host.
-fn upstream(policy: &ExternalAuthPolicy, url: &Uri) -> Result<Upstream, ProxyError> {
+fn upstream(policy: &ExternalAuthPolicy, url: &Uri, https: bool) -> Result<Upstream, ProxyError> {
     match &policy.target {
         Some(ClusterTarget::Endpoints(addrs)) => match addrs.len() {
             0 => Err(unavailable("the auth-url Service has no ready endpoint")),
@@ -96,7 +109,7 @@ fn upstream(policy: &ExternalAuthPolicy, url: &Uri) -> Result<Upstream, ProxyErr
         }),
         None => {
             let host = url.host().unwrap_or_default();
-            let port = url.port_u16().unwrap_or(80);
+            let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
             let bare = host.trim_start_matches('[').trim_end_matches(']');
             Ok(match bare.parse::<IpAddr>() {
                 Ok(ip) => Upstream::Addr(SocketAddr::new(ip, port)),

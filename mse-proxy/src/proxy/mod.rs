@@ -53,6 +53,8 @@ pub(crate) struct Worker {
     pub(crate) stop: Stop,
     /// Basic-auth credentials this worker accepted, and its bcrypt slots.
     pub(crate) auth_cache: crate::policy::basic_auth::AuthCache,
+    /// The TLS client for `https` `auth-url`s, made on first use.
+    pub(crate) auth_tls: crate::policy::auth_tls::AuthTls,
 }
 
 /// What one client connection shares between its requests.
