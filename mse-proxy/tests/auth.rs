@@ -568,3 +568,54 @@ async fn an_https_auth_url_is_verified_against_the_configured_roots() {
         "no request without a verified certificate"
     );
 }
+
+#[tokio::test]
+async fn auth_cache_key_remembers_answers_per_key_for_the_statuses_of_auth_cache_duration() {
+    let app = echo("app").await;
+    let auth = AuthService::start().await;
+    let url = format!("http://{}/check", auth.addr);
+    let yaml = external_yaml(
+        app.addr(),
+        &url,
+        &[
+            ("auth-cache-key", "$http_x_user"),
+            ("auth-request-redirect", "https://app.example.com/back"),
+        ],
+    );
+    let (gw, _table) = gateway(&yaml);
+    // One connection: one worker, whose memory this is.
+    let mut tx = h1(http_addr(&gw)).await;
+    let mut ask = async |user: &str, verdict: &str| {
+        let headers = [("x-user", user), ("x-verdict", verdict)];
+        send1(&mut tx, request("ext.example.com", "GET", "/", &headers)).await
+    };
+    let r = ask("a", "allow").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(auth.asked().len(), 1);
+    let asked = &auth.asked()[0];
+    assert_eq!(
+        asked.headers["x-auth-request-redirect"],
+        "https://app.example.com/back"
+    );
+    // Remembered for "a": the service is not asked, whatever it would say now, and the
+    // remembered headers are set.
+    let r = ask("a", "403").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.echoed_header("x-auth-user").as_deref(), Some("alice"));
+    assert_eq!(auth.asked().len(), 1);
+    // Another key is asked.
+    let r = ask("b", "403").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(auth.asked().len(), 2);
+    // 403 is not in the default auth-cache-duration (200 202 401 5m): asked again.
+    let r = ask("b", "allow").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(auth.asked().len(), 3);
+    // 401 is, with its challenge.
+    for _ in 0..2 {
+        let r = ask("c", "401").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(r.headers["www-authenticate"], "Bearer realm=\"x\"");
+    }
+    assert_eq!(auth.asked().len(), 4);
+}

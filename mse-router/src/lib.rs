@@ -67,9 +67,10 @@ pub use mse_annotations::ServiceRef;
 pub use mse_annotations::global;
 pub use path::{Groups, PathMatch, RegexPath, normalize_path};
 pub use policy::{
-    AllowedOrigin, AuthPolicy, BasicAuthPolicy, CorsPolicy, EXTERNAL_AUTH_TIMEOUT,
-    ExternalAuthPolicy, FallbackPolicy, HashKind, HeaderOps, Location, LocationRewrite,
-    MirrorPolicy, Redirect, RedirectVars, RequestHeadPlan, RoutePolicy, StoredHash, parse_htpasswd,
+    AllowedOrigin, AnswerCache, AuthPolicy, BasicAuthPolicy, CacheKey, CacheValid, CorsPolicy,
+    EXTERNAL_AUTH_TIMEOUT, ExternalAuthPolicy, FallbackPolicy, HashKind, HeaderOps, KeyPart,
+    KeyVar, Location, LocationRewrite, MirrorPolicy, Redirect, RedirectVars, RequestHeadPlan,
+    RoutePolicy, StoredHash, parse_htpasswd,
 };
 pub use table::{
     Backend, Cluster, ClusterId, ClusterTarget, HostKind, Match, Route, RouteId, RouteTable,

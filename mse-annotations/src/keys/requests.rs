@@ -110,6 +110,15 @@ pub(super) const REQUESTS: &[KeySpec] = &[
     key("auth-signin", G::Auth, Ingress, Nginx, "absolute http(s) URL, request variables allowed", "",
         "Where a 401 from auth-url redirects the client (302); `rd=$scheme://$host$escaped_request_uri` is added unless the URL has an rd parameter")
         .ex("https://$host/oauth2/start?rd=$escaped_request_uri", "/oauth2/start"),
+    key("auth-request-redirect", G::Auth, Ingress, Nginx, "header value", "",
+        "Value of the X-Auth-Request-Redirect header sent to auth-url (default: the request URI)")
+        .ex("https://app.example.com/", "bad\u{7f}"),
+    key("auth-cache-key", G::Auth, Ingress, Nginx, "text with NGINX variables ($remote_user, $http_*, $cookie_*, $arg_*, $host, ...)", "",
+        "Remembers auth-url answers under this key (per Ingress), for auth-cache-duration; without it every request asks")
+        .ex("$remote_user$http_authorization", "$upstream_addr"),
+    key("auth-cache-duration", G::Auth, Ingress, Nginx, "[status ...|any] duration, ...", "200 202 401 5m",
+        "Which auth-url answers are remembered and how long, as proxy_cache_valid; needs auth-cache-key")
+        .ex("200 202 10m, 401 1m", "200 soon"),
     // --- Server ---
     key("enable-access-log", G::Server, Ingress, Nginx, BOOL, "true",
         "Whether requests to this Ingress are written to the access log")

@@ -16,12 +16,8 @@
 //! each. bcrypt itself runs on tokio's blocking threads, at most [`VERIFY_SLOTS`] at
 //! once per worker, so that a client sending wrong passwords cannot stall the worker.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
@@ -29,6 +25,8 @@ use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{HeaderMap, Response, StatusCode};
 use mse_router::{BasicAuthPolicy, HashKind, StoredHash};
 use subtle::ConstantTimeEq;
+
+use crate::policy::remembered::{Key as CacheKey, Remembered, keyed};
 
 /// Accepted credentials one worker remembers at most.
 pub(crate) const CACHE_ENTRIES: usize = 4096;
@@ -55,11 +53,9 @@ pub(crate) struct Pending {
     challenge: http::HeaderValue,
 }
 
-type CacheKey = [u8; 16];
-
 /// One worker's accepted credentials, and its bcrypt slots.
 pub(crate) struct AuthCache {
-    entries: RefCell<HashMap<CacheKey, Instant>>,
+    entries: Remembered<()>,
     slots: tokio::sync::Semaphore,
 }
 
@@ -68,39 +64,17 @@ pub(crate) struct AuthCache {
 impl AuthCache {
     pub(crate) fn new() -> Self {
         Self {
-            entries: RefCell::new(HashMap::new()),
+            entries: Remembered::new(CACHE_ENTRIES),
             slots: tokio::sync::Semaphore::new(VERIFY_SLOTS),
         }
     }
 
     fn hit(&self, key: &CacheKey, now: Instant) -> bool {
-        let mut entries = self.entries.borrow_mut();
-        match entries.get(key) {
-            Some(until) if *until > now => true,
-            Some(_) => {
-                entries.remove(key);
-                false
-            }
-            None => false,
-        }
+        self.entries.get(key, now).is_some()
     }
 
     fn remember(&self, key: CacheKey, now: Instant) {
-        let mut entries = self.entries.borrow_mut();
-        if entries.len() >= CACHE_ENTRIES {
-            entries.retain(|_, until| *until > now);
-        }
-        if entries.len() >= CACHE_ENTRIES {
-            // Still full of live entries: start over rather than grow.
-            entries.clear();
-        }
-        entries.insert(key, now + CACHE_LIFETIME);
-    }
-
-    /// How many credentials are remembered.
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.entries.borrow().len()
+        self.entries.insert(key, (), now + CACHE_LIFETIME, now);
     }
 }
 
@@ -184,27 +158,19 @@ fn credentials(headers: &HeaderMap) -> Option<(String, Vec<u8>)> {
     Some((user, decoded[colon + 1..].to_vec()))
 }
 
+/// The user of `Authorization: Basic` (`$remote_user`), unchecked.
+pub(crate) fn user(headers: &HeaderMap) -> Option<String> {
+    credentials(headers).map(|(u, _)| u)
+}
+
 /// The keyed hash a credential is remembered under.
 fn cache_key(secret: &str, stored: &StoredHash, user: &str, password: &[u8]) -> CacheKey {
-    static KEY: OnceLock<Option<hmac::Key>> = OnceLock::new();
-    let key = KEY.get_or_init(|| {
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        hmac::Key::generate(hmac::HMAC_SHA256, &rng).ok()
-    });
-    let mut out = [0u8; 16];
-    let Some(key) = key else {
-        // No randomness: a key that matches nothing, so nothing is ever remembered twice.
-        aws_lc_rs::rand::fill(&mut out).ok();
-        return out;
-    };
-    let mut ctx = hmac::Context::with_key(key);
-    for part in [secret.as_bytes(), stored.text.as_bytes(), user.as_bytes()] {
-        ctx.update(&(part.len() as u64).to_be_bytes());
-        ctx.update(part);
-    }
-    ctx.update(password);
-    out.copy_from_slice(&ctx.sign().as_ref()[..16]);
-    out
+    keyed(&[
+        secret.as_bytes(),
+        stored.text.as_bytes(),
+        user.as_bytes(),
+        password,
+    ])
 }
 
 /// The hashes cheap enough to check on the worker thread.
@@ -357,15 +323,9 @@ mod tests {
     }
 
     #[test]
-    fn the_cache_is_bounded_and_forgets_expired_entries() {
+    fn remembered_credentials_expire() {
         let cache = AuthCache::new();
         let now = Instant::now();
-        for i in 0..(CACHE_ENTRIES as u32 + 10) {
-            let mut key = [0u8; 16];
-            key[..4].copy_from_slice(&i.to_be_bytes());
-            cache.remember(key, now);
-        }
-        assert!(cache.len() <= CACHE_ENTRIES);
         let key = [0xff; 16];
         cache.remember(key, now);
         assert!(cache.hit(&key, now));

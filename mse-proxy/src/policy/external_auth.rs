@@ -12,27 +12,43 @@
 //! - no answer (refused, reset, a certificate that does not verify, not within the
 //!   timeout, no endpoint): 503. The request never goes through unchecked.
 //!
+//! With `auth-cache-key`, each worker remembers answers (status and the headers above)
+//! for the statuses and times of `auth-cache-duration` (default `200 202 401 5m`), under
+//! an HMAC of the Ingress, the auth-url and the key filled in for the request, at most
+//! [`ANSWERS`] of them. The key decides who shares an answer, as in ingress-nginx: it
+//! should name what identifies the client (`$http_authorization`, a session cookie).
+//!
 //! An `http` subrequest uses the worker's upstream pool, so connections to the service
 //! are kept alive between requests; an `https` one goes through [`super::auth_tls`].
 
 use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue, LOCATION, WWW_AUTHENTICATE};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty};
-use mse_router::{ClusterTarget, ExternalAuthPolicy, RedirectVars};
+use mse_router::{AnswerCache, ClusterTarget, ExternalAuthPolicy, KeyPart, KeyVar, RedirectVars};
 
 use crate::error::{Chain, ProxyError};
 use crate::policy::auth_tls;
+use crate::policy::basic_auth;
+use crate::policy::remembered::{Key, Remembered, keyed};
 use crate::proxy::Worker;
 use crate::upstream::{Sent, Upstream};
 
 /// The answer body read (and dropped) at most, to keep the connection; a longer one closes
 /// it.
 const MAX_BODY: usize = 64 * 1024;
+
+/// Answers remembered at most per worker (`auth-cache-key`).
+pub(crate) const ANSWERS: usize = 4096;
+
+/// A worker's remembered answers: status and the headers the request can get.
+pub(crate) type Answers = Remembered<Rc<(StatusCode, HeaderMap)>>;
 
 /// What the authentication service decided.
 pub(crate) enum Outcome {
@@ -75,6 +91,17 @@ pub(crate) async fn check<B>(
         Some("https") => true,
         _ => return Err(unavailable("the auth-url is not an http or https URL")),
     };
+    // `auth-cache-key`: a remembered answer, when there is one.
+    let remember = policy
+        .cache
+        .as_ref()
+        .map(|c| (c, answer_key(c, policy, req, orig, &vars)));
+    let now = Instant::now();
+    if let Some((_, key)) = &remember
+        && let Some(hit) = worker.auth_answers.get(key, now)
+    {
+        return decide(policy, (hit.0, hit.1.clone()), &vars);
+    }
     let upstream = upstream(policy, &url, https)?;
     let sub = subrequest(policy, req, orig, &url, scheme, request_uri)?;
     let run = async {
@@ -89,10 +116,17 @@ pub(crate) async fn check<B>(
             exchange(worker, &upstream, sub).await
         }
     };
-    let answer = tokio::time::timeout(policy.timeout, run)
+    let (status, headers) = tokio::time::timeout(policy.timeout, run)
         .await
         .map_err(|_| unavailable(&format!("{upstream} sent no answer in time")))??;
-    decide(policy, answer, &vars)
+    let headers = kept(policy, headers);
+    if let Some((cache, key)) = remember
+        && let Some(ttl) = cache.ttl(status.as_u16())
+    {
+        let kept = Rc::new((status, headers.clone()));
+        worker.auth_answers.insert(key, kept, now + ttl, now);
+    }
+    decide(policy, (status, headers), &vars)
 }
 
 /// Where the subrequest goes: the Service's endpoints when the URL named one, else the
@@ -166,7 +200,7 @@ fn subrequest<B>(
     };
     let authority = url.authority().map_or("", |a| a.as_str());
     let client = orig.client.to_string();
-    let set: [(&'static str, String); 11] = [
+    let set: [(&'static str, String); 10] = [
         ("host", authority.to_owned()),
         (
             "x-original-url",
@@ -180,11 +214,15 @@ fn subrequest<B>(
         ("x-forwarded-host", orig.host.to_owned()),
         ("x-forwarded-proto", scheme.to_owned()),
         ("x-scheme", scheme.to_owned()),
-        ("x-auth-request-redirect", request_uri.to_owned()),
     ];
     for (name, v) in set {
         headers.insert(HeaderName::from_static(name), value(&v)?);
     }
+    let redirect = match &policy.request_redirect {
+        Some(v) => v.clone(),
+        None => value(request_uri)?,
+    };
+    headers.insert(HeaderName::from_static("x-auth-request-redirect"), redirect);
     Ok(sub)
 }
 
@@ -219,6 +257,88 @@ async fn exchange(
         worker.pool.put(conn);
     }
     Ok((head.status, headers))
+}
+
+/// Of the answer's headers, those the client's request can get: `auth-response-headers`
+/// and `WWW-Authenticate`.
+fn kept(policy: &ExternalAuthPolicy, mut headers: HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for name in policy.response_headers.iter().chain([&WWW_AUTHENTICATE]) {
+        if let http::header::Entry::Occupied(e) = headers.entry(name) {
+            let (name, values) = e.remove_entry_mult();
+            for v in values {
+                out.append(name.clone(), v);
+            }
+        }
+    }
+    out
+}
+
+/// The key an answer is remembered under: the Ingress, the auth-url and the
+/// `auth-cache-key` filled in for this request.
+fn answer_key<B>(
+    cache: &AnswerCache,
+    policy: &ExternalAuthPolicy,
+    req: &Request<B>,
+    orig: &Original<'_>,
+    vars: &RedirectVars<'_>,
+) -> Key {
+    let mut filled = String::new();
+    for part in &cache.key.parts {
+        match part {
+            KeyPart::Text(t) => filled.push_str(t),
+            KeyPart::Var(v) => fill(&mut filled, v, req, orig, vars),
+        }
+    }
+    keyed(&[
+        cache.scope.as_bytes(),
+        policy.url.raw.as_bytes(),
+        filled.as_bytes(),
+    ])
+}
+
+/// One `auth-cache-key` variable's value for this request (empty when absent).
+fn fill<B>(
+    out: &mut String,
+    var: &KeyVar,
+    req: &Request<B>,
+    orig: &Original<'_>,
+    vars: &RedirectVars<'_>,
+) {
+    let headers = req.headers();
+    let text = |name: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let value = match var {
+        KeyVar::RemoteUser => basic_auth::user(headers).unwrap_or_default(),
+        KeyVar::RemoteAddr => orig.client.to_string(),
+        KeyVar::Host => orig.host.to_owned(),
+        KeyVar::RequestUri => vars.request_uri.to_owned(),
+        KeyVar::Uri => vars.uri.to_owned(),
+        KeyVar::Scheme => vars.scheme.to_owned(),
+        KeyVar::Method => req.method().as_str().to_owned(),
+        KeyVar::Header(name) => text(name),
+        KeyVar::Cookie(name) => pair(&text("cookie"), ';', name),
+        KeyVar::Arg(name) => pair(req.uri().query().unwrap_or(""), '&', name),
+        // A variable this build does not know: a distinct marker, never an empty match.
+        _ => "\0unknown".to_owned(),
+    };
+    // Length-prefixed, so that two variables never run into each other.
+    out.push_str(&format!("{}:{value}", value.len()));
+}
+
+/// The value of `name` in `a=1<sep>b=2` lists (cookies, query strings), as written.
+fn pair(list: &str, sep: char, name: &str) -> String {
+    list.split(sep)
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+        .unwrap_or_default()
 }
 
 /// The answer's meaning for the client's request.

@@ -24,3 +24,4 @@ pub(crate) mod fallback;
 pub(crate) mod headers;
 pub(crate) mod mirror;
 pub(crate) mod redirect;
+pub(crate) mod remembered;

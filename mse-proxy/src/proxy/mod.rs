@@ -55,6 +55,8 @@ pub(crate) struct Worker {
     pub(crate) auth_cache: crate::policy::basic_auth::AuthCache,
     /// The TLS client for `https` `auth-url`s, made on first use.
     pub(crate) auth_tls: crate::policy::auth_tls::AuthTls,
+    /// `auth-url` answers this worker remembers (`auth-cache-key`).
+    pub(crate) auth_answers: crate::policy::external_auth::Answers,
 }
 
 /// What one client connection shares between its requests.

@@ -13,8 +13,8 @@ use mse_model::api::Secret;
 use super::checks::annotation_key;
 use super::{Compiler, Selected};
 use crate::policy::{
-    AuthPolicy, BasicAuthPolicy, EXTERNAL_AUTH_TIMEOUT, ExternalAuthPolicy, RoutePolicy,
-    StoredHash, parse_htpasswd, stored,
+    AnswerCache, AuthPolicy, BasicAuthPolicy, EXTERNAL_AUTH_TIMEOUT, ExternalAuthPolicy,
+    RoutePolicy, StoredHash, parse_htpasswd, stored,
 };
 use crate::table::ClusterTarget;
 
@@ -126,6 +126,15 @@ impl<'s> Compiler<'s> {
                 .collect(),
             signin: e.signin.as_ref().map(with_rd),
             timeout: EXTERNAL_AUTH_TIMEOUT,
+            request_redirect: e
+                .request_redirect
+                .as_deref()
+                .and_then(|v| http::HeaderValue::from_str(v).ok()),
+            cache: e.cache_key.clone().map(|key| AnswerCache {
+                key,
+                valid: e.cache_duration.clone(),
+                scope: sel.key.to_string().into(),
+            }),
         }
     }
 }

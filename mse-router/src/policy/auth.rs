@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method};
 use mse_annotations::UrlTemplate;
+pub use mse_annotations::{CacheKey, CacheValid, KeyPart, KeyVar};
 
 use super::{Registration, compiled_elsewhere};
 use crate::table::ClusterTarget;
@@ -33,6 +34,9 @@ pub(crate) const POLICY: Registration = Registration {
         "auth-method",
         "auth-response-headers",
         "auth-signin",
+        "auth-request-redirect",
+        "auth-cache-key",
+        "auth-cache-duration",
     ],
     build: compiled_elsewhere,
 };
@@ -111,6 +115,35 @@ pub struct ExternalAuthPolicy {
     pub signin: Option<UrlTemplate>,
     /// How long to wait for the answer head.
     pub timeout: Duration,
+    /// `auth-request-redirect`: the `X-Auth-Request-Redirect` value; `None`: the request
+    /// URI.
+    pub request_redirect: Option<HeaderValue>,
+    /// `auth-cache-key` and `auth-cache-duration`: which answers are remembered.
+    pub cache: Option<AnswerCache>,
+}
+
+/// How the answers of an external authentication service are remembered.
+#[derive(Clone, Debug)]
+pub struct AnswerCache {
+    /// The key, filled in per request.
+    pub key: CacheKey,
+    /// Which statuses are remembered, and how long.
+    pub valid: Vec<CacheValid>,
+    /// The keyspace: the Ingress (`Ingress namespace/name`), so that two Ingresses never share
+    /// an answer, as each ingress-nginx location has its own.
+    pub scope: Box<str>,
+}
+
+// === impl AnswerCache ===
+
+impl AnswerCache {
+    /// How long an answer with `status` is remembered; `None`: not at all.
+    pub fn ttl(&self, status: u16) -> Option<Duration> {
+        self.valid
+            .iter()
+            .find(|v| v.statuses.is_empty() || v.statuses.contains(&status))
+            .map(|v| v.ttl)
+    }
 }
 
 // === impl HashKind ===

@@ -29,8 +29,8 @@ mod rewrite;
 
 pub(crate) use auth::stored;
 pub use auth::{
-    AuthPolicy, BasicAuthPolicy, EXTERNAL_AUTH_TIMEOUT, ExternalAuthPolicy, HashKind, StoredHash,
-    parse_htpasswd,
+    AnswerCache, AuthPolicy, BasicAuthPolicy, CacheKey, CacheValid, EXTERNAL_AUTH_TIMEOUT,
+    ExternalAuthPolicy, HashKind, KeyPart, KeyVar, StoredHash, parse_htpasswd,
 };
 pub use cors::{AllowedOrigin, CorsPolicy};
 pub use fallback::FallbackPolicy;

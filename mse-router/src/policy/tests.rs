@@ -37,6 +37,9 @@ fn the_registered_groups_and_keys_are_the_applied_ones() {
         "auth-method",
         "auth-response-headers",
         "auth-signin",
+        "auth-request-redirect",
+        "auth-cache-key",
+        "auth-cache-duration",
         "server-alias",
     ];
     assert_eq!(keys, single);
