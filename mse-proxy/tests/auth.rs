@@ -124,6 +124,18 @@ async fn basic_auth_accepts_each_hash_kind_and_refuses_wrong_or_missing_credenti
     let r = get_as(addr, "file.example.com", Some("Bearer abc")).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
+    // The same over HTTP/2.
+    let mut h2 = h2c(addr).await;
+    let good = basic("mduser", "md pass");
+    let r = send2(
+        &mut h2,
+        request("file.example.com", "GET", "/", &[("authorization", &good)]),
+    )
+    .await;
+    assert_eq!((r.status, r.service()), (StatusCode::OK, "app"));
+    let r = send2(&mut h2, request("file.example.com", "GET", "/", &[])).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
     // auth-map: one key per user.
     let r = get_as(addr, "map.example.com", Some(&basic("mapped", "md pass"))).await;
     assert_eq!((r.status, r.service()), (StatusCode::OK, "app"));

@@ -103,7 +103,11 @@ mod tests {
         cache.insert(key, 7, later, now);
         assert_eq!(cache.get(&key, now), Some(7));
         assert_eq!(cache.get(&key, later), None);
-        assert_eq!(cache.get(&key, now), None, "an expired entry is dropped when found");
+        assert_eq!(
+            cache.get(&key, now),
+            None,
+            "an expired entry is dropped when found"
+        );
     }
 
     #[test]
