@@ -631,3 +631,72 @@ async fn auth_cache_key_remembers_answers_per_key_for_the_statuses_of_auth_cache
     }
     assert_eq!(auth.asked().len(), 4);
 }
+
+#[tokio::test]
+async fn a_bad_auth_annotation_or_missing_secret_closes_only_its_ingress() {
+    let app = echo("app").await;
+    let yaml = [
+        annotate(
+            &ingress(
+                "nosecret",
+                Some("nosecret.example.com"),
+                &[("/", "Prefix", "app")],
+            ),
+            &[("auth-type", "basic"), ("auth-secret", "missing")],
+        ),
+        annotate(
+            &ingress(
+                "badmethod",
+                Some("badmethod.example.com"),
+                &[("/", "Prefix", "app")],
+            ),
+            &[
+                ("auth-url", "http://127.0.0.1:9/check"),
+                ("auth-method", "FETCH"),
+            ],
+        ),
+        annotate(
+            &ingress(
+                "othersecret",
+                Some("other.example.com"),
+                &[("/", "Prefix", "app")],
+            ),
+            &[("auth-type", "basic"), ("auth-secret", "kube-system/users")],
+        ),
+        ingress("open", Some("open.example.com"), &[("/", "Prefix", "app")]),
+        service("app", &[app.addr()]),
+    ]
+    .concat();
+    let table = compile_yaml(&yaml);
+    let errors: Vec<String> = table
+        .diagnostics()
+        .iter()
+        .filter(|d| d.severity == mse_model::Severity::Error)
+        .map(ToString::to_string)
+        .collect();
+    for (ingress, key, value) in [
+        ("default/nosecret", "auth-secret", "missing"),
+        ("default/badmethod", "auth-method", "FETCH"),
+        ("default/othersecret", "auth-secret", "kube-system/users"),
+    ] {
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains(ingress) && e.contains(key) && e.contains(value)),
+            "{ingress} {key}: {errors:#?}"
+        );
+    }
+    let (gw, _table) = gateway_serving(table, |_| {});
+    let addr = http_addr(&gw);
+    for host in [
+        "nosecret.example.com",
+        "badmethod.example.com",
+        "other.example.com",
+    ] {
+        let r = get_as(addr, host, Some(&basic("bcuser", "bc pass"))).await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{host}");
+        assert_eq!(r.service(), "", "{host}");
+    }
+    let r = get_as(addr, "open.example.com", None).await;
+    assert_eq!((r.status, r.service()), (StatusCode::OK, "app"));
+}
