@@ -8,7 +8,6 @@
 //! configuration's defaults.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use mse_router::global::GlobalConfig;
@@ -64,7 +63,7 @@ pub struct ProxyConfig {
     pub steps: Steps,
     /// The certificate authorities that verify an `https` `auth-url`; `None` (the
     /// default): the platform's trust store.
-    pub auth_url_roots: Option<Arc<rustls::RootCertStore>>,
+    pub auth_url_roots: Option<crate::AuthUrlRoots>,
 }
 
 /// Timeouts of the data plane. Defaults follow nginx where it has an equivalent.

@@ -18,6 +18,10 @@ use tokio_rustls::TlsConnector;
 
 use crate::upstream::Upstream;
 
+/// The certificate authorities that verify `https` `auth-url` services
+/// ([`crate::ProxyConfig::auth_url_roots`]).
+pub type AuthUrlRoots = Arc<RootCertStore>;
+
 /// One worker's TLS client for `https` `auth-url`s, made on first use.
 pub(crate) struct AuthTls {
     roots: Option<Arc<RootCertStore>>,
@@ -40,6 +44,24 @@ impl AuthTls {
             .as_ref()
             .map_err(Clone::clone)
     }
+}
+
+/// The certificate authorities of a PEM bundle, for [`crate::ProxyConfig::auth_url_roots`];
+/// an error names what is wrong when it holds no usable certificate.
+pub fn roots_from_pem(pem: &[u8]) -> Result<AuthUrlRoots, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut store = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| format!("not a PEM certificate bundle: {e}"))?;
+        store
+            .add(cert)
+            .map_err(|e| format!("unusable certificate: {e}"))?;
+    }
+    if store.is_empty() {
+        return Err("no certificate in the PEM bundle".to_owned());
+    }
+    Ok(Arc::new(store))
 }
 
 fn build(
