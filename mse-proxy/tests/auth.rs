@@ -197,8 +197,8 @@ struct Asked {
 }
 
 /// An authentication service on loopback. It decides by the request's `x-verdict`
-/// header: `allow` (200 with `x-auth-user` and `x-not-copied`), `401` (with
-/// `WWW-Authenticate: Bearer`), `403`, `418`.
+/// header: `allow` (200 with `x-auth-user` and `x-not-copied`), `allow-bare` (200 alone),
+/// `401` (with `WWW-Authenticate: Bearer`), `403`, `418`.
 struct AuthService {
     addr: SocketAddr,
     asked: Arc<Mutex<Vec<Asked>>>,
@@ -296,6 +296,7 @@ async fn answer(log: &Mutex<Vec<Asked>>, req: Request<Incoming>) -> Response<Ful
             r.headers_mut()
                 .insert("www-authenticate", "Bearer realm=\"x\"".parse().unwrap());
         }
+        "allow-bare" => {}
         "403" => *r.status_mut() = StatusCode::FORBIDDEN,
         _ => *r.status_mut() = StatusCode::IM_A_TEAPOT,
     }
@@ -356,6 +357,20 @@ async fn external_auth_allows_denies_and_copies_headers_as_ingress_nginx_does() 
     assert_eq!(h("x-verdict"), "allow", "the client's headers are passed");
     assert_eq!(h("host"), auth.addr.to_string());
     assert!(matches!(h("content-length"), "" | "0"), "no body announced");
+
+    // An answer without x-auth-user: the client's own does not go upstream either.
+    let r = send1(
+        &mut tx,
+        request(
+            "ext.example.com",
+            "GET",
+            "/",
+            &[("x-verdict", "allow-bare"), ("x-auth-user", "mallory")],
+        ),
+    )
+    .await;
+    assert_eq!((r.status, r.service()), (StatusCode::OK, "app"));
+    assert_eq!(r.echoed_header("x-auth-user"), None);
 
     // 401 with the service's challenge, 403, and anything else 500: never upstream.
     let r = send1(

@@ -52,7 +52,8 @@ pub(crate) type Answers = Remembered<Rc<(StatusCode, HeaderMap)>>;
 
 /// What the authentication service decided.
 pub(crate) enum Outcome {
-    /// Go on, with these headers set on the upstream request.
+    /// Go on, with these headers set on the upstream request, in place of the client's of
+    /// the same names; an empty value only takes the client's out.
     Pass(HeaderMap),
     /// The client gets this answer (401, 403, the sign-in redirect).
     Answer(Response<Bytes>),
@@ -350,7 +351,14 @@ fn decide(
     if status.is_success() {
         let mut pass = HeaderMap::new();
         for name in &policy.response_headers {
-            for v in headers.get_all(name) {
+            let mut values = headers.get_all(name).iter().peekable();
+            if values.peek().is_none() {
+                // Absent from the answer: the client's own header of that name is taken
+                // out all the same (nginx's `proxy_set_header` with an empty value), so
+                // that a client cannot claim what the service did not say.
+                pass.append(name.clone(), HeaderValue::from_static(""));
+            }
+            for v in values {
                 pass.append(name.clone(), v.clone());
             }
         }

@@ -239,7 +239,7 @@ async fn forward(
 }
 
 /// Sets the `auth-response-headers` of the authentication answer on the request, in place
-/// of the client's headers of the same names.
+/// of the client's headers of the same names; an empty value only takes the client's out.
 fn set_headers(req: &mut Request<RequestBody>, headers: http::HeaderMap) {
     let mut last = None;
     for (name, value) in headers {
@@ -247,7 +247,9 @@ fn set_headers(req: &mut Request<RequestBody>, headers: http::HeaderMap) {
             req.headers_mut().remove(&name);
             last = Some(name);
         }
-        if let Some(name) = &last {
+        if let Some(name) = &last
+            && !value.is_empty()
+        {
             req.headers_mut().append(name.clone(), value);
         }
     }
