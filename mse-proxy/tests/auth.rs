@@ -428,6 +428,34 @@ async fn a_401_with_auth_signin_redirects_with_rd() {
     )
     .await;
     assert_eq!(r.status, StatusCode::OK);
+
+    // auth-signin-redirect-param names the parameter; one already in the URL is kept.
+    for (param, signin, location) in [
+        (
+            "return_to",
+            "https://login.example.com/start",
+            "https://login.example.com/start?return_to=http://ext.example.com%2Fx",
+        ),
+        (
+            "rd",
+            "https://login.example.com/start?rd=/home",
+            "https://login.example.com/start?rd=/home",
+        ),
+    ] {
+        let yaml = external_yaml(
+            app.addr(),
+            &url,
+            &[
+                ("auth-signin", signin),
+                ("auth-signin-redirect-param", param),
+            ],
+        );
+        let (gw, _table) = gateway(&yaml);
+        let mut tx = h1(http_addr(&gw)).await;
+        let headers = [("x-verdict", "401")];
+        let r = send1(&mut tx, request("ext.example.com", "GET", "/x", &headers)).await;
+        assert_eq!(r.headers["location"], location, "{param}");
+    }
 }
 
 #[tokio::test]

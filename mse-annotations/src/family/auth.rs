@@ -43,6 +43,9 @@ pub struct ExternalAuth {
     pub response_headers: Vec<String>,
     /// `auth-signin`: where a 401 redirects.
     pub signin: Option<UrlTemplate>,
+    /// `auth-signin-redirect-param`: the parameter of `signin` that says where to come
+    /// back to (default `rd`).
+    pub signin_param: String,
     /// `auth-request-redirect`: the `X-Auth-Request-Redirect` value; `None`: the request
     /// URI.
     pub request_redirect: Option<String>,
@@ -210,6 +213,7 @@ fn external(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
             "auth-method",
             "auth-response-headers",
             "auth-signin",
+            "auth-signin-redirect-param",
             "auth-request-redirect",
             "auth-cache-key",
             "auth-cache-duration",
@@ -227,6 +231,9 @@ fn external(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
         )
         .unwrap_or_default();
     let signin = cx.get("auth-signin", value::url);
+    let signin_param = cx
+        .get("auth-signin-redirect-param", param_name)
+        .unwrap_or_else(|| "rd".to_owned());
     let request_redirect = cx.get("auth-request-redirect", value::header_value);
     let cache_key = cx.get("auth-cache-key", cache_key);
     let duration = cx.get("auth-cache-duration", cache_duration);
@@ -250,12 +257,29 @@ fn external(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
                 method,
                 response_headers,
                 signin,
+                signin_param,
                 request_redirect,
                 cache_key,
                 cache_duration,
             });
         }
         Secure::Absent | Secure::Invalid => {}
+    }
+}
+
+/// A query parameter name: letters, digits, `-`, `_`, `.`.
+fn param_name(v: &str) -> Result<String, ValueError> {
+    if v.is_empty() {
+        return Err(ValueError::Empty);
+    }
+    if v.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        Ok(v.to_owned())
+    } else {
+        Err(ValueError::Expected(
+            "a query parameter name (letters, digits, -, _, .)",
+        ))
     }
 }
 

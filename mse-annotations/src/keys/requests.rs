@@ -108,8 +108,11 @@ pub(super) const REQUESTS: &[KeySpec] = &[
         "Headers of the auth-url answer copied into the request sent upstream")
         .ex("X-Auth-User, X-Auth-Email", "bad header"),
     key("auth-signin", G::Auth, Ingress, Nginx, "absolute http(s) URL, request variables allowed", "",
-        "Where a 401 from auth-url redirects the client (302); `rd=$scheme://$host$escaped_request_uri` is added unless the URL has an rd parameter")
+        "Where a 401 from auth-url redirects the client (302); `rd=$scheme://$host$escaped_request_uri` is added unless the URL has that parameter (its name: auth-signin-redirect-param)")
         .ex("https://$host/oauth2/start?rd=$escaped_request_uri", "/oauth2/start"),
+    key("auth-signin-redirect-param", G::Auth, Ingress, Nginx, "query parameter name", "rd",
+        "Name of the parameter of auth-signin that says where to come back to")
+        .ex("return_to", "a b"),
     key("auth-request-redirect", G::Auth, Ingress, Nginx, "header value", "",
         "Value of the X-Auth-Request-Redirect header sent to auth-url (default: the request URI)")
         .ex("https://app.example.com/", "bad\u{7f}"),

@@ -124,7 +124,7 @@ impl<'s> Compiler<'s> {
                 .iter()
                 .filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok())
                 .collect(),
-            signin: e.signin.as_ref().map(with_rd),
+            signin: e.signin.as_ref().map(|s| with_rd(s, &e.signin_param)),
             timeout: EXTERNAL_AUTH_TIMEOUT,
             request_redirect: e
                 .request_redirect
@@ -139,24 +139,29 @@ impl<'s> Compiler<'s> {
     }
 }
 
-/// `auth-signin` with the `rd` parameter ingress-nginx adds when the URL has none: where
-/// the client comes back to, `$scheme://$host$escaped_request_uri`.
-fn with_rd(t: &UrlTemplate) -> UrlTemplate {
+/// `auth-signin` with the parameter ingress-nginx adds when the URL has none (`rd`, or
+/// `auth-signin-redirect-param`): where the client comes back to,
+/// `$scheme://$host$escaped_request_uri`.
+fn with_rd(t: &UrlTemplate, param: &str) -> UrlTemplate {
     let query = t.raw.split_once('?').map(|(_, q)| q);
-    if query.is_some_and(|q| q.split('&').any(|kv| kv.starts_with("rd="))) {
+    let has = |q: &str| {
+        q.split('&')
+            .any(|kv| kv.split_once('=').map_or(kv, |(k, _)| k) == param)
+    };
+    if query.is_some_and(has) {
         return t.clone();
     }
     let sep = if query.is_some() { '&' } else { '?' };
     let mut parts = t.parts.clone();
     parts.extend([
-        UrlPart::Text(format!("{sep}rd=")),
+        UrlPart::Text(format!("{sep}{param}=")),
         UrlPart::Var(UrlVar::Scheme),
         UrlPart::Text("://".to_owned()),
         UrlPart::Var(UrlVar::Host),
         UrlPart::Var(UrlVar::EscapedRequestUri),
     ]);
     UrlTemplate {
-        raw: format!("{}{sep}rd=$scheme://$host$escaped_request_uri", t.raw),
+        raw: format!("{}{sep}{param}=$scheme://$host$escaped_request_uri", t.raw),
         parts,
     }
 }

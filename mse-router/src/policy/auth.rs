@@ -34,6 +34,7 @@ pub(crate) const POLICY: Registration = Registration {
         "auth-method",
         "auth-response-headers",
         "auth-signin",
+        "auth-signin-redirect-param",
         "auth-request-redirect",
         "auth-cache-key",
         "auth-cache-duration",

@@ -37,6 +37,7 @@ fn the_registered_groups_and_keys_are_the_applied_ones() {
         "auth-method",
         "auth-response-headers",
         "auth-signin",
+        "auth-signin-redirect-param",
         "auth-request-redirect",
         "auth-cache-key",
         "auth-cache-duration",
