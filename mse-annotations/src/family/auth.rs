@@ -49,6 +49,9 @@ pub struct ExternalAuth {
     /// `auth-request-redirect`: the `X-Auth-Request-Redirect` value; `None`: the request
     /// URI.
     pub request_redirect: Option<String>,
+    /// `auth-always-set-cookie`: the answer's `Set-Cookie` goes to the client whatever
+    /// the status of the client's answer.
+    pub always_set_cookie: bool,
     /// `auth-cache-key`: answers are remembered under this key, when set.
     pub cache_key: Option<CacheKey>,
     /// `auth-cache-duration`: which answers are remembered, and how long.
@@ -215,6 +218,7 @@ fn external(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
             "auth-signin",
             "auth-signin-redirect-param",
             "auth-request-redirect",
+            "auth-always-set-cookie",
             "auth-cache-key",
             "auth-cache-duration",
         ] {
@@ -235,6 +239,9 @@ fn external(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
         .get("auth-signin-redirect-param", param_name)
         .unwrap_or_else(|| "rd".to_owned());
     let request_redirect = cx.get("auth-request-redirect", value::header_value);
+    let always_set_cookie = cx
+        .get("auth-always-set-cookie", value::boolean)
+        .unwrap_or(false);
     let cache_key = cx.get("auth-cache-key", cache_key);
     let duration = cx.get("auth-cache-duration", cache_duration);
     let cache_duration = match (&cache_key, duration) {
@@ -259,6 +266,7 @@ fn external(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
                 signin,
                 signin_param,
                 request_redirect,
+                always_set_cookie,
                 cache_key,
                 cache_duration,
             });

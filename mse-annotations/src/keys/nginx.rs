@@ -39,7 +39,6 @@ pub(super) const NGINX: &[KeySpec] = &[
     unsupported("auth-keepalive-share-vars", G::Auth, Nginx, "connections to auth-url are pooled by the gateway; the key has no effect"),
     unsupported("auth-keepalive-requests", G::Auth, Nginx, "connections to auth-url are pooled by the gateway; the key has no effect"),
     unsupported("auth-keepalive-timeout", G::Auth, Nginx, "connections to auth-url are pooled by the gateway; the key has no effect"),
-    unsupported("auth-always-set-cookie", G::Auth, Nginx, "Set-Cookie of the auth-url answer is not passed to the client"),
     unsupported("satisfy", G::Auth, Nginx, "authentication and IP lists must all pass (as `satisfy: all`); `any` is not available"),
     unsupported("global-rate-limit", G::Limits, Nginx, "removed from ingress-nginx; use rate-limit"),
     unsupported("global-rate-limit-window", G::Limits, Nginx, "removed from ingress-nginx; use rate-limit"),

@@ -113,6 +113,9 @@ pub(super) const REQUESTS: &[KeySpec] = &[
     key("auth-signin-redirect-param", G::Auth, Ingress, Nginx, "query parameter name", "rd",
         "Name of the parameter of auth-signin that says where to come back to")
         .ex("return_to", "a b"),
+    key("auth-always-set-cookie", G::Auth, Ingress, Nginx, "true or false", "false",
+        "Set-Cookie of a 2xx auth-url answer goes to the client with the upstream's answer when that is 2xx or 3xx; true: with any answer, the gateway's 401 and 403 included")
+        .ex("true", "sometimes"),
     key("auth-request-redirect", G::Auth, Ingress, Nginx, "header value", "",
         "Value of the X-Auth-Request-Redirect header sent to auth-url (default: the request URI)")
         .ex("https://app.example.com/", "bad\u{7f}"),

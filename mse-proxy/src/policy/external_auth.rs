@@ -4,7 +4,9 @@
 //! (`X-Original-URL`, `X-Original-URI`, `X-Original-Method`, `X-Forwarded-*`,
 //! `X-Real-IP`, `X-Auth-Request-Redirect`).
 //!
-//! - 2xx: the request goes on, with the `auth-response-headers` of the answer set on it;
+//! - 2xx: the request goes on, with the `auth-response-headers` of the answer set on it,
+//!   and the answer's `Set-Cookie` goes to the client with the upstream's answer when that
+//!   is 2xx or 3xx (any, with `auth-always-set-cookie`);
 //! - 401: the client gets 401 with the answer's `WWW-Authenticate`, or, with
 //!   `auth-signin`, a 302 to the sign-in URL (`rd` says where to come back to);
 //! - 403: the client gets 403;
@@ -27,7 +29,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{self, HeaderName, HeaderValue, LOCATION, WWW_AUTHENTICATE};
+use http::header::{self, HeaderName, HeaderValue, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty};
@@ -50,11 +52,51 @@ pub(crate) const ANSWERS: usize = 4096;
 /// A worker's remembered answers: status and the headers the request can get.
 pub(crate) type Answers = Remembered<Rc<(StatusCode, HeaderMap)>>;
 
+/// The `Set-Cookie` values of an authentication answer, for the client's answer.
+pub(crate) struct AuthCookies {
+    values: Vec<HeaderValue>,
+    /// `auth-always-set-cookie`.
+    always: bool,
+}
+
+// === impl AuthCookies ===
+
+impl AuthCookies {
+    /// The cookies of `headers`, if it has any.
+    fn of(policy: &ExternalAuthPolicy, headers: &HeaderMap) -> Option<Box<Self>> {
+        let values: Vec<HeaderValue> = headers.get_all(SET_COOKIE).iter().cloned().collect();
+        (!values.is_empty()).then(|| {
+            Box::new(Self {
+                values,
+                always: policy.always_set_cookie,
+            })
+        })
+    }
+
+    /// Whether an answer with `status` gets them: with `auth-always-set-cookie` any,
+    /// else those nginx's `add_header` applies to (2xx and 3xx but 300 and 305).
+    pub(crate) fn apply_to(&self, status: StatusCode) -> bool {
+        self.always
+            || matches!(
+                status.as_u16(),
+                200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308
+            )
+    }
+
+    /// Adds them to `headers`, beside any of the answer's own.
+    pub(crate) fn append_to(&self, headers: &mut HeaderMap) {
+        for v in &self.values {
+            headers.append(SET_COOKIE, v.clone());
+        }
+    }
+}
+
 /// What the authentication service decided.
 pub(crate) enum Outcome {
     /// Go on, with these headers set on the upstream request, in place of the client's of
-    /// the same names; an empty value only takes the client's out.
-    Pass(HeaderMap),
+    /// the same names (an empty value only takes the client's out), and these cookies for
+    /// the client's answer.
+    Pass(HeaderMap, Option<Box<AuthCookies>>),
     /// The client gets this answer (401, 403, the sign-in redirect).
     Answer(Response<Bytes>),
 }
@@ -260,11 +302,15 @@ async fn exchange(
     Ok((head.status, headers))
 }
 
-/// Of the answer's headers, those the client's request can get: `auth-response-headers`
-/// and `WWW-Authenticate`.
+/// Of the answer's headers, those the client's request or answer can get:
+/// `auth-response-headers`, `WWW-Authenticate` and `Set-Cookie`.
 fn kept(policy: &ExternalAuthPolicy, mut headers: HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::new();
-    for name in policy.response_headers.iter().chain([&WWW_AUTHENTICATE]) {
+    for name in policy
+        .response_headers
+        .iter()
+        .chain([&WWW_AUTHENTICATE, &SET_COOKIE])
+    {
         if let http::header::Entry::Occupied(e) = headers.entry(name) {
             let (name, values) = e.remove_entry_mult();
             for v in values {
@@ -348,6 +394,7 @@ fn decide(
     (status, headers): (StatusCode, HeaderMap),
     vars: &RedirectVars<'_>,
 ) -> Result<Outcome, ProxyError> {
+    let cookies = AuthCookies::of(policy, &headers);
     if status.is_success() {
         let mut pass = HeaderMap::new();
         for name in &policy.response_headers {
@@ -362,7 +409,7 @@ fn decide(
                 pass.append(name.clone(), v.clone());
             }
         }
-        return Ok(Outcome::Pass(pass));
+        return Ok(Outcome::Pass(pass, cookies));
     }
     let answer = match status {
         StatusCode::UNAUTHORIZED => match &policy.signin {
@@ -384,6 +431,10 @@ fn decide(
         StatusCode::FORBIDDEN => local(status, "403 Forbidden\n"),
         other => return Err(ProxyError::AuthAnswer { status: other }),
     };
+    let mut answer = answer;
+    if let Some(c) = cookies.filter(|c| c.apply_to(answer.status())) {
+        c.append_to(answer.headers_mut());
+    }
     Ok(Outcome::Answer(answer))
 }
 

@@ -11,7 +11,7 @@ use mse_router::AuthPolicy;
 use super::ConnCtx;
 use crate::error::ProxyError;
 use crate::policy::basic_auth::{self, Pending};
-use crate::policy::external_auth::{self, Original, Outcome};
+use crate::policy::external_auth::{self, AuthCookies, Original, Outcome};
 use crate::policy::redirect::host_without_port;
 
 /// The authentication still to do for one request, once its synchronous part passed.
@@ -24,8 +24,9 @@ pub(super) struct PendingAuth {
 
 /// What the authentication decided.
 pub(super) enum Verdict {
-    /// Go on, with these headers set on the upstream request (`auth-response-headers`).
-    Pass(HeaderMap),
+    /// Go on, with these headers set on the upstream request (`auth-response-headers`),
+    /// and these cookies for the client's answer.
+    Pass(HeaderMap, Option<Box<AuthCookies>>),
     /// The client gets this answer.
     Answer(Box<Response<Bytes>>),
 }
@@ -45,7 +46,7 @@ pub(super) async fn run<B>(
         return Ok(Verdict::Answer(Box::new(answer)));
     }
     let Some(external) = pending.external.as_ref().and_then(|a| a.external.as_ref()) else {
-        return Ok(Verdict::Pass(HeaderMap::new()));
+        return Ok(Verdict::Pass(HeaderMap::new(), None));
     };
     let host = host_without_port(host);
     let orig = Original {
@@ -56,7 +57,7 @@ pub(super) async fn run<B>(
     };
     Ok(
         match external_auth::check(&cx.worker, external, req, &orig).await? {
-            Outcome::Pass(headers) => Verdict::Pass(headers),
+            Outcome::Pass(headers, cookies) => Verdict::Pass(headers, cookies),
             Outcome::Answer(answer) => Verdict::Answer(Box::new(answer)),
         },
     )

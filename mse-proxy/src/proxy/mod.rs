@@ -176,7 +176,10 @@ async fn forward(
                 let new_path = chosen.new_path(path);
                 match auth {
                     Some(auth::Verdict::Answer(answer)) => return Ok(Forwarded::Local(*answer)),
-                    Some(auth::Verdict::Pass(headers)) => set_headers(&mut req, headers),
+                    Some(auth::Verdict::Pass(headers, cookies)) => {
+                        set_headers(&mut req, headers);
+                        chosen.auth_cookies = cookies;
+                    }
                     None => {}
                 }
                 (chosen, new_path)

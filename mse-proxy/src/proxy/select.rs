@@ -16,6 +16,7 @@ use crate::forwarded::Trusted;
 use crate::log::AccessRecord;
 use crate::phases::RequestInfo;
 use crate::policy::basic_auth::{self, Check};
+use crate::policy::external_auth::AuthCookies;
 use crate::policy::fallback::{self, ErrorPages};
 use crate::policy::{cors, redirect};
 use crate::table::{Pick, ProxyTable};
@@ -48,6 +49,8 @@ pub(super) struct Chosen {
     pub(super) trusted: Option<Box<Trusted>>,
     /// Authentication still to wait for (a bcrypt check, `auth-url`).
     pub(super) auth: Option<Box<PendingAuth>>,
+    /// The `Set-Cookie` of the `auth-url` answer, for the client's answer.
+    pub(super) auth_cookies: Option<Box<AuthCookies>>,
 }
 
 /// Looks the request up, runs the registered steps' access phase, then the decision phase
@@ -161,6 +164,7 @@ pub(super) fn choose(
         hsts,
         trusted,
         auth,
+        auth_cookies: None,
     }))
 }
 
@@ -250,6 +254,7 @@ impl Chosen {
             hsts: None,
             trusted: None,
             auth: None,
+            auth_cookies: None,
         }
     }
 

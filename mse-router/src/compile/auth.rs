@@ -130,6 +130,7 @@ impl<'s> Compiler<'s> {
                 .request_redirect
                 .as_deref()
                 .and_then(|v| http::HeaderValue::from_str(v).ok()),
+            always_set_cookie: e.always_set_cookie,
             cache: e.cache_key.clone().map(|key| AnswerCache {
                 key,
                 valid: e.cache_duration.clone(),

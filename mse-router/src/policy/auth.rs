@@ -36,6 +36,7 @@ pub(crate) const POLICY: Registration = Registration {
         "auth-signin",
         "auth-signin-redirect-param",
         "auth-request-redirect",
+        "auth-always-set-cookie",
         "auth-cache-key",
         "auth-cache-duration",
     ],
@@ -119,6 +120,9 @@ pub struct ExternalAuthPolicy {
     /// `auth-request-redirect`: the `X-Auth-Request-Redirect` value; `None`: the request
     /// URI.
     pub request_redirect: Option<HeaderValue>,
+    /// `auth-always-set-cookie`: the answer's `Set-Cookie` goes to the client whatever the
+    /// status of the client's answer (else with 2xx and 3xx only, as nginx's `add_header`).
+    pub always_set_cookie: bool,
     /// `auth-cache-key` and `auth-cache-duration`: which answers are remembered.
     pub cache: Option<AnswerCache>,
 }

@@ -39,6 +39,7 @@ fn the_registered_groups_and_keys_are_the_applied_ones() {
         "auth-signin",
         "auth-signin-redirect-param",
         "auth-request-redirect",
+        "auth-always-set-cookie",
         "auth-cache-key",
         "auth-cache-duration",
         "server-alias",

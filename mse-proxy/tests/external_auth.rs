@@ -1,8 +1,7 @@
-//! End to end over loopback: basic authentication (`auth-type`, `auth-secret` as an
-//! htpasswd file or an auth map, each hash kind, `auth-realm`) and external
-//! authentication (`auth-url` against a real service on loopback: allow, 401 and 403
-//! relayed, `auth-response-headers` copied upstream, `auth-signin` with `rd`, the service
-//! down or silent fails closed).
+//! End to end over loopback: external authentication (`auth-url` against a real service
+//! on loopback: allow, 401 and 403 relayed, `auth-response-headers` copied upstream,
+//! `auth-signin` with `rd`, https, `auth-cache-key`, cookies, the service down or silent
+//! failing closed).
 #![cfg(test)]
 
 mod support;
@@ -11,8 +10,6 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -23,169 +20,8 @@ use support::*;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-/// Users made with `htpasswd -B -C 4`, `-m` and `-s`, and `{SSHA}` as nginx reads it.
-const HTPASSWD: &str = "\
-bcuser:$2y$04$0s4j91.KwrFMq3iLF7ScnePNhuLiURWA9JbEPchKZvjF0hAwNyOf6
-mduser:$apr1$XC7RNMoO$n5sqk8SORQSxyDr3.k80q.
-shauser:{SHA}KvPXpIScDQubdcQXyPXUdUCmoqA=
-sshauser:{SSHA}+I/BcAEHY4Oro3CPqrjtCLjd74BOYUNsMTIzNA==
-desuser:RlXk70wGVeroY
-";
-
-/// A Secret in `default` with `data` as stringData (`key: value` pairs, block scalars).
-fn secret(name: &str, data: &[(&str, &str)]) -> String {
-    let mut y = format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{ name: {name}, namespace: default }}\nstringData:\n"
-    );
-    for (k, v) in data {
-        y.push_str(&format!("  {k}: |-\n"));
-        for line in v.lines() {
-            y.push_str(&format!("    {line}\n"));
-        }
-    }
-    y.push_str("---\n");
-    y
-}
-
-fn basic(user: &str, password: &str) -> String {
-    format!("Basic {}", STANDARD.encode(format!("{user}:{password}")))
-}
-
-async fn get_as(addr: SocketAddr, host: &str, auth: Option<&str>) -> Reply {
-    let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
-    let mut tx = h1(addr).await;
-    send1(&mut tx, request(host, "GET", "/", &headers)).await
-}
-
-fn basic_yaml(backend: SocketAddr, users: &str) -> String {
-    [
-        annotate(
-            &ingress("file", Some("file.example.com"), &[("/", "Prefix", "app")]),
-            &[
-                ("auth-type", "basic"),
-                ("auth-secret", "users"),
-                ("auth-realm", "Staff only"),
-            ],
-        ),
-        annotate(
-            &ingress("map", Some("map.example.com"), &[("/", "Prefix", "app")]),
-            &[
-                ("auth-type", "basic"),
-                ("auth-secret", "user-map"),
-                ("auth-secret-type", "auth-map"),
-            ],
-        ),
-        secret("users", &[("auth", users)]),
-        secret(
-            "user-map",
-            &[("mapped", "$apr1$XC7RNMoO$n5sqk8SORQSxyDr3.k80q.")],
-        ),
-        service("app", &[backend]),
-    ]
-    .concat()
-}
-
-#[tokio::test]
-async fn basic_auth_accepts_each_hash_kind_and_refuses_wrong_or_missing_credentials() {
-    let app = echo("app").await;
-    let (gw, _table) = gateway(&basic_yaml(app.addr(), HTPASSWD));
-    let addr = http_addr(&gw);
-
-    for (user, password) in [
-        ("bcuser", "bc pass"),
-        ("mduser", "md pass"),
-        ("shauser", "sha pass"),
-        ("sshauser", "ssha pass"),
-    ] {
-        // Twice: the second time from the worker's cache for bcrypt.
-        for _ in 0..2 {
-            let r = get_as(addr, "file.example.com", Some(&basic(user, password))).await;
-            assert_eq!((r.status, r.service()), (StatusCode::OK, "app"), "{user}");
-            // The credentials go upstream, as nginx passes them.
-            assert!(r.echoed_header("authorization").is_some(), "{user}");
-        }
-        let r = get_as(addr, "file.example.com", Some(&basic(user, "wrong"))).await;
-        assert_eq!(
-            r.status,
-            StatusCode::UNAUTHORIZED,
-            "{user} with a wrong password"
-        );
-        assert_eq!(r.service(), "", "nothing reached the backend");
-    }
-    // DES crypt is not checked: that user is refused (the compile said so).
-    let r = get_as(addr, "file.example.com", Some(&basic("desuser", "despass"))).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-
-    let r = get_as(addr, "file.example.com", None).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(r.headers["www-authenticate"], "Basic realm=\"Staff only\"");
-    let r = get_as(addr, "file.example.com", Some(&basic("nobody", "bc pass"))).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    let r = get_as(addr, "file.example.com", Some("Bearer abc")).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-
-    // The same over HTTP/2.
-    let mut h2 = h2c(addr).await;
-    let good = basic("mduser", "md pass");
-    let r = send2(
-        &mut h2,
-        request("file.example.com", "GET", "/", &[("authorization", &good)]),
-    )
-    .await;
-    assert_eq!((r.status, r.service()), (StatusCode::OK, "app"));
-    let r = send2(&mut h2, request("file.example.com", "GET", "/", &[])).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-
-    // auth-map: one key per user.
-    let r = get_as(addr, "map.example.com", Some(&basic("mapped", "md pass"))).await;
-    assert_eq!((r.status, r.service()), (StatusCode::OK, "app"));
-    let r = get_as(addr, "map.example.com", Some(&basic("mapped", "nope"))).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(r.headers["www-authenticate"], "Basic realm=\"\"");
-    let r = get_as(addr, "map.example.com", Some(&basic("bcuser", "bc pass"))).await;
-    assert_eq!(
-        r.status,
-        StatusCode::UNAUTHORIZED,
-        "users of another Secret"
-    );
-}
-
-#[tokio::test]
-async fn a_changed_secret_is_used_at_once_even_for_remembered_credentials() {
-    let app = echo("app").await;
-    let (gw, table) = gateway(&basic_yaml(app.addr(), HTPASSWD));
-    let addr = http_addr(&gw);
-    let good = basic("bcuser", "bc pass");
-    // On one connection, so that the same worker remembers it.
-    let mut tx = h1(addr).await;
-    let auth = [("authorization", good.as_str())];
-    for _ in 0..2 {
-        let r = send1(&mut tx, request("file.example.com", "GET", "/", &auth)).await;
-        assert_eq!(r.status, StatusCode::OK);
-    }
-    // The password changes: the remembered credentials no longer pass.
-    let changed = "bcuser:$2y$04$0dl83p4hr5SKMSrGkhZqGOCPylEiGv/Y5WjrEyZJnx/3pQnYWeGxq";
-    table.publish(compile_yaml(&basic_yaml(app.addr(), changed)));
-    let r = send1(&mut tx, request("file.example.com", "GET", "/", &auth)).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    let new = basic("bcuser", "hunter2");
-    let r = send1(
-        &mut tx,
-        request("file.example.com", "GET", "/", &[("authorization", &new)]),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::OK);
-    // The user is dropped: refused as well.
-    table.publish(compile_yaml(&basic_yaml(app.addr(), "other:{PLAIN}x")));
-    let r = send1(
-        &mut tx,
-        request("file.example.com", "GET", "/", &[("authorization", &new)]),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-}
-
-// === external authentication ===
+/// A user made with `htpasswd -nbm mduser "md pass"`.
+const HTPASSWD: &str = "mduser:$apr1$XC7RNMoO$n5sqk8SORQSxyDr3.k80q.";
 
 /// What the authentication service was asked.
 #[derive(Clone, Debug)]
@@ -290,6 +126,8 @@ async fn answer(log: &Mutex<Vec<Asked>>, req: Request<Incoming>) -> Response<Ful
             r.headers_mut()
                 .insert("x-auth-user", "alice".parse().unwrap());
             r.headers_mut().insert("x-not-copied", "1".parse().unwrap());
+            r.headers_mut()
+                .insert("set-cookie", "session=fresh".parse().unwrap());
         }
         "401" => {
             *r.status_mut() = StatusCode::UNAUTHORIZED;
@@ -297,7 +135,11 @@ async fn answer(log: &Mutex<Vec<Asked>>, req: Request<Incoming>) -> Response<Ful
                 .insert("www-authenticate", "Bearer realm=\"x\"".parse().unwrap());
         }
         "allow-bare" => {}
-        "403" => *r.status_mut() = StatusCode::FORBIDDEN,
+        "403" => {
+            *r.status_mut() = StatusCode::FORBIDDEN;
+            r.headers_mut()
+                .insert("set-cookie", "session=gone".parse().unwrap());
+        }
         _ => *r.status_mut() = StatusCode::IM_A_TEAPOT,
     }
     r
@@ -676,70 +518,57 @@ async fn auth_cache_key_remembers_answers_per_key_for_the_statuses_of_auth_cache
 }
 
 #[tokio::test]
-async fn a_bad_auth_annotation_or_missing_secret_closes_only_its_ingress() {
+async fn the_auth_answers_cookies_reach_the_client_as_add_header_would_send_them() {
     let app = echo("app").await;
+    let auth = AuthService::start().await;
+    let url = format!("http://{}/check", auth.addr);
     let yaml = [
+        external_yaml(app.addr(), &url, &[]),
         annotate(
             &ingress(
-                "nosecret",
-                Some("nosecret.example.com"),
+                "always",
+                Some("always.example.com"),
                 &[("/", "Prefix", "app")],
             ),
-            &[("auth-type", "basic"), ("auth-secret", "missing")],
+            &[("auth-url", &url), ("auth-always-set-cookie", "true")],
         ),
-        annotate(
-            &ingress(
-                "badmethod",
-                Some("badmethod.example.com"),
-                &[("/", "Prefix", "app")],
-            ),
-            &[
-                ("auth-url", "http://127.0.0.1:9/check"),
-                ("auth-method", "FETCH"),
-            ],
-        ),
-        annotate(
-            &ingress(
-                "othersecret",
-                Some("other.example.com"),
-                &[("/", "Prefix", "app")],
-            ),
-            &[("auth-type", "basic"), ("auth-secret", "kube-system/users")],
-        ),
-        ingress("open", Some("open.example.com"), &[("/", "Prefix", "app")]),
-        service("app", &[app.addr()]),
     ]
     .concat();
-    let table = compile_yaml(&yaml);
-    let errors: Vec<String> = table
-        .diagnostics()
-        .iter()
-        .filter(|d| d.severity == mse_model::Severity::Error)
-        .map(ToString::to_string)
-        .collect();
-    for (ingress, key, value) in [
-        ("default/nosecret", "auth-secret", "missing"),
-        ("default/badmethod", "auth-method", "FETCH"),
-        ("default/othersecret", "auth-secret", "kube-system/users"),
-    ] {
-        assert!(
-            errors
-                .iter()
-                .any(|e| e.contains(ingress) && e.contains(key) && e.contains(value)),
-            "{ingress} {key}: {errors:#?}"
-        );
-    }
-    let (gw, _table) = gateway_serving(table, |_| {});
-    let addr = http_addr(&gw);
-    for host in [
-        "nosecret.example.com",
-        "badmethod.example.com",
-        "other.example.com",
-    ] {
-        let r = get_as(addr, host, Some(&basic("bcuser", "bc pass"))).await;
-        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{host}");
-        assert_eq!(r.service(), "", "{host}");
-    }
-    let r = get_as(addr, "open.example.com", None).await;
-    assert_eq!((r.status, r.service()), (StatusCode::OK, "app"));
+    let (gw, _table) = gateway(&yaml);
+    let mut tx = h1(http_addr(&gw)).await;
+    let cookies = |r: &Reply| -> Vec<String> {
+        r.headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    };
+    // With the upstream's 200, beside the upstream's own cookie.
+    let headers = [("x-verdict", "allow"), ("x-echo-set-cookie", "app=1")];
+    let r = send1(&mut tx, request("ext.example.com", "GET", "/", &headers)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(cookies(&r), ["app=1", "session=fresh"]);
+    // Not with the upstream's 500, nor with the gateway's 403.
+    let headers = [("x-verdict", "allow"), ("x-echo-status", "500")];
+    let r = send1(&mut tx, request("ext.example.com", "GET", "/", &headers)).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(cookies(&r).is_empty());
+    let r = send1(
+        &mut tx,
+        request("ext.example.com", "GET", "/", &[("x-verdict", "403")]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(cookies(&r).is_empty());
+    // With auth-always-set-cookie, with any answer.
+    let headers = [("x-verdict", "allow"), ("x-echo-status", "500")];
+    let r = send1(&mut tx, request("always.example.com", "GET", "/", &headers)).await;
+    assert_eq!(cookies(&r), ["session=fresh"]);
+    let r = send1(
+        &mut tx,
+        request("always.example.com", "GET", "/", &[("x-verdict", "403")]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(cookies(&r), ["session=gone"]);
 }
