@@ -61,6 +61,9 @@ pub struct ProxyConfig {
     /// Steps of the embedding application, run in the request phases of every request
     /// (see [`crate::phases`]). Default: none.
     pub steps: Steps,
+    /// The certificate authorities that verify an `https` `auth-url`; `None` (the
+    /// default): the platform's trust store.
+    pub auth_url_roots: Option<crate::AuthUrlRoots>,
 }
 
 /// Timeouts of the data plane. Defaults follow nginx where it has an equivalent.
@@ -117,6 +120,7 @@ impl Default for ProxyConfig {
             keep_alive_requests: g.client.keep_alive_requests,
             max_concurrent_streams: g.client.http2_max_concurrent_streams,
             steps: Steps::default(),
+            auth_url_roots: None,
         }
     }
 }

@@ -12,6 +12,7 @@
 //! | `x-echo-chunks: N` | stream the JSON in N chunks, without `Content-Length` (chunked) |
 //! | `x-echo-location: V` | answer with `Location: V` |
 //! | `x-echo-refresh: V` | answer with `Refresh: V` |
+//! | `x-echo-set-cookie: V` | answer with `Set-Cookie: V` |
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -183,6 +184,7 @@ async fn echo(state: &EchoState, peer: SocketAddr, req: Request<Incoming>) -> Re
     let chunks = number("x-echo-chunks").map(|n| n.clamp(1, 1000) as usize);
     let location = req.headers().get("x-echo-location").cloned();
     let refresh = req.headers().get("x-echo-refresh").cloned();
+    let cookie = req.headers().get("x-echo-set-cookie").cloned();
 
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in req.headers() {
@@ -254,6 +256,9 @@ async fn echo(state: &EchoState, peer: SocketAddr, req: Request<Incoming>) -> Re
         response
             .headers_mut()
             .insert(HeaderName::from_static("refresh"), v);
+    }
+    if let Some(v) = cookie {
+        response.headers_mut().insert(http::header::SET_COOKIE, v);
     }
     response
 }

@@ -135,6 +135,20 @@ pub enum ProxyError {
         #[source]
         source: Box<dyn StdError + Send + Sync>,
     },
+    /// The external authentication service (`auth-url`) could not be asked: down, slow,
+    /// or not reachable from here. The request fails closed.
+    #[error("external authentication unavailable: {reason}")]
+    AuthUnavailable {
+        /// Why.
+        reason: String,
+    },
+    /// The external authentication service answered neither 2xx, 401 nor 403; as in
+    /// ingress-nginx, the request fails with 500.
+    #[error("external authentication answered {status}")]
+    AuthAnswer {
+        /// Its status.
+        status: StatusCode,
+    },
     /// The upstream sent a response the gateway cannot relay.
     #[error("upstream {upstream} sent an unusable response: {reason}")]
     BadResponse {
@@ -170,9 +184,10 @@ impl ProxyError {
             ProxyError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::Misdirected => StatusCode::MISDIRECTED_REQUEST,
-            ProxyError::BackendUnavailable { .. } | ProxyError::NoEndpoints { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ProxyError::BackendUnavailable { .. }
+            | ProxyError::NoEndpoints { .. }
+            | ProxyError::AuthUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::AuthAnswer { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ProxyError::Resolve { .. }
             | ProxyError::Connect { .. }
             | ProxyError::Upstream { .. }
@@ -205,7 +220,9 @@ impl ProxyError {
             | ProxyError::ConnectTimeout { .. }
             | ProxyError::ResponseTimeout { .. }
             | ProxyError::Upstream { .. }
-            | ProxyError::BadResponse { .. } => Blame::Upstream,
+            | ProxyError::BadResponse { .. }
+            | ProxyError::AuthUnavailable { .. }
+            | ProxyError::AuthAnswer { .. } => Blame::Upstream,
             ProxyError::Config { .. }
             | ProxyError::Bind { .. }
             | ProxyError::Worker { .. }

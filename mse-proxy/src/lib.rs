@@ -89,6 +89,7 @@ pub use error::{Blame, Chain, ProxyError};
 #[doc(hidden)]
 pub use http1::parse_request_head;
 pub use metrics::Metrics;
+pub use policy::auth_tls::{AuthUrlRoots, roots_from_pem};
 pub use server::{Gateway, GatewayHandle};
 pub use table::{ProxyTable, SharedTable};
 pub use tls::{FALLBACK_CERT_CN, FALLBACK_CERT_SAN, fallback_certificate};

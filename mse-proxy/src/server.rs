@@ -240,6 +240,11 @@ async fn run_worker(
         steps: config.steps.clone(),
         live,
         stop: http1::Stop::default(),
+        auth_cache: crate::policy::basic_auth::AuthCache::new(),
+        auth_tls: crate::policy::auth_tls::AuthTls::new(config.auth_url_roots.clone()),
+        auth_answers: crate::policy::remembered::Remembered::new(
+            crate::policy::external_auth::ANSWERS,
+        ),
     });
     let servers = Rc::new(servers(tls));
     let to_tokio = |l: Option<(std::net::TcpListener, u16)>| match l {

@@ -183,6 +183,11 @@ impl SharedTable {
         &self.inner.metrics
     }
 
+    /// The crypto provider certificates are loaded with.
+    pub(crate) fn provider(&self) -> &Arc<CryptoProvider> {
+        &self.inner.provider
+    }
+
     /// A short-lived view of the current table for the request path: no reference count
     /// is touched. Drop it before any `.await`.
     pub(crate) fn load(&self) -> Guard<Arc<ProxyTable>> {

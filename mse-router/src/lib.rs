@@ -75,8 +75,10 @@ pub use mse_annotations::{Cidr, cidr_list};
 pub use mse_annotations::{CipherSuite, TlsVersion, VerifyClient};
 pub use path::{Groups, PathMatch, RegexPath, normalize_path};
 pub use policy::{
-    AccessRules, AllowedOrigin, CorsPolicy, FallbackPolicy, HeaderOps, IngressAccess, Location,
-    LocationRewrite, MirrorPolicy, Redirect, RedirectVars, Refusal, RequestHeadPlan, RoutePolicy,
+    AccessRules, AllowedOrigin, AnswerCache, AuthPolicy, BasicAuthPolicy, CacheKey, CacheValid,
+    CorsPolicy, EXTERNAL_AUTH_TIMEOUT, ExternalAuthPolicy, FallbackPolicy, HashKind, HeaderOps,
+    IngressAccess, KeyPart, KeyVar, Location, LocationRewrite, MirrorPolicy, Redirect,
+    RedirectVars, Refusal, RequestHeadPlan, RoutePolicy, StoredHash, parse_htpasswd,
 };
 pub use table::{
     Backend, Cluster, ClusterId, ClusterTarget, HostKind, Match, Route, RouteId, RouteTable,

@@ -11,6 +11,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use mse_controller::status::{DEFAULT_LEASE_NAME, PublishAddress};
 use mse_gateway::{Options, demo};
+use mse_proxy::AuthUrlRoots;
 use mse_router::global::GlobalFlags;
 use mse_router::{ObjectRef, ServiceRef};
 
@@ -88,6 +89,10 @@ struct ServeArgs {
     /// docs/configuration.md.
     #[arg(long, value_name = "NS/NAME", value_parser = parse_configmap)]
     configmap: Option<ObjectRef>,
+    /// Certificate authorities (a PEM file) that verify the certificates of https
+    /// auth-url services. Default: the platform's trust store.
+    #[arg(long, value_name = "PATH", value_parser = parse_roots)]
+    auth_url_ca: Option<AuthUrlRoots>,
     #[command(flatten)]
     client: ClientArgs,
     #[command(flatten)]
@@ -237,6 +242,7 @@ fn main() -> ExitCode {
             }
             opts.default_backend = a.default_backend_service;
             opts.configmap = a.configmap;
+            opts.proxy.auth_url_roots = a.auth_url_ca;
             opts.access_log = a.common.access_log;
             apply_status_args(&mut opts, a.status);
             opts.flags = flags;
@@ -304,6 +310,12 @@ fn parse_configmap(s: &str) -> Result<ObjectRef, String> {
         return Err("expected NAMESPACE/NAME".to_owned());
     }
     Ok(r)
+}
+
+/// `--auth-url-ca`: the certificates of a PEM file.
+fn parse_roots(path: &str) -> Result<AuthUrlRoots, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    mse_proxy::roots_from_pem(&pem).map_err(|e| format!("{path}: {e}"))
 }
 
 /// `--default-backend-service`: like ingress-nginx's flag, the namespace is required.

@@ -347,6 +347,24 @@ fn configmap_needs_a_namespace() {
     }
 }
 
+#[test]
+fn auth_url_ca_must_be_a_readable_pem_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    let missing = dir.path().join("missing.pem");
+    for (bad, says) in [(&empty, "no certificate"), (&missing, "cannot read")] {
+        let out = Command::new(BIN)
+            .arg("--auth-url-ca")
+            .arg(bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", bad.display());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--auth-url-ca") && err.contains(says), "{err}");
+    }
+}
+
 /// `disable-access-log: "true"` in the ConfigMap turns the access log off, unless
 /// `--access-log` is given explicitly: a flag left at its default does not beat the
 /// ConfigMap, an explicit one does.

@@ -20,7 +20,9 @@ pub(crate) mod timeout;
 pub(crate) mod tls;
 
 pub use access::AccessControl;
-pub use auth::{Auth, AuthSecretType, BasicAuth, ExternalAuth};
+pub use auth::{
+    Auth, AuthSecretType, BasicAuth, CacheKey, CacheValid, ExternalAuth, KeyPart, KeyVar,
+};
 pub use backend::{
     Affinity, AffinityMode, BackendPolicy, BackendProtocol, CanaryAffinity, ConnectionPolicy,
     HashKey, LoadBalance, ServiceSubset, SessionCookie, UpstreamTls,

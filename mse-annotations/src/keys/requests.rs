@@ -86,7 +86,7 @@ pub(super) const REQUESTS: &[KeySpec] = &[
         .security()
         .ex("basic", "digest"),
     key("auth-secret", G::Auth, Ingress, Nginx, "[namespace/]name", "",
-        "Secret with the users: htpasswd lines (bcrypt, SHA1, apr1/MD5) under `auth`, or one key per user")
+        "Secret with the users: htpasswd lines under `auth`, or one key per user; bcrypt, apr1/MD5-crypt, {SHA}, {SSHA} and {PLAIN} hashes are checked, users with other hashes (DES crypt, SHA-crypt) are refused with a warning; missing credentials or a wrong password get 401 with WWW-Authenticate")
         .security()
         .ex("basic-auth", "Basic_Auth"),
     key("auth-secret-type", G::Auth, Ingress, Nginx, "auth-file or auth-map", "auth-file",
@@ -97,7 +97,7 @@ pub(super) const REQUESTS: &[KeySpec] = &[
         "Realm shown by browsers when asking for credentials")
         .ex("Staff only", "say \"hi\""),
     key("auth-url", G::Auth, Ingress, Nginx, "absolute http(s) URL, request variables allowed", "",
-        "External authentication: each request is first sent to this URL; 2xx lets it through, 401/403 are returned to the client")
+        "External authentication: each request is first sent, without its body, to this http or https URL (a `name.namespace.svc` host goes to that Service's endpoints); 2xx lets it through, 401/403 are returned to the client, any other status gives 500, and a service that is down or silent for 5 s gives 503. An https URL's certificate is verified against the platform's trust store (nginx does not verify by default)")
         .security()
         .ex("https://auth.example.com/oauth2/auth", "auth-service"),
     key("auth-method", G::Auth, Ingress, Nginx, "HTTP method", "GET",
@@ -108,8 +108,23 @@ pub(super) const REQUESTS: &[KeySpec] = &[
         "Headers of the auth-url answer copied into the request sent upstream")
         .ex("X-Auth-User, X-Auth-Email", "bad header"),
     key("auth-signin", G::Auth, Ingress, Nginx, "absolute http(s) URL, request variables allowed", "",
-        "Where a 401 from auth-url redirects the client")
+        "Where a 401 from auth-url redirects the client (302); `rd=$scheme://$host$escaped_request_uri` is added unless the URL has that parameter (its name: auth-signin-redirect-param)")
         .ex("https://$host/oauth2/start?rd=$escaped_request_uri", "/oauth2/start"),
+    key("auth-signin-redirect-param", G::Auth, Ingress, Nginx, "query parameter name", "rd",
+        "Name of the parameter of auth-signin that says where to come back to")
+        .ex("return_to", "a b"),
+    key("auth-always-set-cookie", G::Auth, Ingress, Nginx, "true or false", "false",
+        "Set-Cookie of a 2xx auth-url answer goes to the client with the upstream's answer when that is 2xx or 3xx; true: with any answer, the gateway's 401 and 403 included")
+        .ex("true", "sometimes"),
+    key("auth-request-redirect", G::Auth, Ingress, Nginx, "header value", "",
+        "Value of the X-Auth-Request-Redirect header sent to auth-url (default: the request URI)")
+        .ex("https://app.example.com/", "bad\u{7f}"),
+    key("auth-cache-key", G::Auth, Ingress, Nginx, "text with NGINX variables ($remote_user, $http_*, $cookie_*, $arg_*, $host, ...)", "",
+        "Remembers auth-url answers under this key (per Ingress), for auth-cache-duration; without it every request asks")
+        .ex("$remote_user$http_authorization", "$upstream_addr"),
+    key("auth-cache-duration", G::Auth, Ingress, Nginx, "[status ...|any] duration, ...", "200 202 401 5m",
+        "Which auth-url answers are remembered and how long, as proxy_cache_valid; needs auth-cache-key")
+        .ex("200 202 10m, 401 1m", "200 soon"),
     // --- Server ---
     key("enable-access-log", G::Server, Ingress, Nginx, BOOL, "true",
         "Whether requests to this Ingress are written to the access log")

@@ -5,6 +5,8 @@
 //!
 //! | module | phases |
 //! |---|---|
+//! | [`basic_auth`] | access (`auth-type: basic`; bcrypt waits on a blocking thread) |
+//! | [`external_auth`] | access (`auth-url`: a subrequest; waits), with [`auth_tls`] for `https` |
 //! | [`cors`] | decision (preflight answer), response (headers on other answers) |
 //! | [`redirect`] | decision (`permanent-redirect`, `temporal-redirect`, HTTPS, `app-root`) |
 //! | [`headers`] | exchange (request edits, written into the upstream head), response (edits, `proxy-redirect-*`) |
@@ -14,8 +16,12 @@
 //! Canary choice and rewrites are decided by the router itself
 //! ([`mse_router::Route::destination`], [`mse_router::RoutePolicy::rewrite_path`]).
 
+pub(crate) mod auth_tls;
+pub(crate) mod basic_auth;
 pub(crate) mod cors;
+pub(crate) mod external_auth;
 pub(crate) mod fallback;
 pub(crate) mod headers;
 pub(crate) mod mirror;
 pub(crate) mod redirect;
+pub(crate) mod remembered;

@@ -19,6 +19,7 @@ use crate::http1::{HeadExtras, PendingUpgrade};
 use crate::log::AccessRecord;
 use crate::phases::RequestInfo;
 use crate::policy::cors::{self, CorsAnswer};
+use crate::policy::external_auth::AuthCookies;
 use crate::policy::fallback::ErrorPages;
 use crate::policy::mirror;
 use crate::upstream::{Sent, Upstream};
@@ -37,6 +38,8 @@ pub(super) struct Prepared {
     pub(super) upgrade: bool,
     /// Whether a copy goes to the route's mirror.
     mirrored: bool,
+    /// The `Set-Cookie` of the `auth-url` answer, for the client's answer.
+    pub(super) auth_cookies: Option<Box<AuthCookies>>,
     /// The forwarding headers, when they are written straight into the head rather than
     /// into the request's header map.
     forwarded: Option<ForwardHeaders>,
@@ -60,6 +63,7 @@ pub(super) fn prepare(
         hsts,
         trusted,
         client_cert,
+        auth_cookies,
         ..
     } = chosen;
     if let Some(c) = client_cert {
@@ -139,6 +143,7 @@ pub(super) fn prepare(
         client_upgrade,
         upgrade,
         mirrored,
+        auth_cookies,
         forwarded,
     })
 }

@@ -4,6 +4,7 @@
 //! ([`respond`]); the log phase runs when the response body ends ([`crate::body`]). The
 //! gateway's own policies, which these phases call, are in [`crate::policy`].
 
+mod auth;
 mod exchange;
 mod head;
 mod hop;
@@ -51,6 +52,12 @@ pub(crate) struct Worker {
     pub(crate) live: watch::Sender<()>,
     /// Tells HTTP/1.1 client connections to stop.
     pub(crate) stop: Stop,
+    /// Basic-auth credentials this worker accepted, and its bcrypt slots.
+    pub(crate) auth_cache: crate::policy::basic_auth::AuthCache,
+    /// The TLS client for `https` `auth-url`s, made on first use.
+    pub(crate) auth_tls: crate::policy::auth_tls::AuthTls,
+    /// `auth-url` answers this worker remembers (`auth-cache-key`).
+    pub(crate) auth_answers: crate::policy::external_auth::Answers,
 }
 
 /// What one client connection shares between its requests.
@@ -173,7 +180,20 @@ async fn forward(
         match choice {
             Choice::Answer(answer) => return Ok(Forwarded::Local(*answer)),
             Choice::Forward(mut chosen) => {
+                // Access: authentication that waits, for the routes that have it.
+                let auth = match chosen.auth.take() {
+                    Some(p) => Some(Box::pin(auth::run(cx, *p, &req, host, &path)).await?),
+                    None => None,
+                };
                 let new_path = chosen.new_path(path);
+                match auth {
+                    Some(auth::Verdict::Answer(answer)) => return Ok(Forwarded::Local(*answer)),
+                    Some(auth::Verdict::Pass(headers, cookies)) => {
+                        set_headers(&mut req, headers);
+                        chosen.auth_cookies = cookies;
+                    }
+                    None => {}
+                }
                 (chosen, new_path)
             }
         }
@@ -230,6 +250,23 @@ async fn forward(
         Sent::Upgrade { response, conn } => Ok(Forwarded::Hyper(respond::upgraded(
             cx, response, conn, prepared, host,
         ))),
+    }
+}
+
+/// Sets the `auth-response-headers` of the authentication answer on the request, in place
+/// of the client's headers of the same names; an empty value only takes the client's out.
+fn set_headers(req: &mut Request<RequestBody>, headers: http::HeaderMap) {
+    let mut last = None;
+    for (name, value) in headers {
+        if let Some(name) = name {
+            req.headers_mut().remove(&name);
+            last = Some(name);
+        }
+        if let Some(name) = &last
+            && !value.is_empty()
+        {
+            req.headers_mut().append(name.clone(), value);
+        }
     }
 }
 

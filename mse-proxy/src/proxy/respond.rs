@@ -55,6 +55,16 @@ pub(super) fn finish(
         materialize(response);
         c.apply(response.headers_mut());
     }
+    if let Some(c) = prepared
+        .auth_cookies
+        .as_ref()
+        .filter(|c| c.apply_to(response.status()))
+    {
+        // Beside the upstream's own cookies: every header kept as received goes into the
+        // map first, since one set in the map would replace them.
+        materialize(response);
+        c.append_to(response.headers_mut());
+    }
     if let Some(v) = &prepared.hsts {
         // A header in the map replaces the upstream's of the same name.
         response

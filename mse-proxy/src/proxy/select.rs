@@ -8,14 +8,17 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, LOCATION};
 use http::{HeaderValue, Request, Response, StatusCode};
-use mse_router::{Backend, BodySize, RequestHead, Route, RoutePolicy, WEIGHT_SCALE};
+use mse_router::{AuthPolicy, Backend, BodySize, RequestHead, Route, RoutePolicy, WEIGHT_SCALE};
 
 use super::ConnCtx;
+use super::auth::PendingAuth;
 use crate::body::RequestBody;
 use crate::error::ProxyError;
 use crate::forwarded::Trusted;
 use crate::log::AccessRecord;
 use crate::phases::RequestInfo;
+use crate::policy::basic_auth::{self, Check};
+use crate::policy::external_auth::AuthCookies;
 use crate::policy::fallback::{self, ErrorPages};
 use crate::policy::{cors, redirect};
 use crate::settings::Settings;
@@ -50,6 +53,10 @@ pub(super) struct Chosen {
     pub(super) trusted: Option<Box<Trusted>>,
     /// The `ssl-client-*` headers, for a host that verifies client certificates.
     pub(super) client_cert: Option<Box<ClientHeaders>>,
+    /// Authentication still to wait for (a bcrypt check, `auth-url`).
+    pub(super) auth: Option<Box<PendingAuth>>,
+    /// The `Set-Cookie` of the `auth-url` answer, for the client's answer.
+    pub(super) auth_cookies: Option<Box<AuthCookies>>,
 }
 
 /// Looks the request up, runs the registered steps' access phase, then the decision phase
@@ -133,13 +140,22 @@ pub(super) fn choose(
         chosen.client_cert = client_cert;
         return Ok(Choice::Forward(chosen));
     };
-    // Decision.
+    // Decision: the CORS preflight and redirects answer before authentication, as the
+    // rewrite-phase `return`s of ingress-nginx do.
     if let Some(answer) = decide(tls, m.route, req, host, path) {
         return Ok(Choice::Answer(Box::new(answer)));
     }
     if let Some(answer) = refused {
         return Ok(Choice::Answer(Box::new(answer)));
     }
+    // Access: authentication of the main route (canaries inherit it).
+    let auth = match m.route.policy.as_ref().and_then(|p| p.auth.as_ref()) {
+        Some(a) => match authenticate(cx, a, req) {
+            Ok(pending) => pending,
+            Err(answer) => return Ok(Choice::Answer(answer)),
+        },
+        None => None,
+    };
     // Canaries: the roll only matters for weighted ones.
     let roll = match &m.route.canary {
         Some(_) => fastrand::u32(..WEIGHT_SCALE),
@@ -178,6 +194,8 @@ pub(super) fn choose(
         hsts,
         trusted,
         client_cert,
+        auth,
+        auth_cookies: None,
     }))
 }
 
@@ -244,6 +262,28 @@ fn refusal(text: &str, error_page: Option<&str>) -> Response<Bytes> {
     r
 }
 
+/// Basic authentication as far as it goes without waiting; what is left to wait for, or
+/// the 401.
+fn authenticate(
+    cx: &ConnCtx,
+    auth: &Arc<AuthPolicy>,
+    req: &Request<RequestBody>,
+) -> Result<Option<Box<PendingAuth>>, Box<Response<Bytes>>> {
+    let mut slow = None;
+    if let Some(basic) = &auth.basic {
+        match basic_auth::check(basic, req.headers(), &cx.worker.auth_cache) {
+            Check::Pass => {}
+            Check::Deny(answer) => return Err(answer),
+            Check::Slow(p) => slow = Some(p),
+        }
+    }
+    let external = auth.external.as_ref().map(|_| Arc::clone(auth));
+    if slow.is_none() && external.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Box::new(PendingAuth { slow, external })))
+}
+
 /// The decision phase's own answers: a CORS preflight, then the route's redirects. `tls`:
 /// the client's request came over TLS (to the gateway, or to a trusted proxy in front).
 fn decide(
@@ -308,6 +348,8 @@ impl Chosen {
             hsts: None,
             trusted: None,
             client_cert: None,
+            auth: None,
+            auth_cookies: None,
         }
     }
 

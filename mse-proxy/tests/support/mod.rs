@@ -440,6 +440,40 @@ fn complete_response(bytes: &[u8]) -> bool {
     len.is_some_and(|n| body.len() >= n)
 }
 
+// === authentication ===
+
+/// A Secret in `default` with `data` as stringData (`key: value` pairs, block scalars).
+pub(crate) fn secret(name: &str, data: &[(&str, &str)]) -> String {
+    let mut y = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{ name: {name}, namespace: default }}\nstringData:\n"
+    );
+    for (k, v) in data {
+        y.push_str(&format!("  {k}: |-\n"));
+        for line in v.lines() {
+            y.push_str(&format!("    {line}\n"));
+        }
+    }
+    y.push_str("---\n");
+    y
+}
+
+/// An `Authorization: Basic` value.
+pub(crate) fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    let pair = format!("{user}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+/// `GET /` from `host` over a new HTTP/1.1 connection, with this `Authorization`.
+pub(crate) async fn get_as(addr: SocketAddr, host: &str, auth: Option<&str>) -> Reply {
+    let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
+    let mut tx = h1(addr).await;
+    send1(&mut tx, request(host, "GET", "/", &headers)).await
+}
+
 // === TLS ===
 
 /// A test certificate authority.

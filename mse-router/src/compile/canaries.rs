@@ -179,6 +179,7 @@ impl<'s> Compiler<'s> {
             // The access phase checks the main route's IP lists before the canary is
             // chosen: they guard the canary's traffic too.
             Group::AccessControl,
+            Group::Auth,
         ];
         let Some(annotations) = sel.ingress.metadata.annotations.as_ref() else {
             return;

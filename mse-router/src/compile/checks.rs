@@ -1,8 +1,9 @@
 //! Diagnostics about what an Ingress names or asks for: missing Secrets and Services,
-//! header edits that cannot apply, security annotations not yet enforced (authentication and
-//! client certificates; the IP lists are enforced).
+//! header edits that cannot apply, security annotations no policy enforces.
 
-use mse_annotations::{AuthSecretType, IngressPolicy, Mirror, MirrorTarget, ObjectRef, ServiceRef};
+use mse_annotations::{
+    AuthSecretType, IngressPolicy, Mirror, MirrorTarget, ObjectRef, ServiceRef, Support,
+};
 use mse_model::Diagnostic;
 
 use super::{Compiler, Selected};
@@ -143,45 +144,47 @@ impl<'s> Compiler<'s> {
         }
     }
 
-    /// Security annotations that parsed but that the data plane does not enforce yet
-    /// (authentication). Serving such routes
-    /// would serve them open, so they fail closed like an invalid value would: 503, with an
-    /// Error naming the annotation.
+    /// Security annotations that parse but that no registered policy enforces (see
+    /// [`crate::policy::POLICIES`]; today the upstream TLS keys `proxy-ssl-secret` and
+    /// `proxy-ssl-verify`, and a registry test keeps the list). Serving such routes would serve them open, so they fail closed like an
+    /// invalid value would: 503, with an Error naming the annotation.
     pub(super) fn unenforced_security(
         &mut self,
         sel: &Selected<'s>,
         policy: &IngressPolicy,
     ) -> Vec<String> {
-        let annotations = sel.ingress.metadata.annotations.as_ref();
-        let present = |name: &str| {
-            annotations
-                .and_then(|a| mse_annotations::lookup(a, name))
-                .map(|f| f.key.to_owned())
+        let Some(annotations) = sel.ingress.metadata.annotations.as_ref() else {
+            return Vec::new();
         };
         let mut keys = Vec::new();
-        let checks: [(bool, &[&str]); 2] = [
-            (policy.auth.basic.is_some(), &["auth-type", "auth-secret"]),
-            (policy.auth.external.is_some(), &["auth-url"]),
-        ];
-        for (configured, names) in checks {
-            if !configured {
+        for key in annotations.keys() {
+            let Some(spec) =
+                mse_annotations::split_key(key).and_then(|(_, n)| mse_annotations::spec(n))
+            else {
+                continue;
+            };
+            let parsed = matches!(spec.support, Support::Supported | Support::Different(_));
+            // Upstream TLS keys mean something only with a TLS upstream (the parser reports
+            // them as ignored otherwise).
+            let upstream_tls = spec.name.starts_with("proxy-ssl-");
+            if !parsed
+                || !spec.security
+                || policy::applies(spec).is_some()
+                || policy.fail_closed.iter().any(|f| f.key == *key)
+                || (upstream_tls && !policy.backend.protocol.is_tls())
+            {
                 continue;
             }
-            for key in names.iter().filter_map(|n| present(n)) {
-                if policy.fail_closed.iter().any(|f| f.key == key) {
-                    continue;
-                }
-                self.diag(
-                    Diagnostic::error(
-                        "security-not-enforced",
-                        "this gateway build parses but does not yet enforce this security annotation; \
-                         the Ingress's routes answer 503 instead of being served without it",
-                    ),
-                    sel,
-                    Some(&key),
-                );
-                keys.push(key);
-            }
+            self.diag(
+                Diagnostic::error(
+                    "security-not-enforced",
+                    "this gateway build parses but does not enforce this security annotation; \
+                     the Ingress's routes answer 503 instead of being served without it",
+                ),
+                sel,
+                Some(key),
+            );
+            keys.push(key.clone());
         }
         keys
     }

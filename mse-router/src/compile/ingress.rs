@@ -331,6 +331,7 @@ impl<'s> Compiler<'s> {
         let built = with_custom_headers(built, custom);
         let built = self.with_fallback(sel, policy, built);
         let built = self.with_mirror(sel, policy, built);
+        let built = self.with_auth(sel, policy, built);
         self.report_refused(sel, refused);
         built.map(Arc::new)
     }

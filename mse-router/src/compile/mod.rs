@@ -341,6 +341,7 @@ fn source_order(a: Option<&SourceRef>, b: Option<&SourceRef>) -> Ordering {
 
 mod access;
 mod applied;
+mod auth;
 mod backends;
 mod canaries;
 mod checks;

@@ -18,6 +18,7 @@ use mse_annotations::{BodySize, Group, IngressPolicy, KeySpec, RewriteTarget};
 
 mod access;
 mod access_log;
+mod auth;
 mod body;
 mod cors;
 mod fallback;
@@ -28,6 +29,11 @@ mod redirect;
 mod rewrite;
 
 pub use access::{AccessRules, IngressAccess, Refusal};
+pub(crate) use auth::stored;
+pub use auth::{
+    AnswerCache, AuthPolicy, BasicAuthPolicy, CacheKey, CacheValid, EXTERNAL_AUTH_TIMEOUT,
+    ExternalAuthPolicy, HashKind, KeyPart, KeyVar, StoredHash, parse_htpasswd,
+};
 pub use cors::{AllowedOrigin, CorsPolicy};
 pub use fallback::FallbackPolicy;
 pub(crate) use headers::protected_header;
@@ -48,6 +54,7 @@ pub(crate) const POLICIES: &[Registration] = &[
     body::POLICY,
     access_log::POLICY,
     access::POLICY,
+    auth::POLICY,
     matched::CONDITIONS,
     matched::CANARY,
     matched::SERVER_ALIAS,
@@ -135,6 +142,9 @@ pub struct RoutePolicy {
     ///
     /// [`Route::access`]: crate::Route::access
     pub access: Option<Box<IngressAccess>>,
+    /// `auth-type: basic` and `auth-url`, completed by the compiler (it needs the Secret
+    /// and the Services), so building from annotations alone leaves it `None`.
+    pub auth: Option<Arc<AuthPolicy>>,
     /// Derived from the fields above on first use, once the policy is shared.
     head_plan: PlanCell,
 }
@@ -202,6 +212,7 @@ impl RoutePolicy {
             && self.cors.is_none()
             && self.mirror.is_none()
             && self.access.is_none()
+            && self.auth.is_none()
     }
 
     /// How many headers [`Self::edit_request`] may add at most: room to reserve at once.

@@ -171,6 +171,15 @@ fn location(url: &UrlTemplate, relative_redirects: bool) -> Location {
     Location::Template(url.clone())
 }
 
+// === impl RedirectVars ===
+
+impl RedirectVars<'_> {
+    /// `t` with these variables filled in (`auth-url`, `auth-signin`).
+    pub fn render(&self, t: &UrlTemplate) -> String {
+        render(t, self)
+    }
+}
+
 fn render(t: &UrlTemplate, vars: &RedirectVars<'_>) -> String {
     let mut out = String::with_capacity(t.raw.len() + vars.request_uri.len());
     for part in &t.parts {

@@ -1,0 +1,343 @@
+//! Basic authentication (`auth-type: basic`): the access-phase check of the
+//! `Authorization: Basic` credentials against the users of the route's Secret.
+//!
+//! Hashes are checked with maintained crates: `bcrypt` for `$2a$`/`$2b$`/`$2x$`/`$2y$`,
+//! `sha1` for `{SHA}` and `{SSHA}`, and `md-5` for the MD5 rounds of `$apr1$`/`$1$`
+//! MD5-crypt (see [`md5_crypt`]); results are compared in constant time (`subtle`).
+//!
+//! bcrypt costs milliseconds by design, so each worker remembers the credentials it has
+//! accepted ([`AuthCache`]): a valid client pays the hash once per worker and lifetime,
+//! not per request. An entry's key is an HMAC-SHA256, under a key drawn at random when
+//! the process starts, of the Secret's name, the user's stored hash, the user and the
+//! password, so that the cache holds no password, cannot be probed without the key, and
+//! never matches again once the Secret changes the user's hash or drops the user (the
+//! user is looked up in the current Secret first). Only accepted credentials are
+//! remembered, at most [`CACHE_ENTRIES`] per worker for at most [`CACHE_LIFETIME`]
+//! each. bcrypt itself runs on tokio's blocking threads, at most [`VERIFY_SLOTS`] at
+//! once per worker, so that a client sending wrong passwords cannot stall the worker.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use http::{HeaderMap, Response, StatusCode};
+use mse_router::{BasicAuthPolicy, HashKind, StoredHash};
+use subtle::ConstantTimeEq;
+
+use crate::policy::remembered::{Key as CacheKey, Remembered, keyed};
+
+/// Accepted credentials one worker remembers at most.
+pub(crate) const CACHE_ENTRIES: usize = 4096;
+/// How long an accepted credential is remembered.
+pub(crate) const CACHE_LIFETIME: Duration = Duration::from_secs(300);
+/// bcrypt checks one worker runs at once at most.
+pub(crate) const VERIFY_SLOTS: usize = 2;
+
+/// What the synchronous part of the check decided.
+pub(crate) enum Check {
+    /// The credentials are good (remembered, or a fast hash).
+    Pass,
+    /// Missing or wrong credentials: the 401 to answer.
+    Deny(Box<Response<Bytes>>),
+    /// A bcrypt hash that must be checked off the worker thread ([`verify_slow`]).
+    Slow(Box<Pending>),
+}
+
+/// A bcrypt check to run, and what to remember if it passes.
+pub(crate) struct Pending {
+    hash: Box<str>,
+    password: Vec<u8>,
+    key: CacheKey,
+    challenge: http::HeaderValue,
+}
+
+/// One worker's accepted credentials, and its bcrypt slots.
+pub(crate) struct AuthCache {
+    entries: Remembered<()>,
+    slots: tokio::sync::Semaphore,
+}
+
+// === impl AuthCache ===
+
+impl AuthCache {
+    pub(crate) fn new() -> Self {
+        Self {
+            entries: Remembered::new(CACHE_ENTRIES),
+            slots: tokio::sync::Semaphore::new(VERIFY_SLOTS),
+        }
+    }
+
+    fn hit(&self, key: &CacheKey, now: Instant) -> bool {
+        self.entries.get(key, now).is_some()
+    }
+
+    fn remember(&self, key: CacheKey, now: Instant) {
+        self.entries.insert(key, (), now + CACHE_LIFETIME, now);
+    }
+}
+
+/// The access-phase check: `Pass`, the 401, or a bcrypt check still to run.
+pub(crate) fn check(policy: &BasicAuthPolicy, headers: &HeaderMap, cache: &AuthCache) -> Check {
+    let deny = || Check::Deny(Box::new(unauthorized(&policy.challenge)));
+    let Some((user, password)) = credentials(headers) else {
+        return deny();
+    };
+    let Some(stored) = policy.user(&user) else {
+        return deny();
+    };
+    let key = cache_key(&policy.secret, stored, &user, &password);
+    let now = Instant::now();
+    if cache.hit(&key, now) {
+        return Check::Pass;
+    }
+    if stored.kind == HashKind::Bcrypt {
+        return Check::Slow(Box::new(Pending {
+            hash: stored.text.clone(),
+            password,
+            key,
+            challenge: policy.challenge.clone(),
+        }));
+    }
+    if verify_fast(stored, &password) {
+        cache.remember(key, now);
+        Check::Pass
+    } else {
+        deny()
+    }
+}
+
+/// Runs a bcrypt check on a blocking thread, within the worker's slots; `None` when it
+/// passed, else the 401.
+pub(crate) async fn verify_slow(p: Box<Pending>, cache: &AuthCache) -> Option<Response<Bytes>> {
+    let Pending {
+        hash,
+        password,
+        key,
+        challenge,
+    } = *p;
+    let ok = match cache.slots.acquire().await {
+        Ok(_permit) => {
+            tokio::task::spawn_blocking(move || bcrypt::verify(&password, &hash).unwrap_or(false))
+                .await
+                .unwrap_or(false)
+        }
+        Err(_) => false,
+    };
+    if ok {
+        cache.remember(key, Instant::now());
+        None
+    } else {
+        Some(unauthorized(&challenge))
+    }
+}
+
+/// The 401 with the route's challenge.
+fn unauthorized(challenge: &http::HeaderValue) -> Response<Bytes> {
+    let mut r = Response::new(Bytes::from_static(b"401 Unauthorized\n"));
+    *r.status_mut() = StatusCode::UNAUTHORIZED;
+    r.headers_mut().insert(WWW_AUTHENTICATE, challenge.clone());
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain"),
+    );
+    r
+}
+
+/// User and password of `Authorization: Basic`; `None` when absent or malformed.
+fn credentials(headers: &HeaderMap) -> Option<(String, Vec<u8>)> {
+    let value = headers.get(AUTHORIZATION)?.as_bytes();
+    let (scheme, rest) = value.split_at(value.iter().position(|b| *b == b' ')?);
+    if !scheme.eq_ignore_ascii_case(b"basic") {
+        return None;
+    }
+    let decoded = STANDARD.decode(rest.trim_ascii()).ok()?;
+    let colon = decoded.iter().position(|b| *b == b':')?;
+    let user = std::str::from_utf8(&decoded[..colon]).ok()?.to_owned();
+    Some((user, decoded[colon + 1..].to_vec()))
+}
+
+/// The user of `Authorization: Basic` (`$remote_user`), unchecked.
+pub(crate) fn user(headers: &HeaderMap) -> Option<String> {
+    credentials(headers).map(|(u, _)| u)
+}
+
+/// The keyed hash a credential is remembered under.
+fn cache_key(secret: &str, stored: &StoredHash, user: &str, password: &[u8]) -> CacheKey {
+    keyed(&[
+        secret.as_bytes(),
+        stored.text.as_bytes(),
+        user.as_bytes(),
+        password,
+    ])
+}
+
+/// The hashes cheap enough to check on the worker thread.
+fn verify_fast(stored: &StoredHash, password: &[u8]) -> bool {
+    let text = &*stored.text;
+    match stored.kind {
+        HashKind::Md5Crypt => {
+            md5_crypt(password, text).is_some_and(|h| eq(h.as_bytes(), text.as_bytes()))
+        }
+        HashKind::Sha1 => text
+            .strip_prefix("{SHA}")
+            .and_then(|b64| STANDARD.decode(b64).ok())
+            .is_some_and(|want| eq(&sha1(&[password]), &want)),
+        HashKind::SaltedSha1 => text
+            .strip_prefix("{SSHA}")
+            .and_then(|b64| STANDARD.decode(b64).ok())
+            .filter(|d| d.len() > 20)
+            .is_some_and(|d| eq(&sha1(&[password, &d[20..]]), &d[..20])),
+        HashKind::Plain => text
+            .strip_prefix("{PLAIN}")
+            .is_some_and(|p| eq(p.as_bytes(), password)),
+        // bcrypt goes to `verify_slow`; a kind this build does not know never passes.
+        _ => false,
+    }
+}
+
+fn eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+fn sha1(parts: &[&[u8]]) -> [u8; 20] {
+    use sha1::Digest;
+    let mut h = sha1::Sha1::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+/// The MD5-crypt string (`$apr1$salt$hash` or `$1$salt$hash`) of `password` with the
+/// magic and salt of `setting`: the 1000-round construction of FreeBSD's `crypt` that
+/// Apache's `htpasswd -m` uses, over the `md-5` crate's MD5.
+pub(crate) fn md5_crypt(password: &[u8], setting: &str) -> Option<String> {
+    use md5::{Digest, Md5};
+    let (magic, rest) = if let Some(r) = setting.strip_prefix("$apr1$") {
+        ("$apr1$", r)
+    } else {
+        ("$1$", setting.strip_prefix("$1$")?)
+    };
+    let salt = rest.split('$').next()?;
+    let salt = &salt.as_bytes()[..salt.len().min(8)];
+    let mut alt = Md5::new();
+    alt.update(password);
+    alt.update(salt);
+    alt.update(password);
+    let alt: [u8; 16] = alt.finalize().into();
+    let mut ctx = Md5::new();
+    ctx.update(password);
+    ctx.update(magic.as_bytes());
+    ctx.update(salt);
+    for chunk in password.chunks(16) {
+        ctx.update(&alt[..chunk.len()]);
+    }
+    let mut i = password.len();
+    while i > 0 {
+        if i & 1 == 1 {
+            ctx.update([0u8]);
+        } else {
+            ctx.update(&password[..1]);
+        }
+        i >>= 1;
+    }
+    let mut sum: [u8; 16] = ctx.finalize().into();
+    for round in 0..1000 {
+        let mut c = Md5::new();
+        if round & 1 == 1 {
+            c.update(password);
+        } else {
+            c.update(sum);
+        }
+        if round % 3 != 0 {
+            c.update(salt);
+        }
+        if round % 7 != 0 {
+            c.update(password);
+        }
+        if round & 1 == 1 {
+            c.update(sum);
+        } else {
+            c.update(password);
+        }
+        sum = c.finalize().into();
+    }
+    let mut out = format!("{magic}{}$", std::str::from_utf8(salt).ok()?);
+    for (a, b, c) in [(0, 6, 12), (1, 7, 13), (2, 8, 14), (3, 9, 15), (4, 10, 5)] {
+        crypt64(
+            &mut out,
+            (u32::from(sum[a]) << 16) | (u32::from(sum[b]) << 8) | u32::from(sum[c]),
+            4,
+        );
+    }
+    crypt64(&mut out, u32::from(sum[11]), 2);
+    Some(out)
+}
+
+/// `n` characters of crypt's base64 alphabet, low six bits first.
+fn crypt64(out: &mut String, mut v: u32, n: usize) {
+    const ALPHABET: &[u8; 64] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    for _ in 0..n {
+        out.push(char::from(ALPHABET[(v & 0x3f) as usize]));
+        v >>= 6;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Made with `htpasswd` and `openssl passwd`.
+    #[test]
+    fn md5_crypt_matches_htpasswd_and_openssl() {
+        for (pw, hash) in [
+            ("password", "$apr1$lZL6V/ci$eIMz/iKDkbtys/uU7LEK00"),
+            ("s3cret pass", "$apr1$MzAwn6.q$/CDlwOQfTgAKYKRSn7Wn91"),
+            ("p@ss:word", "$1$abcdefgh$b2JF6pLia3tWOxM/8sCXz."),
+            ("", "$apr1$Zx9$/7rp3O9fTu5.uy2ZiR1Z8/"),
+        ] {
+            assert_eq!(
+                md5_crypt(pw.as_bytes(), hash).as_deref(),
+                Some(hash),
+                "{pw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn fast_hashes_accept_the_password_and_nothing_else() {
+        for (pw, text) in [
+            ("s3cret pass", "{SHA}ohgYgF2kkgMlRbH1HlEDczlOc+M="),
+            ("s3cret pass", "$apr1$MzAwn6.q$/CDlwOQfTgAKYKRSn7Wn91"),
+            ("plain", "{PLAIN}plain"),
+        ] {
+            let stored = mse_router::parse_htpasswd(&format!("u:{text}"))
+                .0
+                .remove("u")
+                .unwrap();
+            assert!(verify_fast(&stored, pw.as_bytes()), "{text}");
+            assert!(!verify_fast(&stored, b"wrong"), "{text}");
+        }
+    }
+
+    #[test]
+    fn remembered_credentials_expire() {
+        let cache = AuthCache::new();
+        let now = Instant::now();
+        let key = [0xff; 16];
+        cache.remember(key, now);
+        assert!(cache.hit(&key, now));
+        assert!(!cache.hit(&key, now + CACHE_LIFETIME));
+    }
+
+    #[test]
+    fn credentials_are_read_from_basic_only() {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, "basic dTpwOnc=".parse().unwrap());
+        assert_eq!(credentials(&h), Some(("u".to_owned(), b"p:w".to_vec())));
+        h.insert(AUTHORIZATION, "Bearer dTpwOnc=".parse().unwrap());
+        assert_eq!(credentials(&h), None);
+    }
+}
