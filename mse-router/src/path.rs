@@ -269,9 +269,105 @@ pub fn normalize_path(path: &str) -> Cow<'_, str> {
     if is_normal(path) {
         return Cow::Borrowed(path);
     }
+    normalize_slow(path).0
+}
+
+/// Why the gateway refuses a request path (with 400) instead of normalising it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidPath {
+    /// A `\`, which some servers read as `/`.
+    Backslash,
+    /// `%2F` or `%5C`: an encoded `/` or `\`, which some servers decode before splitting
+    /// the path into segments, others after.
+    EncodedSeparator,
+    /// A `.` or `..` segment with parameters (`..;`, `..;jsessionid=1`), which some
+    /// servers resolve as `..` once the parameters are stripped.
+    DotSegmentParameters,
+}
+
+impl InvalidPath {
+    /// What is wrong, for logs and the refusal's reason.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Backslash => "a backslash in the request path",
+            Self::EncodedSeparator => {
+                "an encoded slash or backslash (%2F, %5C) in the request path"
+            }
+            Self::DotSegmentParameters => "a dot segment with parameters in the request path",
+        }
+    }
+}
+
+impl std::fmt::Display for InvalidPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+impl std::error::Error for InvalidPath {}
+
+/// A request path as the gateway matches and forwards it: [`normalize_path`], after
+/// refusing paths whose meaning differs between servers, so that no upstream can read
+/// them as a path the gateway did not match (see [`InvalidPath`]).
+///
+/// Costs nothing over [`normalize_path`] for a path that is already normal: the one pass
+/// that finds it normal also finds that it has none of these.
+///
+/// ```
+/// use mse_router::{InvalidPath, request_path};
+/// assert_eq!(request_path("/a/./b").unwrap(), "/a/b");
+/// assert_eq!(request_path("/a%2Fb"), Err(InvalidPath::EncodedSeparator));
+/// assert_eq!(request_path("/app/..;/admin"), Err(InvalidPath::DotSegmentParameters));
+/// assert_eq!(request_path("/a\\b"), Err(InvalidPath::Backslash));
+/// ```
+pub fn request_path(path: &str) -> Result<Cow<'_, str>, InvalidPath> {
+    if is_normal(path) {
+        return Ok(Cow::Borrowed(path));
+    }
+    check_separators(path)?;
+    match normalize_slow(path) {
+        (_, true) => Err(InvalidPath::DotSegmentParameters),
+        (normal, false) => Ok(normal),
+    }
+}
+
+/// Whether a segment (escapes of unreserved characters decoded, others upper-cased) is
+/// `.` or `..` with parameters: `..;`, `.;x=1`, `..%3B`.
+fn dot_with_parameters(seg: &str) -> bool {
+    let rest = seg
+        .strip_prefix("..")
+        .or_else(|| seg.strip_prefix('.'))
+        .unwrap_or(seg);
+    rest.len() < seg.len() && (rest.starts_with(';') || rest.starts_with("%3B"))
+}
+
+/// Refuses `\`, `%2F` and `%5C` (any case).
+fn check_separators(path: &str) -> Result<(), InvalidPath> {
+    let b = path.as_bytes();
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'\\' => return Err(InvalidPath::Backslash),
+            b'%' => {
+                if let (Some(h), Some(l)) = (b.get(i + 1), b.get(i + 2))
+                    && matches!((h, l.to_ascii_uppercase()), (b'2', b'F') | (b'5', b'C'))
+                {
+                    return Err(InvalidPath::EncodedSeparator);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The normalised path, and whether a segment was a dot segment with parameters.
+fn normalize_slow(path: &str) -> (Cow<'_, str>, bool) {
     let decoded = decode_unreserved(path);
     let mut out = String::with_capacity(decoded.len() + 1);
+    let mut dot_params = false;
     for seg in decoded.split('/') {
+        dot_params |= dot_with_parameters(seg);
         match seg {
             "" | "." => {}
             ".." => {
@@ -294,7 +390,7 @@ pub fn normalize_path(path: &str) -> Cow<'_, str> {
     if out.is_empty() || ends_in_dir {
         out.push('/');
     }
-    Cow::Owned(out)
+    (Cow::Owned(out), dot_params)
 }
 
 fn is_normal(path: &str) -> bool {
@@ -305,7 +401,8 @@ fn is_normal(path: &str) -> bool {
     let mut prev_slash = false;
     for (i, &c) in b.iter().enumerate() {
         match c {
-            b'%' => return false,
+            // Escapes, and backslashes (refused by `request_path`), take the slow path.
+            b'%' | b'\\' => return false,
             b'/' => {
                 if prev_slash {
                     return false;
@@ -313,10 +410,13 @@ fn is_normal(path: &str) -> bool {
                 prev_slash = true;
             }
             b'.' if prev_slash => {
-                // "/." followed by end, '/' or ".": a dot segment.
+                // "/." followed by end, '/' or ".": a dot segment; followed by ';' or
+                // ".;", a dot segment with parameters.
                 match b.get(i + 1) {
-                    None | Some(b'/') => return false,
-                    Some(b'.') if matches!(b.get(i + 2), None | Some(b'/')) => return false,
+                    None | Some(b'/' | b';') => return false,
+                    Some(b'.') if matches!(b.get(i + 2), None | Some(b'/' | b';')) => {
+                        return false;
+                    }
                     _ => prev_slash = false,
                 }
             }
@@ -385,6 +485,35 @@ fn hex(c: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_paths_servers_read_differently_are_refused() {
+        for (p, e) in [
+            ("/a\\b", InvalidPath::Backslash),
+            ("/a/%5c", InvalidPath::EncodedSeparator),
+            ("/a%2Fb", InvalidPath::EncodedSeparator),
+            ("/%2f", InvalidPath::EncodedSeparator),
+            ("/app/..;/admin", InvalidPath::DotSegmentParameters),
+            ("/app/.;x", InvalidPath::DotSegmentParameters),
+            ("/app/%2e%2E;a=b/x", InvalidPath::DotSegmentParameters),
+            ("/app/..%3b/x", InvalidPath::DotSegmentParameters),
+            ("/a/..;", InvalidPath::DotSegmentParameters),
+        ] {
+            assert_eq!(request_path(p), Err(e), "{p}");
+        }
+        for (p, want) in [
+            ("/a/b", "/a/b"),
+            ("/a;v=1/../b", "/b"),
+            ("/a/...;/b", "/a/...;/b"),
+            ("/a/.x;/b", "/a/.x;/b"),
+            ("/a%2", "/a%252"),
+            ("/a%252F", "/a%252F"),
+            ("/x/./y/../z", "/x/z"),
+        ] {
+            assert_eq!(request_path(p).as_deref(), Ok(want), "{p}");
+        }
+        assert!(matches!(request_path("/a/b;c"), Ok(Cow::Borrowed(_))));
+    }
 
     #[test]
     fn normal_paths_are_borrowed() {
