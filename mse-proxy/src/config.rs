@@ -45,6 +45,10 @@ pub struct ProxyConfig {
     /// the HTTP/2 header list). Larger requests get 431. At least 8 KiB; default 32 KiB,
     /// like ingress-nginx's `large-client-header-buffers: 4 8k`.
     pub max_header_size: usize,
+    /// The longest HTTP/1.1 request target accepted, in bytes; longer ones get 414. At
+    /// most `max_header_size`; default 8 KiB, like nginx's request line limit of one
+    /// `large-client-header-buffers` buffer.
+    pub max_request_target: usize,
     /// Emit one tracing event with target `access` per request (`disable-access-log`).
     pub access_log: bool,
     /// Idle keep-alive connections kept per upstream address and worker (ingress-nginx's
@@ -111,6 +115,7 @@ impl Default for ProxyConfig {
                 .unwrap_or(1),
             timeouts: Timeouts::default(),
             max_header_size: g.client.max_header_size as usize,
+            max_request_target: g.client.max_request_target as usize,
             access_log: g.logging.access_log,
             upstream_max_idle: g.upstream.keepalive_connections as usize,
             upstream_keepalive_requests: g.upstream.keepalive_requests,
@@ -136,6 +141,12 @@ impl ProxyConfig {
                 "max_header_size must be between {MIN_HEADER_SIZE} and {} bytes, got {}",
                 u32::MAX,
                 self.max_header_size
+            ));
+        }
+        if self.max_request_target == 0 || self.max_request_target > self.max_header_size {
+            return fail(format!(
+                "max_request_target must be between 1 and max_header_size ({}) bytes, got {}",
+                self.max_header_size, self.max_request_target
             ));
         }
         if self.max_concurrent_streams == 0 {

@@ -86,7 +86,7 @@ pub mod phases;
 pub use config::{ProxyConfig, Timeouts};
 pub use error::{Blame, Chain, ProxyError};
 #[doc(hidden)]
-pub use http1::parse_request_head;
+pub use http1::{DecodedChunked, decode_chunked, parse_request_head};
 pub use metrics::Metrics;
 pub use server::{Gateway, GatewayHandle};
 pub use table::{ProxyTable, SharedTable};

@@ -26,6 +26,7 @@ use crate::http1::Limits;
 pub(crate) struct Defaults {
     timeouts: Timeouts,
     max_header_size: usize,
+    max_request_target: usize,
     access_log: bool,
     upstream_max_idle: usize,
     upstream_keepalive_requests: u32,
@@ -91,6 +92,7 @@ impl From<&ProxyConfig> for Defaults {
         Self {
             timeouts: c.timeouts,
             max_header_size: c.max_header_size,
+            max_request_target: c.max_request_target,
             access_log: c.access_log,
             upstream_max_idle: c.upstream_max_idle,
             upstream_keepalive_requests: c.upstream_keepalive_requests,
@@ -118,14 +120,15 @@ impl Settings {
         let t = &defaults.timeouts;
         let c = &global.client;
         let u = &global.upstream;
-        let max_head = if set(Setting::MaxHeaderSize) {
-            c.max_header_size as usize
+        let (max_head, max_target) = if set(Setting::MaxHeaderSize) {
+            (c.max_header_size as usize, c.max_request_target as usize)
         } else {
-            defaults.max_header_size
+            (defaults.max_header_size, defaults.max_request_target)
         };
         let read = pick(Setting::ProxyReadTimeout, u.read_timeout, t.upstream_read);
         let conn = Limits {
             max_head,
+            max_target,
             header_read: pick(
                 Setting::ClientHeaderTimeout,
                 c.header_timeout,

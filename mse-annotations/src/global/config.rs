@@ -75,6 +75,10 @@ pub struct ClientSettings {
     /// `large-client-header-buffers` (number × size): the largest request head in bytes
     /// (`4 8k`: 32 KiB).
     pub max_header_size: u32,
+    /// `large-client-header-buffers` (the size of one buffer): the longest request target
+    /// in bytes (`4 8k`: 8 KiB); longer ones get 414, as nginx answers a request line
+    /// longer than one buffer.
+    pub max_request_target: u32,
     /// `proxy-body-size`: the largest request body in bytes where a route sets none (1m);
     /// `None`: no limit.
     pub max_body_size: Option<u64>,
@@ -273,6 +277,7 @@ impl Default for GlobalConfig {
                 keep_alive: Duration::from_secs(75),
                 keep_alive_requests: 1000,
                 max_header_size: 32 * 1024,
+                max_request_target: 8 * 1024,
                 max_body_size: Some(1 << 20),
                 http2_max_concurrent_streams: 128,
                 http2_stream_window: None,

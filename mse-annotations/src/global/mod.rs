@@ -212,7 +212,7 @@ pub enum Setting {
     KeepAlive,
     /// [`ClientSettings::keep_alive_requests`].
     KeepAliveRequests,
-    /// [`ClientSettings::max_header_size`].
+    /// [`ClientSettings::max_header_size`] and [`ClientSettings::max_request_target`].
     MaxHeaderSize,
     /// [`ClientSettings::max_body_size`].
     MaxBodySize,

@@ -46,9 +46,9 @@ pub(super) const NGINX: &[GlobalKey] = &[
         |c, v| { c.client.keep_alive_requests = uint(v, 1, u32::MAX)?; Ok(()) })
         .ex("100", "0"),
     key(CM, "large-client-header-buffers", S::MaxHeaderSize, G::Client, "number and size (4 8k)", "4 8k",
-        "The largest request head (request line and headers, or the HTTP/2 header list) is number x size bytes; larger requests get 431",
-        |c, v| { c.client.max_header_size = g::header_buffers(v)?; Ok(()) })
-        .different("one limit for the whole head, between 8 KiB and 8 MiB; nginx also limits each line to one buffer")
+        "The largest request head (request line and headers, or the HTTP/2 header list) is number x size bytes; larger requests get 431. An HTTP/1.1 request target longer than one buffer gets 414",
+        |c, v| { (c.client.max_header_size, c.client.max_request_target) = g::header_buffers(v)?; Ok(()) })
+        .different("one limit for the whole head, between 8 KiB and 8 MiB; of its lines only the request target is limited to one buffer (nginx: every line)")
         .ex("4 16k", "4"),
     key(CM, "proxy-body-size", S::MaxBodySize, G::Client, "size (1024, 8k, 10m, 1g); 0: no limit", "1m",
         "Largest request body where the route sets no proxy-body-size annotation; larger bodies get 413",

@@ -130,6 +130,11 @@ pub(crate) enum Ended {
     H2(Prefixed),
 }
 
+/// Marks a response after which the connection closes (the gateway's own answer to a bad
+/// request): what follows on the connection is not read as a request.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CloseConnection;
+
 /// Sent to the tunnel once the `101` answer is written.
 pub(crate) type Upgraded = Prefixed;
 
@@ -152,6 +157,8 @@ pub(crate) struct Stop {
 pub(crate) struct Limits {
     /// The largest request head.
     pub(crate) max_head: usize,
+    /// The longest request target (414 beyond it).
+    pub(crate) max_target: usize,
     /// The time to receive a whole request head, from its first byte.
     pub(crate) header_read: Duration,
     /// How long an idle connection waits for the first byte of its next request; zero:
@@ -292,7 +299,7 @@ pub(crate) async fn serve(cx: Rc<ConnCtx>, io: Box<dyn Io>, limits: Limits) -> E
     } else {
         limits.max_requests
     };
-    let max_head = limits.max_head;
+    let max_head = (limits.max_head, limits.max_target);
     let mut served: u32 = 0;
     // Sized for a usual response head: one allocation, not a chain of growths, for a
     // connection that carries one request.
@@ -340,7 +347,10 @@ pub(crate) async fn serve(cx: Rc<ConnCtx>, io: Box<dyn Io>, limits: Limits) -> E
             break Ended::Closed;
         }
         served = served.saturating_add(1);
-        if stop.stopped() || served >= max_requests {
+        if stop.stopped()
+            || served >= max_requests
+            || response.extensions().get::<CloseConnection>().is_some()
+        {
             meta.keep_alive = false;
         }
         let reusable = respond(&shared, &mut out, response, &meta).await && discard_body(&shared);
@@ -370,7 +380,7 @@ pub(crate) async fn serve(cx: Rc<ConnCtx>, io: Box<dyn Io>, limits: Limits) -> E
 fn poll_next(
     shared: &Shared,
     first: bool,
-    max_head: usize,
+    (max_head, max_target): (usize, usize),
     timer: &mut HeadTimer,
     task: &mut Context<'_>,
     stop: &Stop,
@@ -385,7 +395,7 @@ fn poll_next(
             } else if first && c.buf.starts_with(H2_PREFACE) {
                 return Poll::Ready(Ok(Next::H2));
             } else {
-                let parsed = parse_request(&mut c.buf, max_head, |present| {
+                let parsed = parse_request(&mut c.buf, max_head, max_target, |present| {
                     RequestBody::H1(H1Body {
                         conn: Rc::clone(shared),
                         present,

@@ -20,7 +20,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
-use mse_router::normalize_path;
+use mse_router::request_path;
 use tokio::sync::watch;
 
 use crate::body::{BodyCheck, InFlight, ProxyBody, RequestBody};
@@ -148,8 +148,10 @@ async fn forward(
     let host = target.host_str()?;
     // Route, access, decision, upstream selection.
     let (chosen, new_path) = {
-        // Normalised once: the same path is matched and forwarded.
-        let path = normalize_path(req.uri().path());
+        // Normalised once: the same path is matched and forwarded. Paths that servers
+        // read differently (a backslash, an encoded separator, `..;`) are refused.
+        let path = request_path(req.uri().path())
+            .map_err(|e| ProxyError::BadRequest { reason: e.reason() })?;
         let choice = select::choose(
             cx,
             &req,
