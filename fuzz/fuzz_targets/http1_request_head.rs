@@ -14,7 +14,7 @@ const MAX_HEAD: usize = 32 * 1024;
 const MAX_TARGET: usize = 8 * 1024;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(Some(req)) = parse_request_head(data, MAX_HEAD, MAX_TARGET) else {
+    let Ok(Some((req, len))) = parse_request_head(data, MAX_HEAD, MAX_TARGET) else {
         return;
     };
     let headers = req.headers();
@@ -32,9 +32,10 @@ fuzz_target!(|data: &[u8]| {
     assert!(matches!(req.version(), Version::HTTP_10 | Version::HTTP_11));
     let mut longer = data.to_vec();
     longer.extend_from_slice(b"GET / HTTP/1.1\r\n");
-    let Ok(Some(again)) = parse_request_head(&longer, MAX_HEAD, MAX_TARGET) else {
+    let Ok(Some((again, again_len))) = parse_request_head(&longer, MAX_HEAD, MAX_TARGET) else {
         panic!("bytes after a complete head changed it");
     };
+    assert_eq!(again_len, len);
     assert_eq!(again.method(), req.method());
     assert_eq!(again.uri(), req.uri());
     assert_eq!(again.headers(), req.headers());

@@ -96,15 +96,15 @@ async fn repeated_transfer_encoding_or_codings_besides_chunked_are_refused() {
 }
 
 #[tokio::test]
-async fn equal_repeated_content_lengths_are_forwarded_as_one_and_different_ones_get_400() {
+async fn equal_repeated_content_lengths_are_forwarded_as_one_and_others_get_400() {
     let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
     let (addr, seen) = scripted(answer, true, false).await;
     let gw = gateway_waiting_an_hour(&routed_to(&[("up", addr)]), |_| {});
     let mut c = Client::connect(http_addr(&gw)).await;
     for cl in [
         "Content-Length: 5\r\nContent-Length: 5",
-        "Content-Length: 5, 5",
-        "Content-Length: 5,5\r\ncontent-length: 5",
+        "Content-Length: 5\r\ncontent-length: 5\r\nCONTENT-LENGTH: 5",
+        "Content-Length: 5\r\nX-A: b\r\ncontent-length: 5",
     ] {
         let r = c
             .ask(format!(
@@ -121,6 +121,8 @@ async fn equal_repeated_content_lengths_are_forwarded_as_one_and_different_ones_
     for cl in [
         "Content-Length: 5\r\nContent-Length: 6",
         "Content-Length: 5, 6",
+        // A list in one line, even of equal values (hyper's server refuses it too).
+        "Content-Length: 5, 5",
         "Content-Length: 5,",
         "Content-Length: ,5",
     ] {

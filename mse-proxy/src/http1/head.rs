@@ -288,18 +288,10 @@ fn request_headers(
             let kind = raw_kind(raw);
             let repeated = kind == Kind::ContentLength && seen.content_length;
             seen.note(kind, value.as_bytes());
-            if kind == Kind::ContentLength {
-                // Equal lengths, repeated or listed, go on as one (RFC 9110 section 8.6);
-                // different ones refuse the request below.
-                if repeated {
-                    continue;
-                }
-                if let Ok(Some(n)) = seen.length
-                    && value.as_bytes().contains(&b',')
-                {
-                    headers.append(name, HeaderValue::from(n));
-                    continue;
-                }
+            // Equal lengths on repeated lines go on as one (RFC 9110 section 8.6);
+            // different ones refuse the request below.
+            if repeated {
+                continue;
             }
             kind
         };
@@ -329,6 +321,10 @@ fn request_framing(seen: &Seen, version: Version) -> Result<Framing, Refusal> {
             return Err(NOT_IMPLEMENTED);
         }
         return Ok(Framing::Chunked);
+    }
+    // A list in one line (`5, 5`) is refused too, as hyper's server does.
+    if seen.length_list {
+        return Err(BAD);
     }
     match seen.length {
         Err(_) => Err(BAD),
@@ -537,6 +533,8 @@ pub(crate) struct Seen {
     /// The shape of `Transfer-Encoding`, as a request's framing needs it.
     pub(crate) request_coding: Codings,
     pub(crate) content_length: bool,
+    /// A `Content-Length` line holds a list.
+    pub(crate) length_list: bool,
     /// The one length all `Content-Length` values agree on, or why there is none.
     pub(crate) length: Result<Option<u64>, &'static str>,
 }
@@ -580,6 +578,7 @@ impl Default for Seen {
             transfer_encoding: None,
             request_coding: Codings::default(),
             content_length: false,
+            length_list: false,
             length: Ok(None),
         }
     }
@@ -612,6 +611,7 @@ impl Seen {
             }
             Kind::ContentLength => {
                 self.content_length = true;
+                self.length_list |= value.contains(&b',');
                 for part in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
                     let n = content_length(part);
                     self.length = match (self.length, n) {

@@ -50,20 +50,21 @@ where
 }
 
 /// Parses one HTTP/1.1 request head as the gateway's server does, for fuzzing and the
-/// differential tests: `Ok(None)` when `bytes` hold no complete head yet, `Err` with the
-/// status the server refuses the head with (400 when it is malformed or its body length
-/// cannot be told for sure, 414 when its target is longer than `max_target` bytes, 431
-/// when it is longer than `max_head` bytes or has too many headers, 501 for a transfer
-/// coding besides `chunked`). Bytes after the head are left alone.
+/// differential tests: the request and the length of its head, `Ok(None)` when `bytes`
+/// hold no complete head yet, `Err` with the status the server refuses the head with (400
+/// when it is malformed or its body length cannot be told for sure, 414 when its target is
+/// longer than `max_target` bytes, 431 when it is longer than `max_head` bytes or has too
+/// many headers, 501 for a transfer coding besides `chunked`). Bytes after the head are
+/// left alone.
 #[doc(hidden)]
 pub fn parse_request_head(
     bytes: &[u8],
     max_head: usize,
     max_target: usize,
-) -> Result<Option<http::Request<()>>, http::StatusCode> {
+) -> Result<Option<(http::Request<()>, usize)>, http::StatusCode> {
     let mut buf = BytesMut::from(bytes);
     match head::parse_request(&mut buf, max_head, max_target, |_| ()) {
-        Ok(parsed) => Ok(parsed.map(|(req, _)| *req)),
+        Ok(parsed) => Ok(parsed.map(|(req, _)| (*req, bytes.len() - buf.len()))),
         Err(head::Refusal(status)) => Err(status),
     }
 }
