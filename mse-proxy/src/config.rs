@@ -62,6 +62,9 @@ pub struct ProxyConfig {
     pub keep_alive_requests: u32,
     /// Concurrent HTTP/2 streams per client connection.
     pub max_concurrent_streams: u32,
+    /// Client connections open at once per worker (`max-worker-connections`, 16384); a
+    /// connection accepted past the limit is closed at once. Zero: no limit.
+    pub max_worker_connections: u32,
     /// Steps of the embedding application, run in the request phases of every request
     /// (see [`crate::phases`]). Default: none.
     pub steps: Steps,
@@ -121,6 +124,7 @@ impl Default for ProxyConfig {
             upstream_keepalive_requests: g.upstream.keepalive_requests,
             keep_alive_requests: g.client.keep_alive_requests,
             max_concurrent_streams: g.client.http2_max_concurrent_streams,
+            max_worker_connections: g.client.max_worker_connections,
             steps: Steps::default(),
         }
     }

@@ -3,6 +3,7 @@
 //! HTTP/1.1 is served by the gateway's own server ([`crate::http1`]), HTTP/2 by
 //! hyper's.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -242,6 +243,8 @@ async fn run_worker(
         steps: config.steps.clone(),
         live,
         stop: http1::Stop::default(),
+        open: Cell::new(0),
+        full: Cell::new(false),
     });
     let servers = Rc::new(servers(tls));
     let to_tokio = |l: Option<(std::net::TcpListener, u16)>| match l {
@@ -311,6 +314,38 @@ struct Accepted {
     h1: Limits,
     h2: H2Settings,
     access_log: bool,
+    max_connections: usize,
+}
+
+/// One client connection counted against the worker's `max-worker-connections` for as
+/// long as its task lives.
+struct ConnSlot(Rc<Worker>);
+
+impl ConnSlot {
+    /// A slot for a connection just accepted, unless the worker has as many open as it
+    /// may: the connection is then closed at once (as nginx does when it has no free
+    /// connection).
+    fn take(worker: &Rc<Worker>, max: usize) -> Option<Self> {
+        let open = worker.open.get();
+        if open >= max {
+            if !worker.full.replace(true) {
+                tracing::warn!(
+                    limit = max,
+                    "max-worker-connections reached; closing new connections until some end"
+                );
+            }
+            return None;
+        }
+        worker.full.set(false);
+        worker.open.set(open + 1);
+        Some(Self(Rc::clone(worker)))
+    }
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        self.0.open.set(self.0.open.get().saturating_sub(1));
+    }
 }
 
 impl Accepted {
@@ -321,6 +356,7 @@ impl Accepted {
             h1: s.conn,
             h2: s.h2,
             access_log: s.access_log,
+            max_connections: s.max_connections,
         }
     }
 }
@@ -359,8 +395,11 @@ fn serve_plain(
     peer: SocketAddr,
     port: u16,
 ) {
-    worker.metrics.connection_accepted();
     let accepted = Accepted::now(worker);
+    let Some(slot) = ConnSlot::take(worker, accepted.max_connections) else {
+        return;
+    };
+    worker.metrics.connection_accepted();
     let cx = Rc::new(ConnCtx::new(
         Rc::clone(worker),
         peer,
@@ -375,6 +414,7 @@ fn serve_plain(
     // instructions per connection. Boxed once here, the task only holds a pointer.
     tokio::task::spawn_local(async move {
         Box::pin(serve_h1(cx, &servers, &accepted, watcher, Box::new(stream))).await;
+        drop(slot);
     });
 }
 
@@ -389,13 +429,17 @@ fn serve_tls(
     let Some(acceptor) = servers.tls.clone() else {
         return;
     };
-    worker.metrics.connection_accepted();
     let accepted = Accepted::now(worker);
+    let Some(slot) = ConnSlot::take(worker, accepted.max_connections) else {
+        return;
+    };
+    worker.metrics.connection_accepted();
     let worker = Rc::clone(worker);
     let servers = Rc::clone(servers);
     let watcher = graceful.watcher();
     // Boxed for the same reason as the plain connection's future.
     tokio::task::spawn_local(Box::pin(async move {
+        let _slot = slot;
         let handshake = accepted.h1.header_read;
         let stream = match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
             Ok(Ok(s)) => s,

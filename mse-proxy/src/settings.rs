@@ -32,6 +32,7 @@ pub(crate) struct Defaults {
     upstream_keepalive_requests: u32,
     keep_alive_requests: u32,
     max_concurrent_streams: u32,
+    max_worker_connections: u32,
 }
 
 /// HTTP/2 settings of a new connection.
@@ -69,6 +70,8 @@ pub(crate) struct Settings {
     pub(crate) conn: Limits,
     /// HTTP/2 client connections.
     pub(crate) h2: H2Settings,
+    /// Client connections open at once per worker; past it new ones are closed.
+    pub(crate) max_connections: usize,
     /// The upstream pool.
     pub(crate) pool: PoolSettings,
     /// Whether requests are logged (on the connections accepted while the table is
@@ -98,6 +101,7 @@ impl From<&ProxyConfig> for Defaults {
             upstream_keepalive_requests: c.upstream_keepalive_requests,
             keep_alive_requests: c.keep_alive_requests,
             max_concurrent_streams: c.max_concurrent_streams,
+            max_worker_connections: c.max_worker_connections,
         }
     }
 }
@@ -181,11 +185,20 @@ impl Settings {
             },
             read_timeout: read,
         };
+        let max_connections = match set(Setting::MaxWorkerConnections) {
+            true => c.max_worker_connections,
+            false => defaults.max_worker_connections,
+        };
+        let max_connections = match max_connections {
+            0 => usize::MAX,
+            n => n as usize,
+        };
         static SERIAL: AtomicU64 = AtomicU64::new(0);
         Self {
             serial: SERIAL.fetch_add(1, Ordering::Relaxed),
             conn,
             h2,
+            max_connections,
             pool,
             access_log: if set(Setting::AccessLog) {
                 global.logging.access_log
@@ -244,11 +257,15 @@ mod tests {
         config.timeouts.header_read = Duration::from_secs(3);
         config.timeouts.upstream_response = Duration::from_secs(7);
         config.keep_alive_requests = 5;
+        config.max_request_target = 4096;
+        config.max_worker_connections = 7;
         let d = Defaults::from(&config);
         let s = Settings::derive(&GlobalConfig::default(), &d);
         assert_eq!(s.conn.header_read, Duration::from_secs(3));
         assert_eq!(s.pool.response_timeout, Duration::from_secs(7));
         assert_eq!(s.conn.max_requests, 5);
+        assert_eq!(s.conn.max_target, 4096);
+        assert_eq!(s.max_connections, 7);
         assert!(s.access_log);
         // ingress-nginx's defaults for what only the global configuration has.
         assert_eq!(s.max_body, Some(1 << 20));
@@ -272,11 +289,14 @@ mod tests {
             ("disable-access-log", "true"),
             ("proxy-body-size", "0"),
             ("hsts", "false"),
+            ("max-worker-connections", "0"),
         ]);
         let s = Settings::derive(&g, &Defaults::from(&config));
         assert_eq!(s.conn.header_read, Duration::from_secs(20));
         assert_eq!(s.conn.max_requests, 2);
         assert_eq!(s.conn.max_head, 16 * 1024);
+        assert_eq!(s.conn.max_target, 8 * 1024);
+        assert_eq!(s.max_connections, usize::MAX);
         assert_eq!(s.h2.max_header_list, 16 * 1024);
         assert_eq!(s.pool.response_timeout, Duration::from_secs(9));
         assert_eq!(s.pool.read_timeout, Duration::from_secs(9));

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 
 use http1_client::*;
 use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Sends `request` on a new connection; asserts the answer is one of `statuses`, that
 /// nothing follows it and that the connection then closes.
@@ -405,5 +406,49 @@ async fn a_chunked_body_passing_the_limit_gets_413_at_once_and_close() {
         let body = body.split_once("\r\n\r\n").map_or("", |(_, b)| b);
         assert!(body.matches('b').count() <= 1024, "{} bytes", body.len());
     }
+    gw.shutdown().await;
+}
+
+// === connections ===
+
+/// Whether a new connection to `addr` is served a GET for `/`.
+async fn served(addr: SocketAddr) -> bool {
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+        return false;
+    };
+    if stream.write_all(get_a("/").as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut first = [0u8; 12];
+    matches!(
+        tokio::time::timeout(WAIT, stream.read_exact(&mut first)).await,
+        Ok(Ok(_)) if &first == b"HTTP/1.1 200"
+    )
+}
+
+#[tokio::test]
+async fn connections_past_the_worker_limit_are_closed_until_one_ends() {
+    let (_a, gw, mut first) = echo_client(|c| {
+        c.workers = 1;
+        c.max_worker_connections = 2;
+    })
+    .await;
+    let addr = http_addr(&gw);
+    let mut second = Client::connect(addr).await;
+    // Both are served, so both are counted.
+    assert_eq!(first.ask(get_a("/1")).await.status, 200);
+    assert_eq!(second.ask(get_a("/2")).await.status, 200);
+    let mut third = Client::connect(addr).await;
+    let _ = third.stream.write_all(get_a("/3").as_bytes()).await;
+    let (rest, closed) = third.rest(WAIT).await;
+    assert!(closed && rest.is_empty(), "{rest:?}");
+    // Once one ends, new connections are served again.
+    drop(first);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !served(addr).await {
+        assert!(tokio::time::Instant::now() < deadline, "never served again");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(second.ask(get_a("/4")).await.status, 200);
     gw.shutdown().await;
 }

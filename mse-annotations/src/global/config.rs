@@ -82,6 +82,9 @@ pub struct ClientSettings {
     /// `proxy-body-size`: the largest request body in bytes where a route sets none (1m);
     /// `None`: no limit.
     pub max_body_size: Option<u64>,
+    /// `max-worker-connections`: client connections open at once per worker thread
+    /// (16384); zero: no limit.
+    pub max_worker_connections: u32,
     /// `http2-max-concurrent-streams`: streams per HTTP/2 connection (128).
     pub http2_max_concurrent_streams: u32,
     /// `downstream.http2.initialStreamWindowSize`; `None`: the HTTP/2 server's own.
@@ -279,6 +282,7 @@ impl Default for GlobalConfig {
                 max_header_size: 32 * 1024,
                 max_request_target: 8 * 1024,
                 max_body_size: Some(1 << 20),
+                max_worker_connections: 16384,
                 http2_max_concurrent_streams: 128,
                 http2_stream_window: None,
                 http2_connection_window: None,

@@ -218,6 +218,8 @@ pub enum Setting {
     MaxBodySize,
     /// [`ClientSettings::http2_max_concurrent_streams`].
     Http2MaxConcurrentStreams,
+    /// [`ClientSettings::max_worker_connections`].
+    MaxWorkerConnections,
     /// [`ClientSettings::http2_stream_window`].
     Http2StreamWindow,
     /// [`ClientSettings::http2_connection_window`].

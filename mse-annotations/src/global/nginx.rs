@@ -55,6 +55,11 @@ pub(super) const NGINX: &[GlobalKey] = &[
         |c, v| { c.client.max_body_size = g::body_size(v)?; Ok(()) })
         .different("a body without Content-Length is counted as it streams: past the limit the upload is cut and the request gets 413 if no answer has started")
         .ex("8m", "ten"),
+    key(CM, "max-worker-connections", S::MaxWorkerConnections, G::Client, "a whole number; 0: no limit", "16384",
+        "Client connections open at once per worker; a connection accepted past the limit is closed at once",
+        |c, v| { c.client.max_worker_connections = uint(v, 0, u32::MAX)?; Ok(()) })
+        .different("counts client connections per worker thread (nginx: all connections of a worker process, upstream ones included); 0 means no limit (ingress-nginx: derived from max-worker-open-files)")
+        .ex("4096", "many"),
     key(CM, "http2-max-concurrent-streams", S::Http2MaxConcurrentStreams, G::Client, "a whole number, 1 to 2147483647", "128",
         "Concurrent streams on one HTTP/2 client connection (new connections)",
         |c, v| { c.client.http2_max_concurrent_streams = uint(v, 1, i32::MAX as u32)?; Ok(()) })
@@ -242,7 +247,6 @@ pub(super) const NGINX: &[GlobalKey] = &[
     // --- NGINX internals ---
     no_effect(CM, "worker-processes", G::Internals, "the gateway runs one worker thread per core (--workers)", any),
     no_effect(CM, "worker-shutdown-timeout", G::Internals, "the gateway drains connections for its shutdown grace (30 s)", any),
-    no_effect(CM, "max-worker-connections", G::Internals, NGINX_ONLY, any),
     no_effect(CM, "max-worker-open-files", G::Internals, NGINX_ONLY, any),
     no_effect(CM, "reuse-port", G::Internals, "the gateway always listens with SO_REUSEPORT", any),
     no_effect(CM, "enable-multi-accept", G::Internals, NGINX_ONLY, any),

@@ -50,6 +50,11 @@ pub(crate) struct Worker {
     pub(crate) live: watch::Sender<()>,
     /// Tells HTTP/1.1 client connections to stop.
     pub(crate) stop: Stop,
+    /// Client connections open (`max-worker-connections` bounds them).
+    pub(crate) open: Cell<usize>,
+    /// Whether the last connection accepted was closed for the limit (logged once until
+    /// one is served again).
+    pub(crate) full: Cell<bool>,
 }
 
 /// What one client connection shares between its requests.
