@@ -7,9 +7,11 @@
 //! server must, and nothing else:
 //!
 //! - Request heads are parsed by `httparse` off a per-connection buffer; header values
-//!   share the buffer's memory. A head larger than the limit gets 431, a malformed one 400
-//!   (`Content-Length` beside `Transfer-Encoding`, a coding other than `chunked` last, or
-//!   conflicting lengths, as RFC 9112 section 6.3 asks), and the connection closes.
+//!   share the buffer's memory. A head larger than the limit gets 431, a target longer than
+//!   its limit 414, a malformed one 400 (`Content-Length` beside `Transfer-Encoding`,
+//!   `Transfer-Encoding` other than one final `chunked`, conflicting or listed lengths, as
+//!   RFC 9112 section 6.3 asks; 501 for a coding before `chunked`), and the connection
+//!   closes. So does every answer of the gateway's own to a bad request (400, 408, 413).
 //! - The request body ([`H1Body`]) reads the same buffer as it is polled, so a body
 //!   already received with its head costs no extra read. `Expect: 100-continue` is
 //!   answered when the body is first read. A body left unread closes the connection after
