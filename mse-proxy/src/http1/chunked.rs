@@ -1,5 +1,9 @@
 //! The chunked transfer coding (RFC 9112 section 7.1): one decoder for request and
 //! response bodies, and the encoder both sides write chunks with.
+//!
+//! The decoder follows the grammar strictly, as a body two servers could delimit
+//! differently is a way to smuggle a request past one of them: sizes are hex digits only,
+//! every line ends in CRLF with no other CR, and trailer lines are never folded.
 
 use std::io;
 
