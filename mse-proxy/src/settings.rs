@@ -72,6 +72,9 @@ pub(crate) struct Settings {
     pub(crate) h2: H2Settings,
     /// Client connections open at once per worker; past it new ones are closed.
     pub(crate) max_connections: usize,
+    /// `mse-decode-path-separators`: a request path's backslashes, `%2F` and `%5C` become `/`
+    /// instead of refusing the request.
+    pub(crate) decode_path_separators: bool,
     /// The upstream pool.
     pub(crate) pool: PoolSettings,
     /// Whether requests are logged (on the connections accepted while the table is
@@ -199,6 +202,7 @@ impl Settings {
             conn,
             h2,
             max_connections,
+            decode_path_separators: c.decode_path_separators,
             pool,
             access_log: if set(Setting::AccessLog) {
                 global.logging.access_log

@@ -234,6 +234,50 @@ async fn a_backslash_or_an_encoded_slash_or_backslash_in_the_path_gets_400() {
 }
 
 #[tokio::test]
+async fn with_mse_decode_path_separators_the_decoded_path_is_matched_and_forwarded() {
+    let (app, other) = (echo("app").await, echo("other").await);
+    let yaml = format!(
+        "{}{}{}{}{}",
+        ingress(
+            "app",
+            Some("up.example.com"),
+            &[("/app", "Prefix", "svc-app")]
+        ),
+        service("svc-app", &[app.addr()]),
+        ingress(
+            "other",
+            Some("up.example.com"),
+            &[("/", "Prefix", "svc-other")]
+        ),
+        service("svc-other", &[other.addr()]),
+        gateway_config_map(&[("mse-decode-path-separators", "true")]),
+    );
+    let table = compile_yaml_with(&yaml, &configmap_options());
+    let (gw, _) = gateway_serving(table, |c| {
+        c.timeouts.header_read = std::time::Duration::from_secs(3600);
+    });
+    let mut c = Client::connect(http_addr(&gw)).await;
+    for (path, service, seen) in [
+        ("/app%2F..%2Fadmin", "other", "/admin"),
+        ("/app%5Cx", "app", "/app/x"),
+        ("/app\\x%2fy", "app", "/app/x/y"),
+    ] {
+        let r = c
+            .ask(format!(
+                "GET {path} HTTP/1.1\r\nHost: up.example.com\r\n\r\n"
+            ))
+            .await;
+        assert_eq!(r.header("x-echo-service"), Some(service), "{path}");
+        assert_eq!(r.json()["path"], seen, "{path}");
+    }
+    // Dot segments with parameters are refused still.
+    let req = "GET /app%2F..;%2Fadmin HTTP/1.1\r\nHost: up.example.com\r\n\r\n";
+    refused(http_addr(&gw), req, &[400]).await;
+    assert_eq!((app.requests(), other.requests()), (2, 1));
+    gw.shutdown().await;
+}
+
+#[tokio::test]
 async fn dot_segments_with_parameters_never_escape_a_prefix() {
     let (app, other) = (echo("app").await, echo("other").await);
     let yaml = format!(

@@ -65,7 +65,9 @@ pub use mse_annotations::ServiceRef;
 /// The gateway-wide configuration a table carries ([`RouteTable::global`]), and how it is
 /// read.
 pub use mse_annotations::global;
-pub use path::{Groups, InvalidPath, PathMatch, RegexPath, normalize_path, request_path};
+pub use path::{
+    Groups, InvalidPath, PathMatch, RegexPath, decoded_request_path, normalize_path, request_path,
+};
 pub use policy::{
     AllowedOrigin, CorsPolicy, FallbackPolicy, HeaderOps, Location, LocationRewrite, MirrorPolicy,
     Redirect, RedirectVars, RequestHeadPlan, RoutePolicy,

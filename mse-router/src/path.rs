@@ -257,7 +257,8 @@ impl Serialize for PathMatch {
 ///   the root);
 /// - an empty path becomes `/`, and a missing leading `/` is added.
 ///
-/// Borrows the input when it is already normal, which is the common case.
+/// Borrows the input when it is already normal, which is the common case. The data plane
+/// uses [`request_path`], which refuses some paths before normalising.
 ///
 /// ```
 /// use mse_router::normalize_path;
@@ -340,6 +341,46 @@ fn dot_with_parameters(seg: &str) -> bool {
         .or_else(|| seg.strip_prefix('.'))
         .unwrap_or(seg);
     rest.len() < seg.len() && (rest.starts_with(';') || rest.starts_with("%3B"))
+}
+
+/// [`request_path`] for a gateway that decodes separators instead of refusing them
+/// (`mse-decode-path-separators`): a `\`, `%2F` and `%5C` (any case) each become `/`
+/// first, so that the path is matched and forwarded as a server that decodes them would
+/// read it. Dot segments with parameters are still refused.
+///
+/// ```
+/// use mse_router::{InvalidPath, decoded_request_path};
+/// assert_eq!(decoded_request_path("/app%2F..%2Fadmin").unwrap(), "/admin");
+/// assert_eq!(decoded_request_path("/a\\b%5cc").unwrap(), "/a/b/c");
+/// assert_eq!(decoded_request_path("/a/..;/b"), Err(InvalidPath::DotSegmentParameters));
+/// ```
+pub fn decoded_request_path(path: &str) -> Result<Cow<'_, str>, InvalidPath> {
+    if check_separators(path).is_ok() {
+        return request_path(path);
+    }
+    let b = path.as_bytes();
+    let mut plain = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let escaped = |h: u8, l: u8| {
+            b.get(i + 1) == Some(&h) && b.get(i + 2).map(u8::to_ascii_uppercase) == Some(l)
+        };
+        let separator = match b[i] {
+            b'\\' => 1,
+            b'%' if escaped(b'2', b'F') || escaped(b'5', b'C') => 3,
+            _ => 0,
+        };
+        if separator == 0 {
+            plain.push(b[i]);
+            i += 1;
+        } else {
+            plain.push(b'/');
+            i += separator;
+        }
+    }
+    // Only ASCII bytes were replaced, by ASCII: the text is as valid as it was.
+    let plain = String::from_utf8_lossy(&plain);
+    Ok(Cow::Owned(request_path(&plain)?.into_owned()))
 }
 
 /// Refuses `\`, `%2F` and `%5C` (any case).
@@ -516,6 +557,24 @@ mod tests {
     }
 
     #[test]
+    fn decoded_separators_become_slashes_before_normalising() {
+        for (p, want) in [
+            ("/a%2Fb", "/a/b"),
+            ("/a%2f%2F%2fb", "/a/b"),
+            ("/a%5C..%5Cb", "/b"),
+            ("/app\\..\\admin", "/admin"),
+            ("/x/%2e%2e%2Fy", "/y"),
+            ("/plain", "/plain"),
+        ] {
+            assert_eq!(decoded_request_path(p).as_deref(), Ok(want), "{p}");
+        }
+        assert_eq!(
+            decoded_request_path("/a%2F..;%2Fb"),
+            Err(InvalidPath::DotSegmentParameters)
+        );
+    }
+
+    #[test]
     fn normal_paths_are_borrowed() {
         for p in ["/", "/a", "/a/b/", "/a.b/c..d/.e", "/..a"] {
             assert!(matches!(normalize_path(p), Cow::Borrowed(_)), "{p}");
@@ -619,6 +678,23 @@ mod tests {
             proptest::prop_assert_eq!(normalize_path(&once), once.as_str());
             proptest::prop_assert!(once.starts_with('/'));
             proptest::prop_assert!(!once.contains("//"));
+        }
+
+        #[test]
+        fn accepted_request_paths_are_normal_and_free_of_separators(
+            p in "[/a.;%25cCfF\\\\]{0,24}",
+        ) {
+            if let Ok(accepted) = request_path(&p) {
+                proptest::prop_assert_eq!(&accepted, &normalize_path(&p));
+                let upper = accepted.to_ascii_uppercase();
+                proptest::prop_assert!(!upper.contains("%2F") && !upper.contains("%5C"));
+                proptest::prop_assert!(!accepted.contains('\\'));
+                proptest::prop_assert!(!accepted.split('/').any(dot_with_parameters));
+            }
+            if let Ok(decoded) = decoded_request_path(&p) {
+                let again = request_path(&decoded);
+                proptest::prop_assert_eq!(again.as_deref(), Ok(&*decoded));
+            }
         }
     }
 }

@@ -85,6 +85,10 @@ pub struct ClientSettings {
     /// `max-worker-connections`: client connections open at once per worker thread
     /// (16384); zero: no limit.
     pub max_worker_connections: u32,
+    /// `mse-decode-path-separators`: a backslash, `%2F` or `%5C` in a request path becomes `/`
+    /// before the path is matched and forwarded; `false` (the default): such paths get
+    /// 400.
+    pub decode_path_separators: bool,
     /// `http2-max-concurrent-streams`: streams per HTTP/2 connection (128).
     pub http2_max_concurrent_streams: u32,
     /// `downstream.http2.initialStreamWindowSize`; `None`: the HTTP/2 server's own.
@@ -283,6 +287,7 @@ impl Default for GlobalConfig {
                 max_request_target: 8 * 1024,
                 max_body_size: Some(1 << 20),
                 max_worker_connections: 16384,
+                decode_path_separators: false,
                 http2_max_concurrent_streams: 128,
                 http2_stream_window: None,
                 http2_connection_window: None,

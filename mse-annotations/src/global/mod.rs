@@ -220,6 +220,8 @@ pub enum Setting {
     Http2MaxConcurrentStreams,
     /// [`ClientSettings::max_worker_connections`].
     MaxWorkerConnections,
+    /// [`ClientSettings::decode_path_separators`].
+    DecodePathSeparators,
     /// [`ClientSettings::http2_stream_window`].
     Http2StreamWindow,
     /// [`ClientSettings::http2_connection_window`].

@@ -60,6 +60,10 @@ pub(super) const NGINX: &[GlobalKey] = &[
         |c, v| { c.client.max_worker_connections = uint(v, 0, u32::MAX)?; Ok(()) })
         .different("counts client connections per worker thread (nginx: all connections of a worker process, upstream ones included); 0 means no limit (ingress-nginx: derived from max-worker-open-files)")
         .ex("4096", "many"),
+    key(CM, "mse-decode-path-separators", S::DecodePathSeparators, G::Client, BOOL, "false",
+        "The gateway's own key: true turns a backslash, %2F or %5C in a request path into / before the path is matched and forwarded; false refuses such paths with 400",
+        |c, v| { c.client.decode_path_separators = bool_key(v)?; Ok(()) })
+        .ex("true", "yes please"),
     key(CM, "http2-max-concurrent-streams", S::Http2MaxConcurrentStreams, G::Client, "a whole number, 1 to 2147483647", "128",
         "Concurrent streams on one HTTP/2 client connection (new connections)",
         |c, v| { c.client.http2_max_concurrent_streams = uint(v, 1, i32::MAX as u32)?; Ok(()) })

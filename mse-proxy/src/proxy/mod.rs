@@ -10,6 +10,7 @@ mod hop;
 mod respond;
 mod select;
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -20,7 +21,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
-use mse_router::request_path;
+use mse_router::{InvalidPath, decoded_request_path, request_path};
 use tokio::sync::watch;
 
 use crate::body::{BodyCheck, InFlight, ProxyBody, RequestBody};
@@ -155,8 +156,11 @@ async fn forward(
     let (chosen, new_path) = {
         // Normalised once: the same path is matched and forwarded. Paths that servers
         // read differently (a backslash, an encoded separator, `..;`) are refused.
-        let path = request_path(req.uri().path())
-            .map_err(|e| ProxyError::BadRequest { reason: e.reason() })?;
+        let raw = req.uri().path();
+        let path = match request_path(raw) {
+            Ok(path) => path,
+            Err(e) => decoded_or_refused(cx, raw, e)?,
+        };
         let choice = select::choose(
             cx,
             &req,
@@ -226,6 +230,23 @@ async fn forward(
             cx, response, conn, prepared, host,
         ))),
     }
+}
+
+/// A path [`request_path`] refused: with `mse-decode-path-separators`, the path with its
+/// separators decoded; otherwise 400. Rare, so the table is looked at only here.
+#[cold]
+fn decoded_or_refused<'a>(
+    cx: &ConnCtx,
+    path: &'a str,
+    e: InvalidPath,
+) -> Result<Cow<'a, str>, ProxyError> {
+    let bad = |e: InvalidPath| ProxyError::BadRequest { reason: e.reason() };
+    if e == InvalidPath::DotSegmentParameters
+        || !cx.worker.table.load().settings().decode_path_separators
+    {
+        return Err(bad(e));
+    }
+    decoded_request_path(path).map_err(bad)
 }
 
 // === impl Forwarded ===
