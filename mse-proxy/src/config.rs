@@ -45,6 +45,10 @@ pub struct ProxyConfig {
     /// the HTTP/2 header list). Larger requests get 431. At least 8 KiB; default 32 KiB,
     /// like ingress-nginx's `large-client-header-buffers: 4 8k`.
     pub max_header_size: usize,
+    /// The longest HTTP/1.1 request target accepted, in bytes; longer ones get 414. At
+    /// most `max_header_size`; default 8 KiB, like nginx's request line limit of one
+    /// `large-client-header-buffers` buffer.
+    pub max_request_target: usize,
     /// Emit one tracing event with target `access` per request (`disable-access-log`).
     pub access_log: bool,
     /// Idle keep-alive connections kept per upstream address and worker (ingress-nginx's
@@ -58,6 +62,9 @@ pub struct ProxyConfig {
     pub keep_alive_requests: u32,
     /// Concurrent HTTP/2 streams per client connection.
     pub max_concurrent_streams: u32,
+    /// Client connections open at once per worker (`max-worker-connections`, 16384); a
+    /// connection accepted past the limit is closed at once. Zero: no limit.
+    pub max_worker_connections: u32,
     /// Steps of the embedding application, run in the request phases of every request
     /// (see [`crate::phases`]). Default: none.
     pub steps: Steps,
@@ -114,11 +121,13 @@ impl Default for ProxyConfig {
                 .unwrap_or(1),
             timeouts: Timeouts::default(),
             max_header_size: g.client.max_header_size as usize,
+            max_request_target: g.client.max_request_target as usize,
             access_log: g.logging.access_log,
             upstream_max_idle: g.upstream.keepalive_connections as usize,
             upstream_keepalive_requests: g.upstream.keepalive_requests,
             keep_alive_requests: g.client.keep_alive_requests,
             max_concurrent_streams: g.client.http2_max_concurrent_streams,
+            max_worker_connections: g.client.max_worker_connections,
             steps: Steps::default(),
             auth_url_roots: None,
         }
@@ -140,6 +149,12 @@ impl ProxyConfig {
                 "max_header_size must be between {MIN_HEADER_SIZE} and {} bytes, got {}",
                 u32::MAX,
                 self.max_header_size
+            ));
+        }
+        if self.max_request_target == 0 || self.max_request_target > self.max_header_size {
+            return fail(format!(
+                "max_request_target must be between 1 and max_header_size ({}) bytes, got {}",
+                self.max_header_size, self.max_request_target
             ));
         }
         if self.max_concurrent_streams == 0 {

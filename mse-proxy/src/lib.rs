@@ -34,10 +34,11 @@
 //! Status codes the gateway answers itself: 404 no route (unless a gateway-wide default
 //! backend is set), 503 backend unavailable or no ready endpoint (unless `default-backend`
 //! serves the route), 502 upstream connection failure, 504 upstream connect or response
-//! timeout, 431 request head too large, 413 request body over `proxy-body-size`, 408 request
-//! body stalled past `client-body-timeout`, 403 client refused by the gateway-wide IP lists,
-//! 400 malformed request (an HTTP/1.1 request without `Host` included), 405 for
-//! `CONNECT`.
+//! timeout, 431 request head too large, 414 request target too long, 413 request body over
+//! `proxy-body-size`, 408 request body stalled past `client-body-timeout`, 403 client refused
+//! by the gateway-wide IP lists, 400 malformed request (an HTTP/1.1 request without `Host`,
+//! an invalid host, a path with a backslash, `%2F`, `%5C` or `..;`, ambiguous framing
+//! included), 501 a transfer coding besides `chunked`, 405 for `CONNECT`.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -87,7 +88,7 @@ pub mod phases;
 pub use config::{ProxyConfig, Timeouts};
 pub use error::{Blame, Chain, ProxyError};
 #[doc(hidden)]
-pub use http1::parse_request_head;
+pub use http1::{DecodedChunked, decode_chunked, parse_request_head};
 pub use metrics::Metrics;
 pub use policy::auth_tls::{AuthUrlRoots, roots_from_pem};
 pub use server::{Gateway, GatewayHandle};

@@ -3,6 +3,7 @@
 //! HTTP/1.1 is served by the gateway's own server ([`crate::http1`]), HTTP/2 by
 //! hyper's.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -245,6 +246,8 @@ async fn run_worker(
         auth_answers: crate::policy::remembered::Remembered::new(
             crate::policy::external_auth::ANSWERS,
         ),
+        open: Cell::new(0),
+        full: Cell::new(false),
     });
     let servers = Rc::new(servers(tls));
     let to_tokio = |l: Option<(std::net::TcpListener, u16)>| match l {
@@ -316,6 +319,38 @@ struct Accepted {
     access_log: bool,
     /// `use-proxy-protocol`: the connection opens with a PROXY protocol header.
     proxy_protocol: bool,
+    max_connections: usize,
+}
+
+/// One client connection counted against the worker's `max-worker-connections` for as
+/// long as its task lives.
+struct ConnSlot(Rc<Worker>);
+
+impl ConnSlot {
+    /// A slot for a connection just accepted, unless the worker has as many open as it
+    /// may: the connection is then closed at once (as nginx does when it has no free
+    /// connection).
+    fn take(worker: &Rc<Worker>, max: usize) -> Option<Self> {
+        let open = worker.open.get();
+        if open >= max {
+            if !worker.full.replace(true) {
+                tracing::warn!(
+                    limit = max,
+                    "max-worker-connections reached; closing new connections until some end"
+                );
+            }
+            return None;
+        }
+        worker.full.set(false);
+        worker.open.set(open + 1);
+        Some(Self(Rc::clone(worker)))
+    }
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        self.0.open.set(self.0.open.get().saturating_sub(1));
+    }
 }
 
 impl Accepted {
@@ -327,6 +362,7 @@ impl Accepted {
             h2: s.h2,
             access_log: s.access_log,
             proxy_protocol: s.proxy_protocol,
+            max_connections: s.max_connections,
         }
     }
 }
@@ -365,13 +401,17 @@ fn serve_plain(
     peer: SocketAddr,
     port: u16,
 ) {
-    worker.metrics.connection_accepted();
     let accepted = Accepted::now(worker);
+    let Some(slot) = ConnSlot::take(worker, accepted.max_connections) else {
+        return;
+    };
+    worker.metrics.connection_accepted();
     let worker = Rc::clone(worker);
     let servers = Rc::clone(servers);
     let watcher = graceful.watcher();
     if accepted.proxy_protocol {
         tokio::task::spawn_local(Box::pin(async move {
+            let _slot = slot;
             let Some((io, peer)) = proxy_header(stream, peer, &accepted).await else {
                 return;
             };
@@ -386,6 +426,7 @@ fn serve_plain(
     // instructions per connection. Boxed once here, the task only holds a pointer.
     tokio::task::spawn_local(async move {
         Box::pin(serve_h1(cx, &servers, &accepted, watcher, Box::new(stream))).await;
+        drop(slot);
     });
 }
 
@@ -421,13 +462,17 @@ fn serve_tls(
     if !servers.tls {
         return;
     }
-    worker.metrics.connection_accepted();
     let accepted = Accepted::now(worker);
+    let Some(slot) = ConnSlot::take(worker, accepted.max_connections) else {
+        return;
+    };
+    worker.metrics.connection_accepted();
     let worker = Rc::clone(worker);
     let servers = Rc::clone(servers);
     let watcher = graceful.watcher();
     // Boxed for the same reason as the plain connection's future.
     tokio::task::spawn_local(Box::pin(async move {
+        let _slot = slot;
         let tls = TlsConn {
             worker,
             servers,

@@ -26,11 +26,13 @@ use crate::http1::Limits;
 pub(crate) struct Defaults {
     timeouts: Timeouts,
     max_header_size: usize,
+    max_request_target: usize,
     access_log: bool,
     upstream_max_idle: usize,
     upstream_keepalive_requests: u32,
     keep_alive_requests: u32,
     max_concurrent_streams: u32,
+    max_worker_connections: u32,
 }
 
 /// HTTP/2 settings of a new connection.
@@ -68,6 +70,11 @@ pub(crate) struct Settings {
     pub(crate) conn: Limits,
     /// HTTP/2 client connections.
     pub(crate) h2: H2Settings,
+    /// Client connections open at once per worker; past it new ones are closed.
+    pub(crate) max_connections: usize,
+    /// `mse-decode-path-separators`: a request path's backslashes, `%2F` and `%5C` become `/`
+    /// instead of refusing the request.
+    pub(crate) decode_path_separators: bool,
     /// The upstream pool.
     pub(crate) pool: PoolSettings,
     /// Whether requests are logged (on the connections accepted while the table is
@@ -95,11 +102,13 @@ impl From<&ProxyConfig> for Defaults {
         Self {
             timeouts: c.timeouts,
             max_header_size: c.max_header_size,
+            max_request_target: c.max_request_target,
             access_log: c.access_log,
             upstream_max_idle: c.upstream_max_idle,
             upstream_keepalive_requests: c.upstream_keepalive_requests,
             keep_alive_requests: c.keep_alive_requests,
             max_concurrent_streams: c.max_concurrent_streams,
+            max_worker_connections: c.max_worker_connections,
         }
     }
 }
@@ -122,14 +131,15 @@ impl Settings {
         let t = &defaults.timeouts;
         let c = &global.client;
         let u = &global.upstream;
-        let max_head = if set(Setting::MaxHeaderSize) {
-            c.max_header_size as usize
+        let (max_head, max_target) = if set(Setting::MaxHeaderSize) {
+            (c.max_header_size as usize, c.max_request_target as usize)
         } else {
-            defaults.max_header_size
+            (defaults.max_header_size, defaults.max_request_target)
         };
         let read = pick(Setting::ProxyReadTimeout, u.read_timeout, t.upstream_read);
         let conn = Limits {
             max_head,
+            max_target,
             header_read: pick(
                 Setting::ClientHeaderTimeout,
                 c.header_timeout,
@@ -182,11 +192,21 @@ impl Settings {
             },
             read_timeout: read,
         };
+        let max_connections = match set(Setting::MaxWorkerConnections) {
+            true => c.max_worker_connections,
+            false => defaults.max_worker_connections,
+        };
+        let max_connections = match max_connections {
+            0 => usize::MAX,
+            n => n as usize,
+        };
         static SERIAL: AtomicU64 = AtomicU64::new(0);
         Self {
             serial: SERIAL.fetch_add(1, Ordering::Relaxed),
             conn,
             h2,
+            max_connections,
+            decode_path_separators: c.decode_path_separators,
             pool,
             access_log: if set(Setting::AccessLog) {
                 global.logging.access_log
@@ -243,11 +263,15 @@ mod tests {
         config.timeouts.header_read = Duration::from_secs(3);
         config.timeouts.upstream_response = Duration::from_secs(7);
         config.keep_alive_requests = 5;
+        config.max_request_target = 4096;
+        config.max_worker_connections = 7;
         let d = Defaults::from(&config);
         let s = Settings::derive(&GlobalConfig::default(), &d);
         assert_eq!(s.conn.header_read, Duration::from_secs(3));
         assert_eq!(s.pool.response_timeout, Duration::from_secs(7));
         assert_eq!(s.conn.max_requests, 5);
+        assert_eq!(s.conn.max_target, 4096);
+        assert_eq!(s.max_connections, 7);
         assert!(s.access_log);
         // ingress-nginx's defaults for what only the global configuration has.
         assert_eq!(s.max_body, Some(1 << 20));
@@ -273,11 +297,14 @@ mod tests {
             ("proxy-body-size", "0"),
             ("hsts", "false"),
             ("use-proxy-protocol", "true"),
+            ("max-worker-connections", "0"),
         ]);
         let s = Settings::derive(&g, &Defaults::from(&config));
         assert_eq!(s.conn.header_read, Duration::from_secs(20));
         assert_eq!(s.conn.max_requests, 2);
         assert_eq!(s.conn.max_head, 16 * 1024);
+        assert_eq!(s.conn.max_target, 8 * 1024);
+        assert_eq!(s.max_connections, usize::MAX);
         assert_eq!(s.h2.max_header_list, 16 * 1024);
         assert_eq!(s.pool.response_timeout, Duration::from_secs(9));
         assert_eq!(s.pool.read_timeout, Duration::from_secs(9));

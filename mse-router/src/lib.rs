@@ -73,7 +73,9 @@ pub use mse_annotations::global;
 pub use mse_annotations::{Cidr, cidr_list};
 /// The values of the client-facing TLS annotations a [`HostTls`] holds.
 pub use mse_annotations::{CipherSuite, TlsVersion, VerifyClient};
-pub use path::{Groups, PathMatch, RegexPath, normalize_path};
+pub use path::{
+    Groups, InvalidPath, PathMatch, RegexPath, decoded_request_path, normalize_path, request_path,
+};
 pub use policy::{
     AccessRules, AllowedOrigin, AnswerCache, AuthPolicy, BasicAuthPolicy, CacheKey, CacheValid,
     CorsPolicy, EXTERNAL_AUTH_TIMEOUT, ExternalAuthPolicy, FallbackPolicy, HashKind, HeaderOps,

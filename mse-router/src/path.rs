@@ -257,7 +257,8 @@ impl Serialize for PathMatch {
 ///   the root);
 /// - an empty path becomes `/`, and a missing leading `/` is added.
 ///
-/// Borrows the input when it is already normal, which is the common case.
+/// Borrows the input when it is already normal, which is the common case. The data plane
+/// uses [`request_path`], which refuses some paths before normalising.
 ///
 /// ```
 /// use mse_router::normalize_path;
@@ -269,9 +270,145 @@ pub fn normalize_path(path: &str) -> Cow<'_, str> {
     if is_normal(path) {
         return Cow::Borrowed(path);
     }
+    normalize_slow(path).0
+}
+
+/// Why the gateway refuses a request path (with 400) instead of normalising it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidPath {
+    /// A `\`, which some servers read as `/`.
+    Backslash,
+    /// `%2F` or `%5C`: an encoded `/` or `\`, which some servers decode before splitting
+    /// the path into segments, others after.
+    EncodedSeparator,
+    /// A `.` or `..` segment with parameters (`..;`, `..;jsessionid=1`), which some
+    /// servers resolve as `..` once the parameters are stripped.
+    DotSegmentParameters,
+}
+
+impl InvalidPath {
+    /// What is wrong, for logs and the refusal's reason.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Backslash => "a backslash in the request path",
+            Self::EncodedSeparator => {
+                "an encoded slash or backslash (%2F, %5C) in the request path"
+            }
+            Self::DotSegmentParameters => "a dot segment with parameters in the request path",
+        }
+    }
+}
+
+impl std::fmt::Display for InvalidPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+impl std::error::Error for InvalidPath {}
+
+/// A request path as the gateway matches and forwards it: [`normalize_path`], after
+/// refusing paths whose meaning differs between servers, so that no upstream can read
+/// them as a path the gateway did not match (see [`InvalidPath`]).
+///
+/// Costs nothing over [`normalize_path`] for a path that is already normal: the one pass
+/// that finds it normal also finds that it has none of these.
+///
+/// ```
+/// use mse_router::{InvalidPath, request_path};
+/// assert_eq!(request_path("/a/./b").unwrap(), "/a/b");
+/// assert_eq!(request_path("/a%2Fb"), Err(InvalidPath::EncodedSeparator));
+/// assert_eq!(request_path("/app/..;/admin"), Err(InvalidPath::DotSegmentParameters));
+/// assert_eq!(request_path("/a\\b"), Err(InvalidPath::Backslash));
+/// ```
+pub fn request_path(path: &str) -> Result<Cow<'_, str>, InvalidPath> {
+    if is_normal(path) {
+        return Ok(Cow::Borrowed(path));
+    }
+    check_separators(path)?;
+    match normalize_slow(path) {
+        (_, true) => Err(InvalidPath::DotSegmentParameters),
+        (normal, false) => Ok(normal),
+    }
+}
+
+/// Whether a segment (escapes of unreserved characters decoded, others upper-cased) is
+/// `.` or `..` with parameters: `..;`, `.;x=1`, `..%3B`.
+fn dot_with_parameters(seg: &str) -> bool {
+    let rest = seg
+        .strip_prefix("..")
+        .or_else(|| seg.strip_prefix('.'))
+        .unwrap_or(seg);
+    rest.len() < seg.len() && (rest.starts_with(';') || rest.starts_with("%3B"))
+}
+
+/// [`request_path`] for a gateway that decodes separators instead of refusing them
+/// (`mse-decode-path-separators`): a `\`, `%2F` and `%5C` (any case) each become `/`
+/// first, so that the path is matched and forwarded as a server that decodes them would
+/// read it. Dot segments with parameters are still refused.
+///
+/// ```
+/// use mse_router::{InvalidPath, decoded_request_path};
+/// assert_eq!(decoded_request_path("/app%2F..%2Fadmin").unwrap(), "/admin");
+/// assert_eq!(decoded_request_path("/a\\b%5cc").unwrap(), "/a/b/c");
+/// assert_eq!(decoded_request_path("/a/..;/b"), Err(InvalidPath::DotSegmentParameters));
+/// ```
+pub fn decoded_request_path(path: &str) -> Result<Cow<'_, str>, InvalidPath> {
+    if check_separators(path).is_ok() {
+        return request_path(path);
+    }
+    let b = path.as_bytes();
+    let mut plain = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let escaped = |h: u8, l: u8| {
+            b.get(i + 1) == Some(&h) && b.get(i + 2).map(u8::to_ascii_uppercase) == Some(l)
+        };
+        let separator = match b[i] {
+            b'\\' => 1,
+            b'%' if escaped(b'2', b'F') || escaped(b'5', b'C') => 3,
+            _ => 0,
+        };
+        if separator == 0 {
+            plain.push(b[i]);
+            i += 1;
+        } else {
+            plain.push(b'/');
+            i += separator;
+        }
+    }
+    // Only ASCII bytes were replaced, by ASCII: the text is as valid as it was.
+    let plain = String::from_utf8_lossy(&plain);
+    Ok(Cow::Owned(request_path(&plain)?.into_owned()))
+}
+
+/// Refuses `\`, `%2F` and `%5C` (any case).
+fn check_separators(path: &str) -> Result<(), InvalidPath> {
+    let b = path.as_bytes();
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'\\' => return Err(InvalidPath::Backslash),
+            b'%' => {
+                if let (Some(h), Some(l)) = (b.get(i + 1), b.get(i + 2))
+                    && matches!((h, l.to_ascii_uppercase()), (b'2', b'F') | (b'5', b'C'))
+                {
+                    return Err(InvalidPath::EncodedSeparator);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The normalised path, and whether a segment was a dot segment with parameters.
+fn normalize_slow(path: &str) -> (Cow<'_, str>, bool) {
     let decoded = decode_unreserved(path);
     let mut out = String::with_capacity(decoded.len() + 1);
+    let mut dot_params = false;
     for seg in decoded.split('/') {
+        dot_params |= dot_with_parameters(seg);
         match seg {
             "" | "." => {}
             ".." => {
@@ -294,7 +431,7 @@ pub fn normalize_path(path: &str) -> Cow<'_, str> {
     if out.is_empty() || ends_in_dir {
         out.push('/');
     }
-    Cow::Owned(out)
+    (Cow::Owned(out), dot_params)
 }
 
 fn is_normal(path: &str) -> bool {
@@ -305,7 +442,8 @@ fn is_normal(path: &str) -> bool {
     let mut prev_slash = false;
     for (i, &c) in b.iter().enumerate() {
         match c {
-            b'%' => return false,
+            // Escapes, and backslashes (refused by `request_path`), take the slow path.
+            b'%' | b'\\' => return false,
             b'/' => {
                 if prev_slash {
                     return false;
@@ -313,10 +451,13 @@ fn is_normal(path: &str) -> bool {
                 prev_slash = true;
             }
             b'.' if prev_slash => {
-                // "/." followed by end, '/' or ".": a dot segment.
+                // "/." followed by end, '/' or ".": a dot segment; followed by ';' or
+                // ".;", a dot segment with parameters.
                 match b.get(i + 1) {
-                    None | Some(b'/') => return false,
-                    Some(b'.') if matches!(b.get(i + 2), None | Some(b'/')) => return false,
+                    None | Some(b'/' | b';') => return false,
+                    Some(b'.') if matches!(b.get(i + 2), None | Some(b'/' | b';')) => {
+                        return false;
+                    }
                     _ => prev_slash = false,
                 }
             }
@@ -385,6 +526,53 @@ fn hex(c: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_paths_servers_read_differently_are_refused() {
+        for (p, e) in [
+            ("/a\\b", InvalidPath::Backslash),
+            ("/a/%5c", InvalidPath::EncodedSeparator),
+            ("/a%2Fb", InvalidPath::EncodedSeparator),
+            ("/%2f", InvalidPath::EncodedSeparator),
+            ("/app/..;/admin", InvalidPath::DotSegmentParameters),
+            ("/app/.;x", InvalidPath::DotSegmentParameters),
+            ("/app/%2e%2E;a=b/x", InvalidPath::DotSegmentParameters),
+            ("/app/..%3b/x", InvalidPath::DotSegmentParameters),
+            ("/a/..;", InvalidPath::DotSegmentParameters),
+        ] {
+            assert_eq!(request_path(p), Err(e), "{p}");
+        }
+        for (p, want) in [
+            ("/a/b", "/a/b"),
+            ("/a;v=1/../b", "/b"),
+            ("/a/...;/b", "/a/...;/b"),
+            ("/a/.x;/b", "/a/.x;/b"),
+            ("/a%2", "/a%252"),
+            ("/a%252F", "/a%252F"),
+            ("/x/./y/../z", "/x/z"),
+        ] {
+            assert_eq!(request_path(p).as_deref(), Ok(want), "{p}");
+        }
+        assert!(matches!(request_path("/a/b;c"), Ok(Cow::Borrowed(_))));
+    }
+
+    #[test]
+    fn decoded_separators_become_slashes_before_normalising() {
+        for (p, want) in [
+            ("/a%2Fb", "/a/b"),
+            ("/a%2f%2F%2fb", "/a/b"),
+            ("/a%5C..%5Cb", "/b"),
+            ("/app\\..\\admin", "/admin"),
+            ("/x/%2e%2e%2Fy", "/y"),
+            ("/plain", "/plain"),
+        ] {
+            assert_eq!(decoded_request_path(p).as_deref(), Ok(want), "{p}");
+        }
+        assert_eq!(
+            decoded_request_path("/a%2F..;%2Fb"),
+            Err(InvalidPath::DotSegmentParameters)
+        );
+    }
 
     #[test]
     fn normal_paths_are_borrowed() {
@@ -490,6 +678,23 @@ mod tests {
             proptest::prop_assert_eq!(normalize_path(&once), once.as_str());
             proptest::prop_assert!(once.starts_with('/'));
             proptest::prop_assert!(!once.contains("//"));
+        }
+
+        #[test]
+        fn accepted_request_paths_are_normal_and_free_of_separators(
+            p in "[/a.;%25cCfF\\\\]{0,24}",
+        ) {
+            if let Ok(accepted) = request_path(&p) {
+                proptest::prop_assert_eq!(&accepted, &normalize_path(&p));
+                let upper = accepted.to_ascii_uppercase();
+                proptest::prop_assert!(!upper.contains("%2F") && !upper.contains("%5C"));
+                proptest::prop_assert!(!accepted.contains('\\'));
+                proptest::prop_assert!(!accepted.split('/').any(dot_with_parameters));
+            }
+            if let Ok(decoded) = decoded_request_path(&p) {
+                let again = request_path(&decoded);
+                proptest::prop_assert_eq!(again.as_deref(), Ok(&*decoded));
+            }
         }
     }
 }

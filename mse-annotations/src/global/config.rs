@@ -75,9 +75,20 @@ pub struct ClientSettings {
     /// `large-client-header-buffers` (number × size): the largest request head in bytes
     /// (`4 8k`: 32 KiB).
     pub max_header_size: u32,
+    /// `large-client-header-buffers` (the size of one buffer): the longest request target
+    /// in bytes (`4 8k`: 8 KiB); longer ones get 414, as nginx answers a request line
+    /// longer than one buffer.
+    pub max_request_target: u32,
     /// `proxy-body-size`: the largest request body in bytes where a route sets none (1m);
     /// `None`: no limit.
     pub max_body_size: Option<u64>,
+    /// `max-worker-connections`: client connections open at once per worker thread
+    /// (16384); zero: no limit.
+    pub max_worker_connections: u32,
+    /// `mse-decode-path-separators`: a backslash, `%2F` or `%5C` in a request path becomes `/`
+    /// before the path is matched and forwarded; `false` (the default): such paths get
+    /// 400.
+    pub decode_path_separators: bool,
     /// `http2-max-concurrent-streams`: streams per HTTP/2 connection (128).
     pub http2_max_concurrent_streams: u32,
     /// `downstream.http2.initialStreamWindowSize`; `None`: the HTTP/2 server's own.
@@ -273,7 +284,10 @@ impl Default for GlobalConfig {
                 keep_alive: Duration::from_secs(75),
                 keep_alive_requests: 1000,
                 max_header_size: 32 * 1024,
+                max_request_target: 8 * 1024,
                 max_body_size: Some(1 << 20),
+                max_worker_connections: 16384,
+                decode_path_separators: false,
                 http2_max_concurrent_streams: 128,
                 http2_stream_window: None,
                 http2_connection_window: None,

@@ -37,7 +37,7 @@ pub(super) const MAX_HEADER: u64 = 8192 * 1024;
 
 /// `large-client-header-buffers`: `number size` (`4 8k`), the whole head being up to
 /// number × size bytes, between 8 KiB and 8 MiB.
-pub(super) fn header_buffers(v: &str) -> Result<u32, ValueError> {
+pub(super) fn header_buffers(v: &str) -> Result<(u32, u32), ValueError> {
     const EXPECTED: ValueError =
         ValueError::Expected("a number of buffers and a buffer size, e.g. 4 8k");
     let mut parts = v.split_whitespace();
@@ -46,7 +46,9 @@ pub(super) fn header_buffers(v: &str) -> Result<u32, ValueError> {
     };
     let n = value::uint(n, 1, 1024).map_err(|_| EXPECTED)?;
     let size = value::size(size).map_err(|_| EXPECTED)?;
-    head_bytes(u64::from(n).saturating_mul(size))
+    let total = head_bytes(u64::from(n).saturating_mul(size))?;
+    // Within the whole head, which is at most 8 MiB.
+    Ok((total, u32::try_from(size).unwrap_or(total).min(total)))
 }
 
 /// Higress `downstream.maxRequestHeadersKb`: kibibytes, 8 to 8192 here.
@@ -213,9 +215,9 @@ mod tests {
 
     #[test]
     fn header_buffers_multiply_number_and_size() {
-        assert_eq!(header_buffers("4 8k"), Ok(32 * 1024));
-        assert_eq!(header_buffers(" 2   16k "), Ok(32 * 1024));
-        assert_eq!(header_buffers("1 8k"), Ok(8 * 1024));
+        assert_eq!(header_buffers("4 8k"), Ok((32 * 1024, 8 * 1024)));
+        assert_eq!(header_buffers(" 2   16k "), Ok((32 * 1024, 16 * 1024)));
+        assert_eq!(header_buffers("1 8k"), Ok((8 * 1024, 8 * 1024)));
         assert!(header_buffers("4").is_err());
         assert!(header_buffers("4 8k 2").is_err());
         assert!(header_buffers("four 8k").is_err());

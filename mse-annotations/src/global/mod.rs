@@ -212,12 +212,16 @@ pub enum Setting {
     KeepAlive,
     /// [`ClientSettings::keep_alive_requests`].
     KeepAliveRequests,
-    /// [`ClientSettings::max_header_size`].
+    /// [`ClientSettings::max_header_size`] and [`ClientSettings::max_request_target`].
     MaxHeaderSize,
     /// [`ClientSettings::max_body_size`].
     MaxBodySize,
     /// [`ClientSettings::http2_max_concurrent_streams`].
     Http2MaxConcurrentStreams,
+    /// [`ClientSettings::max_worker_connections`].
+    MaxWorkerConnections,
+    /// [`ClientSettings::decode_path_separators`].
+    DecodePathSeparators,
     /// [`ClientSettings::http2_stream_window`].
     Http2StreamWindow,
     /// [`ClientSettings::http2_connection_window`].

@@ -45,15 +45,24 @@ pub(super) const NGINX: &[GlobalKey] = &[
         |c, v| { c.client.keep_alive_requests = uint(v, 1, u32::MAX)?; Ok(()) })
         .ex("100", "0"),
     key(CM, "large-client-header-buffers", S::MaxHeaderSize, G::Client, "number and size (4 8k)", "4 8k",
-        "The largest request head (request line and headers, or the HTTP/2 header list) is number x size bytes; larger requests get 431",
-        |c, v| { c.client.max_header_size = g::header_buffers(v)?; Ok(()) })
-        .different("one limit for the whole head, between 8 KiB and 8 MiB; nginx also limits each line to one buffer")
+        "The largest request head (request line and headers, or the HTTP/2 header list) is number x size bytes; larger requests get 431. An HTTP/1.1 request target longer than one buffer gets 414",
+        |c, v| { (c.client.max_header_size, c.client.max_request_target) = g::header_buffers(v)?; Ok(()) })
+        .different("one limit for the whole head, between 8 KiB and 8 MiB; of its lines only the request target is limited to one buffer (nginx: every line)")
         .ex("4 16k", "4"),
     key(CM, "proxy-body-size", S::MaxBodySize, G::Client, "size (1024, 8k, 10m, 1g); 0: no limit", "1m",
         "Largest request body where the route sets no proxy-body-size annotation; larger bodies get 413",
         |c, v| { c.client.max_body_size = g::body_size(v)?; Ok(()) })
         .different("a body without Content-Length is counted as it streams: past the limit the upload is cut and the request gets 413 if no answer has started")
         .ex("8m", "ten"),
+    key(CM, "max-worker-connections", S::MaxWorkerConnections, G::Client, "a whole number; 0: no limit", "16384",
+        "Client connections open at once per worker; a connection accepted past the limit is closed at once",
+        |c, v| { c.client.max_worker_connections = uint(v, 0, u32::MAX)?; Ok(()) })
+        .different("counts client connections per worker thread (nginx: all connections of a worker process, upstream ones included); 0 means no limit (ingress-nginx: derived from max-worker-open-files)")
+        .ex("4096", "many"),
+    key(CM, "mse-decode-path-separators", S::DecodePathSeparators, G::Client, BOOL, "false",
+        "The gateway's own key: true turns a backslash, %2F or %5C in a request path into / before the path is matched and forwarded; false refuses such paths with 400",
+        |c, v| { c.client.decode_path_separators = bool_key(v)?; Ok(()) })
+        .ex("true", "yes please"),
     key(CM, "http2-max-concurrent-streams", S::Http2MaxConcurrentStreams, G::Client, "a whole number, 1 to 2147483647", "128",
         "Concurrent streams on one HTTP/2 client connection (new connections)",
         |c, v| { c.client.http2_max_concurrent_streams = uint(v, 1, i32::MAX as u32)?; Ok(()) })
@@ -238,7 +247,6 @@ pub(super) const NGINX: &[GlobalKey] = &[
     // --- NGINX internals ---
     no_effect(CM, "worker-processes", G::Internals, "the gateway runs one worker thread per core (--workers)", any),
     no_effect(CM, "worker-shutdown-timeout", G::Internals, "the gateway drains connections for its shutdown grace (30 s)", any),
-    no_effect(CM, "max-worker-connections", G::Internals, NGINX_ONLY, any),
     no_effect(CM, "max-worker-open-files", G::Internals, NGINX_ONLY, any),
     no_effect(CM, "reuse-port", G::Internals, "the gateway always listens with SO_REUSEPORT", any),
     no_effect(CM, "enable-multi-accept", G::Internals, NGINX_ONLY, any),

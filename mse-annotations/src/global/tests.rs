@@ -197,6 +197,7 @@ fn configmap_values_become_typed_settings() {
     assert_eq!(c.client.keep_alive_requests, 2);
     assert_eq!(c.client.header_timeout, Duration::from_secs(30));
     assert_eq!(c.client.max_header_size, 64 * 1024);
+    assert_eq!(c.client.max_request_target, 16 * 1024);
     assert_eq!(c.client.max_body_size, None);
     assert_eq!(c.upstream.connect_timeout, Duration::from_secs(2));
     assert_eq!(c.upstream.keepalive_connections, 0);

@@ -1,5 +1,9 @@
 //! The chunked transfer coding (RFC 9112 section 7.1): one decoder for request and
 //! response bodies, and the encoder both sides write chunks with.
+//!
+//! The decoder follows the grammar strictly, as a body two servers could delimit
+//! differently is a way to smuggle a request past one of them: sizes are hex digits only,
+//! every line ends in CRLF with no other CR, and trailer lines are never folded.
 
 use std::io;
 
@@ -77,34 +81,50 @@ pub(crate) fn decode_chunk(state: &mut Chunk, buf: &mut BytesMut) -> io::Result<
     }
 }
 
-/// The size on a chunk-size line, extensions ignored.
+/// The size on a chunk-size line: `1*HEXDIG` (at most 16 digits, so it fits in 64 bits),
+/// then nothing or the chunk extensions after a `;`. Whitespace, signs and prefixes are
+/// refused; the extensions are ignored but may hold no control characters besides tabs.
 fn chunk_size(line: &[u8]) -> io::Result<u64> {
-    let digits = line.split(|b| *b == b';').next().unwrap_or(&[]);
-    let digits = digits.trim_ascii();
-    if digits.is_empty() || digits.len() > 16 {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 || digits > 16 {
         return Err(bad("chunk size"));
     }
-    std::str::from_utf8(digits)
-        .ok()
-        .and_then(|s| u64::from_str_radix(s, 16).ok())
-        .ok_or_else(|| bad("chunk size"))
+    let (size, rest) = line.split_at(digits);
+    if !(rest.is_empty() || rest[0] == b';') {
+        return Err(bad("chunk size"));
+    }
+    if rest.iter().any(|&b| (b < b' ' && b != b'\t') || b == 0x7f) {
+        return Err(bad("chunk extension"));
+    }
+    // At most 16 hex digits: no overflow.
+    Ok(size.iter().fold(0, |n, &d| (n << 4) | hex_digit(d)))
+}
+
+fn hex_digit(d: u8) -> u64 {
+    u64::from(match d {
+        b'0'..=b'9' => d - b'0',
+        b'a'..=b'f' => d - b'a' + 10,
+        b'A'..=b'F' => d - b'A' + 10,
+        _ => 0,
+    })
 }
 
 /// The trailer section, consumed only once all of it is there.
 fn trailers(buf: &mut BytesMut) -> io::Result<Step> {
     let mut trailers: Option<HeaderMap> = None;
-    let Some(end) = find_trailer_end(buf) else {
+    let Some(end) = find_trailer_end(buf)? else {
         if buf.len() > MAX_LINE * 4 {
             return Err(bad("trailer section too large"));
         }
         return Ok(Step::NeedMore);
     };
     let section = buf.split_to(end);
-    for line in section[..].split(|b| *b == b'\n') {
-        let line = line.trim_ascii();
+    for line in section[..end - 2].split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             continue;
         }
+        // A line that starts with whitespace would fold onto the one before.
         let Some(colon) = line.iter().position(|b| *b == b':') else {
             return Err(bad("trailer line"));
         };
@@ -118,14 +138,19 @@ fn trailers(buf: &mut BytesMut) -> io::Result<Step> {
     Ok(Step::End(trailers))
 }
 
-/// Takes one line (without its CRLF or LF) off the front of `buf`.
+/// Takes one line, which must end in CRLF and hold no other CR, off the front of `buf`;
+/// returns it without its CRLF.
 fn take_line(buf: &mut BytesMut) -> io::Result<Option<BytesMut>> {
     match buf.iter().position(|b| *b == b'\n') {
         Some(i) => {
             let mut line = buf.split_to(i + 1);
             line.truncate(i);
-            if line.last() == Some(&b'\r') {
-                line.truncate(i - 1);
+            if line.last() != Some(&b'\r') {
+                return Err(bad("line not ended by CRLF"));
+            }
+            line.truncate(i - 1);
+            if line.contains(&b'\r') {
+                return Err(bad("CR inside a line"));
             }
             Ok(Some(line))
         }
@@ -134,17 +159,27 @@ fn take_line(buf: &mut BytesMut) -> io::Result<Option<BytesMut>> {
     }
 }
 
-/// The length of the trailer section including the empty line that ends it.
-fn find_trailer_end(buf: &BytesMut) -> Option<usize> {
+/// The length of the trailer section including the empty line that ends it; every line
+/// must end in CRLF, hold no other CR, and not start with whitespace.
+fn find_trailer_end(buf: &BytesMut) -> io::Result<Option<usize>> {
     let mut start = 0;
     while let Some(i) = buf[start..].iter().position(|b| *b == b'\n') {
         let line = &buf[start..start + i];
-        if line.is_empty() || line == b"\r" {
-            return Some(start + i + 1);
+        let Some(line) = line.strip_suffix(b"\r") else {
+            return Err(bad("line not ended by CRLF"));
+        };
+        if line.contains(&b'\r') {
+            return Err(bad("CR inside a line"));
+        }
+        if line.is_empty() {
+            return Ok(Some(start + i + 1));
+        }
+        if matches!(line[0], b' ' | b'\t') {
+            return Err(bad("folded trailer line"));
         }
         start += i + 1;
     }
-    None
+    Ok(None)
 }
 
 /// Appends the size line of a chunk of `len` bytes.

@@ -181,12 +181,14 @@ pub(crate) struct RequestMeta {
 }
 
 /// Parses a complete request head off the front of `buf`, into a request whose body
-/// `body` makes; `None` when more bytes are needed. A head longer than `max_head` or with
-/// too many headers is refused with 431, a malformed one (a length that cannot be told for
-/// sure included) with 400.
+/// `body` makes; `None` when more bytes are needed. A request target longer than
+/// `max_target` is refused with 414, a head longer than `max_head` or with too many
+/// headers with 431, a malformed one (a length that cannot be told for sure included) with
+/// 400, and one whose body has a transfer coding besides `chunked` with 501.
 pub(crate) fn parse_request<B>(
     buf: &mut BytesMut,
     max_head: usize,
+    max_target: usize,
     body: impl FnOnce(Present) -> B,
 ) -> Result<Option<(Box<Request<B>>, RequestMeta)>, Refusal> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -199,6 +201,9 @@ pub(crate) fn parse_request<B>(
         {
             Ok(httparse::Status::Complete(len)) if len > max_head => return Err(TOO_LARGE),
             Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if target_too_long(buf, max_target) => {
+                return Err(URI_TOO_LONG);
+            }
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(httparse::Error::TooManyHeaders) => return Err(TOO_LARGE),
             Err(_) => return Err(BAD),
@@ -206,6 +211,9 @@ pub(crate) fn parse_request<B>(
         spans.record(req.headers, base);
         let method = Method::from_bytes(req.method.unwrap_or("").as_bytes()).map_err(|_| BAD)?;
         let path = req.path.unwrap_or("");
+        if path.len() > max_target {
+            return Err(URI_TOO_LONG);
+        }
         let target = (path.as_ptr() as usize - base, path.len());
         let version = match req.version {
             Some(0) => Version::HTTP_10,
@@ -238,6 +246,25 @@ pub(crate) fn parse_request<B>(
 
 const BAD: Refusal = Refusal(StatusCode::BAD_REQUEST);
 const TOO_LARGE: Refusal = Refusal(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+const URI_TOO_LONG: Refusal = Refusal(StatusCode::URI_TOO_LONG);
+const NOT_IMPLEMENTED: Refusal = Refusal(StatusCode::NOT_IMPLEMENTED);
+
+/// Whether the request line of a head still incomplete already has a target longer than
+/// `max_target`: more than that many bytes after the method, with no end of the target
+/// among them. Only looked at while a head is incomplete and longer than the limit.
+fn target_too_long(buf: &[u8], max_target: usize) -> bool {
+    if buf.len() <= max_target {
+        return false;
+    }
+    let Some(start) = buf.iter().position(|b| *b == b' ') else {
+        return false;
+    };
+    let target = &buf[start + 1..];
+    target.len() > max_target
+        && !target[..=max_target]
+            .iter()
+            .any(|b| matches!(b, b' ' | b'\r' | b'\n'))
+}
 
 /// The request's headers, what its framing depends on, whether it expects
 /// `100 Continue`, and which headers the proxy looks up it has.
@@ -259,7 +286,13 @@ fn request_headers(
             Kind::HopByHop
         } else {
             let kind = raw_kind(raw);
+            let repeated = kind == Kind::ContentLength && seen.content_length;
             seen.note(kind, value.as_bytes());
+            // Equal lengths on repeated lines go on as one (RFC 9110 section 8.6);
+            // different ones refuse the request below.
+            if repeated {
+                continue;
+            }
             kind
         };
         present.note(kind, raw);
@@ -272,13 +305,26 @@ fn request_headers(
 }
 
 /// How the request's body is delimited (RFC 9112 section 6.3); a request whose length
-/// cannot be told for sure is refused.
+/// cannot be told for sure is refused (400), as is one with a coding besides `chunked`
+/// (501, RFC 9112 section 6.1). `Transfer-Encoding` must be one header line saying
+/// `chunked` and nothing else: each other shape is one that some server in a chain reads
+/// differently.
 fn request_framing(seen: &Seen, version: Version) -> Result<Framing, Refusal> {
-    if let Some(chunked) = seen.transfer_encoding {
-        if version == Version::HTTP_10 || seen.content_length || !chunked {
+    if seen.transfer_encoding.is_some() {
+        let te = seen.request_coding;
+        let one_final_chunked = te.lines == 1 && te.chunked == 1 && te.chunked_last;
+        if version == Version::HTTP_10 || seen.content_length || te.malformed || !one_final_chunked
+        {
             return Err(BAD);
         }
+        if te.others {
+            return Err(NOT_IMPLEMENTED);
+        }
         return Ok(Framing::Chunked);
+    }
+    // A list in one line (`5, 5`) is refused too, as hyper's server does.
+    if seen.length_list {
+        return Err(BAD);
     }
     match seen.length {
         Err(_) => Err(BAD),
@@ -484,9 +530,42 @@ pub(crate) struct Seen {
     pub(crate) other_tokens: bool,
     /// `Some(last coding is chunked)` when `Transfer-Encoding` is present.
     pub(crate) transfer_encoding: Option<bool>,
+    /// The shape of `Transfer-Encoding`, as a request's framing needs it.
+    pub(crate) request_coding: Codings,
     pub(crate) content_length: bool,
+    /// A `Content-Length` line holds a list.
+    pub(crate) length_list: bool,
     /// The one length all `Content-Length` values agree on, or why there is none.
     pub(crate) length: Result<Option<u64>, &'static str>,
+}
+
+/// What the `Transfer-Encoding` lines of a message list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Codings {
+    /// Header lines.
+    pub(crate) lines: u8,
+    /// `chunked` codings.
+    pub(crate) chunked: u8,
+    /// Whether the last coding of the last line is `chunked`.
+    pub(crate) chunked_last: bool,
+    /// Whether there are codings besides `chunked`.
+    pub(crate) others: bool,
+    /// An empty element of the list.
+    pub(crate) malformed: bool,
+}
+
+impl Codings {
+    fn note(&mut self, value: &[u8]) {
+        self.lines = self.lines.saturating_add(1);
+        self.chunked_last = false;
+        for t in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+            let chunked = t.eq_ignore_ascii_case(b"chunked");
+            self.malformed |= t.is_empty();
+            self.chunked = self.chunked.saturating_add(u8::from(chunked));
+            self.others |= !chunked && !t.is_empty();
+            self.chunked_last = chunked;
+        }
+    }
 }
 
 impl Default for Seen {
@@ -497,7 +576,9 @@ impl Default for Seen {
             upgrade_token: false,
             other_tokens: false,
             transfer_encoding: None,
+            request_coding: Codings::default(),
             content_length: false,
+            length_list: false,
             length: Ok(None),
         }
     }
@@ -526,9 +607,11 @@ impl Seen {
                 let chunked = self.transfer_encoding.unwrap_or(false);
                 self.transfer_encoding =
                     Some(last.map_or(chunked, |t| t.eq_ignore_ascii_case(b"chunked")));
+                self.request_coding.note(value);
             }
             Kind::ContentLength => {
                 self.content_length = true;
+                self.length_list |= value.contains(&b',');
                 for part in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
                     let n = content_length(part);
                     self.length = match (self.length, n) {

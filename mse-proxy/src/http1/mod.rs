@@ -26,7 +26,7 @@ use bytes::BytesMut;
 pub(crate) use client::{Conn, ExchangeError, HeadExtras, UpstreamBody, encode_head, materialize};
 pub(crate) use head::{Present, RawHeaders, ResponseHead};
 pub(crate) use io::{Io, Prefixed};
-pub(crate) use server::{Ended, H1Body, Limits, PendingUpgrade, Stop, serve};
+pub(crate) use server::{CloseConnection, Ended, H1Body, Limits, PendingUpgrade, Stop, serve};
 
 /// Reads what the socket has into `buf`; `Ok(0)` is end of stream.
 ///
@@ -49,22 +49,54 @@ where
     tokio_util::io::poll_read_buf(Pin::new(io), cx, buf)
 }
 
-/// Parses one HTTP/1.1 request head as the gateway's server does, for fuzzing: `Ok(None)`
-/// when `bytes` hold no complete head yet, `Err` with the status the server refuses the
-/// head with (400 when it is malformed or its body length cannot be told for sure, 431
-/// when it is longer than `max_head` bytes or has too many headers). Bytes after the head
-/// are left alone.
+/// Parses one HTTP/1.1 request head as the gateway's server does, for fuzzing and the
+/// differential tests: the request and the length of its head, `Ok(None)` when `bytes`
+/// hold no complete head yet, `Err` with the status the server refuses the head with (400
+/// when it is malformed or its body length cannot be told for sure, 414 when its target is
+/// longer than `max_target` bytes, 431 when it is longer than `max_head` bytes or has too
+/// many headers, 501 for a transfer coding besides `chunked`). Bytes after the head are
+/// left alone.
 #[doc(hidden)]
 pub fn parse_request_head(
     bytes: &[u8],
     max_head: usize,
-) -> Result<Option<http::Request<()>>, http::StatusCode> {
+    max_target: usize,
+) -> Result<Option<(http::Request<()>, usize)>, http::StatusCode> {
     let mut buf = BytesMut::from(bytes);
-    match head::parse_request(&mut buf, max_head, |_| ()) {
-        Ok(parsed) => Ok(parsed.map(|(req, _)| *req)),
+    match head::parse_request(&mut buf, max_head, max_target, |_| ()) {
+        Ok(parsed) => Ok(parsed.map(|(req, _)| (*req, bytes.len() - buf.len()))),
         Err(head::Refusal(status)) => Err(status),
     }
 }
+
+/// Decodes a chunked body as the gateway does, for fuzzing and the differential tests:
+/// `input` is fed to the decoder in pieces of `split` bytes (at least one), as reads would
+/// bring it. Returns the data, the trailers and how many bytes of `input` the body took;
+/// `Ok(None)` when `input` ends before the body does; `Err` when the body is malformed (the
+/// server answers 400 and closes).
+#[doc(hidden)]
+pub fn decode_chunked(input: &[u8], split: usize) -> DecodedChunked {
+    let mut state = chunked::Chunk::Size;
+    let mut buf = BytesMut::new();
+    let mut data = Vec::new();
+    let mut fed = 0;
+    for piece in input.chunks(split.max(1)) {
+        buf.extend_from_slice(piece);
+        fed += piece.len();
+        loop {
+            match chunked::decode_chunk(&mut state, &mut buf)? {
+                chunked::Step::Data(d) => data.extend_from_slice(&d),
+                chunked::Step::NeedMore => break,
+                chunked::Step::End(t) => return Ok(Some((data, t, fed - buf.len()))),
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// What [`decode_chunked`] returns: the data, the trailers, the bytes the body took.
+#[doc(hidden)]
+pub type DecodedChunked = std::io::Result<Option<(Vec<u8>, Option<http::HeaderMap>, usize)>>;
 
 /// Appends one header line.
 pub(crate) fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {

@@ -7,9 +7,11 @@
 //! server must, and nothing else:
 //!
 //! - Request heads are parsed by `httparse` off a per-connection buffer; header values
-//!   share the buffer's memory. A head larger than the limit gets 431, a malformed one 400
-//!   (`Content-Length` beside `Transfer-Encoding`, a coding other than `chunked` last, or
-//!   conflicting lengths, as RFC 9112 section 6.3 asks), and the connection closes.
+//!   share the buffer's memory. A head larger than the limit gets 431, a target longer than
+//!   its limit 414, a malformed one 400 (`Content-Length` beside `Transfer-Encoding`,
+//!   `Transfer-Encoding` other than one final `chunked`, conflicting or listed lengths, as
+//!   RFC 9112 section 6.3 asks; 501 for a coding before `chunked`), and the connection
+//!   closes. So does every answer of the gateway's own to a bad request (400, 408, 413).
 //! - The request body ([`H1Body`]) reads the same buffer as it is polled, so a body
 //!   already received with its head costs no extra read. `Expect: 100-continue` is
 //!   answered when the body is first read. A body left unread closes the connection after
@@ -130,6 +132,11 @@ pub(crate) enum Ended {
     H2(Prefixed),
 }
 
+/// Marks a response after which the connection closes (the gateway's own answer to a bad
+/// request): what follows on the connection is not read as a request.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CloseConnection;
+
 /// Sent to the tunnel once the `101` answer is written.
 pub(crate) type Upgraded = Prefixed;
 
@@ -152,6 +159,8 @@ pub(crate) struct Stop {
 pub(crate) struct Limits {
     /// The largest request head.
     pub(crate) max_head: usize,
+    /// The longest request target (414 beyond it).
+    pub(crate) max_target: usize,
     /// The time to receive a whole request head, from its first byte.
     pub(crate) header_read: Duration,
     /// How long an idle connection waits for the first byte of its next request; zero:
@@ -292,7 +301,7 @@ pub(crate) async fn serve(cx: Rc<ConnCtx>, io: Box<dyn Io>, limits: Limits) -> E
     } else {
         limits.max_requests
     };
-    let max_head = limits.max_head;
+    let max_head = (limits.max_head, limits.max_target);
     let mut served: u32 = 0;
     // Sized for a usual response head: one allocation, not a chain of growths, for a
     // connection that carries one request.
@@ -340,7 +349,10 @@ pub(crate) async fn serve(cx: Rc<ConnCtx>, io: Box<dyn Io>, limits: Limits) -> E
             break Ended::Closed;
         }
         served = served.saturating_add(1);
-        if stop.stopped() || served >= max_requests {
+        if stop.stopped()
+            || served >= max_requests
+            || response.extensions().get::<CloseConnection>().is_some()
+        {
             meta.keep_alive = false;
         }
         let reusable = respond(&shared, &mut out, response, &meta).await && discard_body(&shared);
@@ -370,7 +382,7 @@ pub(crate) async fn serve(cx: Rc<ConnCtx>, io: Box<dyn Io>, limits: Limits) -> E
 fn poll_next(
     shared: &Shared,
     first: bool,
-    max_head: usize,
+    (max_head, max_target): (usize, usize),
     timer: &mut HeadTimer,
     task: &mut Context<'_>,
     stop: &Stop,
@@ -385,7 +397,7 @@ fn poll_next(
             } else if first && c.buf.starts_with(H2_PREFACE) {
                 return Poll::Ready(Ok(Next::H2));
             } else {
-                let parsed = parse_request(&mut c.buf, max_head, |present| {
+                let parsed = parse_request(&mut c.buf, max_head, max_target, |present| {
                     RequestBody::H1(H1Body {
                         conn: Rc::clone(shared),
                         present,

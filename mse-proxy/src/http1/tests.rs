@@ -38,7 +38,13 @@ fn chunked_bodies_decode_however_the_bytes_are_split() {
         assert_eq!(body, b"hello, world", "split {split}");
         assert_eq!(trailers.unwrap()["x-sum"], "12");
     }
-    let (body, trailers) = decode_all(b"3\nabc\n0\n\n", 1).unwrap();
+    let (body, _) = decode_all(
+        b"a\r\n0123456789\r\nB;x=\"y z\"\r\n0123456789a\r\n0\r\n\r\n",
+        2,
+    )
+    .unwrap();
+    assert_eq!(body, b"01234567890123456789a");
+    let (body, trailers) = decode_all(b"0003\r\nabc\r\n0\r\n\r\n", 1).unwrap();
     assert_eq!((body.as_slice(), trailers), (&b"abc"[..], None));
 }
 
@@ -49,6 +55,21 @@ fn malformed_chunked_bodies_are_errors() {
         b"3\r\nabcd\r\n",
         b"\r\n",
         b"12345678901234567\r\n",
+        // Signs, whitespace, prefixes.
+        b"+3\r\nabc\r\n",
+        b" 3\r\nabc\r\n",
+        b"3 \r\nabc\r\n",
+        b"3\t;x\r\nabc\r\n",
+        b"0x3\r\nabc\r\n",
+        // Bare LF or CR in a chunk line, after data, in the trailers.
+        b"3\nabc\r\n0\r\n\r\n",
+        b"3;x\nabc\r\n0\r\n\r\n",
+        b"3;x\ry\r\nabc\r\n0\r\n\r\n",
+        b"3;\x01\r\nabc\r\n0\r\n\r\n",
+        b"3\r\nabc\n0\r\n\r\n",
+        b"3\r\nabc\r\n0\r\n\n",
+        b"3\r\nabc\r\n0\r\nX: 1\n\r\n",
+        b"3\r\nabc\r\n0\r\nX: 1\r\n folded\r\n\r\n",
     ] {
         assert!(
             decode_all(bad, 1).is_err(),
@@ -294,7 +315,7 @@ fn forwarding_headers_replace_the_clients_in_the_head() {
 fn the_parser_notes_which_looked_up_headers_a_request_has() {
     let present = |raw: &str| {
         let mut buf = BytesMut::from(raw);
-        let parsed = super::head::parse_request(&mut buf, 64 * 1024, |p| p);
+        let parsed = super::head::parse_request(&mut buf, 64 * 1024, 8 * 1024, |p| p);
         let (req, _) = parsed.ok().flatten().expect("a complete head");
         *req.body()
     };

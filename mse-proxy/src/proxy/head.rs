@@ -47,22 +47,70 @@ fn bad(reason: &'static str) -> ProxyError {
 
 /// The request's host: the URI authority (HTTP/2 `:authority`, or an HTTP/1.1
 /// absolute-form target, which wins over `Host` per RFC 9112 section 3.2.2), else the one
-/// `Host` header. The flag says it came from the authority.
+/// `Host` header. The flag says it came from the authority. Either must be one valid
+/// authority without userinfo, and a `Host` header beside an authority must be valid too
+/// (RFC 9112 section 3.2: one `Host`, with a valid value, or 400).
 fn request_host<B>(req: &Request<B>) -> Result<(Option<HeaderValue>, bool), ProxyError> {
+    let mut hosts = req.headers().get_all(HOST).iter();
+    let header = match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => return Err(bad("more than one Host header")),
+        (Some(h), None) if !valid_host(h.as_bytes()) => {
+            return Err(bad("the Host header is not a valid host"));
+        }
+        (h, _) => h,
+    };
     if let Some(authority) = req.uri().authority() {
         let s = authority.as_str();
-        let s = s.rsplit_once('@').map_or(s, |(_, host)| host);
+        if !valid_host(s.as_bytes()) {
+            return Err(bad("the authority is not a valid host"));
+        }
         let v = HeaderValue::from_str(s).map_err(|_| bad("the authority is not a valid host"))?;
         return Ok((Some(v), true));
     }
-    let mut hosts = req.headers().get_all(HOST).iter();
-    match (hosts.next(), hosts.next()) {
-        (Some(_), Some(_)) => Err(bad("more than one Host header")),
-        (Some(h), None) => Ok((Some(h.clone()), false)),
-        (None, _) if req.version() == Version::HTTP_11 => {
+    match header {
+        Some(h) => Ok((Some(h.clone()), false)),
+        None if req.version() == Version::HTTP_11 => {
             Err(bad("an HTTP/1.1 request must have a Host header"))
         }
-        (None, _) => Ok((None, false)),
+        None => Ok((None, false)),
+    }
+}
+
+/// Whether `host` is one authority without userinfo (RFC 3986 section 3.2): a name or
+/// IPv4 address of letters, digits, `-`, `.`, `_` and `~`, or an IP literal in brackets;
+/// then, optionally, `:` and a port of one to five digits. Spaces, `/`, `\`, `,`, `@` and
+/// every other delimiter are refused: each lets some server in a chain read another host
+/// than the one the gateway routed by.
+fn valid_host(host: &[u8]) -> bool {
+    let port = if let Some(literal) = host.strip_prefix(b"[") {
+        let Some(end) = literal.iter().position(|b| *b == b']') else {
+            return false;
+        };
+        let ip = &literal[..end];
+        if ip.is_empty()
+            || !ip
+                .iter()
+                .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
+        {
+            return false;
+        }
+        &literal[end + 1..]
+    } else {
+        let end = host.iter().position(|b| *b == b':').unwrap_or(host.len());
+        let name = &host[..end];
+        let name_byte =
+            |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+        if name.is_empty() || !name.iter().all(name_byte) {
+            return false;
+        }
+        &host[end..]
+    };
+    match port {
+        [] => true,
+        [b':', digits @ ..] => {
+            (1..=5).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit)
+        }
+        _ => false,
     }
 }
 
@@ -127,6 +175,26 @@ pub(super) fn join_cookies(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_are_one_authority_without_userinfo() {
+        for ok in [
+            "a.example.com",
+            "a.example.com:8080",
+            "A-1_b~c.",
+            "10.0.0.1:80",
+            "[::1]",
+            "[2001:db8::1]:443",
+        ] {
+            assert!(valid_host(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "", ":80", "a b", "a/b", "a\\b", "a,b", "u@a", "a:", "a:123456", "a:8o", "a:80:80",
+            "[::1", "[]", "[::1]x", "[::g]", "a?b", "a#b", "a%41",
+        ] {
+            assert!(!valid_host(bad.as_bytes()), "{bad}");
+        }
+    }
 
     #[test]
     fn split_cookies_are_joined_for_http11() {

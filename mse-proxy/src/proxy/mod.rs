@@ -11,6 +11,7 @@ mod hop;
 mod respond;
 mod select;
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -21,7 +22,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
-use mse_router::normalize_path;
+use mse_router::{InvalidPath, decoded_request_path, request_path};
 use tokio::sync::watch;
 
 use crate::body::{BodyCheck, InFlight, ProxyBody, RequestBody};
@@ -58,6 +59,11 @@ pub(crate) struct Worker {
     pub(crate) auth_tls: crate::policy::auth_tls::AuthTls,
     /// `auth-url` answers this worker remembers (`auth-cache-key`).
     pub(crate) auth_answers: crate::policy::external_auth::Answers,
+    /// Client connections open (`max-worker-connections` bounds them).
+    pub(crate) open: Cell<usize>,
+    /// Whether the last connection accepted was closed for the limit (logged once until
+    /// one is served again).
+    pub(crate) full: Cell<bool>,
 }
 
 /// What one client connection shares between its requests.
@@ -167,8 +173,13 @@ async fn forward(
     let host = target.host_str()?;
     // Route, access, decision, upstream selection.
     let (chosen, new_path) = {
-        // Normalised once: the same path is matched and forwarded.
-        let path = normalize_path(req.uri().path());
+        // Normalised once: the same path is matched and forwarded. Paths that servers
+        // read differently (a backslash, an encoded separator, `..;`) are refused.
+        let raw = req.uri().path();
+        let path = match request_path(raw) {
+            Ok(path) => path,
+            Err(e) => decoded_or_refused(cx, raw, e)?,
+        };
         let choice = select::choose(
             cx,
             &req,
@@ -268,6 +279,23 @@ fn set_headers(req: &mut Request<RequestBody>, headers: http::HeaderMap) {
             req.headers_mut().append(name.clone(), value);
         }
     }
+}
+
+/// A path [`request_path`] refused: with `mse-decode-path-separators`, the path with its
+/// separators decoded; otherwise 400. Rare, so the table is looked at only here.
+#[cold]
+fn decoded_or_refused<'a>(
+    cx: &ConnCtx,
+    path: &'a str,
+    e: InvalidPath,
+) -> Result<Cow<'a, str>, ProxyError> {
+    let bad = |e: InvalidPath| ProxyError::BadRequest { reason: e.reason() };
+    if e == InvalidPath::DotSegmentParameters
+        || !cx.worker.table.load().settings().decode_path_separators
+    {
+        return Err(bad(e));
+    }
+    decoded_request_path(path).map_err(bad)
 }
 
 // === impl Forwarded ===

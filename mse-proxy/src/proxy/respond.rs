@@ -16,7 +16,9 @@ use super::hop::strip_hop_by_hop;
 use super::{ConnCtx, Worker};
 use crate::body::{InFlight, ProxyBody, RequestBody};
 use crate::error::{Blame, Chain, ProxyError};
-use crate::http1::{Conn, PendingUpgrade, ResponseHead, UpstreamBody, materialize};
+use crate::http1::{
+    CloseConnection, Conn, PendingUpgrade, ResponseHead, UpstreamBody, materialize,
+};
 use crate::phases::{RequestInfo, Steps, plain_text};
 use crate::policy::headers::{edit_response, needs_all_headers};
 use crate::upstream::Upstream;
@@ -181,5 +183,14 @@ pub(super) fn error_response(e: &ProxyError, guard: InFlight) -> Response<ProxyB
         StatusCode::GATEWAY_TIMEOUT => "504 Gateway Timeout\n",
         _ => "500 Internal Server Error\n",
     };
-    plain_text(status, text).map(|body| ProxyBody::full(body, guard))
+    let mut response = plain_text(status, text).map(|body| ProxyBody::full(body, guard));
+    // The rest of what the client sent cannot be trusted to start a request: after a
+    // malformed request, a body over the limit or one that stalled, the connection ends.
+    if matches!(
+        status,
+        StatusCode::BAD_REQUEST | StatusCode::REQUEST_TIMEOUT | StatusCode::PAYLOAD_TOO_LARGE
+    ) {
+        response.extensions_mut().insert(CloseConnection);
+    }
+    response
 }
