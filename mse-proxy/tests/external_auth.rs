@@ -20,8 +20,8 @@ use support::*;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-/// A user made with `htpasswd -nbm mduser "md pass"`.
-const HTPASSWD: &str = "mduser:$apr1$XC7RNMoO$n5sqk8SORQSxyDr3.k80q.";
+/// A user made with `htpasswd -nbs mduser "md pass"`.
+const HTPASSWD: &str = "mduser:{SHA}4yHxIwzJYUz88AoES2iSA3j9ph0=";
 
 /// What the authentication service was asked.
 #[derive(Clone, Debug)]

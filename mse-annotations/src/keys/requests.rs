@@ -86,7 +86,7 @@ pub(super) const REQUESTS: &[KeySpec] = &[
         .security()
         .ex("basic", "digest"),
     key("auth-secret", G::Auth, Ingress, Nginx, "[namespace/]name", "",
-        "Secret with the users: htpasswd lines under `auth`, or one key per user; bcrypt, apr1/MD5-crypt, {SHA}, {SSHA} and {PLAIN} hashes are checked, users with other hashes (DES crypt, SHA-crypt) are refused with a warning; missing credentials or a wrong password get 401 with WWW-Authenticate")
+        "Secret with the users: htpasswd lines under `auth`, or one key per user; bcrypt, {SHA}, {SSHA} and {PLAIN} hashes are checked, users with other hashes (MD5-crypt `$apr1$`, DES crypt, SHA-crypt: no maintained library implements them) are refused with a warning; missing credentials or a wrong password get 401 with WWW-Authenticate")
         .security()
         .ex("basic-auth", "Basic_Auth"),
     key("auth-secret-type", G::Auth, Ingress, Nginx, "auth-file or auth-map", "auth-file",

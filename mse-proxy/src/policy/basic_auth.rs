@@ -2,8 +2,9 @@
 //! `Authorization: Basic` credentials against the users of the route's Secret.
 //!
 //! Hashes are checked with maintained crates: `bcrypt` for `$2a$`/`$2b$`/`$2x$`/`$2y$`,
-//! `sha1` for `{SHA}` and `{SSHA}`, and `md-5` for the MD5 rounds of `$apr1$`/`$1$`
-//! MD5-crypt (see [`md5_crypt`]); results are compared in constant time (`subtle`).
+//! and `sha1` for `{SHA}` and `{SSHA}`; results are compared in constant time (`subtle`).
+//! MD5-crypt (`$apr1$`, `htpasswd -m`) has no maintained implementation, so its users
+//! are refused with a warning when the table is compiled.
 //!
 //! bcrypt costs milliseconds by design, so each worker remembers the credentials it has
 //! accepted ([`AuthCache`]): a valid client pays the hash once per worker and lifetime,
@@ -177,9 +178,6 @@ fn cache_key(secret: &str, stored: &StoredHash, user: &str, password: &[u8]) -> 
 fn verify_fast(stored: &StoredHash, password: &[u8]) -> bool {
     let text = &*stored.text;
     match stored.kind {
-        HashKind::Md5Crypt => {
-            md5_crypt(password, text).is_some_and(|h| eq(h.as_bytes(), text.as_bytes()))
-        }
         HashKind::Sha1 => text
             .strip_prefix("{SHA}")
             .and_then(|b64| STANDARD.decode(b64).ok())
@@ -210,107 +208,14 @@ fn sha1(parts: &[&[u8]]) -> [u8; 20] {
     h.finalize().into()
 }
 
-/// The MD5-crypt string (`$apr1$salt$hash` or `$1$salt$hash`) of `password` with the
-/// magic and salt of `setting`: the 1000-round construction of FreeBSD's `crypt` that
-/// Apache's `htpasswd -m` uses, over the `md-5` crate's MD5.
-pub(crate) fn md5_crypt(password: &[u8], setting: &str) -> Option<String> {
-    use md5::{Digest, Md5};
-    let (magic, rest) = if let Some(r) = setting.strip_prefix("$apr1$") {
-        ("$apr1$", r)
-    } else {
-        ("$1$", setting.strip_prefix("$1$")?)
-    };
-    let salt = rest.split('$').next()?;
-    let salt = &salt.as_bytes()[..salt.len().min(8)];
-    let mut alt = Md5::new();
-    alt.update(password);
-    alt.update(salt);
-    alt.update(password);
-    let alt: [u8; 16] = alt.finalize().into();
-    let mut ctx = Md5::new();
-    ctx.update(password);
-    ctx.update(magic.as_bytes());
-    ctx.update(salt);
-    for chunk in password.chunks(16) {
-        ctx.update(&alt[..chunk.len()]);
-    }
-    let mut i = password.len();
-    while i > 0 {
-        if i & 1 == 1 {
-            ctx.update([0u8]);
-        } else {
-            ctx.update(&password[..1]);
-        }
-        i >>= 1;
-    }
-    let mut sum: [u8; 16] = ctx.finalize().into();
-    for round in 0..1000 {
-        let mut c = Md5::new();
-        if round & 1 == 1 {
-            c.update(password);
-        } else {
-            c.update(sum);
-        }
-        if round % 3 != 0 {
-            c.update(salt);
-        }
-        if round % 7 != 0 {
-            c.update(password);
-        }
-        if round & 1 == 1 {
-            c.update(sum);
-        } else {
-            c.update(password);
-        }
-        sum = c.finalize().into();
-    }
-    let mut out = format!("{magic}{}$", std::str::from_utf8(salt).ok()?);
-    for (a, b, c) in [(0, 6, 12), (1, 7, 13), (2, 8, 14), (3, 9, 15), (4, 10, 5)] {
-        crypt64(
-            &mut out,
-            (u32::from(sum[a]) << 16) | (u32::from(sum[b]) << 8) | u32::from(sum[c]),
-            4,
-        );
-    }
-    crypt64(&mut out, u32::from(sum[11]), 2);
-    Some(out)
-}
-
-/// `n` characters of crypt's base64 alphabet, low six bits first.
-fn crypt64(out: &mut String, mut v: u32, n: usize) {
-    const ALPHABET: &[u8; 64] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    for _ in 0..n {
-        out.push(char::from(ALPHABET[(v & 0x3f) as usize]));
-        v >>= 6;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Made with `htpasswd` and `openssl passwd`.
-    #[test]
-    fn md5_crypt_matches_htpasswd_and_openssl() {
-        for (pw, hash) in [
-            ("password", "$apr1$lZL6V/ci$eIMz/iKDkbtys/uU7LEK00"),
-            ("s3cret pass", "$apr1$MzAwn6.q$/CDlwOQfTgAKYKRSn7Wn91"),
-            ("p@ss:word", "$1$abcdefgh$b2JF6pLia3tWOxM/8sCXz."),
-            ("", "$apr1$Zx9$/7rp3O9fTu5.uy2ZiR1Z8/"),
-        ] {
-            assert_eq!(
-                md5_crypt(pw.as_bytes(), hash).as_deref(),
-                Some(hash),
-                "{pw:?}"
-            );
-        }
-    }
 
     #[test]
     fn fast_hashes_accept_the_password_and_nothing_else() {
         for (pw, text) in [
             ("s3cret pass", "{SHA}ohgYgF2kkgMlRbH1HlEDczlOc+M="),
-            ("s3cret pass", "$apr1$MzAwn6.q$/CDlwOQfTgAKYKRSn7Wn91"),
             ("plain", "{PLAIN}plain"),
         ] {
             let stored = mse_router::parse_htpasswd(&format!("u:{text}"))

@@ -71,7 +71,7 @@ pub struct BasicAuthPolicy {
 pub struct StoredHash {
     /// The scheme.
     pub kind: HashKind,
-    /// The hash as written in the Secret (with its `$2y$`, `$apr1$`, `{SHA}` prefix).
+    /// The hash as written in the Secret (with its `$2y$`, `{SHA}` prefix).
     pub text: Box<str>,
 }
 
@@ -90,8 +90,6 @@ impl fmt::Debug for StoredHash {
 pub enum HashKind {
     /// bcrypt (`$2a$`, `$2b$`, `$2x$`, `$2y$`; `htpasswd -B`).
     Bcrypt,
-    /// MD5-crypt, Apache's variant `$apr1$` (`htpasswd -m`, the default) or `$1$`.
-    Md5Crypt,
     /// `{SHA}` and the base64 of the password's SHA-1 (`htpasswd -s`).
     Sha1,
     /// `{SSHA}`: salted SHA-1, as nginx reads it.
@@ -167,14 +165,11 @@ impl HashKind {
                 Err("a malformed bcrypt hash")
             };
         }
-        if let Some(rest) = hash
-            .strip_prefix("$apr1$")
-            .or_else(|| hash.strip_prefix("$1$"))
-        {
-            return match rest.split_once('$') {
-                Some((salt, h)) if salt.len() <= 8 && h.len() == 22 => Ok(Self::Md5Crypt),
-                _ => Err("a malformed MD5-crypt hash"),
-            };
+        if hash.starts_with("$apr1$") || hash.starts_with("$1$") {
+            return Err(
+                "an MD5-crypt hash ($apr1$, $1$, `htpasswd -m`), which no maintained library checks; \
+                 make the user again with bcrypt (`htpasswd -B`)",
+            );
         }
         if let Some(b64) = hash.strip_prefix("{SHA}") {
             return if b64.len() == 28 {
@@ -197,7 +192,7 @@ impl HashKind {
             return Err("a SHA-crypt hash ($5$, $6$), which this gateway does not check");
         }
         Err(
-            "not a hash this gateway checks (bcrypt, $apr1$/$1$, {SHA}, {SSHA}, {PLAIN}); DES crypt is not available",
+            "not a hash this gateway checks (bcrypt, {SHA}, {SSHA}, {PLAIN}); DES crypt is not available",
         )
     }
 }
@@ -286,12 +281,14 @@ erin
 ";
         let (users, problems) = parse_htpasswd(text);
         assert_eq!(users["alice"].kind, HashKind::Bcrypt);
-        assert_eq!(users["bob"].kind, HashKind::Md5Crypt);
+        assert!(!users.contains_key("bob"));
         assert_eq!(users["carol"].kind, HashKind::Sha1);
         assert!(!users.contains_key("dave"));
-        assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(problems[0].contains("dave"), "{problems:?}");
-        assert!(problems[1].contains("line 6"), "{problems:?}");
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].contains("bob"), "{problems:?}");
+        assert!(problems[0].contains("htpasswd -B"), "{problems:?}");
+        assert!(problems[1].contains("dave"), "{problems:?}");
+        assert!(problems[2].contains("line 6"), "{problems:?}");
     }
 
     #[test]

@@ -49,7 +49,7 @@ fn a_bad_security_annotation_makes_the_routes_answer_503() {
 #[test]
 fn secrets_named_by_security_annotations_must_exist_or_the_routes_answer_503() {
     let mut yaml = services();
-    yaml += "\n---\napiVersion: v1\nkind: Secret\nmetadata: { name: users, namespace: default }\nstringData: { auth: \"admin:$apr1$lZL6V/ci$eIMz/iKDkbtys/uU7LEK00\" }\n---\napiVersion: v1\nkind: Secret\nmetadata: { name: no-ca, namespace: default }\nstringData: { other: x }\n";
+    yaml += "\n---\napiVersion: v1\nkind: Secret\nmetadata: { name: users, namespace: default }\nstringData: { auth: \"admin:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\" }\n---\napiVersion: v1\nkind: Secret\nmetadata: { name: no-ca, namespace: default }\nstringData: { other: x }\n";
     yaml += &with_annotations(
         ingress(
             "ok",
@@ -119,7 +119,7 @@ fn secrets_named_by_security_annotations_must_exist_or_the_routes_answer_503() {
     let basic = auth.basic.as_ref().unwrap();
     assert_eq!(
         basic.user("admin").map(|h| h.kind),
-        Some(crate::HashKind::Md5Crypt)
+        Some(crate::HashKind::Sha1)
     );
     assert_eq!(who(&t, "missing.test", "/"), None);
     assert_eq!(who(&t, "mtls.test", "/"), None);
