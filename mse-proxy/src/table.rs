@@ -3,16 +3,18 @@
 //! cursors, and the [`Settings`] of its global configuration).
 
 use std::fmt;
+use std::hash::RandomState;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::{ArcSwap, Guard};
-use mse_router::{Certificate, Cluster, ClusterTarget, RouteTable};
+use mse_router::{Balance, Certificate, Cluster, ClusterTarget, RouteTable};
 use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 
 use crate::config::ProxyConfig;
 use crate::metrics::Metrics;
+use crate::policy::balance::{self, Balancing, Extras, KeySource};
 use crate::settings::{Defaults, Settings};
 use crate::upstream::Upstream;
 
@@ -34,6 +36,8 @@ struct Shared {
     /// The data plane's own values of the global settings, and the lock that orders the
     /// builds of new tables (never taken on the request path).
     defaults: Mutex<Defaults>,
+    /// The key of the affinity cookies' tokens (see [`crate::policy::balance`]).
+    affinity_key: RandomState,
 }
 
 /// One published [`RouteTable`] with the state the proxy keeps beside it: a round-robin
@@ -53,6 +57,8 @@ struct ClusterState {
     next: AtomicUsize,
     /// The DNS name of an ExternalName cluster, shared with every request to it.
     name: Option<Arc<str>>,
+    /// What its routes' `load-balance`, `upstream-hash-by` or affinity needs.
+    balancing: Balancing,
 }
 
 struct LoadedCert {
@@ -76,13 +82,21 @@ impl SharedTable {
     pub fn new(metrics: Arc<Metrics>) -> Self {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let defaults = Defaults::default();
-        let empty = ProxyTable::build(Arc::new(RouteTable::empty()), &provider, None, &defaults);
+        let affinity_key = RandomState::new();
+        let empty = ProxyTable::build(
+            Arc::new(RouteTable::empty()),
+            &provider,
+            None,
+            &defaults,
+            &affinity_key,
+        );
         Self {
             inner: Arc::new(Shared {
                 current: ArcSwap::from_pointee(empty),
                 metrics,
                 provider,
                 defaults: Mutex::new(defaults),
+                affinity_key,
             }),
         }
     }
@@ -103,6 +117,7 @@ impl SharedTable {
             &self.inner.provider,
             Some(&current),
             &defaults,
+            &self.inner.affinity_key,
         );
         self.inner.current.store(Arc::new(next));
     }
@@ -118,7 +133,13 @@ impl SharedTable {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let previous = self.inner.current.load_full();
-        let next = ProxyTable::build(table, &self.inner.provider, Some(&previous), &defaults);
+        let next = ProxyTable::build(
+            table,
+            &self.inner.provider,
+            Some(&previous),
+            &defaults,
+            &self.inner.affinity_key,
+        );
         let old = self.inner.current.swap(Arc::new(next));
         drop(defaults);
         self.inner.metrics.published(generation);
@@ -174,17 +195,20 @@ impl ProxyTable {
         provider: &CryptoProvider,
         previous: Option<&ProxyTable>,
         defaults: &Defaults,
+        affinity_key: &RandomState,
     ) -> Self {
         let settings = Settings::derive(routes.global(), defaults);
         let clusters = routes
             .clusters()
             .iter()
-            .map(|c| ClusterState {
+            .zip(balance::plan(&routes, affinity_key))
+            .map(|(c, balancing)| ClusterState {
                 next: AtomicUsize::new(0),
                 name: match &c.target {
                     ClusterTarget::ExternalName { host, .. } => Some(Arc::from(&**host)),
                     ClusterTarget::Endpoints(_) => None,
                 },
+                balancing,
             })
             .collect();
         let certs = routes
@@ -261,6 +285,40 @@ impl ProxyTable {
                 }),
                 None => Pick::NoEndpoints,
             },
+        }
+    }
+
+    /// Picks an upstream of a cluster as `balance` says; round robin where it cannot
+    /// choose (one endpoint, an ExternalName Service).
+    pub(crate) fn pick_balanced(
+        &self,
+        cluster: &Cluster,
+        how: &Balance,
+        src: &KeySource<'_>,
+        extras: &mut Extras,
+    ) -> Pick {
+        let (Some(state), ClusterTarget::Endpoints(addrs)) =
+            (self.clusters.get(cluster.id.0 as usize), &cluster.target)
+        else {
+            return self.pick(cluster);
+        };
+        let rr = || state.next.fetch_add(1, Ordering::Relaxed) % addrs.len().max(1);
+        match balance::pick(&state.balancing, addrs, how, src, rr, extras) {
+            Some(i) => match addrs.get(i) {
+                Some(a) => Pick::To(Upstream::Addr(*a)),
+                None => self.pick(cluster),
+            },
+            None => self.pick(cluster),
+        }
+    }
+
+    /// The balancing state of a backend's cluster.
+    pub(crate) fn balancing(&self, backend: &mse_router::Backend) -> Option<&Balancing> {
+        match backend {
+            mse_router::Backend::Cluster(id) => {
+                self.clusters.get(id.0 as usize).map(|c| &c.balancing)
+            }
+            mse_router::Backend::Unavailable { .. } => None,
         }
     }
 

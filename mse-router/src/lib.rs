@@ -47,6 +47,7 @@ pub mod lint;
 mod matching;
 mod path;
 mod policy;
+mod ring;
 mod table;
 mod tls;
 
@@ -56,6 +57,8 @@ pub use host::{HostMatch, normalize_host};
 pub use matching::{Conditions, RequestHead};
 /// The `proxy-body-size` of a route's policy ([`RoutePolicy::body_size`]).
 pub use mse_annotations::BodySize;
+/// What `upstream-hash-by` hashes ([`Balance::Hash`]).
+pub use mse_annotations::HashKey;
 /// A compiled set of addresses, as in [`AccessRules`]: membership by binary search.
 pub use mse_annotations::IpSet;
 /// The ConfigMap reference type of [`CompileOptions::configmap`]; parse it from
@@ -72,9 +75,11 @@ pub use mse_annotations::global;
 pub use mse_annotations::{Cidr, cidr_list};
 pub use path::{Groups, PathMatch, RegexPath, normalize_path};
 pub use policy::{
-    AccessRules, AllowedOrigin, CorsPolicy, FallbackPolicy, HeaderOps, IngressAccess, Location,
-    LocationRewrite, MirrorPolicy, Redirect, RedirectVars, Refusal, RequestHeadPlan, RoutePolicy,
+    AccessRules, AllowedOrigin, Balance, CookieAffinity, CorsPolicy, FallbackPolicy, HeaderOps,
+    IngressAccess, Location, LocationRewrite, MirrorPolicy, Redirect, RedirectVars, Refusal,
+    RequestHeadPlan, RoutePolicy,
 };
+pub use ring::{HashRing, POINTS_PER_ENDPOINT, hash_key};
 pub use table::{
     Backend, Cluster, ClusterId, ClusterTarget, HostKind, Match, Route, RouteId, RouteTable,
 };

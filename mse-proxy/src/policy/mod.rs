@@ -8,12 +8,14 @@
 //! | [`cors`] | decision (preflight answer), response (headers on other answers) |
 //! | [`redirect`] | decision (`permanent-redirect`, `temporal-redirect`, HTTPS, `app-root`) |
 //! | [`headers`] | exchange (request edits, written into the upstream head), response (edits, `proxy-redirect-*`) |
+//! | [`balance`] | upstream selection (`load-balance`, `upstream-hash-by`, cookie affinity), response (the affinity cookie) |
 //! | [`fallback`] | upstream selection (default backends), response (`custom-http-errors` pages) |
 //! | [`mirror`] | exchange (a sampled copy of the request) |
 //!
 //! Canary choice and rewrites are decided by the router itself
 //! ([`mse_router::Route::destination`], [`mse_router::RoutePolicy::rewrite_path`]).
 
+pub(crate) mod balance;
 pub(crate) mod cors;
 pub(crate) mod fallback;
 pub(crate) mod headers;

@@ -18,6 +18,7 @@ use crate::forwarded::ForwardHeaders;
 use crate::http1::{HeadExtras, PendingUpgrade};
 use crate::log::AccessRecord;
 use crate::phases::RequestInfo;
+use crate::policy::balance::Extras;
 use crate::policy::cors::{self, CorsAnswer};
 use crate::policy::fallback::ErrorPages;
 use crate::policy::mirror;
@@ -37,6 +38,8 @@ pub(super) struct Prepared {
     pub(super) upgrade: bool,
     /// Whether a copy goes to the route's mirror.
     mirrored: bool,
+    /// The in-flight count and affinity cookie of the route's balancing.
+    pub(super) extras: Extras,
     /// The forwarding headers, when they are written straight into the head rather than
     /// into the request's header map.
     forwarded: Option<ForwardHeaders>,
@@ -59,6 +62,7 @@ pub(super) fn prepare(
         mut pages,
         hsts,
         trusted,
+        extras,
         ..
     } = chosen;
     let present = req.body().present();
@@ -136,6 +140,7 @@ pub(super) fn prepare(
         upgrade,
         mirrored,
         forwarded,
+        extras,
     })
 }
 

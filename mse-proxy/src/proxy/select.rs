@@ -15,6 +15,7 @@ use crate::error::ProxyError;
 use crate::forwarded::Trusted;
 use crate::log::AccessRecord;
 use crate::phases::RequestInfo;
+use crate::policy::balance::{self, Extras, KeySource};
 use crate::policy::fallback::{self, ErrorPages};
 use crate::policy::{cors, redirect};
 use crate::settings::Settings;
@@ -46,6 +47,9 @@ pub(super) struct Chosen {
     pub(super) hsts: Option<Arc<HeaderValue>>,
     /// What a trusted proxy in front said (`use-forwarded-headers`).
     pub(super) trusted: Option<Box<Trusted>>,
+    /// What the balancing of the route needs besides the endpoint (in-flight count,
+    /// affinity cookie); empty for round robin.
+    pub(super) extras: Extras,
 }
 
 /// Looks the request up, runs the registered steps' access phase, then the decision phase
@@ -112,7 +116,15 @@ pub(super) fn choose(
         Some(_) => fastrand::u32(..WEIGHT_SCALE),
         None => 0,
     };
-    let dest = m.route.destination(&head, roll);
+    // A client holding an affinity cookie stays where it is (`affinity-canary-behavior`).
+    let sticky = match &m.route.canary {
+        Some(_) => balance::sticky_destination(m.route, &head, |b| table.balancing(b)),
+        None => None,
+    };
+    let dest = match sticky {
+        Some(d) => d,
+        None => m.route.destination(&head, roll),
+    };
     if let Some(log) = log {
         if let Some(c) = dest.canary {
             log.ingress = Some(c.ingress.clone());
@@ -135,7 +147,19 @@ pub(super) fn choose(
         .filter(|_| tls && m.route.own_certificate)
         .cloned();
     // Upstream selection.
-    let (upstream, pages) = select_upstream(&table, m.route, dest.backend, policy.as_deref())?;
+    let src = KeySource {
+        head: &head,
+        uri: req.uri().path_and_query().map_or("/", |p| p.as_str()),
+        client,
+    };
+    let mut extras = Extras::default();
+    let (upstream, pages) = select_upstream(
+        &table,
+        m.route,
+        dest.backend,
+        policy.as_deref(),
+        (&src, &mut extras),
+    )?;
     Ok(Choice::Forward(Chosen {
         upstream,
         policy,
@@ -144,6 +168,7 @@ pub(super) fn choose(
         body_limit,
         hsts,
         trusted,
+        extras,
     }))
 }
 
@@ -199,13 +224,14 @@ fn decide(
     None
 }
 
-/// The endpoint of the route's backend, and its error pages; else its Ingress's
-/// `default-backend`; else the error.
+/// The endpoint of the route's backend (round robin, or as the policy's balancing says),
+/// and its error pages; else its Ingress's `default-backend`; else the error.
 fn select_upstream(
     table: &Arc<ProxyTable>,
     route: &Route,
     backend: &Backend,
     policy: Option<&RoutePolicy>,
+    (src, extras): (&KeySource<'_>, &mut Extras),
 ) -> Result<(Upstream, Option<Box<ErrorPages>>), ProxyError> {
     let or_default = |e: ProxyError| match fallback::default_backend(table, policy) {
         Some(up) => Ok((up, None)),
@@ -219,7 +245,11 @@ fn select_upstream(
             });
         }
     };
-    match table.pick(cluster) {
+    let picked = match policy.and_then(|p| p.balance.as_ref()) {
+        None => table.pick(cluster),
+        Some(how) => table.pick_balanced(cluster, how, src, extras),
+    };
+    match picked {
         Pick::To(upstream) => Ok((
             upstream,
             ErrorPages::new(table, route, cluster).map(Box::new),
@@ -244,6 +274,7 @@ impl Chosen {
             body_limit: None,
             hsts: None,
             trusted: None,
+            extras: Extras::default(),
         }
     }
 

@@ -18,6 +18,7 @@ use mse_annotations::{BodySize, Group, IngressPolicy, KeySpec, RewriteTarget};
 
 mod access;
 mod access_log;
+mod balance;
 mod body;
 mod cors;
 mod fallback;
@@ -28,6 +29,7 @@ mod redirect;
 mod rewrite;
 
 pub use access::{AccessRules, IngressAccess, Refusal};
+pub use balance::{Balance, CookieAffinity};
 pub use cors::{AllowedOrigin, CorsPolicy};
 pub use fallback::FallbackPolicy;
 pub(crate) use headers::protected_header;
@@ -48,6 +50,7 @@ pub(crate) const POLICIES: &[Registration] = &[
     body::POLICY,
     access_log::POLICY,
     access::POLICY,
+    balance::POLICY,
     matched::CONDITIONS,
     matched::CANARY,
     matched::SERVER_ALIAS,
@@ -134,6 +137,8 @@ pub struct RoutePolicy {
     ///
     /// [`Route::access`]: crate::Route::access
     pub access: Option<Box<IngressAccess>>,
+    /// `load-balance`, `upstream-hash-by` and cookie affinity; `None`: round robin.
+    pub balance: Option<Balance>,
     /// Derived from the fields above on first use, once the policy is shared.
     head_plan: PlanCell,
 }
@@ -201,6 +206,7 @@ impl RoutePolicy {
             && self.cors.is_none()
             && self.mirror.is_none()
             && self.access.is_none()
+            && self.balance.is_none()
     }
 
     /// How many headers [`Self::edit_request`] may add at most: room to reserve at once.

@@ -27,7 +27,20 @@ fn the_registered_groups_and_keys_are_the_applied_ones() {
     let want: BTreeSet<String> = want.iter().map(|g| format!("{g:?}")).collect();
     assert_eq!(groups, want);
     let keys: Vec<&str> = POLICIES.iter().flat_map(|r| r.keys).copied().collect();
-    let single = ["proxy-body-size", "enable-access-log", "server-alias"];
+    let single = [
+        "proxy-body-size",
+        "enable-access-log",
+        "load-balance",
+        "upstream-hash-by",
+        "affinity",
+        "affinity-mode",
+        "affinity-canary-behavior",
+        "session-cookie-name",
+        "session-cookie-path",
+        "session-cookie-max-age",
+        "session-cookie-expires",
+        "server-alias",
+    ];
     assert_eq!(keys, single);
 
     // Key by key: these annotations are applied, every other one gets `not-applied`.

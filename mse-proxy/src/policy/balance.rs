@@ -1,0 +1,283 @@
+//! Upstream selection beyond round robin: `load-balance` (`least_conn`, `random`),
+//! `upstream-hash-by` and cookie affinity, from the route's [`Balance`].
+//!
+//! What they need besides the endpoint list is built once per published table, for the
+//! clusters that some route balances this way ([`Balancing`]): the consistent-hash ring,
+//! the per-endpoint counts of requests in flight (atomics shared by every worker, updated
+//! with `Relaxed` ordering: they steer choices, they order nothing), and the affinity
+//! tokens of the endpoints. Round robin, the default, uses none of it.
+//!
+//! An affinity cookie holds the token of its endpoint: a SipHash of the endpoint's
+//! address under a key drawn at random when the gateway starts, so the cookie tells
+//! nothing about the cluster. Tokens are the same for every table the gateway serves.
+
+use std::hash::{BuildHasher, RandomState};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::SystemTime;
+
+use http::HeaderValue;
+use mse_router::{
+    Backend, Balance, CookieAffinity, Destination, HashKey, HashRing, RequestHead, Route,
+    RouteTable, hash_key,
+};
+
+/// What one cluster needs for the balancing its routes ask for, built with the table.
+#[derive(Debug, Default)]
+pub(crate) struct Balancing {
+    ring: Option<HashRing>,
+    load: Option<Arc<[AtomicU32]>>,
+    /// `(token, endpoint index)`, sorted by token.
+    tokens: Option<Box<[(u64, u32)]>>,
+}
+
+/// A request in flight to an endpoint, counted for `least_conn` and `random` until it is
+/// dropped (when the response body ends, or the request fails).
+#[derive(Debug)]
+pub(crate) struct LoadGuard {
+    load: Arc<[AtomicU32]>,
+    index: usize,
+}
+
+/// What the request needs of the route's selection besides the endpoint.
+#[derive(Debug, Default)]
+pub(crate) struct Extras {
+    /// Counts the request against its endpoint.
+    pub(crate) load: Option<LoadGuard>,
+    /// A `Set-Cookie` value for the answer (a new affinity session).
+    pub(crate) set_cookie: Option<HeaderValue>,
+}
+
+/// The parts of a request the hash keys read.
+pub(crate) struct KeySource<'a> {
+    pub(crate) head: &'a RequestHead<'a>,
+    /// Path and query as received (`$request_uri`).
+    pub(crate) uri: &'a str,
+    pub(crate) client: IpAddr,
+}
+
+/// Per cluster (by [`mse_router::ClusterId`]): what its routes' balancing needs.
+pub(crate) fn plan(routes: &RouteTable, secret: &RandomState) -> Vec<Balancing> {
+    #[derive(Clone, Copy, Default)]
+    struct Needs {
+        ring: bool,
+        load: bool,
+        tokens: bool,
+    }
+    let mut needs = vec![Needs::default(); routes.clusters().len()];
+    let mut mark = |backend: &Backend, balance: Option<&Balance>| {
+        let (Backend::Cluster(id), Some(b)) = (backend, balance) else {
+            return;
+        };
+        let Some(n) = needs.get_mut(id.0 as usize) else {
+            return;
+        };
+        match b {
+            Balance::LeastConn | Balance::Random => n.load = true,
+            Balance::Hash(_) => n.ring = true,
+            Balance::Cookie(_) => n.tokens = true,
+            _ => {}
+        }
+    };
+    for r in routes.routes() {
+        mark(
+            &r.backend,
+            r.policy.as_ref().and_then(|p| p.balance.as_ref()),
+        );
+        for v in r.canary.iter().flat_map(|c| c.versions.iter()) {
+            mark(
+                &v.backend,
+                v.policy.as_ref().and_then(|p| p.balance.as_ref()),
+            );
+        }
+    }
+    routes
+        .clusters()
+        .iter()
+        .zip(needs)
+        .map(|(c, n)| {
+            let addrs = match &c.target {
+                mse_router::ClusterTarget::Endpoints(a) if a.len() > 1 || n.tokens => a,
+                _ => return Balancing::default(),
+            };
+            Balancing {
+                ring: n.ring.then(|| HashRing::new(addrs)),
+                load: n
+                    .load
+                    .then(|| addrs.iter().map(|_| AtomicU32::new(0)).collect()),
+                tokens: n.tokens.then(|| tokens(addrs, secret)),
+            }
+        })
+        .collect()
+}
+
+fn tokens(addrs: &[SocketAddr], secret: &RandomState) -> Box<[(u64, u32)]> {
+    let mut t: Vec<(u64, u32)> = addrs
+        .iter()
+        .zip(0u32..)
+        .map(|(a, i)| (secret.hash_one(a), i))
+        .collect();
+    t.sort_unstable();
+    t.into()
+}
+
+/// The index of the endpoint of `addrs` the request goes to under `balance`, with what
+/// it needs besides; `None` leaves the request to round robin (the cluster has what it
+/// takes for no other choice, e.g. one endpoint). `rr`: the cluster's round-robin pick,
+/// for new affinity sessions and ties.
+pub(crate) fn pick(
+    b: &Balancing,
+    addrs: &[SocketAddr],
+    balance: &Balance,
+    src: &KeySource<'_>,
+    rr: impl FnOnce() -> usize,
+    extras: &mut Extras,
+) -> Option<usize> {
+    match balance {
+        Balance::LeastConn => {
+            let load = b.load.as_ref()?;
+            let start = rr();
+            let n = load.len();
+            let i = (0..n)
+                .map(|k| (start + k) % n)
+                .min_by_key(|&i| load.get(i).map_or(u32::MAX, |c| c.load(Ordering::Relaxed)))?;
+            extras.load = Some(LoadGuard::new(load, i));
+            Some(i)
+        }
+        Balance::Random => {
+            let load = b.load.as_ref().filter(|l| l.len() > 1)?;
+            let n = load.len();
+            let a = fastrand::usize(..n);
+            let other = (a + 1 + fastrand::usize(..n - 1)) % n;
+            let count = |i: usize| load.get(i).map_or(u32::MAX, |c| c.load(Ordering::Relaxed));
+            let i = if count(other) < count(a) { other } else { a };
+            extras.load = Some(LoadGuard::new(load, i));
+            Some(i)
+        }
+        Balance::Hash(key) => b.ring.as_ref()?.endpoint(hash_of(key, src)),
+        Balance::Cookie(c) => {
+            let tokens = b.tokens.as_deref()?;
+            if let Some(i) = src.head.cookie(&c.name).and_then(|v| find(tokens, v)) {
+                return Some(i);
+            }
+            let i = rr() % addrs.len().max(1);
+            let token = tokens.iter().find(|t| t.1 as usize == i)?.0;
+            extras.set_cookie = set_cookie(c, token, SystemTime::now());
+            Some(i)
+        }
+        _ => None,
+    }
+}
+
+/// The endpoint a cookie's token names, if it is one of `tokens`.
+fn find(tokens: &[(u64, u32)], value: &str) -> Option<usize> {
+    let token = u64::from_str_radix(value, 16)
+        .ok()
+        .filter(|_| value.len() == 16)?;
+    let i = tokens.binary_search_by_key(&token, |t| t.0).ok()?;
+    tokens.get(i).map(|t| t.1 as usize)
+}
+
+/// Whether the request carries an affinity cookie naming an endpoint of the cluster.
+pub(crate) fn affinitized(b: &Balancing, c: &CookieAffinity, head: &RequestHead<'_>) -> bool {
+    let Some(tokens) = b.tokens.as_deref() else {
+        return false;
+    };
+    head.cookie(&c.name).and_then(|v| find(tokens, v)).is_some()
+}
+
+/// Where a request goes when it holds an affinity cookie: the main route's backend when
+/// the cookie names one of its endpoints, else a sticky canary whose endpoint it names.
+/// `None`: the canary rules decide. Only routes with canaries get here.
+pub(crate) fn sticky_destination<'t>(
+    route: &'t Route,
+    head: &RequestHead<'_>,
+    balancing: impl Fn(&Backend) -> Option<&'t Balancing>,
+) -> Option<Destination<'t>> {
+    let cookie_of = |policy: Option<&'t Arc<mse_router::RoutePolicy>>| match policy
+        .and_then(|p| p.balance.as_ref())
+    {
+        Some(Balance::Cookie(c)) => Some(Arc::clone(c)),
+        _ => None,
+    };
+    let holds = |backend: &Backend, c: &CookieAffinity| {
+        balancing(backend).is_some_and(|b| affinitized(b, c, head))
+    };
+    if let Some(c) = cookie_of(route.policy.as_ref())
+        && holds(&route.backend, &c)
+    {
+        return Some(Destination {
+            backend: &route.backend,
+            policy: route.policy.as_ref(),
+            canary: None,
+        });
+    }
+    let versions = route.canary.as_deref()?.versions.iter();
+    for v in versions.filter(|v| v.ready) {
+        if let Some(c) = cookie_of(v.policy.as_ref())
+            && c.sticky_canary
+            && holds(&v.backend, &c)
+        {
+            return Some(Destination {
+                backend: &v.backend,
+                policy: v.policy.as_ref(),
+                canary: Some(v),
+            });
+        }
+    }
+    None
+}
+
+fn hash_of(key: &HashKey, src: &KeySource<'_>) -> u64 {
+    match key {
+        HashKey::ClientIp => match src.client {
+            IpAddr::V4(ip) => hash_key(&ip.octets()),
+            IpAddr::V6(ip) => hash_key(&ip.octets()),
+        },
+        HashKey::RequestUri => hash_key(src.uri.as_bytes()),
+        HashKey::Host => hash_key(src.head.host.as_bytes()),
+        HashKey::Header(name) => {
+            let v = src.head.headers.and_then(|h| h.get(name.as_str()));
+            hash_key(v.map_or(&b""[..], HeaderValue::as_bytes))
+        }
+        HashKey::Query(name) => hash_key(src.head.query_value(name).unwrap_or("").as_bytes()),
+        HashKey::Cookie(name) => hash_key(src.head.cookie(name).unwrap_or("").as_bytes()),
+    }
+}
+
+/// `Set-Cookie` for a new affinity session on the endpoint of `token`.
+fn set_cookie(c: &CookieAffinity, token: u64, now: SystemTime) -> Option<HeaderValue> {
+    let mut v = format!("{}={token:016x}; Path={}", c.name, c.path);
+    if let Some(age) = c.max_age {
+        v.push_str(&format!("; Max-Age={}", age.as_secs()));
+    }
+    if let Some(after) = c.expires {
+        let at = httpdate::fmt_http_date(now + after);
+        v.push_str(&format!("; Expires={at}"));
+    }
+    v.push_str("; HttpOnly");
+    HeaderValue::from_str(&v).ok()
+}
+
+// === impl LoadGuard ===
+
+impl LoadGuard {
+    fn new(load: &Arc<[AtomicU32]>, index: usize) -> Self {
+        if let Some(c) = load.get(index) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        Self {
+            load: Arc::clone(load),
+            index,
+        }
+    }
+}
+
+impl Drop for LoadGuard {
+    fn drop(&mut self) {
+        if let Some(c) = self.load.get(self.index) {
+            c.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
