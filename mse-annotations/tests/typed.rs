@@ -289,6 +289,41 @@ fn affinity_wins_over_hashing_which_wins_over_the_algorithm() {
 }
 
 #[test]
+fn affinity_cookie_attributes() {
+    let p = run(&[
+        ("affinity", "cookie"),
+        ("session-cookie-domain", ".example.com"),
+        ("session-cookie-secure", "true"),
+        ("session-cookie-samesite", "lax"),
+        ("session-cookie-conditional-samesite-none", "true"),
+    ]);
+    assert!(clean(&p), "{:#?}", p.diagnostics);
+    let c = &p.value.backend.affinity.as_ref().unwrap().cookie;
+    assert_eq!(c.domain.as_deref(), Some("example.com"));
+    assert!(c.secure && c.conditional_same_site_none);
+    assert_eq!(c.same_site, Some(SameSite::Lax));
+
+    let p = run(&[
+        ("affinity", "cookie"),
+        ("session-cookie-samesite", "Sometimes"),
+    ]);
+    assert_eq!(p.diagnostics[0].code, "invalid-value");
+    assert!(
+        p.value
+            .backend
+            .affinity
+            .as_ref()
+            .unwrap()
+            .cookie
+            .same_site
+            .is_none()
+    );
+    // Without affinity the attributes are ignored, with the reason.
+    let p = run(&[("session-cookie-secure", "true")]);
+    assert_eq!(p.diagnostics[0].code, "ignored-annotation");
+}
+
+#[test]
 fn mse_service_keys() {
     let p = run(&[
         ("mse.ingress.kubernetes.io/service-subset", ""),

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use mse_proxy::GatewayHandle;
 use mse_proxy::echo::EchoServer;
 use support::*;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 const HOST: &str = "lb.example.com";
@@ -329,6 +329,90 @@ async fn affinity_cookie_is_set_with_its_attributes_and_honoured() {
     // A cookie naming no endpoint gets a new session.
     let r = get_with(addr, "/shop", &[("cookie", "route=0123456789abcdef")]).await;
     assert!(set_cookie(&r, "route").is_some());
+}
+
+#[tokio::test]
+async fn affinity_cookie_domain_secure_and_same_site() {
+    let servers = echoes(2).await;
+    let (gw, _t) = clean_gateway(&balanced(
+        &[
+            ("affinity", "cookie"),
+            ("session-cookie-domain", "example.com"),
+            ("session-cookie-secure", "true"),
+            ("session-cookie-samesite", "None"),
+            ("session-cookie-conditional-samesite-none", "true"),
+        ],
+        &addrs(&servers),
+    ));
+    let addr = http_addr(&gw);
+    let modern = "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0.0.0 Safari/537.36";
+    let r = get_with(addr, "/", &[("user-agent", modern)]).await;
+    let (_, header) = set_cookie(&r, "INGRESSCOOKIE").expect("cookie");
+    for part in [
+        "; Path=/",
+        "; Domain=example.com",
+        "; Secure",
+        "; SameSite=None",
+    ] {
+        assert!(header.contains(part), "{part} in {header}");
+    }
+    assert!(
+        !header.contains("Max-Age") && !header.contains("Expires"),
+        "{header}"
+    );
+    // A browser that rejects SameSite=None gets the cookie without it.
+    let old = "Mozilla/5.0 (X11; Linux x86_64) Chrome/60.0.3112.90 Safari/537.36";
+    let r = get_with(addr, "/", &[("user-agent", old)]).await;
+    let (_, header) = set_cookie(&r, "INGRESSCOOKIE").expect("cookie");
+    assert!(!header.contains("SameSite"), "{header}");
+    assert!(header.contains("; Secure"), "{header}");
+}
+
+/// An upstream that answers every request with a cookie of its own.
+async fn cookie_upstream() -> SocketAddr {
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut chunk).await {
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        let answer =
+                            b"HTTP/1.1 200 OK\r\nSet-Cookie: app=1\r\nContent-Length: 2\r\n\r\nok";
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn the_affinity_cookie_comes_beside_the_upstreams_own() {
+    let (gw, _t) = clean_gateway(&balanced(
+        &[("affinity", "cookie")],
+        &[cookie_upstream().await],
+    ));
+    let r = get_with(http_addr(&gw), "/", &[]).await;
+    let cookies: Vec<_> = r.headers.get_all("set-cookie").iter().collect();
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    assert!(
+        cookies.iter().any(|c| c.as_bytes() == b"app=1"),
+        "{cookies:?}"
+    );
+    assert!(set_cookie(&r, "INGRESSCOOKIE").is_some());
 }
 
 #[tokio::test]

@@ -64,6 +64,8 @@ pub use mse_annotations::IpSet;
 /// The ConfigMap reference type of [`CompileOptions::configmap`]; parse it from
 /// `namespace/name` with [`str::parse`].
 pub use mse_annotations::ObjectRef;
+/// The `SameSite` attribute of the affinity cookie ([`CookieAffinity::same_site`]).
+pub use mse_annotations::SameSite;
 /// The Service reference type of [`CompileOptions::default_backend`]; parse it from
 /// `namespace/name[:port]` with [`str::parse`].
 pub use mse_annotations::ServiceRef;

@@ -105,8 +105,28 @@ pub struct SessionCookie {
     pub path: String,
     /// `session-cookie-max-age`.
     pub max_age: Option<Duration>,
-    /// `session-cookie-expires` (used when `max_age` is unset).
+    /// `session-cookie-expires`: the cookie's `Expires` is this long after it is set.
     pub expires: Option<Duration>,
+    /// `session-cookie-domain`.
+    pub domain: Option<String>,
+    /// `session-cookie-secure`: `Secure` on every answer (HTTPS requests get it anyway).
+    pub secure: bool,
+    /// `session-cookie-samesite`.
+    pub same_site: Option<SameSite>,
+    /// `session-cookie-conditional-samesite-none`: leave `SameSite=None` out for the
+    /// browsers known to reject it.
+    pub conditional_same_site_none: bool,
+}
+
+/// `session-cookie-samesite`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SameSite {
+    /// `SameSite=None`.
+    None,
+    /// `SameSite=Lax`.
+    Lax,
+    /// `SameSite=Strict`.
+    Strict,
 }
 
 /// Cookie session affinity (`affinity: cookie`).
@@ -184,6 +204,10 @@ pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
         "session-cookie-path",
         "session-cookie-max-age",
         "session-cookie-expires",
+        "session-cookie-domain",
+        "session-cookie-secure",
+        "session-cookie-samesite",
+        "session-cookie-conditional-samesite-none",
     ];
     if affinity.is_some() {
         let mode = cx
@@ -209,6 +233,16 @@ pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
                 .unwrap_or_else(|| "/".to_owned()),
             max_age: cx.get("session-cookie-max-age", value::duration),
             expires: cx.get("session-cookie-expires", value::duration),
+            domain: cx.get("session-cookie-domain", |v| {
+                value::host_name(v.strip_prefix('.').unwrap_or(v))
+            }),
+            secure: cx
+                .get("session-cookie-secure", value::boolean)
+                .unwrap_or(false),
+            same_site: cx.get("session-cookie-samesite", same_site),
+            conditional_same_site_none: cx
+                .get("session-cookie-conditional-samesite-none", value::boolean)
+                .unwrap_or(false),
         };
         b.affinity = Some(Affinity {
             mode,
@@ -346,6 +380,15 @@ fn load_balance(v: &str) -> Result<LoadBalance, ValueError> {
             "mcp-sse (MCP stateful sessions) is not supported yet".to_owned(),
         )),
         _ => Err(ValueError::Expected("round_robin, least_conn or random")),
+    }
+}
+
+fn same_site(v: &str) -> Result<SameSite, ValueError> {
+    match v.to_ascii_lowercase().as_str() {
+        "none" => Ok(SameSite::None),
+        "lax" => Ok(SameSite::Lax),
+        "strict" => Ok(SameSite::Strict),
+        _ => Err(ValueError::Expected("None, Lax or Strict")),
     }
 }
 

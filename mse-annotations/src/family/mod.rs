@@ -23,7 +23,7 @@ pub use access::AccessControl;
 pub use auth::{Auth, AuthSecretType, BasicAuth, ExternalAuth};
 pub use backend::{
     Affinity, AffinityMode, BackendPolicy, BackendProtocol, CanaryAffinity, ConnectionPolicy,
-    HashKey, LoadBalance, ServiceSubset, SessionCookie, UpstreamTls,
+    HashKey, LoadBalance, SameSite, ServiceSubset, SessionCookie, UpstreamTls,
 };
 pub use canary::{Canary, CanaryMatch, CanaryRule, CanaryState};
 pub use cors::{Allow, Cors, OriginPattern};

@@ -18,9 +18,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::SystemTime;
 
 use http::HeaderValue;
+use http::header::USER_AGENT;
 use mse_router::{
     Backend, Balance, CookieAffinity, Destination, HashKey, HashRing, RequestHead, Route,
-    RouteTable, hash_key,
+    RouteTable, SameSite, hash_key,
 };
 
 /// What one cluster needs for the balancing its routes ask for, built with the table.
@@ -55,6 +56,8 @@ pub(crate) struct KeySource<'a> {
     /// Path and query as received (`$request_uri`).
     pub(crate) uri: &'a str,
     pub(crate) client: IpAddr,
+    /// The client's request came over TLS (to the gateway, or to a trusted proxy).
+    pub(crate) tls: bool,
 }
 
 /// Per cluster (by [`mse_router::ClusterId`]): what its routes' balancing needs.
@@ -163,7 +166,7 @@ pub(crate) fn pick(
             }
             let i = rr() % addrs.len().max(1);
             let token = tokens.iter().find(|t| t.1 as usize == i)?.0;
-            extras.set_cookie = set_cookie(c, token, SystemTime::now());
+            extras.set_cookie = set_cookie(c, token, src, SystemTime::now());
             Some(i)
         }
         _ => None,
@@ -247,17 +250,58 @@ fn hash_of(key: &HashKey, src: &KeySource<'_>) -> u64 {
 }
 
 /// `Set-Cookie` for a new affinity session on the endpoint of `token`.
-fn set_cookie(c: &CookieAffinity, token: u64, now: SystemTime) -> Option<HeaderValue> {
+fn set_cookie(
+    c: &CookieAffinity,
+    token: u64,
+    src: &KeySource<'_>,
+    now: SystemTime,
+) -> Option<HeaderValue> {
+    use std::fmt::Write;
     let mut v = format!("{}={token:016x}; Path={}", c.name, c.path);
     if let Some(age) = c.max_age {
-        v.push_str(&format!("; Max-Age={}", age.as_secs()));
+        let _ = write!(v, "; Max-Age={}", age.as_secs());
     }
     if let Some(after) = c.expires {
-        let at = httpdate::fmt_http_date(now + after);
-        v.push_str(&format!("; Expires={at}"));
+        let _ = write!(v, "; Expires={}", httpdate::fmt_http_date(now + after));
+    }
+    if let Some(domain) = &c.domain {
+        let _ = write!(v, "; Domain={domain}");
+    }
+    if c.secure || src.tls {
+        v.push_str("; Secure");
+    }
+    match c.same_site {
+        Some(SameSite::Lax) => v.push_str("; SameSite=Lax"),
+        Some(SameSite::Strict) => v.push_str("; SameSite=Strict"),
+        Some(SameSite::None) => {
+            let agent = src.head.headers.and_then(|h| h.get(USER_AGENT));
+            let agent = agent.and_then(|a| a.to_str().ok()).unwrap_or("");
+            if !(c.conditional_same_site_none && rejects_same_site_none(agent)) {
+                v.push_str("; SameSite=None");
+            }
+        }
+        _ => {}
     }
     v.push_str("; HttpOnly");
     HeaderValue::from_str(&v).ok()
+}
+
+/// The browsers that reject `SameSite=None` cookies (they drop the cookie or read it as
+/// `Strict`): Chrome and Chromium 51 to 66, every browser on iOS 12, Safari on macOS
+/// 10.14.
+fn rejects_same_site_none(agent: &str) -> bool {
+    let chrome = ["Chrome/", "Chromium/"].iter().any(|p| {
+        agent.split(p).nth(1).is_some_and(|rest| {
+            let major = rest.split('.').next().and_then(|m| m.parse::<u32>().ok());
+            major.is_some_and(|m| (51..=66).contains(&m))
+        })
+    });
+    let ios12 = agent.contains("iP") && agent.contains(" OS 12_");
+    let mac_safari = agent.contains("Mac OS X 10_14")
+        && agent.contains("Version/")
+        && agent.contains("Safari")
+        && !agent.contains("Chrom");
+    chrome || ios12 || mac_safari
 }
 
 // === impl LoadGuard ===
@@ -278,6 +322,31 @@ impl Drop for LoadGuard {
     fn drop(&mut self) {
         if let Some(c) = self.load.get(self.index) {
             c.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rejects_same_site_none;
+
+    #[test]
+    fn the_browsers_that_reject_same_site_none() {
+        for agent in [
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/66.0.3359.181 Safari/537.36",
+            "Mozilla/5.0 (Linux) Chromium/51.0.2704.0 Safari/537.36",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 12_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/12.1.2 Mobile/15E148 Safari/604.1",
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/12.1.2 Safari/605.1.15",
+        ] {
+            assert!(rejects_same_site_none(agent), "{agent}");
+        }
+        for agent in [
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
+            "curl/8.5.0",
+        ] {
+            assert!(!rejects_same_site_none(agent), "{agent}");
         }
     }
 }

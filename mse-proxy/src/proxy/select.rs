@@ -151,6 +151,7 @@ pub(super) fn choose(
         head: &head,
         uri: req.uri().path_and_query().map_or("/", |p| p.as_str()),
         client,
+        tls,
     };
     let mut extras = Extras::default();
     let (upstream, pages) = select_upstream(

@@ -9,7 +9,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mse_annotations::{AffinityMode, CanaryAffinity, HashKey, IngressPolicy, LoadBalance};
+use mse_annotations::{
+    AffinityMode, CanaryAffinity, HashKey, IngressPolicy, LoadBalance, SameSite,
+};
 
 use super::{Refused, Registration, RoutePolicy};
 
@@ -27,6 +29,10 @@ pub(crate) const POLICY: Registration = Registration {
         "session-cookie-path",
         "session-cookie-max-age",
         "session-cookie-expires",
+        "session-cookie-domain",
+        "session-cookie-secure",
+        "session-cookie-samesite",
+        "session-cookie-conditional-samesite-none",
     ],
     build,
 };
@@ -58,6 +64,14 @@ pub struct CookieAffinity {
     pub max_age: Option<Duration>,
     /// `session-cookie-expires`: the cookie's `Expires` is this long after it is set.
     pub expires: Option<Duration>,
+    /// `session-cookie-domain`.
+    pub domain: Option<Box<str>>,
+    /// `session-cookie-secure`: `Secure` on every answer; HTTPS requests get it anyway.
+    pub secure: bool,
+    /// `session-cookie-samesite`.
+    pub same_site: Option<SameSite>,
+    /// `session-cookie-conditional-samesite-none`.
+    pub conditional_same_site_none: bool,
     /// `affinity-canary-behavior: sticky` (the default): a client holding the cookie of
     /// a canary's endpoint stays on the canary.
     pub sticky_canary: bool,
@@ -73,6 +87,10 @@ fn build(p: &IngressPolicy, policy: &mut RoutePolicy, _refused: &mut Vec<Refused
             path: a.cookie.path.as_str().into(),
             max_age: a.cookie.max_age,
             expires: a.cookie.expires,
+            domain: a.cookie.domain.as_deref().map(Box::from),
+            secure: a.cookie.secure,
+            same_site: a.cookie.same_site,
+            conditional_same_site_none: a.cookie.conditional_same_site_none,
             sticky_canary: a.canary_behavior == CanaryAffinity::Sticky,
             persistent: a.mode == AffinityMode::Persistent,
         })))

@@ -39,6 +39,10 @@ fn the_registered_groups_and_keys_are_the_applied_ones() {
         "session-cookie-path",
         "session-cookie-max-age",
         "session-cookie-expires",
+        "session-cookie-domain",
+        "session-cookie-secure",
+        "session-cookie-samesite",
+        "session-cookie-conditional-samesite-none",
         "server-alias",
     ];
     assert_eq!(keys, single);
