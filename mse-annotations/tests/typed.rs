@@ -245,8 +245,8 @@ fn verify_without_a_ca_fails_closed() {
 }
 
 #[test]
-fn ajp_and_ewma_fall_back_with_a_reason() {
-    let p = run(&[("backend-protocol", "AJP"), ("load-balance", "ewma")]);
+fn ajp_and_an_unknown_algorithm_fall_back_with_a_reason() {
+    let p = run(&[("backend-protocol", "AJP"), ("load-balance", "fastest")]);
     assert_eq!(p.value.backend.protocol, BackendProtocol::Http);
     assert_eq!(p.value.backend.load_balance, LoadBalance::RoundRobin);
     assert!(
@@ -254,7 +254,10 @@ fn ajp_and_ewma_fall_back_with_a_reason() {
             .message
             .contains("AJP upstreams are not available")
     );
-    assert!(p.diagnostics[1].message.contains("ewma is not available"));
+    assert!(p.diagnostics[1].message.contains("random or ewma"));
+    let p = run(&[("load-balance", "EWMA")]);
+    assert!(clean(&p), "{:#?}", p.diagnostics);
+    assert_eq!(p.value.backend.load_balance, LoadBalance::Ewma);
 }
 
 #[test]

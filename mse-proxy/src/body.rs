@@ -19,7 +19,7 @@ use mse_router::HeaderOps;
 use crate::http1::{H1Body, Present, RawHeaders, UpstreamBody};
 use crate::log::AccessRecord;
 use crate::metrics::TimeoutKind;
-use crate::policy::balance::LoadGuard;
+use crate::policy::load::LoadGuard;
 use crate::proxy::Worker;
 
 /// The body of a client's request.

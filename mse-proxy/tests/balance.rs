@@ -158,6 +158,44 @@ async fn random_and_least_conn_spread_sequential_requests() {
     }
 }
 
+#[tokio::test]
+async fn ewma_keeps_away_from_a_slow_endpoint() {
+    let servers = echoes(2).await;
+    // Answers after a second, as `slow`; the echo endpoints answer at once.
+    let answer = b"HTTP/1.1 200 OK\r\nx-echo-service: slow\r\nContent-Length: 2\r\n\r\nok";
+    let mut endpoints = addrs(&servers);
+    endpoints.push(scripted_upstream(answer, Duration::from_secs(1)).await);
+    let (gw, _t) = clean_gateway(&balanced(&[("load-balance", "ewma")], &endpoints));
+    let mut tx = h1(http_addr(&gw)).await;
+    let mut counts = BTreeMap::<String, usize>::new();
+    for _ in 0..60 {
+        let r = send1(&mut tx, get_req(HOST, "/")).await;
+        assert_eq!(r.status, 200);
+        *counts.entry(r.service().to_owned()).or_default() += 1;
+    }
+    // Round robin would send it 20; once measured, it loses every draw.
+    assert!(counts.get("slow").copied().unwrap_or(0) <= 3, "{counts:?}");
+    assert_eq!(counts.values().sum::<usize>(), 60);
+    assert!(counts.len() >= 2, "{counts:?}");
+}
+
+#[tokio::test]
+async fn ewma_spreads_over_equally_fast_endpoints() {
+    let servers = echoes(3).await;
+    let (gw, _t) = clean_gateway(&balanced(&[("load-balance", "ewma")], &addrs(&servers)));
+    let mut tx = h1(http_addr(&gw)).await;
+    let mut seen = BTreeSet::new();
+    for _ in 0..300 {
+        seen.insert(
+            send1(&mut tx, get_req(HOST, "/"))
+                .await
+                .service()
+                .to_owned(),
+        );
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+}
+
 /// Which endpoint answers each of `keys`, asked `repeat` times each; panics when a key
 /// is answered by two endpoints.
 async fn owners(
@@ -368,8 +406,8 @@ async fn affinity_cookie_domain_secure_and_same_site() {
     assert!(header.contains("; Secure"), "{header}");
 }
 
-/// An upstream that answers every request with a cookie of its own.
-async fn cookie_upstream() -> SocketAddr {
+/// A hand-written upstream answering every request with `answer`, after `delay`.
+async fn scripted_upstream(answer: &'static [u8], delay: Duration) -> SocketAddr {
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .unwrap();
@@ -386,8 +424,7 @@ async fn cookie_upstream() -> SocketAddr {
                     buf.extend_from_slice(&chunk[..n]);
                     while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                         buf.drain(..end + 4);
-                        let answer =
-                            b"HTTP/1.1 200 OK\r\nSet-Cookie: app=1\r\nContent-Length: 2\r\n\r\nok";
+                        tokio::time::sleep(delay).await;
                         if stream.write_all(answer).await.is_err() {
                             return;
                         }
@@ -397,6 +434,12 @@ async fn cookie_upstream() -> SocketAddr {
         }
     });
     addr
+}
+
+/// An upstream that answers every request with a cookie of its own.
+async fn cookie_upstream() -> SocketAddr {
+    let answer = b"HTTP/1.1 200 OK\r\nSet-Cookie: app=1\r\nContent-Length: 2\r\n\r\nok";
+    scripted_upstream(answer, Duration::ZERO).await
 }
 
 #[tokio::test]

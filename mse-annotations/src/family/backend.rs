@@ -57,6 +57,8 @@ pub enum LoadBalance {
     LeastConn,
     /// Random choice.
     Random,
+    /// Peak EWMA of response times.
+    Ewma,
 }
 
 /// `upstream-hash-by`: what consistent hashing hashes.
@@ -375,11 +377,13 @@ fn load_balance(v: &str) -> Result<LoadBalance, ValueError> {
         "round_robin" => Ok(LoadBalance::RoundRobin),
         "least_conn" | "least_request" => Ok(LoadBalance::LeastConn),
         "random" => Ok(LoadBalance::Random),
-        "ewma" => Err(ValueError::Invalid("ewma is not available".to_owned())),
+        "ewma" => Ok(LoadBalance::Ewma),
         "mcp-sse" => Err(ValueError::Invalid(
             "mcp-sse (MCP stateful sessions) is not supported yet".to_owned(),
         )),
-        _ => Err(ValueError::Expected("round_robin, least_conn or random")),
+        _ => Err(ValueError::Expected(
+            "round_robin, least_conn, random or ewma",
+        )),
     }
 }
 

@@ -27,8 +27,8 @@ pub(super) const UPSTREAM: &[KeySpec] = &[
         "Proxies to the Service's cluster IP instead of its endpoints")
         .ex("true", "yes"),
     // --- Load balancing ---
-    key("load-balance", G::LoadBalancing, Service, Nginx, "round_robin, least_conn (alias least_request) or random", "round_robin",
-        "Load-balancing algorithm for the Service's endpoints: least_conn picks the fewest requests in flight from this gateway replica, random the less loaded of two endpoints drawn at random; ewma is not available (round_robin applies)")
+    key("load-balance", G::LoadBalancing, Service, Nginx, "round_robin, least_conn (alias least_request), random or ewma", "round_robin",
+        "Load-balancing algorithm for the Service's endpoints: least_conn picks the fewest requests in flight from this gateway replica, random the less loaded of two endpoints drawn at random, ewma the one of two drawn at random with the lower peak EWMA of response times (decaying over 10 s) times its requests in flight")
         .ex("least_conn", "fastest"),
     key("upstream-hash-by", G::LoadBalancing, Service, Nginx,
         "one of $remote_addr, $request_uri, $host, $http_<name>, $arg_<name>, $cookie_<name>", "",

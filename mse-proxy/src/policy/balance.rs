@@ -1,11 +1,9 @@
-//! Upstream selection beyond round robin: `load-balance` (`least_conn`, `random`),
-//! `upstream-hash-by` and cookie affinity, from the route's [`Balance`].
+//! Upstream selection beyond round robin: `load-balance` (`least_conn`, `random`,
+//! `ewma`), `upstream-hash-by` and cookie affinity, from the route's [`Balance`].
 //!
 //! What they need besides the endpoint list is built once per published table, for the
 //! clusters that some route balances this way ([`Balancing`]): the consistent-hash ring,
-//! the per-endpoint counts of requests in flight (atomics shared by every worker, updated
-//! with `Relaxed` ordering: they steer choices, they order nothing), and the affinity
-//! tokens of the endpoints. Round robin, the default, uses none of it.
+//! the per-endpoint load ([`super::load`]) and the affinity tokens of the endpoints. Round robin, the default, uses none of it.
 //!
 //! An affinity cookie holds the token of its endpoint: a SipHash of the endpoint's
 //! address under a key drawn at random when the gateway starts, so the cookie tells
@@ -14,7 +12,6 @@
 use std::hash::{BuildHasher, RandomState};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::SystemTime;
 
 use http::HeaderValue;
@@ -24,21 +21,15 @@ use mse_router::{
     RouteTable, SameSite, hash_key,
 };
 
+use super::load::{LoadGuard, Loads};
+
 /// What one cluster needs for the balancing its routes ask for, built with the table.
 #[derive(Debug, Default)]
 pub(crate) struct Balancing {
     ring: Option<HashRing>,
-    load: Option<Arc<[AtomicU32]>>,
+    load: Option<Arc<Loads>>,
     /// `(token, endpoint index)`, sorted by token.
     tokens: Option<Box<[(u64, u32)]>>,
-}
-
-/// A request in flight to an endpoint, counted for `least_conn` and `random` until it is
-/// dropped (when the response body ends, or the request fails).
-#[derive(Debug)]
-pub(crate) struct LoadGuard {
-    load: Arc<[AtomicU32]>,
-    index: usize,
 }
 
 /// What the request needs of the route's selection besides the endpoint.
@@ -66,6 +57,7 @@ pub(crate) fn plan(routes: &RouteTable, secret: &RandomState) -> Vec<Balancing> 
     struct Needs {
         ring: bool,
         load: bool,
+        ewma: bool,
         tokens: bool,
     }
     let mut needs = vec![Needs::default(); routes.clusters().len()];
@@ -78,6 +70,10 @@ pub(crate) fn plan(routes: &RouteTable, secret: &RandomState) -> Vec<Balancing> 
         };
         match b {
             Balance::LeastConn | Balance::Random => n.load = true,
+            Balance::Ewma => {
+                n.load = true;
+                n.ewma = true;
+            }
             Balance::Hash(_) => n.ring = true,
             Balance::Cookie(_) => n.tokens = true,
             _ => {}
@@ -106,9 +102,7 @@ pub(crate) fn plan(routes: &RouteTable, secret: &RandomState) -> Vec<Balancing> 
             };
             Balancing {
                 ring: n.ring.then(|| HashRing::new(addrs)),
-                load: n
-                    .load
-                    .then(|| addrs.iter().map(|_| AtomicU32::new(0)).collect()),
+                load: n.load.then(|| Arc::new(Loads::new(addrs.len(), n.ewma))),
                 tokens: n.tokens.then(|| tokens(addrs, secret)),
             }
         })
@@ -140,22 +134,15 @@ pub(crate) fn pick(
     match balance {
         Balance::LeastConn => {
             let load = b.load.as_ref()?;
-            let start = rr();
-            let n = load.len();
-            let i = (0..n)
-                .map(|k| (start + k) % n)
-                .min_by_key(|&i| load.get(i).map_or(u32::MAX, |c| c.load(Ordering::Relaxed)))?;
-            extras.load = Some(LoadGuard::new(load, i));
+            let i = load.least(rr())?;
+            extras.load = Some(load.start(i, false));
             Some(i)
         }
-        Balance::Random => {
-            let load = b.load.as_ref().filter(|l| l.len() > 1)?;
-            let n = load.len();
-            let a = fastrand::usize(..n);
-            let other = (a + 1 + fastrand::usize(..n - 1)) % n;
-            let count = |i: usize| load.get(i).map_or(u32::MAX, |c| c.load(Ordering::Relaxed));
-            let i = if count(other) < count(a) { other } else { a };
-            extras.load = Some(LoadGuard::new(load, i));
+        Balance::Random | Balance::Ewma => {
+            let load = b.load.as_ref()?;
+            let ewma = matches!(balance, Balance::Ewma);
+            let i = load.two_choices(ewma)?;
+            extras.load = Some(load.start(i, ewma));
             Some(i)
         }
         Balance::Hash(key) => b.ring.as_ref()?.endpoint(hash_of(key, src)),
@@ -302,28 +289,6 @@ fn rejects_same_site_none(agent: &str) -> bool {
         && agent.contains("Safari")
         && !agent.contains("Chrom");
     chrome || ios12 || mac_safari
-}
-
-// === impl LoadGuard ===
-
-impl LoadGuard {
-    fn new(load: &Arc<[AtomicU32]>, index: usize) -> Self {
-        if let Some(c) = load.get(index) {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
-        Self {
-            load: Arc::clone(load),
-            index,
-        }
-    }
-}
-
-impl Drop for LoadGuard {
-    fn drop(&mut self) {
-        if let Some(c) = self.load.get(self.index) {
-            c.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -19,5 +19,6 @@ pub(crate) mod balance;
 pub(crate) mod cors;
 pub(crate) mod fallback;
 pub(crate) mod headers;
+pub(crate) mod load;
 pub(crate) mod mirror;
 pub(crate) mod redirect;

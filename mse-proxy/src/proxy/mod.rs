@@ -31,7 +31,7 @@ use crate::http1::{PendingUpgrade, Stop, UpstreamBody, materialize};
 use crate::log::AccessRecord;
 use crate::metrics::Metrics;
 use crate::phases::{RequestInfo, Steps};
-use crate::policy::balance::LoadGuard;
+use crate::policy::load::LoadGuard;
 use crate::policy::mirror;
 use crate::table::SharedTable;
 use crate::upstream::{Pool, Sent};

@@ -45,6 +45,9 @@ pub enum Balance {
     LeastConn,
     /// `random`: the less loaded of two endpoints drawn at random.
     Random,
+    /// `ewma`: of two endpoints drawn at random, the one with the lower peak EWMA of
+    /// response times times its requests in flight.
+    Ewma,
     /// `upstream-hash-by`: consistent hashing of that part of the request.
     Hash(HashKey),
     /// `affinity: cookie`.
@@ -101,6 +104,7 @@ fn build(p: &IngressPolicy, policy: &mut RoutePolicy, _refused: &mut Vec<Refused
             LoadBalance::RoundRobin => None,
             LoadBalance::LeastConn => Some(Balance::LeastConn),
             LoadBalance::Random => Some(Balance::Random),
+            LoadBalance::Ewma => Some(Balance::Ewma),
         }
     };
 }
