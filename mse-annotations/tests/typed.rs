@@ -286,9 +286,17 @@ fn affinity_wins_over_hashing_which_wins_over_the_algorithm() {
         Some(HashKey::Header("x-user-id".into()))
     );
     assert_eq!(p.value.backend.load_balance, LoadBalance::RoundRobin);
-    let p = run(&[("upstream-hash-by", "$request_uri$host")]);
-    assert!(p.value.backend.hash_by.is_none());
-    assert!(p.diagnostics[0].message.contains("combinations"));
+    let p = run(&[("upstream-hash-by", "$request_uri-${host}")]);
+    assert!(clean(&p), "{:#?}", p.diagnostics);
+    assert_eq!(
+        p.value.backend.hash_by,
+        Some(HashKey::Combined(vec![HashKey::RequestUri, HashKey::Host]))
+    );
+    for bad in ["$request_uri$server_name", "${host", "$"] {
+        let p = run(&[("upstream-hash-by", bad)]);
+        assert!(p.value.backend.hash_by.is_none(), "{bad}");
+        assert_eq!(p.diagnostics[0].code, "invalid-value", "{bad}");
+    }
 }
 
 #[test]

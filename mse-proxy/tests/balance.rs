@@ -1,6 +1,7 @@
 //! End to end over loopback: the upstream-selection phase with several echo endpoints
 //! behind one Service: `load-balance` (`least_conn`, `random`), `upstream-hash-by` (each
-//! key sticks to one endpoint; removing an endpoint moves only its keys) and cookie
+//! key, or combination of keys, sticks to one endpoint; removing an endpoint moves only
+//! its keys) and cookie
 //! affinity (the cookie, its attributes, and canary stickiness). Shares are checked with
 //! tolerances, never exact counts.
 #![cfg(test)]
@@ -232,7 +233,7 @@ fn keys(n: usize) -> Vec<String> {
 async fn hash_by_header_query_cookie_and_uri_sticks_each_key_to_one_endpoint() {
     let servers = echoes(4).await;
     type Ask = fn(&str) -> (String, Vec<(String, String)>);
-    let cases: [(&str, Ask); 4] = [
+    let cases: [(&str, Ask); 5] = [
         ("$http_x_user", |k| {
             ("/".into(), vec![("x-user".into(), k.into())])
         }),
@@ -244,6 +245,12 @@ async fn hash_by_header_query_cookie_and_uri_sticks_each_key_to_one_endpoint() {
             )
         }),
         ("$request_uri", |k| (format!("/items/{k}"), vec![])),
+        ("${arg_user}-$host$http_x_tenant", |k| {
+            (
+                format!("/?user={k}"),
+                vec![("x-tenant".into(), "t1".into())],
+            )
+        }),
     ];
     for (var, ask) in cases {
         let (gw, _t) = clean_gateway(&balanced(&[("upstream-hash-by", var)], &addrs(&servers)));

@@ -76,6 +76,8 @@ pub enum HashKey {
     Query(String),
     /// `$cookie_<name>`: that cookie.
     Cookie(String),
+    /// Several variables together, such as `$host$request_uri`, in order.
+    Combined(Vec<HashKey>),
 }
 
 /// `affinity-mode`.
@@ -397,13 +399,38 @@ fn same_site(v: &str) -> Result<SameSite, ValueError> {
 }
 
 fn hash_key(v: &str) -> Result<HashKey, ValueError> {
-    let var = v.strip_prefix('$').ok_or(ValueError::Expected(
-        "an NGINX variable such as $remote_addr, $request_uri, $host or $http_x_user",
-    ))?;
-    let var = var
-        .strip_prefix('{')
-        .and_then(|s| s.strip_suffix('}'))
-        .unwrap_or(var);
+    if !v.starts_with('$') {
+        return Err(ValueError::Expected(
+            "an NGINX variable such as $remote_addr, $request_uri, $host or $http_x_user",
+        ));
+    }
+    // Variables and the text between them; the text is the same for every request, so
+    // only the variables decide where a request goes.
+    let mut parts = Vec::new();
+    let mut rest = v;
+    while let Some(at) = rest.find('$') {
+        let var = &rest[at + 1..];
+        let (name, after) = match var.strip_prefix('{') {
+            Some(braced) => braced
+                .split_once('}')
+                .ok_or(ValueError::Expected("`}` closing `${`"))?,
+            None => {
+                let end = var
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(var.len());
+                var.split_at(end)
+            }
+        };
+        parts.push(hash_variable(name)?);
+        rest = after;
+    }
+    Ok(match parts.len() {
+        1 => parts.remove(0),
+        _ => HashKey::Combined(parts),
+    })
+}
+
+fn hash_variable(var: &str) -> Result<HashKey, ValueError> {
     let named = |prefix: &str| var.strip_prefix(prefix).filter(|n| !n.is_empty());
     let key = match var {
         "remote_addr" | "binary_remote_addr" => HashKey::ClientIp,
@@ -417,9 +444,9 @@ fn hash_key(v: &str) -> Result<HashKey, ValueError> {
             } else if let Some(c) = named("cookie_") {
                 HashKey::Cookie(value::cookie_name(c)?)
             } else {
-                return Err(ValueError::Invalid(
-                    "hashing takes one of $remote_addr, $request_uri, $host, $http_<name>, $arg_<name> or $cookie_<name>; other variables and combinations are not available".to_owned(),
-                ));
+                return Err(ValueError::Invalid(format!(
+                    "${var} cannot be hashed: use $remote_addr, $request_uri, $host, $http_<name>, $arg_<name> or $cookie_<name>, alone or together"
+                )));
             }
         }
     };

@@ -31,8 +31,8 @@ pub(super) const UPSTREAM: &[KeySpec] = &[
         "Load-balancing algorithm for the Service's endpoints: least_conn picks the fewest requests in flight from this gateway replica, random the less loaded of two endpoints drawn at random, ewma the one of two drawn at random with the lower peak EWMA of response times (decaying over 10 s) times its requests in flight")
         .ex("least_conn", "fastest"),
     key("upstream-hash-by", G::LoadBalancing, Service, Nginx,
-        "one of $remote_addr, $request_uri, $host, $http_<name>, $arg_<name>, $cookie_<name>", "",
-        "Consistent hashing (a ring of 160 points per endpoint) on that part of the request, so that adding or removing one of N endpoints moves about 1/N of the keys; a missing header, parameter or cookie hashes as empty. Wins over load-balance. One variable only: combinations such as $host$request_uri are not available")
+        "$remote_addr, $request_uri, $host, $http_<name>, $arg_<name>, $cookie_<name>, or several together", "",
+        "Consistent hashing (a ring of 160 points per endpoint) on that part of the request, so that adding or removing one of N endpoints moves about 1/N of the keys; a missing header, parameter or cookie hashes as empty. Several variables (such as $host$request_uri) hash together; text between them does not change which requests go together. Wins over load-balance")
         .ex("$http_x_user_id", "remote_addr"),
     key("affinity", G::LoadBalancing, Service, Nginx, "cookie", "",
         "Session affinity by a cookie the gateway sets on the first answer, holding a keyed hash of the endpoint (never its address); later requests with it go to that endpoint while it is ready, else get a new one. Wins over upstream-hash-by and load-balance")

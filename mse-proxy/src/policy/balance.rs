@@ -9,7 +9,7 @@
 //! address under a key drawn at random when the gateway starts, so the cookie tells
 //! nothing about the cluster. Tokens are the same for every table the gateway serves.
 
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, DefaultHasher, Hash, Hasher, RandomState};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -18,7 +18,7 @@ use http::HeaderValue;
 use http::header::USER_AGENT;
 use mse_router::{
     Backend, Balance, CookieAffinity, Destination, HashKey, HashRing, RequestHead, Route,
-    RouteTable, SameSite, hash_key,
+    RouteTable, SameSite,
 };
 
 use super::load::{LoadGuard, Loads};
@@ -44,8 +44,8 @@ pub(crate) struct Extras {
 /// The parts of a request the hash keys read.
 pub(crate) struct KeySource<'a> {
     pub(crate) head: &'a RequestHead<'a>,
-    /// Path and query as received (`$request_uri`).
-    pub(crate) uri: &'a str,
+    /// The target as received (`$request_uri` is its path and query).
+    pub(crate) uri: &'a http::Uri,
     pub(crate) client: IpAddr,
     /// The client's request came over TLS (to the gateway, or to a trusted proxy).
     pub(crate) tls: bool,
@@ -220,19 +220,35 @@ pub(crate) fn sticky_destination<'t>(
 }
 
 fn hash_of(key: &HashKey, src: &KeySource<'_>) -> u64 {
+    let mut h = DefaultHasher::new();
+    feed(key, src, &mut h);
+    h.finish()
+}
+
+/// Feeds the part of the request `key` names to `h`; a missing part as empty. Each part
+/// is length-prefixed, so that `$a$b` never confuses `x`,`yz` with `xy`,`z`.
+fn feed(key: &HashKey, src: &KeySource<'_>, h: &mut DefaultHasher) {
     match key {
         HashKey::ClientIp => match src.client {
-            IpAddr::V4(ip) => hash_key(&ip.octets()),
-            IpAddr::V6(ip) => hash_key(&ip.octets()),
+            IpAddr::V4(ip) => ip.octets()[..].hash(h),
+            IpAddr::V6(ip) => ip.octets()[..].hash(h),
         },
-        HashKey::RequestUri => hash_key(src.uri.as_bytes()),
-        HashKey::Host => hash_key(src.head.host.as_bytes()),
-        HashKey::Header(name) => {
-            let v = src.head.headers.and_then(|h| h.get(name.as_str()));
-            hash_key(v.map_or(&b""[..], HeaderValue::as_bytes))
+        HashKey::RequestUri => {
+            let uri = src.uri.path_and_query().map_or("/", |p| p.as_str());
+            uri.as_bytes().hash(h);
         }
-        HashKey::Query(name) => hash_key(src.head.query_value(name).unwrap_or("").as_bytes()),
-        HashKey::Cookie(name) => hash_key(src.head.cookie(name).unwrap_or("").as_bytes()),
+        HashKey::Host => src.head.host.as_bytes().hash(h),
+        HashKey::Header(name) => {
+            let v = src.head.headers.and_then(|m| m.get(name.as_str()));
+            v.map_or(&b""[..], HeaderValue::as_bytes).hash(h);
+        }
+        HashKey::Query(name) => src.head.query_value(name).unwrap_or("").as_bytes().hash(h),
+        HashKey::Cookie(name) => src.head.cookie(name).unwrap_or("").as_bytes().hash(h),
+        HashKey::Combined(parts) => {
+            for p in parts {
+                feed(p, src, h);
+            }
+        }
     }
 }
 

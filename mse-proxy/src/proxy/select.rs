@@ -149,7 +149,7 @@ pub(super) fn choose(
     // Upstream selection.
     let src = KeySource {
         head: &head,
-        uri: req.uri().path_and_query().map_or("/", |p| p.as_str()),
+        uri: req.uri(),
         client,
         tls,
     };
