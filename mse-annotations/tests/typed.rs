@@ -335,6 +335,25 @@ fn affinity_cookie_attributes() {
 }
 
 #[test]
+fn hash_subsets() {
+    let p = run(&[
+        ("upstream-hash-by", "$arg_user"),
+        ("upstream-hash-by-subset", "true"),
+    ]);
+    assert!(clean(&p), "{:#?}", p.diagnostics);
+    assert_eq!(p.value.backend.hash_subset, Some(3));
+    let p = run(&[
+        ("upstream-hash-by", "$arg_user"),
+        ("upstream-hash-by-subset-size", "5"),
+    ]);
+    assert_eq!(p.value.backend.hash_subset, None);
+    assert_eq!(p.diagnostics[0].code, "ignored-annotation");
+    let p = run(&[("upstream-hash-by-subset", "true")]);
+    assert_eq!(p.value.backend.hash_subset, None);
+    assert_eq!(p.diagnostics[0].code, "ignored-annotation");
+}
+
+#[test]
 fn mse_service_keys() {
     let p = run(&[
         ("mse.ingress.kubernetes.io/service-subset", ""),

@@ -280,6 +280,41 @@ async fn hash_by_client_address_or_host_sends_one_client_to_one_endpoint() {
 }
 
 #[tokio::test]
+async fn hash_by_subset_keeps_a_key_within_one_subset_of_endpoints() {
+    let servers = echoes(6).await;
+    let (gw, _t) = clean_gateway(&balanced(
+        &[
+            ("upstream-hash-by", "$arg_user"),
+            ("upstream-hash-by-subset", "true"),
+            ("upstream-hash-by-subset-size", "3"),
+        ],
+        &addrs(&servers),
+    ));
+    let mut tx = h1(http_addr(&gw)).await;
+    let mut subsets = BTreeSet::new();
+    for k in keys(24) {
+        let mut seen = BTreeSet::new();
+        for _ in 0..30 {
+            let r = send1(&mut tx, get_req(HOST, &format!("/?user={k}"))).await;
+            seen.insert(r.service().to_owned());
+        }
+        // Random within a subset of three: 30 requests see more than one of them.
+        assert!((2..=3).contains(&seen.len()), "{k}: {seen:?}");
+        subsets.insert(seen);
+    }
+    // Two subsets of three endpoints; keys land in both, never across them: two keys'
+    // endpoints overlap only within one subset.
+    let all: BTreeSet<_> = subsets.iter().flatten().collect();
+    assert_eq!(all.len(), 6, "{subsets:?}");
+    for a in &subsets {
+        for b in &subsets {
+            let union: BTreeSet<_> = a.union(b).collect();
+            assert!(a.is_disjoint(b) || union.len() <= 3, "{subsets:?}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn higress_hash_key_applies_like_the_nginx_one() {
     let servers = echoes(3).await;
     let (gw, _t) = clean_gateway(&balanced(

@@ -175,6 +175,9 @@ pub struct BackendPolicy {
     pub load_balance: LoadBalance,
     /// `upstream-hash-by` (when affinity does not apply).
     pub hash_by: Option<HashKey>,
+    /// `upstream-hash-by-subset` with `upstream-hash-by-subset-size` (default 3): the
+    /// key picks a subset of that many endpoints, and the request one of them at random.
+    pub hash_subset: Option<u32>,
     /// Cookie affinity.
     pub affinity: Option<Affinity>,
     /// `service-upstream`.
@@ -259,11 +262,13 @@ pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
         }
     }
     let hash = cx.get("upstream-hash-by", hash_key);
+    let hashed = hash.is_some();
     if hash.is_some() && b.affinity.is_some() {
         cx.ignored("upstream-hash-by", "affinity: cookie takes precedence");
     } else {
         b.hash_by = hash;
     }
+    hash_subset(cx, b, hashed);
     let lb = cx.get("load-balance", load_balance);
     if lb.is_some() && (b.affinity.is_some() || b.hash_by.is_some()) {
         let winner = if b.affinity.is_some() {
@@ -307,6 +312,30 @@ pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
         max_requests_per_connection: cx
             .get("connection-policy-http-max-request-per-connection", count),
     };
+}
+
+/// The subset keys, read when `upstream-hash-by` is set (`hashed`), applied when it is in
+/// effect (cookie affinity wins over it).
+fn hash_subset(cx: &mut Cx<'_>, b: &mut BackendPolicy, hashed: bool) {
+    const KEYS: [&str; 2] = ["upstream-hash-by-subset", "upstream-hash-by-subset-size"];
+    if !hashed {
+        for k in KEYS {
+            cx.ignored(k, "upstream-hash-by is not set");
+        }
+        return;
+    }
+    let on = cx
+        .get("upstream-hash-by-subset", value::boolean)
+        .unwrap_or(false);
+    let size = cx.get("upstream-hash-by-subset-size", |v| value::uint(v, 1, 1024));
+    if on {
+        b.hash_subset = b.hash_by.as_ref().map(|_| size.unwrap_or(3));
+    } else if size.is_some() {
+        cx.ignored(
+            "upstream-hash-by-subset-size",
+            "upstream-hash-by-subset is not true",
+        );
+    }
 }
 
 fn upstream_tls(cx: &mut Cx<'_>, b: &mut BackendPolicy) {

@@ -34,6 +34,12 @@ pub(super) const UPSTREAM: &[KeySpec] = &[
         "$remote_addr, $request_uri, $host, $http_<name>, $arg_<name>, $cookie_<name>, or several together", "",
         "Consistent hashing (a ring of 160 points per endpoint) on that part of the request, so that adding or removing one of N endpoints moves about 1/N of the keys; a missing header, parameter or cookie hashes as empty. Several variables (such as $host$request_uri) hash together; text between them does not change which requests go together. Wins over load-balance")
         .ex("$http_x_user_id", "remote_addr"),
+    key("upstream-hash-by-subset", G::LoadBalancing, Service, Nginx, BOOL, "false",
+        "With upstream-hash-by: the endpoints, in address order, form subsets of upstream-hash-by-subset-size; the key picks a subset on the consistent-hash ring and each request one of its endpoints at random")
+        .ex("true", "yes"),
+    key("upstream-hash-by-subset-size", G::LoadBalancing, Service, Nginx, "integer 1 to 1024", "3",
+        "Endpoints per subset of upstream-hash-by-subset")
+        .ex("3", "0"),
     key("affinity", G::LoadBalancing, Service, Nginx, "cookie", "",
         "Session affinity by a cookie the gateway sets on the first answer, holding a keyed hash of the endpoint (never its address); later requests with it go to that endpoint while it is ready, else get a new one. Wins over upstream-hash-by and load-balance")
         .ex("cookie", "ip"),

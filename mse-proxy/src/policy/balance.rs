@@ -27,9 +27,19 @@ use super::load::{LoadGuard, Loads};
 #[derive(Debug, Default)]
 pub(crate) struct Balancing {
     ring: Option<HashRing>,
+    subsets: Option<Subsets>,
     load: Option<Arc<Loads>>,
     /// `(token, endpoint index)`, sorted by token.
     tokens: Option<Box<[(u64, u32)]>>,
+}
+
+/// `upstream-hash-by-subset`: the endpoints in address order cut into subsets, and a
+/// consistent-hash ring over the subsets (each placed by its first endpoint).
+#[derive(Debug)]
+struct Subsets {
+    ring: HashRing,
+    /// Endpoint indexes of each subset.
+    members: Box<[Box<[u32]>]>,
 }
 
 /// What the request needs of the route's selection besides the endpoint.
@@ -56,6 +66,7 @@ pub(crate) fn plan(routes: &RouteTable, secret: &RandomState) -> Vec<Balancing> 
     #[derive(Clone, Copy, Default)]
     struct Needs {
         ring: bool,
+        subset: Option<u32>,
         load: bool,
         ewma: bool,
         tokens: bool,
@@ -75,6 +86,9 @@ pub(crate) fn plan(routes: &RouteTable, secret: &RandomState) -> Vec<Balancing> 
                 n.ewma = true;
             }
             Balance::Hash(_) => n.ring = true,
+            Balance::HashSubset(_, size) => {
+                n.subset.get_or_insert(*size);
+            }
             Balance::Cookie(_) => n.tokens = true,
             _ => {}
         }
@@ -102,11 +116,27 @@ pub(crate) fn plan(routes: &RouteTable, secret: &RandomState) -> Vec<Balancing> 
             };
             Balancing {
                 ring: n.ring.then(|| HashRing::new(addrs)),
+                subsets: n.subset.map(|size| subsets(addrs, size)),
                 load: n.load.then(|| Arc::new(Loads::new(addrs.len(), n.ewma))),
                 tokens: n.tokens.then(|| tokens(addrs, secret)),
             }
         })
         .collect()
+}
+
+fn subsets(addrs: &[SocketAddr], size: u32) -> Subsets {
+    let mut order: Vec<(SocketAddr, u32)> = addrs.iter().copied().zip(0u32..).collect();
+    order.sort_unstable();
+    let chunks = order.chunks(size.max(1) as usize);
+    let firsts: Vec<SocketAddr> = chunks
+        .clone()
+        .filter_map(|c| c.first())
+        .map(|e| e.0)
+        .collect();
+    Subsets {
+        ring: HashRing::new(&firsts),
+        members: chunks.map(|c| c.iter().map(|e| e.1).collect()).collect(),
+    }
 }
 
 fn tokens(addrs: &[SocketAddr], secret: &RandomState) -> Box<[(u64, u32)]> {
@@ -146,6 +176,12 @@ pub(crate) fn pick(
             Some(i)
         }
         Balance::Hash(key) => b.ring.as_ref()?.endpoint(hash_of(key, src)),
+        Balance::HashSubset(key, _) => {
+            let s = b.subsets.as_ref()?;
+            let members = s.members.get(s.ring.endpoint(hash_of(key, src))?)?;
+            let i = members.get(fastrand::usize(..members.len().max(1)))?;
+            Some(*i as usize)
+        }
         Balance::Cookie(c) => {
             let tokens = b.tokens.as_deref()?;
             if let Some(i) = src.head.cookie(&c.name).and_then(|v| find(tokens, v)) {

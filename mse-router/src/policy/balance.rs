@@ -22,6 +22,8 @@ pub(crate) const POLICY: Registration = Registration {
     keys: &[
         "load-balance",
         "upstream-hash-by",
+        "upstream-hash-by-subset",
+        "upstream-hash-by-subset-size",
         "affinity",
         "affinity-mode",
         "affinity-canary-behavior",
@@ -50,6 +52,9 @@ pub enum Balance {
     Ewma,
     /// `upstream-hash-by`: consistent hashing of that part of the request.
     Hash(HashKey),
+    /// `upstream-hash-by-subset`: the key's consistent hash picks a subset of this many
+    /// endpoints (in address order), the request one of them at random.
+    HashSubset(HashKey, u32),
     /// `affinity: cookie`.
     Cookie(Arc<CookieAffinity>),
 }
@@ -98,7 +103,10 @@ fn build(p: &IngressPolicy, policy: &mut RoutePolicy, _refused: &mut Vec<Refused
             persistent: a.mode == AffinityMode::Persistent,
         })))
     } else if let Some(key) = &b.hash_by {
-        Some(Balance::Hash(key.clone()))
+        Some(match b.hash_subset {
+            Some(size) => Balance::HashSubset(key.clone(), size),
+            None => Balance::Hash(key.clone()),
+        })
     } else {
         match b.load_balance {
             LoadBalance::RoundRobin => None,

@@ -32,6 +32,8 @@ fn the_registered_groups_and_keys_are_the_applied_ones() {
         "enable-access-log",
         "load-balance",
         "upstream-hash-by",
+        "upstream-hash-by-subset",
+        "upstream-hash-by-subset-size",
         "affinity",
         "affinity-mode",
         "affinity-canary-behavior",
