@@ -3,18 +3,17 @@
 //! cursors, and the [`Settings`] of its global configuration).
 
 use std::fmt;
-use std::hash::RandomState;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use arc_swap::{ArcSwap, Guard};
+use arc_swap::{ArcSwap, ArcSwapOption, Guard};
 use mse_router::{Balance, Certificate, Cluster, ClusterTarget, RouteTable};
 use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 
 use crate::config::ProxyConfig;
 use crate::metrics::Metrics;
-use crate::policy::balance::{self, Balancing, Extras, KeySource};
+use crate::policy::balance::{self, Balancing, Extras, KeySource, TokenKey};
 use crate::settings::{Defaults, Settings};
 use crate::upstream::Upstream;
 
@@ -37,7 +36,7 @@ struct Shared {
     /// builds of new tables (never taken on the request path).
     defaults: Mutex<Defaults>,
     /// The key of the affinity cookies' tokens (see [`crate::policy::balance`]).
-    affinity_key: RandomState,
+    affinity_key: ArcSwapOption<TokenKey>,
 }
 
 /// One published [`RouteTable`] with the state the proxy keeps beside it: a round-robin
@@ -82,13 +81,18 @@ impl SharedTable {
     pub fn new(metrics: Arc<Metrics>) -> Self {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let defaults = Defaults::default();
-        let affinity_key = RandomState::new();
+        let affinity_key = ArcSwapOption::from(TokenKey::new(&provider, None).map(Arc::new));
+        if affinity_key.load().is_none() {
+            tracing::error!(
+                "no key for affinity cookies: affinity: cookie falls back to round robin"
+            );
+        }
         let empty = ProxyTable::build(
             Arc::new(RouteTable::empty()),
             &provider,
             None,
             &defaults,
-            &affinity_key,
+            None,
         );
         Self {
             inner: Arc::new(Shared {
@@ -111,13 +115,17 @@ impl SharedTable {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         *defaults = Defaults::from(config);
+        if let Some(key) = &config.affinity_key {
+            let key = TokenKey::new(&self.inner.provider, Some(key.secret()));
+            self.inner.affinity_key.store(key.map(Arc::new));
+        }
         let current = self.inner.current.load_full();
         let next = ProxyTable::build(
             Arc::clone(&current.routes),
             &self.inner.provider,
             Some(&current),
             &defaults,
-            &self.inner.affinity_key,
+            self.inner.affinity_key.load().as_deref(),
         );
         self.inner.current.store(Arc::new(next));
     }
@@ -138,7 +146,7 @@ impl SharedTable {
             &self.inner.provider,
             Some(&previous),
             &defaults,
-            &self.inner.affinity_key,
+            self.inner.affinity_key.load().as_deref(),
         );
         let old = self.inner.current.swap(Arc::new(next));
         drop(defaults);
@@ -195,7 +203,7 @@ impl ProxyTable {
         provider: &CryptoProvider,
         previous: Option<&ProxyTable>,
         defaults: &Defaults,
-        affinity_key: &RandomState,
+        affinity_key: Option<&TokenKey>,
     ) -> Self {
         let settings = Settings::derive(routes.global(), defaults);
         let clusters = routes

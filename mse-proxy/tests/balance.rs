@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use mse_proxy::GatewayHandle;
 use mse_proxy::echo::EchoServer;
+use mse_proxy::{AffinityKey, GatewayHandle};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -45,8 +45,14 @@ fn balanced(annotations: &[(&str, &str)], endpoints: &[SocketAddr]) -> String {
 
 /// A gateway on `yaml`, which must compile without warnings (no `not-applied`).
 fn clean_gateway(yaml: &str) -> (GatewayHandle, mse_proxy::SharedTable) {
+    keyed_gateway(yaml, None)
+}
+
+/// [`clean_gateway`] with the affinity cookies keyed by `key`.
+fn keyed_gateway(yaml: &str, key: Option<&[u8]>) -> (GatewayHandle, mse_proxy::SharedTable) {
     let (gw, table) = gateway_with(yaml, |c| {
         c.timeouts.upstream_response = Duration::from_secs(60);
+        c.affinity_key = key.map(|k| AffinityKey::new(k).unwrap());
     });
     let diagnostics = table.routes().diagnostics().to_vec();
     assert!(
@@ -498,6 +504,35 @@ async fn the_affinity_cookie_comes_beside_the_upstreams_own() {
         "{cookies:?}"
     );
     assert!(set_cookie(&r, "INGRESSCOOKIE").is_some());
+}
+
+#[tokio::test]
+async fn replicas_sharing_the_affinity_key_honour_each_others_cookies() {
+    let servers = echoes(3).await;
+    let yaml = balanced(&[("affinity", "cookie")], &addrs(&servers));
+    let key = b"0123456789abcdef0123456789abcdef";
+    let (a, _ta) = keyed_gateway(&yaml, Some(key));
+    let (b, _tb) = keyed_gateway(&yaml, Some(key));
+    let (other, _to) = keyed_gateway(&yaml, Some(b"another key, 16 bytes or more"));
+    for _ in 0..6 {
+        let first = get_with(http_addr(&a), "/", &[]).await;
+        let (value, _) = set_cookie(&first, "INGRESSCOOKIE").expect("cookie");
+        let cookie = format!("INGRESSCOOKIE={value}");
+        let r = get_with(http_addr(&b), "/", &[("cookie", &cookie)]).await;
+        assert_eq!(r.service(), first.service(), "replica b moved the session");
+        assert!(set_cookie(&r, "INGRESSCOOKIE").is_none());
+        // A replica with another key knows no such endpoint: a new session.
+        let r = get_with(http_addr(&other), "/", &[("cookie", &cookie)]).await;
+        assert!(set_cookie(&r, "INGRESSCOOKIE").is_some());
+    }
+}
+
+#[test]
+fn an_affinity_key_is_at_least_16_bytes_and_never_shown() {
+    let e = AffinityKey::new(b"short").unwrap_err();
+    assert!(e.to_string().contains("at least 16 bytes"), "{e}");
+    let k = AffinityKey::new(b"a secret of 16 bytes").unwrap();
+    assert!(!format!("{k:?}").contains("secret"));
 }
 
 #[tokio::test]

@@ -62,6 +62,29 @@ fn bad_flags_are_usage_errors() {
 }
 
 #[test]
+fn an_affinity_key_file_must_be_readable_and_long_enough() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short");
+    std::fs::write(&short, "tooshort\n").unwrap();
+    let missing = dir.path().join("missing");
+    for (file, says) in [(&short, "at least 16 bytes"), (&missing, "missing")] {
+        let out = Command::new(BIN)
+            .args(["--manifests", dir.path().to_str().unwrap()])
+            .args(["--affinity-key-file", file.to_str().unwrap()])
+            .args(["--http-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0"])
+            .args(["--admin-addr", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--affinity-key-file") && err.contains(says),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn default_backend_service_needs_a_namespace() {
     // Accepted: the command line parses, and the run stops later, for want of a cluster.
     let home = tempfile::tempdir().unwrap();

@@ -5,11 +5,13 @@
 //! clusters that some route balances this way ([`Balancing`]): the consistent-hash ring,
 //! the per-endpoint load ([`super::load`]) and the affinity tokens of the endpoints. Round robin, the default, uses none of it.
 //!
-//! An affinity cookie holds the token of its endpoint: a SipHash of the endpoint's
-//! address under a key drawn at random when the gateway starts, so the cookie tells
-//! nothing about the cluster. Tokens are the same for every table the gateway serves.
+//! An affinity cookie holds the token of its endpoint ([`TokenKey`]): HKDF-Expand
+//! (HMAC-SHA256) of the endpoint's address under a secret, the configured
+//! [`crate::AffinityKey`] or one drawn at random when the gateway starts, so the cookie
+//! tells nothing about the cluster. Tokens stay the same from table to table, and from
+//! replica to replica when they share the key.
 
-use std::hash::{BuildHasher, DefaultHasher, Hash, Hasher, RandomState};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -20,6 +22,8 @@ use mse_router::{
     Backend, Balance, CookieAffinity, Destination, HashKey, HashRing, RequestHead, Route,
     RouteTable, SameSite,
 };
+use rustls::crypto::CryptoProvider;
+use rustls::crypto::tls13::HkdfExpander;
 
 use super::load::{LoadGuard, Loads};
 
@@ -62,7 +66,7 @@ pub(crate) struct KeySource<'a> {
 }
 
 /// Per cluster (by [`mse_router::ClusterId`]): what its routes' balancing needs.
-pub(crate) fn plan(routes: &RouteTable, secret: &RandomState) -> Vec<Balancing> {
+pub(crate) fn plan(routes: &RouteTable, key: Option<&TokenKey>) -> Vec<Balancing> {
     #[derive(Clone, Copy, Default)]
     struct Needs {
         ring: bool,
@@ -118,7 +122,7 @@ pub(crate) fn plan(routes: &RouteTable, secret: &RandomState) -> Vec<Balancing> 
                 ring: n.ring.then(|| HashRing::new(addrs)),
                 subsets: n.subset.map(|size| subsets(addrs, size)),
                 load: n.load.then(|| Arc::new(Loads::new(addrs.len(), n.ewma))),
-                tokens: n.tokens.then(|| tokens(addrs, secret)),
+                tokens: key.filter(|_| n.tokens).map(|k| tokens(addrs, k)),
             }
         })
         .collect()
@@ -139,14 +143,60 @@ fn subsets(addrs: &[SocketAddr], size: u32) -> Subsets {
     }
 }
 
-fn tokens(addrs: &[SocketAddr], secret: &RandomState) -> Box<[(u64, u32)]> {
+fn tokens(addrs: &[SocketAddr], key: &TokenKey) -> Box<[(u64, u32)]> {
     let mut t: Vec<(u64, u32)> = addrs
         .iter()
         .zip(0u32..)
-        .map(|(a, i)| (secret.hash_one(a), i))
+        .map(|(a, i)| (key.token(a), i))
         .collect();
     t.sort_unstable();
     t.into()
+}
+
+/// The key of the affinity tokens: HKDF (HMAC-SHA256, from the TLS provider) extracted
+/// from a secret; an endpoint's token is the first 8 bytes expanded from its address.
+pub(crate) struct TokenKey(Box<dyn HkdfExpander>);
+
+impl TokenKey {
+    /// The key from `secret`, or from 32 random bytes; `None` when the provider has no
+    /// TLS 1.3 suite to take HKDF from, or no randomness.
+    pub(crate) fn new(provider: &CryptoProvider, secret: Option<&[u8]>) -> Option<Self> {
+        let hkdf = provider
+            .cipher_suites
+            .iter()
+            .find_map(|s| s.tls13())?
+            .hkdf_provider;
+        let mut random = [0u8; 32];
+        let secret = match secret {
+            Some(s) => s,
+            None => {
+                provider.secure_random.fill(&mut random).ok()?;
+                &random
+            }
+        };
+        Some(Self(hkdf.extract_from_secret(None, secret)))
+    }
+
+    fn token(&self, addr: &SocketAddr) -> u64 {
+        let ip = match addr.ip() {
+            IpAddr::V4(ip) => ip.to_ipv6_mapped().octets(),
+            IpAddr::V6(ip) => ip.octets(),
+        };
+        let block = self
+            .0
+            .expand_block(&[b"affinity", &ip, &addr.port().to_be_bytes()]);
+        let mut first = [0u8; 8];
+        for (d, s) in first.iter_mut().zip(block.as_ref()) {
+            *d = *s;
+        }
+        u64::from_be_bytes(first)
+    }
+}
+
+impl std::fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenKey(..)")
+    }
 }
 
 /// The index of the endpoint of `addrs` the request goes to under `balance`, with what
