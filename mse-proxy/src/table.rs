@@ -2,11 +2,13 @@
 //! derives from each table once when it is published (its certificates, round-robin
 //! cursors, and the [`Settings`] of its global configuration).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::{ArcSwap, ArcSwapOption, Guard};
+use mse_model::ObjectKey;
 use mse_router::{Balance, Certificate, Cluster, ClusterTarget, RouteTable};
 use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
@@ -14,6 +16,7 @@ use rustls::sign::CertifiedKey;
 use crate::config::ProxyConfig;
 use crate::metrics::Metrics;
 use crate::policy::balance::{self, Balancing, Extras, KeySource, TokenKey};
+use crate::policy::load::Loads;
 use crate::settings::{Defaults, Settings};
 use crate::upstream::Upstream;
 
@@ -209,7 +212,11 @@ impl ProxyTable {
         let clusters = routes
             .clusters()
             .iter()
-            .zip(balance::plan(&routes, affinity_key))
+            .zip(balance::plan(
+                &routes,
+                affinity_key,
+                previous.map(Previous::of),
+            ))
             .map(|(c, balancing)| ClusterState {
                 next: AtomicUsize::new(0),
                 name: match &c.target {
@@ -330,6 +337,16 @@ impl ProxyTable {
         }
     }
 
+    /// The endpoint load of the cluster of the same Service port and endpoints, if this
+    /// table kept one.
+    fn loads_of(&self, index: usize, cluster: &Cluster) -> Option<&Arc<Loads>> {
+        let c = self.routes.clusters().get(index)?;
+        if c.target != cluster.target {
+            return None;
+        }
+        self.clusters.get(index)?.balancing.loads()
+    }
+
     fn reuse(&self, cert: &Certificate) -> Option<Arc<CertifiedKey>> {
         self.certs.iter().flatten().find_map(|l| {
             (l.source.chain == cert.chain && l.source.key.secret_der() == cert.key.secret_der())
@@ -346,6 +363,30 @@ impl fmt::Debug for ProxyTable {
             .field("clusters", &self.clusters.len())
             .field("certificates", &self.loaded_certificates())
             .finish()
+    }
+}
+
+/// The table being replaced, for what a new table carries over: the endpoint load of
+/// clusters whose endpoints did not change, so that requests in flight and response times
+/// stay counted across publishes.
+pub(crate) struct Previous<'t> {
+    table: &'t ProxyTable,
+    by_port: HashMap<(&'t ObjectKey, u16), usize>,
+}
+
+impl<'t> Previous<'t> {
+    fn of(table: &'t ProxyTable) -> Self {
+        let by_port = (table.routes.clusters().iter())
+            .enumerate()
+            .map(|(i, c)| ((&c.service, c.port), i))
+            .collect();
+        Self { table, by_port }
+    }
+
+    /// The load the previous table kept for `cluster`'s Service port and endpoints.
+    pub(crate) fn loads(&self, cluster: &Cluster) -> Option<Arc<Loads>> {
+        let i = *self.by_port.get(&(&cluster.service, cluster.port))?;
+        self.table.loads_of(i, cluster).map(Arc::clone)
     }
 }
 

@@ -26,6 +26,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::crypto::tls13::HkdfExpander;
 
 use super::load::{LoadGuard, Loads};
+use crate::table::Previous;
 
 /// What one cluster needs for the balancing its routes ask for, built with the table.
 #[derive(Debug, Default)]
@@ -66,7 +67,13 @@ pub(crate) struct KeySource<'a> {
 }
 
 /// Per cluster (by [`mse_router::ClusterId`]): what its routes' balancing needs.
-pub(crate) fn plan(routes: &RouteTable, key: Option<&TokenKey>) -> Vec<Balancing> {
+/// `previous`: the table being replaced, whose endpoint load carries over where a
+/// cluster's endpoints and balancing stayed the same.
+pub(crate) fn plan(
+    routes: &RouteTable,
+    key: Option<&TokenKey>,
+    previous: Option<Previous<'_>>,
+) -> Vec<Balancing> {
     #[derive(Clone, Copy, Default)]
     struct Needs {
         ring: bool,
@@ -121,7 +128,11 @@ pub(crate) fn plan(routes: &RouteTable, key: Option<&TokenKey>) -> Vec<Balancing
             Balancing {
                 ring: n.ring.then(|| HashRing::new(addrs)),
                 subsets: n.subset.map(|size| subsets(addrs, size)),
-                load: n.load.then(|| Arc::new(Loads::new(addrs.len(), n.ewma))),
+                load: n.load.then(|| {
+                    let kept = previous.as_ref().and_then(|p| p.loads(c));
+                    kept.filter(|l| l.len() == addrs.len() && l.has_ewma() == n.ewma)
+                        .unwrap_or_else(|| Arc::new(Loads::new(addrs.len(), n.ewma)))
+                }),
                 tokens: key.filter(|_| n.tokens).map(|k| tokens(addrs, k)),
             }
         })
@@ -151,6 +162,13 @@ fn tokens(addrs: &[SocketAddr], key: &TokenKey) -> Box<[(u64, u32)]> {
         .collect();
     t.sort_unstable();
     t.into()
+}
+
+impl Balancing {
+    /// The endpoint load, when its routes balance by it.
+    pub(crate) fn loads(&self) -> Option<&Arc<Loads>> {
+        self.load.as_ref()
+    }
 }
 
 /// The key of the affinity tokens: HKDF (HMAC-SHA256, from the TLS provider) extracted

@@ -4,7 +4,8 @@
 //! The state is shared by every worker as atomics with `Relaxed` ordering: it steers
 //! choices and orders nothing, and two updates racing may lose one sample, which only
 //! blurs an estimate. It is built with the published table for the clusters that need
-//! it; round robin never touches it.
+//! it, and carried over from the table it replaces while a cluster's endpoints stay the
+//! same; round robin never touches it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -59,6 +60,11 @@ impl Loads {
                 .collect(),
             base: Instant::now(),
         }
+    }
+
+    /// Whether it keeps response times (`ewma`).
+    pub(crate) fn has_ewma(&self) -> bool {
+        !self.ewma.is_empty()
     }
 
     /// How many endpoints.
