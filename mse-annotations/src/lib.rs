@@ -20,7 +20,7 @@
 //! use mse_model::{Kind, ObjectKey};
 //!
 //! let mut a = BTreeMap::new();
-//! a.insert("nginx.ingress.kubernetes.io/load-balance".to_owned(), "ewma".to_owned());
+//! a.insert("nginx.ingress.kubernetes.io/load-balance".to_owned(), "fastest".to_owned());
 //! a.insert("higress.io/load-balance".to_owned(), "least_conn".to_owned());
 //! a.insert("nginx.ingress.kubernetes.io/whitelist-source-range".to_owned(), "10.0.0.0/33".to_owned());
 //! let parsed = parse(&ObjectKey::new(Kind::Ingress, "default", "shop"), None, &a);

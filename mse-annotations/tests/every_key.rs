@@ -21,6 +21,7 @@ const CONTEXT: &[(&str, &str)] = &[
     ("backend-protocol", "HTTPS"),
     ("proxy-ssl-secret", "upstream-ca"),
     ("affinity", "cookie"),
+    ("upstream-hash-by", "$remote_addr"),
     ("service-subset", "v1"),
     ("limit-rps", "5"),
     ("route-limit-rps", "5"),

@@ -245,8 +245,8 @@ fn verify_without_a_ca_fails_closed() {
 }
 
 #[test]
-fn ajp_and_ewma_fall_back_with_a_reason() {
-    let p = run(&[("backend-protocol", "AJP"), ("load-balance", "ewma")]);
+fn ajp_and_an_unknown_algorithm_fall_back_with_a_reason() {
+    let p = run(&[("backend-protocol", "AJP"), ("load-balance", "fastest")]);
     assert_eq!(p.value.backend.protocol, BackendProtocol::Http);
     assert_eq!(p.value.backend.load_balance, LoadBalance::RoundRobin);
     assert!(
@@ -254,7 +254,10 @@ fn ajp_and_ewma_fall_back_with_a_reason() {
             .message
             .contains("AJP upstreams are not available")
     );
-    assert!(p.diagnostics[1].message.contains("ewma is not available"));
+    assert!(p.diagnostics[1].message.contains("random or ewma"));
+    let p = run(&[("load-balance", "EWMA")]);
+    assert!(clean(&p), "{:#?}", p.diagnostics);
+    assert_eq!(p.value.backend.load_balance, LoadBalance::Ewma);
 }
 
 #[test]
@@ -283,9 +286,71 @@ fn affinity_wins_over_hashing_which_wins_over_the_algorithm() {
         Some(HashKey::Header("x-user-id".into()))
     );
     assert_eq!(p.value.backend.load_balance, LoadBalance::RoundRobin);
-    let p = run(&[("upstream-hash-by", "$request_uri$host")]);
-    assert!(p.value.backend.hash_by.is_none());
-    assert!(p.diagnostics[0].message.contains("combinations"));
+    let p = run(&[("upstream-hash-by", "$request_uri-${host}")]);
+    assert!(clean(&p), "{:#?}", p.diagnostics);
+    assert_eq!(
+        p.value.backend.hash_by,
+        Some(HashKey::Combined(vec![HashKey::RequestUri, HashKey::Host]))
+    );
+    for bad in ["$request_uri$server_name", "${host", "$"] {
+        let p = run(&[("upstream-hash-by", bad)]);
+        assert!(p.value.backend.hash_by.is_none(), "{bad}");
+        assert_eq!(p.diagnostics[0].code, "invalid-value", "{bad}");
+    }
+}
+
+#[test]
+fn affinity_cookie_attributes() {
+    let p = run(&[
+        ("affinity", "cookie"),
+        ("session-cookie-domain", ".example.com"),
+        ("session-cookie-secure", "true"),
+        ("session-cookie-samesite", "lax"),
+        ("session-cookie-conditional-samesite-none", "true"),
+    ]);
+    assert!(clean(&p), "{:#?}", p.diagnostics);
+    let c = &p.value.backend.affinity.as_ref().unwrap().cookie;
+    assert_eq!(c.domain.as_deref(), Some("example.com"));
+    assert!(c.secure && c.conditional_same_site_none);
+    assert_eq!(c.same_site, Some(SameSite::Lax));
+
+    let p = run(&[
+        ("affinity", "cookie"),
+        ("session-cookie-samesite", "Sometimes"),
+    ]);
+    assert_eq!(p.diagnostics[0].code, "invalid-value");
+    assert!(
+        p.value
+            .backend
+            .affinity
+            .as_ref()
+            .unwrap()
+            .cookie
+            .same_site
+            .is_none()
+    );
+    // Without affinity the attributes are ignored, with the reason.
+    let p = run(&[("session-cookie-secure", "true")]);
+    assert_eq!(p.diagnostics[0].code, "ignored-annotation");
+}
+
+#[test]
+fn hash_subsets() {
+    let p = run(&[
+        ("upstream-hash-by", "$arg_user"),
+        ("upstream-hash-by-subset", "true"),
+    ]);
+    assert!(clean(&p), "{:#?}", p.diagnostics);
+    assert_eq!(p.value.backend.hash_subset, Some(3));
+    let p = run(&[
+        ("upstream-hash-by", "$arg_user"),
+        ("upstream-hash-by-subset-size", "5"),
+    ]);
+    assert_eq!(p.value.backend.hash_subset, None);
+    assert_eq!(p.diagnostics[0].code, "ignored-annotation");
+    let p = run(&[("upstream-hash-by-subset", "true")]);
+    assert_eq!(p.value.backend.hash_subset, None);
+    assert_eq!(p.diagnostics[0].code, "ignored-annotation");
 }
 
 #[test]

@@ -19,6 +19,7 @@ use mse_router::HeaderOps;
 use crate::http1::{H1Body, Present, RawHeaders, UpstreamBody};
 use crate::log::AccessRecord;
 use crate::metrics::TimeoutKind;
+use crate::policy::load::LoadGuard;
 use crate::proxy::Worker;
 
 /// The body of a client's request.
@@ -112,6 +113,8 @@ impl RequestBody {
 /// Counts one request in flight from its start until its response body is dropped.
 pub(crate) struct InFlight {
     worker: Rc<Worker>,
+    /// The request's count against its endpoint (`least_conn`, `random`).
+    load: Option<LoadGuard>,
 }
 
 /// The body of every response the proxy sends.
@@ -205,7 +208,14 @@ impl InFlight {
         worker.metrics.in_flight_gauge().inc();
         Self {
             worker: Rc::clone(worker),
+            load: None,
         }
+    }
+
+    /// Holds `load` until the response ends.
+    pub(crate) fn with_load(mut self, load: Option<LoadGuard>) -> Self {
+        self.load = load;
+        self
     }
 }
 

@@ -8,6 +8,7 @@
 //! configuration's defaults.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mse_router::global::GlobalConfig;
@@ -71,6 +72,46 @@ pub struct ProxyConfig {
     /// The certificate authorities that verify an `https` `auth-url`; `None` (the
     /// default): the platform's trust store.
     pub auth_url_roots: Option<crate::AuthUrlRoots>,
+    /// The secret the affinity cookies (`affinity: cookie`) are keyed with. Give every
+    /// replica the same one, so that each honours the cookies the others set. Default:
+    /// drawn at random when the gateway starts.
+    pub affinity_key: Option<AffinityKey>,
+}
+
+/// A secret of at least [`AffinityKey::MIN_LEN`] bytes that keys the affinity cookies:
+/// a cookie holds an HMAC-based token of its endpoint, never the endpoint's address. Its
+/// `Debug` does not show it.
+#[derive(Clone)]
+pub struct AffinityKey(Arc<[u8]>);
+
+impl AffinityKey {
+    /// The shortest secret accepted, in bytes.
+    pub const MIN_LEN: usize = 16;
+
+    /// The key `secret`; an error when it is shorter than [`Self::MIN_LEN`].
+    pub fn new(secret: &[u8]) -> Result<Self, ProxyError> {
+        if secret.len() < Self::MIN_LEN {
+            return Err(ProxyError::Config {
+                reason: format!(
+                    "the affinity key must have at least {} bytes, got {}",
+                    Self::MIN_LEN,
+                    secret.len()
+                ),
+            });
+        }
+        Ok(Self(Arc::from(secret)))
+    }
+
+    /// The secret.
+    pub(crate) fn secret(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AffinityKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AffinityKey(..)")
+    }
 }
 
 /// Timeouts of the data plane. Defaults follow nginx where it has an equivalent.
@@ -130,6 +171,7 @@ impl Default for ProxyConfig {
             max_worker_connections: g.client.max_worker_connections,
             steps: Steps::default(),
             auth_url_roots: None,
+            affinity_key: None,
         }
     }
 }

@@ -85,7 +85,7 @@ pub mod admin;
 pub mod echo;
 pub mod phases;
 
-pub use config::{ProxyConfig, Timeouts};
+pub use config::{AffinityKey, ProxyConfig, Timeouts};
 pub use error::{Blame, Chain, ProxyError};
 #[doc(hidden)]
 pub use http1::{DecodedChunked, decode_chunked, parse_request_head};

@@ -2,18 +2,22 @@
 //! derives from each table once when it is published (its certificates, round-robin
 //! cursors, and the [`Settings`] of its global configuration).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use arc_swap::{ArcSwap, Guard};
-use mse_router::{Certificate, Cluster, ClusterTarget, RouteTable, TlsPolicyId};
+use arc_swap::{ArcSwap, ArcSwapOption, Guard};
+use mse_model::ObjectKey;
+use mse_router::{Balance, Certificate, Cluster, ClusterTarget, RouteTable, TlsPolicyId};
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 
 use crate::config::ProxyConfig;
 use crate::metrics::Metrics;
+use crate::policy::balance::{self, Balancing, Extras, KeySource, TokenKey};
+use crate::policy::load::Loads;
 use crate::settings::{Defaults, Settings};
 use crate::tls::{PolicyKit, TableResolver};
 use crate::upstream::Upstream;
@@ -39,6 +43,8 @@ struct Shared {
     /// The data plane's own values of the global settings, and the lock that orders the
     /// builds of new tables (never taken on the request path).
     defaults: Mutex<Defaults>,
+    /// The key of the affinity cookies' tokens (see [`crate::policy::balance`]).
+    affinity_key: ArcSwapOption<TokenKey>,
 }
 
 /// One published [`RouteTable`] with the state the proxy keeps beside it: a round-robin
@@ -68,6 +74,8 @@ struct ClusterState {
     next: AtomicUsize,
     /// The DNS name of an ExternalName cluster, shared with every request to it.
     name: Option<Arc<str>>,
+    /// What its routes' `load-balance`, `upstream-hash-by` or affinity needs.
+    balancing: Balancing,
 }
 
 struct LoadedCert {
@@ -96,11 +104,18 @@ impl SharedTable {
             })
             .ok();
         let defaults = Defaults::default();
+        let affinity_key = ArcSwapOption::from(TokenKey::new(&provider, None).map(Arc::new));
+        if affinity_key.load().is_none() {
+            tracing::error!(
+                "no key for affinity cookies: affinity: cookie falls back to round robin"
+            );
+        }
         let build = Build {
             provider: &provider,
             fallback: fallback.as_ref(),
             previous: None,
             defaults: &defaults,
+            affinity_key: None,
         };
         let empty = ProxyTable::build(Arc::new(RouteTable::empty()), &build);
         Self {
@@ -110,6 +125,7 @@ impl SharedTable {
                 provider,
                 fallback,
                 defaults: Mutex::new(defaults),
+                affinity_key,
             }),
         }
     }
@@ -124,6 +140,10 @@ impl SharedTable {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         *defaults = Defaults::from(config);
+        if let Some(key) = &config.affinity_key {
+            let key = TokenKey::new(&self.inner.provider, Some(key.secret()));
+            self.inner.affinity_key.store(key.map(Arc::new));
+        }
         let current = self.inner.current.load_full();
         let next = ProxyTable::build(
             Arc::clone(&current.routes),
@@ -132,6 +152,7 @@ impl SharedTable {
                 fallback: self.inner.fallback.as_ref(),
                 previous: Some(&current),
                 defaults: &defaults,
+                affinity_key: self.inner.affinity_key.load().as_deref(),
             },
         );
         self.inner.current.store(Arc::new(next));
@@ -155,6 +176,7 @@ impl SharedTable {
                 fallback: self.inner.fallback.as_ref(),
                 previous: Some(&previous),
                 defaults: &defaults,
+                affinity_key: self.inner.affinity_key.load().as_deref(),
             },
         );
         self.inner.metrics.certificates(next.routes.certificates());
@@ -211,23 +233,30 @@ struct Build<'a> {
     fallback: Option<&'a Arc<CertifiedKey>>,
     previous: Option<&'a ProxyTable>,
     defaults: &'a Defaults,
+    affinity_key: Option<&'a TokenKey>,
 }
 
 // === impl ProxyTable ===
 
 impl ProxyTable {
     fn build(routes: Arc<RouteTable>, b: &Build<'_>) -> Self {
-        let (provider, previous) = (&**b.provider, b.previous);
+        let (provider, previous, affinity_key) = (&**b.provider, b.previous, b.affinity_key);
         let settings = Settings::derive(routes.global(), b.defaults);
         let clusters = routes
             .clusters()
             .iter()
-            .map(|c| ClusterState {
+            .zip(balance::plan(
+                &routes,
+                affinity_key,
+                previous.map(Previous::of),
+            ))
+            .map(|(c, balancing)| ClusterState {
                 next: AtomicUsize::new(0),
                 name: match &c.target {
                     ClusterTarget::ExternalName { host, .. } => Some(Arc::from(&**host)),
                     ClusterTarget::Endpoints(_) => None,
                 },
+                balancing,
             })
             .collect();
         let certs = routes
@@ -368,6 +397,50 @@ impl ProxyTable {
         }
     }
 
+    /// Picks an upstream of a cluster as `balance` says; round robin where it cannot
+    /// choose (one endpoint, an ExternalName Service).
+    pub(crate) fn pick_balanced(
+        &self,
+        cluster: &Cluster,
+        how: &Balance,
+        src: &KeySource<'_>,
+        extras: &mut Extras,
+    ) -> Pick {
+        let (Some(state), ClusterTarget::Endpoints(addrs)) =
+            (self.clusters.get(cluster.id.0 as usize), &cluster.target)
+        else {
+            return self.pick(cluster);
+        };
+        let rr = || state.next.fetch_add(1, Ordering::Relaxed) % addrs.len().max(1);
+        match balance::pick(&state.balancing, addrs, how, src, rr, extras) {
+            Some(i) => match addrs.get(i) {
+                Some(a) => Pick::To(Upstream::Addr(*a)),
+                None => self.pick(cluster),
+            },
+            None => self.pick(cluster),
+        }
+    }
+
+    /// The balancing state of a backend's cluster.
+    pub(crate) fn balancing(&self, backend: &mse_router::Backend) -> Option<&Balancing> {
+        match backend {
+            mse_router::Backend::Cluster(id) => {
+                self.clusters.get(id.0 as usize).map(|c| &c.balancing)
+            }
+            mse_router::Backend::Unavailable { .. } => None,
+        }
+    }
+
+    /// The endpoint load of the cluster of the same Service port and endpoints, if this
+    /// table kept one.
+    fn loads_of(&self, index: usize, cluster: &Cluster) -> Option<&Arc<Loads>> {
+        let c = self.routes.clusters().get(index)?;
+        if c.target != cluster.target {
+            return None;
+        }
+        self.clusters.get(index)?.balancing.loads()
+    }
+
     fn reuse(&self, cert: &Certificate) -> Option<Arc<CertifiedKey>> {
         self.certs.iter().flatten().find_map(|l| {
             (l.source.chain == cert.chain && l.source.key.secret_der() == cert.key.secret_der())
@@ -384,6 +457,30 @@ impl fmt::Debug for ProxyTable {
             .field("clusters", &self.clusters.len())
             .field("certificates", &self.loaded_certificates())
             .finish()
+    }
+}
+
+/// The table being replaced, for what a new table carries over: the endpoint load of
+/// clusters whose endpoints did not change, so that requests in flight and response times
+/// stay counted across publishes.
+pub(crate) struct Previous<'t> {
+    table: &'t ProxyTable,
+    by_port: HashMap<(&'t ObjectKey, u16), usize>,
+}
+
+impl<'t> Previous<'t> {
+    fn of(table: &'t ProxyTable) -> Self {
+        let by_port = (table.routes.clusters().iter())
+            .enumerate()
+            .map(|(i, c)| ((&c.service, c.port), i))
+            .collect();
+        Self { table, by_port }
+    }
+
+    /// The load the previous table kept for `cluster`'s Service port and endpoints.
+    pub(crate) fn loads(&self, cluster: &Cluster) -> Option<Arc<Loads>> {
+        let i = *self.by_port.get(&(&cluster.service, cluster.port))?;
+        self.table.loads_of(i, cluster).map(Arc::clone)
     }
 }
 

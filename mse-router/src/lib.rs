@@ -47,6 +47,7 @@ pub mod lint;
 mod matching;
 mod path;
 mod policy;
+mod ring;
 mod table;
 mod tls;
 pub mod x509;
@@ -57,11 +58,15 @@ pub use host::{HostMatch, normalize_host};
 pub use matching::{Conditions, RequestHead};
 /// The `proxy-body-size` of a route's policy ([`RoutePolicy::body_size`]).
 pub use mse_annotations::BodySize;
+/// What `upstream-hash-by` hashes ([`Balance::Hash`]).
+pub use mse_annotations::HashKey;
 /// A compiled set of addresses, as in [`AccessRules`]: membership by binary search.
 pub use mse_annotations::IpSet;
 /// The ConfigMap reference type of [`CompileOptions::configmap`]; parse it from
 /// `namespace/name` with [`str::parse`].
 pub use mse_annotations::ObjectRef;
+/// The `SameSite` attribute of the affinity cookie ([`CookieAffinity::same_site`]).
+pub use mse_annotations::SameSite;
 /// The Service reference type of [`CompileOptions::default_backend`]; parse it from
 /// `namespace/name[:port]` with [`str::parse`].
 pub use mse_annotations::ServiceRef;
@@ -77,11 +82,13 @@ pub use path::{
     Groups, InvalidPath, PathMatch, RegexPath, decoded_request_path, normalize_path, request_path,
 };
 pub use policy::{
-    AccessRules, AllowedOrigin, AnswerCache, AuthPolicy, BasicAuthPolicy, CacheKey, CacheValid,
-    CorsPolicy, EXTERNAL_AUTH_TIMEOUT, ExternalAuthPolicy, FallbackPolicy, HashKind, HeaderOps,
-    IngressAccess, KeyPart, KeyVar, Location, LocationRewrite, MirrorPolicy, Redirect,
-    RedirectVars, Refusal, RequestHeadPlan, RoutePolicy, StoredHash, parse_htpasswd,
+    AccessRules, AllowedOrigin, AnswerCache, AuthPolicy, Balance, BasicAuthPolicy, CacheKey,
+    CacheValid, CookieAffinity, CorsPolicy, EXTERNAL_AUTH_TIMEOUT, ExternalAuthPolicy,
+    FallbackPolicy, HashKind, HeaderOps, IngressAccess, KeyPart, KeyVar, Location, LocationRewrite,
+    MirrorPolicy, Redirect, RedirectVars, Refusal, RequestHeadPlan, RoutePolicy, StoredHash,
+    parse_htpasswd,
 };
+pub use ring::{HashRing, POINTS_PER_ENDPOINT, hash_key};
 pub use table::{
     Backend, Cluster, ClusterId, ClusterTarget, HostKind, Match, Route, RouteId, RouteTable,
 };

@@ -86,7 +86,7 @@ impl<'a> RequestHead<'a> {
 
     /// The first value of query parameter `name`, as written (not decoded). A parameter
     /// without `=` has the empty value.
-    pub(crate) fn query_value(&self, name: &str) -> Option<&'a str> {
+    pub fn query_value(&self, name: &str) -> Option<&'a str> {
         self.query?.split('&').find_map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             (k == name).then_some(v)
@@ -94,7 +94,7 @@ impl<'a> RequestHead<'a> {
     }
 
     /// The value of cookie `name`, from every `Cookie` header.
-    pub(crate) fn cookie(&self, name: &str) -> Option<&'a str> {
+    pub fn cookie(&self, name: &str) -> Option<&'a str> {
         self.header_values(&http::header::COOKIE)
             .flat_map(|v| v.split(';'))
             .find_map(|pair| {

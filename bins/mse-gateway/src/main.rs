@@ -53,6 +53,12 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct ServeArgs {
+    /// A file holding the secret (at least 16 bytes; a trailing newline is dropped) the
+    /// affinity cookies (affinity: cookie) are keyed with. Give every replica the same
+    /// one so that each honours the cookies the others set (in Kubernetes, mount a
+    /// Secret). Default: a key drawn at random when the gateway starts.
+    #[arg(long, env = "MSE_AFFINITY_KEY_FILE", value_name = "PATH")]
+    affinity_key_file: Option<PathBuf>,
     /// File mode: a manifest file or directory (YAML or JSON, many documents), watched for
     /// changes. Repeatable. Without it the gateway runs in kube mode.
     #[arg(long = "manifests", value_name = "PATH")]
@@ -246,7 +252,14 @@ fn main() -> ExitCode {
             opts.access_log = a.common.access_log;
             apply_status_args(&mut opts, a.status);
             opts.flags = flags;
-            (guard, run(serve(opts)))
+            let key = a.affinity_key_file.as_deref().map(read_affinity_key);
+            match key.transpose() {
+                Ok(key) => {
+                    opts.proxy.affinity_key = key;
+                    (guard, run(serve(opts)))
+                }
+                Err(e) => (guard, Err(e)),
+            }
         }
     };
     match result {
@@ -256,6 +269,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The affinity cookies' key from `--affinity-key-file`.
+fn read_affinity_key(path: &std::path::Path) -> anyhow::Result<mse_proxy::AffinityKey> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("--affinity-key-file {}: {e}", path.display()))?;
+    mse_proxy::AffinityKey::new(bytes.trim_ascii_end())
+        .map_err(|e| anyhow::anyhow!("--affinity-key-file {}: {e}", path.display()))
 }
 
 /// The flags with a global-configuration equivalent that were given explicitly (on the

@@ -62,6 +62,29 @@ fn bad_flags_are_usage_errors() {
 }
 
 #[test]
+fn an_affinity_key_file_must_be_readable_and_long_enough() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short");
+    std::fs::write(&short, "tooshort\n").unwrap();
+    let missing = dir.path().join("missing");
+    for (file, says) in [(&short, "at least 16 bytes"), (&missing, "missing")] {
+        let out = Command::new(BIN)
+            .args(["--manifests", dir.path().to_str().unwrap()])
+            .args(["--affinity-key-file", file.to_str().unwrap()])
+            .args(["--http-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0"])
+            .args(["--admin-addr", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--affinity-key-file") && err.contains(says),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn default_backend_service_needs_a_namespace() {
     // Accepted: the command line parses, and the run stops later, for want of a cluster.
     let home = tempfile::tempdir().unwrap();
@@ -426,4 +449,83 @@ fn client_address_flags_apply_to_the_running_gateway() {
             .any(|l| l.contains("/with-header") && l.contains("203.0.113.7")),
         "{lines:#?}"
     );
+}
+
+/// A plain upstream on loopback answering `200 ok` to every request, one per connection.
+fn ok_upstream() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().map_while(Result::ok) {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    addr
+}
+
+/// The affinity cookie of a response, as `name=value`.
+fn affinity_cookie(response: &str) -> Option<String> {
+    response
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: INGRESSCOOKIE="))
+        .and_then(|v| v.split(';').next())
+        .map(|v| format!("INGRESSCOOKIE={v}"))
+}
+
+#[test]
+fn replicas_given_one_affinity_key_file_honour_each_others_cookies() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    let mut yaml = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: { name: a, namespace: default, annotations: { nginx.ingress.kubernetes.io/affinity: cookie } }\nspec:\n  ingressClassName: mse\n  defaultBackend: { service: { name: web, port: { number: 80 } } }\n---\napiVersion: v1\nkind: Service\nmetadata: { name: web, namespace: default }\nspec:\n  ports: [{ name: http, port: 80, targetPort: http }]\n".to_owned();
+    for (i, addr) in [ok_upstream(), ok_upstream()].iter().enumerate() {
+        yaml.push_str(&format!(
+            "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{ name: web-{i}, namespace: default, labels: {{ kubernetes.io/service-name: web }} }}\naddressType: IPv4\nports: [{{ name: http, port: {} }}]\nendpoints: [{{ addresses: [\"127.0.0.1\"], conditions: {{ ready: true }} }}]\n",
+            addr.port()
+        ));
+    }
+    std::fs::write(manifests.join("web.yaml"), yaml).unwrap();
+    let key = dir.path().join("key");
+    std::fs::write(&key, "a secret shared by the replicas\n").unwrap();
+    let key_flag = ["--affinity-key-file", key.to_str().unwrap()];
+    let a = Process::start(&manifests, &key_flag);
+    let b = Process::start(&manifests, &key_flag);
+    let other = Process::start(&manifests, &[]);
+    // Replica b applies affinity: a client without a cookie gets one.
+    assert!(affinity_cookie(&fetch(b.http, "x.test", "/")).is_some());
+    for _ in 0..4 {
+        let first = fetch(a.http, "x.test", "/");
+        assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+        let cookie = affinity_cookie(&first).expect("an affinity cookie");
+        let ask = |p: &Process| {
+            let mut s = TcpStream::connect(p.http).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            write!(
+                s,
+                "GET / HTTP/1.1\r\nHost: x.test\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            out
+        };
+        // The replica with the same key knows the endpoint: no new session.
+        let same = ask(&b);
+        assert!(same.starts_with("HTTP/1.1 200"), "{same}");
+        assert_eq!(affinity_cookie(&same), None, "{same}");
+        // One with its own random key does not.
+        assert!(affinity_cookie(&ask(&other)).is_some());
+    }
+    for p in [a, b, other] {
+        assert_eq!(p.stop().0, Some(0));
+    }
 }

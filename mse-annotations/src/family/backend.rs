@@ -57,6 +57,8 @@ pub enum LoadBalance {
     LeastConn,
     /// Random choice.
     Random,
+    /// Peak EWMA of response times.
+    Ewma,
 }
 
 /// `upstream-hash-by`: what consistent hashing hashes.
@@ -74,6 +76,8 @@ pub enum HashKey {
     Query(String),
     /// `$cookie_<name>`: that cookie.
     Cookie(String),
+    /// Several variables together, such as `$host$request_uri`, in order.
+    Combined(Vec<HashKey>),
 }
 
 /// `affinity-mode`.
@@ -105,8 +109,28 @@ pub struct SessionCookie {
     pub path: String,
     /// `session-cookie-max-age`.
     pub max_age: Option<Duration>,
-    /// `session-cookie-expires` (used when `max_age` is unset).
+    /// `session-cookie-expires`: the cookie's `Expires` is this long after it is set.
     pub expires: Option<Duration>,
+    /// `session-cookie-domain`.
+    pub domain: Option<String>,
+    /// `session-cookie-secure`: `Secure` on every answer (HTTPS requests get it anyway).
+    pub secure: bool,
+    /// `session-cookie-samesite`.
+    pub same_site: Option<SameSite>,
+    /// `session-cookie-conditional-samesite-none`: leave `SameSite=None` out for the
+    /// browsers known to reject it.
+    pub conditional_same_site_none: bool,
+}
+
+/// `session-cookie-samesite`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SameSite {
+    /// `SameSite=None`.
+    None,
+    /// `SameSite=Lax`.
+    Lax,
+    /// `SameSite=Strict`.
+    Strict,
 }
 
 /// Cookie session affinity (`affinity: cookie`).
@@ -151,6 +175,9 @@ pub struct BackendPolicy {
     pub load_balance: LoadBalance,
     /// `upstream-hash-by` (when affinity does not apply).
     pub hash_by: Option<HashKey>,
+    /// `upstream-hash-by-subset` with `upstream-hash-by-subset-size` (default 3): the
+    /// key picks a subset of that many endpoints, and the request one of them at random.
+    pub hash_subset: Option<u32>,
     /// Cookie affinity.
     pub affinity: Option<Affinity>,
     /// `service-upstream`.
@@ -184,6 +211,10 @@ pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
         "session-cookie-path",
         "session-cookie-max-age",
         "session-cookie-expires",
+        "session-cookie-domain",
+        "session-cookie-secure",
+        "session-cookie-samesite",
+        "session-cookie-conditional-samesite-none",
     ];
     if affinity.is_some() {
         let mode = cx
@@ -209,6 +240,16 @@ pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
                 .unwrap_or_else(|| "/".to_owned()),
             max_age: cx.get("session-cookie-max-age", value::duration),
             expires: cx.get("session-cookie-expires", value::duration),
+            domain: cx.get("session-cookie-domain", |v| {
+                value::host_name(v.strip_prefix('.').unwrap_or(v))
+            }),
+            secure: cx
+                .get("session-cookie-secure", value::boolean)
+                .unwrap_or(false),
+            same_site: cx.get("session-cookie-samesite", same_site),
+            conditional_same_site_none: cx
+                .get("session-cookie-conditional-samesite-none", value::boolean)
+                .unwrap_or(false),
         };
         b.affinity = Some(Affinity {
             mode,
@@ -221,11 +262,13 @@ pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
         }
     }
     let hash = cx.get("upstream-hash-by", hash_key);
+    let hashed = hash.is_some();
     if hash.is_some() && b.affinity.is_some() {
         cx.ignored("upstream-hash-by", "affinity: cookie takes precedence");
     } else {
         b.hash_by = hash;
     }
+    hash_subset(cx, b, hashed);
     let lb = cx.get("load-balance", load_balance);
     if lb.is_some() && (b.affinity.is_some() || b.hash_by.is_some()) {
         let winner = if b.affinity.is_some() {
@@ -269,6 +312,30 @@ pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
         max_requests_per_connection: cx
             .get("connection-policy-http-max-request-per-connection", count),
     };
+}
+
+/// The subset keys, read when `upstream-hash-by` is set (`hashed`), applied when it is in
+/// effect (cookie affinity wins over it).
+fn hash_subset(cx: &mut Cx<'_>, b: &mut BackendPolicy, hashed: bool) {
+    const KEYS: [&str; 2] = ["upstream-hash-by-subset", "upstream-hash-by-subset-size"];
+    if !hashed {
+        for k in KEYS {
+            cx.ignored(k, "upstream-hash-by is not set");
+        }
+        return;
+    }
+    let on = cx
+        .get("upstream-hash-by-subset", value::boolean)
+        .unwrap_or(false);
+    let size = cx.get("upstream-hash-by-subset-size", |v| value::uint(v, 1, 1024));
+    if on {
+        b.hash_subset = b.hash_by.as_ref().map(|_| size.unwrap_or(3));
+    } else if size.is_some() {
+        cx.ignored(
+            "upstream-hash-by-subset-size",
+            "upstream-hash-by-subset is not true",
+        );
+    }
 }
 
 fn upstream_tls(cx: &mut Cx<'_>, b: &mut BackendPolicy) {
@@ -341,22 +408,58 @@ fn load_balance(v: &str) -> Result<LoadBalance, ValueError> {
         "round_robin" => Ok(LoadBalance::RoundRobin),
         "least_conn" | "least_request" => Ok(LoadBalance::LeastConn),
         "random" => Ok(LoadBalance::Random),
-        "ewma" => Err(ValueError::Invalid("ewma is not available".to_owned())),
+        "ewma" => Ok(LoadBalance::Ewma),
         "mcp-sse" => Err(ValueError::Invalid(
             "mcp-sse (MCP stateful sessions) is not supported yet".to_owned(),
         )),
-        _ => Err(ValueError::Expected("round_robin, least_conn or random")),
+        _ => Err(ValueError::Expected(
+            "round_robin, least_conn, random or ewma",
+        )),
+    }
+}
+
+fn same_site(v: &str) -> Result<SameSite, ValueError> {
+    match v.to_ascii_lowercase().as_str() {
+        "none" => Ok(SameSite::None),
+        "lax" => Ok(SameSite::Lax),
+        "strict" => Ok(SameSite::Strict),
+        _ => Err(ValueError::Expected("None, Lax or Strict")),
     }
 }
 
 fn hash_key(v: &str) -> Result<HashKey, ValueError> {
-    let var = v.strip_prefix('$').ok_or(ValueError::Expected(
-        "an NGINX variable such as $remote_addr, $request_uri, $host or $http_x_user",
-    ))?;
-    let var = var
-        .strip_prefix('{')
-        .and_then(|s| s.strip_suffix('}'))
-        .unwrap_or(var);
+    if !v.starts_with('$') {
+        return Err(ValueError::Expected(
+            "an NGINX variable such as $remote_addr, $request_uri, $host or $http_x_user",
+        ));
+    }
+    // Variables and the text between them; the text is the same for every request, so
+    // only the variables decide where a request goes.
+    let mut parts = Vec::new();
+    let mut rest = v;
+    while let Some(at) = rest.find('$') {
+        let var = &rest[at + 1..];
+        let (name, after) = match var.strip_prefix('{') {
+            Some(braced) => braced
+                .split_once('}')
+                .ok_or(ValueError::Expected("`}` closing `${`"))?,
+            None => {
+                let end = var
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(var.len());
+                var.split_at(end)
+            }
+        };
+        parts.push(hash_variable(name)?);
+        rest = after;
+    }
+    Ok(match parts.len() {
+        1 => parts.remove(0),
+        _ => HashKey::Combined(parts),
+    })
+}
+
+fn hash_variable(var: &str) -> Result<HashKey, ValueError> {
     let named = |prefix: &str| var.strip_prefix(prefix).filter(|n| !n.is_empty());
     let key = match var {
         "remote_addr" | "binary_remote_addr" => HashKey::ClientIp,
@@ -370,9 +473,9 @@ fn hash_key(v: &str) -> Result<HashKey, ValueError> {
             } else if let Some(c) = named("cookie_") {
                 HashKey::Cookie(value::cookie_name(c)?)
             } else {
-                return Err(ValueError::Invalid(
-                    "hashing takes one of $remote_addr, $request_uri, $host, $http_<name>, $arg_<name> or $cookie_<name>; other variables and combinations are not available".to_owned(),
-                ));
+                return Err(ValueError::Invalid(format!(
+                    "${var} cannot be hashed: use $remote_addr, $request_uri, $host, $http_<name>, $arg_<name> or $cookie_<name>, alone or together"
+                )));
             }
         }
     };

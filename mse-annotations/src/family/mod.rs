@@ -25,7 +25,7 @@ pub use auth::{
 };
 pub use backend::{
     Affinity, AffinityMode, BackendPolicy, BackendProtocol, CanaryAffinity, ConnectionPolicy,
-    HashKey, LoadBalance, ServiceSubset, SessionCookie, UpstreamTls,
+    HashKey, LoadBalance, SameSite, ServiceSubset, SessionCookie, UpstreamTls,
 };
 pub use canary::{Canary, CanaryMatch, CanaryRule, CanaryState};
 pub use cors::{Allow, Cors, OriginPattern};

@@ -27,18 +27,25 @@ pub(super) const UPSTREAM: &[KeySpec] = &[
         "Proxies to the Service's cluster IP instead of its endpoints")
         .ex("true", "yes"),
     // --- Load balancing ---
-    key("load-balance", G::LoadBalancing, Service, Nginx, "round_robin, least_conn (alias least_request) or random", "round_robin",
-        "Load-balancing algorithm for the Service's endpoints; ewma is not available (round_robin applies)")
+    key("load-balance", G::LoadBalancing, Service, Nginx, "round_robin, least_conn (alias least_request), random or ewma", "round_robin",
+        "Load-balancing algorithm for the Service's endpoints: least_conn picks the fewest requests in flight from this gateway replica, random the less loaded of two endpoints drawn at random, ewma the one of two drawn at random with the lower peak EWMA of response times (decaying over 10 s) times its requests in flight")
         .ex("least_conn", "fastest"),
     key("upstream-hash-by", G::LoadBalancing, Service, Nginx,
-        "one of $remote_addr, $request_uri, $host, $http_<name>, $arg_<name>, $cookie_<name>", "",
-        "Consistent hashing on that part of the request; wins over load-balance. One variable only: combinations such as $host$request_uri are not available")
+        "$remote_addr, $request_uri, $host, $http_<name>, $arg_<name>, $cookie_<name>, or several together", "",
+        "Consistent hashing (a ring of 160 points per endpoint) on that part of the request, so that adding or removing one of N endpoints moves about 1/N of the keys; a missing header, parameter or cookie hashes as empty. Several variables (such as $host$request_uri) hash together; text between them does not change which requests go together. Wins over load-balance")
         .ex("$http_x_user_id", "remote_addr"),
+    key("upstream-hash-by-subset", G::LoadBalancing, Service, Nginx, BOOL, "false",
+        "With upstream-hash-by: the endpoints, in address order, form subsets of upstream-hash-by-subset-size; the key picks a subset on the consistent-hash ring and each request one of its endpoints at random")
+        .ex("true", "yes"),
+    key("upstream-hash-by-subset-size", G::LoadBalancing, Service, Nginx, "integer 1 to 1024", "3",
+        "Endpoints per subset of upstream-hash-by-subset")
+        .ex("3", "0"),
     key("affinity", G::LoadBalancing, Service, Nginx, "cookie", "",
-        "Session affinity by a cookie the gateway sets; wins over upstream-hash-by and load-balance")
+        "Session affinity by a cookie the gateway sets on the first answer, holding a keyed hash of the endpoint (never its address); later requests with it go to that endpoint while it is ready, else get a new one. Wins over upstream-hash-by and load-balance")
         .ex("cookie", "ip"),
     key("affinity-mode", G::LoadBalancing, Service, Nginx, "balanced or persistent", "balanced",
         "balanced re-spreads sessions when endpoints are added; persistent never moves them")
+        .different("in both modes a session stays on its endpoint while that endpoint is ready; balanced does not move sessions to endpoints added later")
         .ex("persistent", "sticky"),
     key("affinity-canary-behavior", G::LoadBalancing, Service, Nginx, "sticky or legacy", "sticky",
         "sticky keeps clients served by a canary on the canary; legacy ignores affinity for canaries")
@@ -53,8 +60,20 @@ pub(super) const UPSTREAM: &[KeySpec] = &[
         "Max-Age of the affinity cookie; without it (and without session-cookie-expires) the cookie lasts for the browser session")
         .ex("3600", "an hour"),
     key("session-cookie-expires", G::LoadBalancing, Service, Nginx, SECS, "",
-        "Lifetime of the affinity cookie, used when session-cookie-max-age is not set")
+        "Expires of the affinity cookie, this long after it is set (beside Max-Age when both are set)")
         .ex("3600", "tomorrow"),
+    key("session-cookie-domain", G::LoadBalancing, Service, Nginx, "host name", "",
+        "Domain attribute of the affinity cookie")
+        .ex("example.com", "bad domain!"),
+    key("session-cookie-secure", G::LoadBalancing, Service, Nginx, BOOL, "false",
+        "Secure attribute on the affinity cookie for every request; HTTPS requests get it anyway")
+        .ex("true", "yes"),
+    key("session-cookie-samesite", G::LoadBalancing, Service, Nginx, "None, Lax or Strict", "",
+        "SameSite attribute of the affinity cookie")
+        .ex("Lax", "Sometimes"),
+    key("session-cookie-conditional-samesite-none", G::LoadBalancing, Service, Nginx, BOOL, "false",
+        "With session-cookie-samesite None: leaves SameSite=None out for browsers known to reject it (Chrome 51 to 66, iOS 12, Safari on macOS 10.14)")
+        .ex("true", "yes"),
     // --- Service ---
     key("service-subset", G::Service, Service, Mse, "subset name; empty or `base` for the base pods", "",
         "Routes to the pods labelled `opensergo.io/canary-<subset>: <subset>` (base: pods without such a label); all pods when none match")

@@ -10,6 +10,7 @@
 //! | [`cors`] | decision (preflight answer), response (headers on other answers) |
 //! | [`redirect`] | decision (`permanent-redirect`, `temporal-redirect`, HTTPS, `app-root`) |
 //! | [`headers`] | exchange (request edits, written into the upstream head), response (edits, `proxy-redirect-*`) |
+//! | [`balance`] | upstream selection (`load-balance`, `upstream-hash-by`, cookie affinity), response (the affinity cookie) |
 //! | [`fallback`] | upstream selection (default backends), response (`custom-http-errors` pages) |
 //! | [`mirror`] | exchange (a sampled copy of the request) |
 //!
@@ -17,11 +18,13 @@
 //! ([`mse_router::Route::destination`], [`mse_router::RoutePolicy::rewrite_path`]).
 
 pub(crate) mod auth_tls;
+pub(crate) mod balance;
 pub(crate) mod basic_auth;
 pub(crate) mod cors;
 pub(crate) mod external_auth;
 pub(crate) mod fallback;
 pub(crate) mod headers;
+pub(crate) mod load;
 pub(crate) mod mirror;
 pub(crate) mod redirect;
 pub(crate) mod remembered;

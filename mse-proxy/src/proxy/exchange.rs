@@ -18,6 +18,7 @@ use crate::forwarded::ForwardHeaders;
 use crate::http1::{HeadExtras, PendingUpgrade};
 use crate::log::AccessRecord;
 use crate::phases::RequestInfo;
+use crate::policy::balance::Extras;
 use crate::policy::cors::{self, CorsAnswer};
 use crate::policy::external_auth::AuthCookies;
 use crate::policy::fallback::ErrorPages;
@@ -40,6 +41,8 @@ pub(super) struct Prepared {
     mirrored: bool,
     /// The `Set-Cookie` of the `auth-url` answer, for the client's answer.
     pub(super) auth_cookies: Option<Box<AuthCookies>>,
+    /// The in-flight count and affinity cookie of the route's balancing.
+    pub(super) extras: Extras,
     /// The forwarding headers, when they are written straight into the head rather than
     /// into the request's header map.
     forwarded: Option<ForwardHeaders>,
@@ -64,6 +67,7 @@ pub(super) fn prepare(
         trusted,
         client_cert,
         auth_cookies,
+        extras,
         ..
     } = chosen;
     if let Some(c) = client_cert {
@@ -145,6 +149,7 @@ pub(super) fn prepare(
         mirrored,
         auth_cookies,
         forwarded,
+        extras,
     })
 }
 

@@ -33,6 +33,7 @@ use crate::http1::{PendingUpgrade, Stop, UpstreamBody, materialize};
 use crate::log::AccessRecord;
 use crate::metrics::Metrics;
 use crate::phases::{RequestInfo, Steps};
+use crate::policy::load::LoadGuard;
 use crate::policy::mirror;
 use crate::table::SharedTable;
 use crate::tls::ConnTls;
@@ -139,8 +140,11 @@ pub(crate) async fn handle(
     // future.
     let mut info =
         (!cx.worker.steps.is_empty()).then(|| Box::new(RequestInfo::new(cx.peer, cx.tls, &req)));
-    let mut response = match forward(&cx, req, log.as_deref_mut(), info.as_deref_mut()).await {
-        Ok(answer) => answer.into_response(guard),
+    // The in-flight count of `least_conn` and `random`: held until the body ends.
+    let mut load = None;
+    let forwarded = forward(&cx, req, log.as_deref_mut(), info.as_deref_mut(), &mut load).await;
+    let mut response = match forwarded {
+        Ok(answer) => answer.into_response(guard.with_load(load)),
         Err(e) => {
             respond::report(&e);
             respond::error_response(&e, guard)
@@ -167,6 +171,7 @@ async fn forward(
     mut req: Box<Request<RequestBody>>,
     mut log: Option<&mut AccessRecord>,
     mut info: Option<&mut RequestInfo>,
+    load: &mut Option<LoadGuard>,
 ) -> Result<Forwarded, ProxyError> {
     // Request head.
     let target = Target::read(&req)?;
@@ -238,6 +243,8 @@ async fn forward(
         Some(m) => Box::pin(mirror::send(&cx.worker, m, &prepared.upstream, req)).await?,
     };
     exchange::log_sent(log.as_deref_mut(), &sent, sent_at);
+    let mut prepared = prepared;
+    *load = prepared.extras.load.take();
     // Response.
     match sent {
         Sent::Plain {
@@ -245,7 +252,6 @@ async fn forward(
             conn,
             headers: sent_headers,
         } => {
-            let mut prepared = prepared;
             let mut response = respond::plain(head, conn, &prepared.upstream)?;
             if let Some(pages) = prepared
                 .pages

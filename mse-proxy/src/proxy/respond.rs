@@ -3,7 +3,7 @@
 //! tunnel of an upgraded connection, the gateway's own error answers, and the registered
 //! steps' response hook.
 
-use http::header::STRICT_TRANSPORT_SECURITY;
+use http::header::{SET_COOKIE, STRICT_TRANSPORT_SECURITY};
 use http::{HeaderValue, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
@@ -73,6 +73,13 @@ pub(super) fn finish(
             .headers_mut()
             .insert(STRICT_TRANSPORT_SECURITY, HeaderValue::clone(v));
     }
+    if let Some(v) = &prepared.extras.set_cookie {
+        // Beside the upstream's own cookies, which a header in the map would replace.
+        materialize(response);
+        response
+            .headers_mut()
+            .append(SET_COOKIE, HeaderValue::clone(v));
+    }
     if let Some(p) = &prepared.policy {
         if needs_all_headers(p, response) {
             materialize(response);
@@ -104,6 +111,11 @@ pub(super) fn upgraded(
         response
             .headers_mut()
             .insert(STRICT_TRANSPORT_SECURITY, HeaderValue::clone(v));
+    }
+    if let Some(v) = &prepared.extras.set_cookie {
+        response
+            .headers_mut()
+            .append(SET_COOKIE, HeaderValue::clone(v));
     }
     if let Some(p) = &prepared.policy {
         edit_response(cx.tls, p, response.headers_mut(), &prepared.upstream, host);

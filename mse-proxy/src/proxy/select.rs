@@ -17,6 +17,7 @@ use crate::error::ProxyError;
 use crate::forwarded::Trusted;
 use crate::log::AccessRecord;
 use crate::phases::RequestInfo;
+use crate::policy::balance::{self, Extras, KeySource};
 use crate::policy::basic_auth::{self, Check};
 use crate::policy::external_auth::AuthCookies;
 use crate::policy::fallback::{self, ErrorPages};
@@ -57,6 +58,9 @@ pub(super) struct Chosen {
     pub(super) auth: Option<Box<PendingAuth>>,
     /// The `Set-Cookie` of the `auth-url` answer, for the client's answer.
     pub(super) auth_cookies: Option<Box<AuthCookies>>,
+    /// What the balancing of the route needs besides the endpoint (in-flight count,
+    /// affinity cookie); empty for round robin.
+    pub(super) extras: Extras,
 }
 
 /// Looks the request up, runs the registered steps' access phase, then the decision phase
@@ -161,7 +165,15 @@ pub(super) fn choose(
         Some(_) => fastrand::u32(..WEIGHT_SCALE),
         None => 0,
     };
-    let dest = m.route.destination(&head, roll);
+    // A client holding an affinity cookie stays where it is (`affinity-canary-behavior`).
+    let sticky = match &m.route.canary {
+        Some(_) => balance::sticky_destination(m.route, &head, |b| table.balancing(b)),
+        None => None,
+    };
+    let dest = match sticky {
+        Some(d) => d,
+        None => m.route.destination(&head, roll),
+    };
     if let Some(log) = log {
         if let Some(c) = dest.canary {
             log.ingress = Some(c.ingress.clone());
@@ -184,7 +196,20 @@ pub(super) fn choose(
         .filter(|_| tls && m.route.own_certificate)
         .cloned();
     // Upstream selection.
-    let (upstream, pages) = select_upstream(&table, m.route, dest.backend, policy.as_deref())?;
+    let src = KeySource {
+        head: &head,
+        uri: req.uri(),
+        client,
+        tls,
+    };
+    let mut extras = Extras::default();
+    let (upstream, pages) = select_upstream(
+        &table,
+        m.route,
+        dest.backend,
+        policy.as_deref(),
+        (&src, &mut extras),
+    )?;
     Ok(Choice::Forward(Chosen {
         upstream,
         policy,
@@ -196,6 +221,7 @@ pub(super) fn choose(
         client_cert,
         auth,
         auth_cookies: None,
+        extras,
     }))
 }
 
@@ -302,13 +328,14 @@ fn decide(
     None
 }
 
-/// The endpoint of the route's backend, and its error pages; else its Ingress's
-/// `default-backend`; else the error.
+/// The endpoint of the route's backend (round robin, or as the policy's balancing says),
+/// and its error pages; else its Ingress's `default-backend`; else the error.
 fn select_upstream(
     table: &Arc<ProxyTable>,
     route: &Route,
     backend: &Backend,
     policy: Option<&RoutePolicy>,
+    (src, extras): (&KeySource<'_>, &mut Extras),
 ) -> Result<(Upstream, Option<Box<ErrorPages>>), ProxyError> {
     let or_default = |e: ProxyError| match fallback::default_backend(table, policy) {
         Some(up) => Ok((up, None)),
@@ -322,7 +349,11 @@ fn select_upstream(
             });
         }
     };
-    match table.pick(cluster) {
+    let picked = match policy.and_then(|p| p.balance.as_ref()) {
+        None => table.pick(cluster),
+        Some(how) => table.pick_balanced(cluster, how, src, extras),
+    };
+    match picked {
         Pick::To(upstream) => Ok((
             upstream,
             ErrorPages::new(table, route, cluster).map(Box::new),
@@ -350,6 +381,7 @@ impl Chosen {
             client_cert: None,
             auth: None,
             auth_cookies: None,
+            extras: Extras::default(),
         }
     }
 

@@ -207,7 +207,8 @@ impl<'s> Compiler<'s> {
     }
 }
 
-/// The main route's policy with the canary's own header control (Higress).
+/// The main route's policy with the canary's own header control (Higress) and its own
+/// load balancing, which is Service-scope and applies to the canary's Service.
 fn canary_policy(
     main: Option<&RoutePolicy>,
     own: Option<&RoutePolicy>,
@@ -217,10 +218,12 @@ fn canary_policy(
         Some(own) => {
             p.request_headers = own.request_headers.clone();
             p.response_headers = own.response_headers.clone();
+            p.balance = own.balance.clone();
         }
         None => {
             p.request_headers = HeaderOps::default();
             p.response_headers = HeaderOps::default();
+            p.balance = None;
         }
     }
     (!p.is_empty()).then(|| Arc::new(p))

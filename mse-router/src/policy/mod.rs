@@ -19,6 +19,7 @@ use mse_annotations::{BodySize, Group, IngressPolicy, KeySpec, RewriteTarget};
 mod access;
 mod access_log;
 mod auth;
+mod balance;
 mod body;
 mod cors;
 mod fallback;
@@ -34,6 +35,7 @@ pub use auth::{
     AnswerCache, AuthPolicy, BasicAuthPolicy, CacheKey, CacheValid, EXTERNAL_AUTH_TIMEOUT,
     ExternalAuthPolicy, HashKind, KeyPart, KeyVar, StoredHash, parse_htpasswd,
 };
+pub use balance::{Balance, CookieAffinity};
 pub use cors::{AllowedOrigin, CorsPolicy};
 pub use fallback::FallbackPolicy;
 pub(crate) use headers::protected_header;
@@ -55,6 +57,7 @@ pub(crate) const POLICIES: &[Registration] = &[
     access_log::POLICY,
     access::POLICY,
     auth::POLICY,
+    balance::POLICY,
     matched::CONDITIONS,
     matched::CANARY,
     matched::SERVER_ALIAS,
@@ -145,6 +148,8 @@ pub struct RoutePolicy {
     /// `auth-type: basic` and `auth-url`, completed by the compiler (it needs the Secret
     /// and the Services), so building from annotations alone leaves it `None`.
     pub auth: Option<Arc<AuthPolicy>>,
+    /// `load-balance`, `upstream-hash-by` and cookie affinity; `None`: round robin.
+    pub balance: Option<Balance>,
     /// Derived from the fields above on first use, once the policy is shared.
     head_plan: PlanCell,
 }
@@ -213,6 +218,7 @@ impl RoutePolicy {
             && self.mirror.is_none()
             && self.access.is_none()
             && self.auth.is_none()
+            && self.balance.is_none()
     }
 
     /// How many headers [`Self::edit_request`] may add at most: room to reserve at once.
