@@ -19,6 +19,7 @@ use mse_router::HeaderOps;
 use crate::http1::{H1Body, Present, RawHeaders, UpstreamBody};
 use crate::log::AccessRecord;
 use crate::metrics::TimeoutKind;
+use crate::policy::limit::ConnSlot;
 use crate::policy::load::LoadGuard;
 use crate::proxy::Worker;
 
@@ -115,6 +116,8 @@ pub(crate) struct InFlight {
     worker: Rc<Worker>,
     /// The request's count against its endpoint (`least_conn`, `random`).
     load: Option<LoadGuard>,
+    /// The request's count against its client's `limit-connections`.
+    slot: Option<Box<ConnSlot>>,
 }
 
 /// The body of every response the proxy sends.
@@ -209,12 +212,19 @@ impl InFlight {
         Self {
             worker: Rc::clone(worker),
             load: None,
+            slot: None,
         }
     }
 
     /// Holds `load` until the response ends.
     pub(crate) fn with_load(mut self, load: Option<LoadGuard>) -> Self {
         self.load = load;
+        self
+    }
+
+    /// Holds `slot` until the response ends.
+    pub(crate) fn with_slot(mut self, slot: Option<Box<ConnSlot>>) -> Self {
+        self.slot = slot;
         self
     }
 }

@@ -93,6 +93,10 @@ pub(crate) struct Settings {
     pub(crate) proxy_protocol: bool,
     /// `use-forwarded-headers`: the proxies in front whose forwarding headers are kept.
     pub(crate) forwarding: Option<Arc<TrustedProxies>>,
+    /// `limit-req-status-code`: the status of requests over `limit-rps` or `limit-rpm`.
+    pub(crate) limit_req_status: u16,
+    /// `limit-conn-status-code`: the status of requests over `limit-connections`.
+    pub(crate) limit_conn_status: u16,
 }
 
 // === impl Defaults ===
@@ -222,6 +226,8 @@ impl Settings {
             access_closed: global.access.closed,
             proxy_protocol: global.forwarding.use_proxy_protocol,
             forwarding: TrustedProxies::of(global).map(Arc::new),
+            limit_req_status: global.limit_req_status_code,
+            limit_conn_status: global.limit_conn_status_code,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::{ArcSwap, ArcSwapOption, Guard};
 use mse_model::ObjectKey;
-use mse_router::{Balance, Certificate, Cluster, ClusterTarget, RouteTable, TlsPolicyId};
+use mse_router::{Balance, Certificate, Cluster, ClusterTarget, RouteId, RouteTable, TlsPolicyId};
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
@@ -17,6 +17,7 @@ use rustls::sign::CertifiedKey;
 use crate::config::ProxyConfig;
 use crate::metrics::Metrics;
 use crate::policy::balance::{self, Balancing, Extras, KeySource, TokenKey};
+use crate::policy::limit::{self, Limiter};
 use crate::policy::load::Loads;
 use crate::settings::{Defaults, Settings};
 use crate::tls::{PolicyKit, TableResolver};
@@ -59,6 +60,8 @@ pub struct ProxyTable {
     /// The rustls configuration of each host TLS policy, by [`TlsPolicyId`].
     tls: Vec<Option<PolicyTls>>,
     settings: Settings,
+    /// The local limits' state, by route id (see [`crate::policy::limit`]).
+    limiters: Box<[Option<Arc<Limiter>>]>,
 }
 
 /// One host TLS policy, ready for handshakes.
@@ -312,6 +315,7 @@ impl ProxyTable {
                 }
             })
             .collect();
+        let limiters = limit::plan(&routes, previous.map(|p| (&*p.routes, &*p.limiters)));
         Self {
             routes,
             clusters,
@@ -319,6 +323,7 @@ impl ProxyTable {
             keys,
             tls,
             settings,
+            limiters,
         }
     }
 
@@ -346,6 +351,11 @@ impl ProxyTable {
     }
 
     /// What the data plane applies of the table's global configuration.
+    /// The local limits of route `id`, when it has any.
+    pub(crate) fn limiter(&self, id: RouteId) -> Option<&Arc<Limiter>> {
+        self.limiters.get(id.0 as usize)?.as_ref()
+    }
+
     pub(crate) fn settings(&self) -> &Settings {
         &self.settings
     }

@@ -7,6 +7,7 @@
 //! |---|---|
 //! | [`basic_auth`] | access (`auth-type: basic`; bcrypt waits on a blocking thread) |
 //! | [`external_auth`] | access (`auth-url`: a subrequest; waits), with [`auth_tls`] for `https` |
+//! | [`limit`] | access (`route-limit-*`, `limit-*`: buckets and counts shared by the workers) |
 //! | [`cors`] | decision (preflight answer), response (headers on other answers) |
 //! | [`redirect`] | decision (`permanent-redirect`, `temporal-redirect`, HTTPS, `app-root`) |
 //! | [`headers`] | exchange (request edits, written into the upstream head), response (edits, `proxy-redirect-*`) |
@@ -24,6 +25,7 @@ pub(crate) mod cors;
 pub(crate) mod external_auth;
 pub(crate) mod fallback;
 pub(crate) mod headers;
+pub(crate) mod limit;
 pub(crate) mod load;
 pub(crate) mod mirror;
 pub(crate) mod redirect;

@@ -33,6 +33,7 @@ use crate::http1::{PendingUpgrade, Stop, UpstreamBody, materialize};
 use crate::log::AccessRecord;
 use crate::metrics::Metrics;
 use crate::phases::{RequestInfo, Steps};
+use crate::policy::limit::ConnSlot;
 use crate::policy::load::LoadGuard;
 use crate::policy::mirror;
 use crate::table::SharedTable;
@@ -142,9 +143,12 @@ pub(crate) async fn handle(
         (!cx.worker.steps.is_empty()).then(|| Box::new(RequestInfo::new(cx.peer, cx.tls, &req)));
     // The in-flight count of `least_conn` and `random`: held until the body ends.
     let mut load = None;
-    let forwarded = forward(&cx, req, log.as_deref_mut(), info.as_deref_mut(), &mut load).await;
+    // The count against `limit-connections`: held until the body ends too.
+    let mut slot = None;
+    let held = (&mut load, &mut slot);
+    let forwarded = forward(&cx, req, log.as_deref_mut(), info.as_deref_mut(), held).await;
     let mut response = match forwarded {
-        Ok(answer) => answer.into_response(guard.with_load(load)),
+        Ok(answer) => answer.into_response(guard.with_load(load).with_slot(slot)),
         Err(e) => {
             respond::report(&e);
             respond::error_response(&e, guard)
@@ -171,7 +175,7 @@ async fn forward(
     mut req: Box<Request<RequestBody>>,
     mut log: Option<&mut AccessRecord>,
     mut info: Option<&mut RequestInfo>,
-    load: &mut Option<LoadGuard>,
+    (load, slot): (&mut Option<LoadGuard>, &mut Option<Box<ConnSlot>>),
 ) -> Result<Forwarded, ProxyError> {
     // Request head.
     let target = Target::read(&req)?;
@@ -196,6 +200,7 @@ async fn forward(
         match choice {
             Choice::Answer(answer) => return Ok(Forwarded::Local(*answer)),
             Choice::Forward(mut chosen) => {
+                *slot = chosen.slot.take();
                 // Access: authentication that waits, for the routes that have it.
                 let auth = match chosen.auth.take() {
                     Some(p) => Some(Box::pin(auth::run(cx, *p, &req, host, &path)).await?),

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, LOCATION};
@@ -21,6 +22,7 @@ use crate::policy::balance::{self, Extras, KeySource};
 use crate::policy::basic_auth::{self, Check};
 use crate::policy::external_auth::AuthCookies;
 use crate::policy::fallback::{self, ErrorPages};
+use crate::policy::limit::{self, ConnSlot};
 use crate::policy::{cors, redirect};
 use crate::settings::Settings;
 use crate::table::{Pick, ProxyTable};
@@ -61,6 +63,8 @@ pub(super) struct Chosen {
     /// What the balancing of the route needs besides the endpoint (in-flight count,
     /// affinity cookie); empty for round robin.
     pub(super) extras: Extras,
+    /// The request's count against its client's `limit-connections`. Boxed: rare.
+    pub(super) slot: Option<Box<ConnSlot>>,
 }
 
 /// Looks the request up, runs the registered steps' access phase, then the decision phase
@@ -152,6 +156,15 @@ pub(super) fn choose(
     if let Some(answer) = refused {
         return Ok(Choice::Answer(Box::new(answer)));
     }
+    // Access: the local rate and connection limits (before authentication, as NGINX's
+    // preaccess phase).
+    let slot = match m.route.policy.as_ref().and_then(|p| p.limits.as_ref()) {
+        Some(_) => match admit(&table, m.route, client) {
+            Ok(slot) => slot,
+            Err(answer) => return Ok(Choice::Answer(answer)),
+        },
+        None => None,
+    };
     // Access: authentication of the main route (canaries inherit it).
     let auth = match m.route.policy.as_ref().and_then(|p| p.auth.as_ref()) {
         Some(a) => match authenticate(cx, a, req) {
@@ -222,6 +235,7 @@ pub(super) fn choose(
         auth,
         auth_cookies: None,
         extras,
+        slot,
     }))
 }
 
@@ -257,6 +271,25 @@ fn check_ip_lists(
         }
     }
     Ok(())
+}
+
+/// Admits a request of `client` under the route's local limits, or answers it.
+fn admit(
+    table: &ProxyTable,
+    route: &Route,
+    client: IpAddr,
+) -> Result<Option<Box<ConnSlot>>, Box<Response<Bytes>>> {
+    let Some(limiter) = table.limiter(route.id) else {
+        return Ok(None);
+    };
+    match limiter.admit(client, Instant::now()) {
+        Ok(slot) => Ok(slot.map(Box::new)),
+        Err(over) => {
+            let s = table.settings();
+            let answer = limit::refusal(over, s.limit_req_status, s.limit_conn_status);
+            Err(Box::new(answer))
+        }
+    }
 }
 
 /// NGINX's answer to a client certificate whose subject `auth-tls-match-cn` refuses.
@@ -382,6 +415,7 @@ impl Chosen {
             auth: None,
             auth_cookies: None,
             extras: Extras::default(),
+            slot: None,
         }
     }
 

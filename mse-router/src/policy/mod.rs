@@ -24,6 +24,7 @@ mod body;
 mod cors;
 mod fallback;
 mod headers;
+mod limit;
 mod matched;
 mod mirror;
 mod redirect;
@@ -40,6 +41,7 @@ pub use cors::{AllowedOrigin, CorsPolicy};
 pub use fallback::FallbackPolicy;
 pub(crate) use headers::protected_header;
 pub use headers::{HeaderOps, LocationRewrite};
+pub use limit::{LocalLimits, Rate};
 pub use mirror::MirrorPolicy;
 pub(crate) use redirect::to_https;
 pub use redirect::{Location, Redirect, RedirectVars};
@@ -56,6 +58,7 @@ pub(crate) const POLICIES: &[Registration] = &[
     body::POLICY,
     access_log::POLICY,
     access::POLICY,
+    limit::POLICY,
     auth::POLICY,
     balance::POLICY,
     matched::CONDITIONS,
@@ -150,6 +153,8 @@ pub struct RoutePolicy {
     pub auth: Option<Arc<AuthPolicy>>,
     /// `load-balance`, `upstream-hash-by` and cookie affinity; `None`: round robin.
     pub balance: Option<Balance>,
+    /// `route-limit-*` and `limit-*`: the local rate and connection limits.
+    pub limits: Option<Box<LocalLimits>>,
     /// Derived from the fields above on first use, once the policy is shared.
     head_plan: PlanCell,
 }
@@ -219,6 +224,7 @@ impl RoutePolicy {
             && self.access.is_none()
             && self.auth.is_none()
             && self.balance.is_none()
+            && self.limits.is_none()
     }
 
     /// How many headers [`Self::edit_request`] may add at most: room to reserve at once.
