@@ -12,7 +12,6 @@ use crate::value::{boolean, size, status, uint};
 const CM: Layer = Layer::ConfigMap;
 const BOOL: &str = "true or false";
 const SECS: &str = "seconds (60) or a time (500ms, 60s, 5m)";
-const LIMITS_LATER: &str = "rate and connection limits are not applied by this build yet";
 const GZIP_LATER: &str = "response compression is not applied by this build yet";
 const LOG_LATER: &str = "the access log has one structured format in this build (fields as in ingress-nginx's default); a custom format is not applied yet";
 const TRACE_LATER: &str = "tracing is not applied by this build yet";
@@ -172,12 +171,10 @@ pub(super) const NGINX: &[GlobalKey] = &[
     key(CM, "limit-req-status-code", S::LimitReqStatusCode, G::Limits, "an HTTP status, 400 to 599", "503",
         "Status of requests over a rate limit",
         |c, v| { c.limit_req_status_code = status(v, 400, 599)?; Ok(()) })
-        .not_applied(LIMITS_LATER)
         .ex("429", "99"),
     key(CM, "limit-conn-status-code", S::LimitConnStatusCode, G::Limits, "an HTTP status, 400 to 599", "503",
         "Status of requests over a connection limit",
         |c, v| { c.limit_conn_status_code = status(v, 400, 599)?; Ok(()) })
-        .not_applied(LIMITS_LATER)
         .ex("429", "600"),
     // --- Compression ---
     key(CM, "use-gzip", S::UseGzip, G::Compression, BOOL, "false", "Compress answers with gzip",
