@@ -21,7 +21,9 @@
 //! - Per-Ingress annotations act in the request path: redirects, header edits, rewrites,
 //!   CORS (preflights from allowed origins are answered with 204, other answers get the
 //!   CORS headers) and mirroring (a sampled copy of each request goes to the mirror in a
-//!   task of its own, and its answer is dropped).
+//!   task of its own, and its answer is dropped), and the local rate and connection
+//!   limits (`route-limit-*` per route, `limit-*` per client address; per replica, with
+//!   one limiter per route shared by the workers).
 //!
 //! - The route table's global configuration ([`mse_router::RouteTable::global`]) sets the
 //!   timeouts and limits of connections accepted and requests routed after it is published
@@ -35,8 +37,10 @@
 //! backend is set), 503 backend unavailable or no ready endpoint (unless `default-backend`
 //! serves the route), 502 upstream connection failure, 504 upstream connect or response
 //! timeout, 431 request head too large, 414 request target too long, 413 request body over
-//! `proxy-body-size`, 408 request body stalled past `client-body-timeout`, 403 client refused
-//! by the gateway-wide IP lists, 400 malformed request (an HTTP/1.1 request without `Host`,
+//! `proxy-body-size`, 429 (`route-limit-*`) and 503 (`limit-*`, or the global
+//! `limit-req-status-code`/`limit-conn-status-code`) for requests over a local limit,
+//! 408 request body stalled past `client-body-timeout`, 403 client refused by the
+//! gateway-wide IP lists, 400 malformed request (an HTTP/1.1 request without `Host`,
 //! an invalid host, a path with a backslash, `%2F`, `%5C` or `..;`, ambiguous framing
 //! included), 501 a transfer coding besides `chunked`, 405 for `CONNECT`.
 //!
