@@ -4,7 +4,8 @@
 //! `limit-req-status-code`, and Higress's `route-limit-*` shared by every client.
 //!
 //! Rates are one request per minute: no token can come back while a test runs (it would
-//! take a minute), so the requests that pass are exactly the burst.
+//! take a minute), so the requests that pass are exactly the burst (for the per-client
+//! limits, as NGINX: `rate x multiplier`, plus the one request the rate allows).
 #![cfg(test)]
 
 mod http1_client;
@@ -93,24 +94,24 @@ async fn limit_rpm_passes_the_burst_of_each_client_address_then_answers_503() {
     let addr = http_addr(&gw);
     let started = Instant::now();
     let one = burst(addr, ONE, 6).await;
-    assert!(allowed(3, started).contains(&count(&one, 200)), "{one:?}");
+    assert!(allowed(4, started).contains(&count(&one, 200)), "{one:?}");
     // The burst comes first, then the refusals.
-    assert!(one[..3].iter().all(|(s, _)| *s == 200), "{one:?}");
-    for (status, body) in &one[3..] {
+    assert!(one[..4].iter().all(|(s, _)| *s == 200), "{one:?}");
+    for (status, body) in &one[4..] {
         if *status != 200 {
             assert_eq!((*status, body.as_str()), (503, "503 Service Unavailable\n"));
         }
     }
     // Another address has a bucket of its own.
     let two = burst(addr, TWO, 5).await;
-    assert!(allowed(3, started).contains(&count(&two, 200)), "{two:?}");
+    assert!(allowed(4, started).contains(&count(&two, 200)), "{two:?}");
     assert_eq!(count(&two, 200) + count(&two, 503), 5, "{two:?}");
 }
 
 #[tokio::test]
 async fn limit_rps_with_the_default_multiplier_and_the_global_status_code() {
     let a = echo("a").await;
-    // Both buckets apply; limit-rpm 1 (burst 5 with the default multiplier) is the
+    // Both buckets apply; limit-rpm 1 (6 at once with the default multiplier) is the
     // tighter one, and no token of it comes back while the test runs.
     let table = table_of(
         a.addr(),
@@ -121,7 +122,7 @@ async fn limit_rps_with_the_default_multiplier_and_the_global_status_code() {
     let started = Instant::now();
     let answers = burst(http_addr(&gw), ONE, 8).await;
     assert!(
-        allowed(5, started).contains(&count(&answers, 200)),
+        allowed(6, started).contains(&count(&answers, 200)),
         "{answers:?}"
     );
     assert_eq!(
@@ -147,7 +148,7 @@ async fn limit_whitelist_exempts_its_clients() {
     assert_eq!(count(&exempt, 200), 8, "{exempt:?}");
     let limited = burst(addr, ONE, 4).await;
     assert!(
-        allowed(1, started).contains(&count(&limited, 200)),
+        allowed(2, started).contains(&count(&limited, 200)),
         "{limited:?}"
     );
 }
@@ -189,7 +190,7 @@ async fn a_new_table_keeps_the_buckets_of_unchanged_routes() {
     let after = burst(addr, ONE, 3).await;
     let passed = count(&before, 200) + count(&after, 200);
     assert!(
-        allowed(2, started).contains(&passed),
+        allowed(3, started).contains(&passed),
         "{before:?} {after:?}"
     );
 }

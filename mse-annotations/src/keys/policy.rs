@@ -61,11 +61,11 @@ pub(super) const POLICY: &[KeySpec] = &[
         .ex("8m", "8mb"),
     key("limit-rps", G::Limits, Ingress, Nginx, "integer >= 1", "",
         "Requests per second per client address, burst limit-rps x limit-burst-multiplier; excess requests get 503")
-        .different("a client gets exactly limit-rps x limit-burst-multiplier requests at once (NGINX lets one more through), then as the bucket refills at the rate; limit-req-status-code sets the status")
+        .different("per gateway replica, as NGINX's zone is per instance; limit-req-status-code sets the status")
         .ex("10", "ten"),
     key("limit-rpm", G::Limits, Ingress, Nginx, "integer >= 1", "",
         "Requests per minute per client address; excess requests get 503")
-        .different("a client gets exactly limit-rpm x limit-burst-multiplier requests at once (NGINX lets one more through), then as the bucket refills at the rate; limit-req-status-code sets the status")
+        .different("per gateway replica, as NGINX's zone is per instance; limit-req-status-code sets the status")
         .ex("600", "0"),
     key("limit-connections", G::Limits, Ingress, Nginx, "integer >= 1", "",
         "Concurrent connections per client address; excess requests get 503")

@@ -4,8 +4,10 @@
 //! client address; excess requests get `limit-req-status-code` or
 //! `limit-conn-status-code` of the global configuration, 503 by default).
 //!
-//! A bucket holds `rate x burst multiplier` tokens, starts full and refills at the rate;
-//! a request takes one token. This is the configuration; the data plane keeps the
+//! A bucket starts full and refills at the rate; a request takes one token. A route's
+//! bucket holds `rate x burst multiplier` tokens; a client's holds one more, as NGINX's
+//! `limit_req ... burst=rate x multiplier nodelay` (which ingress-nginx writes) lets the
+//! burst through on top of the request that the rate allows. This is the configuration; the data plane keeps the
 //! buckets and counts.
 
 use std::time::Duration;
@@ -70,6 +72,14 @@ impl Rate {
         }
     }
 
+    /// A per-client bucket as NGINX's `limit_req` with `burst = rate x multiplier` and
+    /// `nodelay` behaves: the burst plus the request the rate allows, at once.
+    pub fn nginx(rate: u32, per_minute: bool, multiplier: u32) -> Self {
+        let mut r = Self::new(rate, per_minute, multiplier);
+        r.burst = r.burst.saturating_add(1);
+        r
+    }
+
     /// The time one token takes to come back, in nanoseconds (at least 1).
     pub fn interval_nanos(&self) -> u64 {
         let period = if self.per_minute {
@@ -99,8 +109,8 @@ fn build(p: &IngressPolicy, out: &mut RoutePolicy, _: &mut Vec<Refused>) {
         route: l
             .route
             .map(|r| Rate::new(r.requests, r.per_minute, r.burst_multiplier)),
-        client_rps: c.rps.map(|n| Rate::new(n, false, m)),
-        client_rpm: c.rpm.map(|n| Rate::new(n, true, m)),
+        client_rps: c.rps.map(|n| Rate::nginx(n, false, m)),
+        client_rpm: c.rpm.map(|n| Rate::nginx(n, true, m)),
         connections: c.connections,
         exempt: (!c.exempt.is_empty()).then(|| IpSet::new(&c.exempt)),
     };
@@ -122,5 +132,8 @@ mod tests {
         assert_eq!(r.burst, 1);
         assert_eq!(r.interval_nanos(), 60_000_000_000);
         assert_eq!(Rate::new(u32::MAX, false, 5).burst, u32::MAX);
+        // NGINX's limit_req: burst 5 with nodelay passes 6 at once.
+        assert_eq!(Rate::nginx(1, true, 5).burst, 6);
+        assert_eq!(Rate::nginx(u32::MAX, false, 5).burst, u32::MAX);
     }
 }
