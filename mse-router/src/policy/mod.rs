@@ -22,6 +22,7 @@ mod auth;
 mod balance;
 mod body;
 mod cors;
+mod exchange;
 mod fallback;
 mod headers;
 mod matched;
@@ -37,6 +38,7 @@ pub use auth::{
 };
 pub use balance::{Balance, CookieAffinity};
 pub use cors::{AllowedOrigin, CorsPolicy};
+pub use exchange::{ExchangePolicy, RetryPolicy};
 pub use fallback::FallbackPolicy;
 pub(crate) use headers::protected_header;
 pub use headers::{HeaderOps, LocationRewrite};
@@ -58,6 +60,7 @@ pub(crate) const POLICIES: &[Registration] = &[
     access::POLICY,
     auth::POLICY,
     balance::POLICY,
+    exchange::POLICY,
     matched::CONDITIONS,
     matched::CANARY,
     matched::SERVER_ALIAS,
@@ -150,6 +153,9 @@ pub struct RoutePolicy {
     pub auth: Option<Arc<AuthPolicy>>,
     /// `load-balance`, `upstream-hash-by` and cookie affinity; `None`: round robin.
     pub balance: Option<Balance>,
+    /// The timeouts and retries of the exchange; `None`: the gateway-wide timeouts, no
+    /// retry on another endpoint.
+    pub exchange: Option<Box<ExchangePolicy>>,
     /// Derived from the fields above on first use, once the policy is shared.
     head_plan: PlanCell,
 }
@@ -219,6 +225,7 @@ impl RoutePolicy {
             && self.access.is_none()
             && self.auth.is_none()
             && self.balance.is_none()
+            && self.exchange.is_none()
     }
 
     /// How many headers [`Self::edit_request`] may add at most: room to reserve at once.
