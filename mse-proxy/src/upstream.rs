@@ -72,6 +72,9 @@ pub(crate) struct Waits {
     pub(crate) response: Duration,
     /// The longest wait between two reads of a response body.
     pub(crate) read: Duration,
+    /// Every attempt together, until the response head: the route's `timeout`, else the
+    /// gateway-wide `downstream.routeTimeout`.
+    pub(crate) total: Option<Duration>,
 }
 
 /// Head buffers a worker keeps for reuse: more than the requests it usually has in flight
@@ -237,7 +240,14 @@ impl Pool {
             connect: route.and_then(|r| r.connect).unwrap_or(s.connect_timeout),
             response: read.unwrap_or(s.response_timeout),
             read: read.unwrap_or(s.read_timeout),
+            total: route.and_then(|r| r.total).or(s.route_timeout),
         }
+    }
+
+    /// Whether every request has a time limit as a whole (`downstream.routeTimeout`).
+    #[inline]
+    pub(crate) fn has_route_timeout(&self) -> bool {
+        self.settings.get().route_timeout.is_some()
     }
 
     /// [`Self::send`] for a request that asks for no upgrade, whatever its body type: the

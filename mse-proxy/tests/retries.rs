@@ -248,3 +248,31 @@ async fn retries_stay_within_the_budget_under_continuous_failure() {
         "{retries} retries for {n} requests"
     );
 }
+
+#[tokio::test]
+async fn the_gateway_wide_route_timeout_bounds_routes_without_their_own() {
+    let addr = silent().await;
+    let higress = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: { name: higress-config, namespace: ingress }\ndata:\n  higress: |\n    downstream:\n      routeTimeout: 1\n";
+    let yaml = format!("{}{higress}", routed(&[], &[addr]));
+    let table = compile_yaml_with(&yaml, &configmap_options());
+    let (g, _) = gateway_serving(table, |c| {
+        c.timeouts.upstream_response = std::time::Duration::from_secs(600);
+    });
+    let reply = get(http_addr(&g), HOST, "/").await;
+    assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT);
+}
+
+#[tokio::test]
+async fn http2_clients_are_retried_too() {
+    let up = Backend::start(200).await;
+    let endpoints = [closed_port().await, up.addr];
+    let (g, _) = gateway(&routed(&[("proxy-next-upstream", "error")], &endpoints));
+    let mut tx = h2c(http_addr(&g)).await;
+    for _ in 0..4 {
+        let req = Request::get(format!("http://{HOST}/"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        assert_eq!(send2(&mut tx, req).await.status, StatusCode::OK);
+    }
+    assert_eq!(up.hits(), 4);
+}

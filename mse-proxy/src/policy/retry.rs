@@ -27,6 +27,15 @@ use crate::http1::HeadExtras;
 use crate::proxy::Worker;
 use crate::upstream::{Sent, Upstream, idempotent};
 
+/// The policy of a route without one, when the gateway-wide `downstream.routeTimeout`
+/// bounds every request.
+pub(crate) static NONE: ExchangePolicy = ExchangePolicy {
+    total: None,
+    connect: None,
+    read: None,
+    retry: None,
+};
+
 /// The largest request body read whole so that it can be sent again.
 pub(crate) const MAX_BUFFERED: u64 = 64 * 1024;
 /// Retries allowed per 100 requests of retrying routes.
@@ -89,8 +98,8 @@ pub(crate) async fn send(
     extras: Option<&HeadExtras<'_>>,
 ) -> Result<(Sent, Upstream), ProxyError> {
     let start = Instant::now();
-    let total = policy.total.map(|t| start + t);
     let waits = worker.pool.waits(Some(policy));
+    let total = waits.total.map(|t| start + t);
     let mut retry = policy
         .retry
         .as_ref()

@@ -172,12 +172,18 @@ impl Prepared {
             })
     }
 
-    /// The route's timeouts and retries, for a request that is not an upgrade.
-    pub(super) fn exchange(&self) -> Option<&ExchangePolicy> {
-        self.policy
-            .as_deref()
-            .and_then(|p| p.exchange.as_deref())
-            .filter(|_| !self.upgrade)
+    /// The route's timeouts and retries, for a request that is not an upgrade; with
+    /// `route_timeout` (the gateway-wide `downstream.routeTimeout` is set), an empty
+    /// policy for routes without one.
+    pub(super) fn exchange(&self, route_timeout: bool) -> Option<&ExchangePolicy> {
+        if self.upgrade {
+            return None;
+        }
+        match self.policy.as_deref().and_then(|p| p.exchange.as_deref()) {
+            Some(p) => Some(p),
+            None if route_timeout => Some(&crate::policy::retry::NONE),
+            None => None,
+        }
     }
 
     /// The route's mirror, when this request is copied to it.

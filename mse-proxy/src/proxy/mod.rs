@@ -232,7 +232,8 @@ async fn forward(
         log.upstream = Some(prepared.upstream.clone());
     }
     let mut prepared = prepared;
-    let sent = match (prepared.mirror(), prepared.exchange()) {
+    let route_timeout = cx.worker.pool.has_route_timeout();
+    let sent = match (prepared.mirror(), prepared.exchange(route_timeout)) {
         // Rare, so boxed: the route's own timeouts or retries.
         (None, Some(policy)) => {
             let upstream = prepared.upstream.clone();
