@@ -63,13 +63,25 @@ async fn serve(mut s: TcpStream, status: u16, hits: Arc<AtomicUsize>) {
             .lines()
             .find_map(|l| l.strip_prefix("content-length:"))
             .map_or(0, |v| v.trim().parse().unwrap());
-        while buf.len() < end + len {
+        // A chunked body (the tests send small ones) ends with its last chunk.
+        let chunked = head.contains("transfer-encoding: chunked");
+        let done = |buf: &[u8]| match chunked {
+            true => buf[end..]
+                .windows(5)
+                .position(|w| w == b"0\r\n\r\n")
+                .map(|i| end + i + 5),
+            false => (buf.len() >= end + len).then_some(end + len),
+        };
+        let stop = loop {
+            if let Some(stop) = done(&buf) {
+                break stop;
+            }
             match s.read(&mut chunk).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
             }
-        }
-        let body: Vec<u8> = buf.drain(..end + len).skip(end).collect();
+        };
+        let body: Vec<u8> = buf.drain(..stop).skip(end).collect();
         hits.fetch_add(1, Ordering::SeqCst);
         let head = format!(
             "HTTP/1.1 {status} X\r\ncontent-length: {}\r\n\r\n",
@@ -275,4 +287,43 @@ async fn http2_clients_are_retried_too() {
         assert_eq!(send2(&mut tx, req).await.status, StatusCode::OK);
     }
     assert_eq!(up.hits(), 4);
+}
+
+#[tokio::test]
+async fn a_timeout_is_retried_on_another_endpoint_when_named() {
+    let up = Backend::start(200).await;
+    let endpoints = [silent().await, up.addr];
+    let annotations = [
+        ("proxy-next-upstream", "timeout"),
+        ("proxy-read-timeout", "1"),
+    ];
+    let (g, _) = gateway(&routed(&annotations, &endpoints));
+    let got = statuses(http_addr(&g), 2, || get_req(HOST, "/")).await;
+    assert_eq!(got, [StatusCode::OK, StatusCode::OK]);
+    assert_eq!(up.hits(), 2);
+}
+
+#[tokio::test]
+async fn a_streaming_body_is_never_retried() {
+    let failing = Backend::start(502).await;
+    let up = Backend::start(200).await;
+    let endpoints = [failing.addr, up.addr];
+    let asked = routed(
+        &[("proxy-next-upstream", "http_502 non_idempotent")],
+        &endpoints,
+    );
+    let (g, _) = gateway(&asked);
+    // A chunked body has no declared length: it streams, once.
+    let chunked = format!(
+        "POST /upload HTTP/1.1\r\nhost: {HOST}\r\ntransfer-encoding: chunked\r\n\r\n7\r\npayload\r\n0\r\n\r\n"
+    );
+    let mut answers = Vec::new();
+    for _ in 0..4 {
+        answers.push(raw(http_addr(&g), chunked.as_bytes()).await);
+    }
+    assert!(
+        answers.iter().any(|a| a.starts_with("HTTP/1.1 502 ")),
+        "{answers:?}"
+    );
+    assert_eq!(failing.hits() + up.hits(), 4, "each body went out once");
 }
