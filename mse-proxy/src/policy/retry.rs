@@ -230,3 +230,66 @@ fn next_endpoint(
     let i = all.iter().position(|a| a == addr)?;
     all.get((i + 1) % n).map(|a| Upstream::Addr(*a))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(tries: u32) -> RetryPolicy {
+        RetryPolicy {
+            on_error: true,
+            on_timeout: true,
+            on_invalid_header: false,
+            on_status: Box::new([]),
+            non_idempotent: false,
+            tries,
+            timeout: None,
+        }
+    }
+
+    fn addrs(n: u16) -> Vec<SocketAddr> {
+        (1..=n)
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .collect()
+    }
+
+    /// The endpoints attempts go to, from the one at `first`.
+    fn walk(r: &RetryPolicy, all: &[SocketAddr], first: usize) -> Vec<u16> {
+        let start = Instant::now();
+        let mut at = Upstream::Addr(all[first]);
+        let mut seen = vec![all[first].port()];
+        let mut attempt = 1;
+        while let Some(next) = next_endpoint(r, all, &at, attempt, start, None) {
+            let Upstream::Addr(a) = next else {
+                unreachable!("only addresses")
+            };
+            seen.push(a.port());
+            at = next;
+            attempt += 1;
+        }
+        seen
+    }
+
+    #[test]
+    fn attempts_go_round_the_endpoints_once_at_most() {
+        let all = addrs(3);
+        assert_eq!(walk(&policy(0), &all, 1), [2, 3, 1]);
+        assert_eq!(walk(&policy(2), &all, 2), [3, 1]);
+        assert_eq!(walk(&policy(10), &all, 0), [1, 2, 3]);
+        assert_eq!(walk(&policy(1), &all, 0), [1]);
+    }
+
+    #[test]
+    fn the_budget_allows_a_share_of_requests_plus_a_minimum() {
+        let b = Budget::default();
+        let mut granted = 0;
+        for _ in 0..500 {
+            b.request();
+            granted += usize::from(b.take());
+        }
+        assert_eq!(
+            granted,
+            500 * BUDGET_PERCENT as usize / 100 + BUDGET_MIN as usize
+        );
+    }
+}
