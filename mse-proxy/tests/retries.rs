@@ -247,7 +247,7 @@ async fn retries_stay_within_the_budget_under_continuous_failure() {
         ("proxy-next-upstream", "http_503"),
         ("proxy-next-upstream-tries", "2"),
     ];
-    let (g, _) = gateway(&routed(&annotations, &endpoints));
+    let (g, shared) = gateway(&routed(&annotations, &endpoints));
     let n = 400;
     let got = statuses(http_addr(&g), n, || get_req(HOST, "/")).await;
     assert!(got.iter().all(|s| *s == StatusCode::SERVICE_UNAVAILABLE));
@@ -259,6 +259,9 @@ async fn retries_stay_within_the_budget_under_continuous_failure() {
         retries <= n / 5 + 2 * 10 + 5,
         "{retries} retries for {n} requests"
     );
+    let m = shared.metrics();
+    assert_eq!(m.upstream_retries(), retries as u64);
+    assert_eq!(m.upstream_retries_over_budget(), (n - retries) as u64);
 }
 
 #[tokio::test]

@@ -142,7 +142,11 @@ pub(crate) async fn send(
         };
         let next = match (again, retry, endpoints) {
             (true, Some(r), Some(all)) => next_endpoint(r, all, &upstream, attempt, start, total)
-                .filter(|_| worker.budget.take()),
+                .filter(|_| {
+                    let granted = worker.budget.take();
+                    worker.metrics.retry(granted);
+                    granted
+                }),
             _ => None,
         };
         match next {
