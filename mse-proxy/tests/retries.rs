@@ -330,3 +330,25 @@ async fn a_streaming_body_is_never_retried() {
     );
     assert_eq!(failing.hits() + up.hits(), 4, "each body went out once");
 }
+
+#[tokio::test]
+async fn a_least_conn_route_retries_on_endpoints_not_tried_yet() {
+    let all = [
+        Backend::start(503).await,
+        Backend::start(503).await,
+        Backend::start(200).await,
+    ];
+    let endpoints: Vec<_> = all.iter().map(|b| b.addr).collect();
+    let annotations = [
+        ("load-balance", "least_conn"),
+        ("proxy-next-upstream", "http_503"),
+        ("proxy-next-upstream-tries", "0"),
+    ];
+    let (g, _) = gateway(&routed(&annotations, &endpoints));
+    let n = 6;
+    let got = statuses(http_addr(&g), n, || get_req(HOST, "/")).await;
+    assert!(got.iter().all(|s| *s == StatusCode::OK), "{got:?}");
+    assert_eq!(all[2].hits(), n);
+    // No endpoint twice for one request: at most the two failing ones before it.
+    assert!(all[0].hits() + all[1].hits() <= 2 * n);
+}

@@ -1,8 +1,9 @@
 //! The exchange's timeouts and retries of routes with an [`ExchangePolicy`] (`timeout`,
 //! `proxy-connect-timeout`, `proxy-read-timeout`, `proxy-next-upstream*`).
 //!
-//! A failed attempt is tried again on the next endpoint of the cluster, in round-robin
-//! order from the one that failed, so that no endpoint is tried twice; only while nothing
+//! A failed attempt is tried again on an endpoint of the cluster not tried yet: the
+//! cheapest by the route's balancing when it counts load (`least_conn`, `random`,
+//! `ewma`; the request's count moves with it), else the next in round-robin order; only while nothing
 //! of the answer went to the client (every attempt ends at its response head), only for
 //! idempotent methods unless `non_idempotent` is set, and only with a body that was read
 //! whole first (at most [`MAX_BUFFERED`] bytes of declared length): a streaming body is
@@ -24,6 +25,7 @@ use tokio::time::Instant;
 use crate::body::RequestBody;
 use crate::error::ProxyError;
 use crate::http1::HeadExtras;
+use crate::policy::load::LoadGuard;
 use crate::proxy::Worker;
 use crate::upstream::{Sent, Upstream, idempotent};
 
@@ -88,12 +90,14 @@ enum Payload {
 }
 
 /// Sends `req` under the route's exchange policy; returns the answer and the endpoint
-/// that gave it. `endpoints`: the cluster's endpoints, for retries.
+/// that gave it. `endpoints`: the cluster's endpoints, for retries; `load`: the request's
+/// count in the route's `least_conn`, `random` or `ewma` balancing, which moves with a
+/// retry to the endpoint it goes to.
 pub(crate) async fn send(
     worker: &Worker,
     policy: &ExchangePolicy,
-    first: Upstream,
-    endpoints: Option<&Arc<[SocketAddr]>>,
+    (first, endpoints): (Upstream, Option<&Arc<[SocketAddr]>>),
+    load: &mut Option<LoadGuard>,
     req: &mut Request<RequestBody>,
     extras: Option<&HeadExtras<'_>>,
 ) -> Result<(Sent, Upstream), ProxyError> {
@@ -119,6 +123,7 @@ pub(crate) async fn send(
     if retry.is_some() {
         worker.budget.request();
     }
+    let mut tried = Tried::default();
     let mut upstream = first;
     let mut attempt = 1u32;
     loop {
@@ -141,23 +146,30 @@ pub(crate) async fn send(
             _ => false,
         };
         let next = match (again, retry, endpoints) {
-            (true, Some(r), Some(all)) => next_endpoint(r, all, &upstream, attempt, start, total)
-                .filter(|_| {
+            (true, Some(r), Some(all)) if may_retry(r, all.len(), attempt, start, total) => {
+                tried.next(all, &upstream, load.as_ref()).filter(|_| {
                     let granted = worker.budget.take();
                     worker.metrics.retry(granted);
                     granted
-                }),
+                })
+            }
             _ => None,
         };
-        match next {
-            Some(next) => {
+        match (next, endpoints) {
+            (Some(i), Some(all)) => {
+                let next = Upstream::Addr(all[i]);
                 tracing::debug!(%upstream, %next, attempt, "retrying on another endpoint");
                 // The failed attempt's connection, if any, is dropped here: closed.
                 drop(sent);
+                if let Some(guard) = load.take() {
+                    let (loads, timed) = (Arc::clone(guard.loads().0), guard.timed());
+                    drop(guard);
+                    *load = Some(loads.start(i, timed));
+                }
                 upstream = next;
                 attempt += 1;
             }
-            None => return sent.map(|s| (s, upstream)),
+            _ => return sent.map(|s| (s, upstream)),
         }
     }
 }
@@ -205,34 +217,58 @@ fn retries_error(r: &RetryPolicy, e: &ProxyError) -> bool {
     }
 }
 
-/// The endpoint after `current` in the cluster's order, when another attempt is allowed:
-/// within `proxy-next-upstream-tries` and `-timeout`, the whole request's `timeout`, and
-/// not past the endpoints (attempt `k` goes to the `k`-th endpoint after the first).
-fn next_endpoint(
+/// Whether attempt `attempt + 1` may start: within `proxy-next-upstream-tries` (and one
+/// attempt per endpoint at most), `proxy-next-upstream-timeout` and the whole request's
+/// `timeout`.
+fn may_retry(
     r: &RetryPolicy,
-    all: &[SocketAddr],
-    current: &Upstream,
+    endpoints: usize,
     attempt: u32,
     start: Instant,
     total: Option<Instant>,
-) -> Option<Upstream> {
-    let n = all.len();
+) -> bool {
     let tries = match r.tries {
-        0 => n,
-        t => (t as usize).min(n),
+        0 => endpoints,
+        t => (t as usize).min(endpoints),
     };
     let now = Instant::now();
-    if attempt as usize >= tries
-        || r.timeout.is_some_and(|t| now >= start + t)
-        || total.is_some_and(|at| now >= at)
-    {
-        return None;
+    (attempt as usize) < tries
+        && r.timeout.is_none_or(|t| now < start + t)
+        && total.is_none_or(|at| now < at)
+}
+
+/// The endpoints a request was sent to, by index in the cluster (the first 64; a larger
+/// cluster is walked in order, which repeats none either).
+#[derive(Default)]
+struct Tried(u64);
+
+impl Tried {
+    /// Marks `current` as tried and picks the next endpoint not tried: the cheapest by
+    /// the route's balancing when it counts load, else the next one in round-robin order.
+    fn next(
+        &mut self,
+        all: &[SocketAddr],
+        current: &Upstream,
+        load: Option<&LoadGuard>,
+    ) -> Option<usize> {
+        let Upstream::Addr(addr) = current else {
+            return None;
+        };
+        let n = all.len();
+        let i = all.iter().position(|a| a == addr)?;
+        if n > 64 {
+            return Some((i + 1) % n);
+        }
+        self.0 |= 1 << i;
+        if let Some(g) = load
+            && g.loads().0.len() == n
+        {
+            return g.loads().0.cheapest_untried((i + 1) % n, self.0, g.timed());
+        }
+        (1..n)
+            .map(|k| (i + k) % n)
+            .find(|&j| self.0 & (1 << j) == 0)
     }
-    let Upstream::Addr(addr) = current else {
-        return None;
-    };
-    let i = all.iter().position(|a| a == addr)?;
-    all.get((i + 1) % n).map(|a| Upstream::Addr(*a))
 }
 
 #[cfg(test)]
@@ -260,15 +296,16 @@ mod tests {
     /// The endpoints attempts go to, from the one at `first`.
     fn walk(r: &RetryPolicy, all: &[SocketAddr], first: usize) -> Vec<u16> {
         let start = Instant::now();
+        let mut tried = Tried::default();
         let mut at = Upstream::Addr(all[first]);
         let mut seen = vec![all[first].port()];
         let mut attempt = 1;
-        while let Some(next) = next_endpoint(r, all, &at, attempt, start, None) {
-            let Upstream::Addr(a) = next else {
-                unreachable!("only addresses")
+        while may_retry(r, all.len(), attempt, start, None) {
+            let Some(i) = tried.next(all, &at, None) else {
+                break;
             };
-            seen.push(a.port());
-            at = next;
+            seen.push(all[i].port());
+            at = Upstream::Addr(all[i]);
             attempt += 1;
         }
         seen

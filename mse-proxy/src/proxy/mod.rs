@@ -233,6 +233,9 @@ async fn forward(
     }
     let mut prepared = prepared;
     let route_timeout = cx.worker.pool.has_route_timeout();
+    // The in-flight count of the route's balancing, held until the body ends; a retry
+    // moves it to the endpoint it goes to.
+    let mut held = prepared.extras.load.take();
     let sent = match (prepared.mirror(), prepared.exchange(route_timeout)) {
         // Rare, so boxed: the route's own timeouts or retries.
         (None, Some(policy)) => {
@@ -242,8 +245,8 @@ async fn forward(
             let send = retry::send(
                 &cx.worker,
                 policy,
-                upstream,
-                endpoints,
+                (upstream, endpoints),
+                &mut held,
                 &mut req,
                 extras.as_ref(),
             );
@@ -268,7 +271,7 @@ async fn forward(
         (Some(m), _) => Box::pin(mirror::send(&cx.worker, m, &prepared.upstream, req)).await?,
     };
     exchange::log_sent(log.as_deref_mut(), &sent, sent_at);
-    *load = prepared.extras.load.take();
+    *load = held;
     // Response.
     match sent {
         Sent::Plain {
