@@ -154,7 +154,7 @@ impl IngressPolicy {
 /// a.insert("nginx.ingress.kubernetes.io/rewrite-taget".to_owned(), "/".to_owned());
 /// let parsed = parse(&object, None, &a);
 ///
-/// assert_eq!(parsed.value.timeouts.read.as_secs(), 60); // the default
+/// assert_eq!(parsed.value.timeouts.read, None); // the gateway-wide value applies
 /// assert!(matches!(parsed.value.canary, CanaryState::Invalid)); // left out
 /// let text: Vec<String> = parsed.diagnostics.iter().map(|d| d.to_string()).collect();
 /// assert!(text[0].starts_with("error: Ingress shop/web: nginx.ingress.kubernetes.io/canary:"));

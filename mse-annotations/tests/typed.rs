@@ -534,9 +534,9 @@ fn timeouts_accept_seconds_and_units() {
         ("higress.io/timeout", "0"),
     ]);
     let t = p.value.timeouts;
-    assert_eq!(t.connect, Duration::from_millis(500));
-    assert_eq!(t.read, Duration::from_secs(3600));
-    assert_eq!(t.send, Duration::from_secs(60));
+    assert_eq!(t.connect, Some(Duration::from_millis(500)));
+    assert_eq!(t.read, Some(Duration::from_secs(3600)));
+    assert_eq!(t.send, None);
     assert_eq!(t.total, None);
 }
 
@@ -555,10 +555,13 @@ fn retries_parse_conditions_and_off() {
     assert!(on.error && on.timeout && on.non_idempotent && !on.invalid_header);
     assert_eq!(on.statuses, [502]);
     assert_eq!((r.tries, r.timeout), (5, Some(Duration::from_secs(10))));
+    assert!(r.set);
     assert_eq!(p.diagnostics[0].code, "ignored-entry");
     let p = run(&[("proxy-next-upstream", "off")]);
     assert!(p.value.retry.on.is_none());
+    assert!(p.value.retry.set);
     assert_eq!(Retry::default().tries, 3);
+    assert!(!run(&[]).value.retry.set);
 }
 
 #[test]

@@ -19,6 +19,8 @@ pub struct Metrics {
     requests: [Counter; 5],
     upstream_connect_errors: Counter,
     upstream_timeouts: Counter,
+    /// Retries on another endpoint: sent, and left out for the retry budget.
+    retries: [Counter; 2],
     in_flight: Gauge,
     connections: Counter,
     tls_handshake_errors: Counter,
@@ -93,6 +95,17 @@ impl Metrics {
             "Requests answered 504 because the upstream did not connect or respond in time",
             upstream_timeouts.clone(),
         );
+        let retries = [Counter::default(), Counter::default()];
+        reg.register(
+            "upstream_retries",
+            "Attempts sent again to another endpoint (proxy-next-upstream)",
+            retries[0].clone(),
+        );
+        reg.register(
+            "upstream_retries_over_budget",
+            "Retries not sent because the worker's retry budget was used up",
+            retries[1].clone(),
+        );
         let in_flight = Gauge::default();
         reg.register(
             "requests_in_flight",
@@ -150,6 +163,7 @@ impl Metrics {
             requests,
             upstream_connect_errors,
             upstream_timeouts,
+            retries,
             in_flight,
             connections,
             tls_handshake_errors,
@@ -181,6 +195,16 @@ impl Metrics {
     /// Requests that timed out upstream.
     pub fn upstream_timeouts(&self) -> u64 {
         self.upstream_timeouts.get()
+    }
+
+    /// Attempts sent again to another endpoint.
+    pub fn upstream_retries(&self) -> u64 {
+        self.retries[0].get()
+    }
+
+    /// Retries not sent because the retry budget was used up.
+    pub fn upstream_retries_over_budget(&self) -> u64 {
+        self.retries[1].get()
     }
 
     /// Requests in flight now.
@@ -224,6 +248,11 @@ impl Metrics {
 
     pub(crate) fn timed_out(&self, kind: TimeoutKind) {
         self.timeouts[kind as usize].inc();
+    }
+
+    /// A retry was sent (`true`) or left out for the budget (`false`).
+    pub(crate) fn retry(&self, sent: bool) {
+        self.retries[usize::from(!sent)].inc();
     }
 
     pub(crate) fn timeout(&self) {

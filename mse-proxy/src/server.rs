@@ -243,6 +243,7 @@ async fn run_worker(
         stop: http1::Stop::default(),
         auth_cache: crate::policy::basic_auth::AuthCache::new(),
         auth_tls: crate::policy::auth_tls::AuthTls::new(config.auth_url_roots.clone()),
+        budget: crate::policy::retry::Budget::default(),
         auth_answers: crate::policy::remembered::Remembered::new(
             crate::policy::external_auth::ANSWERS,
         ),

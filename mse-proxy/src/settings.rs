@@ -58,6 +58,9 @@ pub(crate) struct PoolSettings {
     pub(crate) response_timeout: Duration,
     /// The longest wait between two reads of a response body.
     pub(crate) read_timeout: Duration,
+    /// Higress `downstream.routeTimeout`: every attempt of a request together, until the
+    /// response head, where the route sets no `timeout`; `None`: no limit.
+    pub(crate) route_timeout: Option<Duration>,
 }
 
 /// What one published table asks of the data plane.
@@ -195,6 +198,7 @@ impl Settings {
                 t.upstream_response
             },
             read_timeout: read,
+            route_timeout: u.route_timeout,
         };
         let max_connections = match set(Setting::MaxWorkerConnections) {
             true => c.max_worker_connections,

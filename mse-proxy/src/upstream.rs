@@ -64,6 +64,19 @@ impl fmt::Display for Upstream {
     }
 }
 
+/// How long one exchange may wait: the pool's settings, or a route's own timeouts.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Waits {
+    pub(crate) connect: Duration,
+    /// The wait for a response head.
+    pub(crate) response: Duration,
+    /// The longest wait between two reads of a response body.
+    pub(crate) read: Duration,
+    /// Every attempt together, until the response head: the route's `timeout`, else the
+    /// gateway-wide `downstream.routeTimeout`.
+    pub(crate) total: Option<Duration>,
+}
+
 /// Head buffers a worker keeps for reuse: more than the requests it usually has in flight
 /// upstream at once.
 const SCRATCH_BUFFERS: usize = 256;
@@ -210,8 +223,31 @@ impl Pool {
         if upgrade {
             return Box::pin(self.send_upgrade(upstream, *req, metrics)).await;
         }
-        let sent = self.send_plain(upstream, &mut req, extras, metrics).await?;
+        let waits = self.waits(None);
+        let sent = self
+            .send_plain(upstream, &mut req, extras, metrics, waits)
+            .await?;
         Ok(sent.with_headers(std::mem::take(req.headers_mut())))
+    }
+
+    /// The waits of an exchange: the route's `proxy-connect-timeout` and
+    /// `proxy-read-timeout` where it sets them, the pool's settings otherwise.
+    #[inline]
+    pub(crate) fn waits(&self, route: Option<&mse_router::ExchangePolicy>) -> Waits {
+        let s = self.settings.get();
+        let read = route.and_then(|r| r.read);
+        Waits {
+            connect: route.and_then(|r| r.connect).unwrap_or(s.connect_timeout),
+            response: read.unwrap_or(s.response_timeout),
+            read: read.unwrap_or(s.read_timeout),
+            total: route.and_then(|r| r.total).or(s.route_timeout),
+        }
+    }
+
+    /// Whether every request has a time limit as a whole (`downstream.routeTimeout`).
+    #[inline]
+    pub(crate) fn has_route_timeout(&self) -> bool {
+        self.settings.get().route_timeout.is_some()
     }
 
     /// [`Self::send`] for a request that asks for no upgrade, whatever its body type: the
@@ -223,6 +259,7 @@ impl Pool {
         req: &mut Request<B>,
         extras: Option<&HeadExtras<'_>>,
         metrics: &Metrics,
+        waits: Waits,
     ) -> Result<Sent, ProxyError>
     where
         B: Body<Data = Bytes> + Unpin,
@@ -257,7 +294,7 @@ impl Pool {
                 chunked,
                 empty,
                 &method,
-                metrics,
+                (metrics, waits),
             )
             .await;
         let mut free = self.scratch.borrow_mut();
@@ -279,7 +316,7 @@ impl Pool {
         chunked: bool,
         empty: bool,
         method: &Method,
-        metrics: &Metrics,
+        (metrics, waits): (&Metrics, Waits),
     ) -> Result<Sent, ProxyError>
     where
         B: Body<Data = Bytes> + Unpin,
@@ -287,10 +324,10 @@ impl Pool {
     {
         let mut conn = match self.checkout(upstream) {
             Some(conn) => conn,
-            None => Box::pin(self.connect(upstream, metrics)).await?,
+            None => Box::pin(self.connect(upstream, metrics, waits)).await?,
         };
         match self
-            .timed(&mut conn, head, body, chunked, method, metrics)
+            .timed(&mut conn, head, body, chunked, method, (metrics, waits))
             .await
         {
             Ok(head) => {
@@ -312,9 +349,9 @@ impl Pool {
             }
             Err(e) => return Err(e.into_proxy(upstream)),
         }
-        let mut conn = Box::pin(self.connect(upstream, metrics)).await?;
+        let mut conn = Box::pin(self.connect(upstream, metrics, waits)).await?;
         match self
-            .timed(&mut conn, head, body, chunked, method, metrics)
+            .timed(&mut conn, head, body, chunked, method, (metrics, waits))
             .await
         {
             Ok(head) => Ok(Sent::Plain {
@@ -334,13 +371,14 @@ impl Pool {
         body: &mut B,
         chunked: bool,
         method: &Method,
-        metrics: &Metrics,
+        (metrics, waits): (&Metrics, Waits),
     ) -> Result<ResponseHead, Failure>
     where
         B: Body<Data = Bytes> + Unpin,
         B::Error: Into<BoxError>,
     {
-        let deadline = Instant::now() + self.settings.get().response_timeout;
+        let deadline = Instant::now() + waits.response;
+        conn.set_read_timeout(waits.read);
         let mut timer = std::mem::take(&mut conn.timer);
         let result = {
             let mut exchange = std::pin::pin!(conn.exchange(head, body, chunked, method));
@@ -367,7 +405,9 @@ impl Pool {
         req: Request<RequestBody>,
         metrics: &Metrics,
     ) -> Result<Sent, ProxyError> {
-        let stream = self.open_timed(upstream, metrics).await?;
+        let stream = self
+            .open_timed(upstream, metrics, self.settings.get().connect_timeout)
+            .await?;
         let (mut tx, conn) = self
             .upgrades
             .handshake::<_, RequestBody>(TokioIo::new(stream))
@@ -407,22 +447,20 @@ impl Pool {
         &self,
         upstream: &Upstream,
         metrics: &Metrics,
+        waits: Waits,
     ) -> Result<Box<Conn>, ProxyError> {
-        let stream = self.open_timed(upstream, metrics).await?;
+        let stream = self.open_timed(upstream, metrics, waits.connect).await?;
         // Boxed once per connection: requests move it around several times.
-        Ok(Box::new(Conn::new(
-            stream,
-            upstream.clone(),
-            self.settings.get().read_timeout,
-        )))
+        Ok(Box::new(Conn::new(stream, upstream.clone(), waits.read)))
     }
 
     async fn open_timed(
         &self,
         upstream: &Upstream,
         metrics: &Metrics,
+        connect_timeout: Duration,
     ) -> Result<TcpStream, ProxyError> {
-        match tokio::time::timeout(self.settings.get().connect_timeout, open(upstream)).await {
+        match tokio::time::timeout(connect_timeout, open(upstream)).await {
             Ok(Ok(s)) => Ok(s),
             Ok(Err(e)) => {
                 metrics.connect_error();
@@ -479,7 +517,7 @@ impl Pool {
 }
 
 /// Methods RFC 9110 section 9.2.2 calls idempotent: safe to send twice.
-fn idempotent(method: &Method) -> bool {
+pub(crate) fn idempotent(method: &Method) -> bool {
     matches!(
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
@@ -513,7 +551,7 @@ impl Failure {
 
 /// Why the client's request body could not be read: over its `proxy-body-size` (413), no
 /// more data within `client-body-timeout` (408), or a broken body (400).
-fn client_body_failure(e: &std::io::Error) -> ProxyError {
+pub(crate) fn client_body_failure(e: &std::io::Error) -> ProxyError {
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = next {
         if let Some(too_large) = err.downcast_ref::<crate::body::BodyTooLarge>() {

@@ -83,10 +83,10 @@ pub use path::{
 };
 pub use policy::{
     AccessRules, AllowedOrigin, AnswerCache, AuthPolicy, Balance, BasicAuthPolicy, CacheKey,
-    CacheValid, CookieAffinity, CorsPolicy, EXTERNAL_AUTH_TIMEOUT, ExternalAuthPolicy,
-    FallbackPolicy, HashKind, HeaderOps, IngressAccess, KeyPart, KeyVar, LocalLimits, Location,
-    LocationRewrite, MirrorPolicy, Rate, Redirect, RedirectVars, Refusal, RequestHeadPlan,
-    RoutePolicy, StoredHash, parse_htpasswd,
+    CacheValid, CookieAffinity, CorsPolicy, EXTERNAL_AUTH_TIMEOUT, ExchangePolicy,
+    ExternalAuthPolicy, FallbackPolicy, HashKind, HeaderOps, IngressAccess, KeyPart, KeyVar,
+    LocalLimits, Location, LocationRewrite, MirrorPolicy, Rate, Redirect, RedirectVars, Refusal,
+    RequestHeadPlan, RetryPolicy, RoutePolicy, StoredHash, parse_htpasswd,
 };
 pub use ring::{HashRing, POINTS_PER_ENDPOINT, hash_key};
 pub use table::{

@@ -35,6 +35,8 @@ pub struct Retry {
     pub tries: u32,
     /// Time budget for all attempts; `None` for no limit.
     pub timeout: Option<Duration>,
+    /// Whether the Ingress sets any of the keys (otherwise these are the defaults).
+    pub set: bool,
 }
 
 impl Default for Retry {
@@ -49,6 +51,7 @@ impl Default for Retry {
             }),
             tries: 3,
             timeout: None,
+            set: false,
         }
     }
 }
@@ -64,9 +67,11 @@ enum Token {
 
 pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
     let d = Retry::default();
+    let mut set = false;
     let on = match cx.get_list("proxy-next-upstream", value::comma_or_space_list, token) {
         None => d.on,
         Some(tokens) => {
+            set = true;
             let off = tokens.iter().any(|t| matches!(t, Token::Off));
             if off && tokens.len() > 1 {
                 for e in cx.entries("proxy-next-upstream") {
@@ -108,14 +113,13 @@ pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
             }
         }
     };
+    let tries = cx.get("proxy-next-upstream-tries", |v| value::uint(v, 0, 1000));
+    let timeout = cx.get("proxy-next-upstream-timeout", value::duration);
     p.retry = Retry {
         on,
-        tries: cx
-            .get("proxy-next-upstream-tries", |v| value::uint(v, 0, 1000))
-            .unwrap_or(d.tries),
-        timeout: cx
-            .get("proxy-next-upstream-timeout", value::duration)
-            .filter(|t| !t.is_zero()),
+        set: set || tries.is_some() || timeout.is_some(),
+        tries: tries.unwrap_or(d.tries),
+        timeout: timeout.filter(|t| !t.is_zero()),
     };
 }
 

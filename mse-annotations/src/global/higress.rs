@@ -13,6 +13,7 @@ const BOOL: &str = "true or false";
 const ENVOY: &str = "tunes Envoy, which the gateway does not run; no effect";
 const GZIP_LATER: &str = "response compression is not applied by this build yet";
 const TRACE_LATER: &str = "tracing is not applied by this build yet";
+const TOTAL_TIME: &str = "bounds every attempt of a request together until the upstream's response head (504 on expiry); the response body is bounded by proxy-read-timeout between reads";
 const CLOUD: &str = "an Alibaba Cloud service setting; no effect outside it";
 
 fn bool_key(v: &str) -> Result<bool, Reject> {
@@ -54,7 +55,7 @@ pub(super) const HIGRESS: &[GlobalKey] = &[
     key(HI, "downstream.routeTimeout", S::RouteTimeout, G::Upstream, "whole seconds; 0: none", "0",
         "A whole request's time, where the route sets no timeout",
         |c, v| { let d = g::whole_seconds(v)?; c.upstream.route_timeout = (!d.is_zero()).then_some(d); Ok(()) })
-        .not_applied("per-route timeouts are not applied by this build yet; proxy-read-timeout bounds the wait for an answer")
+        .different(TOTAL_TIME)
         .ex("30", "30s"),
     key(HI, "upstream.idleTimeout", S::UpstreamKeepaliveTimeout, G::Upstream, "whole seconds", "60",
         "How long an idle upstream connection is kept",

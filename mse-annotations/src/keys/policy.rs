@@ -33,6 +33,7 @@ pub(super) const POLICY: &[KeySpec] = &[
     // --- Timeouts ---
     key("timeout", G::Timeout, Ingress, Higress, SECS, "none",
         "Total time for one request, upstream included; 0 means none")
+        .different("bounds every attempt together until the upstream's response head (504 on expiry); the response body is bounded by proxy-read-timeout between reads")
         .ex("30", "30 seconds"),
     key("proxy-connect-timeout", G::Timeout, Ingress, Nginx, SECS, "5s",
         "Time to establish the upstream connection")

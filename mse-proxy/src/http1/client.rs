@@ -92,6 +92,11 @@ pub(crate) struct UpstreamBody {
 // === impl Conn ===
 
 impl Conn {
+    /// The longest wait between two reads of a response body, for the next exchange.
+    pub(crate) fn set_read_timeout(&mut self, read_timeout: Duration) {
+        self.read_timeout = read_timeout;
+    }
+
     pub(crate) fn new(io: TcpStream, upstream: Upstream, read_timeout: Duration) -> Self {
         Self {
             io,

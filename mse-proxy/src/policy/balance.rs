@@ -53,7 +53,8 @@ pub(crate) struct Extras {
     /// Counts the request against its endpoint.
     pub(crate) load: Option<LoadGuard>,
     /// A `Set-Cookie` value for the answer (a new affinity session).
-    pub(crate) set_cookie: Option<HeaderValue>,
+    /// Boxed: rare, and every request carries the room of this field.
+    pub(crate) set_cookie: Option<Box<HeaderValue>>,
 }
 
 /// The parts of a request the hash keys read.
@@ -257,7 +258,7 @@ pub(crate) fn pick(
             }
             let i = rr() % addrs.len().max(1);
             let token = tokens.iter().find(|t| t.1 as usize == i)?.0;
-            extras.set_cookie = set_cookie(c, token, src, SystemTime::now());
+            extras.set_cookie = set_cookie(c, token, src, SystemTime::now()).map(Box::new);
             Some(i)
         }
         _ => None,

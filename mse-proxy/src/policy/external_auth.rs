@@ -277,7 +277,13 @@ async fn exchange(
 ) -> Result<(StatusCode, HeaderMap), ProxyError> {
     let sent = worker
         .pool
-        .send_plain(upstream, &mut sub, None, &worker.metrics)
+        .send_plain(
+            upstream,
+            &mut sub,
+            None,
+            &worker.metrics,
+            worker.pool.waits(None),
+        )
         .await
         .map_err(|e| unavailable(&Chain(&e).to_string()))?;
     let Sent::Plain { mut head, conn, .. } = sent else {

@@ -176,7 +176,13 @@ impl ErrorPages {
         let mut req = self.request(original.status(), sent_headers);
         match worker
             .pool
-            .send_plain(&upstream, &mut req, None, &worker.metrics)
+            .send_plain(
+                &upstream,
+                &mut req,
+                None,
+                &worker.metrics,
+                worker.pool.waits(None),
+            )
             .await
         {
             Ok(Sent::Plain { head, conn, .. })

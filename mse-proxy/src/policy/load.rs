@@ -105,6 +105,21 @@ impl Loads {
         Some(if cheaper { b } else { a })
     }
 
+    /// For a retry: the cheapest endpoint from `start` on (by requests in flight, or with
+    /// `ewma` by cost) whose bit in `tried` is clear; `None` when all were tried.
+    pub(crate) fn cheapest_untried(&self, start: usize, tried: u64, ewma: bool) -> Option<usize> {
+        let n = self.len();
+        let now = self.now();
+        let untried = (0..n)
+            .map(|k| (start + k) % n)
+            .filter(|&i| i >= 64 || tried & (1 << i) == 0);
+        if ewma {
+            untried.min_by(|&a, &b| self.cost(a, now).total_cmp(&self.cost(b, now)))
+        } else {
+            untried.min_by_key(|&i| self.in_flight(i))
+        }
+    }
+
     /// Counts a request to endpoint `i`; `timed`: record its response time.
     pub(crate) fn start(self: &Arc<Self>, i: usize, timed: bool) -> LoadGuard {
         if let Some(c) = self.in_flight.get(i) {
@@ -166,6 +181,18 @@ fn decay(age: u64) -> f64 {
 
 // === impl LoadGuard ===
 
+impl LoadGuard {
+    /// The loads it counts in, and the endpoint it counts.
+    pub(crate) fn loads(&self) -> (&Arc<Loads>, usize) {
+        (&self.loads, self.index)
+    }
+
+    /// Whether it records a response time (`ewma`).
+    pub(crate) fn timed(&self) -> bool {
+        self.started.is_some()
+    }
+}
+
 impl Drop for LoadGuard {
     fn drop(&mut self) {
         if let Some(c) = self.loads.in_flight.get(self.index) {
@@ -195,6 +222,18 @@ mod tests {
         loads.observe(0, 1.0);
         // Right after: the estimate has barely moved towards the fast sample.
         assert!(loads.cost(0, loads.now()) > 1e6);
+    }
+
+    #[test]
+    fn a_retry_takes_the_least_loaded_endpoint_not_tried() {
+        let loads = Arc::new(Loads::new(3, false));
+        let _a = loads.start(0, false);
+        let _b = loads.start(1, false);
+        let _c = loads.start(1, false);
+        // Endpoint 2 was tried: of the others, 0 has fewer in flight.
+        assert_eq!(loads.cheapest_untried(1, 0b100, false), Some(0));
+        assert_eq!(loads.cheapest_untried(0, 0b000, false), Some(2));
+        assert_eq!(loads.cheapest_untried(0, 0b111, false), None);
     }
 
     #[test]

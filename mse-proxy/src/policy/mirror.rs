@@ -97,7 +97,13 @@ pub(crate) async fn send(
     let mut req = Request::from_parts(parts, tee);
     let sent = worker
         .pool
-        .send_plain(upstream, &mut req, None, &worker.metrics)
+        .send_plain(
+            upstream,
+            &mut req,
+            None,
+            &worker.metrics,
+            worker.pool.waits(None),
+        )
         .await?;
     Ok(sent.with_headers(std::mem::take(req.headers_mut())))
 }
@@ -164,7 +170,13 @@ async fn exchange(
 ) -> Result<(), String> {
     let sent = worker
         .pool
-        .send_plain(upstream, &mut req, None, &worker.metrics)
+        .send_plain(
+            upstream,
+            &mut req,
+            None,
+            &worker.metrics,
+            worker.pool.waits(None),
+        )
         .await
         .map_err(|e| Chain(&e).to_string())?;
     let Sent::Plain { head, conn, .. } = sent else {

@@ -14,6 +14,7 @@
 //! | [`balance`] | upstream selection (`load-balance`, `upstream-hash-by`, cookie affinity), response (the affinity cookie) |
 //! | [`fallback`] | upstream selection (default backends), response (`custom-http-errors` pages) |
 //! | [`mirror`] | exchange (a sampled copy of the request) |
+//! | [`retry`] | exchange (the route's timeouts, retries on another endpoint) |
 //!
 //! Canary choice and rewrites are decided by the router itself
 //! ([`mse_router::Route::destination`], [`mse_router::RoutePolicy::rewrite_path`]).
@@ -30,3 +31,4 @@ pub(crate) mod load;
 pub(crate) mod mirror;
 pub(crate) mod redirect;
 pub(crate) mod remembered;
+pub(crate) mod retry;

@@ -1,12 +1,13 @@
 //! The exchange phase: the upstream request head (origin form, hop-by-hop headers out,
 //! forwarding headers and the route's header edits in), the mirror copy, and the send.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use http::header::CONNECTION;
 use http::{HeaderValue, Request, Version};
-use mse_router::{MirrorPolicy, RoutePolicy};
+use mse_router::{ExchangePolicy, MirrorPolicy, RoutePolicy};
 
 use super::ConnCtx;
 use super::head::{Target, join_cookies, set_origin_form, wants_upgrade};
@@ -46,6 +47,8 @@ pub(super) struct Prepared {
     /// The forwarding headers, when they are written straight into the head rather than
     /// into the request's header map.
     forwarded: Option<ForwardHeaders>,
+    /// The cluster's endpoints, for a route that retries on another one.
+    pub(super) endpoints: Option<Arc<[SocketAddr]>>,
 }
 
 /// Turns the request into the one sent upstream: origin-form target, hop-by-hop headers
@@ -68,6 +71,7 @@ pub(super) fn prepare(
         client_cert,
         auth_cookies,
         extras,
+        endpoints,
         ..
     } = chosen;
     if let Some(c) = client_cert {
@@ -150,6 +154,7 @@ pub(super) fn prepare(
         auth_cookies,
         forwarded,
         extras,
+        endpoints,
     })
 }
 
@@ -165,6 +170,20 @@ impl Prepared {
                 forwarded: f,
                 edits: self.policy.as_deref(),
             })
+    }
+
+    /// The route's timeouts and retries, for a request that is not an upgrade; with
+    /// `route_timeout` (the gateway-wide `downstream.routeTimeout` is set), an empty
+    /// policy for routes without one.
+    pub(super) fn exchange(&self, route_timeout: bool) -> Option<&ExchangePolicy> {
+        if self.upgrade {
+            return None;
+        }
+        match self.policy.as_deref().and_then(|p| p.exchange.as_deref()) {
+            Some(p) => Some(p),
+            None if route_timeout => Some(&crate::policy::retry::NONE),
+            None => None,
+        }
     }
 
     /// The route's mirror, when this request is copied to it.

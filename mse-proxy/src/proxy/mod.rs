@@ -35,7 +35,7 @@ use crate::metrics::Metrics;
 use crate::phases::{RequestInfo, Steps};
 use crate::policy::limit::ConnSlot;
 use crate::policy::load::LoadGuard;
-use crate::policy::mirror;
+use crate::policy::{mirror, retry};
 use crate::table::SharedTable;
 use crate::tls::ConnTls;
 use crate::upstream::{Pool, Sent};
@@ -61,6 +61,8 @@ pub(crate) struct Worker {
     pub(crate) auth_tls: crate::policy::auth_tls::AuthTls,
     /// `auth-url` answers this worker remembers (`auth-cache-key`).
     pub(crate) auth_answers: crate::policy::external_auth::Answers,
+    /// The retries this worker may still send (`proxy-next-upstream`).
+    pub(crate) budget: crate::policy::retry::Budget,
     /// Client connections open (`max-worker-connections` bounds them).
     pub(crate) open: Cell<usize>,
     /// Whether the last connection accepted was closed for the limit (logged once until
@@ -234,8 +236,34 @@ async fn forward(
     if let Some(log) = log.as_deref_mut() {
         log.upstream = Some(prepared.upstream.clone());
     }
-    let sent = match prepared.mirror() {
-        None => {
+    let mut prepared = prepared;
+    let route_timeout = cx.worker.pool.has_route_timeout();
+    // The in-flight count of the route's balancing, held until the body ends; a retry
+    // moves it to the endpoint it goes to.
+    let mut held = prepared.extras.load.take();
+    let sent = match (prepared.mirror(), prepared.exchange(route_timeout)) {
+        // Rare, so boxed: the route's own timeouts or retries.
+        (None, Some(policy)) => {
+            let upstream = prepared.upstream.clone();
+            let endpoints = prepared.endpoints.as_ref();
+            let extras = prepared.extras();
+            let send = retry::send(
+                &cx.worker,
+                policy,
+                (upstream, endpoints),
+                &mut held,
+                &mut req,
+                extras.as_ref(),
+            );
+            let (sent, used) = Box::pin(send).await?;
+            let headers = std::mem::take(req.headers_mut());
+            if let Some(log) = log.as_deref_mut() {
+                log.upstream = Some(used.clone());
+            }
+            prepared.upstream = used;
+            sent.with_headers(headers)
+        }
+        (None, None) => {
             let extras = prepared.extras();
             let metrics = &cx.worker.metrics;
             let upgrade = prepared.upgrade;
@@ -245,11 +273,10 @@ async fn forward(
                 .await?
         }
         // Rare, so boxed: the future of every request is as large as its largest state.
-        Some(m) => Box::pin(mirror::send(&cx.worker, m, &prepared.upstream, req)).await?,
+        (Some(m), _) => Box::pin(mirror::send(&cx.worker, m, &prepared.upstream, req)).await?,
     };
     exchange::log_sent(log.as_deref_mut(), &sent, sent_at);
-    let mut prepared = prepared;
-    *load = prepared.extras.load.take();
+    *load = held;
     // Response.
     match sent {
         Sent::Plain {

@@ -2,7 +2,7 @@
 //! under one look at it, so that a request sees one table from lookup to endpoint.
 
 use std::borrow::Cow;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -65,6 +65,8 @@ pub(super) struct Chosen {
     pub(super) extras: Extras,
     /// The request's count against its client's `limit-connections`. Boxed: rare.
     pub(super) slot: Option<Box<ConnSlot>>,
+    /// The cluster's endpoints, for a route that retries on another one.
+    pub(super) endpoints: Option<Arc<[SocketAddr]>>,
 }
 
 /// Looks the request up, runs the registered steps' access phase, then the decision phase
@@ -216,7 +218,7 @@ pub(super) fn choose(
         tls,
     };
     let mut extras = Extras::default();
-    let (upstream, pages) = select_upstream(
+    let (upstream, pages, endpoints) = select_upstream(
         &table,
         m.route,
         dest.backend,
@@ -236,6 +238,7 @@ pub(super) fn choose(
         auth_cookies: None,
         extras,
         slot,
+        endpoints,
     }))
 }
 
@@ -363,15 +366,31 @@ fn decide(
 
 /// The endpoint of the route's backend (round robin, or as the policy's balancing says),
 /// and its error pages; else its Ingress's `default-backend`; else the error.
+/// The upstream, the error pages and the endpoints for retries.
+type Selected = (Upstream, Option<Box<ErrorPages>>, Option<Arc<[SocketAddr]>>);
+
+/// The endpoints a retry may go to: for a route that retries, in a cluster of more than
+/// one endpoint. Shared, not copied.
+fn retry_endpoints(
+    policy: Option<&RoutePolicy>,
+    cluster: &mse_router::Cluster,
+) -> Option<Arc<[SocketAddr]>> {
+    policy?.exchange.as_ref()?.retry.as_ref()?;
+    match &cluster.target {
+        mse_router::ClusterTarget::Endpoints(all) if all.len() > 1 => Some(Arc::clone(all)),
+        _ => None,
+    }
+}
+
 fn select_upstream(
     table: &Arc<ProxyTable>,
     route: &Route,
     backend: &Backend,
     policy: Option<&RoutePolicy>,
     (src, extras): (&KeySource<'_>, &mut Extras),
-) -> Result<(Upstream, Option<Box<ErrorPages>>), ProxyError> {
+) -> Result<Selected, ProxyError> {
     let or_default = |e: ProxyError| match fallback::default_backend(table, policy) {
-        Some(up) => Ok((up, None)),
+        Some(up) => Ok((up, None, None)),
         None => Err(e),
     };
     let cluster = match backend {
@@ -390,6 +409,7 @@ fn select_upstream(
         Pick::To(upstream) => Ok((
             upstream,
             ErrorPages::new(table, route, cluster).map(Box::new),
+            retry_endpoints(policy, cluster),
         )),
         Pick::NoEndpoints => or_default(ProxyError::NoEndpoints {
             service: cluster.service.clone(),
@@ -416,6 +436,7 @@ impl Chosen {
             auth_cookies: None,
             extras: Extras::default(),
             slot: None,
+            endpoints: None,
         }
     }
 

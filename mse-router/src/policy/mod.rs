@@ -22,6 +22,7 @@ mod auth;
 mod balance;
 mod body;
 mod cors;
+mod exchange;
 mod fallback;
 mod headers;
 mod limit;
@@ -38,6 +39,7 @@ pub use auth::{
 };
 pub use balance::{Balance, CookieAffinity};
 pub use cors::{AllowedOrigin, CorsPolicy};
+pub use exchange::{ExchangePolicy, RetryPolicy};
 pub use fallback::FallbackPolicy;
 pub(crate) use headers::protected_header;
 pub use headers::{HeaderOps, LocationRewrite};
@@ -61,6 +63,7 @@ pub(crate) const POLICIES: &[Registration] = &[
     limit::POLICY,
     auth::POLICY,
     balance::POLICY,
+    exchange::POLICY,
     matched::CONDITIONS,
     matched::CANARY,
     matched::SERVER_ALIAS,
@@ -155,6 +158,9 @@ pub struct RoutePolicy {
     pub balance: Option<Balance>,
     /// `route-limit-*` and `limit-*`: the local rate and connection limits.
     pub limits: Option<Box<LocalLimits>>,
+    /// The timeouts and retries of the exchange; `None`: the gateway-wide timeouts, no
+    /// retry on another endpoint.
+    pub exchange: Option<Box<ExchangePolicy>>,
     /// Derived from the fields above on first use, once the policy is shared.
     head_plan: PlanCell,
 }
@@ -225,6 +231,7 @@ impl RoutePolicy {
             && self.auth.is_none()
             && self.balance.is_none()
             && self.limits.is_none()
+            && self.exchange.is_none()
     }
 
     /// How many headers [`Self::edit_request`] may add at most: room to reserve at once.

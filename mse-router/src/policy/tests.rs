@@ -22,6 +22,7 @@ fn the_registered_groups_and_keys_are_the_applied_ones() {
         Group::Matching,
         Group::Mirror,
         Group::Redirect,
+        Group::Retry,
         Group::Rewrite,
     ];
     let want: BTreeSet<String> = want.iter().map(|g| format!("{g:?}")).collect();
@@ -67,6 +68,9 @@ fn the_registered_groups_and_keys_are_the_applied_ones() {
         "session-cookie-secure",
         "session-cookie-samesite",
         "session-cookie-conditional-samesite-none",
+        "timeout",
+        "proxy-connect-timeout",
+        "proxy-read-timeout",
         "server-alias",
         "auth-tls-secret",
         "auth-tls-verify-client",

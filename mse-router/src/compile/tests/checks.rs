@@ -188,7 +188,7 @@ fn valid_annotations_the_data_plane_does_not_apply_yet_are_reported() {
     )
     .replace(
         "creationTimestamp",
-        "annotations: { nginx.ingress.kubernetes.io/rewrite-target: /$1, nginx.ingress.kubernetes.io/app-root: /app, higress.io/timeout: \"5\", nginx.ingress.kubernetes.io/proxy-read-timeout: ten }, creationTimestamp",
+        "annotations: { nginx.ingress.kubernetes.io/rewrite-target: /$1, nginx.ingress.kubernetes.io/app-root: /app, nginx.ingress.kubernetes.io/proxy-send-timeout: \"5\", nginx.ingress.kubernetes.io/proxy-read-timeout: ten }, creationTimestamp",
     );
     let t = table(&yaml);
     let d: Vec<_> = t
@@ -202,7 +202,13 @@ fn valid_annotations_the_data_plane_does_not_apply_yet_are_reported() {
         !d.contains(&("not-applied", "nginx.ingress.kubernetes.io/rewrite-target")),
         "{d:?}"
     );
-    assert!(d.contains(&("not-applied", "higress.io/timeout")), "{d:?}");
+    assert!(
+        d.contains(&(
+            "not-applied",
+            "nginx.ingress.kubernetes.io/proxy-send-timeout"
+        )),
+        "{d:?}"
+    );
     assert!(
         !d.contains(&("not-applied", "nginx.ingress.kubernetes.io/app-root")),
         "{d:?}"

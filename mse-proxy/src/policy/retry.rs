@@ -1,0 +1,336 @@
+//! The exchange's timeouts and retries of routes with an [`ExchangePolicy`] (`timeout`,
+//! `proxy-connect-timeout`, `proxy-read-timeout`, `proxy-next-upstream*`).
+//!
+//! A failed attempt is tried again on an endpoint of the cluster not tried yet: the
+//! cheapest by the route's balancing when it counts load (`least_conn`, `random`,
+//! `ewma`; the request's count moves with it), else the next in round-robin order; only while nothing
+//! of the answer went to the client (every attempt ends at its response head), only for
+//! idempotent methods unless `non_idempotent` is set, and only with a body that was read
+//! whole first (at most [`MAX_BUFFERED`] bytes of declared length): a streaming body is
+//! never sent twice. Retries are budgeted per worker ([`Budget`]): at most
+//! [`BUDGET_PERCENT`] % of the requests of retrying routes, plus [`BUDGET_MIN`], so that a
+//! failing backend never gets a multiple of the load.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::Request;
+use http_body::Body;
+use http_body_util::{BodyExt, Full};
+use mse_router::{ExchangePolicy, RetryPolicy};
+use tokio::time::Instant;
+
+use crate::body::RequestBody;
+use crate::error::ProxyError;
+use crate::http1::HeadExtras;
+use crate::policy::load::LoadGuard;
+use crate::proxy::Worker;
+use crate::upstream::{Sent, Upstream, idempotent};
+
+/// The policy of a route without one, when the gateway-wide `downstream.routeTimeout`
+/// bounds every request.
+pub(crate) static NONE: ExchangePolicy = ExchangePolicy {
+    total: None,
+    connect: None,
+    read: None,
+    retry: None,
+};
+
+/// The largest request body read whole so that it can be sent again.
+pub(crate) const MAX_BUFFERED: u64 = 64 * 1024;
+/// Retries allowed per 100 requests of retrying routes.
+pub(crate) const BUDGET_PERCENT: u32 = 20;
+/// Retries allowed beyond the share, so that a quiet worker may retry at all.
+pub(crate) const BUDGET_MIN: u32 = 10;
+/// Past this many requests both counts are halved: the budget follows recent traffic.
+const BUDGET_SPAN: u32 = 1000;
+
+/// One worker's retry budget: plain counters, as the worker is one thread.
+#[derive(Default)]
+pub(crate) struct Budget {
+    requests: Cell<u32>,
+    retries: Cell<u32>,
+}
+
+// === impl Budget ===
+
+impl Budget {
+    /// Counts a request that may be retried.
+    fn request(&self) {
+        let n = self.requests.get() + 1;
+        if n >= BUDGET_SPAN {
+            self.requests.set(n / 2);
+            self.retries.set(self.retries.get() / 2);
+        } else {
+            self.requests.set(n);
+        }
+    }
+
+    /// Takes one retry, if the budget has room.
+    fn take(&self) -> bool {
+        let allowed = BUDGET_MIN + self.requests.get() * BUDGET_PERCENT / 100;
+        let used = self.retries.get();
+        if used < allowed {
+            self.retries.set(used + 1);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The request's body as each attempt sends it.
+enum Payload {
+    /// None, or a streaming body sent once: the request itself is sent.
+    AsIs,
+    /// Read whole, sent again with each attempt.
+    Buffered(Bytes),
+}
+
+/// Sends `req` under the route's exchange policy; returns the answer and the endpoint
+/// that gave it. `endpoints`: the cluster's endpoints, for retries; `load`: the request's
+/// count in the route's `least_conn`, `random` or `ewma` balancing, which moves with a
+/// retry to the endpoint it goes to.
+pub(crate) async fn send(
+    worker: &Worker,
+    policy: &ExchangePolicy,
+    (first, endpoints): (Upstream, Option<&Arc<[SocketAddr]>>),
+    load: &mut Option<LoadGuard>,
+    req: &mut Request<RequestBody>,
+    extras: Option<&HeadExtras<'_>>,
+) -> Result<(Sent, Upstream), ProxyError> {
+    let start = Instant::now();
+    let waits = worker.pool.waits(Some(policy));
+    let total = waits.total.map(|t| start + t);
+    let mut retry = policy
+        .retry
+        .as_ref()
+        .filter(|r| r.non_idempotent || idempotent(req.method()))
+        .filter(|_| endpoints.is_some());
+    let mut payload = Payload::AsIs;
+    if retry.is_some() && !req.body().is_end_stream() {
+        match req.body().size_hint().exact() {
+            Some(n) if n <= MAX_BUFFERED => {
+                let body = req.body_mut().collect().await;
+                let body = body.map_err(|e| crate::upstream::client_body_failure(&e))?;
+                payload = Payload::Buffered(body.to_bytes());
+            }
+            _ => retry = None,
+        }
+    }
+    if retry.is_some() {
+        worker.budget.request();
+    }
+    let mut tried = Tried::default();
+    let mut upstream = first;
+    let mut attempt = 1u32;
+    loop {
+        let sent = {
+            let fut = attempt_once(worker, &upstream, req, &payload, extras, waits);
+            match total {
+                Some(at) => match tokio::time::timeout_at(at, fut).await {
+                    Ok(sent) => sent,
+                    Err(_) => {
+                        worker.metrics.timeout();
+                        return Err(ProxyError::ResponseTimeout { upstream });
+                    }
+                },
+                None => fut.await,
+            }
+        };
+        let again = match (&sent, retry) {
+            (Ok(Sent::Plain { head, .. }), Some(r)) => r.retries_status(head.status.as_u16()),
+            (Err(e), Some(r)) => retries_error(r, e),
+            _ => false,
+        };
+        let next = match (again, retry, endpoints) {
+            (true, Some(r), Some(all)) if may_retry(r, all.len(), attempt, start, total) => {
+                tried.next(all, &upstream, load.as_ref()).filter(|_| {
+                    let granted = worker.budget.take();
+                    worker.metrics.retry(granted);
+                    granted
+                })
+            }
+            _ => None,
+        };
+        match (next, endpoints) {
+            (Some(i), Some(all)) => {
+                let next = Upstream::Addr(all[i]);
+                tracing::debug!(%upstream, %next, attempt, "retrying on another endpoint");
+                // The failed attempt's connection, if any, is dropped here: closed.
+                drop(sent);
+                if let Some(guard) = load.take() {
+                    let (loads, timed) = (Arc::clone(guard.loads().0), guard.timed());
+                    drop(guard);
+                    *load = Some(loads.start(i, timed));
+                }
+                upstream = next;
+                attempt += 1;
+            }
+            _ => return sent.map(|s| (s, upstream)),
+        }
+    }
+}
+
+/// One attempt on `upstream`.
+async fn attempt_once(
+    worker: &Worker,
+    upstream: &Upstream,
+    req: &mut Request<RequestBody>,
+    payload: &Payload,
+    extras: Option<&HeadExtras<'_>>,
+    waits: crate::upstream::Waits,
+) -> Result<Sent, ProxyError> {
+    let metrics = &worker.metrics;
+    match payload {
+        Payload::AsIs => {
+            worker
+                .pool
+                .send_plain(upstream, req, extras, metrics, waits)
+                .await
+        }
+        Payload::Buffered(body) => {
+            let mut copy = Request::new(Full::new(body.clone()));
+            *copy.method_mut() = req.method().clone();
+            *copy.uri_mut() = req.uri().clone();
+            *copy.version_mut() = req.version();
+            *copy.headers_mut() = req.headers().clone();
+            worker
+                .pool
+                .send_plain(upstream, &mut copy, extras, metrics, waits)
+                .await
+        }
+    }
+}
+
+/// Whether a failed attempt is tried again under `r`.
+fn retries_error(r: &RetryPolicy, e: &ProxyError) -> bool {
+    match e {
+        ProxyError::Connect { .. } | ProxyError::Upstream { .. } | ProxyError::Resolve { .. } => {
+            r.on_error
+        }
+        ProxyError::ConnectTimeout { .. } | ProxyError::ResponseTimeout { .. } => r.on_timeout,
+        ProxyError::BadResponse { .. } => r.on_invalid_header,
+        _ => false,
+    }
+}
+
+/// Whether attempt `attempt + 1` may start: within `proxy-next-upstream-tries` (and one
+/// attempt per endpoint at most), `proxy-next-upstream-timeout` and the whole request's
+/// `timeout`.
+fn may_retry(
+    r: &RetryPolicy,
+    endpoints: usize,
+    attempt: u32,
+    start: Instant,
+    total: Option<Instant>,
+) -> bool {
+    let tries = match r.tries {
+        0 => endpoints,
+        t => (t as usize).min(endpoints),
+    };
+    let now = Instant::now();
+    (attempt as usize) < tries
+        && r.timeout.is_none_or(|t| now < start + t)
+        && total.is_none_or(|at| now < at)
+}
+
+/// The endpoints a request was sent to, by index in the cluster (the first 64; a larger
+/// cluster is walked in order, which repeats none either).
+#[derive(Default)]
+struct Tried(u64);
+
+impl Tried {
+    /// Marks `current` as tried and picks the next endpoint not tried: the cheapest by
+    /// the route's balancing when it counts load, else the next one in round-robin order.
+    fn next(
+        &mut self,
+        all: &[SocketAddr],
+        current: &Upstream,
+        load: Option<&LoadGuard>,
+    ) -> Option<usize> {
+        let Upstream::Addr(addr) = current else {
+            return None;
+        };
+        let n = all.len();
+        let i = all.iter().position(|a| a == addr)?;
+        if n > 64 {
+            return Some((i + 1) % n);
+        }
+        self.0 |= 1 << i;
+        if let Some(g) = load
+            && g.loads().0.len() == n
+        {
+            return g.loads().0.cheapest_untried((i + 1) % n, self.0, g.timed());
+        }
+        (1..n)
+            .map(|k| (i + k) % n)
+            .find(|&j| self.0 & (1 << j) == 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(tries: u32) -> RetryPolicy {
+        RetryPolicy {
+            on_error: true,
+            on_timeout: true,
+            on_invalid_header: false,
+            on_status: Box::new([]),
+            non_idempotent: false,
+            tries,
+            timeout: None,
+        }
+    }
+
+    fn addrs(n: u16) -> Vec<SocketAddr> {
+        (1..=n)
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .collect()
+    }
+
+    /// The endpoints attempts go to, from the one at `first`.
+    fn walk(r: &RetryPolicy, all: &[SocketAddr], first: usize) -> Vec<u16> {
+        let start = Instant::now();
+        let mut tried = Tried::default();
+        let mut at = Upstream::Addr(all[first]);
+        let mut seen = vec![all[first].port()];
+        let mut attempt = 1;
+        while may_retry(r, all.len(), attempt, start, None) {
+            let Some(i) = tried.next(all, &at, None) else {
+                break;
+            };
+            seen.push(all[i].port());
+            at = Upstream::Addr(all[i]);
+            attempt += 1;
+        }
+        seen
+    }
+
+    #[test]
+    fn attempts_go_round_the_endpoints_once_at_most() {
+        let all = addrs(3);
+        assert_eq!(walk(&policy(0), &all, 1), [2, 3, 1]);
+        assert_eq!(walk(&policy(2), &all, 2), [3, 1]);
+        assert_eq!(walk(&policy(10), &all, 0), [1, 2, 3]);
+        assert_eq!(walk(&policy(1), &all, 0), [1]);
+    }
+
+    #[test]
+    fn the_budget_allows_a_share_of_requests_plus_a_minimum() {
+        let b = Budget::default();
+        let mut granted = 0;
+        for _ in 0..500 {
+            b.request();
+            granted += usize::from(b.take());
+        }
+        assert_eq!(
+            granted,
+            500 * BUDGET_PERCENT as usize / 100 + BUDGET_MIN as usize
+        );
+    }
+}

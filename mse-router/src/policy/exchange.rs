@@ -1,0 +1,87 @@
+//! [`ExchangePolicy`]: the timeouts and retries of the exchange phase (`timeout`,
+//! `proxy-connect-timeout`, `proxy-read-timeout`, `proxy-next-upstream`,
+//! `proxy-next-upstream-tries`, `proxy-next-upstream-timeout`). A route without any of
+//! these keys has none: the gateway-wide timeouts apply and a failed exchange is not
+//! tried again on another endpoint.
+
+use std::time::Duration;
+
+use mse_annotations::{Group, IngressPolicy};
+
+use super::{Refused, Registration, RoutePolicy};
+
+/// The timeouts and retries. `proxy-send-timeout` is left out: the upload is bounded by
+/// the read timeout, which runs from the first byte sent.
+pub(crate) const POLICY: Registration = Registration {
+    name: "timeouts-and-retries",
+    groups: &[Group::Retry],
+    keys: &["timeout", "proxy-connect-timeout", "proxy-read-timeout"],
+    build,
+};
+
+/// How long the exchange with the upstream may take, and when it is tried again.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExchangePolicy {
+    /// `timeout`: every attempt together, until the response head; `None`: no limit.
+    pub total: Option<Duration>,
+    /// `proxy-connect-timeout`; `None`: the gateway-wide value.
+    pub connect: Option<Duration>,
+    /// `proxy-read-timeout`: the wait for a response head and between two reads of its
+    /// body; `None`: the gateway-wide value.
+    pub read: Option<Duration>,
+    /// `proxy-next-upstream*`; `None`: no retry on another endpoint.
+    pub retry: Option<RetryPolicy>,
+}
+
+/// When and how often a request is sent again, to another endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// `error`: connecting failed, or the connection broke before a response head.
+    pub on_error: bool,
+    /// `timeout`: connecting or waiting for the response head timed out.
+    pub on_timeout: bool,
+    /// `invalid_header`: the upstream's answer was not HTTP.
+    pub on_invalid_header: bool,
+    /// `http_NNN`: the answer's status is one of these.
+    pub on_status: Box<[u16]>,
+    /// `non_idempotent`: POST, PATCH and other non-idempotent requests are retried too.
+    pub non_idempotent: bool,
+    /// Attempts at most, the first included; 0: one per endpoint.
+    pub tries: u32,
+    /// No new attempt starts this long after the first; `None`: no limit.
+    pub timeout: Option<Duration>,
+}
+
+// === impl RetryPolicy ===
+
+impl RetryPolicy {
+    /// Whether an answer with `status` is tried again.
+    pub fn retries_status(&self, status: u16) -> bool {
+        self.on_status.contains(&status)
+    }
+}
+
+fn build(p: &IngressPolicy, policy: &mut RoutePolicy, _refused: &mut Vec<Refused>) {
+    let t = &p.timeouts;
+    let retry = match (&p.retry.on, p.retry.set) {
+        (Some(on), true) => Some(RetryPolicy {
+            on_error: on.error,
+            on_timeout: on.timeout,
+            on_invalid_header: on.invalid_header,
+            on_status: on.statuses.clone().into(),
+            non_idempotent: on.non_idempotent,
+            tries: p.retry.tries,
+            timeout: p.retry.timeout,
+        }),
+        _ => None,
+    };
+    let exchange = ExchangePolicy {
+        total: t.total,
+        connect: t.connect,
+        read: t.read,
+        retry,
+    };
+    if exchange != ExchangePolicy::default() {
+        policy.exchange = Some(Box::new(exchange));
+    }
+}
