@@ -76,6 +76,19 @@ fn request_host<B>(req: &Request<B>) -> Result<(Option<HeaderValue>, bool), Prox
     }
 }
 
+/// The bytes a host name may hold: letters, digits, `-`, `.`, `_` and `~`.
+const NAME_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b: u8 = 0;
+    loop {
+        t[b as usize] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+        if b == u8::MAX {
+            break t;
+        }
+        b += 1;
+    }
+};
+
 /// Whether `host` is one authority without userinfo (RFC 3986 section 3.2): a name or
 /// IPv4 address of letters, digits, `-`, `.`, `_` and `~`, or an IP literal in brackets;
 /// then, optionally, `:` and a port of one to five digits. Spaces, `/`, `\`, `,`, `@` and
@@ -96,11 +109,13 @@ fn valid_host(host: &[u8]) -> bool {
         }
         &literal[end + 1..]
     } else {
-        let end = host.iter().position(|b| *b == b':').unwrap_or(host.len());
-        let name = &host[..end];
-        let name_byte =
-            |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
-        if name.is_empty() || !name.iter().all(name_byte) {
+        // One pass with a table: the name ends at the first byte a name may not hold,
+        // which must then be the port's `:` or the end.
+        let end = host
+            .iter()
+            .position(|b| !NAME_BYTE[usize::from(*b)])
+            .unwrap_or(host.len());
+        if end == 0 {
             return false;
         }
         &host[end..]
