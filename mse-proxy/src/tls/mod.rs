@@ -139,11 +139,11 @@ pub(crate) fn check_request<'a>(
     table: &'a ProxyTable,
     host: &str,
 ) -> HostCheck<'a> {
-    let name = host_without_port(host);
     let Some(conn) = conn else {
         if !table.routes().has_client_auth() {
             return HostCheck::Pass(None);
         }
+        let name = host_without_port(host);
         let id = table.routes().tls_policy_for(Some(name));
         return match table.tls_kit(id) {
             Some(kit) => match &kit.client {
@@ -154,6 +154,7 @@ pub(crate) fn check_request<'a>(
             None => HostCheck::Misdirected,
         };
     };
+    let name = host_without_port(host);
     let same_name = conn
         .sni
         .as_deref()
