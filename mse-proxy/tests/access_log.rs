@@ -319,3 +319,32 @@ async fn many_lines_from_two_workers_are_whole_and_none_is_lost() {
         assert!(line.contains("\" 200 "), "{line}");
     }
 }
+
+#[tokio::test]
+async fn w3c_trace_context_goes_upstream_unchanged_and_can_be_logged() {
+    let a = backend().await;
+    let log = MemoryLog::default();
+    let yaml = [
+        logged_yaml(&a),
+        gateway_config_map(&[("log-format-upstream", "trace $http_traceparent $uri")]),
+    ]
+    .concat();
+    let table = compile_yaml_with(&yaml, &configmap_options());
+    let (gw, _t) = gateway_serving(table, |c| c.access_log_sink = log.sink());
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut tx = h1(http_addr(&gw)).await;
+    let req = request(
+        "logged.example.com",
+        "GET",
+        "/logged/traced",
+        &[("traceparent", parent), ("tracestate", "vendor=abc")],
+    );
+    let r = send1(&mut tx, req).await;
+    assert_eq!(r.echoed_header("traceparent").as_deref(), Some(parent));
+    assert_eq!(r.echoed_header("tracestate").as_deref(), Some("vendor=abc"));
+    gw.shutdown().await;
+    assert_eq!(
+        log.lines_with("/logged/traced"),
+        vec![format!("trace {parent} /logged/traced")]
+    );
+}
