@@ -8,8 +8,8 @@
 //! server enforces the same deadline on the rest of the call. A deadline that passes
 //! before the upstream answered gets gRPC's own answer, a trailers-only response with
 //! `grpc-status: 4` (DEADLINE_EXCEEDED), rather than 504: a gRPC client maps 504 to
-//! UNAVAILABLE, which it may retry, while the deadline is the caller's own. Other
-//! timeouts answer 504 as for any request.
+//! UNAVAILABLE, which it may retry, while the deadline is the caller's own (Envoy's router
+//! answers its gRPC timeouts so too). Other timeouts answer 504 as for any request.
 //!
 //! Not on these routes: retries on another endpoint (`proxy-next-upstream`), mirroring
 //! and `custom-http-errors` pages, which need the inline HTTP/1.1 client; WebSocket to an
