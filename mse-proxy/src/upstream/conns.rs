@@ -11,6 +11,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::OnceCell;
 
 use super::tls::Protocol;
 use super::{Pool, Upstream, Waits};
@@ -45,15 +47,12 @@ struct Entry {
 enum Senders {
     /// Keep-alive connections, in use or idle.
     H1(Vec<http1::SendRequest<RequestBody>>),
-    /// The shared connection.
-    H2(http2::SendRequest<RequestBody>),
+    /// The shared connection, or the one being opened: requests that come while it is
+    /// wait for it rather than open one each.
+    H2(Rc<H2Cell>),
 }
 
-/// A connection ready for one request.
-enum Ready {
-    H1(http1::SendRequest<RequestBody>),
-    H2(http2::SendRequest<RequestBody>),
-}
+type H2Cell = OnceCell<http2::SendRequest<RequestBody>>;
 
 /// Spawns hyper's HTTP/2 stream tasks on the worker's own thread: request bodies are not
 /// `Send`.
@@ -72,58 +71,71 @@ where
 // === impl Conns ===
 
 impl Conns {
-    /// A connection to `upstream` ready for a request, if one is open.
-    fn checkout(&self, key: &(Upstream, usize)) -> Option<Ready> {
+    /// An idle HTTP/1.1 connection to the endpoint of `key`, if one is open.
+    fn checkout_h1(&self, key: &(Upstream, usize)) -> Option<http1::SendRequest<RequestBody>> {
         let mut map = self.map.borrow_mut();
-        let entry = map.get_mut(key)?;
-        match &mut entry.senders {
-            Senders::H2(tx) => {
-                if tx.is_closed() {
-                    map.remove(key);
-                    return None;
-                }
-                Some(Ready::H2(tx.clone()))
-            }
-            Senders::H1(list) => {
-                list.retain(|tx| !tx.is_closed());
-                let i = list.iter().rposition(http1::SendRequest::is_ready)?;
-                Some(Ready::H1(list.swap_remove(i)))
-            }
+        let Senders::H1(list) = &mut map.get_mut(key)?.senders else {
+            return None;
+        };
+        list.retain(|tx| !tx.is_closed());
+        let i = list.iter().rposition(http1::SendRequest::is_ready)?;
+        Some(list.swap_remove(i))
+    }
+
+    /// Keeps an HTTP/1.1 connection for later requests: it becomes ready again once the
+    /// response it carries has been read.
+    fn keep_h1(
+        &self,
+        key: (Upstream, usize),
+        protocol: &Arc<Protocol>,
+        tx: http1::SendRequest<RequestBody>,
+    ) {
+        let mut map = self.map.borrow_mut();
+        let entry = map.entry(key).or_insert_with(|| Entry {
+            _protocol: Arc::clone(protocol),
+            senders: Senders::H1(Vec::new()),
+        });
+        if let Senders::H1(list) = &mut entry.senders
+            && list.len() < MAX_IDLE_H1
+        {
+            list.push(tx);
         }
     }
 
-    /// Keeps a connection for later requests (an HTTP/1.1 one becomes ready again once the
-    /// response it carries has been read).
-    fn keep(&self, key: (Upstream, usize), protocol: &Arc<Protocol>, ready: Ready) {
+    /// The HTTP/2 connection to the endpoint of `key`: open, being opened, or to open
+    /// (a new cell, in place of one whose connection closed or of `stale`).
+    fn h2_cell(
+        &self,
+        key: &(Upstream, usize),
+        protocol: &Arc<Protocol>,
+        stale: Option<&Rc<H2Cell>>,
+    ) -> Rc<H2Cell> {
         let mut map = self.map.borrow_mut();
-        match ready {
-            Ready::H2(tx) => {
-                map.insert(
-                    key,
-                    Entry {
-                        _protocol: Arc::clone(protocol),
-                        senders: Senders::H2(tx),
-                    },
-                );
-            }
-            Ready::H1(tx) => {
-                let entry = map.entry(key).or_insert_with(|| Entry {
-                    _protocol: Arc::clone(protocol),
-                    senders: Senders::H1(Vec::new()),
-                });
-                if let Senders::H1(list) = &mut entry.senders
-                    && list.len() < MAX_IDLE_H1
-                {
-                    list.push(tx);
-                }
+        if let Some(Entry {
+            senders: Senders::H2(cell),
+            ..
+        }) = map.get(key)
+        {
+            let closed = cell.get().is_some_and(http2::SendRequest::is_closed);
+            if !closed && !stale.is_some_and(|s| Rc::ptr_eq(s, cell)) {
+                return Rc::clone(cell);
             }
         }
+        let cell = Rc::new(H2Cell::new());
+        map.insert(
+            key.clone(),
+            Entry {
+                _protocol: Arc::clone(protocol),
+                senders: Senders::H2(Rc::clone(&cell)),
+            },
+        );
+        cell
     }
 
     /// Drops the connections that closed.
     pub(crate) fn sweep(&self) {
         self.map.borrow_mut().retain(|_, e| match &mut e.senders {
-            Senders::H2(tx) => !tx.is_closed(),
+            Senders::H2(cell) => cell.get().is_none_or(|tx| !tx.is_closed()),
             Senders::H1(list) => {
                 list.retain(|tx| !tx.is_closed());
                 !list.is_empty()
@@ -143,44 +155,62 @@ pub(crate) async fn send(
     metrics: &Metrics,
 ) -> Result<Response<Incoming>, ProxyError> {
     let key = (upstream.clone(), Arc::as_ptr(protocol) as usize);
-    let fail = |e: hyper::Error| ProxyError::Upstream {
-        upstream: upstream.clone(),
-        source: e.into(),
-    };
     let mut req = req;
-    // A pooled connection first; when it turns out closed before the request could go
-    // out, once more on a new one.
+    // The HTTP/2 connection of the first attempt, when it turned out closed.
+    let mut stale = None;
+    // A connection already open first; when it turns out closed before the request could
+    // go out, once more on a new one.
     for attempt in 0..2 {
-        let (ready, reused) = match (attempt, pool.conns.checkout(&key)) {
-            (0, Some(ready)) => (ready, true),
-            _ => (
-                connect(pool, protocol, upstream, waits, metrics).await?,
-                false,
-            ),
-        };
-        let sent = match ready {
-            Ready::H2(mut tx) => {
-                if !reused {
-                    pool.conns
-                        .keep(key.clone(), protocol, Ready::H2(tx.clone()));
+        let (sent, reused) = if protocol.http2 {
+            let cell = pool.conns.h2_cell(&key, protocol, stale.as_ref());
+            let reused = cell.initialized();
+            let tx = cell
+                .get_or_try_init(|| async {
+                    let io = open(pool, protocol, upstream, waits, metrics).await?;
+                    match io {
+                        Io::Tls(s) => handshake_h2(s, upstream).await,
+                        Io::Plain(s) => handshake_h2(s, upstream).await,
+                    }
+                })
+                .await?;
+            let mut tx = tx.clone();
+            stale = Some(cell);
+            let sent = timed(waits.response, metrics, upstream, tx.try_send_request(req)).await?;
+            (sent, reused)
+        } else {
+            let pooled = if attempt == 0 {
+                pool.conns.checkout_h1(&key)
+            } else {
+                None
+            };
+            let (mut tx, reused) = match pooled {
+                Some(tx) => (tx, true),
+                _ => {
+                    let io = open(pool, protocol, upstream, waits, metrics).await?;
+                    let tx = match io {
+                        Io::Tls(s) => handshake_h1(s, false, upstream).await?,
+                        Io::Plain(s) => handshake_h1(s, false, upstream).await?,
+                    };
+                    (tx, false)
                 }
-                timed(waits.response, metrics, upstream, tx.try_send_request(req)).await?
-            }
-            Ready::H1(mut tx) => {
-                let sent =
-                    timed(waits.response, metrics, upstream, tx.try_send_request(req)).await?;
-                pool.conns.keep(key.clone(), protocol, Ready::H1(tx));
-                sent
-            }
+            };
+            let sent = timed(waits.response, metrics, upstream, tx.try_send_request(req)).await?;
+            pool.conns.keep_h1(key.clone(), protocol, tx);
+            (sent, reused)
         };
         match sent {
             Ok(response) => return Ok(response),
             Err(mut e) => match e.take_message() {
                 Some(unsent) if reused => {
-                    tracing::debug!(%upstream, error = %e.error(), "pooled upstream connection closed; retrying on a new one");
+                    tracing::debug!(%upstream, error = %e.error(), "upstream connection closed; retrying on a new one");
                     req = unsent;
                 }
-                _ => return Err(fail(e.into_error())),
+                _ => {
+                    return Err(ProxyError::Upstream {
+                        upstream: upstream.clone(),
+                        source: e.into_error().into(),
+                    });
+                }
             },
         }
     }
@@ -279,28 +309,6 @@ async fn open(
     }
 }
 
-/// A new connection with its HTTP handshake, its driver running on the worker.
-async fn connect(
-    pool: &Pool,
-    protocol: &Protocol,
-    upstream: &Upstream,
-    waits: Waits,
-    metrics: &Metrics,
-) -> Result<Ready, ProxyError> {
-    let io = open(pool, protocol, upstream, waits, metrics).await?;
-    if protocol.http2 {
-        return match io {
-            Io::Tls(s) => handshake_h2(s, upstream).await,
-            Io::Plain(s) => handshake_h2(s, upstream).await,
-        };
-    }
-    let tx = match io {
-        Io::Tls(s) => handshake_h1(s, false, upstream).await?,
-        Io::Plain(s) => handshake_h1(s, false, upstream).await?,
-    };
-    Ok(Ready::H1(tx))
-}
-
 async fn handshake_h1<S>(
     io: S,
     upgrades: bool,
@@ -333,7 +341,10 @@ where
     Ok(tx)
 }
 
-async fn handshake_h2<S>(io: S, upstream: &Upstream) -> Result<Ready, ProxyError>
+async fn handshake_h2<S>(
+    io: S,
+    upstream: &Upstream,
+) -> Result<http2::SendRequest<RequestBody>, ProxyError>
 where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
@@ -350,5 +361,5 @@ where
             tracing::debug!(upstream = %name, error = %e, "upstream HTTP/2 connection ended");
         }
     });
-    Ok(Ready::H2(tx))
+    Ok(tx)
 }
