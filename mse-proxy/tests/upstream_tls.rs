@@ -40,12 +40,21 @@ struct Upstream {
 }
 
 async fn upstream(leaf: Option<&Leaf>, client_ca: Option<&TestCa>) -> Upstream {
+    upstream_with(leaf, client_ca, rustls::DEFAULT_VERSIONS).await
+}
+
+/// [`upstream`] offering only the TLS `versions`.
+async fn upstream_with(
+    leaf: Option<&Leaf>,
+    client_ca: Option<&TestCa>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Upstream {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let acceptor = leaf.map(|leaf| {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(versions)
             .unwrap();
         let builder = match client_ca {
             Some(ca) => {
@@ -155,10 +164,19 @@ fn header<'a>(r: &'a Reply, name: &str) -> &'a str {
         .unwrap_or("")
 }
 
+/// A self-signed certificate for `name`.
+fn self_signed(name: &str) -> Leaf {
+    let c = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
+    Leaf {
+        der: c.cert.der().clone(),
+        cert_pem: c.cert.pem(),
+        key_pem: c.signing_key.serialize_pem(),
+    }
+}
+
 #[tokio::test]
 async fn https_without_verification_accepts_a_self_signed_certificate_and_reuses_connections() {
-    let ca = TestCa::new();
-    let up = upstream(Some(&ca.leaf(&["backend.internal"])), None).await;
+    let up = upstream(Some(&self_signed("backend.internal")), None).await;
     let (gw, _) = gateway(&routed(up.addr, &[("backend-protocol", "HTTPS")], ""));
     for _ in 0..10 {
         let r = get_up(&gw).await;
@@ -454,4 +472,44 @@ async fn an_http2_upstream_that_closes_its_connection_gets_a_new_one() {
     }
     assert!(seen.connections.load(Ordering::SeqCst) >= 2);
     gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn proxy_ssl_protocols_and_ciphers_limit_what_is_offered() {
+    let ca = TestCa::new();
+    // rcgen's keys are ECDSA: an RSA-only suite list cannot agree with this upstream.
+    let leaf = ca.leaf(&["backend.internal"]);
+    let tls13_only = upstream_with(Some(&leaf), None, &[&rustls::version::TLS13]).await;
+    let offered = |versions: &'static str, ciphers: Option<&'static str>| {
+        let mut a = vec![
+            ("backend-protocol", "HTTPS"),
+            ("proxy-ssl-protocols", versions),
+        ];
+        if let Some(c) = ciphers {
+            a.push(("proxy-ssl-ciphers", c));
+        }
+        a
+    };
+    for (versions, status) in [
+        ("TLSv1.2", StatusCode::BAD_GATEWAY),
+        ("TLSv1.3", StatusCode::OK),
+        ("TLSv1.2 TLSv1.3", StatusCode::OK),
+    ] {
+        let (gw, _) = gateway(&routed(tls13_only.addr, &offered(versions, None), ""));
+        assert_eq!(get_up(&gw).await.status, status, "{versions}");
+        gw.shutdown().await;
+    }
+    let tls12_only = upstream_with(Some(&leaf), None, &[&rustls::version::TLS12]).await;
+    for (ciphers, status) in [
+        ("ECDHE-RSA-AES128-GCM-SHA256", StatusCode::BAD_GATEWAY),
+        ("ECDHE-ECDSA-AES128-GCM-SHA256", StatusCode::OK),
+    ] {
+        let (gw, _) = gateway(&routed(
+            tls12_only.addr,
+            &offered("TLSv1.2", Some(ciphers)),
+            "",
+        ));
+        assert_eq!(get_up(&gw).await.status, status, "{ciphers}");
+        gw.shutdown().await;
+    }
 }
