@@ -22,7 +22,7 @@ use crate::policy::load::Loads;
 use crate::settings::{Defaults, Settings};
 use crate::stats::LabelTable;
 use crate::tls::{PolicyKit, TableResolver};
-use crate::upstream::Upstream;
+use crate::upstream::{ConfigCache, Protocol, Upstream};
 
 /// The route table being served, shared by every worker, the TLS resolver and the admin
 /// server. Cheap to clone.
@@ -82,6 +82,8 @@ struct ClusterState {
     name: Option<Arc<str>>,
     /// What its routes' `load-balance`, `upstream-hash-by` or affinity needs.
     balancing: Balancing,
+    /// Its upstream protocol, when not plain HTTP/1.1.
+    protocol: Option<Arc<Protocol>>,
 }
 
 struct LoadedCert {
@@ -248,6 +250,15 @@ impl ProxyTable {
     fn build(routes: Arc<RouteTable>, b: &Build<'_>) -> Self {
         let (provider, previous, affinity_key) = (&**b.provider, b.previous, b.affinity_key);
         let settings = Settings::derive(routes.global(), b.defaults);
+        let protocols: Vec<Arc<Protocol>> = previous
+            .map(|p| {
+                p.clusters
+                    .iter()
+                    .filter_map(|c| c.protocol.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut configs = ConfigCache::default();
         let clusters = routes
             .clusters()
             .iter()
@@ -263,6 +274,10 @@ impl ProxyTable {
                     ClusterTarget::Endpoints(_) => None,
                 },
                 balancing,
+                protocol: c
+                    .protocol
+                    .as_ref()
+                    .map(|p| Protocol::build(p, c, b.provider, &protocols, &mut configs)),
             })
             .collect();
         let certs = routes
@@ -443,6 +458,11 @@ impl ProxyTable {
             },
             None => self.pick(cluster),
         }
+    }
+
+    /// The upstream protocol of a cluster, when not plain HTTP/1.1.
+    pub(crate) fn protocol(&self, cluster: &Cluster) -> Option<Arc<Protocol>> {
+        self.clusters.get(cluster.id.0 as usize)?.protocol.clone()
     }
 
     /// The balancing state of a backend's cluster.

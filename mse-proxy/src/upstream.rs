@@ -12,6 +12,15 @@
 //!
 //! Upgrade requests (WebSocket) use hyper's client on a connection of their own, which
 //! hands the socket over for the tunnel.
+//!
+//! Upstream protocols other than plain HTTP/1.1 (TLS, HTTP/2) have their own connections
+//! in [`conns`], set up from [`Protocol`].
+
+mod conns;
+mod tls;
+
+pub(crate) use conns::{send as send_protocol, send_upgrade as send_protocol_upgrade};
+pub(crate) use tls::{ConfigCache, Protocol};
 
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
@@ -180,6 +189,8 @@ pub(crate) struct Pool {
     settings: Cell<PoolSettings>,
     /// The [`Settings::serial`] they came from.
     tuned: Cell<u64>,
+    /// Connections of the other upstream protocols.
+    conns: conns::Conns,
 }
 
 // === impl Pool ===
@@ -192,6 +203,7 @@ impl Pool {
             upgrades: http1::Builder::new(),
             settings: Cell::new(settings.pool),
             tuned: Cell::new(settings.serial),
+            conns: conns::Conns::default(),
         }
     }
 
@@ -508,6 +520,7 @@ impl Pool {
 
     /// Drops pooled connections that the upstream closed or that idled too long.
     pub(crate) fn sweep(&self) {
+        self.conns.sweep();
         let timeout = self.settings.get().idle_timeout;
         self.idle.borrow_mut().retain(|_, list| {
             list.retain_mut(|i| i.since.elapsed() < timeout && i.conn.is_usable());

@@ -86,7 +86,8 @@ pub use policy::{
     CacheValid, CookieAffinity, CorsPolicy, EXTERNAL_AUTH_TIMEOUT, ExchangePolicy,
     ExternalAuthPolicy, FallbackPolicy, HashKind, HeaderOps, IngressAccess, KeyPart, KeyVar,
     LocalLimits, Location, LocationRewrite, MirrorPolicy, Rate, Redirect, RedirectVars, Refusal,
-    RequestHeadPlan, RetryPolicy, RoutePolicy, StoredHash, parse_htpasswd,
+    RequestHeadPlan, RetryPolicy, RoutePolicy, StoredHash, UpstreamProtocol, UpstreamTls,
+    parse_htpasswd,
 };
 pub use ring::{HashRing, POINTS_PER_ENDPOINT, hash_key};
 pub use table::{

@@ -106,6 +106,10 @@ pub struct Cluster {
     pub port_name: Option<Box<str>>,
     /// The addresses to connect to.
     pub target: ClusterTarget,
+    /// How its endpoints are spoken to, when not plain HTTP/1.1 (`backend-protocol`,
+    /// `proxy-ssl-*`, or the Service port's name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Arc<crate::policy::UpstreamProtocol>>,
 }
 
 /// The addresses behind a [`Cluster`].

@@ -9,6 +9,8 @@ use mse_model::Diagnostic;
 use crate::IngressPolicy;
 use crate::cx::{Cx, Secure};
 use crate::family::secret;
+use crate::family::tls::{cipher, colon_list, version};
+use crate::family::{CipherSuite, TlsVersion};
 use crate::value::{self, ObjectRef, ValueError};
 
 /// `backend-protocol`.
@@ -19,7 +21,7 @@ pub enum BackendProtocol {
     Http,
     /// HTTP/1.1 or HTTP/2 over TLS.
     Https,
-    /// HTTP/2 in cleartext (h2c).
+    /// HTTP/2 in cleartext (h2c, prior knowledge): `HTTP2` or `H2C`.
     Http2,
     /// gRPC: HTTP/2 in cleartext.
     Grpc,
@@ -45,6 +47,10 @@ pub struct UpstreamTls {
     pub name: Option<String>,
     /// `proxy-ssl-server-name`: send SNI.
     pub send_sni: bool,
+    /// `proxy-ssl-protocols`: the TLS versions offered (`None`: 1.2 and 1.3).
+    pub protocols: Option<Vec<TlsVersion>>,
+    /// `proxy-ssl-ciphers`: the suites offered (`None`: the TLS library's defaults).
+    pub ciphers: Option<Vec<CipherSuite>>,
 }
 
 /// `load-balance`.
@@ -339,11 +345,13 @@ fn hash_subset(cx: &mut Cx<'_>, b: &mut BackendPolicy, hashed: bool) {
 }
 
 fn upstream_tls(cx: &mut Cx<'_>, b: &mut BackendPolicy) {
-    const KEYS: [&str; 4] = [
+    const KEYS: [&str; 6] = [
         "proxy-ssl-secret",
         "proxy-ssl-verify",
         "proxy-ssl-name",
         "proxy-ssl-server-name",
+        "proxy-ssl-protocols",
+        "proxy-ssl-ciphers",
     ];
     if !b.protocol.is_tls() {
         for k in KEYS {
@@ -366,6 +374,23 @@ fn upstream_tls(cx: &mut Cx<'_>, b: &mut BackendPolicy) {
     let send_sni = cx
         .get("proxy-ssl-server-name", value::on_off)
         .unwrap_or(false);
+    let protocols = cx
+        .get_list("proxy-ssl-protocols", value::comma_or_space_list, version)
+        .map(|mut v| {
+            v.retain(|v| *v >= TlsVersion::V1_2);
+            v
+        });
+    let protocols = match protocols {
+        Some(v) if v.is_empty() => {
+            cx.ignored(
+                "proxy-ssl-protocols",
+                "TLS 1.0 and 1.1 are not available, so no version would be left; TLS 1.2 and 1.3 are offered",
+            );
+            None
+        }
+        other => other,
+    };
+    let ciphers = cx.get_list("proxy-ssl-ciphers", colon_list, cipher);
     if verify
         && secret.is_none()
         && !cx.has_failed("proxy-ssl-secret")
@@ -386,6 +411,8 @@ fn upstream_tls(cx: &mut Cx<'_>, b: &mut BackendPolicy) {
         verify,
         name,
         send_sni,
+        protocols,
+        ciphers,
     };
 }
 
@@ -393,13 +420,15 @@ fn protocol(v: &str) -> Result<BackendProtocol, ValueError> {
     match v.to_ascii_uppercase().as_str() {
         "HTTP" => Ok(BackendProtocol::Http),
         "HTTPS" => Ok(BackendProtocol::Https),
-        "HTTP2" => Ok(BackendProtocol::Http2),
+        "HTTP2" | "H2C" => Ok(BackendProtocol::Http2),
         "GRPC" => Ok(BackendProtocol::Grpc),
         "GRPCS" => Ok(BackendProtocol::Grpcs),
         p @ ("AJP" | "FCGI") => Err(ValueError::Invalid(format!(
-            "{p} upstreams are not available"
+            "{p} upstreams are not available: the gateway speaks HTTP/1.1, HTTP/2 and gRPC to upstreams; HTTP applies"
         ))),
-        _ => Err(ValueError::Expected("HTTP, HTTPS, GRPC, GRPCS or HTTP2")),
+        _ => Err(ValueError::Expected(
+            "HTTP, HTTPS, GRPC, GRPCS, HTTP2 or H2C",
+        )),
     }
 }
 

@@ -321,14 +321,14 @@ pub fn cipher_names(v: &str) -> Result<Vec<CipherSuite>, ValueError> {
     Ok(out)
 }
 
-fn colon_list(v: &str) -> Vec<&str> {
+pub(crate) fn colon_list(v: &str) -> Vec<&str> {
     v.split(':')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .collect()
 }
 
-fn cipher(v: &str) -> Result<CipherSuite, ValueError> {
+pub(crate) fn cipher(v: &str) -> Result<CipherSuite, ValueError> {
     if let Some((_, s)) = CipherSuite::ALL.iter().find(|(n, _)| *n == v) {
         return Ok(*s);
     }
@@ -354,7 +354,7 @@ fn cipher(v: &str) -> Result<CipherSuite, ValueError> {
     ))
 }
 
-fn version(v: &str) -> Result<TlsVersion, ValueError> {
+pub(crate) fn version(v: &str) -> Result<TlsVersion, ValueError> {
     match v.to_ascii_lowercase().as_str() {
         "tlsv1.0" | "tlsv1" => Ok(TlsVersion::V1_0),
         "tlsv1.1" => Ok(TlsVersion::V1_1),

@@ -43,8 +43,6 @@ pub(super) const NGINX: &[KeySpec] = &[
     unsupported("limit-rate-after", G::Limits, Nginx, "response bandwidth limits are not available"),
     unsupported("proxy-cookie-domain", G::Headers, Nginx, "Set-Cookie rewriting is not available"),
     unsupported("proxy-cookie-path", G::Headers, Nginx, "Set-Cookie rewriting is not available"),
-    unsupported("proxy-ssl-ciphers", G::Backend, Nginx, "upstream TLS uses the TLS library's default suites"),
-    unsupported("proxy-ssl-protocols", G::Backend, Nginx, "upstream TLS uses TLS 1.2 and 1.3"),
     unsupported("proxy-ssl-verify-depth", G::Backend, Nginx, "the chain depth is not limited separately"),
     unsupported("temporal-redirect-code", G::Redirect, Nginx, "temporal-redirect always answers 302"),
     unsupported("ssl-passthrough", G::Tls, Nginx, "TLS passthrough is not available: TLS is terminated at the gateway and the upstream gets plaintext unless backend-protocol is HTTPS"),

@@ -6,8 +6,8 @@ use super::*;
 #[rustfmt::skip]
 pub(super) const UPSTREAM: &[KeySpec] = &[
     // --- Backend ---
-    key("backend-protocol", G::Backend, Service, Nginx, "HTTP, HTTPS, GRPC, GRPCS or HTTP2 (any case)", "HTTP",
-        "Protocol spoken to the upstream; HTTPS and GRPCS use TLS, GRPC and HTTP2 (a Higress extension) use cleartext HTTP/2; AJP and FCGI are not available (HTTP applies)")
+    key("backend-protocol", G::Backend, Service, Nginx, "HTTP, HTTPS, GRPC, GRPCS, HTTP2 or H2C (any case)", "HTTP (HTTP/2 for Service ports named grpc* or http2*)",
+        "Protocol spoken to the upstream: HTTPS is HTTP/1.1 over TLS, GRPCS HTTP/2 over TLS (ALPN h2), GRPC, HTTP2 and H2C cleartext HTTP/2 with prior knowledge, one connection per endpoint carrying many streams; trailers and grpc-timeout deadlines are relayed. Without the annotation, Service ports named grpc* or http2* (Istio's port naming) get cleartext HTTP/2. AJP and FCGI are not available (HTTP applies)")
         .ex("GRPC", "FTP"),
     key("proxy-ssl-secret", G::Backend, Service, Nginx, "[namespace/]name", "",
         "Secret with the client certificate (tls.crt, tls.key) for upstream mTLS and the CA (ca.crt) for proxy-ssl-verify")
@@ -23,6 +23,12 @@ pub(super) const UPSTREAM: &[KeySpec] = &[
     key("proxy-ssl-server-name", G::Backend, Service, Nginx, "on or off", "off",
         "Sends SNI (proxy-ssl-name) to the upstream")
         .ex("on", "enabled"),
+    key("proxy-ssl-protocols", G::Backend, Service, Nginx, "TLS versions, space-separated (TLSv1.2 TLSv1.3)", "TLSv1.2 TLSv1.3",
+        "TLS versions offered to the upstream; TLS 1.0 and 1.1 are not available")
+        .ex("TLSv1.3", "SSLv3"),
+    key("proxy-ssl-ciphers", G::Backend, Service, Nginx, "OpenSSL suite names, colon-separated", "the TLS library's defaults",
+        "Cipher suites offered to the upstream (a list of TLS 1.2 suites leaves the TLS 1.3 ones as they are)")
+        .ex("ECDHE-RSA-AES128-GCM-SHA256", "HIGH:!aNULL"),
     key("service-upstream", G::Backend, Service, Nginx, BOOL, "false",
         "Proxies to the Service's cluster IP instead of its endpoints")
         .ex("true", "yes"),

@@ -190,16 +190,23 @@ async fn send_body(shared: &Shared, out: &mut Vec<u8>, body: ProxyBody, framing:
     // Dropped as soon as it ends, before the last write: the request is over (in-flight
     // gauge, upstream connection back to the pool) by the time the client has it all.
     let mut body = Some(body);
+    // Trailers (gRPC's status, a checksum) go out after the last chunk; without chunked
+    // framing there is nowhere to put them.
+    let mut trailers = None;
     // The head and whatever of the body is ready now go out in one write.
-    let mut failed = coalesce(out, &mut body, framing, &mut left);
+    let mut failed = coalesce(out, &mut body, framing, &mut left, &mut trailers);
     if write_all(shared, out).await.is_err() {
         return false;
     }
     while !failed && let Some(b) = body.as_mut() {
         match b.frame().await {
             Some(Ok(frame)) => {
-                let Ok(data) = frame.into_data() else {
-                    continue;
+                let data = match frame.into_data() {
+                    Ok(data) => data,
+                    Err(frame) => {
+                        trailers = frame.into_trailers().ok();
+                        continue;
+                    }
                 };
                 out.clear();
                 match write_data(shared, out, &data, framing, &mut left).await {
@@ -209,8 +216,12 @@ async fn send_body(shared: &Shared, out: &mut Vec<u8>, body: ProxyBody, framing:
             }
             None => {
                 body = None;
-                if framing == Out::Chunked && write_all(shared, b"0\r\n\r\n").await.is_err() {
-                    return false;
+                if framing == Out::Chunked {
+                    out.clear();
+                    last_chunk(out, trailers.as_ref());
+                    if write_all(shared, out).await.is_err() {
+                        return false;
+                    }
                 }
             }
             Some(Err(_)) => failed = true,
@@ -223,21 +234,26 @@ async fn send_body(shared: &Shared, out: &mut Vec<u8>, body: ProxyBody, framing:
 
 /// Appends to `out` what of the body is ready now, up to [`COALESCE`] bytes; drops the
 /// body when it ended. Returns whether it failed or outran its length.
-fn coalesce(out: &mut Vec<u8>, body: &mut Option<ProxyBody>, framing: Out, left: &mut u64) -> bool {
+fn coalesce(
+    out: &mut Vec<u8>,
+    body: &mut Option<ProxyBody>,
+    framing: Out,
+    left: &mut u64,
+    trailers: &mut Option<HeaderMap>,
+) -> bool {
     let mut failed = false;
     while out.len() < COALESCE
         && let Some(b) = body.as_mut()
     {
         match b.frame().now_or_never() {
-            Some(Some(Ok(frame))) => {
-                if let Ok(data) = frame.into_data() {
-                    failed |= !encode(out, &data, framing, left);
-                }
-            }
+            Some(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => failed |= !encode(out, &data, framing, left),
+                Err(frame) => *trailers = frame.into_trailers().ok(),
+            },
             Some(None) => {
                 *body = None;
                 if framing == Out::Chunked {
-                    out.extend_from_slice(b"0\r\n\r\n");
+                    last_chunk(out, trailers.as_ref());
                 }
             }
             Some(Some(Err(_))) => return true,
@@ -245,6 +261,21 @@ fn coalesce(out: &mut Vec<u8>, body: &mut Option<ProxyBody>, framing: Out, left:
         }
     }
     failed
+}
+
+/// The last chunk of a chunked body, with its trailer section: the trailers of the body
+/// save the fields that frame or route a message, which never belong there.
+fn last_chunk(out: &mut Vec<u8>, trailers: Option<&HeaderMap>) {
+    out.extend_from_slice(b"0\r\n");
+    for (name, value) in trailers.into_iter().flatten() {
+        if !matches!(
+            name.as_str(),
+            "content-length" | "transfer-encoding" | "connection" | "host" | "te" | "trailer"
+        ) {
+            line(out, name.as_str().as_bytes(), value.as_bytes());
+        }
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Writes one data frame in the response's framing (`out` is scratch space); `Ok(false)`

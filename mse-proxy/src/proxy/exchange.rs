@@ -23,7 +23,7 @@ use crate::policy::cors::{self, CorsAnswer};
 use crate::policy::external_auth::AuthCookies;
 use crate::policy::fallback::ErrorPages;
 use crate::policy::mirror;
-use crate::upstream::{Sent, Upstream};
+use crate::upstream::{Protocol, Sent, Upstream};
 
 /// The request made ready to send, and what the response phase needs of it.
 pub(super) struct Prepared {
@@ -48,6 +48,8 @@ pub(super) struct Prepared {
     forwarded: Option<ForwardHeaders>,
     /// The cluster's endpoints, for a route that retries on another one.
     pub(super) endpoints: Option<Arc<[SocketAddr]>>,
+    /// The upstream protocol, when not plain HTTP/1.1 (rare).
+    pub(super) protocol: Option<Arc<Protocol>>,
 }
 
 /// Turns the request into the one sent upstream: origin-form target, hop-by-hop headers
@@ -71,6 +73,7 @@ pub(super) fn prepare(
         auth_cookies,
         extras,
         endpoints,
+        protocol,
         ..
     } = chosen;
     if let Some(c) = client_cert {
@@ -98,6 +101,7 @@ pub(super) fn prepare(
     // upgrade, a mirror copy) or a header edit names the forwarding headers.
     let in_map = upgrade
         || mirrored
+        || protocol.is_some()
         || policy.as_deref().is_some_and(|p| {
             p.request_head_plan()
                 .edited
@@ -154,6 +158,7 @@ pub(super) fn prepare(
         forwarded,
         extras,
         endpoints,
+        protocol,
     })
 }
 

@@ -8,6 +8,7 @@ mod auth;
 mod exchange;
 mod head;
 mod hop;
+mod protocol;
 mod respond;
 mod select;
 
@@ -280,12 +281,27 @@ async fn forward(
         }
     }
     // Exchange.
-    let prepared = exchange::prepare(cx, &mut req, &target, chosen, new_path, info)?;
+    let mut prepared = exchange::prepare(cx, &mut req, &target, chosen, new_path, info)?;
+    if let Some(protocol) = prepared.protocol.take() {
+        // Rare, so boxed: TLS or HTTP/2 to the upstream.
+        if let Some(log) = log.as_deref_mut() {
+            log.upstream = Some(prepared.upstream.clone());
+        }
+        return Box::pin(protocol::forward(
+            cx,
+            protocol,
+            prepared,
+            req,
+            (log, tally),
+            load,
+            host,
+        ))
+        .await;
+    }
     let sent_at = Instant::now();
     if let Some(log) = log.as_deref_mut() {
         log.upstream = Some(prepared.upstream.clone());
     }
-    let mut prepared = prepared;
     let route_timeout = cx.worker.pool.has_route_timeout();
     // The in-flight count of the route's balancing, held until the body ends; a retry
     // moves it to the endpoint it goes to.

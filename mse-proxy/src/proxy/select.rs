@@ -28,7 +28,7 @@ use crate::settings::Settings;
 use crate::stats::{Outcome, Tally};
 use crate::table::{Pick, ProxyTable};
 use crate::tls::{self, ClientHeaders, HostCheck};
-use crate::upstream::Upstream;
+use crate::upstream::{Protocol, Upstream};
 
 /// What the phases up to upstream selection decided.
 pub(super) enum Choice {
@@ -68,6 +68,8 @@ pub(super) struct Chosen {
     pub(super) slot: Option<Box<ConnSlot>>,
     /// The cluster's endpoints, for a route that retries on another one.
     pub(super) endpoints: Option<Arc<[SocketAddr]>>,
+    /// The upstream protocol, when not plain HTTP/1.1 (rare).
+    pub(super) protocol: Option<Arc<Protocol>>,
 }
 
 /// Looks the request up, runs the registered steps' access phase, then the decision phase
@@ -229,7 +231,7 @@ pub(super) fn choose(
         tls,
     };
     let mut extras = Extras::default();
-    let (upstream, pages, endpoints) = select_upstream(
+    let (upstream, pages, endpoints, protocol) = select_upstream(
         &table,
         m.route,
         dest.backend,
@@ -250,6 +252,7 @@ pub(super) fn choose(
         extras,
         slot,
         endpoints,
+        protocol,
     }))
 }
 
@@ -377,8 +380,13 @@ fn decide(
 
 /// The endpoint of the route's backend (round robin, or as the policy's balancing says),
 /// and its error pages; else its Ingress's `default-backend`; else the error.
-/// The upstream, the error pages and the endpoints for retries.
-type Selected = (Upstream, Option<Box<ErrorPages>>, Option<Arc<[SocketAddr]>>);
+/// The upstream, the error pages, the endpoints for retries and the upstream protocol.
+type Selected = (
+    Upstream,
+    Option<Box<ErrorPages>>,
+    Option<Arc<[SocketAddr]>>,
+    Option<Arc<Protocol>>,
+);
 
 /// The endpoints a retry may go to: for a route that retries, in a cluster of more than
 /// one endpoint. Shared, not copied.
@@ -401,7 +409,7 @@ fn select_upstream(
     (src, extras): (&KeySource<'_>, &mut Extras),
 ) -> Result<Selected, ProxyError> {
     let or_default = |e: ProxyError| match fallback::default_backend(table, policy) {
-        Some(up) => Ok((up, None, None)),
+        Some(up) => Ok((up, None, None, None)),
         None => Err(e),
     };
     let cluster = match backend {
@@ -421,6 +429,7 @@ fn select_upstream(
             upstream,
             ErrorPages::new(table, route, cluster).map(Box::new),
             retry_endpoints(policy, cluster),
+            table.protocol(cluster),
         )),
         Pick::NoEndpoints => or_default(ProxyError::NoEndpoints {
             service: cluster.service.clone(),
@@ -448,6 +457,7 @@ impl Chosen {
             extras: Extras::default(),
             slot: None,
             endpoints: None,
+            protocol: None,
         }
     }
 

@@ -33,7 +33,7 @@ use crate::policy::redirect::host_without_port;
 use crate::table::{ProxyTable, SharedTable};
 
 pub(crate) use client::{Checked, ClientCert, ClientHeaders};
-pub(crate) use policy::PolicyKit;
+pub(crate) use policy::{PolicyKit, restrict_suites};
 
 /// What a TLS connection was made with, for the checks of each of its requests.
 #[derive(Debug)]

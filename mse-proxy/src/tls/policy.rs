@@ -89,7 +89,7 @@ impl PolicyKit {
 
 /// Keeps only the listed suites of each TLS version the list names: a list of TLS 1.2
 /// suites leaves the TLS 1.3 ones as they are, as NGINX's `ssl_ciphers` does.
-fn restrict_suites(provider: &mut CryptoProvider, ciphers: &[CipherSuite]) {
+pub(crate) fn restrict_suites(provider: &mut CryptoProvider, ciphers: &[CipherSuite]) {
     let wanted: Vec<rustls::CipherSuite> = ciphers.iter().map(|c| rustls_suite(*c)).collect();
     let names_tls13 = ciphers.iter().any(|c| is_tls13(*c));
     let names_tls12 = ciphers.iter().any(|c| !is_tls13(*c));

@@ -2,6 +2,7 @@
 //! Endpoints), and one cluster per Service port.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use mse_model::api::EndpointSlice;
 use mse_model::k8s_openapi::api::core::v1::{EndpointSubset, ServicePort};
@@ -233,6 +234,7 @@ impl<'s> Compiler<'s> {
             port,
             port_name: port_name.map(Into::into),
             target: target(),
+            protocol: crate::policy::UpstreamProtocol::from_port_name(port_name).map(Arc::new),
         });
         self.cluster_ids.insert((service, port), id);
         id

@@ -24,6 +24,9 @@ struct CanaryShared<'p> {
     own: Option<RoutePolicy>,
     cond_key: Option<&'p str>,
     canary: &'p Canary,
+    /// The canary's own `backend-protocol` and `proxy-ssl-*` (Service-scope: they apply
+    /// to its own Service).
+    upstream: Option<Arc<crate::policy::UpstreamProtocol>>,
 }
 
 // === impl Compiler ===
@@ -63,6 +66,11 @@ impl<'s> Compiler<'s> {
         ) else {
             return;
         };
+        // A canary whose upstream TLS cannot be set up is not paired either: its requests
+        // stay on the main routes rather than reach its Service without it.
+        let Ok(upstream) = self.upstream_protocol(sel, &pc.policy) else {
+            return;
+        };
         let (own, refused) = RoutePolicy::build(&pc.policy);
         let own = with_custom_headers(own, custom);
         self.report_refused(sel, refused);
@@ -73,6 +81,7 @@ impl<'s> Compiler<'s> {
             own,
             cond_key: conditions.as_ref().map(Conditions::key),
             canary,
+            upstream,
         };
         let spec = sel.ingress.spec.as_ref();
         let rules = spec.and_then(|s| s.rules.as_deref()).unwrap_or(&[]);
@@ -149,6 +158,7 @@ impl<'s> Compiler<'s> {
         }
         let policy = canary_policy(main_route.policy.as_deref(), shared.own.as_ref());
         let backend = self.resolve_backend(&p.backend, sel, &format!("{field}.backend"));
+        let backend = self.with_protocol(backend, shared.upstream.as_ref());
         let ready = match &backend {
             Backend::Cluster(c) => match &self.clusters[c.0 as usize].target {
                 ClusterTarget::Endpoints(a) => !a.is_empty(),

@@ -50,10 +50,6 @@ impl<'s> Compiler<'s> {
         if let Some(ca) = &policy.tls.client_ca {
             secrets.push(("auth-tls-secret", ca, Some("ca.crt")));
         }
-        if let Some(s) = &policy.backend.tls.secret {
-            let data = policy.backend.tls.verify.then_some("ca.crt");
-            secrets.push(("proxy-ssl-secret", s, data));
-        }
         let mut failed = Vec::new();
         for (name, r, data_key) in secrets {
             let ns = r.namespace_or(&sel.key.namespace).to_owned();
@@ -145,9 +141,10 @@ impl<'s> Compiler<'s> {
     }
 
     /// Security annotations that parse but that no registered policy enforces (see
-    /// [`crate::policy::POLICIES`]; today the upstream TLS keys `proxy-ssl-secret` and
-    /// `proxy-ssl-verify`, and a registry test keeps the list). Serving such routes would serve them open, so they fail closed like an
-    /// invalid value would: 503, with an Error naming the annotation.
+    /// [`crate::policy::POLICIES`]; a registry test keeps the list, empty today). Serving
+    /// such routes would serve them open, so they fail closed like an invalid value
+    /// would: 503, with an Error naming the annotation. (`proxy-ssl-secret` is read by
+    /// the upstream protocol's own compile step.)
     pub(super) fn unenforced_security(
         &mut self,
         sel: &Selected<'s>,
@@ -164,14 +161,10 @@ impl<'s> Compiler<'s> {
                 continue;
             };
             let parsed = matches!(spec.support, Support::Supported | Support::Different(_));
-            // Upstream TLS keys mean something only with a TLS upstream (the parser reports
-            // them as ignored otherwise).
-            let upstream_tls = spec.name.starts_with("proxy-ssl-");
             if !parsed
                 || !spec.security
                 || policy::applies(spec).is_some()
                 || policy.fail_closed.iter().any(|f| f.key == *key)
-                || (upstream_tls && !policy.backend.protocol.is_tls())
             {
                 continue;
             }

@@ -25,6 +25,8 @@ struct IngressRoutes<'p> {
     closed: Option<Arc<str>>,
     /// `server-alias` hosts: each route is repeated on them.
     aliases: Vec<HostMatch>,
+    /// `backend-protocol` and `proxy-ssl-*`, when not plain HTTP/1.1.
+    upstream: Option<Arc<crate::policy::UpstreamProtocol>>,
 }
 
 impl IngressRoutes<'_> {
@@ -78,6 +80,10 @@ impl<'s> Compiler<'s> {
             None
         });
         tls_failed.extend(self.add_host_tls(sel, &policy, client));
+        let upstream = self.upstream_protocol(sel, &policy).unwrap_or_else(|key| {
+            tls_failed.push(key);
+            None
+        });
         let closed = self.closure(sel, &policy, custom.as_ref().err(), tls_failed);
         let shared = IngressRoutes {
             route_policy: self.route_policy(
@@ -95,6 +101,7 @@ impl<'s> Compiler<'s> {
                 .filter_map(|a| HostMatch::parse(a).ok())
                 .filter(|h| *h != HostMatch::Any)
                 .collect(),
+            upstream,
             policy: &policy,
         };
         let rules = spec.rules.as_deref().unwrap_or(&[]);
@@ -231,6 +238,7 @@ impl<'s> Compiler<'s> {
             }
         };
         let resolved = self.resolve_backend(&p.backend, sel, &format!("{field}.backend"));
+        let resolved = self.with_protocol(resolved, shared.upstream.as_ref());
         let backend = shared.backend(resolved);
         // `server-alias`: the same route on each alias host.
         let hosts = std::iter::once(host).chain(shared.aliases.iter().filter(|a| *a != host));
@@ -265,6 +273,7 @@ impl<'s> Compiler<'s> {
         };
         let field = "spec.defaultBackend";
         let resolved = self.resolve_backend(db, sel, field);
+        let resolved = self.with_protocol(resolved, shared.upstream.as_ref());
         let backend = shared.backend(resolved);
         let mut hosts = vec![HostMatch::Any];
         hosts.extend(rule_hosts.iter().filter(|h| **h != HostMatch::Any).cloned());

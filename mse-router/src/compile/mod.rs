@@ -139,6 +139,9 @@ struct Compiler<'s> {
     regexes: routes::RegexCache,
     clusters: Vec<Cluster>,
     cluster_ids: HashMap<(ObjectKey, u16), ClusterId>,
+    /// Clusters of a Service port with an Ingress's `backend-protocol`, by the port's own
+    /// cluster and the protocol.
+    protocol_clusters: HashMap<(ClusterId, Arc<crate::policy::UpstreamProtocol>), ClusterId>,
     vhosts: BTreeMap<HostOrder, VirtualHost>,
     /// `from-to-www-redirect`: (Ingress, the other host, the rule's host it redirects to).
     www: Vec<(ObjectKey, HostMatch, Box<str>)>,
@@ -264,6 +267,7 @@ impl<'s> Compiler<'s> {
             regexes: routes::RegexCache::new(),
             clusters: Vec::new(),
             cluster_ids: HashMap::new(),
+            protocol_clusters: HashMap::new(),
             vhosts: BTreeMap::new(),
             www: Vec::new(),
             app_roots: Vec::new(),
@@ -356,6 +360,7 @@ mod redirects;
 mod routes;
 mod selection;
 mod tls;
+mod upstream;
 
 #[cfg(test)]
 mod tests;

@@ -30,6 +30,7 @@ mod matched;
 mod mirror;
 mod redirect;
 mod rewrite;
+mod upstream;
 
 pub use access::{AccessRules, IngressAccess, Refusal};
 pub(crate) use auth::stored;
@@ -48,6 +49,7 @@ pub use mirror::MirrorPolicy;
 pub(crate) use redirect::to_https;
 pub use redirect::{Location, Redirect, RedirectVars};
 use rewrite::X_FORWARDED_PREFIX;
+pub use upstream::{UpstreamProtocol, UpstreamTls};
 
 /// Every policy, in the order their `build` runs.
 pub(crate) const POLICIES: &[Registration] = &[
@@ -64,6 +66,7 @@ pub(crate) const POLICIES: &[Registration] = &[
     auth::POLICY,
     balance::POLICY,
     exchange::POLICY,
+    upstream::POLICY,
     matched::CONDITIONS,
     matched::CANARY,
     matched::SERVER_ALIAS,

@@ -125,9 +125,10 @@ fn secrets_named_by_security_annotations_must_exist_or_the_routes_answer_503() {
     assert_eq!(who(&t, "mtls.test", "/"), None);
 }
 
-/// Every security annotation the parser accepts is enforced by a registered policy, but
-/// for the upstream TLS keys (the data plane does not speak TLS to upstreams yet): those
-/// are left to the `security-not-enforced` safety net, which closes their routes.
+/// Every security annotation the parser accepts is enforced by a registered policy; the
+/// `security-not-enforced` safety net is left for keys added before their policy. The
+/// upstream TLS keys are enforced by the upstream protocol: an unusable CA closes the
+/// routes, a usable one goes into the cluster.
 #[test]
 fn every_accepted_security_annotation_is_enforced_or_closes_its_routes() {
     let unenforced: Vec<&str> = mse_annotations::KEYS
@@ -142,39 +143,62 @@ fn every_accepted_security_annotation_is_enforced_or_closes_its_routes() {
         .filter(|k| crate::policy::applies(k).is_none())
         .map(|k| k.name)
         .collect();
-    assert_eq!(unenforced, ["proxy-ssl-secret", "proxy-ssl-verify"]);
+    assert!(unenforced.is_empty(), "{unenforced:?}");
+    let ca = rcgen::generate_simple_self_signed(vec!["ca.test".to_owned()]).unwrap();
+    let ca_pem = ca.cert.pem().replace('\n', "\n      ");
+    let upstream_tls = |name: &str, secret: &str| {
+        ingress(name, "2024-01-01T00:00:00Z", &path_rule(&format!("{name}.test"), &[("/", "Prefix", "s1")]))
+            .replace(
+                "creationTimestamp",
+                &format!("annotations: {{ nginx.ingress.kubernetes.io/backend-protocol: HTTPS, nginx.ingress.kubernetes.io/proxy-ssl-verify: \"on\", nginx.ingress.kubernetes.io/proxy-ssl-secret: {secret} }}, creationTimestamp"),
+            )
+    };
     let mut yaml = services();
     yaml += &ingress(
         "open",
         "2024-01-01T00:00:00Z",
         &path_rule("open.test", &[("/", "Prefix", "s1")]),
     );
-    yaml += &ingress("tls", "2024-01-01T00:00:00Z", &path_rule("tls.test", &[("/", "Prefix", "s1")]))
-        .replace(
-            "creationTimestamp",
-            "annotations: { nginx.ingress.kubernetes.io/backend-protocol: HTTPS, nginx.ingress.kubernetes.io/proxy-ssl-verify: \"on\", nginx.ingress.kubernetes.io/proxy-ssl-secret: default/upstream-ca }, creationTimestamp",
-        );
-    yaml += "\n---\napiVersion: v1\nkind: Secret\nmetadata: { name: upstream-ca, namespace: default }\nstringData: { ca.crt: x }\n";
+    yaml += &upstream_tls("bad", "default/bad-ca");
+    yaml += &upstream_tls("good", "good-ca");
+    yaml += "\n---\napiVersion: v1\nkind: Secret\nmetadata: { name: bad-ca, namespace: default }\nstringData: { ca.crt: x }\n";
+    yaml += &format!(
+        "\n---\napiVersion: v1\nkind: Secret\nmetadata: {{ name: good-ca, namespace: default }}\nstringData:\n  ca.crt: |\n      {ca_pem}\n"
+    );
     let t = table(&yaml);
     assert_eq!(who(&t, "open.test", "/"), Some(1));
-    let m = t.lookup(&RequestHead::new("tls.test", "/")).unwrap();
+    let m = t.lookup(&RequestHead::new("bad.test", "/")).unwrap();
     assert!(
         matches!(m.route.backend, crate::Backend::Unavailable { .. }),
         "{:?}",
         m.route.backend
     );
-    let keys: Vec<_> = t
+    let d: Vec<_> = t
         .diagnostics()
         .iter()
-        .filter(|d| d.code == "security-not-enforced")
-        .map(|d| d.origin.key.as_deref())
+        .filter(|d| d.code == "invalid-secret")
+        .map(ToString::to_string)
         .collect();
-    assert_eq!(
-        keys,
-        [
-            Some("nginx.ingress.kubernetes.io/proxy-ssl-secret"),
-            Some("nginx.ingress.kubernetes.io/proxy-ssl-verify")
-        ]
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert!(d[0].contains("Ingress default/bad: nginx.ingress.kubernetes.io/proxy-ssl-secret: Secret default/bad-ca: ca.crt"), "{}", d[0]);
+    assert!(d[0].contains("(value \"default/bad-ca\")"), "{}", d[0]);
+    let m = t.lookup(&RequestHead::new("good.test", "/")).unwrap();
+    let crate::Backend::Cluster(id) = m.route.backend else {
+        panic!("{:?}", m.route.backend)
+    };
+    let p = t
+        .cluster(id)
+        .protocol
+        .as_deref()
+        .expect("an upstream protocol");
+    let tls = p.tls.as_ref().expect("TLS");
+    assert!(!p.http2 && tls.ca.is_some() && tls.client.is_none());
+    assert!(
+        !t.diagnostics()
+            .iter()
+            .any(|d| d.code == "security-not-enforced"),
+        "{:?}",
+        t.diagnostics()
     );
 }
 
