@@ -228,25 +228,33 @@ impl RequestIds {
     }
 
     /// A new id.
+    #[inline]
     pub(crate) fn next(&self) -> HeaderValue {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let (a, b) = {
+        let v = {
             let mut rng = self.rng.borrow_mut();
-            (rng.u64(..), rng.u64(..))
+            (u128::from(rng.u64(..)) << 64) | u128::from(rng.u64(..))
         };
         let mut out = [0u8; 32];
-        for (i, byte) in a
-            .to_be_bytes()
-            .into_iter()
-            .chain(b.to_be_bytes())
-            .enumerate()
-        {
-            out[2 * i] = HEX[usize::from(byte >> 4)];
-            out[2 * i + 1] = HEX[usize::from(byte & 0xf)];
+        for (pair, byte) in out.chunks_exact_mut(2).zip(v.to_be_bytes()) {
+            pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
         }
         HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(&out))
             .unwrap_or_else(|_| HeaderValue::from_static("-"))
     }
+}
+
+/// The two lower-case hex digits of each byte.
+static HEX_PAIRS: [[u8; 2]; 256] = hex_pairs();
+
+const fn hex_pairs() -> [[u8; 2]; 256] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut table = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = [HEX[i >> 4], HEX[i & 0xf]];
+        i += 1;
+    }
+    table
 }
 
 /// Whether a client's `X-Request-ID` is kept: 1 to 128 visible ASCII characters without
