@@ -7,6 +7,11 @@
 #   bench/callgrind.sh gateway GATEWAY_BIN [plain|typical|heavy] [ka|close]
 #   bench/callgrind.sh nginx [ka|close]
 #
+# ACCESS_LOG=true logs every request: the gateway with its default (ingress-nginx
+# `upstream`) line to its standard output, nginx with the same line (ingress-nginx's
+# `upstreaminfo` format) to a file, unbuffered as ingress-nginx configures it, or with
+# NGINX_LOG_BUFFER=64k (and `flush=1s`) buffered.
+#
 # Needs: RIG (the folder of the benchmark rig, set up: its bench-backend, oha and the
 # gateway's candidate script are used), valgrind, curl; for nginx, nginx. Optional: N (requests, default 20000; 4000 for close), N_EXTRA (filler Ingresses,
 # default 100), PORT (default 24100), OUT (a file to keep the profile in). Prints one line: target, table, mode, requests,
@@ -46,10 +51,16 @@ EOF
     *) echo "unknown table $table" >&2; exit 2 ;;
   esac
   GATEWAY_BIN=$run/gateway LISTEN_ADDR=$listen LISTEN_PORT=$PORT BACKEND_ADDR=127.0.0.1:$backend_port \
-    RUN_DIR=$run N_EXTRA=${N_EXTRA:-100} PROXY_THREADS=1 POLICIES=$table \
+    RUN_DIR=$run N_EXTRA=${N_EXTRA:-100} PROXY_THREADS=1 POLICIES=$table ACCESS_LOG=${ACCESS_LOG:-false} \
     bash "$script" >"$run/target.log" 2>&1 &
 else
   mkdir -p "$run/nginx"
+  if [ "${ACCESS_LOG:-false}" = true ]; then
+    nginx_log="$run/nginx/access.log upstreaminfo"
+    if [ -n "${NGINX_LOG_BUFFER:-}" ]; then nginx_log="$nginx_log buffer=$NGINX_LOG_BUFFER flush=1s"; fi
+  else
+    nginx_log=off
+  fi
   cat >"$run/nginx/nginx.conf" <<EOF
 worker_processes 1;
 daemon off;
@@ -58,7 +69,8 @@ pid $run/nginx/nginx.pid;
 error_log $run/nginx/error.log warn;
 events { worker_connections 16384; }
 http {
-  access_log off;
+  log_format upstreaminfo '\$remote_addr - \$remote_user [\$time_local] "\$request" \$status \$body_bytes_sent "\$http_referer" "\$http_user_agent" \$request_length \$request_time [backend] [] \$upstream_addr \$upstream_response_length \$upstream_response_time \$upstream_status \$request_id';
+  access_log $nginx_log;
   client_body_temp_path $run/nginx/tmp_body;
   proxy_temp_path $run/nginx/tmp_proxy;
   fastcgi_temp_path $run/nginx/tmp_fastcgi;

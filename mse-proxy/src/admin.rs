@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `GET /healthz` | 200 while the process runs |
 //! | `GET /readyz` | 200 once [`AdminState::set_ready`] was called with `true`, else 503 |
-//! | `GET /metrics` | [`crate::Metrics::encode`], Prometheus text |
+//! | `GET /metrics` | [`crate::Metrics::scrape`], OpenMetrics text |
 //! | `GET /debug/routes` | the current table's [`mse_router::RouteTable::to_json`] |
 //! | `GET /debug/diagnostics` | JSON array: the table's diagnostics, then the caller's |
 
@@ -106,7 +106,13 @@ pub async fn serve(listener: TcpListener, state: AdminState) {
             TokioIo::new(stream),
             service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(answer(&state, &req)) }
+                async move {
+                    if is_scrape(&req) {
+                        let body = state.inner.table.metrics().scrape().await;
+                        return Ok::<_, Infallible>(metrics(body));
+                    }
+                    Ok(answer(&state, &req))
+                }
             }),
         );
         tokio::spawn(async move {
@@ -115,6 +121,20 @@ pub async fn serve(listener: TcpListener, state: AdminState) {
             }
         });
     }
+}
+
+/// `GET /metrics`: answered apart, as the only answer that waits (for the workers).
+fn is_scrape(req: &Request<Incoming>) -> bool {
+    (req.method() == Method::GET || req.method() == Method::HEAD) && req.uri().path() == "/metrics"
+}
+
+fn metrics(body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    r
 }
 
 fn answer(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
@@ -128,17 +148,6 @@ fn answer(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> 
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" if state.is_ready() => text(StatusCode::OK, "ready\n"),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
-        "/metrics" => {
-            let body = state.inner.table.metrics().encode();
-            let mut r = Response::new(Full::new(Bytes::from(body)));
-            r.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static(
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ),
-            );
-            r
-        }
         "/debug/routes" => json(&state.inner.table.routes().to_json()),
         "/debug/diagnostics" => json(&state.diagnostics()),
         _ => text(StatusCode::NOT_FOUND, "404 Not Found\n"),

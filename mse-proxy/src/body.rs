@@ -22,6 +22,7 @@ use crate::metrics::TimeoutKind;
 use crate::policy::limit::ConnSlot;
 use crate::policy::load::LoadGuard;
 use crate::proxy::Worker;
+use crate::stats::Tally;
 
 /// The body of a client's request.
 pub(crate) enum RequestBody {
@@ -125,6 +126,8 @@ pub(crate) struct ProxyBody {
     inner: Inner,
     ended: bool,
     bytes: u64,
+    /// What the metrics note of the request, set once the answer is known.
+    tally: Option<Tally>,
     log: Option<Box<AccessRecord>>,
     guard: InFlight,
 }
@@ -260,6 +263,7 @@ impl ProxyBody {
             inner,
             ended: false,
             bytes: 0,
+            tally: None,
             log: None,
             guard,
         }
@@ -290,9 +294,10 @@ impl ProxyBody {
         }
     }
 
-    /// Logs the request when the body is dropped.
-    pub(crate) fn set_log(&mut self, log: Box<AccessRecord>) {
-        self.log = Some(log);
+    /// Counts the request, and logs it, when the body is dropped.
+    pub(crate) fn set_tally(&mut self, tally: Tally, log: Option<Box<AccessRecord>>) {
+        self.tally = Some(tally);
+        self.log = log;
     }
 
     fn inner_is_end(&self) -> bool {
@@ -359,15 +364,30 @@ impl Body for ProxyBody {
 
 impl Drop for ProxyBody {
     fn drop(&mut self) {
-        let complete = self.ended || self.inner_is_end();
         // A body dropped half-read leaves its connection mid-response: never reused.
         if let Inner::Upstream(body) = &mut self.inner
             && let Some(conn) = body.take_reusable()
         {
             self.guard.worker.pool.put(conn);
         }
-        if let Some(log) = self.log.take() {
-            log.emit(self.bytes, complete);
+        if let Some(t) = &self.tally {
+            let worker = &self.guard.worker;
+            worker.stats.record(t, self.bytes);
+            if let Some(log) = self.log.take() {
+                write_log(worker, t, &log, self.bytes);
+            }
         }
     }
+}
+
+/// Writes the access log line of a request into the worker's buffer.
+#[inline(never)]
+fn write_log(worker: &Worker, t: &Tally, log: &AccessRecord, bytes: u64) {
+    if log.off {
+        return;
+    }
+    let labels = worker.stats.labels(t.serial, t.slot);
+    worker
+        .log
+        .push(|clock, out| log.write(t, bytes, labels.as_deref(), clock, out));
 }

@@ -50,8 +50,13 @@ pub struct ProxyConfig {
     /// most `max_header_size`; default 8 KiB, like nginx's request line limit of one
     /// `large-client-header-buffers` buffer.
     pub max_request_target: usize,
-    /// Emit one tracing event with target `access` per request (`disable-access-log`).
+    /// Write one access log line per request (`disable-access-log`).
     pub access_log: bool,
+    /// Where access log lines go (`--access-log-path`); default: standard output.
+    pub access_log_sink: crate::AccessLogSink,
+    /// Access log lines as JSON objects instead of ingress-nginx's `upstream` line, unless
+    /// the global configuration's `log-format-upstream` gives a format.
+    pub access_log_json: bool,
     /// Idle keep-alive connections kept per upstream address and worker (ingress-nginx's
     /// `upstream-keepalive-connections` is 320).
     pub upstream_max_idle: usize,
@@ -164,6 +169,8 @@ impl Default for ProxyConfig {
             max_header_size: g.client.max_header_size as usize,
             max_request_target: g.client.max_request_target as usize,
             access_log: g.logging.access_log,
+            access_log_sink: crate::AccessLogSink::stdout(),
+            access_log_json: false,
             upstream_max_idle: g.upstream.keepalive_connections as usize,
             upstream_keepalive_requests: g.upstream.keepalive_requests,
             keep_alive_requests: g.client.keep_alive_requests,

@@ -15,7 +15,10 @@
 //!   hyper's server. Requests are forwarded over pooled HTTP/1.1 keep-alive connections by a
 //!   lean client driven inline by each request's task (no per-request hand-off to a
 //!   connection task); WebSocket and other upgrades are tunnelled through hyper's client.
-//! - [`Metrics`] and the access log (tracing target `access`) say what happened;
+//! - [`Metrics`] (with per-route request metrics kept by each worker and added up when
+//!   scraped) and the access log (ingress-nginx's `upstream` line, JSON or
+//!   `log-format-upstream`, buffered per worker and written to an [`AccessLogSink`]) say
+//!   what happened;
 //!   [`admin::serve`] exposes health, readiness, metrics, routes and diagnostics.
 //! - [`echo::EchoServer`] is a real backend for demos and tests.
 //! - Per-Ingress annotations act in the request path: redirects, header edits, rewrites,
@@ -74,12 +77,14 @@ mod error;
 mod forwarded;
 mod http1;
 mod log;
+mod log_writer;
 mod metrics;
 mod policy;
 mod proxy;
 mod proxy_protocol;
 mod server;
 mod settings;
+mod stats;
 mod table;
 mod timer;
 mod tls;
@@ -93,7 +98,8 @@ pub use config::{AffinityKey, ProxyConfig, Timeouts};
 pub use error::{Blame, Chain, ProxyError};
 #[doc(hidden)]
 pub use http1::{DecodedChunked, decode_chunked, parse_request_head};
-pub use metrics::Metrics;
+pub use log_writer::AccessLogSink;
+pub use metrics::{CompileReport, Metrics};
 pub use policy::auth_tls::{AuthUrlRoots, roots_from_pem};
 pub use server::{Gateway, GatewayHandle};
 pub use table::{ProxyTable, SharedTable};

@@ -5,6 +5,11 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::stats::{Collector, Snapshot};
 
 /// Status classes, in the order of [`Metrics::requests`].
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -32,6 +37,35 @@ pub struct Metrics {
     timeouts: [Counter; 2],
     /// When each served certificate expires, by Secret.
     ssl_expiry: Family<[(&'static str, String); 2], Gauge>,
+    /// How to ask each running worker for its per-route counters.
+    workers: Mutex<Vec<Collector>>,
+    /// The control plane: the last compile that was published.
+    config: ConfigMetrics,
+}
+
+/// What the control plane reports of its last compile ([`Metrics::compiled`]).
+#[derive(Debug, Default)]
+struct ConfigMetrics {
+    last_success: Gauge,
+    duration: Gauge<f64, std::sync::atomic::AtomicU64>,
+    compiles: Counter,
+    routes: Gauge,
+    objects: Family<[(&'static str, &'static str); 1], Gauge>,
+    diagnostics: Family<[(&'static str, &'static str); 2], Gauge>,
+}
+
+/// What one compile saw, for [`Metrics::compiled`].
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct CompileReport {
+    /// How long compiling took.
+    pub duration: Duration,
+    /// Routes in the table.
+    pub routes: usize,
+    /// Objects of the snapshot by kind (`Ingress`, `Service`, ...).
+    pub objects: Vec<(&'static str, usize)>,
+    /// Diagnostics by severity (`error`, `warning`, `info`) and code.
+    pub diagnostics: Vec<(&'static str, &'static str)>,
 }
 
 /// What timed out while a response was relayed: the upstream sent nothing for longer
@@ -157,8 +191,42 @@ impl Metrics {
             "When the certificate of each TLS Secret being served expires (notAfter), in seconds since the Unix epoch",
             ssl_expiry.clone(),
         );
+        let config = ConfigMetrics::default();
+        let sub = reg.sub_registry_with_prefix("ingress_config");
+        sub.register(
+            "last_reload_successful_timestamp_seconds",
+            "When the last compiled route table was published, in seconds since the Unix epoch",
+            config.last_success.clone(),
+        );
+        sub.register(
+            "last_reload_duration_seconds",
+            "How long the last compile of the route table took",
+            config.duration.clone(),
+        );
+        sub.register(
+            "reloads",
+            "Route tables compiled and published",
+            config.compiles.clone(),
+        );
+        sub.register(
+            "routes",
+            "Routes in the table being served",
+            config.routes.clone(),
+        );
+        sub.register(
+            "objects",
+            "Objects of the last compiled snapshot, by kind",
+            config.objects.clone(),
+        );
+        sub.register(
+            "diagnostics",
+            "Diagnostics of the last compile, by severity and code",
+            config.diagnostics.clone(),
+        );
         Self {
             ssl_expiry,
+            config,
+            workers: Mutex::new(Vec::new()),
             registry,
             requests,
             upstream_connect_errors,
@@ -174,7 +242,75 @@ impl Metrics {
         }
     }
 
-    /// Every metric in the Prometheus (OpenMetrics) text format.
+    /// Every metric in the OpenMetrics text format, the per-route request metrics of the
+    /// running workers included (`mse_ingress_*`, with ingress-nginx's label names). Each
+    /// worker is asked for a copy of its counters; one that does not answer within a
+    /// second is left out of this scrape.
+    pub async fn scrape(&self) -> String {
+        let asks: Vec<_> = {
+            let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
+            workers.retain(|w| !w.is_closed());
+            workers
+                .iter()
+                .filter_map(|w| {
+                    let (tx, rx) = oneshot::channel();
+                    w.send(tx).ok().map(|()| rx)
+                })
+                .collect()
+        };
+        let mut snapshots = Vec::with_capacity(asks.len());
+        for rx in asks {
+            if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(1), rx).await {
+                snapshots.push(s);
+            }
+        }
+        let mut out = self.encode();
+        if out.ends_with("# EOF\n") {
+            out.truncate(out.len() - "# EOF\n".len());
+        }
+        crate::stats::encode(snapshots, &mut out);
+        out.push_str("# EOF\n");
+        out
+    }
+
+    /// Reports a compile whose table was just published: its time, duration, routes,
+    /// objects and diagnostics (`mse_ingress_config_*`).
+    pub fn compiled(&self, report: &CompileReport) {
+        let c = &self.config;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        c.last_success.set(i64::try_from(now).unwrap_or(i64::MAX));
+        c.duration.set(report.duration.as_secs_f64());
+        c.compiles.inc();
+        c.routes
+            .set(i64::try_from(report.routes).unwrap_or(i64::MAX));
+        c.objects.clear();
+        for (kind, n) in &report.objects {
+            c.objects
+                .get_or_create(&[("kind", *kind)])
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
+        c.diagnostics.clear();
+        for (severity, code) in &report.diagnostics {
+            c.diagnostics
+                .get_or_create(&[("severity", *severity), ("code", *code)])
+                .inc();
+        }
+    }
+
+    /// Registers a worker: the scrape sends its requests for counters to the receiver.
+    pub(crate) fn add_worker(&self) -> mpsc::UnboundedReceiver<oneshot::Sender<Snapshot>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.workers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(tx);
+        rx
+    }
+
+    /// The metrics kept in this struct in the OpenMetrics text format: everything but the
+    /// per-route request metrics of the workers (see [`Metrics::scrape`]).
     pub fn encode(&self) -> String {
         let mut out = String::with_capacity(2048);
         // Writing into a String cannot fail.

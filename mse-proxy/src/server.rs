@@ -24,6 +24,7 @@ use crate::body::RequestBody;
 use crate::config::ProxyConfig;
 use crate::error::ProxyError;
 use crate::http1::{self, Ended, Limits, Prefixed};
+use crate::log::LogFormat;
 use crate::proxy::{self, ConnCtx, Worker};
 use crate::proxy_protocol;
 use crate::settings::H2Settings;
@@ -249,7 +250,30 @@ async fn run_worker(
         ),
         open: Cell::new(0),
         full: Cell::new(false),
+        stats: crate::stats::WorkerStats::default(),
+        log: crate::log_writer::LogBuffer::new(config.access_log_sink.clone()),
+        ids: crate::log_writer::RequestIds::new(),
     });
+    // Scrapes ask the worker for a copy of its counters; access log lines are written
+    // out at least once a second.
+    let books = {
+        let worker = Rc::clone(&worker);
+        let mut asks = worker.metrics.add_worker();
+        tokio::task::spawn_local(async move {
+            let mut tick = tokio::time::interval(crate::log_writer::FLUSH_EVERY);
+            loop {
+                tokio::select! {
+                    ask = asks.recv() => match ask {
+                        Some(reply) => {
+                            let _ = reply.send(worker.stats.snapshot());
+                        }
+                        None => std::future::pending().await,
+                    },
+                    _ = tick.tick() => worker.log.flush(),
+                }
+            }
+        })
+    };
     let servers = Rc::new(servers(tls));
     let to_tokio = |l: Option<(std::net::TcpListener, u16)>| match l {
         Some((l, port)) => match TcpListener::from_std(l) {
@@ -305,6 +329,8 @@ async fn run_worker(
     if drained.is_err() {
         tracing::warn!(grace = ?t.shutdown_grace, "shutdown grace period over; closing the remaining connections");
     }
+    books.abort();
+    worker.log.flush();
 }
 
 fn servers(tls: bool) -> Servers {
@@ -317,7 +343,8 @@ fn servers(tls: bool) -> Servers {
 struct Accepted {
     h1: Limits,
     h2: H2Settings,
-    access_log: bool,
+    /// The access log format, `None` when the log is off.
+    access_log: Option<Arc<LogFormat>>,
     /// `use-proxy-protocol`: the connection opens with a PROXY protocol header.
     proxy_protocol: bool,
     max_connections: usize,
@@ -361,7 +388,7 @@ impl Accepted {
         Self {
             h1: s.conn,
             h2: s.h2,
-            access_log: s.access_log,
+            access_log: s.access_log.then(|| Arc::clone(&s.log_format)),
             proxy_protocol: s.proxy_protocol,
             max_connections: s.max_connections,
         }
@@ -416,12 +443,24 @@ fn serve_plain(
             let Some((io, peer)) = proxy_header(stream, peer, &accepted).await else {
                 return;
             };
-            let cx = Rc::new(ConnCtx::new(worker, peer, false, port, accepted.access_log));
+            let cx = Rc::new(ConnCtx::new(
+                worker,
+                peer,
+                false,
+                port,
+                accepted.access_log.clone(),
+            ));
             serve_h1(cx, &servers, &accepted, watcher, Box::new(io)).await;
         }));
         return;
     }
-    let cx = Rc::new(ConnCtx::new(worker, peer, false, port, accepted.access_log));
+    let cx = Rc::new(ConnCtx::new(
+        worker,
+        peer,
+        false,
+        port,
+        accepted.access_log.clone(),
+    ));
     // The connection's future (every state of a request's handling) is several KiB: a
     // task holding it inline copies it whole as tokio stores and moves it, about 2,000
     // instructions per connection. Boxed once here, the task only holds a pointer.
@@ -527,8 +566,9 @@ impl TlsConn {
                 return;
             }
         };
-        let cx =
-            Rc::new(ConnCtx::new(worker, peer, true, port, accepted.access_log).with_tls(conn_tls));
+        let cx = Rc::new(
+            ConnCtx::new(worker, peer, true, port, accepted.access_log.clone()).with_tls(conn_tls),
+        );
         if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
             serve_h2(
                 cx,

@@ -20,6 +20,7 @@ use mse_router::global::{GlobalConfig, Setting};
 use crate::config::{ProxyConfig, Timeouts};
 use crate::forwarded::TrustedProxies;
 use crate::http1::Limits;
+use crate::log::LogFormat;
 
 /// The data plane's own values of the settings the global configuration also has.
 #[derive(Clone, Copy, Debug)]
@@ -28,6 +29,7 @@ pub(crate) struct Defaults {
     max_header_size: usize,
     max_request_target: usize,
     access_log: bool,
+    access_log_json: bool,
     upstream_max_idle: usize,
     upstream_keepalive_requests: u32,
     keep_alive_requests: u32,
@@ -83,6 +85,9 @@ pub(crate) struct Settings {
     /// Whether requests are logged (on the connections accepted while the table is
     /// served).
     pub(crate) access_log: bool,
+    /// The access log's format: `log-format-upstream`, else JSON or ingress-nginx's
+    /// default line as the data plane says.
+    pub(crate) log_format: Arc<LogFormat>,
     /// The body limit of routes without `proxy-body-size`, and of unmatched requests.
     pub(crate) max_body: Option<u64>,
     /// `Strict-Transport-Security` for HTTPS answers of hosts with a certificate.
@@ -111,6 +116,7 @@ impl From<&ProxyConfig> for Defaults {
             max_header_size: c.max_header_size,
             max_request_target: c.max_request_target,
             access_log: c.access_log,
+            access_log_json: c.access_log_json,
             upstream_max_idle: c.upstream_max_idle,
             upstream_keepalive_requests: c.upstream_keepalive_requests,
             keep_alive_requests: c.keep_alive_requests,
@@ -221,6 +227,11 @@ impl Settings {
             } else {
                 defaults.access_log
             },
+            log_format: Arc::new(match &global.logging.format_upstream {
+                Some(f) => LogFormat::custom(f, global.logging.escape_json),
+                None if defaults.access_log_json => LogFormat::json(),
+                None => LogFormat::upstream_default(),
+            }),
             max_body: c.max_body_size,
             hsts: global
                 .tls

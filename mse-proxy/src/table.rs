@@ -20,6 +20,7 @@ use crate::policy::balance::{self, Balancing, Extras, KeySource, TokenKey};
 use crate::policy::limit::{self, Limiter};
 use crate::policy::load::Loads;
 use crate::settings::{Defaults, Settings};
+use crate::stats::LabelTable;
 use crate::tls::{PolicyKit, TableResolver};
 use crate::upstream::{ConfigCache, Protocol, Upstream};
 
@@ -62,6 +63,8 @@ pub struct ProxyTable {
     settings: Settings,
     /// The local limits' state, by route id (see [`crate::policy::limit`]).
     limiters: Box<[Option<Arc<Limiter>>]>,
+    /// The label sets of the per-route metrics (see [`crate::stats`]).
+    labels: Arc<LabelTable>,
 }
 
 /// One host TLS policy, ready for handshakes.
@@ -331,6 +334,11 @@ impl ProxyTable {
             })
             .collect();
         let limiters = limit::plan(&routes, previous.map(|p| (&*p.routes, &*p.limiters)));
+        // The same routes (new defaults only) keep their label sets.
+        let labels = match previous.filter(|p| Arc::ptr_eq(&p.routes, &routes)) {
+            Some(p) => Arc::clone(&p.labels),
+            None => Arc::new(LabelTable::build(&routes)),
+        };
         Self {
             routes,
             clusters,
@@ -339,6 +347,7 @@ impl ProxyTable {
             tls,
             settings,
             limiters,
+            labels,
         }
     }
 
@@ -369,6 +378,11 @@ impl ProxyTable {
     /// The local limits of route `id`, when it has any.
     pub(crate) fn limiter(&self, id: RouteId) -> Option<&Arc<Limiter>> {
         self.limiters.get(id.0 as usize)?.as_ref()
+    }
+
+    /// The label sets of the per-route metrics.
+    pub(crate) fn labels(&self) -> &Arc<LabelTable> {
+        &self.labels
     }
 
     pub(crate) fn settings(&self) -> &Settings {

@@ -1,179 +1,263 @@
-//! The access log: one `access` event per request, with the fields ingress-nginx users
-//! know, and none when it is switched off. This binary owns the global subscriber.
+//! The access log: ingress-nginx's `upstream` line by default, JSON, a custom
+//! `log-format-upstream`, the switches (global and per Ingress), `X-Request-ID`, and no
+//! line lost when the gateway stops.
 #![cfg(test)]
 
 mod support;
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use http::StatusCode;
 use mse_proxy::echo::EchoServer;
 use support::*;
 
-/// Everything the subscriber wrote.
-fn captured() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&log);
-        tracing_subscriber::fmt()
-            .with_env_filter("access=info")
-            .with_ansi(false)
-            .with_writer(move || Sink(Arc::clone(&sink)))
-            .init();
-        log
-    })
-}
-
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn lines_with(marker: &str) -> Vec<String> {
-    let text = String::from_utf8_lossy(&captured().lock().unwrap()).into_owned();
-    text.lines()
-        .filter(|l| l.contains(marker))
-        .map(str::to_owned)
-        .collect()
-}
-
-#[tokio::test]
-async fn each_request_is_logged_with_route_upstream_status_and_bytes() {
-    let log = captured();
-    let a = EchoServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), "a")
+async fn backend() -> EchoServer {
+    EchoServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), "a")
         .await
-        .unwrap();
-    let yaml = [
+        .unwrap()
+}
+
+fn logged_yaml(a: &EchoServer) -> String {
+    [
         ingress(
             "logged",
             Some("logged.example.com"),
-            &[("/", "Prefix", "svc-a")],
+            &[("/logged", "Prefix", "svc-a")],
         ),
         service("svc-a", &[a.addr()]),
     ]
-    .concat();
-    let table = shared(compile_yaml(&yaml));
-    let mut config = loopback_config();
-    config.access_log = true;
-    let gw = mse_proxy::Gateway::start(config, table).unwrap();
-    let ok = get(http_addr(&gw), "logged.example.com", "/logged/path?x=1").await;
+    .concat()
+}
+
+#[tokio::test]
+async fn the_default_line_is_ingress_nginx_upstream_format() {
+    let a = backend().await;
+    let log = MemoryLog::default();
+    let (gw, _t) = gateway_with(&logged_yaml(&a), |c| {
+        c.access_log = true;
+        c.access_log_sink = log.sink();
+    });
+    let addr = http_addr(&gw);
+    let mut tx = h1(addr).await;
+    let req = request(
+        "logged.example.com",
+        "GET",
+        "/logged/path?x=1",
+        &[
+            ("user-agent", "test-agent/1.0"),
+            ("referer", "http://ref.example/"),
+            ("authorization", &basic("alice", "pw")),
+            ("x-request-id", "client-id-123"),
+        ],
+    );
+    let ok = send1(&mut tx, req).await;
     assert_eq!(ok.status, StatusCode::OK);
-    let with_port = get(http_addr(&gw), "logged.example.com:81", "/nope/../x").await;
-    assert_eq!(with_port.status, StatusCode::OK);
-    let unknown = get(http_addr(&gw), "unknown.example.com", "/zzz").await;
-    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
-    // The line is written when the response body ends, just after the client has it.
-    bounded("the access log lines", async {
-        while lines_with("/logged/path").is_empty() || lines_with("/zzz").is_empty() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-    let lines = lines_with("/logged/path");
+    // The client's valid request id goes upstream unchanged.
     assert_eq!(
-        lines.len(),
-        1,
-        "{:?}",
-        String::from_utf8_lossy(&log.lock().unwrap())
+        ok.echoed_header("x-request-id").as_deref(),
+        Some("client-id-123")
     );
-    let line = &lines[0];
-    for field in [
-        "remote_addr=127.0.0.1",
-        "host=\"logged.example.com\"",
-        "method=GET",
-        "path=\"/logged/path?x=1\"",
-        "status=200",
-        &format!("bytes={}", ok.body.len()),
-        &format!("upstream_addr={}", a.addr()),
-        "upstream_status=200",
-        "ingress=default/logged",
-        "complete=true",
-    ] {
-        assert!(line.contains(field), "{field} missing from {line}");
-    }
-    let line = &lines_with("/zzz")[0];
-    assert!(
-        line.contains("status=404")
-            && line.contains("upstream_addr=-")
-            && line.contains("ingress=-"),
-        "{line}"
-    );
+    let unknown = get(addr, "unknown.example.com", "/zzz").await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    // Every line is written by the time the gateway has stopped.
     gw.shutdown().await;
 
-    // Switched off: nothing more is logged.
-    let table = shared(compile_yaml(&yaml));
-    let mut config = loopback_config();
-    config.access_log = false;
-    let gw = mse_proxy::Gateway::start(config, table).unwrap();
-    assert_eq!(
-        get(http_addr(&gw), "logged.example.com", "/quiet")
-            .await
-            .status,
-        StatusCode::OK
+    let lines = log.lines_with("/logged/path");
+    assert_eq!(lines.len(), 1, "{:?}", log.lines());
+    let line = &lines[0];
+    let upstream = format!("[default-svc-a-80] [] {} {}", a.addr(), ok.body.len());
+    for part in [
+        "127.0.0.1 - alice [",
+        "] \"GET /logged/path?x=1 HTTP/1.1\" 200 ",
+        "\"http://ref.example/\" \"test-agent/1.0\" ",
+        upstream.as_str(),
+        " 200 client-id-123",
+    ] {
+        assert!(line.contains(part), "{part:?} missing from {line}");
+    }
+    // `$body_bytes_sent` is the body the client got.
+    assert!(
+        line.contains(&format!("\" 200 {} \"", ok.body.len())),
+        "{line}"
     );
-    // Once the gateway has stopped, every line it would write is written.
+    // The time is nginx's `$time_local`: `07/Dec/2026:20:01:06 +0000`.
+    let time = line
+        .split('[')
+        .nth(1)
+        .and_then(|t| t.split(']').next())
+        .unwrap();
+    assert_eq!(time.len(), 26, "{time}");
+
+    // A request no route matched: no upstream, a generated 32-hex-digit request id.
+    let line = &log.lines_with("/zzz")[0];
+    assert!(line.contains("\" 404 "), "{line}");
+    assert!(line.contains("[-] [-] - - - - "), "{line}");
+    let id = line.rsplit(' ').next().unwrap();
+    assert_eq!(id.len(), 32, "{line}");
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{line}");
+}
+
+#[tokio::test]
+async fn a_generated_request_id_goes_upstream_and_into_the_log() {
+    let a = backend().await;
+    let log = MemoryLog::default();
+    let (gw, _t) = gateway_with(&logged_yaml(&a), |c| {
+        c.access_log_sink = log.sink();
+    });
+    let addr = http_addr(&gw);
+    let mut tx = h1(addr).await;
+    // A request id with a space is not kept.
+    let req = request(
+        "logged.example.com",
+        "GET",
+        "/logged/id",
+        &[("x-request-id", "bad id")],
+    );
+    let r = send1(&mut tx, req).await;
+    let sent = r.echoed_header("x-request-id").expect("an id upstream");
+    assert_eq!(sent.len(), 32, "{sent}");
+    let again = get(addr, "logged.example.com", "/logged/id2").await;
+    let other = again.echoed_header("x-request-id").expect("an id upstream");
+    assert_ne!(sent, other);
     gw.shutdown().await;
-    assert!(lines_with("/quiet").is_empty());
+    assert!(log.lines_with("/logged/id ")[0].ends_with(&sent));
+    assert!(log.lines_with("/logged/id2")[0].ends_with(&other));
+}
+
+#[tokio::test]
+async fn json_lines_carry_the_same_fields() {
+    let a = backend().await;
+    let log = MemoryLog::default();
+    let (gw, _t) = gateway_with(&logged_yaml(&a), |c| {
+        c.access_log_sink = log.sink();
+        c.access_log_json = true;
+    });
+    let ok = get(
+        http_addr(&gw),
+        "logged.example.com",
+        "/logged/json?q=%22x%22",
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    gw.shutdown().await;
+    let lines = log.lines_with("/logged/json");
+    assert_eq!(lines.len(), 1, "{:?}", log.lines());
+    let v: serde_json::Value = serde_json::from_str(&lines[0]).expect("a JSON line");
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["method"], "GET");
+    assert_eq!(v["host"], "logged.example.com");
+    assert_eq!(v["uri"], "/logged/json?q=%22x%22");
+    assert_eq!(v["namespace"], "default");
+    assert_eq!(v["ingress"], "logged");
+    assert_eq!(v["service"], "svc-a");
+    assert_eq!(v["service_port"], 80);
+    assert_eq!(v["upstream_name"], "default-svc-a-80");
+    assert_eq!(v["upstream_addr"], a.addr().to_string());
+    assert_eq!(v["upstream_status"], 200);
+    assert_eq!(v["body_bytes_sent"], ok.body.len());
+    assert_eq!(v["remote_user"], serde_json::Value::Null);
+    assert_eq!(v["request_id"].as_str().map(str::len), Some(32));
+    assert!(v["request_time"].as_f64().is_some(), "{v}");
+    assert!(v["upstream_response_time"].as_f64().is_some(), "{v}");
+}
+
+#[tokio::test]
+async fn log_format_upstream_sets_a_custom_line() {
+    let a = backend().await;
+    let log = MemoryLog::default();
+    let format = "custom $status $request_method $uri $args $namespace/$ingress_name \
+                  $service_name:$service_port $http_x_custom_thing ${request_length}b \
+                  $upstream_status $upstream_response_length";
+    let yaml = [
+        logged_yaml(&a),
+        gateway_config_map(&[("log-format-upstream", format)]),
+    ]
+    .concat();
+    let table = compile_yaml_with(&yaml, &configmap_options());
+    let (gw, _t) = gateway_serving(table, |c| c.access_log_sink = log.sink());
+    let mut tx = h1(http_addr(&gw)).await;
+    let req = request(
+        "logged.example.com",
+        "GET",
+        "/logged/custom?a=1",
+        &[("x-custom-thing", "thing-value")],
+    );
+    let ok = send1(&mut tx, req).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    gw.shutdown().await;
+    let lines = log.lines_with("custom ");
+    assert_eq!(lines.len(), 1, "{:?}", log.lines());
+    let expected_start = "custom 200 GET /logged/custom a=1 default/logged svc-a:80 thing-value ";
+    assert!(lines[0].starts_with(expected_start), "{}", lines[0]);
+    assert!(
+        lines[0].ends_with(&format!("b 200 {}", ok.body.len())),
+        "{}",
+        lines[0]
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_variable_in_log_format_upstream_is_a_diagnostic_and_the_default_applies() {
+    let a = backend().await;
+    let log = MemoryLog::default();
+    let yaml = [
+        logged_yaml(&a),
+        gateway_config_map(&[("log-format-upstream", "$remote_addr $geoip_country")]),
+    ]
+    .concat();
+    let table = compile_yaml_with(&yaml, &configmap_options());
+    let diagnostic = table
+        .diagnostics()
+        .iter()
+        .map(ToString::to_string)
+        .find(|d| d.contains("log-format-upstream"))
+        .expect("a diagnostic for the key");
+    assert!(diagnostic.contains("$geoip_country"), "{diagnostic}");
+    let (gw, _t) = gateway_serving(table, |c| c.access_log_sink = log.sink());
+    let ok = get(http_addr(&gw), "logged.example.com", "/logged/fallback").await;
+    assert_eq!(ok.status, StatusCode::OK);
+    gw.shutdown().await;
+    let lines = log.lines_with("/logged/fallback");
+    assert_eq!(lines.len(), 1, "{:?}", log.lines());
+    assert!(
+        lines[0].contains("\"GET /logged/fallback HTTP/1.1\" 200"),
+        "{}",
+        lines[0]
+    );
 }
 
 #[tokio::test]
 async fn disable_access_log_in_the_tables_global_configuration_turns_it_off_and_on() {
-    captured();
-    let a = EchoServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), "a")
-        .await
-        .unwrap();
+    let a = backend().await;
+    let log = MemoryLog::default();
     let yaml = |disabled: &str| {
         [
-            ingress(
-                "toggled",
-                Some("toggled.example.com"),
-                &[("/", "Prefix", "svc-a")],
-            ),
-            service("svc-a", &[a.addr()]),
+            logged_yaml(&a),
             gateway_config_map(&[("disable-access-log", disabled)]),
         ]
         .concat()
     };
-    let table = shared(compile_yaml_with(&yaml("true"), &configmap_options()));
-    let mut config = loopback_config();
-    config.access_log = true;
-    let gw = mse_proxy::Gateway::start(config, table.clone()).unwrap();
+    let table = compile_yaml_with(&yaml("true"), &configmap_options());
+    let (gw, shared) = gateway_serving(table, |c| {
+        c.access_log = true;
+        c.access_log_sink = log.sink();
+    });
     let addr = http_addr(&gw);
-    let quiet = get(addr, "toggled.example.com", "/toggled-quiet").await;
+    let quiet = get(addr, "logged.example.com", "/logged/quiet").await;
     assert_eq!(quiet.status, StatusCode::OK);
-    // Switched on again by a new table, without a restart.
-    table.publish(compile_yaml_with(&yaml("false"), &configmap_options()));
-    let loud = get(addr, "toggled.example.com", "/toggled-loud").await;
+    // Switched on again by a new table, without a restart (for new connections).
+    shared.publish(compile_yaml_with(&yaml("false"), &configmap_options()));
+    let loud = get(addr, "logged.example.com", "/logged/loud").await;
     assert_eq!(loud.status, StatusCode::OK);
-    bounded("the access log line", async {
-        while lines_with("/toggled-loud").is_empty() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-    // Once the gateway has stopped, every line it would write is written.
     gw.shutdown().await;
-    assert!(lines_with("/toggled-quiet").is_empty());
+    assert!(log.lines_with("/logged/quiet").is_empty());
+    assert_eq!(log.lines_with("/logged/loud").len(), 1);
 }
 
 #[tokio::test]
 async fn enable_access_log_false_keeps_one_ingress_out_of_the_log() {
-    captured();
-    let a = EchoServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), "a")
-        .await
-        .unwrap();
+    let a = backend().await;
+    let log = MemoryLog::default();
     let yaml = [
         annotate(
             &ingress(
@@ -191,16 +275,76 @@ async fn enable_access_log_false_keeps_one_ingress_out_of_the_log() {
         service("svc-a", &[a.addr()]),
     ]
     .concat();
-    let table = shared(compile_yaml(&yaml));
-    let mut config = loopback_config();
-    config.access_log = true;
-    let gw = mse_proxy::Gateway::start(config, table).unwrap();
+    let (gw, _t) = gateway_with(&yaml, |c| c.access_log_sink = log.sink());
     let addr = http_addr(&gw);
     let r = get(addr, "unlogged.example.com", "/per-ingress-off").await;
     assert_eq!(r.status, StatusCode::OK);
     let r = get(addr, "logged-too.example.com", "/per-ingress-on").await;
     assert_eq!(r.status, StatusCode::OK);
     gw.shutdown().await;
-    assert_eq!(lines_with("/per-ingress-on").len(), 1);
-    assert!(lines_with("/per-ingress-off").is_empty());
+    assert_eq!(log.lines_with("/per-ingress-on").len(), 1);
+    assert!(log.lines_with("/per-ingress-off").is_empty());
+}
+
+#[tokio::test]
+async fn many_lines_from_two_workers_are_whole_and_none_is_lost() {
+    let a = backend().await;
+    let log = MemoryLog::default();
+    let (gw, _t) = gateway_with(&logged_yaml(&a), |c| {
+        c.access_log_sink = log.sink();
+        c.workers = 2;
+    });
+    let addr = http_addr(&gw);
+    // Enough to pass the buffer's size bound at least once, over several connections.
+    let mut tasks = Vec::new();
+    for c in 0..4 {
+        tasks.push(tokio::spawn(async move {
+            let mut tx = h1(addr).await;
+            for i in 0..300 {
+                let path = format!("/logged/many/{c}/{i}/{}", "x".repeat(100));
+                let r = send1(&mut tx, request("logged.example.com", "GET", &path, &[])).await;
+                assert_eq!(r.status, StatusCode::OK);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    gw.shutdown().await;
+    let lines = log.lines_with("/logged/many/");
+    assert_eq!(lines.len(), 1200);
+    for line in &lines {
+        assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+        assert_eq!(line.matches("/logged/many/").count(), 1, "{line}");
+        assert!(line.contains("\" 200 "), "{line}");
+    }
+}
+
+#[tokio::test]
+async fn w3c_trace_context_goes_upstream_unchanged_and_can_be_logged() {
+    let a = backend().await;
+    let log = MemoryLog::default();
+    let yaml = [
+        logged_yaml(&a),
+        gateway_config_map(&[("log-format-upstream", "trace $http_traceparent $uri")]),
+    ]
+    .concat();
+    let table = compile_yaml_with(&yaml, &configmap_options());
+    let (gw, _t) = gateway_serving(table, |c| c.access_log_sink = log.sink());
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut tx = h1(http_addr(&gw)).await;
+    let req = request(
+        "logged.example.com",
+        "GET",
+        "/logged/traced",
+        &[("traceparent", parent), ("tracestate", "vendor=abc")],
+    );
+    let r = send1(&mut tx, req).await;
+    assert_eq!(r.echoed_header("traceparent").as_deref(), Some(parent));
+    assert_eq!(r.echoed_header("tracestate").as_deref(), Some("vendor=abc"));
+    gw.shutdown().await;
+    assert_eq!(
+        log.lines_with("/logged/traced"),
+        vec![format!("trace {parent} /logged/traced")]
+    );
 }

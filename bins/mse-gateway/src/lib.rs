@@ -80,7 +80,7 @@ pub struct Options {
     pub admin_addr: SocketAddr,
     /// Data-plane worker threads.
     pub workers: usize,
-    /// One log line per request (target `access`), unless the global configuration says
+    /// One access log line per request (see `--access-log-path`), unless the global configuration says
     /// otherwise (`disable-access-log`).
     pub access_log: bool,
     /// Data-plane timeouts and limits beyond the listeners.
@@ -290,10 +290,42 @@ fn spawn_compile_loop(
         move |compiled: Compiled| {
             publish_admin.set_extra_diagnostics(compiled.load_diagnostics.to_vec());
             publish_table.publish(Arc::clone(&compiled.table));
+            publish_table.metrics().compiled(&compile_report(&compiled));
             compiled_tx.send_replace(Some(compiled));
         },
     ));
     (compile, compiled)
+}
+
+/// What the control-plane metrics say of a compile.
+fn compile_report(compiled: &Compiled) -> mse_proxy::CompileReport {
+    let s = &compiled.snapshot;
+    let mut report = mse_proxy::CompileReport::default();
+    report.duration = compiled.compile_time;
+    report.routes = compiled.table.routes().len();
+    report.objects = vec![
+        ("Ingress", s.ingresses.len()),
+        ("IngressClass", s.ingress_classes.len()),
+        ("Service", s.services.len()),
+        ("EndpointSlice", s.endpoint_slices.len()),
+        ("Endpoints", s.endpoints.len()),
+        ("Secret", s.secrets.len()),
+        ("ConfigMap", s.config_maps.len()),
+        ("MseIngressConfig", s.mse_configs.len()),
+    ];
+    report.diagnostics = compiled
+        .diagnostics()
+        .map(|d| (severity_label(d.severity), d.code))
+        .collect();
+    report
+}
+
+fn severity_label(s: mse_model::Severity) -> &'static str {
+    match s {
+        mse_model::Severity::Info => "info",
+        mse_model::Severity::Warning => "warning",
+        _ => "error",
+    }
 }
 
 /// The bound addresses, for the log lines that announce them.

@@ -176,14 +176,33 @@ struct DemoArgs {
 
 #[derive(Debug, Args)]
 struct CommonArgs {
-    /// Access log: one line per request (target "access"). Given explicitly (or through
+    /// Access log: one line per request (to --access-log-path). Given explicitly (or through
     /// MSE_ACCESS_LOG) it beats disable-access-log of the --configmap ConfigMap; left at its
     /// default, the ConfigMap decides.
     #[arg(long, env = "MSE_ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     access_log: bool,
-    /// Log format.
+    /// Log format, of the gateway's own log and of the access log: `text` (the access log
+    /// in ingress-nginx's `upstream` line) or `json` (one object per line). A
+    /// `log-format-upstream` in the global configuration still sets the access log's.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+    /// Where the access log goes: a file (appended to), or /dev/stdout (the default) or
+    /// /dev/stderr.
+    #[arg(long, default_value = "/dev/stdout", value_name = "PATH")]
+    access_log_path: PathBuf,
+}
+
+/// The access log's sink and format from the common flags.
+fn access_log(common: &CommonArgs, proxy: &mut mse_proxy::ProxyConfig) -> anyhow::Result<()> {
+    proxy.access_log_sink =
+        mse_proxy::AccessLogSink::file(&common.access_log_path).map_err(|e| {
+            anyhow::anyhow!(
+                "--access-log-path {}: {e}",
+                common.access_log_path.display()
+            )
+        })?;
+    proxy.access_log_json = common.log_format == "json";
+    Ok(())
 }
 
 /// Logs (the access log included) go to stderr through a background writer, so a slow
@@ -253,7 +272,10 @@ fn main() -> ExitCode {
             apply_status_args(&mut opts, a.status);
             opts.flags = flags;
             let key = a.affinity_key_file.as_deref().map(read_affinity_key);
-            match key.transpose() {
+            let key = key
+                .transpose()
+                .and_then(|k| access_log(&a.common, &mut opts.proxy).map(|()| k));
+            match key {
                 Ok(key) => {
                     opts.proxy.affinity_key = key;
                     (guard, run(serve(opts)))

@@ -52,6 +52,7 @@
 mod config;
 mod grammar;
 mod higress;
+mod log_format;
 mod nginx;
 mod reference;
 mod resolve;
@@ -64,6 +65,7 @@ pub use config::{
     AccessSettings, ClientSettings, CompressionSettings, ForwardingSettings, GlobalConfig,
     LogSettings, Origin, TlsSettings, TracingSettings, UpstreamSettings,
 };
+pub use log_format::{DEFAULT_LOG_FORMAT, LOG_VARIABLES, LogPart, LogVar, parse_log_format};
 pub use reference::configuration_reference;
 pub use resolve::{Doc, GlobalFlags, GlobalSources, HIGRESS_CONFIG, HIGRESS_KEY, parse_global};
 

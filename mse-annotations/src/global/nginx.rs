@@ -13,7 +13,6 @@ const CM: Layer = Layer::ConfigMap;
 const BOOL: &str = "true or false";
 const SECS: &str = "seconds (60) or a time (500ms, 60s, 5m)";
 const GZIP_LATER: &str = "response compression is not applied by this build yet";
-const LOG_LATER: &str = "the access log has one structured format in this build (fields as in ingress-nginx's default); a custom format is not applied yet";
 const TRACE_LATER: &str = "tracing is not applied by this build yet";
 const SNIPPET: &str = "snippets inject raw NGINX configuration; the gateway runs no NGINX and never executes configuration supplied this way";
 const NGINX_ONLY: &str = "tunes NGINX itself, which the gateway does not run; no effect";
@@ -205,13 +204,18 @@ pub(super) const NGINX: &[GlobalKey] = &[
         .ex("true", "off"),
     key(CM, "log-format-upstream", S::LogFormatUpstream, G::Logging, "an nginx log format ($remote_addr ...)", "",
         "Format of access log lines",
-        |c, v| { c.logging.format_upstream = Some(g::text(v)?); Ok(()) })
-        .not_applied(LOG_LATER).ex("$remote_addr $status", ""),
+        |c, v| {
+            let v = g::text(v)?;
+            super::log_format::parse_log_format(&v).map_err(crate::ValueError::Invalid)?;
+            c.logging.format_upstream = Some(v);
+            Ok(())
+        })
+        .ex("$remote_addr $status", "$remote_addr $geoip_country"),
     key(CM, "log-format-escape-json", S::LogFormatEscapeJson, G::Logging, BOOL, "false",
         "Escape variables of log-format-upstream for JSON",
         |c, v| { c.logging.escape_json = bool_key(v)?; Ok(()) })
-        .not_applied(LOG_LATER).ex("true", "json"),
-    no_effect(CM, "access-log-path", G::Logging, "the access log goes to the gateway's log output (--access-log-path)", any),
+        .ex("true", "json"),
+    no_effect(CM, "access-log-path", G::Logging, "the access log goes where the gateway's --access-log-path says (standard output by default)", any),
     // --- Tracing ---
     key(CM, "enable-opentelemetry", S::Tracing, G::Tracing, BOOL, "false", "Trace requests with OpenTelemetry",
         |c, v| { c.tracing.enabled = bool_key(v)?; Ok(()) })

@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use http::header::CONNECTION;
 use http::{HeaderValue, Request, Version};
@@ -200,14 +199,13 @@ impl Prepared {
     }
 }
 
-/// Notes the upstream's status and time in the access log.
-pub(super) fn log_sent(log: Option<&mut AccessRecord>, sent: &Sent, sent_at: Option<Instant>) {
+/// Notes the upstream's status in the access log.
+pub(super) fn log_sent(log: Option<&mut AccessRecord>, sent: &Sent) {
     if let Some(log) = log {
         let status = match sent {
             Sent::Plain { head, .. } => head.status,
             Sent::Upgrade { response, .. } => response.status(),
         };
         log.upstream_status = Some(status.as_u16());
-        log.upstream_time = sent_at.map(|t| t.elapsed());
     }
 }

@@ -31,12 +31,14 @@ use crate::error::ProxyError;
 use crate::forwarded::ConnForward;
 use crate::http1::{PendingUpgrade, Stop, UpstreamBody, materialize};
 
-use crate::log::AccessRecord;
+use crate::log::{AccessRecord, LogFormat};
+use crate::log_writer::valid_request_id;
 use crate::metrics::Metrics;
 use crate::phases::{RequestInfo, Steps};
 use crate::policy::limit::ConnSlot;
 use crate::policy::load::LoadGuard;
 use crate::policy::{mirror, retry};
+use crate::stats::{Outcome, Tally};
 use crate::table::SharedTable;
 use crate::tls::ConnTls;
 use crate::upstream::{Pool, Sent};
@@ -69,6 +71,12 @@ pub(crate) struct Worker {
     /// Whether the last connection accepted was closed for the limit (logged once until
     /// one is served again).
     pub(crate) full: Cell<bool>,
+    /// This worker's per-route request counters.
+    pub(crate) stats: crate::stats::WorkerStats,
+    /// Access log lines not written yet.
+    pub(crate) log: crate::log_writer::LogBuffer,
+    /// `X-Request-ID`s for requests without one.
+    pub(crate) ids: crate::log_writer::RequestIds,
 }
 
 /// What one client connection shares between its requests.
@@ -78,10 +86,10 @@ pub(crate) struct ConnCtx {
     pub(crate) tls: bool,
     /// What the TLS handshake settled (server name, policy, client certificate).
     pub(crate) tls_conn: Option<Box<ConnTls>>,
-    /// Whether its requests are logged: the access log setting of the table being served
-    /// when the connection was accepted (like nginx, a connection keeps the configuration
-    /// it started with). Read before asking tracing, which costs more.
-    pub(crate) access_log: bool,
+    /// The format its requests are logged with, `None` when they are not: the access log
+    /// settings of the table being served when the connection was accepted (like nginx, a
+    /// connection keeps the configuration it started with).
+    pub(crate) access_log: Option<Arc<LogFormat>>,
     /// The forwarding headers that are the same for every request of the connection.
     pub(crate) forward: Rc<ConnForward>,
     /// While an HTTP/1.1 upgrade request is handled: the client's socket once the `101`
@@ -107,7 +115,7 @@ impl ConnCtx {
         peer: SocketAddr,
         tls: bool,
         local_port: u16,
-        access_log: bool,
+        access_log: Option<Arc<LogFormat>>,
     ) -> Self {
         Self {
             worker,
@@ -135,10 +143,17 @@ pub(crate) async fn handle(
     req: Box<Request<RequestBody>>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let guard = InFlight::new(&cx.worker);
-    // Nothing is recorded when the connection's table turns the log off or no subscriber
-    // listens to `access`; the cheap check first.
-    let log_on = cx.access_log && tracing::enabled!(target: "access", tracing::Level::INFO);
-    let mut log = log_on.then(|| AccessRecord::new(cx.peer, cx.tls, &req));
+    let mut tally = Tally::start(&req);
+    // Nothing is recorded when the connection's table turns the log off.
+    let mut log = cx
+        .access_log
+        .as_ref()
+        .map(|f| AccessRecord::new(f, cx.peer, cx.tls, &req));
+    let mut req = req;
+    let id = request_id(&cx.worker, &mut req);
+    if let Some(log) = &mut log {
+        log.request_id = Some(id);
+    }
     // What registered steps see of the request; nothing at all without them.
     // Boxed, so that gateways without steps do not carry its room in every request's
     // future.
@@ -149,10 +164,18 @@ pub(crate) async fn handle(
     // The count against `limit-connections`: held until the body ends too.
     let mut slot = None;
     let held = (&mut load, &mut slot);
-    let forwarded = forward(&cx, req, log.as_deref_mut(), info.as_deref_mut(), held).await;
+    let forwarded = forward(
+        &cx,
+        req,
+        (log.as_deref_mut(), &mut tally),
+        info.as_deref_mut(),
+        held,
+    )
+    .await;
     let mut response = match forwarded {
         Ok(answer) => answer.into_response(guard.with_load(load).with_slot(slot)),
         Err(e) => {
+            tally.outcome |= outcome_of(&e);
             respond::report(&e);
             respond::error_response(&e, guard)
         }
@@ -163,11 +186,33 @@ pub(crate) async fn handle(
     // The log phase: counted now, logged when the body ends.
     let status = response.status().as_u16();
     cx.worker.metrics.count_status(status);
-    if let Some(mut log) = log {
-        log.status = status;
-        response.body_mut().set_log(log);
-    }
+    tally.status = status;
+    response.body_mut().set_tally(tally, log);
     Ok(response)
+}
+
+/// The request's `X-Request-ID`: the client's when it is valid, else a new one, which
+/// goes upstream with the request.
+#[inline]
+fn request_id(worker: &Worker, req: &mut Request<RequestBody>) -> http::HeaderValue {
+    const NAME: http::HeaderName = http::HeaderName::from_static("x-request-id");
+    if let Some(v) = req.headers().get(&NAME).filter(|v| valid_request_id(v)) {
+        return v.clone();
+    }
+    let id = worker.ids.next();
+    req.headers_mut().insert(NAME, id.clone());
+    id
+}
+
+/// What an error says for the per-route counters.
+fn outcome_of(e: &ProxyError) -> u8 {
+    match e {
+        ProxyError::Connect { .. } | ProxyError::Resolve { .. } => Outcome::CONNECT_ERROR,
+        ProxyError::ConnectTimeout { .. } => Outcome::CONNECT_ERROR | Outcome::TIMEOUT,
+        ProxyError::ResponseTimeout { .. } => Outcome::TIMEOUT,
+        ProxyError::AuthUnavailable { .. } => Outcome::AUTH_REFUSED,
+        _ => 0,
+    }
 }
 
 /// The phases from the request head to the response. Each phase is a plain function;
@@ -176,7 +221,7 @@ pub(crate) async fn handle(
 async fn forward(
     cx: &ConnCtx,
     mut req: Box<Request<RequestBody>>,
-    mut log: Option<&mut AccessRecord>,
+    (mut log, tally): (Option<&mut AccessRecord>, &mut Tally),
     mut info: Option<&mut RequestInfo>,
     (load, slot): (&mut Option<LoadGuard>, &mut Option<Box<ConnSlot>>),
 ) -> Result<Forwarded, ProxyError> {
@@ -195,9 +240,8 @@ async fn forward(
         let choice = select::choose(
             cx,
             &req,
-            host,
-            &path,
-            log.as_deref_mut(),
+            (host, &*path),
+            (log.as_deref_mut(), &mut *tally),
             info.as_deref_mut(),
         )?;
         match choice {
@@ -211,7 +255,12 @@ async fn forward(
                 };
                 let new_path = chosen.new_path(path);
                 match auth {
-                    Some(auth::Verdict::Answer(answer)) => return Ok(Forwarded::Local(*answer)),
+                    Some(auth::Verdict::Answer(answer)) => {
+                        if answer.status().is_client_error() {
+                            tally.outcome |= Outcome::AUTH_REFUSED;
+                        }
+                        return Ok(Forwarded::Local(*answer));
+                    }
                     Some(auth::Verdict::Pass(headers, cookies)) => {
                         set_headers(&mut req, headers);
                         chosen.auth_cookies = cookies;
@@ -239,11 +288,17 @@ async fn forward(
             log.upstream = Some(prepared.upstream.clone());
         }
         return Box::pin(protocol::forward(
-            cx, protocol, prepared, req, log, load, host,
+            cx,
+            protocol,
+            prepared,
+            req,
+            (log, tally),
+            load,
+            host,
         ))
         .await;
     }
-    let sent_at = log.is_some().then(Instant::now);
+    let sent_at = Instant::now();
     if let Some(log) = log.as_deref_mut() {
         log.upstream = Some(prepared.upstream.clone());
     }
@@ -270,6 +325,9 @@ async fn forward(
             if let Some(log) = log.as_deref_mut() {
                 log.upstream = Some(used.clone());
             }
+            if used != prepared.upstream {
+                tally.outcome |= Outcome::RETRIED;
+            }
             prepared.upstream = used;
             sent.with_headers(headers)
         }
@@ -285,7 +343,8 @@ async fn forward(
         // Rare, so boxed: the future of every request is as large as its largest state.
         (Some(m), _) => Box::pin(mirror::send(&cx.worker, m, &prepared.upstream, req)).await?,
     };
-    exchange::log_sent(log.as_deref_mut(), &sent, sent_at);
+    tally.upstream_answered(sent_at);
+    exchange::log_sent(log.as_deref_mut(), &sent);
     *load = held;
     // Response.
     match sent {

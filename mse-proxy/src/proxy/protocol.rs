@@ -32,6 +32,7 @@ use crate::error::ProxyError;
 use crate::log::AccessRecord;
 use crate::policy::headers::edit_response;
 use crate::policy::load::LoadGuard;
+use crate::stats::Tally;
 use crate::upstream::{Protocol, send_protocol, send_protocol_upgrade};
 
 const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
@@ -42,7 +43,7 @@ pub(super) async fn forward(
     protocol: Arc<Protocol>,
     mut prepared: Prepared,
     mut req: Box<Request<RequestBody>>,
-    log: Option<&mut AccessRecord>,
+    (log, tally): (Option<&mut AccessRecord>, &mut Tally),
     load: &mut Option<LoadGuard>,
     host: &str,
 ) -> Result<Forwarded, ProxyError> {
@@ -83,7 +84,7 @@ pub(super) async fn forward(
             &worker.metrics,
         )
         .await?;
-        note(log, response.status(), sent_at);
+        note((log, tally), response.status(), sent_at);
         return Ok(Forwarded::Hyper(respond::upgraded(
             cx, response, conn, prepared, host,
         )));
@@ -110,17 +111,21 @@ pub(super) async fn forward(
         }
         Err(e) => return Err(e),
     };
-    note(log, response.status(), sent_at);
+    note((log, tally), response.status(), sent_at);
     *response.version_mut() = Version::HTTP_11;
     finish(cx, &mut response, &mut prepared, host);
     Ok(Forwarded::Hyper(response))
 }
 
-/// Notes the upstream's status and time in the access log.
-fn note(log: Option<&mut AccessRecord>, status: StatusCode, sent_at: Instant) {
+/// Notes the upstream's status and time for the access log and the route's metrics.
+fn note(
+    (log, tally): (Option<&mut AccessRecord>, &mut Tally),
+    status: StatusCode,
+    sent_at: Instant,
+) {
+    tally.upstream_answered(sent_at);
     if let Some(log) = log {
         log.upstream_status = Some(status.as_u16());
-        log.upstream_time = Some(sent_at.elapsed());
     }
 }
 

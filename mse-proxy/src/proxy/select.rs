@@ -25,6 +25,7 @@ use crate::policy::fallback::{self, ErrorPages};
 use crate::policy::limit::{self, ConnSlot};
 use crate::policy::{cors, redirect};
 use crate::settings::Settings;
+use crate::stats::{Outcome, Tally};
 use crate::table::{Pick, ProxyTable};
 use crate::tls::{self, ClientHeaders, HostCheck};
 use crate::upstream::{Protocol, Upstream};
@@ -76,14 +77,17 @@ pub(super) struct Chosen {
 pub(super) fn choose(
     cx: &ConnCtx,
     req: &Request<RequestBody>,
-    host: &str,
-    path: &str,
-    mut log: Option<&mut AccessRecord>,
+    (host, path): (&str, &str),
+    (mut log, tally): (Option<&mut AccessRecord>, &mut Tally),
     info: Option<&mut RequestInfo>,
 ) -> Result<Choice, ProxyError> {
     let table = cx.worker.table.load();
     let settings = table.settings();
     cx.worker.pool.tune(settings);
+    // The label sets of this table; the slot is set once the destination is known.
+    let labels = table.labels();
+    cx.worker.stats.follow(labels);
+    tally.serial = labels.serial();
     let head = RequestHead::new(host, path)
         .method(req.method().as_str())
         .query(req.uri().query())
@@ -91,8 +95,8 @@ pub(super) fn choose(
         .tls(cx.tls);
     // Route.
     let found = table.routes().lookup(&head);
-    if let (Some(log), Some(m)) = (log.as_deref_mut(), &found) {
-        log.ingress = Some(m.route.ingress.clone());
+    if let Some(m) = &found {
+        tally.slot = labels.slot(m.route, None);
     }
     // A proxy in front, trusted with `use-forwarded-headers`: the client it names, and
     // whether it took the request over TLS.
@@ -165,7 +169,10 @@ pub(super) fn choose(
     let slot = match m.route.policy.as_ref().and_then(|p| p.limits.as_ref()) {
         Some(_) => match admit(&table, m.route, client) {
             Ok(slot) => slot,
-            Err(answer) => return Ok(Choice::Answer(answer)),
+            Err(answer) => {
+                tally.outcome |= Outcome::RATE_LIMITED;
+                return Ok(Choice::Answer(answer));
+            }
         },
         None => None,
     };
@@ -173,7 +180,10 @@ pub(super) fn choose(
     let auth = match m.route.policy.as_ref().and_then(|p| p.auth.as_ref()) {
         Some(a) => match authenticate(cx, a, req) {
             Ok(pending) => pending,
-            Err(answer) => return Ok(Choice::Answer(answer)),
+            Err(answer) => {
+                tally.outcome |= Outcome::AUTH_REFUSED;
+                return Ok(Choice::Answer(answer));
+            }
         },
         None => None,
     };
@@ -191,10 +201,11 @@ pub(super) fn choose(
         Some(d) => d,
         None => m.route.destination(&head, roll),
     };
+    if let (Some(c), Some(all)) = (dest.canary, &m.route.canary) {
+        let i = all.versions.iter().position(|v| std::ptr::eq(v, c));
+        tally.slot = labels.slot(m.route, i);
+    }
     if let Some(log) = log {
-        if let Some(c) = dest.canary {
-            log.ingress = Some(c.ingress.clone());
-        }
         log.off = dest.policy.is_some_and(|p| p.no_access_log);
     }
     // `None` too for a rewrite that gives the same path.

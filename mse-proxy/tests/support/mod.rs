@@ -221,7 +221,48 @@ pub(crate) fn loopback_config() -> ProxyConfig {
     config.timeouts.shutdown_grace = Duration::from_secs(5);
     // Tests send thousands of requests on one connection (the default is 1000).
     config.keep_alive_requests = u32::MAX;
+    // Access log lines are dropped unless a test reads them (see `MemoryLog`).
+    config.access_log_sink = mse_proxy::AccessLogSink::writer(std::io::sink());
     config
+}
+
+/// An access log kept in memory, for the tests that read it.
+#[derive(Clone, Default)]
+pub(crate) struct MemoryLog(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl MemoryLog {
+    /// A sink writing into this log.
+    pub(crate) fn sink(&self) -> mse_proxy::AccessLogSink {
+        mse_proxy::AccessLogSink::writer(self.clone())
+    }
+
+    /// The lines written so far.
+    pub(crate) fn lines(&self) -> Vec<String> {
+        let bytes = self.0.lock().expect("log lock").clone();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The lines that contain `marker`.
+    pub(crate) fn lines_with(&self, marker: &str) -> Vec<String> {
+        self.lines()
+            .into_iter()
+            .filter(|l| l.contains(marker))
+            .collect()
+    }
+}
+
+impl std::io::Write for MemoryLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A new shared table serving `table`.
