@@ -117,7 +117,7 @@ pub(super) async fn forward(
     Ok(Forwarded::Hyper(response))
 }
 
-/// Notes the upstream's status and time in the access log.
+/// Notes the upstream's status and time for the access log and the route's metrics.
 fn note(
     (log, tally): (Option<&mut AccessRecord>, &mut Tally),
     status: StatusCode,

@@ -30,6 +30,9 @@ impl<'s> Compiler<'s> {
             b.protocol,
             BackendProtocol::Http2 | BackendProtocol::Grpc | BackendProtocol::Grpcs
         );
+        if b.protocol != BackendProtocol::Http {
+            self.note_http1_only(sel);
+        }
         if !b.protocol.is_tls() {
             return Ok(http2.then(|| Arc::new(UpstreamProtocol::h2c())));
         }
@@ -124,6 +127,33 @@ impl<'s> Compiler<'s> {
             http2,
             tls: Some(tls),
         })))
+    }
+
+    /// A warning for each annotation of an Ingress with a `backend-protocol` that the
+    /// data plane applies only on plain HTTP/1.1 upstreams: retries on another endpoint,
+    /// the mirror copy and `custom-http-errors` pages.
+    fn note_http1_only(&mut self, sel: &Selected<'s>) {
+        let Some(annotations) = sel.ingress.metadata.annotations.as_ref() else {
+            return;
+        };
+        for key in annotations.keys() {
+            let Some((_, name)) = mse_annotations::split_key(key) else {
+                continue;
+            };
+            let http1_only = name.starts_with("proxy-next-upstream")
+                || name.starts_with("mirror-")
+                || name == "custom-http-errors";
+            if http1_only {
+                self.diag(
+                    Diagnostic::warning(
+                        "not-applied",
+                        "not applied with this backend-protocol: retries on another endpoint, mirroring and custom-http-errors pages apply only to plain HTTP/1.1 upstreams for now",
+                    ),
+                    sel,
+                    Some(key),
+                );
+            }
+        }
     }
 
     /// `backend` with `protocol`: the same Service port and endpoints, in a cluster of
