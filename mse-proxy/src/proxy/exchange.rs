@@ -1,7 +1,6 @@
 //! The exchange phase: the upstream request head (origin form, hop-by-hop headers out,
 //! forwarding headers and the route's header edits in), the mirror copy, and the send.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,6 +11,7 @@ use mse_router::{ExchangePolicy, MirrorPolicy, RoutePolicy};
 use super::ConnCtx;
 use super::head::{Target, join_cookies, set_origin_form, wants_upgrade};
 use super::hop::prepare_request_headers;
+use super::rare::Rare;
 use super::select::Chosen;
 use crate::body::RequestBody;
 use crate::error::ProxyError;
@@ -19,9 +19,7 @@ use crate::forwarded::ForwardHeaders;
 use crate::http1::{HeadExtras, PendingUpgrade};
 use crate::log::AccessRecord;
 use crate::phases::RequestInfo;
-use crate::policy::balance::Extras;
 use crate::policy::cors::{self, CorsAnswer};
-use crate::policy::external_auth::AuthCookies;
 use crate::policy::fallback::ErrorPages;
 use crate::policy::mirror;
 use crate::upstream::{Sent, Upstream};
@@ -40,15 +38,12 @@ pub(super) struct Prepared {
     pub(super) upgrade: bool,
     /// Whether a copy goes to the route's mirror.
     mirrored: bool,
-    /// The `Set-Cookie` of the `auth-url` answer, for the client's answer.
-    pub(super) auth_cookies: Option<Box<AuthCookies>>,
-    /// The in-flight count and affinity cookie of the route's balancing.
-    pub(super) extras: Extras,
     /// The forwarding headers, when they are written straight into the head rather than
     /// into the request's header map.
     forwarded: Option<ForwardHeaders>,
-    /// The cluster's endpoints, for a route that retries on another one.
-    pub(super) endpoints: Option<Arc<[SocketAddr]>>,
+    /// What only some requests carry (auth cookies, balancing extras, retry endpoints),
+    /// from [`Chosen`]; `None` for most.
+    pub(super) rare: Option<Box<Rare>>,
 }
 
 /// Turns the request into the one sent upstream: origin-form target, hop-by-hop headers
@@ -67,15 +62,15 @@ pub(super) fn prepare(
         policy,
         mut pages,
         hsts,
-        trusted,
-        client_cert,
-        auth_cookies,
-        extras,
-        endpoints,
+        mut rare,
         ..
     } = chosen;
-    if let Some(c) = client_cert {
-        c.apply(req.headers_mut());
+    let mut trusted = None;
+    if let Some(r) = &mut rare {
+        if let Some(c) = r.client_cert.take() {
+            c.apply(req.headers_mut());
+        }
+        trusted = r.trusted.take();
     }
     let present = req.body().present();
     let upgrade = present.upgrade() && wants_upgrade(req);
@@ -151,10 +146,8 @@ pub(super) fn prepare(
         client_upgrade,
         upgrade,
         mirrored,
-        auth_cookies,
         forwarded,
-        extras,
-        endpoints,
+        rare,
     })
 }
 
