@@ -98,22 +98,42 @@ pub(crate) enum Sent {
 }
 
 impl Sent {
-    /// With the request headers as sent, handed back for an error page request.
-    pub(crate) fn with_headers(self, headers: HeaderMap) -> Self {
-        match self {
-            Sent::Plain { head, conn, .. } => Sent::Plain {
-                head,
-                conn,
-                headers,
-            },
-            other => other,
+    /// With the request headers as sent, handed back for an error page request. Set in
+    /// place: the answer is large, and rebuilding it would copy it.
+    pub(crate) fn with_headers(mut self, headers: HeaderMap) -> Self {
+        if let Sent::Plain { headers: h, .. } = &mut self {
+            *h = headers;
         }
+        self
     }
 }
 
 struct Idle {
     conn: Box<Conn>,
     since: Instant,
+}
+
+/// A head buffer taken from the worker's free list, given back when dropped.
+struct Scratch<'a>(Vec<u8>, &'a std::cell::RefCell<Vec<Vec<u8>>>);
+
+impl<'a> Scratch<'a> {
+    fn take(free: &'a std::cell::RefCell<Vec<Vec<u8>>>) -> Self {
+        let mut buf = free
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(1024));
+        buf.clear();
+        Self(buf, free)
+    }
+}
+
+impl Drop for Scratch<'_> {
+    fn drop(&mut self) {
+        let mut free = self.1.borrow_mut();
+        if self.0.capacity() <= 16 * 1024 && free.len() < SCRATCH_BUFFERS {
+            free.push(std::mem::take(&mut self.0));
+        }
+    }
 }
 
 /// A fast, non-keyed hash (rustc's Fx) for the pool's keys: they come from the route
@@ -275,15 +295,11 @@ impl Pool {
         let chunked = !empty && !req.headers().contains_key(CONTENT_LENGTH);
         // A head buffer from the worker's free list: requests in flight at once each hold
         // one across the exchange, so one buffer alone would be taken most of the time.
-        let mut head = self
-            .scratch
-            .borrow_mut()
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(1024));
-        head.clear();
+        let mut head = Scratch::take(&self.scratch);
+        let head = &mut head.0;
         let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
         crate::http1::encode_head(
-            &mut head,
+            head,
             req.method(),
             target,
             req.headers(),
@@ -294,13 +310,10 @@ impl Pool {
         let method = req.method().clone();
         let body = req.body_mut();
         let mut pooled = self.checkout(upstream);
-        let sent = loop {
+        loop {
             let mut conn = match pooled.take() {
                 Some(conn) => conn,
-                None => match Box::pin(self.connect(upstream, metrics, waits)).await {
-                    Ok(conn) => conn,
-                    Err(e) => break Err(e),
-                },
+                None => Box::pin(self.connect(upstream, metrics, waits)).await?,
             };
             // One exchange within the response timeout, on the connection's own timer.
             let deadline = Instant::now() + waits.response;
@@ -308,7 +321,7 @@ impl Pool {
             let mut timer = std::mem::take(&mut conn.timer);
             let result = {
                 let mut exchange =
-                    std::pin::pin!(conn.exchange(&mut head, &mut *body, chunked, &method));
+                    std::pin::pin!(conn.exchange(head, &mut *body, chunked, &method));
                 std::future::poll_fn(|cx| match exchange.as_mut().poll(cx) {
                     Poll::Ready(result) => Poll::Ready(result.map_err(Failure::Exchange)),
                     Poll::Pending if timer.poll_expired(deadline, cx) => {
@@ -321,7 +334,7 @@ impl Pool {
             conn.timer = timer;
             match result {
                 Ok(head) => {
-                    break Ok(Sent::Plain {
+                    return Ok(Sent::Plain {
                         head,
                         conn,
                         headers: HeaderMap::new(),
@@ -342,16 +355,10 @@ impl Pool {
                     if let Failure::Timeout = e {
                         metrics.timeout();
                     }
-                    break Err(e.into_proxy(upstream));
+                    return Err(e.into_proxy(upstream));
                 }
             }
-        };
-        let mut free = self.scratch.borrow_mut();
-        if head.capacity() <= 16 * 1024 && free.len() < SCRATCH_BUFFERS {
-            free.push(head);
         }
-        drop(free);
-        sent
     }
 
     /// An upgrade request, on a connection of its own driven by hyper's client.

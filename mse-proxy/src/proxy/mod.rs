@@ -240,12 +240,11 @@ async fn forward(
         }
     }
     // Exchange.
-    let prepared = exchange::prepare(cx, &mut req, &target, chosen, new_path, info)?;
+    let mut prepared = exchange::prepare(cx, &mut req, &target, chosen, new_path, info)?;
     let sent_at = log.is_some().then(Instant::now);
     if let Some(log) = log.as_deref_mut() {
         log.upstream = Some(prepared.upstream.clone());
     }
-    let mut prepared = prepared;
     let route_timeout = cx.worker.pool.has_route_timeout();
     // The in-flight count of the route's balancing, held until the body ends; a retry
     // moves it to the endpoint it goes to.

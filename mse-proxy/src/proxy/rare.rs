@@ -24,7 +24,7 @@ pub(super) struct Rare {
     /// What a trusted proxy in front said (`use-forwarded-headers`).
     pub(super) trusted: Option<Box<Trusted>>,
     /// The `ssl-client-*` headers, for a host that verifies client certificates.
-    pub(super) client_cert: Option<ClientHeaders>,
+    pub(super) client_cert: Option<Box<ClientHeaders>>,
     /// Authentication still to wait for (a bcrypt check, `auth-url`).
     pub(super) auth: Option<PendingAuth>,
     /// The `Set-Cookie` of the `auth-url` answer, for the client's answer.
@@ -38,22 +38,44 @@ pub(super) struct Rare {
     pub(super) endpoints: Option<Arc<[SocketAddr]>>,
 }
 
+/// `rare!(field, ...)`: the fields of [`Rare`] a request has, from locals of the same
+/// names, boxed; or `None` when every one of them is empty (`Option::None`, or empty
+/// balancing extras). Fields not named are empty. A macro rather than a function, so that
+/// the common request neither builds the struct nor moves it to find out it is empty.
+macro_rules! rare {
+    ($($field:ident),* $(,)?) => {{
+        if $(crate::proxy::rare::Empty::is_empty(&$field))&&* {
+            None
+        } else {
+            Some(Box::new(crate::proxy::rare::Rare {
+                $($field,)*
+                ..Default::default()
+            }))
+        }
+    }};
+}
+pub(super) use rare;
+
+/// Whether a part of [`Rare`] holds nothing.
+pub(super) trait Empty {
+    fn is_empty(&self) -> bool;
+}
+
+impl<T> Empty for Option<T> {
+    fn is_empty(&self) -> bool {
+        self.is_none()
+    }
+}
+
+impl Empty for Extras {
+    fn is_empty(&self) -> bool {
+        self.load.is_none() && self.set_cookie.is_none()
+    }
+}
+
 // === impl Rare ===
 
 impl Rare {
-    /// Boxed, or `None` when it holds nothing (the common request).
-    pub(super) fn boxed(self) -> Option<Box<Self>> {
-        let empty = self.trusted.is_none()
-            && self.client_cert.is_none()
-            && self.auth.is_none()
-            && self.auth_cookies.is_none()
-            && self.extras.load.is_none()
-            && self.extras.set_cookie.is_none()
-            && self.slot.is_none()
-            && self.endpoints.is_none();
-        (!empty).then(|| Box::new(self))
-    }
-
     /// The state of a request, made when the first rare part of it comes.
     pub(super) fn get(rare: &mut Option<Box<Self>>) -> &mut Self {
         rare.get_or_insert_with(Box::default)

@@ -13,7 +13,7 @@ use mse_router::{AuthPolicy, Backend, BodySize, RequestHead, Route, RoutePolicy,
 
 use super::ConnCtx;
 use super::auth::PendingAuth;
-use super::rare::Rare;
+use super::rare::{Rare, rare};
 use crate::body::RequestBody;
 use crate::error::ProxyError;
 use crate::forwarded::Trusted;
@@ -134,12 +134,7 @@ pub(super) fn choose(
         // No route: the gateway-wide default backend, else 404.
         let mut chosen = Chosen::plain(fallback::unmatched(&table)?);
         chosen.body_limit = settings.max_body;
-        chosen.rare = Rare {
-            trusted,
-            client_cert,
-            ..Rare::default()
-        }
-        .boxed();
+        chosen.rare = rare!(trusted, client_cert);
         return Ok(Choice::Forward(chosen));
     };
     // Decision: the CORS preflight and redirects answer before authentication, as the
@@ -224,16 +219,7 @@ pub(super) fn choose(
         pages,
         body_limit,
         hsts,
-        rare: Rare {
-            trusted,
-            client_cert,
-            auth,
-            auth_cookies: None,
-            extras,
-            slot,
-            endpoints,
-        }
-        .boxed(),
+        rare: rare!(trusted, client_cert, auth, extras, slot, endpoints),
     }))
 }
 

@@ -42,7 +42,13 @@ fn the_common_path_moves_small_structs() {
         "Chosen {chosen} B, Prepared {prepared} B, Rare {} B (boxed)",
         size_of::<Rare>()
     );
-    println!("Sent {} B", size_of::<Sent>());
+    println!(
+        "Sent {} B, Response<ProxyBody> {} B, UpstreamBody {} B, ResponseHead {} B",
+        size_of::<Sent>(),
+        size_of::<http::Response<crate::body::ProxyBody>>(),
+        size_of::<crate::http1::UpstreamBody>(),
+        size_of::<crate::http1::ResponseHead>(),
+    );
     println!(
         "futures: connection (HTTP/1.1) {} B, handle {} B, forward {} B, send_plain {} B",
         future3(crate::http1::serve),
