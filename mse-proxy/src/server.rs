@@ -570,14 +570,15 @@ impl TlsConn {
             ConnCtx::new(worker, peer, true, port, accepted.access_log.clone()).with_tls(conn_tls),
         );
         if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-            serve_h2(
+            // Boxed, as in `serve_h1`.
+            let h2 = serve_h2(
                 cx,
                 &servers,
                 &accepted,
                 watcher,
                 Prefixed::new(Box::new(stream)),
-            )
-            .await;
+            );
+            Box::pin(h2).await;
         } else {
             serve_h1(cx, &servers, &accepted, watcher, Box::new(stream)).await;
         }
@@ -595,7 +596,9 @@ async fn serve_h1(
     // The watcher is held to the end: graceful shutdown waits for it.
     match http1::serve(Rc::clone(&cx), io, accepted.h1).await {
         Ended::Closed => drop(watcher),
-        Ended::H2(io) => serve_h2(cx, servers, accepted, watcher, io).await,
+        // Boxed: HTTP/2's connection state is large, and every connection's future would
+        // carry its room, copied as the future is boxed at accept.
+        Ended::H2(io) => Box::pin(serve_h2(cx, servers, accepted, watcher, io)).await,
     }
 }
 

@@ -107,22 +107,42 @@ pub(crate) enum Sent {
 }
 
 impl Sent {
-    /// With the request headers as sent, handed back for an error page request.
-    pub(crate) fn with_headers(self, headers: HeaderMap) -> Self {
-        match self {
-            Sent::Plain { head, conn, .. } => Sent::Plain {
-                head,
-                conn,
-                headers,
-            },
-            other => other,
+    /// With the request headers as sent, handed back for an error page request. Set in
+    /// place: the answer is large, and rebuilding it would copy it.
+    pub(crate) fn with_headers(mut self, headers: HeaderMap) -> Self {
+        if let Sent::Plain { headers: h, .. } = &mut self {
+            *h = headers;
         }
+        self
     }
 }
 
 struct Idle {
     conn: Box<Conn>,
     since: Instant,
+}
+
+/// A head buffer taken from the worker's free list, given back when dropped.
+struct Scratch<'a>(Vec<u8>, &'a std::cell::RefCell<Vec<Vec<u8>>>);
+
+impl<'a> Scratch<'a> {
+    fn take(free: &'a std::cell::RefCell<Vec<Vec<u8>>>) -> Self {
+        let mut buf = free
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(1024));
+        buf.clear();
+        Self(buf, free)
+    }
+}
+
+impl Drop for Scratch<'_> {
+    fn drop(&mut self) {
+        let mut free = self.1.borrow_mut();
+        if self.0.capacity() <= 16 * 1024 && free.len() < SCRATCH_BUFFERS {
+            free.push(std::mem::take(&mut self.0));
+        }
+    }
 }
 
 /// A fast, non-keyed hash (rustc's Fx) for the pool's keys: they come from the route
@@ -263,8 +283,14 @@ impl Pool {
     }
 
     /// [`Self::send`] for a request that asks for no upgrade, whatever its body type: the
-    /// copies sent to a mirror, and requests whose body is also copied to one. The
-    /// request's body is read; what `Sent` holds of the request is left empty.
+    /// requests of most routes, the copies sent to a mirror, and requests whose body is
+    /// also copied to one. The request's body is read; what `Sent` holds of the request is
+    /// left empty.
+    ///
+    /// The head is serialised once, then written (with the body) on a pooled or new
+    /// connection within the response timeout, and once more on a new connection when the
+    /// pooled one turns out closed. All of it is one future: every future a request
+    /// awaits is built and then moved whole into its caller's, so each level costs a copy.
     pub(crate) async fn send_plain<B>(
         &self,
         upstream: &Upstream,
@@ -281,15 +307,11 @@ impl Pool {
         let chunked = !empty && !req.headers().contains_key(CONTENT_LENGTH);
         // A head buffer from the worker's free list: requests in flight at once each hold
         // one across the exchange, so one buffer alone would be taken most of the time.
-        let mut head = self
-            .scratch
-            .borrow_mut()
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(1024));
-        head.clear();
+        let mut head = Scratch::take(&self.scratch);
+        let head = &mut head.0;
         let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
         crate::http1::encode_head(
-            &mut head,
+            head,
             req.method(),
             target,
             req.headers(),
@@ -298,120 +320,61 @@ impl Pool {
             empty,
         );
         let method = req.method().clone();
-        let sent = self
-            .exchange_with_retry(
-                upstream,
-                &mut head,
-                req.body_mut(),
-                chunked,
-                empty,
-                &method,
-                (metrics, waits),
-            )
-            .await;
-        let mut free = self.scratch.borrow_mut();
-        if head.capacity() <= 16 * 1024 && free.len() < SCRATCH_BUFFERS {
-            free.push(head);
-        }
-        drop(free);
-        sent
-    }
-
-    /// Sends a serialised head (and the body) on a pooled or new connection, and once more
-    /// on a new connection when the pooled one turns out closed.
-    #[expect(clippy::too_many_arguments, reason = "one private step of `send`")]
-    async fn exchange_with_retry<B>(
-        &self,
-        upstream: &Upstream,
-        head: &mut Vec<u8>,
-        body: &mut B,
-        chunked: bool,
-        empty: bool,
-        method: &Method,
-        (metrics, waits): (&Metrics, Waits),
-    ) -> Result<Sent, ProxyError>
-    where
-        B: Body<Data = Bytes> + Unpin,
-        B::Error: Into<BoxError>,
-    {
-        let mut conn = match self.checkout(upstream) {
-            Some(conn) => conn,
-            None => Box::pin(self.connect(upstream, metrics, waits)).await?,
-        };
-        match self
-            .timed(&mut conn, head, body, chunked, method, (metrics, waits))
-            .await
-        {
-            Ok(head) => {
-                return Ok(Sent::Plain {
-                    head,
-                    conn,
-                    headers: HeaderMap::new(),
-                });
-            }
-            // Nothing of the request reached the upstream, or it closed a reused connection
-            // without answering a request that may be repeated: once more on a new one.
-            Err(Failure::Exchange(ExchangeError::WriteHead(e))) if conn.reused && empty => {
-                tracing::debug!(%upstream, error = %e, "reused connection failed; retrying on a new one");
-            }
-            Err(Failure::Exchange(ExchangeError::NoResponse(e)))
-                if conn.reused && empty && idempotent(method) =>
-            {
-                tracing::debug!(%upstream, error = %e, "reused connection closed; retrying on a new one");
-            }
-            Err(e) => return Err(e.into_proxy(upstream)),
-        }
-        let mut conn = Box::pin(self.connect(upstream, metrics, waits)).await?;
-        match self
-            .timed(&mut conn, head, body, chunked, method, (metrics, waits))
-            .await
-        {
-            Ok(head) => Ok(Sent::Plain {
-                head,
-                conn,
-                headers: HeaderMap::new(),
-            }),
-            Err(e) => Err(e.into_proxy(upstream)),
-        }
-    }
-
-    /// One exchange within the response timeout, on the connection's own timer.
-    async fn timed<B>(
-        &self,
-        conn: &mut Conn,
-        head: &mut Vec<u8>,
-        body: &mut B,
-        chunked: bool,
-        method: &Method,
-        (metrics, waits): (&Metrics, Waits),
-    ) -> Result<ResponseHead, Failure>
-    where
-        B: Body<Data = Bytes> + Unpin,
-        B::Error: Into<BoxError>,
-    {
-        let deadline = Instant::now() + waits.response;
-        conn.set_read_timeout(waits.read);
-        let mut timer = std::mem::take(&mut conn.timer);
-        let result = {
-            let mut exchange = std::pin::pin!(conn.exchange(head, body, chunked, method));
-            std::future::poll_fn(|cx| match exchange.as_mut().poll(cx) {
-                Poll::Ready(result) => Poll::Ready(result.map_err(Failure::Exchange)),
-                Poll::Pending if timer.poll_expired(deadline, cx) => {
-                    Poll::Ready(Err(Failure::Timeout))
+        let body = req.body_mut();
+        let mut pooled = self.checkout(upstream);
+        loop {
+            let mut conn = match pooled.take() {
+                Some(conn) => conn,
+                None => Box::pin(self.connect(upstream, metrics, waits)).await?,
+            };
+            // One exchange within the response timeout, on the connection's own timer.
+            let deadline = Instant::now() + waits.response;
+            conn.set_read_timeout(waits.read);
+            let mut timer = std::mem::take(&mut conn.timer);
+            let result = {
+                let mut exchange =
+                    std::pin::pin!(conn.exchange(head, &mut *body, chunked, &method));
+                std::future::poll_fn(|cx| match exchange.as_mut().poll(cx) {
+                    Poll::Ready(result) => Poll::Ready(result.map_err(Failure::Exchange)),
+                    Poll::Pending if timer.poll_expired(deadline, cx) => {
+                        Poll::Ready(Err(Failure::Timeout))
+                    }
+                    Poll::Pending => Poll::Pending,
+                })
+                .await
+            };
+            conn.timer = timer;
+            match result {
+                Ok(head) => {
+                    return Ok(Sent::Plain {
+                        head,
+                        conn,
+                        headers: HeaderMap::new(),
+                    });
                 }
-                Poll::Pending => Poll::Pending,
-            })
-            .await
-        };
-        conn.timer = timer;
-        if let Err(Failure::Timeout) = result {
-            metrics.timeout();
+                // Nothing of the request reached the upstream, or it closed a reused
+                // connection without answering a request that may be repeated: once more
+                // on a new one (a new connection is never reused, so this happens once).
+                Err(Failure::Exchange(ExchangeError::WriteHead(e))) if conn.reused && empty => {
+                    tracing::debug!(%upstream, error = %e, "reused connection failed; retrying on a new one");
+                }
+                Err(Failure::Exchange(ExchangeError::NoResponse(e)))
+                    if conn.reused && empty && idempotent(&method) =>
+                {
+                    tracing::debug!(%upstream, error = %e, "reused connection closed; retrying on a new one");
+                }
+                Err(e) => {
+                    if let Failure::Timeout = e {
+                        metrics.timeout();
+                    }
+                    return Err(e.into_proxy(upstream));
+                }
+            }
         }
-        result
     }
 
     /// An upgrade request, on a connection of its own driven by hyper's client.
-    async fn send_upgrade(
+    pub(crate) async fn send_upgrade(
         &self,
         upstream: &Upstream,
         req: Request<RequestBody>,

@@ -1,7 +1,6 @@
 //! The exchange phase: the upstream request head (origin form, hop-by-hop headers out,
 //! forwarding headers and the route's header edits in), the mirror copy, and the send.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::header::CONNECTION;
@@ -11,6 +10,7 @@ use mse_router::{ExchangePolicy, MirrorPolicy, RoutePolicy};
 use super::ConnCtx;
 use super::head::{Target, join_cookies, set_origin_form, wants_upgrade};
 use super::hop::prepare_request_headers;
+use super::rare::Rare;
 use super::select::Chosen;
 use crate::body::RequestBody;
 use crate::error::ProxyError;
@@ -18,12 +18,10 @@ use crate::forwarded::ForwardHeaders;
 use crate::http1::{HeadExtras, PendingUpgrade};
 use crate::log::AccessRecord;
 use crate::phases::RequestInfo;
-use crate::policy::balance::Extras;
 use crate::policy::cors::{self, CorsAnswer};
-use crate::policy::external_auth::AuthCookies;
 use crate::policy::fallback::ErrorPages;
 use crate::policy::mirror;
-use crate::upstream::{Protocol, Sent, Upstream};
+use crate::upstream::{Sent, Upstream};
 
 /// The request made ready to send, and what the response phase needs of it.
 pub(super) struct Prepared {
@@ -39,17 +37,12 @@ pub(super) struct Prepared {
     pub(super) upgrade: bool,
     /// Whether a copy goes to the route's mirror.
     mirrored: bool,
-    /// The `Set-Cookie` of the `auth-url` answer, for the client's answer.
-    pub(super) auth_cookies: Option<Box<AuthCookies>>,
-    /// The in-flight count and affinity cookie of the route's balancing.
-    pub(super) extras: Extras,
     /// The forwarding headers, when they are written straight into the head rather than
     /// into the request's header map.
     forwarded: Option<ForwardHeaders>,
-    /// The cluster's endpoints, for a route that retries on another one.
-    pub(super) endpoints: Option<Arc<[SocketAddr]>>,
-    /// The upstream protocol, when not plain HTTP/1.1 (rare).
-    pub(super) protocol: Option<Arc<Protocol>>,
+    /// What only some requests carry (auth cookies, balancing extras, retry endpoints),
+    /// from [`Chosen`]; `None` for most.
+    pub(super) rare: Option<Box<Rare>>,
 }
 
 /// Turns the request into the one sent upstream: origin-form target, hop-by-hop headers
@@ -68,16 +61,15 @@ pub(super) fn prepare(
         policy,
         mut pages,
         hsts,
-        trusted,
-        client_cert,
-        auth_cookies,
-        extras,
-        endpoints,
-        protocol,
+        mut rare,
         ..
     } = chosen;
-    if let Some(c) = client_cert {
-        c.apply(req.headers_mut());
+    let mut trusted = None;
+    if let Some(r) = &mut rare {
+        if let Some(c) = r.client_cert.take() {
+            c.apply(req.headers_mut());
+        }
+        trusted = r.trusted.take();
     }
     let present = req.body().present();
     let upgrade = present.upgrade() && wants_upgrade(req);
@@ -101,7 +93,7 @@ pub(super) fn prepare(
     // upgrade, a mirror copy) or a header edit names the forwarding headers.
     let in_map = upgrade
         || mirrored
-        || protocol.is_some()
+        || rare.as_ref().is_some_and(|r| r.protocol.is_some())
         || policy.as_deref().is_some_and(|p| {
             p.request_head_plan()
                 .edited
@@ -154,11 +146,8 @@ pub(super) fn prepare(
         client_upgrade,
         upgrade,
         mirrored,
-        auth_cookies,
         forwarded,
-        extras,
-        endpoints,
-        protocol,
+        rare,
     })
 }
 

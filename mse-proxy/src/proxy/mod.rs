@@ -9,8 +9,11 @@ mod exchange;
 mod head;
 mod hop;
 mod protocol;
+mod rare;
 mod respond;
 mod select;
+#[cfg(test)]
+mod sizes;
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -44,6 +47,7 @@ use crate::tls::ConnTls;
 use crate::upstream::{Pool, Sent};
 
 use self::head::Target;
+use self::rare::Rare;
 use self::select::Choice;
 
 /// What one worker thread shares between its connections.
@@ -247,10 +251,13 @@ async fn forward(
         match choice {
             Choice::Answer(answer) => return Ok(Forwarded::Local(*answer)),
             Choice::Forward(mut chosen) => {
-                *slot = chosen.slot.take();
+                let rare = chosen.rare.as_deref_mut();
+                let (pending, taken) =
+                    rare.map_or((None, None), |r| (r.auth.take(), r.slot.take()));
+                *slot = taken;
                 // Access: authentication that waits, for the routes that have it.
-                let auth = match chosen.auth.take() {
-                    Some(p) => Some(Box::pin(auth::run(cx, *p, &req, host, &path)).await?),
+                let auth = match pending {
+                    Some(p) => Some(Box::pin(auth::run(cx, p, &req, host, &path)).await?),
                     None => None,
                 };
                 let new_path = chosen.new_path(path);
@@ -263,7 +270,9 @@ async fn forward(
                     }
                     Some(auth::Verdict::Pass(headers, cookies)) => {
                         set_headers(&mut req, headers);
-                        chosen.auth_cookies = cookies;
+                        if cookies.is_some() {
+                            Rare::get(&mut chosen.rare).auth_cookies = cookies;
+                        }
                     }
                     None => {}
                 }
@@ -282,7 +291,7 @@ async fn forward(
     }
     // Exchange.
     let mut prepared = exchange::prepare(cx, &mut req, &target, chosen, new_path, info)?;
-    if let Some(protocol) = prepared.protocol.take() {
+    if let Some(protocol) = prepared.rare.as_mut().and_then(|r| r.protocol.take()) {
         // Rare, so boxed: TLS or HTTP/2 to the upstream.
         if let Some(log) = log.as_deref_mut() {
             log.upstream = Some(prepared.upstream.clone());
@@ -305,12 +314,12 @@ async fn forward(
     let route_timeout = cx.worker.pool.has_route_timeout();
     // The in-flight count of the route's balancing, held until the body ends; a retry
     // moves it to the endpoint it goes to.
-    let mut held = prepared.extras.load.take();
+    let mut held = prepared.rare.as_mut().and_then(|r| r.extras.load.take());
     let sent = match (prepared.mirror(), prepared.exchange(route_timeout)) {
         // Rare, so boxed: the route's own timeouts or retries.
         (None, Some(policy)) => {
             let upstream = prepared.upstream.clone();
-            let endpoints = prepared.endpoints.as_ref();
+            let endpoints = prepared.rare.as_ref().and_then(|r| r.endpoints.as_ref());
             let extras = prepared.extras();
             let send = retry::send(
                 &cx.worker,
@@ -331,14 +340,30 @@ async fn forward(
             prepared.upstream = used;
             sent.with_headers(headers)
         }
-        (None, None) => {
+        (None, None) if !prepared.upgrade => {
             let extras = prepared.extras();
+            let pool = &cx.worker.pool;
+            let waits = pool.waits(None);
             let metrics = &cx.worker.metrics;
-            let upgrade = prepared.upgrade;
-            cx.worker
+            let sent = pool
+                .send_plain(
+                    &prepared.upstream,
+                    &mut req,
+                    extras.as_ref(),
+                    metrics,
+                    waits,
+                )
+                .await?;
+            sent.with_headers(std::mem::take(req.headers_mut()))
+        }
+        // Rare, so boxed: an upgrade, on a connection of its own.
+        (None, None) => {
+            let metrics = &cx.worker.metrics;
+            let upgrade = cx
+                .worker
                 .pool
-                .send(&prepared.upstream, req, extras.as_ref(), upgrade, metrics)
-                .await?
+                .send_upgrade(&prepared.upstream, *req, metrics);
+            Box::pin(upgrade).await?
         }
         // Rare, so boxed: the future of every request is as large as its largest state.
         (Some(m), _) => Box::pin(mirror::send(&cx.worker, m, &prepared.upstream, req)).await?,

@@ -66,7 +66,7 @@ pub(super) async fn forward(
     if let Some(d) = deadline {
         waits.response = waits.response.min(d);
     }
-    *load = prepared.extras.load.take();
+    *load = prepared.rare.as_mut().and_then(|r| r.extras.load.take());
     let upstream = prepared.upstream.clone();
     if prepared.upgrade {
         if protocol.http2 {
@@ -210,9 +210,9 @@ fn finish(cx: &ConnCtx, response: &mut Response<Incoming>, prepared: &mut Prepar
     if let Some(c) = &prepared.cors {
         c.apply(response.headers_mut());
     }
-    if let Some(c) = prepared
-        .auth_cookies
-        .as_ref()
+    let rare = prepared.rare.as_deref();
+    if let Some(c) = rare
+        .and_then(|r| r.auth_cookies.as_ref())
         .filter(|c| c.apply_to(response.status()))
     {
         c.append_to(response.headers_mut());
@@ -222,7 +222,7 @@ fn finish(cx: &ConnCtx, response: &mut Response<Incoming>, prepared: &mut Prepar
             .headers_mut()
             .insert(STRICT_TRANSPORT_SECURITY, HeaderValue::clone(v));
     }
-    if let Some(v) = &prepared.extras.set_cookie {
+    if let Some(v) = rare.and_then(|r| r.extras.set_cookie.as_ref()) {
         response
             .headers_mut()
             .append(SET_COOKIE, HeaderValue::clone(v));

@@ -57,9 +57,9 @@ pub(super) fn finish(
         materialize(response);
         c.apply(response.headers_mut());
     }
-    if let Some(c) = prepared
-        .auth_cookies
-        .as_ref()
+    let rare = prepared.rare.as_deref();
+    if let Some(c) = rare
+        .and_then(|r| r.auth_cookies.as_ref())
         .filter(|c| c.apply_to(response.status()))
     {
         // Beside the upstream's own cookies: every header kept as received goes into the
@@ -73,7 +73,7 @@ pub(super) fn finish(
             .headers_mut()
             .insert(STRICT_TRANSPORT_SECURITY, HeaderValue::clone(v));
     }
-    if let Some(v) = &prepared.extras.set_cookie {
+    if let Some(v) = rare.and_then(|r| r.extras.set_cookie.as_ref()) {
         // Beside the upstream's own cookies, which a header in the map would replace.
         materialize(response);
         response
@@ -112,7 +112,11 @@ pub(super) fn upgraded(
             .headers_mut()
             .insert(STRICT_TRANSPORT_SECURITY, HeaderValue::clone(v));
     }
-    if let Some(v) = &prepared.extras.set_cookie {
+    if let Some(v) = prepared
+        .rare
+        .as_deref()
+        .and_then(|r| r.extras.set_cookie.as_ref())
+    {
         response
             .headers_mut()
             .append(SET_COOKIE, HeaderValue::clone(v));

@@ -13,6 +13,7 @@ use mse_router::{AuthPolicy, Backend, BodySize, RequestHead, Route, RoutePolicy,
 
 use super::ConnCtx;
 use super::auth::PendingAuth;
+use super::rare::{Rare, rare};
 use crate::body::RequestBody;
 use crate::error::ProxyError;
 use crate::forwarded::Trusted;
@@ -20,14 +21,13 @@ use crate::log::AccessRecord;
 use crate::phases::RequestInfo;
 use crate::policy::balance::{self, Extras, KeySource};
 use crate::policy::basic_auth::{self, Check};
-use crate::policy::external_auth::AuthCookies;
 use crate::policy::fallback::{self, ErrorPages};
 use crate::policy::limit::{self, ConnSlot};
 use crate::policy::{cors, redirect};
 use crate::settings::Settings;
 use crate::stats::{Outcome, Tally};
 use crate::table::{Pick, ProxyTable};
-use crate::tls::{self, ClientHeaders, HostCheck};
+use crate::tls::{self, HostCheck};
 use crate::upstream::{Protocol, Upstream};
 
 /// What the phases up to upstream selection decided.
@@ -45,31 +45,17 @@ pub(super) struct Chosen {
     pub(super) policy: Option<Arc<RoutePolicy>>,
     /// The rewritten path; `None` when there is no rewrite or it gives the same path.
     rewritten: Option<String>,
-    /// `custom-http-errors` pages, when the route has them. Boxed: rare, and large enough
-    /// that every request would copy it as it moves from phase to phase.
+    /// `custom-http-errors` pages, when the route has them. Boxed: large enough that
+    /// every request would copy it as it moves from phase to phase.
     pub(super) pages: Option<Box<ErrorPages>>,
     /// The largest request body (`proxy-body-size`); `None`: no limit.
     pub(super) body_limit: Option<u64>,
     /// `Strict-Transport-Security` for the answer: an HTTPS request to a host with a
     /// certificate of its own, with `hsts` on.
     pub(super) hsts: Option<Arc<HeaderValue>>,
-    /// What a trusted proxy in front said (`use-forwarded-headers`).
-    pub(super) trusted: Option<Box<Trusted>>,
-    /// The `ssl-client-*` headers, for a host that verifies client certificates.
-    pub(super) client_cert: Option<Box<ClientHeaders>>,
-    /// Authentication still to wait for (a bcrypt check, `auth-url`).
-    pub(super) auth: Option<Box<PendingAuth>>,
-    /// The `Set-Cookie` of the `auth-url` answer, for the client's answer.
-    pub(super) auth_cookies: Option<Box<AuthCookies>>,
-    /// What the balancing of the route needs besides the endpoint (in-flight count,
-    /// affinity cookie); empty for round robin.
-    pub(super) extras: Extras,
-    /// The request's count against its client's `limit-connections`. Boxed: rare.
-    pub(super) slot: Option<Box<ConnSlot>>,
-    /// The cluster's endpoints, for a route that retries on another one.
-    pub(super) endpoints: Option<Arc<[SocketAddr]>>,
-    /// The upstream protocol, when not plain HTTP/1.1 (rare).
-    pub(super) protocol: Option<Arc<Protocol>>,
+    /// What only some requests carry (trusted proxy, client certificate, authentication,
+    /// balancing extras, limit slot, retry endpoints); `None` for most.
+    pub(super) rare: Option<Box<Rare>>,
 }
 
 /// Looks the request up, runs the registered steps' access phase, then the decision phase
@@ -119,7 +105,7 @@ pub(super) fn choose(
     let mut refused = None;
     let mut client_cert = None;
     match tls::check_request(cx.tls_conn.as_deref(), &table, host) {
-        HostCheck::Pass(headers) => client_cert = headers.map(Box::new),
+        HostCheck::Pass(headers) => client_cert = headers,
         HostCheck::Misdirected => return Err(ProxyError::Misdirected),
         HostCheck::Forbidden => {
             let answer = forbidden();
@@ -152,8 +138,7 @@ pub(super) fn choose(
         // No route: the gateway-wide default backend, else 404.
         let mut chosen = Chosen::plain(fallback::unmatched(&table)?);
         chosen.body_limit = settings.max_body;
-        chosen.trusted = trusted;
-        chosen.client_cert = client_cert;
+        chosen.rare = rare!(trusted, client_cert);
         return Ok(Choice::Forward(chosen));
     };
     // Decision: the CORS preflight and redirects answer before authentication, as the
@@ -245,14 +230,15 @@ pub(super) fn choose(
         pages,
         body_limit,
         hsts,
-        trusted,
-        client_cert,
-        auth,
-        auth_cookies: None,
-        extras,
-        slot,
-        endpoints,
-        protocol,
+        rare: rare!(
+            trusted,
+            client_cert,
+            auth,
+            extras,
+            slot,
+            endpoints,
+            protocol
+        ),
     }))
 }
 
@@ -344,7 +330,7 @@ fn authenticate(
     cx: &ConnCtx,
     auth: &Arc<AuthPolicy>,
     req: &Request<RequestBody>,
-) -> Result<Option<Box<PendingAuth>>, Box<Response<Bytes>>> {
+) -> Result<Option<PendingAuth>, Box<Response<Bytes>>> {
     let mut slow = None;
     if let Some(basic) = &auth.basic {
         match basic_auth::check(basic, req.headers(), &cx.worker.auth_cache) {
@@ -357,7 +343,7 @@ fn authenticate(
     if slow.is_none() && external.is_none() {
         return Ok(None);
     }
-    Ok(Some(Box::new(PendingAuth { slow, external })))
+    Ok(Some(PendingAuth { slow, external }))
 }
 
 /// The decision phase's own answers: a CORS preflight, then the route's redirects. `tls`:
@@ -450,14 +436,7 @@ impl Chosen {
             pages: None,
             body_limit: None,
             hsts: None,
-            trusted: None,
-            client_cert: None,
-            auth: None,
-            auth_cookies: None,
-            extras: Extras::default(),
-            slot: None,
-            endpoints: None,
-            protocol: None,
+            rare: None,
         }
     }
 

@@ -118,8 +118,9 @@ fn policy_of(
 
 /// What the TLS checks decide for one request.
 pub(crate) enum HostCheck<'a> {
-    /// It goes on, with these `ssl-client-*` headers upstream, if any.
-    Pass(Option<ClientHeaders>),
+    /// It goes on, with these `ssl-client-*` headers upstream, if any. Boxed: most hosts
+    /// ask for no certificate, and every request moves this answer.
+    Pass(Option<Box<ClientHeaders>>),
     /// Its host has another certificate or TLS policy than the connection: 421.
     Misdirected,
     /// Client certificate required and missing or invalid: 400 with this text, or a
@@ -189,7 +190,7 @@ pub(crate) fn check_request<'a>(
 
 fn checked(c: Checked<'_>) -> HostCheck<'_> {
     match c {
-        Checked::Pass(h) => HostCheck::Pass(Some(h)),
+        Checked::Pass(h) => HostCheck::Pass(Some(Box::new(h))),
         Checked::Refuse { text, error_page } => HostCheck::Refuse { text, error_page },
         Checked::Forbidden => HostCheck::Forbidden,
     }
