@@ -572,3 +572,35 @@ async fn the_auth_answers_cookies_reach_the_client_as_add_header_would_send_them
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(cookies(&r), ["session=gone"]);
 }
+
+#[tokio::test]
+async fn the_auth_service_is_told_the_client_a_trusted_proxy_names() {
+    let app = echo("app").await;
+    let auth = AuthService::start().await;
+    let url = format!("http://{}/check", auth.addr);
+    let mut opts = configmap_options();
+    opts.flags = mse_router::global::GlobalFlags::default().with("--trusted-proxies", "127.0.0.1");
+    let table = compile_yaml_with(&external_yaml(app.addr(), &url, &[]), &opts);
+    let (gw, _table) = gateway_serving(table, |_| {});
+    let mut tx = h1(http_addr(&gw)).await;
+    let r = send1(
+        &mut tx,
+        request(
+            "ext.example.com",
+            "GET",
+            "/",
+            &[("x-verdict", "allow"), ("x-forwarded-for", "203.0.113.9")],
+        ),
+    )
+    .await;
+    assert_eq!((r.status, r.service()), (StatusCode::OK, "app"));
+    let asked = auth.asked();
+    let a = asked.last().expect("the auth service was asked");
+    let h = |n: &str| a.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+    assert_eq!(
+        h("x-real-ip"),
+        "203.0.113.9",
+        "the derived client, not the proxy"
+    );
+    gw.shutdown().await;
+}

@@ -2,6 +2,7 @@
 //! external authentication subrequest. Only routes that need one of them get here (see
 //! [`super::select`]); the rest pay one `Option` check.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -20,6 +21,9 @@ pub(super) struct PendingAuth {
     pub(super) slow: Option<Box<Pending>>,
     /// The route's authentication, when it has `auth-url`.
     pub(super) external: Option<Arc<AuthPolicy>>,
+    /// The client's address as the access phase derived it (the peer, or what a trusted
+    /// proxy in front said), for the subrequest's `X-Real-IP` and `X-Forwarded-For`.
+    pub(super) client: IpAddr,
 }
 
 /// What the authentication decided.
@@ -53,7 +57,7 @@ pub(super) async fn run<B>(
         tls: cx.tls,
         host,
         path,
-        client: cx.peer.ip(),
+        client: pending.client,
     };
     Ok(
         match external_auth::check(&cx.worker, external, req, &orig).await? {

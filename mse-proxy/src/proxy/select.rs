@@ -163,7 +163,7 @@ pub(super) fn choose(
     };
     // Access: authentication of the main route (canaries inherit it).
     let auth = match m.route.policy.as_ref().and_then(|p| p.auth.as_ref()) {
-        Some(a) => match authenticate(cx, a, req) {
+        Some(a) => match authenticate(cx, a, req, client) {
             Ok(pending) => pending,
             Err(answer) => {
                 tally.outcome |= Outcome::AUTH_REFUSED;
@@ -330,6 +330,7 @@ fn authenticate(
     cx: &ConnCtx,
     auth: &Arc<AuthPolicy>,
     req: &Request<RequestBody>,
+    client: IpAddr,
 ) -> Result<Option<PendingAuth>, Box<Response<Bytes>>> {
     let mut slow = None;
     if let Some(basic) = &auth.basic {
@@ -343,7 +344,11 @@ fn authenticate(
     if slow.is_none() && external.is_none() {
         return Ok(None);
     }
-    Ok(Some(PendingAuth { slow, external }))
+    Ok(Some(PendingAuth {
+        slow,
+        external,
+        client,
+    }))
 }
 
 /// The decision phase's own answers: a CORS preflight, then the route's redirects. `tls`:
