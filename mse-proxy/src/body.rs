@@ -342,8 +342,23 @@ impl Inner {
         }
     }
 
+    /// Polls the body; a compressed one polls its inner body with [`Inner::poll_plain`],
+    /// so that nothing here is recursive and this stays inlined.
     #[inline]
     fn poll(
+        &mut self,
+        worker: &Worker,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match self {
+            Inner::Compressed(c) => c.poll(worker, cx),
+            plain => plain.poll_plain(worker, cx),
+        }
+    }
+
+    /// Polls a body that is not [`Inner::Compressed`] (one never is inside another).
+    #[inline]
+    fn poll_plain(
         &mut self,
         worker: &Worker,
         cx: &mut Context<'_>,
@@ -362,15 +377,19 @@ impl Inner {
             Inner::Incoming(body) => Pin::new(body)
                 .poll_frame(cx)
                 .map(|f| f.map(|r| r.map_err(std::io::Error::other))),
-            Inner::Compressed(c) => c.poll(worker, cx),
+            Inner::Compressed(_) => Poll::Ready(None),
         }
     }
 
     /// The upstream connection's body, also under compression.
+    #[inline]
     fn upstream_mut(&mut self) -> Option<&mut UpstreamBody> {
         match self {
             Inner::Upstream(body) => Some(body),
-            Inner::Compressed(c) => c.inner.upstream_mut(),
+            Inner::Compressed(c) => match &mut c.inner {
+                Inner::Upstream(body) => Some(body),
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -389,7 +408,7 @@ impl Compressed {
             if self.done {
                 return Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))));
             }
-            let out = match self.inner.poll(worker, cx) {
+            let out = match self.inner.poll_plain(worker, cx) {
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => {
                         self.unflushed = true;

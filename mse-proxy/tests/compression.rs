@@ -54,6 +54,7 @@ fn answer(path: &str) -> Response<BoxBody<Bytes, Infallible>> {
         "/html" => r
             .header("content-type", "text/html; charset=utf-8")
             .header("etag", "\"v1\"")
+            .header("accept-ranges", "bytes")
             .header("vary", "Origin"),
         "/json" => r.header("content-type", "application/json"),
         "/png" => r.header("content-type", "image/png"),
@@ -179,6 +180,7 @@ async fn gzip_and_brotli_are_negotiated_and_round_trip() {
     assert_eq!(header(&br, "content-encoding"), Some("br"));
     assert_eq!(header(&br, "content-length"), None);
     assert_eq!(header(&br, "etag"), Some("W/\"v1\""));
+    assert_eq!(header(&br, "accept-ranges"), None);
     let vary: Vec<_> = br.headers.get_all("vary").iter().collect();
     assert_eq!(vary, ["Origin", "Accept-Encoding"]);
     assert!(br.body.len() < 2000, "{} bytes", br.body.len());
@@ -200,6 +202,7 @@ async fn gzip_and_brotli_are_negotiated_and_round_trip() {
         assert_eq!(header(&plain, "content-encoding"), None, "{accept:?}");
         assert_eq!(header(&plain, "content-length"), Some("4000"));
         assert_eq!(header(&plain, "etag"), Some("\"v1\""));
+        assert_eq!(header(&plain, "accept-ranges"), Some("bytes"));
         let vary: Vec<_> = plain.headers.get_all("vary").iter().collect();
         assert_eq!(vary, ["Origin", "Accept-Encoding"]);
         assert_eq!(plain.body, text(4000));

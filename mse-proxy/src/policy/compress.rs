@@ -12,8 +12,8 @@
 //!
 //! Such an answer gets `Vary: Accept-Encoding` whether or not the client accepts a coding,
 //! so that caches keep the variants apart. A compressed one loses its `Content-Length`
-//! (it is sent chunked) and its `ETag` is made weak. Brotli wins over gzip when the
-//! client allows both with the same weight.
+//! (it is sent chunked) and `Accept-Ranges`, and its `ETag` is made weak. Brotli wins
+//! over gzip when the client allows both with the same weight.
 //!
 //! The encoders come from `flate2` and `brotli`. The body is compressed frame by frame;
 //! what the encoder holds is flushed whenever the upstream has nothing more to give at
@@ -23,7 +23,8 @@ use std::io::Write;
 
 use bytes::Bytes;
 use http::header::{
-    ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, VARY,
+    ACCEPT_ENCODING, ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE,
+    ETAG, VARY,
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
@@ -188,6 +189,8 @@ impl Compression {
             };
             if let Some((coding, level)) = chosen {
                 headers.remove(CONTENT_LENGTH);
+                // Ranges of the compressed bytes are not offered (as nginx).
+                headers.remove(ACCEPT_RANGES);
                 headers.insert(
                     CONTENT_ENCODING,
                     HeaderValue::from_static(match coding {
