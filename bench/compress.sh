@@ -15,7 +15,7 @@ bin=$(realpath "$1")
 CONNS=${CONNS:-64}; SECS=${SECS:-5}; ROUNDS=${ROUNDS:-3}; PORT=${PORT:-24200}
 backend=$PORT; gw=$((PORT + 1)); ngx=$((PORT + 2)); admin=$((PORT + 3))
 run=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$run/b.pid" ] && kill "$(cat "$run/b.pid")" 2>/dev/null; [ -f "$run/p.pid" ] && kill "$(cat "$run/p.pid")" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$run"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; for p in "$run"/*.pid; do kill "$(cat "$p" 2>/dev/null)" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$run"' EXIT
 
 # The page: 16 KiB of HTML-like text, the same every run.
 mkdir -p "$run/www"
