@@ -7,6 +7,14 @@
 //! | `GET /metrics` | [`crate::Metrics::scrape`], OpenMetrics text |
 //! | `GET /debug/routes` | the current table's [`mse_router::RouteTable::to_json`] |
 //! | `GET /debug/diagnostics` | JSON array: the table's diagnostics, then the caller's |
+//! | `GET /debug/config` | the effective global configuration; `origins` says where each setting not at its default came from |
+//!
+//! `/debug/routes` and `/debug/diagnostics` take filters, all optional and combined:
+//! `host=` (the routes that serve that request host, wildcard and host-less rules
+//! included; for diagnostics, those of the Ingresses with such routes), `namespace=` (of
+//! the Ingress, or of the object a diagnostic is about) and, for diagnostics,
+//! `severity=` (`info`, `warning` or `error`: that severity and the more serious ones).
+//! An unknown filter or severity is answered 400.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -20,7 +28,8 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use mse_model::Diagnostic;
+use mse_model::{Diagnostic, ObjectKey, Severity};
+use mse_router::{Route, RouteTable, normalize_host};
 use tokio::net::TcpListener;
 
 use crate::table::SharedTable;
@@ -148,10 +157,120 @@ fn answer(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> 
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" if state.is_ready() => text(StatusCode::OK, "ready\n"),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
-        "/debug/routes" => json(&state.inner.table.routes().to_json()),
-        "/debug/diagnostics" => json(&state.diagnostics()),
+        "/debug/routes" | "/debug/diagnostics" => {
+            let filter = match Filter::parse(req.uri().query().unwrap_or("")) {
+                Ok(f) => f,
+                Err(e) => return bad_request(&e),
+            };
+            if req.uri().path() == "/debug/routes" {
+                json(&filter.routes(&state.inner.table.routes()))
+            } else {
+                json(&filter.diagnostics(state))
+            }
+        }
+        "/debug/config" => json(&state.inner.table.routes().global().to_json()),
         _ => text(StatusCode::NOT_FOUND, "404 Not Found\n"),
     }
+}
+
+/// The filters of `/debug/routes` and `/debug/diagnostics` (see the module docs).
+#[derive(Debug, Default, PartialEq)]
+struct Filter {
+    host: Option<String>,
+    namespace: Option<String>,
+    severity: Option<Severity>,
+}
+
+impl Filter {
+    fn parse(query: &str) -> Result<Self, String> {
+        let mut f = Self::default();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match k {
+                "host" => f.host = Some(normalize_host(v).into_owned()),
+                "namespace" => f.namespace = Some(v.to_owned()),
+                "severity" => {
+                    f.severity = Some(match v {
+                        "info" => Severity::Info,
+                        "warning" => Severity::Warning,
+                        "error" => Severity::Error,
+                        _ => {
+                            return Err(format!("severity={v:?}: expected info, warning or error"));
+                        }
+                    });
+                }
+                _ => {
+                    return Err(format!(
+                        "{k:?} is not a filter; the filters are host, namespace and severity"
+                    ));
+                }
+            }
+        }
+        Ok(f)
+    }
+
+    fn route(&self, r: &Route) -> bool {
+        self.host.as_deref().is_none_or(|h| r.host.matches(h))
+            && self
+                .namespace
+                .as_deref()
+                .is_none_or(|n| *r.ingress.namespace == *n)
+    }
+
+    /// The table as JSON, its routes filtered.
+    fn routes(&self, table: &RouteTable) -> serde_json::Value {
+        let mut out = table.to_json();
+        if self.host.is_some() || self.namespace.is_some() {
+            let kept: Vec<&Route> = table
+                .routes_in_order()
+                .into_iter()
+                .filter(|r| self.route(r))
+                .collect();
+            out["routes"] = serde_json::to_value(kept).unwrap_or_default();
+        }
+        out
+    }
+
+    fn diagnostics(&self, state: &AdminState) -> Vec<Diagnostic> {
+        let mut all = state.diagnostics();
+        if let Some(s) = self.severity {
+            all.retain(|d| d.severity >= s);
+        }
+        if let Some(n) = &self.namespace {
+            all.retain(|d| {
+                d.origin
+                    .object
+                    .as_ref()
+                    .is_some_and(|o| *o.namespace == **n)
+            });
+        }
+        if self.host.is_some() {
+            let table = state.inner.table.routes();
+            let ingresses: Vec<&ObjectKey> = table
+                .routes_in_order()
+                .into_iter()
+                .filter(|r| self.route(r))
+                .map(|r| &r.ingress)
+                .collect();
+            all.retain(|d| {
+                d.origin
+                    .object
+                    .as_ref()
+                    .is_some_and(|o| ingresses.contains(&o))
+            });
+        }
+        all
+    }
+}
+
+fn bad_request(why: &str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(format!("400 Bad Request: {why}\n"))));
+    *r.status_mut() = StatusCode::BAD_REQUEST;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

@@ -19,6 +19,7 @@ use mse_router::HeaderOps;
 use crate::http1::{H1Body, Present, RawHeaders, UpstreamBody};
 use crate::log::AccessRecord;
 use crate::metrics::TimeoutKind;
+use crate::policy::compress::Encoder;
 use crate::policy::limit::ConnSlot;
 use crate::policy::load::LoadGuard;
 use crate::proxy::Worker;
@@ -138,6 +139,19 @@ enum Inner {
     Upstream(UpstreamBody),
     /// The response to an upgrade request that was not upgraded (hyper's client).
     Incoming(Incoming),
+    /// Another body, compressed as it streams (`use-gzip`, `enable-brotli`). Boxed: rare.
+    Compressed(Box<Compressed>),
+}
+
+/// A body compressed as it streams; see [`crate::policy::compress`].
+struct Compressed {
+    inner: Inner,
+    encoder: Encoder,
+    /// Input taken in since the encoder last flushed.
+    unflushed: bool,
+    /// The inner body's trailers, sent after the last compressed bytes.
+    trailers: Option<http::HeaderMap>,
+    done: bool,
 }
 
 // `Body` is implemented without pin projection: every part is `Unpin`.
@@ -300,11 +314,130 @@ impl ProxyBody {
         self.log = log;
     }
 
+    /// Compresses the body as it streams with `encoder`.
+    pub(crate) fn compress(&mut self, encoder: Encoder) {
+        let inner = std::mem::replace(&mut self.inner, Inner::Full(None));
+        self.inner = Inner::Compressed(Box::new(Compressed {
+            inner,
+            encoder,
+            unflushed: false,
+            trailers: None,
+            done: false,
+        }));
+    }
+
     fn inner_is_end(&self) -> bool {
-        match &self.inner {
+        self.inner.is_end()
+    }
+}
+
+impl Inner {
+    #[inline]
+    fn is_end(&self) -> bool {
+        match self {
             Inner::Full(data) => data.is_none(),
             Inner::Upstream(body) => body.is_end_stream(),
             Inner::Incoming(body) => body.is_end_stream(),
+            Inner::Compressed(c) => c.done,
+        }
+    }
+
+    /// Polls the body; a compressed one polls its inner body with [`Inner::poll_plain`],
+    /// so that nothing here is recursive and this stays inlined.
+    #[inline]
+    fn poll(
+        &mut self,
+        worker: &Worker,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match self {
+            Inner::Compressed(c) => c.poll(worker, cx),
+            plain => plain.poll_plain(worker, cx),
+        }
+    }
+
+    /// Polls a body that is not [`Inner::Compressed`] (one never is inside another).
+    #[inline]
+    fn poll_plain(
+        &mut self,
+        worker: &Worker,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match self {
+            Inner::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            Inner::Upstream(body) => {
+                let polled = Pin::new(body).poll_frame(cx);
+                if let Poll::Ready(Some(Err(e))) = &polled
+                    && e.kind() == std::io::ErrorKind::TimedOut
+                {
+                    worker.metrics.timed_out(TimeoutKind::UpstreamRead);
+                }
+                polled
+            }
+            Inner::Incoming(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(std::io::Error::other))),
+            Inner::Compressed(_) => Poll::Ready(None),
+        }
+    }
+
+    /// The upstream connection's body, also under compression.
+    #[inline]
+    fn upstream_mut(&mut self) -> Option<&mut UpstreamBody> {
+        match self {
+            Inner::Upstream(body) => Some(body),
+            Inner::Compressed(c) => match &mut c.inner {
+                Inner::Upstream(body) => Some(body),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+// === impl Compressed ===
+
+impl Compressed {
+    #[inline(never)]
+    fn poll(
+        &mut self,
+        worker: &Worker,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        loop {
+            if self.done {
+                return Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))));
+            }
+            let out = match self.inner.poll_plain(worker, cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => {
+                        self.unflushed = true;
+                        self.encoder.write(&data)
+                    }
+                    Err(frame) => {
+                        if let Ok(t) = frame.into_trailers() {
+                            self.trailers = Some(t);
+                        }
+                        continue;
+                    }
+                },
+                Poll::Ready(None) => {
+                    self.done = true;
+                    self.encoder.finish()
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                // Nothing more at once: what the encoder holds goes out now.
+                Poll::Pending if self.unflushed => {
+                    self.unflushed = false;
+                    self.encoder.flush()
+                }
+                Poll::Pending => return Poll::Pending,
+            };
+            match out {
+                Ok(out) if out.is_empty() => {}
+                Ok(out) => return Poll::Ready(Some(Ok(Frame::data(out)))),
+                Err(e) => return Poll::Ready(Some(Err(e))),
+            }
         }
     }
 }
@@ -318,24 +451,7 @@ impl Body for ProxyBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         let this = self.get_mut();
-        let polled = match &mut this.inner {
-            Inner::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            Inner::Upstream(body) => {
-                let polled = Pin::new(body).poll_frame(cx);
-                if let Poll::Ready(Some(Err(e))) = &polled
-                    && e.kind() == std::io::ErrorKind::TimedOut
-                {
-                    this.guard
-                        .worker
-                        .metrics
-                        .timed_out(TimeoutKind::UpstreamRead);
-                }
-                polled
-            }
-            Inner::Incoming(body) => Pin::new(body)
-                .poll_frame(cx)
-                .map(|f| f.map(|r| r.map_err(std::io::Error::other))),
-        };
+        let polled = this.inner.poll(&this.guard.worker, cx);
         match &polled {
             Poll::Ready(None) => this.ended = true,
             Poll::Ready(Some(Ok(frame))) => {
@@ -358,6 +474,7 @@ impl Body for ProxyBody {
             Inner::Full(None) => SizeHint::with_exact(0),
             Inner::Upstream(body) => body.size_hint(),
             Inner::Incoming(body) => body.size_hint(),
+            Inner::Compressed(_) => SizeHint::default(),
         }
     }
 }
@@ -365,7 +482,7 @@ impl Body for ProxyBody {
 impl Drop for ProxyBody {
     fn drop(&mut self) {
         // A body dropped half-read leaves its connection mid-response: never reused.
-        if let Inner::Upstream(body) = &mut self.inner
+        if let Some(body) = self.inner.upstream_mut()
             && let Some(conn) = body.take_reusable()
         {
             self.guard.worker.pool.put(conn);

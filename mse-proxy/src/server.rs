@@ -25,6 +25,7 @@ use crate::config::ProxyConfig;
 use crate::error::ProxyError;
 use crate::http1::{self, Ended, Limits, Prefixed};
 use crate::log::LogFormat;
+use crate::policy::compress::Compression;
 use crate::proxy::{self, ConnCtx, Worker};
 use crate::proxy_protocol;
 use crate::settings::H2Settings;
@@ -345,6 +346,8 @@ struct Accepted {
     h2: H2Settings,
     /// The access log format, `None` when the log is off.
     access_log: Option<Arc<LogFormat>>,
+    /// Response compression, `None` when it is off.
+    compression: Option<Arc<Compression>>,
     /// `use-proxy-protocol`: the connection opens with a PROXY protocol header.
     proxy_protocol: bool,
     max_connections: usize,
@@ -389,6 +392,7 @@ impl Accepted {
             h1: s.conn,
             h2: s.h2,
             access_log: s.access_log.then(|| Arc::clone(&s.log_format)),
+            compression: s.compression.clone(),
             proxy_protocol: s.proxy_protocol,
             max_connections: s.max_connections,
         }
@@ -443,24 +447,18 @@ fn serve_plain(
             let Some((io, peer)) = proxy_header(stream, peer, &accepted).await else {
                 return;
             };
-            let cx = Rc::new(ConnCtx::new(
-                worker,
-                peer,
-                false,
-                port,
-                accepted.access_log.clone(),
-            ));
+            let cx = Rc::new(
+                ConnCtx::new(worker, peer, false, port, accepted.access_log.clone())
+                    .with_compression(accepted.compression.clone()),
+            );
             serve_h1(cx, &servers, &accepted, watcher, Box::new(io)).await;
         }));
         return;
     }
-    let cx = Rc::new(ConnCtx::new(
-        worker,
-        peer,
-        false,
-        port,
-        accepted.access_log.clone(),
-    ));
+    let cx = Rc::new(
+        ConnCtx::new(worker, peer, false, port, accepted.access_log.clone())
+            .with_compression(accepted.compression.clone()),
+    );
     // The connection's future (every state of a request's handling) is several KiB: a
     // task holding it inline copies it whole as tokio stores and moves it, about 2,000
     // instructions per connection. Boxed once here, the task only holds a pointer.
@@ -567,7 +565,9 @@ impl TlsConn {
             }
         };
         let cx = Rc::new(
-            ConnCtx::new(worker, peer, true, port, accepted.access_log.clone()).with_tls(conn_tls),
+            ConnCtx::new(worker, peer, true, port, accepted.access_log.clone())
+                .with_tls(conn_tls)
+                .with_compression(accepted.compression.clone()),
         );
         if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
             // Boxed, as in `serve_h1`.

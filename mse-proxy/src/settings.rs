@@ -5,7 +5,7 @@
 //! A setting the global configuration leaves at its default takes the data plane's own
 //! value ([`ProxyConfig`]); one that a ConfigMap, an explicit flag or an `MseIngressConfig`
 //! sets replaces it. Connection settings (timeouts, limits of HTTP/1.1 and HTTP/2, whether
-//! the access log is on, and whether connections open with a PROXY protocol header) are read when a connection is accepted: like nginx after
+//! the access log is on, response compression, and whether connections open with a PROXY protocol header) are read when a connection is accepted: like nginx after
 //! a reload, an open connection keeps serving its requests with the settings it started
 //! with. Request settings (body size, HSTS, IP lists, upstream timeouts and pool) are read
 //! when a request is routed.
@@ -21,6 +21,7 @@ use crate::config::{ProxyConfig, Timeouts};
 use crate::forwarded::TrustedProxies;
 use crate::http1::Limits;
 use crate::log::LogFormat;
+use crate::policy::compress::Compression;
 
 /// The data plane's own values of the settings the global configuration also has.
 #[derive(Clone, Copy, Debug)]
@@ -105,6 +106,9 @@ pub(crate) struct Settings {
     pub(crate) limit_req_status: u16,
     /// `limit-conn-status-code`: the status of requests over `limit-connections`.
     pub(crate) limit_conn_status: u16,
+    /// `use-gzip`, `enable-brotli` and their settings (on the connections accepted while
+    /// the table is served); `None` when both are off.
+    pub(crate) compression: Option<Arc<Compression>>,
 }
 
 // === impl Defaults ===
@@ -243,6 +247,7 @@ impl Settings {
             forwarding: TrustedProxies::of(global).map(Arc::new),
             limit_req_status: global.limit_req_status_code,
             limit_conn_status: global.limit_conn_status_code,
+            compression: Compression::of(&global.compression).map(Arc::new),
         }
     }
 }

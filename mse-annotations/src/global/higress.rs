@@ -11,7 +11,8 @@ const HI: Layer = Layer::HigressConfig;
 const MIC: Layer = Layer::MseIngressConfig;
 const BOOL: &str = "true or false";
 const ENVOY: &str = "tunes Envoy, which the gateway does not run; no effect";
-const GZIP_LATER: &str = "response compression is not applied by this build yet";
+const GZIP_TUNING: &str = "tunes Envoy's zlib stream; the gateway's gzip keeps its own window, memory and chunk sizes; no effect";
+const GZIP_ETAG: &str = "answers with an ETag are compressed too, their ETag made weak; no effect";
 const TRACE_LATER: &str = "tracing is not applied by this build yet";
 const TOTAL_TIME: &str = "bounds every attempt of a request together until the upstream's response head (504 on expiry); the response body is bounded by proxy-read-timeout between reads";
 const CLOUD: &str = "an Alibaba Cloud service setting; no effect outside it";
@@ -66,21 +67,21 @@ pub(super) const HIGRESS: &[GlobalKey] = &[
         |_, v| { uint(v, 0, u32::MAX)?; Ok(()) }),
     key(HI, "gzip.enable", S::UseGzip, G::Compression, BOOL, "false", "Compress answers with gzip",
         |c, v| { c.compression.gzip = bool_key(v)?; Ok(()) })
-        .not_applied(GZIP_LATER).ex("true", "yes"),
+        .ex("true", "yes"),
     key(HI, "gzip.minContentLength", S::GzipMinLength, G::Compression, "bytes", "1024", "Smallest answer compressed",
         |c, v| { c.compression.gzip_min_length = uint(v, 0, u32::MAX)?.into(); Ok(()) })
-        .not_applied(GZIP_LATER).ex("1024", "1k"),
+        .ex("1024", "1k"),
     key(HI, "gzip.contentType", S::GzipTypes, G::Compression, "a list of MIME types", "text/html, application/json, ...", "MIME types compressed",
         |c, v| { c.compression.gzip_types = g::mime_types(v)?; Ok(()) })
-        .not_applied(GZIP_LATER).ex("text/html, application/json", "html"),
+        .ex("text/html, application/json", "html"),
     key(HI, "gzip.compressionLevel", S::GzipLevel, G::Compression, "BEST_SPEED, BEST_COMPRESSION, COMPRESSION_LEVEL_1 to _9", "BEST_COMPRESSION", "gzip compression level",
         |c, v| { c.compression.gzip_level = g::gzip_level_name(v)?; Ok(()) })
-        .not_applied(GZIP_LATER).ex("BEST_SPEED", "FAST"),
-    no_effect(HI, "gzip.disableOnEtagHeader", G::Compression, GZIP_LATER, |_, v| { bool_key(v)?; Ok(()) }),
-    no_effect(HI, "gzip.memoryLevel", G::Compression, GZIP_LATER, |_, v| { uint(v, 1, 9)?; Ok(()) }),
-    no_effect(HI, "gzip.windowBits", G::Compression, GZIP_LATER, |_, v| { uint(v, 9, 15)?; Ok(()) }),
-    no_effect(HI, "gzip.chunkSize", G::Compression, GZIP_LATER, |_, v| { uint(v, 1, u32::MAX)?; Ok(()) }),
-    no_effect(HI, "gzip.compressionStrategy", G::Compression, GZIP_LATER, |_, v| {
+        .ex("BEST_SPEED", "FAST"),
+    no_effect(HI, "gzip.disableOnEtagHeader", G::Compression, GZIP_ETAG, |_, v| { bool_key(v)?; Ok(()) }),
+    no_effect(HI, "gzip.memoryLevel", G::Compression, GZIP_TUNING, |_, v| { uint(v, 1, 9)?; Ok(()) }),
+    no_effect(HI, "gzip.windowBits", G::Compression, GZIP_TUNING, |_, v| { uint(v, 9, 15)?; Ok(()) }),
+    no_effect(HI, "gzip.chunkSize", G::Compression, GZIP_TUNING, |_, v| { uint(v, 1, u32::MAX)?; Ok(()) }),
+    no_effect(HI, "gzip.compressionStrategy", G::Compression, GZIP_TUNING, |_, v| {
         g::one_of(v, &["DEFAULT_STRATEGY", "FILTERED", "HUFFMAN_ONLY", "RLE", "FIXED"],
             "DEFAULT_STRATEGY, FILTERED, HUFFMAN_ONLY, RLE or FIXED")?;
         Ok(())

@@ -12,7 +12,6 @@ use crate::value::{boolean, size, status, uint};
 const CM: Layer = Layer::ConfigMap;
 const BOOL: &str = "true or false";
 const SECS: &str = "seconds (60) or a time (500ms, 60s, 5m)";
-const GZIP_LATER: &str = "response compression is not applied by this build yet";
 const TRACE_LATER: &str = "tracing is not applied by this build yet";
 const SNIPPET: &str = "snippets inject raw NGINX configuration; the gateway runs no NGINX and never executes configuration supplied this way";
 const NGINX_ONLY: &str = "tunes NGINX itself, which the gateway does not run; no effect";
@@ -178,25 +177,25 @@ pub(super) const NGINX: &[GlobalKey] = &[
     // --- Compression ---
     key(CM, "use-gzip", S::UseGzip, G::Compression, BOOL, "false", "Compress answers with gzip",
         |c, v| { c.compression.gzip = bool_key(v)?; Ok(()) })
-        .not_applied(GZIP_LATER).ex("true", "gzip"),
+        .ex("true", "gzip"),
     key(CM, "gzip-level", S::GzipLevel, G::Compression, "1 to 9", "1", "gzip compression level",
         |c, v| { c.compression.gzip_level = uint(v, 1, 9)?; Ok(()) })
-        .not_applied(GZIP_LATER).ex("5", "10"),
+        .ex("5", "10"),
     key(CM, "gzip-min-length", S::GzipMinLength, G::Compression, "a size in bytes", "256", "Smallest answer compressed",
         |c, v| { c.compression.gzip_min_length = size(v)?; Ok(()) })
-        .not_applied(GZIP_LATER).ex("1024", "small"),
+        .ex("1024", "small"),
     key(CM, "gzip-types", S::GzipTypes, G::Compression, "MIME types, space-separated", "text/css, application/json, ... (as ingress-nginx)", "MIME types compressed",
         |c, v| { c.compression.gzip_types = g::mime_types(v)?; Ok(()) })
-        .not_applied(GZIP_LATER).ex("text/html application/json", "html"),
+        .ex("text/html application/json", "html"),
     key(CM, "enable-brotli", S::EnableBrotli, G::Compression, BOOL, "false", "Compress answers with Brotli",
         |c, v| { c.compression.brotli = bool_key(v)?; Ok(()) })
-        .not_applied(GZIP_LATER).ex("true", "br"),
+        .ex("true", "br"),
     key(CM, "brotli-level", S::BrotliLevel, G::Compression, "1 to 11", "4", "Brotli compression level",
         |c, v| { c.compression.brotli_level = uint(v, 1, 11)?; Ok(()) })
-        .not_applied(GZIP_LATER).ex("6", "12"),
+        .ex("6", "12"),
     key(CM, "brotli-types", S::BrotliTypes, G::Compression, "MIME types, space-separated", "as gzip-types", "MIME types compressed with Brotli",
         |c, v| { c.compression.brotli_types = g::mime_types(v)?; Ok(()) })
-        .not_applied(GZIP_LATER).ex("text/html", "html"),
+        .ex("text/html", "html"),
     // --- Logging ---
     key(CM, "disable-access-log", S::AccessLog, G::Logging, BOOL, "false",
         "Turn the access log off for every request (of the connections accepted after the change)",

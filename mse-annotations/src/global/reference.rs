@@ -122,7 +122,7 @@ without a restart to the requests and connections that start after it (settings 
 connection, such as its timeouts, `keep-alive-requests` and whether the access log is on, are \
 read when it is accepted, as nginx keeps an open connection on the configuration it started \
 with). \
-`/debug/routes` shows the configuration in force and where each setting came from.
+`/debug/config` shows the configuration in force and where each setting came from.
 
 A bad value is reported (`invalid-config-value`, with the object, the key and the value) and \
 that setting keeps its last good value; the other settings apply. At start-up, with no last \

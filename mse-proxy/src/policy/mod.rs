@@ -15,6 +15,7 @@
 //! | [`fallback`] | upstream selection (default backends), response (`custom-http-errors` pages) |
 //! | [`mirror`] | exchange (a sampled copy of the request) |
 //! | [`retry`] | exchange (the route's timeouts, retries on another endpoint) |
+//! | [`compress`] | request head (`Accept-Encoding`), response (gzip, brotli) |
 //!
 //! Canary choice and rewrites are decided by the router itself
 //! ([`mse_router::Route::destination`], [`mse_router::RoutePolicy::rewrite_path`]).
@@ -22,6 +23,7 @@
 pub(crate) mod auth_tls;
 pub(crate) mod balance;
 pub(crate) mod basic_auth;
+pub(crate) mod compress;
 pub(crate) mod cors;
 pub(crate) mod external_auth;
 pub(crate) mod fallback;

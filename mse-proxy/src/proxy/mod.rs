@@ -38,6 +38,7 @@ use crate::log::{AccessRecord, LogFormat};
 use crate::log_writer::valid_request_id;
 use crate::metrics::Metrics;
 use crate::phases::{RequestInfo, Steps};
+use crate::policy::compress::Compression;
 use crate::policy::limit::ConnSlot;
 use crate::policy::load::LoadGuard;
 use crate::policy::{mirror, retry};
@@ -99,6 +100,9 @@ pub(crate) struct ConnCtx {
     /// While an HTTP/1.1 upgrade request is handled: the client's socket once the `101`
     /// answer is written.
     pub(crate) upgrade: Cell<Option<PendingUpgrade>>,
+    /// Response compression, as the table served when the connection was accepted says;
+    /// `None` when it is off.
+    pub(crate) compression: Option<Arc<Compression>>,
 }
 
 /// An answer ready to relay.
@@ -129,6 +133,7 @@ impl ConnCtx {
             access_log,
             forward: Rc::new(ConnForward::for_peer(peer.ip(), tls, local_port)),
             upgrade: Cell::new(None),
+            compression: None,
         }
     }
 }
@@ -137,6 +142,12 @@ impl ConnCtx {
     /// The connection came over TLS with this handshake.
     pub(crate) fn with_tls(mut self, conn: ConnTls) -> Self {
         self.tls_conn = Some(Box::new(conn));
+        self
+    }
+
+    /// Its answers are compressed as `compression` says.
+    pub(crate) fn with_compression(mut self, compression: Option<Arc<Compression>>) -> Self {
+        self.compression = compression;
         self
     }
 }
@@ -168,6 +179,9 @@ pub(crate) async fn handle(
     // The count against `limit-connections`: held until the body ends too.
     let mut slot = None;
     let held = (&mut load, &mut slot);
+    // Response compression: the codings the client accepts, read before the request
+    // goes upstream.
+    let negotiated = cx.compression.as_ref().map(|c| c.negotiate(&req));
     let forwarded = forward(
         &cx,
         req,
@@ -186,6 +200,9 @@ pub(crate) async fn handle(
     };
     if let Some(info) = &info {
         respond::run_steps(&cx.worker.steps, info, &mut response);
+    }
+    if let (Some(c), Some(n)) = (&cx.compression, negotiated) {
+        c.apply(n, &mut response);
     }
     // The log phase: counted now, logged when the body ends.
     let status = response.status().as_u16();
