@@ -383,6 +383,43 @@ async fn service_ports_named_grpc_or_http2_get_http2_without_the_annotation() {
 }
 
 #[tokio::test]
+async fn service_port_app_protocol_chooses_the_upstream_protocol() {
+    let with_app = |addr, app: &str| {
+        routed_to(&[("up", addr)]).replace(
+            "name: http, port: 80,",
+            &format!("name: http, port: 80, appProtocol: {app},"),
+        )
+    };
+    let plain = upstream(None, None).await;
+    for (app, version) in [
+        ("kubernetes.io/h2c", "HTTP/2.0"),
+        ("grpc", "HTTP/2.0"),
+        ("kubernetes.io/ws", "HTTP/1.1"),
+        ("http", "HTTP/1.1"),
+    ] {
+        let (gw, _) = gateway(&with_app(plain.addr, app));
+        let r = get_up(&gw).await;
+        assert_eq!(r.status, StatusCode::OK, "{app}: {r:?}");
+        assert_eq!(header(&r, "x-version"), version, "{app}");
+        gw.shutdown().await;
+    }
+    // appProtocol wins over the port's name.
+    let yaml = with_app(plain.addr, "http").replace("name: http,", "name: grpc-api,");
+    let (gw, _) = gateway(&yaml);
+    assert_eq!(header(&get_up(&gw).await, "x-version"), "HTTP/1.1");
+    gw.shutdown().await;
+    // TLS, not verified (as backend-protocol: HTTPS without proxy-ssl-verify).
+    let tls = upstream(Some(&self_signed("backend.internal")), None).await;
+    for app in ["https", "kubernetes.io/wss"] {
+        let (gw, _) = gateway(&with_app(tls.addr, app));
+        let r = get_up(&gw).await;
+        assert_eq!(r.status, StatusCode::OK, "{app}: {r:?}");
+        assert_eq!(header(&r, "x-alpn"), "http/1.1", "{app}");
+        gw.shutdown().await;
+    }
+}
+
+#[tokio::test]
 async fn trailers_of_a_chunked_http11_upstream_reach_http11_and_http2_clients() {
     use http_body_util::BodyExt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
