@@ -1,6 +1,7 @@
 //! End to end over loopback: `service-upstream` (the Service's cluster IP instead of its
-//! endpoints) and `service-subset` / `subset-labels` (the endpoints of the pods a label
-//! selector picks, from Pods in the manifests).
+//! endpoints), `service-subset` / `subset-labels` (the endpoints of the pods a label
+//! selector picks, from Pods in the manifests) and `warmup` (the slow start of endpoints
+//! that join later).
 #![cfg(test)]
 
 mod support;
@@ -212,4 +213,72 @@ async fn echo_on(ip: &str, port: u16, name: &str) -> mse_proxy::echo::EchoServer
     mse_proxy::echo::EchoServer::bind(addr, name)
         .await
         .expect("echo binds")
+}
+
+/// Service `web` (port 80) with one EndpointSlice holding `endpoints`.
+fn web_with(endpoints: &[SocketAddr]) -> String {
+    let mut y = "apiVersion: v1\nkind: Service\nmetadata: { name: web, namespace: default }\nspec:\n  ports: [{ name: http, port: 80, targetPort: http }]\n---\n".to_owned();
+    for (i, a) in endpoints.iter().enumerate() {
+        y.push_str(&format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{ name: web-{i}, namespace: default, labels: {{ kubernetes.io/service-name: web }} }}\naddressType: IPv4\nports: [{{ name: http, port: {port} }}]\nendpoints: [{{ addresses: [\"{ip}\"] }}]\n---\n",
+            port = a.port(),
+            ip = a.ip()
+        ));
+    }
+    y
+}
+
+/// How many of `n` requests for `host` the backend `to` got.
+async fn share_of(
+    gw: &mse_proxy::GatewayHandle,
+    host: &str,
+    to: &mse_proxy::echo::EchoServer,
+    n: usize,
+) -> usize {
+    let before = to.requests();
+    let mut tx = h1(http_addr(gw)).await;
+    for _ in 0..n {
+        let r = send1(&mut tx, get_req(host, "/")).await;
+        assert_eq!(r.status, StatusCode::OK, "{host}: {r:?}");
+    }
+    usize::try_from(to.requests() - before).unwrap()
+}
+
+#[tokio::test]
+async fn warmup_gives_an_endpoint_that_joins_a_small_share_at_first() {
+    let (old, new) = (echo("old").await, echo("new").await);
+    let ingresses = |warmup: bool| {
+        let w: &[(&str, &str)] = if warmup {
+            &[("mse.ingress.kubernetes.io/warmup", "1h")]
+        } else {
+            &[]
+        };
+        let least: Vec<(&str, &str)> = w
+            .iter()
+            .copied()
+            .chain([("load-balance", "least_conn")])
+            .collect();
+        web_ingress("rr", 80, w) + &web_ingress("least", 80, &least)
+    };
+    // The gateway starts with `old` only: it is warm.
+    let (gw, shared) = gateway(&(web_with(&[old.addr()]) + &ingresses(true)));
+    assert_eq!(share_of(&gw, "rr.example.com", &old, 4).await, 4);
+    // `new` joins: with a warm-up of an hour it starts at a tenth of a warm endpoint's
+    // weight (about 9 % of the requests), under round robin and least_conn alike.
+    let both = web_with(&[old.addr(), new.addr()]);
+    shared.publish(compile_yaml(&(both.clone() + &ingresses(true))));
+    let n = 600;
+    for host in ["rr.example.com", "least.example.com"] {
+        let got = share_of(&gw, host, &new, n).await;
+        assert!(got > 0 && got < n / 4, "{host}: {got} of {n}");
+    }
+    // A later table keeps its join time: still warming.
+    shared.publish(compile_yaml(&(both.clone() + &ingresses(true))));
+    let got = share_of(&gw, "rr.example.com", &new, n).await;
+    assert!(got > 0 && got < n / 4, "after a republish: {got} of {n}");
+    // Without warmup it gets its full share at once.
+    shared.publish(compile_yaml(&(both + &ingresses(false))));
+    let got = share_of(&gw, "rr.example.com", &new, n).await;
+    assert!(got >= n * 2 / 5, "without warmup: {got} of {n}");
+    gw.shutdown().await;
 }

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mse_annotations::{IngressPolicy, ServiceSubset};
+use mse_annotations::{IngressPolicy, LoadBalance, ServiceSubset};
 use mse_model::api::Pod;
 use mse_model::k8s_openapi::api::core::v1::ObjectReference;
 use mse_model::{Diagnostic, ObjectKey, Snapshot};
@@ -192,6 +192,20 @@ impl<'s> Compiler<'s> {
             }
         }
         cluster.warmup = b.warmup;
+        let other_balance = b.affinity.is_some()
+            || b.hash_by.is_some()
+            || matches!(b.load_balance, LoadBalance::Random | LoadBalance::Ewma);
+        if b.warmup.is_some() && other_balance {
+            let key = annotation_key(sel, "warmup");
+            self.diag(
+                Diagnostic::info(
+                    "warmup-ignored",
+                    "warmup applies to round_robin and least_conn only; this Ingress balances otherwise, so new endpoints get their full share at once",
+                ),
+                sel,
+                Some(&key),
+            );
+        }
         let id = ClusterId(self.clusters.len() as u32);
         cluster.id = id;
         self.clusters.push(cluster);

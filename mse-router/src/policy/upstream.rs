@@ -1,7 +1,7 @@
 //! `backend-protocol` and upstream TLS (`proxy-ssl-*`): how the data plane talks to the
 //! endpoints of a cluster. The same registration covers the other Service-scope keys the
 //! compiler applies per cluster: `service-upstream` and `service-subset`/`subset-labels`
-//! (which addresses a cluster has). The keys are Service-scope, so the setting lives on the
+//! (which addresses a cluster has) and `warmup` (the slow start of its new endpoints). The keys are Service-scope, so the setting lives on the
 //! cluster ([`crate::Cluster::protocol`]) rather than in the [`super::RoutePolicy`]: an
 //! Ingress asking for another protocol than the Service port's default gets a cluster of
 //! its own for that port. The compiler completes the TLS part with the Secret of
@@ -34,6 +34,7 @@ pub(crate) const POLICY: Registration = Registration {
         "service-upstream",
         "service-subset",
         "subset-labels",
+        "warmup",
     ],
     build: super::compiled_elsewhere,
 };
