@@ -186,9 +186,9 @@ impl<'s> Compiler<'s> {
         let mut cluster = self.clusters[base.0 as usize].clone();
         if matches!(cluster.target, ClusterTarget::Endpoints(_)) {
             if b.service_upstream {
-                self.to_cluster_ip(&mut cluster, sel);
+                self.point_at_cluster_ip(&mut cluster, sel);
             } else if let Some(subset) = &b.subset {
-                self.to_subset(&mut cluster, subset, sel);
+                self.narrow_to_subset(&mut cluster, subset, sel);
             }
         }
         cluster.warmup = b.warmup;
@@ -215,7 +215,7 @@ impl<'s> Compiler<'s> {
 
     /// `service-upstream`: the cluster IP and the Service port, when the Service has a
     /// cluster IP; its endpoints otherwise.
-    fn to_cluster_ip(&mut self, cluster: &mut Cluster, sel: &Selected<'s>) {
+    fn point_at_cluster_ip(&mut self, cluster: &mut Cluster, sel: &Selected<'s>) {
         let svc = &cluster.service;
         let ip = self
             .services
@@ -247,7 +247,7 @@ impl<'s> Compiler<'s> {
 
     /// `service-subset`: the endpoints whose Pod is in the subset, or all of them when
     /// none is.
-    fn to_subset(&mut self, cluster: &mut Cluster, subset: &ServiceSubset, sel: &Selected<'s>) {
+    fn narrow_to_subset(&mut self, cluster: &mut Cluster, subset: &ServiceSubset, sel: &Selected<'s>) {
         let svc = cluster.service.clone();
         let ns: &str = &svc.namespace;
         let port = self
