@@ -247,7 +247,12 @@ impl<'s> Compiler<'s> {
 
     /// `service-subset`: the endpoints whose Pod is in the subset, or all of them when
     /// none is.
-    fn narrow_to_subset(&mut self, cluster: &mut Cluster, subset: &ServiceSubset, sel: &Selected<'s>) {
+    fn narrow_to_subset(
+        &mut self,
+        cluster: &mut Cluster,
+        subset: &ServiceSubset,
+        sel: &Selected<'s>,
+    ) {
         let svc = cluster.service.clone();
         let ns: &str = &svc.namespace;
         let port = self
