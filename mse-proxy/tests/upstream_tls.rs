@@ -468,6 +468,91 @@ async fn trailers_of_a_chunked_http11_upstream_reach_http11_and_http2_clients() 
     gw.shutdown().await;
 }
 
+/// An HTTP/1.1 upstream that answers each request with the bytes of its chunked request
+/// body section (everything after the head), once the last chunk and trailers are in.
+async fn chunked_body_echo() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut seen = Vec::new();
+                let body_at = loop {
+                    let Ok(n) = s.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let body = &seen[end + 4..];
+                    let last_chunk =
+                        body.starts_with(b"0\r\n") || body.windows(5).any(|w| w == b"\r\n0\r\n");
+                    if last_chunk && body.ends_with(b"\r\n\r\n") {
+                        break end + 4;
+                    }
+                };
+                let body = &seen[body_at..];
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(body).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn request_trailers_reach_an_http11_upstream_from_http11_and_http2_clients() {
+    let addr = chunked_body_echo().await;
+    let (gw, _) = gateway(&routed_to(&[("t", addr)]));
+    // HTTP/1.1: a chunked upload with a trailer section.
+    let answer = raw(
+        http_addr(&gw),
+        b"POST /up HTTP/1.1\r\nhost: t.example.com\r\ntransfer-encoding: chunked\r\ntrailer: x-checksum\r\nconnection: close\r\n\r\n5\r\nhello\r\n0\r\nx-checksum: 42\r\nx-count: 1\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.ends_with("5\r\nhello\r\n0\r\nx-checksum: 42\r\nx-count: 1\r\n\r\n"),
+        "{answer}"
+    );
+    // HTTP/2: DATA, then a HEADERS frame of trailers ending the stream.
+    let tcp = tokio::net::TcpStream::connect(http_addr(&gw))
+        .await
+        .unwrap();
+    let (client, conn) = bounded("h2 handshake", h2::client::handshake(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut client = bounded("h2 ready", client.ready()).await.unwrap();
+    let req = Request::post("http://t.example.com/up").body(()).unwrap();
+    let (response, mut send) = client.send_request(req, false).unwrap();
+    send.send_data(Bytes::from_static(b"hello"), false).unwrap();
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("x-checksum", http::HeaderValue::from_static("42"));
+    send.send_trailers(trailers).unwrap();
+    let response = bounded("answer", response).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let mut got = Vec::new();
+    while let Some(chunk) = bounded("body", body.data()).await {
+        got.extend_from_slice(&chunk.unwrap());
+    }
+    let got = String::from_utf8(got).unwrap();
+    assert!(got.ends_with("0\r\nx-checksum: 42\r\n\r\n"), "{got:?}");
+    assert!(got.contains("hello"), "{got:?}");
+    gw.shutdown().await;
+}
+
 #[tokio::test]
 async fn an_http2_upstream_that_closes_its_connection_gets_a_new_one() {
     // Each connection answers one request, then says GOAWAY and closes.
