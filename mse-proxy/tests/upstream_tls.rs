@@ -554,6 +554,61 @@ async fn request_trailers_reach_an_http11_upstream_from_http11_and_http2_clients
 }
 
 #[tokio::test]
+async fn retries_go_to_another_endpoint_on_http2_and_tls_clusters() {
+    // One endpoint refuses connections; the other answers.
+    let dead = {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap()
+    };
+    let h2c = upstream(None, None).await;
+    let tls = upstream(Some(&self_signed("backend.internal")), None).await;
+    for (protocol, live) in [("H2C", &h2c), ("HTTPS", &tls)] {
+        let yaml = [
+            ingress("up", Some("up.example.com"), &[("/", "Prefix", "svc-up")]),
+            service("svc-up", &[dead, live.addr]),
+        ]
+        .concat();
+        let before = live.seen.requests.load(Ordering::SeqCst);
+        let yaml = annotate(
+            &yaml,
+            &[
+                ("backend-protocol", protocol),
+                ("proxy-next-upstream", "error"),
+            ],
+        );
+        let table = compile_yaml(&yaml);
+        assert!(
+            table.diagnostics().iter().all(|d| d.code != "not-applied"),
+            "{:#?}",
+            table.diagnostics()
+        );
+        let (gw, _) = gateway(&yaml);
+        let mut tx = h1(http_addr(&gw)).await;
+        // Round robin sends every other request to the dead endpoint first.
+        for i in 0..6 {
+            let r = send1(&mut tx, get_req("up.example.com", "/")).await;
+            assert_eq!(r.status, StatusCode::OK, "{protocol} request {i}: {r:?}");
+        }
+        assert_eq!(live.seen.requests.load(Ordering::SeqCst) - before, 6);
+        gw.shutdown().await;
+        // Without proxy-next-upstream, the requests sent to the dead endpoint fail.
+        let plain = [
+            ingress("up", Some("up.example.com"), &[("/", "Prefix", "svc-up")]),
+            service("svc-up", &[dead, live.addr]),
+        ]
+        .concat();
+        let (gw, _) = gateway(&annotate(&plain, &[("backend-protocol", protocol)]));
+        let mut failed = 0;
+        for _ in 0..6 {
+            let r = get(http_addr(&gw), "up.example.com", "/").await;
+            failed += usize::from(r.status == StatusCode::BAD_GATEWAY);
+        }
+        assert_eq!(failed, 3, "{protocol}");
+        gw.shutdown().await;
+    }
+}
+
+#[tokio::test]
 async fn an_http2_upstream_that_closes_its_connection_gets_a_new_one() {
     // Each connection answers one request, then says GOAWAY and closes.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
