@@ -113,7 +113,7 @@ async fn compile_loop_keeps_the_last_good_global_value_across_snapshots() {
 async fn compile_loop_publishes_the_first_snapshot_and_each_change() {
     let (tx, rx) = watch::channel(snapshot_with(
         1,
-        "apiVersion: v1\nkind: Pod\nmetadata: { name: p }\n",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: p }\n",
     ));
     let (mut published, task) = spawn_loop(rx);
 

@@ -11,7 +11,9 @@ use k8s_openapi::ByteString;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::{ConfigMap, EndpointSlice, Endpoints, Ingress, IngressClass, Secret, Service};
+use crate::api::{
+    ConfigMap, EndpointSlice, Endpoints, Ingress, IngressClass, Pod, Secret, Service,
+};
 use crate::crd::MseIngressConfig;
 use crate::diag::Diagnostic;
 use crate::object::{Kind, ObjectKey, SourceRef};
@@ -36,6 +38,8 @@ pub enum Object {
     ConfigMap(Box<ConfigMap>),
     /// An MseIngressConfig.
     MseIngressConfig(Box<MseIngressConfig>),
+    /// A Pod (its labels and addresses select service subsets).
+    Pod(Box<Pod>),
 }
 
 impl Object {
@@ -50,6 +54,7 @@ impl Object {
             Object::Secret(o) => ObjectKey::of(Kind::Secret, &o.metadata),
             Object::ConfigMap(o) => ObjectKey::of(Kind::ConfigMap, &o.metadata),
             Object::MseIngressConfig(o) => ObjectKey::of(Kind::MseIngressConfig, &o.metadata),
+            Object::Pod(o) => ObjectKey::of(Kind::Pod, &o.metadata),
         }
     }
 }
@@ -182,6 +187,7 @@ fn load_document(doc: &str, file: &Arc<str>, start: u32, index: usize, out: &mut
         Kind::MseIngressConfig => {
             typed::<MseIngressConfig>(doc).map(|o| Object::MseIngressConfig(Box::new(o)))
         }
+        Kind::Pod => typed::<Pod>(doc).map(|o| Object::Pod(Box::new(o))),
     };
     match parsed {
         Ok(obj) => accept(obj, src, out),
@@ -288,6 +294,7 @@ fn load_value(item: serde_json::Value, src: &SourceRef, out: &mut Loaded) {
         Kind::MseIngressConfig => {
             conv::<MseIngressConfig>(item).map(|o| Object::MseIngressConfig(Box::new(o)))
         }
+        Kind::Pod => conv::<Pod>(item).map(|o| Object::Pod(Box::new(o))),
     };
     match parsed {
         Ok(obj) => accept(obj, src, out),
@@ -332,6 +339,7 @@ fn known_kind(api_version: &str, kind: &str, src: &SourceRef, out: &mut Loaded) 
         ("v1", "Secret") => Kind::Secret,
         ("v1", "ConfigMap") => Kind::ConfigMap,
         ("mse.alibabacloud.com/v1alpha1", "MseIngressConfig") => Kind::MseIngressConfig,
+        ("v1", "Pod") => Kind::Pod,
         (_, "Ingress" | "IngressClass")
             if api_version.starts_with("networking.k8s.io/")
                 || api_version.starts_with("extensions/") =>

@@ -25,6 +25,8 @@ pub enum Kind {
     ConfigMap,
     /// `mse.alibabacloud.com/v1alpha1` MseIngressConfig.
     MseIngressConfig,
+    /// `v1` Pod: only its name, labels and addresses, for service subsets.
+    Pod,
 }
 
 impl Kind {
@@ -39,6 +41,7 @@ impl Kind {
             Kind::Secret => "Secret",
             Kind::ConfigMap => "ConfigMap",
             Kind::MseIngressConfig => "MseIngressConfig",
+            Kind::Pod => "Pod",
         }
     }
 

@@ -14,13 +14,14 @@
 //! - **Ingress**: annotations (without the last-applied copy), spec and status.
 //! - **IngressClass**: annotations (`is-default-class`) and spec.
 //! - **Service**: `spec.type`, `externalName`, `clusterIP`, `selector` and the ports'
-//!   name, port and targetPort.
+//!   name, port, targetPort and appProtocol.
 //! - **EndpointSlice**: the `kubernetes.io/service-name` label, `addressType`, the ports'
 //!   name and port, and each endpoint's addresses, conditions and target reference (kind,
 //!   namespace, name).
 //! - **Endpoints** (legacy): each subset's ready addresses (ip and target reference) and
 //!   ports' name and port.
 //! - **Secret**, **ConfigMap**: type, data; **MseIngressConfig**: spec.
+//! - **Pod**: labels and `status.podIP`/`podIPs` (what service subsets select on).
 //!
 //! Lists are also trimmed to their length: a list read from YAML or JSON usually has room
 //! for more items than it holds.
@@ -41,14 +42,14 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    EndpointAddress, EndpointPort as CorePort, EndpointSubset, ObjectReference, ServicePort,
-    ServiceSpec,
+    EndpointAddress, EndpointPort as CorePort, EndpointSubset, ObjectReference, PodStatus,
+    ServicePort, ServiceSpec,
 };
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointPort};
 use k8s_openapi::api::networking::v1::{HTTPIngressRuleValue, IngressRule, IngressTLS};
 
 use crate::api::{
-    ConfigMap, EndpointSlice, Endpoints, Ingress, IngressClass, ObjectMeta, Secret, Service,
+    ConfigMap, EndpointSlice, Endpoints, Ingress, IngressClass, ObjectMeta, Pod, Secret, Service,
 };
 use crate::crd::MseIngressConfig;
 use crate::load::Object;
@@ -109,6 +110,7 @@ pub fn service(o: &mut Service) {
                 name: p.name,
                 port: p.port,
                 target_port: p.target_port,
+                app_protocol: p.app_protocol,
                 ..ServicePort::default()
             })
         }),
@@ -177,6 +179,19 @@ pub fn mse_config(o: &mut MseIngressConfig) {
     o.status = None;
 }
 
+/// Keeps a Pod's labels and addresses.
+pub fn pod(o: &mut Pod) {
+    let labels = o.metadata.labels.take();
+    meta(&mut o.metadata, Keep::Nothing);
+    o.metadata.labels = labels;
+    o.spec = None;
+    o.status = o.status.take().map(|s| PodStatus {
+        pod_ip: s.pod_ip,
+        pod_ips: s.pod_ips,
+        ..PodStatus::default()
+    });
+}
+
 impl Object {
     /// Reduces the object to what the gateway reads (see [the module](crate::slim)).
     pub fn slim(&mut self) {
@@ -189,6 +204,7 @@ impl Object {
             Object::Secret(o) => secret(o),
             Object::ConfigMap(o) => config_map(o),
             Object::MseIngressConfig(o) => mse_config(o),
+            Object::Pod(o) => pod(o),
         }
     }
 }

@@ -66,7 +66,8 @@ pub struct Snapshot {
     /// `MseIngressConfig` resources.
     pub mse_configs: Vec<Sourced<MseIngressConfig>>,
     /// `v1` Pods, reduced to name, labels and addresses: what service subsets select on.
-    /// Only a source asked to watch Pods fills this (manifest files never do).
+    /// Manifest files give the Pods they hold; the Kubernetes source fills this only when
+    /// asked to watch Pods.
     pub pods: Vec<Sourced<Pod>>,
     /// Problems found while reading the objects (bad YAML, unknown kinds).
     pub diagnostics: Vec<Diagnostic>,
@@ -95,6 +96,7 @@ impl Snapshot {
             Object::Secret(o) => self.secrets.push(wrap(*o, source)),
             Object::ConfigMap(o) => self.config_maps.push(wrap(*o, source)),
             Object::MseIngressConfig(o) => self.mse_configs.push(wrap(*o, source)),
+            Object::Pod(o) => self.pods.push(wrap(*o, source)),
         }
     }
 

@@ -103,6 +103,19 @@ impl RequestBody {
     }
 
     /// This body, failing with [`BodyTooLarge`] once more than `limit` bytes were read.
+    /// A body read whole before, to be sent again (a retry on another endpoint).
+    pub(crate) fn buffered(bytes: Bytes) -> Self {
+        let len = bytes.len() as u64;
+        let full =
+            http_body_util::BodyExt::map_err(http_body_util::Full::new(bytes), |e| match e {});
+        RequestBody::Limited(Box::new(Limited {
+            present: Present::ALL,
+            inner: Box::pin(full),
+            left: len,
+            limit: len,
+        }))
+    }
+
     pub(crate) fn counted(self, limit: u64) -> Self {
         RequestBody::Limited(Box::new(Limited {
             present: self.present(),

@@ -89,6 +89,7 @@ mod table;
 mod timer;
 mod tls;
 mod upstream;
+mod websocket_h2;
 
 pub mod admin;
 pub mod echo;

@@ -336,7 +336,7 @@ async fn run_worker(
 
 fn servers(tls: bool) -> Servers {
     let mut h2 = http2::Builder::new(LocalExec);
-    h2.timer(TokioTimer::new());
+    h2.timer(TokioTimer::new()).enable_connect_protocol();
     Servers { h2, tls }
 }
 
@@ -610,11 +610,16 @@ async fn serve_h2(
     io: Prefixed,
 ) {
     let peer = cx.peer;
-    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+    let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+        // WebSocket over HTTP/2 (rare): proxied as an HTTP/1.1 upgrade.
+        let connect = crate::websocket_h2::accept(&mut req).map(|c| (c, Rc::clone(&cx)));
         let answer = proxy::handle(Rc::clone(&cx), Box::new(req.map(RequestBody::H2)));
         async move {
             // hyper writes the header map only: headers kept as received go into it.
             let Ok(mut response) = answer.await;
+            if let Some((connect, cx)) = connect {
+                connect.answer(&mut response, &cx.worker.live, cx.peer);
+            }
             let mut headers = std::mem::take(response.headers_mut());
             response.body_mut().headers_into_map(&mut headers);
             *response.headers_mut() = headers;

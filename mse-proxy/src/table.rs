@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -422,7 +423,10 @@ impl ProxyTable {
                 0 => Pick::NoEndpoints,
                 1 => Pick::To(Upstream::Addr(addrs[0])),
                 n => {
-                    let i = state.next.fetch_add(1, Ordering::Relaxed) % n;
+                    let i = match state.balancing.warming_pick() {
+                        Some(i) => i,
+                        None => state.next.fetch_add(1, Ordering::Relaxed),
+                    } % n;
                     Pick::To(Upstream::Addr(addrs[i]))
                 }
             },
@@ -525,6 +529,34 @@ impl<'t> Previous<'t> {
     pub(crate) fn loads(&self, cluster: &Cluster) -> Option<Arc<Loads>> {
         let i = *self.by_port.get(&(&cluster.service, cluster.port))?;
         self.table.loads_of(i, cluster).map(Arc::clone)
+    }
+
+    /// The endpoints of the previous table's cluster of `cluster`'s Service port and
+    /// selection, with their slow start if it had `warmup`.
+    pub(crate) fn warmup(
+        &self,
+        cluster: &Cluster,
+    ) -> Option<(&'t [SocketAddr], Option<&'t crate::policy::warmup::Warmup>)> {
+        let t = self.table;
+        let same = (t.routes.clusters().iter().zip(&t.clusters)).filter(|(c, _)| {
+            c.service == cluster.service
+                && c.port == cluster.port
+                && c.selection == cluster.selection
+        });
+        let mut found = None;
+        for (c, state) in same {
+            let ClusterTarget::Endpoints(addrs) = &c.target else {
+                continue;
+            };
+            let warmup = state.balancing.warmup();
+            if found.is_none() || warmup.is_some() {
+                found = Some((&addrs[..], warmup));
+            }
+            if warmup.is_some() {
+                break;
+            }
+        }
+        found
     }
 }
 

@@ -294,3 +294,146 @@ async fn websocket_upgrades_pass_through_both_ways() {
     // With the tunnel closed, shutdown has nothing to wait for.
     bounded("shutdown", gw.shutdown()).await;
 }
+
+/// One HTTP/2 stream as a byte stream, for a WebSocket codec on top of it.
+struct H2Stream {
+    send: h2::SendStream<Bytes>,
+    recv: h2::RecvStream,
+    pending: Bytes,
+}
+
+impl tokio::io::AsyncRead for H2Stream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        while self.pending.is_empty() {
+            match self.recv.poll_data(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(std::io::Error::other(e))),
+                Poll::Ready(Some(Ok(data))) => {
+                    let _ = self.recv.flow_control().release_capacity(data.len());
+                    self.pending = data;
+                }
+            }
+        }
+        let n = self.pending.len().min(buf.remaining());
+        let chunk = self.pending.split_to(n);
+        buf.put_slice(&chunk);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl tokio::io::AsyncWrite for H2Stream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        // h2 buffers what the window does not take yet; the messages here are small.
+        let sent = self
+            .send
+            .send_data(Bytes::copy_from_slice(buf), false)
+            .map(|()| buf.len())
+            .map_err(std::io::Error::other);
+        std::task::Poll::Ready(sent)
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let _ = self.send.send_data(Bytes::new(), true);
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn websocket_over_http2_extended_connect_reaches_an_http11_websocket_upstream() {
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    let backend = websocket_backend().await;
+    let yaml = [
+        ingress("ws", Some("ws.example.com"), &[("/chat", "Prefix", "ws")]),
+        service("ws", &[backend]),
+    ]
+    .concat();
+    let (gw, _) = gateway(&yaml);
+    let tcp = tokio::net::TcpStream::connect(http_addr(&gw))
+        .await
+        .unwrap();
+    let (client, conn) = bounded("h2 handshake", h2::client::handshake(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut client = bounded("h2 ready", client.ready()).await.unwrap();
+    // The server's SETTINGS announce extended CONNECT (RFC 8441 section 3).
+    bounded("SETTINGS_ENABLE_CONNECT_PROTOCOL", async {
+        while !client.is_extended_connect_protocol_enabled() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    let connect = Request::builder()
+        .method(http::Method::CONNECT)
+        .version(http::Version::HTTP_2)
+        .uri("http://ws.example.com/chat/room")
+        .extension(h2::ext::Protocol::from_static("websocket"))
+        .header("sec-websocket-version", "13")
+        .body(())
+        .unwrap();
+    let (response, send) = client.send_request(connect, false).unwrap();
+    let response = bounded("CONNECT answer", response).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().get("sec-websocket-accept").is_none());
+    assert!(response.headers().get("upgrade").is_none());
+    let io = H2Stream {
+        send,
+        recv: response.into_body(),
+        pending: Bytes::new(),
+    };
+    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(io, Role::Client, None).await;
+    for i in 0..5 {
+        let text = format!("over h2 {i}");
+        ws.send(Message::text(text.clone())).await.unwrap();
+        let back = bounded("echo", ws.next()).await.unwrap().unwrap();
+        assert_eq!(back, Message::text(text));
+    }
+    ws.send(Message::binary(vec![9u8; 3000])).await.unwrap();
+    assert_eq!(
+        bounded("echo", ws.next()).await.unwrap().unwrap(),
+        Message::binary(vec![9u8; 3000])
+    );
+    // A plain request on the same connection still works beside the tunnel.
+    let (answer, _) = client
+        .send_request(
+            Request::get("http://ws.example.com/chat").body(()).unwrap(),
+            true,
+        )
+        .unwrap();
+    // The WebSocket backend refuses a request that is not a handshake.
+    let answer = bounded("plain request", answer).await.unwrap();
+    assert_ne!(answer.status(), StatusCode::OK);
+    ws.close(None).await.unwrap();
+    drop(ws);
+    // An extended CONNECT to a path no route has gets 404, and no tunnel.
+    let missing = Request::builder()
+        .method(http::Method::CONNECT)
+        .uri("http://nobody.example.com/chat")
+        .extension(h2::ext::Protocol::from_static("websocket"))
+        .body(())
+        .unwrap();
+    let (answer, _send) = client.send_request(missing, false).unwrap();
+    let answer = bounded("missing route", answer).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::NOT_FOUND);
+    gw.shutdown().await;
+}

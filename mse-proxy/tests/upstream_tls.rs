@@ -383,6 +383,43 @@ async fn service_ports_named_grpc_or_http2_get_http2_without_the_annotation() {
 }
 
 #[tokio::test]
+async fn service_port_app_protocol_chooses_the_upstream_protocol() {
+    let with_app = |addr, app: &str| {
+        routed_to(&[("up", addr)]).replace(
+            "name: http, port: 80,",
+            &format!("name: http, port: 80, appProtocol: {app},"),
+        )
+    };
+    let plain = upstream(None, None).await;
+    for (app, version) in [
+        ("kubernetes.io/h2c", "HTTP/2.0"),
+        ("grpc", "HTTP/2.0"),
+        ("kubernetes.io/ws", "HTTP/1.1"),
+        ("http", "HTTP/1.1"),
+    ] {
+        let (gw, _) = gateway(&with_app(plain.addr, app));
+        let r = get_up(&gw).await;
+        assert_eq!(r.status, StatusCode::OK, "{app}: {r:?}");
+        assert_eq!(header(&r, "x-version"), version, "{app}");
+        gw.shutdown().await;
+    }
+    // appProtocol wins over the port's name.
+    let yaml = with_app(plain.addr, "http").replace("name: http,", "name: grpc-api,");
+    let (gw, _) = gateway(&yaml);
+    assert_eq!(header(&get_up(&gw).await, "x-version"), "HTTP/1.1");
+    gw.shutdown().await;
+    // TLS, not verified (as backend-protocol: HTTPS without proxy-ssl-verify).
+    let tls = upstream(Some(&self_signed("backend.internal")), None).await;
+    for app in ["https", "kubernetes.io/wss"] {
+        let (gw, _) = gateway(&with_app(tls.addr, app));
+        let r = get_up(&gw).await;
+        assert_eq!(r.status, StatusCode::OK, "{app}: {r:?}");
+        assert_eq!(header(&r, "x-alpn"), "http/1.1", "{app}");
+        gw.shutdown().await;
+    }
+}
+
+#[tokio::test]
 async fn trailers_of_a_chunked_http11_upstream_reach_http11_and_http2_clients() {
     use http_body_util::BodyExt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -429,6 +466,146 @@ async fn trailers_of_a_chunked_http11_upstream_reach_http11_and_http2_clients() 
         .unwrap();
     check(tx.send_request(req).await.unwrap()).await;
     gw.shutdown().await;
+}
+
+/// An HTTP/1.1 upstream that answers each request with the bytes of its chunked request
+/// body section (everything after the head), once the last chunk and trailers are in.
+async fn chunked_body_echo() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut seen = Vec::new();
+                let body_at = loop {
+                    let Ok(n) = s.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let body = &seen[end + 4..];
+                    let last_chunk =
+                        body.starts_with(b"0\r\n") || body.windows(5).any(|w| w == b"\r\n0\r\n");
+                    if last_chunk && body.ends_with(b"\r\n\r\n") {
+                        break end + 4;
+                    }
+                };
+                let body = &seen[body_at..];
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(body).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn request_trailers_reach_an_http11_upstream_from_http11_and_http2_clients() {
+    let addr = chunked_body_echo().await;
+    let (gw, _) = gateway(&routed_to(&[("t", addr)]));
+    // HTTP/1.1: a chunked upload with a trailer section.
+    let answer = raw(
+        http_addr(&gw),
+        b"POST /up HTTP/1.1\r\nhost: t.example.com\r\ntransfer-encoding: chunked\r\ntrailer: x-checksum\r\nconnection: close\r\n\r\n5\r\nhello\r\n0\r\nx-checksum: 42\r\nx-count: 1\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.ends_with("5\r\nhello\r\n0\r\nx-checksum: 42\r\nx-count: 1\r\n\r\n"),
+        "{answer}"
+    );
+    // HTTP/2: DATA, then a HEADERS frame of trailers ending the stream.
+    let tcp = tokio::net::TcpStream::connect(http_addr(&gw))
+        .await
+        .unwrap();
+    let (client, conn) = bounded("h2 handshake", h2::client::handshake(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut client = bounded("h2 ready", client.ready()).await.unwrap();
+    let req = Request::post("http://t.example.com/up").body(()).unwrap();
+    let (response, mut send) = client.send_request(req, false).unwrap();
+    send.send_data(Bytes::from_static(b"hello"), false).unwrap();
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("x-checksum", http::HeaderValue::from_static("42"));
+    send.send_trailers(trailers).unwrap();
+    let response = bounded("answer", response).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let mut got = Vec::new();
+    while let Some(chunk) = bounded("body", body.data()).await {
+        got.extend_from_slice(&chunk.unwrap());
+    }
+    let got = String::from_utf8(got).unwrap();
+    assert!(got.ends_with("0\r\nx-checksum: 42\r\n\r\n"), "{got:?}");
+    assert!(got.contains("hello"), "{got:?}");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn retries_go_to_another_endpoint_on_http2_and_tls_clusters() {
+    // One endpoint refuses connections; the other answers.
+    let dead = {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap()
+    };
+    let h2c = upstream(None, None).await;
+    let tls = upstream(Some(&self_signed("backend.internal")), None).await;
+    for (protocol, live) in [("H2C", &h2c), ("HTTPS", &tls)] {
+        let yaml = [
+            ingress("up", Some("up.example.com"), &[("/", "Prefix", "svc-up")]),
+            service("svc-up", &[dead, live.addr]),
+        ]
+        .concat();
+        let before = live.seen.requests.load(Ordering::SeqCst);
+        let yaml = annotate(
+            &yaml,
+            &[
+                ("backend-protocol", protocol),
+                ("proxy-next-upstream", "error"),
+            ],
+        );
+        let table = compile_yaml(&yaml);
+        assert!(
+            table.diagnostics().iter().all(|d| d.code != "not-applied"),
+            "{:#?}",
+            table.diagnostics()
+        );
+        let (gw, _) = gateway(&yaml);
+        let mut tx = h1(http_addr(&gw)).await;
+        // Round robin sends every other request to the dead endpoint first.
+        for i in 0..6 {
+            let r = send1(&mut tx, get_req("up.example.com", "/")).await;
+            assert_eq!(r.status, StatusCode::OK, "{protocol} request {i}: {r:?}");
+        }
+        assert_eq!(live.seen.requests.load(Ordering::SeqCst) - before, 6);
+        gw.shutdown().await;
+        // Without proxy-next-upstream, the requests sent to the dead endpoint fail.
+        let plain = [
+            ingress("up", Some("up.example.com"), &[("/", "Prefix", "svc-up")]),
+            service("svc-up", &[dead, live.addr]),
+        ]
+        .concat();
+        let (gw, _) = gateway(&annotate(&plain, &[("backend-protocol", protocol)]));
+        let mut failed = 0;
+        for _ in 0..6 {
+            let r = get(http_addr(&gw), "up.example.com", "/").await;
+            failed += usize::from(r.status == StatusCode::BAD_GATEWAY);
+        }
+        assert_eq!(failed, 3, "{protocol}");
+        gw.shutdown().await;
+    }
 }
 
 #[tokio::test]

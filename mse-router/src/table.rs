@@ -110,6 +110,25 @@ pub struct Cluster {
     /// `proxy-ssl-*`, or the Service port's name).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<Arc<crate::policy::UpstreamProtocol>>,
+    /// How its addresses were chosen when not as every endpoint of the Service port:
+    /// `service-upstream` (the cluster IP) or `service-subset` (the pods of a subset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Box<str>>,
+    /// `warmup`: a new endpoint's share of requests grows to its full share over this
+    /// time (round robin and least_conn).
+    #[serde(
+        rename = "warmup_ms",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "millis"
+    )]
+    pub warmup: Option<std::time::Duration>,
+}
+
+fn millis<S: serde::Serializer>(d: &Option<std::time::Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        None => s.serialize_none(),
+    }
 }
 
 /// The addresses behind a [`Cluster`].

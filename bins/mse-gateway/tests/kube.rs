@@ -401,3 +401,80 @@ async fn the_gateway_configmap_is_read_from_its_own_namespace_when_only_others_a
     assert_eq!(post_status(http, "app.test", 10).await, 200);
     g.shutdown().await;
 }
+
+/// The requests the gateway made for Pods (lists and watches).
+fn pod_requests(api: &ApiServer) -> usize {
+    api.requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/pods"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_are_watched_once_an_ingress_asks_for_a_service_subset_which_then_follows_their_labels()
+ {
+    let k = cluster().await;
+    let bs = backends(&["base", "gray"]).await;
+    k.api.apply(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": { "name": "web", "namespace": "shop" },
+        "spec": { "ports": [{ "name": "http", "port": 80, "targetPort": "http" }] }
+    }));
+    // Both pods are on loopback: the endpoints name their pods by targetRef.
+    for (i, (pod, b)) in [("web-base", &bs[0]), ("web-gray", &bs[1])]
+        .into_iter()
+        .enumerate()
+    {
+        let mut s = slice("shop", "web", i, b.addr());
+        s["endpoints"][0]["targetRef"] = json!({ "kind": "Pod", "namespace": "shop", "name": pod });
+        k.api.apply(s);
+    }
+    let pod = |name: &str, labels: serde_json::Value| {
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": { "name": name, "namespace": "shop", "labels": labels },
+            "spec": { "containers": [{ "name": "app", "image": "example/app" }] },
+            "status": { "podIP": "127.0.0.1" }
+        })
+    };
+    k.api.apply(pod("web-base", json!({ "app": "web" })));
+    k.api.apply(pod(
+        "web-gray",
+        json!({ "app": "web", "opensergo.io/canary-gray": "gray" }),
+    ));
+    k.api.apply(ingress("shop", "web", "web.test", "web"));
+    let c = client();
+    let g = ready_gateway(&c, &k.kubeconfig, &[]).await;
+    assert!(who(&c, &g, "web.test").await.is_ok());
+    // No Ingress asks for a subset: Pods are not read at all.
+    assert_eq!(pod_requests(&k.api), 0);
+
+    let mut gray = ingress("shop", "gray", "gray.test", "web");
+    gray["metadata"]["annotations"] = json!({ "mse.ingress.kubernetes.io/service-subset": "gray" });
+    k.api.apply(gray);
+    eventually("the gray subset is served by the gray pod only", || async {
+        let mut answers = Vec::new();
+        for _ in 0..6 {
+            answers.push(who(&c, &g, "gray.test").await);
+        }
+        answers.iter().all(|a| a.as_deref() == Ok("gray"))
+    })
+    .await;
+    assert!(pod_requests(&k.api) > 0);
+
+    // The label moves to the other pod: the subset follows it.
+    k.api.apply(pod("web-gray", json!({ "app": "web" })));
+    k.api.apply(pod(
+        "web-base",
+        json!({ "app": "web", "opensergo.io/canary-gray": "gray" }),
+    ));
+    eventually("the subset follows the label", || async {
+        let mut answers = Vec::new();
+        for _ in 0..6 {
+            answers.push(who(&c, &g, "gray.test").await);
+        }
+        answers.iter().all(|a| a.as_deref() == Ok("base"))
+    })
+    .await;
+    g.shutdown().await;
+}

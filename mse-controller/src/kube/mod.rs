@@ -7,6 +7,7 @@
 //! waits for the first lists, then publishes changes).
 
 mod assemble;
+mod pods;
 mod publish;
 mod secrets;
 mod stores;
@@ -26,6 +27,7 @@ use mse_router::CompileOptions;
 use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
+use self::pods::PodWatch;
 use self::publish::Publisher;
 use self::stores::Stores;
 use self::watches::Progress;
@@ -46,7 +48,8 @@ pub struct KubeOptions {
     /// (`--ingress-class`). Used to decide which Ingresses' Secrets to read; it should be
     /// the compile loop's [`CompileOptions::ingress_class`].
     pub ingress_class: String,
-    /// Watch Pods too (labels and addresses only), for service subsets.
+    /// Watch Pods (labels and addresses only) from the start and always. Without it they
+    /// are watched only while some Ingress this gateway serves asks for a service subset.
     pub pods: bool,
     /// How long after a snapshot further changes are gathered into the next one.
     pub coalesce: Duration,
@@ -69,7 +72,7 @@ impl Default for KubeOptions {
 /// Built from a [`kube::Client`](::kube::Client) (see [`KubeSource::connect`]) and
 /// [`KubeOptions`]; [`watch`](Self::watch) starts it. It watches the kinds the gateway reads
 /// (IngressClass, Ingress, Service, EndpointSlice, Secret, ConfigMap, MseIngressConfig, and
-/// Pods when asked) with kube-runtime watchers feeding reflector stores, and publishes a
+/// Pods while an Ingress it serves asks for a service subset, or always when asked) with kube-runtime watchers feeding reflector stores, and publishes a
 /// snapshot of the stores whenever they change, on the same kind of channel as
 /// [`FileWatch`](crate::FileWatch), for [`run_compile_loop`](crate::run_compile_loop).
 ///
@@ -242,6 +245,7 @@ impl KubeSource {
             },
             coalesce: options.coalesce,
             tx,
+            pods: PodWatch::new(options.pods, client.clone(), namespaces),
         };
         let publisher = tokio::spawn(publisher.run(stopped));
         KubeWatch {

@@ -11,6 +11,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use super::assemble::{Fingerprint, assemble};
+use super::pods::PodWatch;
 use super::secrets::{SecretCache, wanted};
 use super::stores::Stores;
 use super::watches::Progress;
@@ -32,6 +33,8 @@ pub(crate) struct Publisher {
     /// Changes within this long after a snapshot are published together, this long after it.
     pub(crate) coalesce: Duration,
     pub(crate) tx: watch::Sender<Arc<Snapshot>>,
+    /// Pods, watched while needed.
+    pub(crate) pods: PodWatch,
 }
 
 /// Why [`Publisher::wait`] returned.
@@ -44,7 +47,7 @@ enum Woken {
 
 impl Publisher {
     /// Runs until `stop` fires or is dropped.
-    pub(crate) async fn run(self, mut stop: oneshot::Receiver<()>) {
+    pub(crate) async fn run(mut self, mut stop: oneshot::Receiver<()>) {
         if !self.wait_for_lists(&mut stop).await {
             return;
         }
@@ -112,7 +115,9 @@ impl Publisher {
 
     /// Reads the referenced Secrets that changed, assembles a snapshot and publishes it if
     /// any object changed. True when a Secret could not be read.
-    async fn publish(&self, state: &mut State) -> bool {
+    async fn publish(&mut self, state: &mut State) -> bool {
+        self.pods
+            .update(&mut self.stores, &mut self.progress, &self.selection);
         let wanted = wanted(&self.stores, &self.selection);
         let refreshed = state.cache.refresh(&self.client, &wanted).await;
         let (mut snapshot, fingerprint) = assemble(&self.stores, &state.cache);

@@ -61,6 +61,22 @@ impl Stores {
     }
 }
 
+/// Starts the Pod watches (one per namespace, or one for the whole cluster) on `tasks`.
+pub(crate) fn start_pods(
+    client: &Client,
+    namespaces: &[String],
+    progress: &mut Progress,
+    tasks: &mut JoinSet<()>,
+) -> Vec<Store<Pod>> {
+    Starter {
+        client,
+        namespaces,
+        progress,
+        tasks,
+    }
+    .namespaced()
+}
+
 struct Starter<'a> {
     client: &'a Client,
     namespaces: &'a [String],

@@ -17,6 +17,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use super::assemble::assemble;
+use super::pods::{PodWatch, wants_pods};
 use super::publish::Publisher;
 use super::secrets::{SecretCache, references, wanted};
 use super::stores::Stores;
@@ -284,6 +285,7 @@ fn start(
         selection: CompileOptions::default(),
         coalesce: COALESCE,
         tx,
+        pods: PodWatch::new(false, offline_client(), Vec::new()),
     };
     (rx, stop, tokio::spawn(publisher.run(stopped)))
 }
@@ -376,4 +378,24 @@ async fn the_first_change_is_published_at_once_and_a_burst_after_it_together() {
 
     drop(stop);
     task.await.unwrap();
+}
+
+#[test]
+fn pods_are_wanted_only_while_a_served_ingress_asks_for_a_subset() {
+    let subset = json!({ "mse.ingress.kubernetes.io/service-subset": "gray" });
+    let stores = |ingresses: Vec<Ingress>| Stores {
+        ingresses: vec![listed(ingresses).0],
+        ..Stores::default()
+    };
+    let options = CompileOptions::default();
+    let plain = stores(vec![ingress("shop", "a", "mse", &[], json!({}))]);
+    assert!(!wants_pods(&plain, &options));
+    let asks = stores(vec![
+        ingress("shop", "a", "mse", &[], json!({})),
+        ingress("shop", "b", "mse", &[], subset.clone()),
+    ]);
+    assert!(wants_pods(&asks, &options));
+    // An Ingress of another class does not count.
+    let other = stores(vec![ingress("shop", "b", "nginx", &[], subset)]);
+    assert!(!wants_pods(&other, &options));
 }

@@ -71,6 +71,11 @@ impl Progress {
         self.states.len()
     }
 
+    /// Forgets the watches started after the first `len` (they were stopped).
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.states.truncate(len);
+    }
+
     /// Resolves after a store changed or a watch listed for the first time (at once if that
     /// happened since the last call).
     pub(crate) async fn changed(&self) {

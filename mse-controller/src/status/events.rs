@@ -454,7 +454,7 @@ fn truncate(s: &str, limit: usize) -> &str {
 fn api_version(kind: Kind) -> Option<&'static str> {
     Some(match kind {
         Kind::Ingress | Kind::IngressClass => "networking.k8s.io/v1",
-        Kind::Service | Kind::Endpoints | Kind::Secret | Kind::ConfigMap => "v1",
+        Kind::Service | Kind::Endpoints | Kind::Secret | Kind::ConfigMap | Kind::Pod => "v1",
         Kind::EndpointSlice => "discovery.k8s.io/v1",
         Kind::MseIngressConfig => "mse.alibabacloud.com/v1alpha1",
         _ => return None,
@@ -482,6 +482,7 @@ fn uid_of(snapshot: &Snapshot, key: &ObjectKey) -> Option<String> {
         Kind::Secret => find(&snapshot.secrets, key, |o| &o.metadata),
         Kind::ConfigMap => find(&snapshot.config_maps, key, |o| &o.metadata),
         Kind::MseIngressConfig => find(&snapshot.mse_configs, key, |o| &o.metadata),
+        Kind::Pod => find(&snapshot.pods, key, |o| &o.metadata),
         _ => None,
     }
 }

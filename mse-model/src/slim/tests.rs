@@ -91,7 +91,9 @@ fn a_service_keeps_its_type_and_ports() {
     assert_eq!(ports[0].name.as_deref(), Some("http"));
     assert_eq!(ports[0].port, 80);
     assert!(ports[0].target_port.is_some());
-    assert!(ports[0].protocol.is_none() && ports[0].app_protocol.is_none());
+    assert!(ports[0].protocol.is_none());
+    // appProtocol chooses the upstream protocol.
+    assert_eq!(ports[0].app_protocol.as_deref(), Some("http"));
     assert_eq!(ports[1].node_port, None);
 }
 
@@ -194,4 +196,21 @@ fn a_snapshot_slims_what_it_is_given() {
     let svc = &snapshot.services[0].object;
     assert!(svc.metadata.managed_fields.is_none());
     assert!(svc.spec.as_ref().unwrap().session_affinity.is_none());
+}
+
+#[test]
+fn a_pod_keeps_its_labels_and_addresses() {
+    let o = one(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:{NOISY_META}spec:\n  nodeName: n1\n  containers: [{{ name: app, image: example/app }}]\nstatus:\n  phase: Running\n  hostIP: 10.9.0.1\n  podIP: 10.0.0.7\n  podIPs: [{{ ip: 10.0.0.7 }}, {{ ip: \"fd00::7\" }}]\n"
+    ));
+    let Object::Pod(pod) = o else {
+        panic!("not a Pod")
+    };
+    assert_identity_kept(&pod.metadata);
+    assert!(pod.metadata.labels.is_some());
+    assert!(pod.metadata.annotations.is_none() && pod.spec.is_none());
+    let status = pod.status.as_ref().unwrap();
+    assert_eq!(status.pod_ip.as_deref(), Some("10.0.0.7"));
+    assert_eq!(status.pod_ips.as_ref().unwrap()[1].ip, "fd00::7");
+    assert!(status.phase.is_none() && status.host_ip.is_none());
 }

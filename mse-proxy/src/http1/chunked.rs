@@ -198,3 +198,19 @@ pub(crate) fn encode_chunk(out: &mut Vec<u8>, data: &[u8]) {
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
 }
+
+/// Appends the last chunk of a chunked body with its trailer section: the trailers of the
+/// body save the fields that frame or route a message, which never belong there. Used
+/// for responses to clients and requests to upstreams alike.
+pub(crate) fn last_chunk(out: &mut Vec<u8>, trailers: Option<&HeaderMap>) {
+    out.extend_from_slice(b"0\r\n");
+    for (name, value) in trailers.into_iter().flatten() {
+        if !matches!(
+            name.as_str(),
+            "content-length" | "transfer-encoding" | "connection" | "host" | "te" | "trailer"
+        ) {
+            super::line(out, name.as_str().as_bytes(), value.as_bytes());
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+}

@@ -30,7 +30,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::body::BodyReader;
-use super::chunked::encode_chunk;
+use super::chunked::{encode_chunk, last_chunk};
 use super::head::{MAX_RESPONSE_HEAD, RawHeaders, ResponseHead, parse_response};
 use super::{fill, line};
 use crate::forwarded::ForwardHeaders;
@@ -148,18 +148,20 @@ impl Conn {
         let mut body_done = body.is_end_stream();
         // Coalesce the head with a body that is already buffered (small POSTs): one write.
         if !body_done && let Some(polled) = body.frame().now_or_never() {
+            let mut trailers = None;
             match polled {
                 Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        encode_data(out, &data, chunked);
+                    match frame.into_data() {
+                        Ok(data) => encode_data(out, &data, chunked),
+                        Err(frame) => trailers = frame.into_trailers().ok(),
                     }
-                    body_done = body.is_end_stream();
+                    body_done = trailers.is_some() || body.is_end_stream();
                 }
                 Some(Err(e)) => return Err(ExchangeError::ClientBody(io::Error::other(e))),
                 None => body_done = true,
             }
             if body_done && chunked {
-                out.extend_from_slice(b"0\r\n\r\n");
+                last_chunk(out, trailers.as_ref());
             }
         }
         self.io
@@ -216,10 +218,19 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut out = Vec::new();
+    // The request's trailers go after the last chunk; without chunked framing there is
+    // nowhere to put them.
+    let mut trailers = None;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ExchangeError::ClientBody(io::Error::other(e)))?;
-        let Ok(data) = frame.into_data() else {
-            continue;
+        let data = match frame.into_data() {
+            Ok(data) => data,
+            Err(frame) => {
+                if let Ok(t) = frame.into_trailers() {
+                    trailers = Some(t);
+                }
+                continue;
+            }
         };
         if data.is_empty() {
             continue;
@@ -234,9 +245,9 @@ where
         written.map_err(ExchangeError::Body)?;
     }
     if chunked {
-        io.write_all(b"0\r\n\r\n")
-            .await
-            .map_err(ExchangeError::Body)?;
+        out.clear();
+        last_chunk(&mut out, trailers.as_ref());
+        io.write_all(&out).await.map_err(ExchangeError::Body)?;
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ use http::{HeaderMap, Response, StatusCode, Version};
 use http_body::Body;
 use http_body_util::BodyExt;
 
-use super::chunked::{chunk_size_line, encode_chunk};
+use super::chunked::{chunk_size_line, encode_chunk, last_chunk};
 use super::head::{RawHeaders, content_length};
 use super::io::Io;
 use super::line;
@@ -261,21 +261,6 @@ fn coalesce(
         }
     }
     failed
-}
-
-/// The last chunk of a chunked body, with its trailer section: the trailers of the body
-/// save the fields that frame or route a message, which never belong there.
-fn last_chunk(out: &mut Vec<u8>, trailers: Option<&HeaderMap>) {
-    out.extend_from_slice(b"0\r\n");
-    for (name, value) in trailers.into_iter().flatten() {
-        if !matches!(
-            name.as_str(),
-            "content-length" | "transfer-encoding" | "connection" | "host" | "te" | "trailer"
-        ) {
-            line(out, name.as_str().as_bytes(), value.as_bytes());
-        }
-    }
-    out.extend_from_slice(b"\r\n");
 }
 
 /// Writes one data frame in the response's framing (`out` is scratch space); `Ok(false)`

@@ -14,7 +14,7 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use http::HeaderValue;
 use http::header::USER_AGENT;
@@ -26,6 +26,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::crypto::tls13::HkdfExpander;
 
 use super::load::{LoadGuard, Loads};
+use super::warmup::Warmup;
 use crate::table::Previous;
 
 /// What one cluster needs for the balancing its routes ask for, built with the table.
@@ -36,6 +37,8 @@ pub(crate) struct Balancing {
     load: Option<Arc<Loads>>,
     /// `(token, endpoint index)`, sorted by token.
     tokens: Option<Box<[(u64, u32)]>>,
+    /// `warmup`: the slow start of endpoints that joined lately.
+    warmup: Option<Warmup>,
 }
 
 /// `upstream-hash-by-subset`: the endpoints in address order cut into subsets, and a
@@ -122,6 +125,7 @@ pub(crate) fn plan(
         .iter()
         .zip(needs)
         .map(|(c, n)| {
+            let now = Instant::now();
             let addrs = match &c.target {
                 mse_router::ClusterTarget::Endpoints(a) if a.len() > 1 || n.tokens => a,
                 _ => return Balancing::default(),
@@ -135,6 +139,10 @@ pub(crate) fn plan(
                         .unwrap_or_else(|| Arc::new(Loads::new(addrs.len(), n.ewma)))
                 }),
                 tokens: key.filter(|_| n.tokens).map(|k| tokens(addrs, k)),
+                warmup: c.warmup.map(|window| {
+                    let before = previous.as_ref().and_then(|p| p.warmup(c));
+                    Warmup::new(addrs, window, before, now)
+                }),
             }
         })
         .collect()
@@ -169,6 +177,16 @@ impl Balancing {
     /// The endpoint load, when its routes balance by it.
     pub(crate) fn loads(&self) -> Option<&Arc<Loads>> {
         self.load.as_ref()
+    }
+
+    /// The slow start of the cluster's endpoints, when it has `warmup`.
+    pub(crate) fn warmup(&self) -> Option<&Warmup> {
+        self.warmup.as_ref()
+    }
+
+    /// Round robin's pick while an endpoint warms up; `None`: round robin as usual.
+    pub(crate) fn warming_pick(&self) -> Option<usize> {
+        self.warmup.as_ref()?.pick(None, Instant::now())
     }
 }
 
@@ -233,7 +251,14 @@ pub(crate) fn pick(
     match balance {
         Balance::LeastConn => {
             let load = b.load.as_ref()?;
-            let i = load.least(rr())?;
+            let warming = b
+                .warmup
+                .as_ref()
+                .and_then(|w| w.pick(Some(load), Instant::now()));
+            let i = match warming {
+                Some(i) => i,
+                None => load.least(rr())?,
+            };
             extras.load = Some(load.start(i, false));
             Some(i)
         }

@@ -72,7 +72,7 @@ impl Loads {
         self.in_flight.len()
     }
 
-    fn in_flight(&self, i: usize) -> u32 {
+    pub(crate) fn in_flight(&self, i: usize) -> u32 {
         self.in_flight
             .get(i)
             .map_or(u32::MAX, |c| c.load(Ordering::Relaxed))

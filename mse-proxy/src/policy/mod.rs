@@ -15,6 +15,7 @@
 //! | [`fallback`] | upstream selection (default backends), response (`custom-http-errors` pages) |
 //! | [`mirror`] | exchange (a sampled copy of the request) |
 //! | [`retry`] | exchange (the route's timeouts, retries on another endpoint) |
+//! | [`warmup`] | upstream selection (`warmup`: slow start for round robin and `least_conn`) |
 //! | [`compress`] | request head (`Accept-Encoding`), response (gzip, brotli) |
 //!
 //! Canary choice and rewrites are decided by the router itself
@@ -34,3 +35,4 @@ pub(crate) mod mirror;
 pub(crate) mod redirect;
 pub(crate) mod remembered;
 pub(crate) mod retry;
+pub(crate) mod warmup;

@@ -9,16 +9,19 @@
 //! whole first (at most [`MAX_BUFFERED`] bytes of declared length): a streaming body is
 //! never sent twice. Retries are budgeted per worker ([`Budget`]): at most
 //! [`BUDGET_PERCENT`] % of the requests of retrying routes, plus [`BUDGET_MIN`], so that a
-//! failing backend never gets a multiple of the load.
+//! failing backend never gets a multiple of the load. The same rules apply to clusters of
+//! another protocol (upstream TLS, HTTP/2: [`send_protocol`]), where a timed-out attempt is
+//! one whose response head did not come in time.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::Request;
+use http::{Request, Response};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use mse_router::{ExchangePolicy, RetryPolicy};
 use tokio::time::Instant;
 
@@ -27,7 +30,7 @@ use crate::error::ProxyError;
 use crate::http1::HeadExtras;
 use crate::policy::load::LoadGuard;
 use crate::proxy::Worker;
-use crate::upstream::{Sent, Upstream, idempotent};
+use crate::upstream::{Protocol, Sent, Upstream, idempotent, send_protocol as send_protocol_once};
 
 /// The policy of a route without one, when the gateway-wide `downstream.routeTimeout`
 /// bounds every request.
@@ -161,16 +164,88 @@ pub(crate) async fn send(
                 tracing::debug!(%upstream, %next, attempt, "retrying on another endpoint");
                 // The failed attempt's connection, if any, is dropped here: closed.
                 drop(sent);
-                if let Some(guard) = load.take() {
-                    let (loads, timed) = (Arc::clone(guard.loads().0), guard.timed());
-                    drop(guard);
-                    *load = Some(loads.start(i, timed));
-                }
+                move_load(load, i);
                 upstream = next;
                 attempt += 1;
             }
             _ => return sent.map(|s| (s, upstream)),
         }
+    }
+}
+
+/// [`send`] for a cluster spoken to with hyper's client (`backend-protocol`, upstream
+/// TLS, HTTP/2): the same rules, each attempt a request of its own; returns the answer
+/// and the endpoint that gave it. `waits` bounds each attempt as for a single one.
+pub(crate) async fn send_protocol(
+    worker: &Worker,
+    (protocol, policy): (&Arc<Protocol>, &ExchangePolicy),
+    (first, endpoints): (Upstream, &Arc<[SocketAddr]>),
+    load: &mut Option<LoadGuard>,
+    mut req: Request<RequestBody>,
+    waits: crate::upstream::Waits,
+) -> Result<(Response<Incoming>, Upstream), ProxyError> {
+    let start = Instant::now();
+    let total = waits.total.map(|t| start + t);
+    let (pool, metrics) = (&worker.pool, &worker.metrics);
+    let retry = policy
+        .retry
+        .as_ref()
+        .filter(|r| r.non_idempotent || idempotent(req.method()));
+    let payload = match retry {
+        Some(_) if req.body().is_end_stream() => Some(Bytes::new()),
+        Some(_) => match req.body().size_hint().exact() {
+            Some(n) if n <= MAX_BUFFERED => {
+                let body = req.body_mut().collect().await;
+                let body = body.map_err(|e| crate::upstream::client_body_failure(&e))?;
+                Some(body.to_bytes())
+            }
+            _ => None,
+        },
+        None => None,
+    };
+    // A streaming body is sent once, as it is.
+    let (Some(retry), Some(payload)) = (retry, payload) else {
+        let sent = send_protocol_once(pool, protocol, &first, req, waits, metrics).await;
+        return sent.map(|r| (r, first));
+    };
+    worker.budget.request();
+    let (parts, _) = req.into_parts();
+    let mut tried = Tried::default();
+    let mut upstream = first;
+    let mut attempt = 1u32;
+    loop {
+        let copy = Request::from_parts(parts.clone(), RequestBody::buffered(payload.clone()));
+        let sent = send_protocol_once(pool, protocol, &upstream, copy, waits, metrics).await;
+        let again = match &sent {
+            Ok(r) => retry.retries_status(r.status().as_u16()),
+            Err(e) => retries_error(retry, e),
+        };
+        let next = (again && may_retry(retry, endpoints.len(), attempt, start, total))
+            .then(|| tried.next(endpoints, &upstream, load.as_ref()))
+            .flatten()
+            .filter(|_| {
+                let granted = worker.budget.take();
+                metrics.retry(granted);
+                granted
+            });
+        let Some(i) = next else {
+            return sent.map(|r| (r, upstream));
+        };
+        let next = Upstream::Addr(endpoints[i]);
+        tracing::debug!(%upstream, %next, attempt, "retrying on another endpoint");
+        drop(sent);
+        move_load(load, i);
+        upstream = next;
+        attempt += 1;
+    }
+}
+
+/// Moves the request's count in the route's balancing to endpoint `i`.
+fn move_load(load: &mut Option<LoadGuard>, i: usize) {
+    if let Some(guard) = load.take() {
+        let (loads, timed) = (Arc::clone(guard.loads().0), guard.timed());
+        drop(guard);
+        *load = Some(loads.start(i, timed));
     }
 }
 

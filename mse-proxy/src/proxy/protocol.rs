@@ -11,9 +11,9 @@
 //! UNAVAILABLE, which it may retry, while the deadline is the caller's own (Envoy's router
 //! answers its gRPC timeouts so too). Other timeouts answer 504 as for any request.
 //!
-//! Not on these routes: retries on another endpoint (`proxy-next-upstream`), mirroring
-//! and `custom-http-errors` pages, which need the inline HTTP/1.1 client; WebSocket to an
-//! HTTP/2 upstream (RFC 8441) is refused with 502.
+//! Retries on another endpoint (`proxy-next-upstream*`) follow [`retry::send_protocol`].
+//! Not on these routes: mirroring and `custom-http-errors` pages, which need the inline
+//! HTTP/1.1 client; WebSocket to an HTTP/2 upstream is refused with 502.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,7 +32,8 @@ use crate::error::ProxyError;
 use crate::log::AccessRecord;
 use crate::policy::headers::edit_response;
 use crate::policy::load::LoadGuard;
-use crate::stats::Tally;
+use crate::policy::retry;
+use crate::stats::{Outcome, Tally};
 use crate::upstream::{Protocol, send_protocol, send_protocol_upgrade};
 
 const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
@@ -94,15 +95,51 @@ pub(super) async fn forward(
     } else {
         *req.version_mut() = Version::HTTP_11;
     }
-    let sent = send_protocol(
-        &worker.pool,
-        &protocol,
-        &upstream,
-        *req,
-        waits,
-        &worker.metrics,
-    )
-    .await;
+    // The route's retries on another endpoint, for a cluster of more than one.
+    let retrying = prepared
+        .policy
+        .as_deref()
+        .and_then(|p| p.exchange.as_deref())
+        .filter(|e| e.retry.is_some())
+        .zip(prepared.rare.as_ref().and_then(|r| r.endpoints.clone()));
+    let sent = match retrying {
+        Some((policy, all)) => {
+            let send = retry::send_protocol(
+                worker,
+                (&protocol, policy),
+                (upstream.clone(), &all),
+                load,
+                *req,
+                waits,
+            );
+            match Box::pin(send).await {
+                Ok((response, used)) => {
+                    if used != upstream {
+                        tally.outcome |= Outcome::RETRIED;
+                    }
+                    prepared.upstream = used;
+                    Ok(response)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        None => {
+            let send = send_protocol(
+                &worker.pool,
+                &protocol,
+                &upstream,
+                *req,
+                waits,
+                &worker.metrics,
+            );
+            send.await
+        }
+    };
+    let upstream = prepared.upstream.clone();
+    let mut log = log;
+    if let Some(log) = log.as_deref_mut() {
+        log.upstream = Some(upstream.clone());
+    }
     let mut response = match sent {
         Ok(r) => r,
         Err(ProxyError::ResponseTimeout { .. }) if by_deadline => {

@@ -2,10 +2,9 @@
 //! Endpoints), and one cluster per Service port.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
 use mse_model::api::EndpointSlice;
-use mse_model::k8s_openapi::api::core::v1::{EndpointSubset, ServicePort};
+use mse_model::k8s_openapi::api::core::v1::{EndpointSubset, ObjectReference, ServicePort};
 use mse_model::k8s_openapi::api::networking::v1::{IngressBackend, ServiceBackendPort};
 use mse_model::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use mse_model::{Diagnostic, Kind, ObjectKey};
@@ -22,6 +21,9 @@ struct ExternalBackend<'a> {
     port: Option<&'a ServicePort>,
 }
 use crate::table::{Backend, Cluster, ClusterId, ClusterTarget};
+
+/// Which endpoints to keep, given an endpoint's address and the object it names.
+pub(super) type Keep<'a> = dyn Fn(&str, Option<&ObjectReference>) -> bool + 'a;
 
 /// `Backend::Unavailable` with this reason: requests answer 503.
 fn unavailable(reason: String) -> Backend {
@@ -234,7 +236,9 @@ impl<'s> Compiler<'s> {
             port,
             port_name: port_name.map(Into::into),
             target: target(),
-            protocol: crate::policy::UpstreamProtocol::from_port_name(port_name).map(Arc::new),
+            protocol: self.port_protocol(&service, port, port_name),
+            selection: None,
+            warmup: None,
         });
         self.cluster_ids.insert((service, port), id);
         id
@@ -250,6 +254,20 @@ impl<'s> Compiler<'s> {
         target_port: Option<&IntOrString>,
         service_port: u16,
     ) -> Vec<SocketAddr> {
+        self.endpoints_where(ns, svc, port_name, target_port, service_port, &|_, _| true)
+    }
+
+    /// [`Self::endpoints_for`], keeping only the endpoints `keep` accepts (given the
+    /// address and the object the endpoint names, normally its Pod).
+    pub(super) fn endpoints_where(
+        &self,
+        ns: &str,
+        svc: &str,
+        port_name: Option<&str>,
+        target_port: Option<&IntOrString>,
+        service_port: u16,
+        keep: &Keep<'_>,
+    ) -> Vec<SocketAddr> {
         let numeric_target = match target_port {
             Some(IntOrString::Int(t)) => u16::try_from(*t).ok(),
             Some(IntOrString::String(s)) => s.parse::<u16>().ok(),
@@ -258,11 +276,11 @@ impl<'s> Compiler<'s> {
         let mut out = Vec::new();
         if let Some(slices) = self.slices.get(&(ns, svc)) {
             for slice in slices {
-                slice_addresses(slice, port_name, numeric_target, &mut out);
+                slice_addresses(slice, port_name, numeric_target, keep, &mut out);
             }
         } else if let Some(eps) = self.endpoints.get(&(ns, svc)) {
             for subset in eps.subsets.as_deref().unwrap_or(&[]) {
-                subset_addresses(subset, port_name, numeric_target, &mut out);
+                subset_addresses(subset, port_name, numeric_target, keep, &mut out);
             }
         }
         out.sort();
@@ -286,6 +304,7 @@ fn slice_addresses(
     slice: &EndpointSlice,
     port_name: Option<&str>,
     numeric_target: Option<u16>,
+    keep: &Keep<'_>,
     out: &mut Vec<SocketAddr>,
 ) {
     if slice.address_type == "FQDN" {
@@ -309,6 +328,9 @@ fn slice_addresses(
             continue;
         }
         for a in &ep.addresses {
+            if !keep(a, ep.target_ref.as_ref()) {
+                continue;
+            }
             if let Ok(ip) = a.parse::<IpAddr>() {
                 out.push(SocketAddr::new(ip, port));
             }
@@ -321,6 +343,7 @@ fn subset_addresses(
     subset: &EndpointSubset,
     port_name: Option<&str>,
     numeric_target: Option<u16>,
+    keep: &Keep<'_>,
     out: &mut Vec<SocketAddr>,
 ) {
     let ports = subset.ports.as_deref().unwrap_or(&[]);
@@ -335,6 +358,9 @@ fn subset_addresses(
         });
     let Some(port) = port else { return };
     for a in subset.addresses.as_deref().unwrap_or(&[]) {
+        if !keep(&a.ip, a.target_ref.as_ref()) {
+            continue;
+        }
         if let Ok(ip) = a.ip.parse::<IpAddr>() {
             out.push(SocketAddr::new(ip, port));
         }

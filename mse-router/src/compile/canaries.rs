@@ -158,6 +158,7 @@ impl<'s> Compiler<'s> {
         }
         let policy = canary_policy(main_route.policy.as_deref(), shared.own.as_ref());
         let backend = self.resolve_backend(&p.backend, sel, &format!("{field}.backend"));
+        let backend = self.with_variant(backend, sel, shared.policy);
         let backend = self.with_protocol(backend, shared.upstream.as_ref());
         let ready = match &backend {
             Backend::Cluster(c) => match &self.clusters[c.0 as usize].target {

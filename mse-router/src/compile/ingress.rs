@@ -238,6 +238,7 @@ impl<'s> Compiler<'s> {
             }
         };
         let resolved = self.resolve_backend(&p.backend, sel, &format!("{field}.backend"));
+        let resolved = self.with_variant(resolved, sel, shared.policy);
         let resolved = self.with_protocol(resolved, shared.upstream.as_ref());
         let backend = shared.backend(resolved);
         // `server-alias`: the same route on each alias host.
@@ -273,6 +274,7 @@ impl<'s> Compiler<'s> {
         };
         let field = "spec.defaultBackend";
         let resolved = self.resolve_backend(db, sel, field);
+        let resolved = self.with_variant(resolved, sel, shared.policy);
         let resolved = self.with_protocol(resolved, shared.upstream.as_ref());
         let backend = shared.backend(resolved);
         let mut hosts = vec![HostMatch::Any];

@@ -142,6 +142,11 @@ struct Compiler<'s> {
     /// Clusters of a Service port with an Ingress's `backend-protocol`, by the port's own
     /// cluster and the protocol.
     protocol_clusters: HashMap<(ClusterId, Arc<crate::policy::UpstreamProtocol>), ClusterId>,
+    /// Clusters of a Service port with an Ingress's `service-upstream`, `service-subset`
+    /// or `warmup`, by the port's own cluster and the setting.
+    variant_clusters: HashMap<(ClusterId, variants::Variant), ClusterId>,
+    /// The Pods of the snapshot, for `service-subset`.
+    pods: variants::Pods<'s>,
     vhosts: BTreeMap<HostOrder, VirtualHost>,
     /// `from-to-www-redirect`: (Ingress, the other host, the rule's host it redirects to).
     www: Vec<(ObjectKey, HostMatch, Box<str>)>,
@@ -268,6 +273,8 @@ impl<'s> Compiler<'s> {
             clusters: Vec::new(),
             cluster_ids: HashMap::new(),
             protocol_clusters: HashMap::new(),
+            variant_clusters: HashMap::new(),
+            pods: variants::Pods::new(snapshot),
             vhosts: BTreeMap::new(),
             www: Vec::new(),
             app_roots: Vec::new(),
@@ -361,6 +368,7 @@ mod routes;
 mod selection;
 mod tls;
 mod upstream;
+mod variants;
 
 #[cfg(test)]
 mod tests;

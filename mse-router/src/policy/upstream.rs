@@ -1,5 +1,7 @@
 //! `backend-protocol` and upstream TLS (`proxy-ssl-*`): how the data plane talks to the
-//! endpoints of a cluster. The keys are Service-scope, so the setting lives on the
+//! endpoints of a cluster. The same registration covers the other Service-scope keys the
+//! compiler applies per cluster: `service-upstream` and `service-subset`/`subset-labels`
+//! (which addresses a cluster has) and `warmup` (the slow start of its new endpoints). The keys are Service-scope, so the setting lives on the
 //! cluster ([`crate::Cluster::protocol`]) rather than in the [`super::RoutePolicy`]: an
 //! Ingress asking for another protocol than the Service port's default gets a cluster of
 //! its own for that port. The compiler completes the TLS part with the Secret of
@@ -29,6 +31,10 @@ pub(crate) const POLICY: Registration = Registration {
         "proxy-ssl-server-name",
         "proxy-ssl-protocols",
         "proxy-ssl-ciphers",
+        "service-upstream",
+        "service-subset",
+        "subset-labels",
+        "warmup",
     ],
     build: super::compiled_elsewhere,
 };
@@ -94,5 +100,31 @@ impl UpstreamProtocol {
             (n.starts_with("grpc") && !n.starts_with("grpc-web")) || n.starts_with("http2")
         });
         named.then(Self::h2c)
+    }
+
+    /// The protocol a Service port's `appProtocol` names, for a port without
+    /// `backend-protocol`: `Some(None)` for plain HTTP/1.1 (`http`, `kubernetes.io/ws`),
+    /// `Some(Some(_))` for HTTP/2 in cleartext (`kubernetes.io/h2c`, `http2`, `grpc`) or
+    /// TLS (`https`, `kubernetes.io/wss`, as `backend-protocol: HTTPS` without
+    /// `proxy-ssl-*`: the certificate is not verified); `None` for any other value, which
+    /// leaves the choice to the port's name. Compared without regard to case.
+    pub fn from_app_protocol(app_protocol: &str) -> Option<Option<Self>> {
+        let p = app_protocol.to_ascii_lowercase();
+        Some(match p.as_str() {
+            "http" | "kubernetes.io/ws" => None,
+            "kubernetes.io/h2c" | "h2c" | "http2" | "grpc" => Some(Self::h2c()),
+            "https" | "kubernetes.io/wss" => Some(Self {
+                http2: false,
+                tls: Some(UpstreamTls {
+                    ca: None,
+                    client: None,
+                    name: None,
+                    sni: false,
+                    versions: None,
+                    ciphers: None,
+                }),
+            }),
+            _ => return None,
+        })
     }
 }

@@ -249,12 +249,12 @@ fn valid_annotations_the_data_plane_does_not_apply_yet_are_reported() {
 }
 
 #[test]
-fn retries_mirrors_and_error_pages_are_reported_as_not_applied_with_a_backend_protocol() {
+fn mirrors_and_error_pages_are_reported_as_not_applied_with_a_backend_protocol() {
     let mut yaml = services();
     yaml += &ingress("g", "2024-01-01T00:00:00Z", &path_rule("g.test", &[("/", "Prefix", "s1")]))
         .replace(
             "creationTimestamp",
-            "annotations: { nginx.ingress.kubernetes.io/backend-protocol: GRPC, nginx.ingress.kubernetes.io/proxy-next-upstream-tries: \"3\" }, creationTimestamp",
+            "annotations: { nginx.ingress.kubernetes.io/backend-protocol: GRPC, nginx.ingress.kubernetes.io/proxy-next-upstream-tries: \"3\", nginx.ingress.kubernetes.io/custom-http-errors: \"503\" }, creationTimestamp",
         );
     let t = table(&yaml);
     assert_eq!(who(&t, "g.test", "/"), Some(1));
@@ -264,10 +264,9 @@ fn retries_mirrors_and_error_pages_are_reported_as_not_applied_with_a_backend_pr
         .filter(|d| d.code == "not-applied")
         .map(|d| d.origin.key.as_deref())
         .collect();
+    // Retries apply to every upstream protocol.
     assert_eq!(
         keys,
-        [Some(
-            "nginx.ingress.kubernetes.io/proxy-next-upstream-tries"
-        )]
+        [Some("nginx.ingress.kubernetes.io/custom-http-errors")]
     );
 }
