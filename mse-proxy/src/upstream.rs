@@ -211,12 +211,17 @@ pub(crate) struct Pool {
     tuned: Cell<u64>,
     /// Connections of the other upstream protocols.
     conns: conns::Conns,
+    /// The endpoints' outlier state, shared by every worker: attempts note their outcome.
+    outliers: Arc<crate::policy::outlier::Outliers>,
 }
 
 // === impl Pool ===
 
 impl Pool {
-    pub(crate) fn new(settings: &Settings) -> Self {
+    pub(crate) fn new(
+        settings: &Settings,
+        outliers: Arc<crate::policy::outlier::Outliers>,
+    ) -> Self {
         Self {
             idle: Default::default(),
             scratch: std::cell::RefCell::new(Vec::new()),
@@ -224,7 +229,13 @@ impl Pool {
             settings: Cell::new(settings.pool),
             tuned: Cell::new(settings.serial),
             conns: conns::Conns::default(),
+            outliers,
         }
+    }
+
+    /// The endpoints' outlier state.
+    pub(crate) fn outliers(&self) -> &crate::policy::outlier::Outliers {
+        &self.outliers
     }
 
     /// Takes the pool settings of the table a request was just routed with: a new global
@@ -325,7 +336,9 @@ impl Pool {
         loop {
             let mut conn = match pooled.take() {
                 Some(conn) => conn,
-                None => Box::pin(self.connect(upstream, metrics, waits)).await?,
+                None => Box::pin(self.connect(upstream, metrics, waits))
+                    .await
+                    .inspect_err(|_| self.outliers.failed(upstream))?,
             };
             // One exchange within the response timeout, on the connection's own timer.
             let deadline = Instant::now() + waits.response;
@@ -346,6 +359,7 @@ impl Pool {
             conn.timer = timer;
             match result {
                 Ok(head) => {
+                    self.outliers.answered(upstream, head.status.as_u16());
                     return Ok(Sent::Plain {
                         head,
                         conn,
@@ -366,6 +380,9 @@ impl Pool {
                 Err(e) => {
                     if let Failure::Timeout = e {
                         metrics.timeout();
+                    }
+                    if !matches!(e, Failure::Exchange(ExchangeError::ClientBody(_))) {
+                        self.outliers.failed(upstream);
                     }
                     return Err(e.into_proxy(upstream));
                 }

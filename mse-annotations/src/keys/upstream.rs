@@ -80,6 +80,9 @@ pub(super) const UPSTREAM: &[KeySpec] = &[
     key("session-cookie-conditional-samesite-none", G::LoadBalancing, Service, Nginx, BOOL, "false",
         "With session-cookie-samesite None: leaves SameSite=None out for browsers known to reject it (Chrome 51 to 66, iOS 12, Safari on macOS 10.14)")
         .ex("true", "yes"),
+    key("session-cookie-change-on-failure", G::LoadBalancing, Service, Nginx, BOOL, "false",
+        "true: when the client's endpoint failed (the request went to another endpoint on a retry, or the endpoint is ejected by outlier detection) the affinity cookie is pointed at the endpoint that answered; false: the cookie keeps naming the failed endpoint")
+        .ex("true", "yes"),
     // --- Service ---
     key("service-subset", G::Service, Service, Mse, "subset name; empty or `base` for the base pods", "",
         "Routes to the pods labelled `opensergo.io/canary-<subset>: <subset>` (base: pods without such a label); all pods when none match")

@@ -26,6 +26,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::crypto::tls13::HkdfExpander;
 
 use super::load::{LoadGuard, Loads};
+use super::outlier::ClusterHealth;
 use crate::table::Previous;
 
 /// What one cluster needs for the balancing its routes ask for, built with the table.
@@ -221,42 +222,49 @@ impl std::fmt::Debug for TokenKey {
 /// The index of the endpoint of `addrs` the request goes to under `balance`, with what
 /// it needs besides; `None` leaves the request to round robin (the cluster has what it
 /// takes for no other choice, e.g. one endpoint). `rr`: the cluster's round-robin pick,
-/// for new affinity sessions and ties.
+/// for new affinity sessions and ties. `health`: the cluster's outlier state; an ejected
+/// endpoint is passed over for the next one that is not (see [`super::outlier`]).
 pub(crate) fn pick(
     b: &Balancing,
-    addrs: &[SocketAddr],
+    (addrs, health): (&[SocketAddr], Option<&ClusterHealth>),
     balance: &Balance,
     src: &KeySource<'_>,
     rr: impl FnOnce() -> usize,
     extras: &mut Extras,
 ) -> Option<usize> {
+    let avoid = |i: usize| health.map_or(i, |h| h.avoid(i));
     match balance {
         Balance::LeastConn => {
             let load = b.load.as_ref()?;
-            let i = load.least(rr())?;
+            let i = avoid(load.least(rr())?);
             extras.load = Some(load.start(i, false));
             Some(i)
         }
         Balance::Random | Balance::Ewma => {
             let load = b.load.as_ref()?;
             let ewma = matches!(balance, Balance::Ewma);
-            let i = load.two_choices(ewma)?;
+            let i = avoid(load.two_choices(ewma)?);
             extras.load = Some(load.start(i, ewma));
             Some(i)
         }
-        Balance::Hash(key) => b.ring.as_ref()?.endpoint(hash_of(key, src)),
+        Balance::Hash(key) => b.ring.as_ref()?.endpoint(hash_of(key, src)).map(avoid),
         Balance::HashSubset(key, _) => {
             let s = b.subsets.as_ref()?;
             let members = s.members.get(s.ring.endpoint(hash_of(key, src))?)?;
             let i = members.get(fastrand::usize(..members.len().max(1)))?;
-            Some(*i as usize)
+            Some(avoid(*i as usize))
         }
         Balance::Cookie(c) => {
             let tokens = b.tokens.as_deref()?;
-            if let Some(i) = src.head.cookie(&c.name).and_then(|v| find(tokens, v)) {
-                return Some(i);
+            let held = src.head.cookie(&c.name).and_then(|v| find(tokens, v));
+            match held {
+                Some(i) if !health.is_some_and(|h| h.is_out(i)) => return Some(i),
+                // Its endpoint is ejected: another one, and the cookie moves to it only
+                // with `session-cookie-change-on-failure`.
+                Some(_) if !c.change_on_failure => return Some(avoid(rr() % addrs.len().max(1))),
+                _ => {}
             }
-            let i = rr() % addrs.len().max(1);
+            let i = avoid(rr() % addrs.len().max(1));
             let token = tokens.iter().find(|t| t.1 as usize == i)?.0;
             extras.set_cookie = set_cookie(c, token, src, SystemTime::now()).map(Box::new);
             Some(i)

@@ -15,6 +15,7 @@
 //! | [`fallback`] | upstream selection (default backends), response (`custom-http-errors` pages) |
 //! | [`mirror`] | exchange (a sampled copy of the request) |
 //! | [`retry`] | exchange (the route's timeouts, retries on another endpoint) |
+//! | [`outlier`] | upstream selection (ejected endpoints skipped), exchange (failures counted) |
 //! | [`compress`] | request head (`Accept-Encoding`), response (gzip, brotli) |
 //!
 //! Canary choice and rewrites are decided by the router itself
@@ -31,6 +32,7 @@ pub(crate) mod headers;
 pub(crate) mod limit;
 pub(crate) mod load;
 pub(crate) mod mirror;
+pub(crate) mod outlier;
 pub(crate) mod redirect;
 pub(crate) mod remembered;
 pub(crate) mod retry;

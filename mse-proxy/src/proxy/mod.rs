@@ -362,7 +362,8 @@ async fn forward(
             let pool = &cx.worker.pool;
             let waits = pool.waits(None);
             let metrics = &cx.worker.metrics;
-            let sent = pool
+            cx.worker.budget.request();
+            let sent = match pool
                 .send_plain(
                     &prepared.upstream,
                     &mut req,
@@ -370,7 +371,23 @@ async fn forward(
                     metrics,
                     waits,
                 )
-                .await?;
+                .await
+            {
+                Ok(sent) => sent,
+                // Rare, so boxed: the connection did not open; another endpoint.
+                Err(e) => {
+                    let first = &prepared.upstream;
+                    let other =
+                        retry::refused(&cx.worker, e, first, &mut req, extras.as_ref(), waits);
+                    let (sent, used) = Box::pin(other).await?;
+                    if let Some(log) = log.as_deref_mut() {
+                        log.upstream = Some(used.clone());
+                    }
+                    tally.outcome |= Outcome::RETRIED;
+                    prepared.upstream = used;
+                    sent
+                }
+            };
             sent.with_headers(std::mem::take(req.headers_mut()))
         }
         // Rare, so boxed: an upgrade, on a connection of its own.

@@ -1,8 +1,9 @@
 //! [`ExchangePolicy`]: the timeouts and retries of the exchange phase (`timeout`,
 //! `proxy-connect-timeout`, `proxy-read-timeout`, `proxy-next-upstream`,
 //! `proxy-next-upstream-tries`, `proxy-next-upstream-timeout`). A route without any of
-//! these keys has none: the gateway-wide timeouts apply and a failed exchange is not
-//! tried again on another endpoint.
+//! these keys has none: the gateway-wide timeouts apply, and only an attempt whose
+//! connection did not open (nothing of the request went out) is tried again on another
+//! endpoint, the data plane's default; `proxy-next-upstream: off` turns that off too.
 
 use std::time::Duration;
 
@@ -29,7 +30,8 @@ pub struct ExchangePolicy {
     /// `proxy-read-timeout`: the wait for a response head and between two reads of its
     /// body; `None`: the gateway-wide value.
     pub read: Option<Duration>,
-    /// `proxy-next-upstream*`; `None`: no retry on another endpoint.
+    /// `proxy-next-upstream*`; `None`: the default, where only an attempt whose
+    /// connection did not open is tried on another endpoint.
     pub retry: Option<RetryPolicy>,
 }
 
@@ -72,6 +74,16 @@ fn build(p: &IngressPolicy, policy: &mut RoutePolicy, _refused: &mut Vec<Refused
             non_idempotent: on.non_idempotent,
             tries: p.retry.tries,
             timeout: p.retry.timeout,
+        }),
+        // `off`: never another endpoint, not even for a connection that did not open.
+        (None, true) => Some(RetryPolicy {
+            on_error: false,
+            on_timeout: false,
+            on_invalid_header: false,
+            on_status: Box::new([]),
+            non_idempotent: false,
+            tries: 1,
+            timeout: None,
         }),
         _ => None,
     };

@@ -68,6 +68,7 @@ fn the_registered_groups_and_keys_are_the_applied_ones() {
         "session-cookie-secure",
         "session-cookie-samesite",
         "session-cookie-conditional-samesite-none",
+        "session-cookie-change-on-failure",
         "timeout",
         "proxy-connect-timeout",
         "proxy-read-timeout",
