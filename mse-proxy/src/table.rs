@@ -87,7 +87,7 @@ struct ClusterState {
     balancing: Balancing,
     /// Its upstream protocol, when not plain HTTP/1.1.
     protocol: Option<Arc<Protocol>>,
-    /// Its endpoints' outlier state, for a cluster of more than one endpoint.
+    /// Its endpoints' outlier state and connection counts, for a cluster of endpoints.
     health: Option<Arc<ClusterHealth>>,
 }
 
@@ -574,7 +574,7 @@ impl<'t> Previous<'t> {
     }
 }
 
-/// The outlier state of a cluster of more than one endpoint: the previous table's when
+/// The outlier state of a cluster of endpoints: the previous table's when
 /// its endpoints and rules are the same, else a new one that keeps the state of the
 /// endpoints it still has.
 fn health(
@@ -586,7 +586,7 @@ fn health(
     let ClusterTarget::Endpoints(addrs) = &c.target else {
         return None;
     };
-    if addrs.len() < 2 {
+    if addrs.is_empty() {
         return None;
     }
     let before = previous.and_then(|p| p.health(c));

@@ -84,6 +84,8 @@ pub(crate) struct Waits {
     /// Every attempt together, until the response head: the route's `timeout`, else the
     /// gateway-wide `downstream.routeTimeout`.
     pub(crate) total: Option<Duration>,
+    /// The route's `connection-policy-*`, for the connections it opens.
+    pub(crate) limits: Option<mse_router::ConnectionLimits>,
 }
 
 /// Head buffers a worker keeps for reuse: more than the requests it usually has in flight
@@ -284,6 +286,7 @@ impl Pool {
             response: read.unwrap_or(s.response_timeout),
             read: read.unwrap_or(s.read_timeout),
             total: route.and_then(|r| r.total).or(s.route_timeout),
+            limits: route.and_then(|r| r.connections),
         }
     }
 
@@ -338,7 +341,11 @@ impl Pool {
                 Some(conn) => conn,
                 None => Box::pin(self.connect(upstream, metrics, waits))
                     .await
-                    .inspect_err(|_| self.outliers.failed(upstream))?,
+                    .inspect_err(|e| {
+                        if !matches!(e, ProxyError::BackendUnavailable { .. }) {
+                            self.outliers.failed(upstream);
+                        }
+                    })?,
             };
             // One exchange within the response timeout, on the connection's own timer.
             let deadline = Instant::now() + waits.response;
@@ -441,9 +448,20 @@ impl Pool {
         metrics: &Metrics,
         waits: Waits,
     ) -> Result<Box<Conn>, ProxyError> {
+        // `connection-policy-*`: counted before it is opened; past a limit, 503 at once.
+        let permit = match &waits.limits {
+            Some(limits) => Some(self.outliers.permit(upstream, limits).map_err(|why| {
+                ProxyError::BackendUnavailable {
+                    reason: Arc::from(why),
+                }
+            })?),
+            None => None,
+        };
         let stream = self.open_timed(upstream, metrics, waits.connect).await?;
         // Boxed once per connection: requests move it around several times.
-        Ok(Box::new(Conn::new(stream, upstream.clone(), waits.read)))
+        let mut conn = Box::new(Conn::new(stream, upstream.clone(), waits.read));
+        conn.permit = permit;
+        Ok(conn)
     }
 
     async fn open_timed(
@@ -484,7 +502,8 @@ impl Pool {
     /// carried its `upstream-keepalive-requests`.
     pub(crate) fn put(&self, conn: Box<Conn>) {
         let s = self.settings.get();
-        if s.max_idle == 0 || conn.requests >= s.max_requests {
+        let own = conn.permit.as_ref().map_or(u32::MAX, |p| p.max_requests);
+        if s.max_idle == 0 || conn.requests >= s.max_requests.min(own) {
             return;
         }
         let mut idle = self.idle.borrow_mut();

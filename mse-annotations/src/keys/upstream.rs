@@ -94,10 +94,10 @@ pub(super) const UPSTREAM: &[KeySpec] = &[
         "Slow start: new endpoints get a growing share of traffic over this time (round_robin and least_conn only)")
         .ex("30", "soon"),
     key("connection-policy-tcp-max-connection", G::Service, Service, Mse, "integer >= 1", "",
-        "Most upstream connections to the Service, all endpoints together")
+        "Most upstream connections to the Service, all endpoints together, idle ones included; a request that needs one more gets 503 at once (envoy's circuit-breaker overflow, without its queue of pending requests). HTTP/1.1 cleartext upstreams; counted over the connections this Ingress's requests open")
         .ex("1000", "0"),
     key("connection-policy-tcp-max-connection-per-endpoint", G::Service, Service, Mse, "integer >= 1", "",
-        "Most upstream connections to each endpoint")
+        "Most upstream connections to each endpoint, idle ones included; a request that needs one more gets 503 at once. HTTP/1.1 cleartext upstreams")
         .ex("100", "-1"),
     key("connection-policy-http-max-request-per-connection", G::Service, Service, Mse, "integer >= 1", "",
         "Most requests sent over one upstream connection before it is closed")

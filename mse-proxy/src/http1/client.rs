@@ -56,6 +56,8 @@ pub(crate) struct Conn {
     pub(crate) requests: u32,
     /// The longest wait between two reads of a response body.
     read_timeout: Duration,
+    /// Its count against the route's `connection-policy-*`, when it has one.
+    pub(crate) permit: Option<Box<crate::policy::outlier::ConnPermit>>,
 }
 
 /// What went wrong in one exchange, and whether the request may be sent again.
@@ -106,6 +108,7 @@ impl Conn {
             timer: LazyTimer::default(),
             requests: 0,
             read_timeout,
+            permit: None,
         }
     }
 

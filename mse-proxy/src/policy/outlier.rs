@@ -23,6 +23,14 @@
 //! 5xx (the gateway-wide count of endpoints with failures counted: only when it is not
 //! zero is the endpoint looked up by address and its count reset). Failures look the
 //! endpoint up by address in a map swapped in with each table ([`Outliers`]).
+//!
+//! The same per-endpoint state counts the upstream connections opened for routes with
+//! `connection-policy-*` ([`ConnPermit`]): a new connection past
+//! `connection-policy-tcp-max-connection` (all endpoints of the Service together) or
+//! `-per-endpoint` is not opened and the request is answered 503 at once, as envoy's
+//! circuit breaker answers an overflow (envoy would first hold the request as pending;
+//! here it is not queued). The counts are read and raised without a lock, so workers
+//! opening connections at the same instant may overshoot a limit by one each.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -112,6 +120,17 @@ pub(crate) struct Endpoint {
     /// When it was last let back in, in nanoseconds of the clock.
     back_at: AtomicU64,
     suspects: Arc<AtomicU32>,
+    /// Upstream connections open to it that count against `connection-policy-*`.
+    open: AtomicU32,
+}
+
+/// One upstream connection counted against `connection-policy-*`, until it is dropped;
+/// it also carries the connection's limit of requests.
+pub(crate) struct ConnPermit {
+    /// The endpoint it is counted on, when a connection count is limited.
+    counted: Option<Arc<Endpoint>>,
+    /// `connection-policy-http-max-request-per-connection`.
+    pub(crate) max_requests: u32,
 }
 
 // === impl Outliers ===
@@ -178,6 +197,35 @@ impl Outliers {
         map.get(addr)?.first().map(|(c, _)| Arc::clone(c))
     }
 
+    /// A permit for a new connection to `upstream` under `limits`: `Err` with the reason
+    /// when the Service or the endpoint has as many connections open as it may.
+    pub(crate) fn permit(
+        &self,
+        upstream: &Upstream,
+        limits: &mse_router::ConnectionLimits,
+    ) -> Result<Box<ConnPermit>, &'static str> {
+        let max_requests = limits.max_requests.unwrap_or(u32::MAX);
+        let counted = if limits.max_connections.is_some() || limits.max_per_endpoint.is_some() {
+            let Upstream::Addr(addr) = upstream else {
+                return Ok(Box::new(ConnPermit {
+                    counted: None,
+                    max_requests,
+                }));
+            };
+            let map = self.by_addr.load();
+            match map.get(addr).and_then(|c| c.first()) {
+                Some((c, i)) => Some(c.open_connection(*i as usize, limits)?),
+                None => None,
+            }
+        } else {
+            None
+        };
+        Ok(Box::new(ConnPermit {
+            counted,
+            max_requests,
+        }))
+    }
+
     /// The health of a cluster of the table being built: its endpoints' state carried
     /// over from `previous` (the cluster of the same Service port in the table it
     /// replaces) where the address is the same.
@@ -203,6 +251,7 @@ impl Outliers {
                         streak: AtomicU32::new(0),
                         back_at: AtomicU64::new(0),
                         suspects: Arc::clone(&self.suspects),
+                        open: AtomicU32::new(0),
                     })
                 })
             })
@@ -325,7 +374,7 @@ impl ClusterHealth {
         let Some(e) = self.endpoints.get(i) else {
             return false;
         };
-        if self.rules.consecutive == 0 || e.until.load(Relaxed) != 0 {
+        if self.rules.consecutive == 0 || e.until.load(Relaxed) != 0 || self.endpoints.len() < 2 {
             return false;
         }
         let before = e.failures.fetch_add(1, Relaxed);
@@ -370,6 +419,26 @@ impl ClusterHealth {
             "outlier endpoint ejected"
         );
         true
+    }
+
+    /// Counts a new connection to endpoint `i` when `limits` allow it.
+    fn open_connection(
+        &self,
+        i: usize,
+        limits: &mse_router::ConnectionLimits,
+    ) -> Result<Arc<Endpoint>, &'static str> {
+        let e = self.endpoints.get(i).ok_or("no such endpoint")?;
+        if let Some(max) = limits.max_connections {
+            let open: u32 = self.endpoints.iter().map(|e| e.open.load(Relaxed)).sum();
+            if open >= max {
+                return Err("connection-policy-tcp-max-connection reached");
+            }
+        }
+        let max = limits.max_per_endpoint.unwrap_or(u32::MAX);
+        e.open
+            .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
+            .map_err(|_| "connection-policy-tcp-max-connection-per-endpoint reached")?;
+        Ok(Arc::clone(e))
     }
 
     /// Lets back in the endpoints whose time is up, and counts those still out.
@@ -428,6 +497,14 @@ impl Endpoint {
     fn reset(&self) {
         if self.failures.load(Relaxed) != 0 && self.failures.swap(0, Relaxed) != 0 {
             self.suspects.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+impl Drop for ConnPermit {
+    fn drop(&mut self) {
+        if let Some(e) = &self.counted {
+            let _ = e.open.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
         }
     }
 }
@@ -545,6 +622,31 @@ mod tests {
         let off = cluster(&o, 4, rules(0));
         assert!(!off.failed(0, SEC));
         assert_eq!(off.ejected.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn connections_are_counted_per_endpoint_and_for_the_service() {
+        let o = Outliers::default();
+        let c = Arc::new(cluster(&o, 2, rules(5)));
+        o.publish([&c].into_iter());
+        let (a, b) = (Upstream::Addr(c.addrs[0]), Upstream::Addr(c.addrs[1]));
+        let per = mse_router::ConnectionLimits {
+            max_per_endpoint: Some(1),
+            ..Default::default()
+        };
+        let held = o.permit(&a, &per).unwrap();
+        assert!(o.permit(&a, &per).is_err());
+        assert!(o.permit(&b, &per).is_ok(), "dropped at once");
+        drop(held);
+        assert!(o.permit(&a, &per).is_ok());
+        let total = mse_router::ConnectionLimits {
+            max_connections: Some(2),
+            ..Default::default()
+        };
+        let held = [o.permit(&a, &total).unwrap(), o.permit(&a, &total).unwrap()];
+        assert!(o.permit(&b, &total).is_err());
+        drop(held);
+        assert!(o.permit(&b, &total).is_ok());
     }
 
     #[test]

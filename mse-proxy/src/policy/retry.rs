@@ -45,6 +45,7 @@ pub(crate) static NONE: ExchangePolicy = ExchangePolicy {
     connect: None,
     read: None,
     retry: None,
+    connections: None,
 };
 
 /// The largest request body read whole so that it can be sent again.

@@ -11,12 +11,20 @@ use mse_annotations::{Group, IngressPolicy};
 
 use super::{Refused, Registration, RoutePolicy};
 
-/// The timeouts and retries. `proxy-send-timeout` is left out: the upload is bounded by
-/// the read timeout, which runs from the first byte sent.
+/// The timeouts and retries, and the upstream connection limits (`connection-policy-*`).
+/// `proxy-send-timeout` is left out: the upload is bounded by the read timeout, which
+/// runs from the first byte sent.
 pub(crate) const POLICY: Registration = Registration {
     name: "timeouts-and-retries",
     groups: &[Group::Retry],
-    keys: &["timeout", "proxy-connect-timeout", "proxy-read-timeout"],
+    keys: &[
+        "timeout",
+        "proxy-connect-timeout",
+        "proxy-read-timeout",
+        "connection-policy-tcp-max-connection",
+        "connection-policy-tcp-max-connection-per-endpoint",
+        "connection-policy-http-max-request-per-connection",
+    ],
     build,
 };
 
@@ -33,6 +41,24 @@ pub struct ExchangePolicy {
     /// `proxy-next-upstream*`; `None`: the default, where only an attempt whose
     /// connection did not open is tried on another endpoint.
     pub retry: Option<RetryPolicy>,
+    /// `connection-policy-*`: how many upstream connections the Service gets, and how
+    /// many requests each carries; `None`: no limits but the gateway-wide ones.
+    pub connections: Option<ConnectionLimits>,
+}
+
+/// `connection-policy-*` of a Service (MSE): limits of the upstream connections that
+/// the requests of routes with these keys open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// `connection-policy-tcp-max-connection`: connections open to all the endpoints
+    /// together.
+    pub max_connections: Option<u32>,
+    /// `connection-policy-tcp-max-connection-per-endpoint`: connections open to each
+    /// endpoint.
+    pub max_per_endpoint: Option<u32>,
+    /// `connection-policy-http-max-request-per-connection`: requests one connection
+    /// carries before it is closed.
+    pub max_requests: Option<u32>,
 }
 
 /// When and how often a request is sent again, to another endpoint.
@@ -87,11 +113,18 @@ fn build(p: &IngressPolicy, policy: &mut RoutePolicy, _refused: &mut Vec<Refused
         }),
         _ => None,
     };
+    let c = &p.backend.connections;
+    let connections = ConnectionLimits {
+        max_connections: c.max_connections,
+        max_per_endpoint: c.max_connections_per_endpoint,
+        max_requests: c.max_requests_per_connection,
+    };
     let exchange = ExchangePolicy {
         total: t.total,
         connect: t.connect,
         read: t.read,
         retry,
+        connections: (connections != ConnectionLimits::default()).then_some(connections),
     };
     if exchange != ExchangePolicy::default() {
         policy.exchange = Some(Box::new(exchange));
