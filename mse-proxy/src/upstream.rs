@@ -81,6 +81,8 @@ pub(crate) struct Waits {
     pub(crate) response: Duration,
     /// The longest wait between two reads of a response body.
     pub(crate) read: Duration,
+    /// The longest wait for the upstream to take a write of the request.
+    pub(crate) send: Duration,
     /// Every attempt together, until the response head: the route's `timeout`, else the
     /// gateway-wide `downstream.routeTimeout`.
     pub(crate) total: Option<Duration>,
@@ -285,6 +287,7 @@ impl Pool {
             connect: route.and_then(|r| r.connect).unwrap_or(s.connect_timeout),
             response: read.unwrap_or(s.response_timeout),
             read: read.unwrap_or(s.read_timeout),
+            send: route.and_then(|r| r.send).unwrap_or(s.send_timeout),
             total: route.and_then(|r| r.total).or(s.route_timeout),
             limits: route.and_then(|r| r.connections),
         }
@@ -350,6 +353,7 @@ impl Pool {
             // One exchange within the response timeout, on the connection's own timer.
             let deadline = Instant::now() + waits.response;
             conn.set_read_timeout(waits.read);
+            conn.send_timeout = waits.send;
             let mut timer = std::mem::take(&mut conn.timer);
             let result = {
                 let mut exchange =
@@ -385,7 +389,7 @@ impl Pool {
                     tracing::debug!(%upstream, error = %e, "reused connection closed; retrying on a new one");
                 }
                 Err(e) => {
-                    if let Failure::Timeout = e {
+                    if let Failure::Timeout | Failure::Exchange(ExchangeError::SendTimeout) = e {
                         metrics.timeout();
                     }
                     if !matches!(e, Failure::Exchange(ExchangeError::ClientBody(_))) {
@@ -555,6 +559,8 @@ impl Failure {
                     source: e.into(),
                 },
                 ExchangeError::ClientBody(e) => client_body_failure(&e),
+                // `proxy-send-timeout`: 504, as nginx answers it.
+                ExchangeError::SendTimeout => ProxyError::ResponseTimeout { upstream },
                 ExchangeError::BadResponse(reason) => ProxyError::BadResponse { upstream, reason },
             },
         }

@@ -74,9 +74,8 @@ pub(super) const NGINX: &[GlobalKey] = &[
         |c, v| { c.upstream.read_timeout = g::positive_duration(v)?; Ok(()) })
         .ex("120", "2x"),
     key(CM, "proxy-send-timeout", S::ProxySendTimeout, G::Upstream, SECS, "60s",
-        "Longest wait between two writes of a request to an upstream",
+        "Longest wait for an upstream to take a write of a request (head or body chunk) where the route sets no proxy-send-timeout; past it the connection is closed and the client gets 504 if no answer has started. The wait for the client's own body is not counted",
         |c, v| { c.upstream.send_timeout = g::positive_duration(v)?; Ok(()) })
-        .not_applied("the upload of a request is bounded by proxy-read-timeout, which runs from the first byte sent")
         .ex("120", "2x"),
     key(CM, "upstream-keepalive-connections", S::UpstreamKeepaliveConnections, G::Upstream, "a whole number; 0: no idle connections", "320",
         "Idle keep-alive connections kept per upstream address and worker",

@@ -44,6 +44,7 @@ pub(crate) static NONE: ExchangePolicy = ExchangePolicy {
     total: None,
     connect: None,
     read: None,
+    send: None,
     retry: None,
     connections: None,
 };

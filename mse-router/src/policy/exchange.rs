@@ -1,5 +1,5 @@
 //! [`ExchangePolicy`]: the timeouts and retries of the exchange phase (`timeout`,
-//! `proxy-connect-timeout`, `proxy-read-timeout`, `proxy-next-upstream`,
+//! `proxy-connect-timeout`, `proxy-read-timeout`, `proxy-send-timeout`, `proxy-next-upstream`,
 //! `proxy-next-upstream-tries`, `proxy-next-upstream-timeout`). A route without any of
 //! these keys has none: the gateway-wide timeouts apply, and only an attempt whose
 //! connection did not open (nothing of the request went out) is tried again on another
@@ -12,8 +12,6 @@ use mse_annotations::{Group, IngressPolicy};
 use super::{Refused, Registration, RoutePolicy};
 
 /// The timeouts and retries, and the upstream connection limits (`connection-policy-*`).
-/// `proxy-send-timeout` is left out: the upload is bounded by the read timeout, which
-/// runs from the first byte sent.
 pub(crate) const POLICY: Registration = Registration {
     name: "timeouts-and-retries",
     groups: &[Group::Retry],
@@ -21,6 +19,7 @@ pub(crate) const POLICY: Registration = Registration {
         "timeout",
         "proxy-connect-timeout",
         "proxy-read-timeout",
+        "proxy-send-timeout",
         "connection-policy-tcp-max-connection",
         "connection-policy-tcp-max-connection-per-endpoint",
         "connection-policy-http-max-request-per-connection",
@@ -38,6 +37,9 @@ pub struct ExchangePolicy {
     /// `proxy-read-timeout`: the wait for a response head and between two reads of its
     /// body; `None`: the gateway-wide value.
     pub read: Option<Duration>,
+    /// `proxy-send-timeout`: the longest wait for the upstream to take a write of the
+    /// request (head or body); `None`: the gateway-wide value.
+    pub send: Option<Duration>,
     /// `proxy-next-upstream*`; `None`: the default, where only an attempt whose
     /// connection did not open is tried on another endpoint.
     pub retry: Option<RetryPolicy>,
@@ -123,6 +125,7 @@ fn build(p: &IngressPolicy, policy: &mut RoutePolicy, _refused: &mut Vec<Refused
         total: t.total,
         connect: t.connect,
         read: t.read,
+        send: t.send,
         retry,
         connections: (connections != ConnectionLimits::default()).then_some(connections),
     };

@@ -72,6 +72,7 @@ fn the_registered_groups_and_keys_are_the_applied_ones() {
         "timeout",
         "proxy-connect-timeout",
         "proxy-read-timeout",
+        "proxy-send-timeout",
         "connection-policy-tcp-max-connection",
         "connection-policy-tcp-max-connection-per-endpoint",
         "connection-policy-http-max-request-per-connection",

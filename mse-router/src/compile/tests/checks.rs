@@ -212,7 +212,7 @@ fn valid_annotations_the_data_plane_does_not_apply_yet_are_reported() {
     )
     .replace(
         "creationTimestamp",
-        "annotations: { nginx.ingress.kubernetes.io/rewrite-target: /$1, nginx.ingress.kubernetes.io/app-root: /app, nginx.ingress.kubernetes.io/proxy-send-timeout: \"5\", nginx.ingress.kubernetes.io/proxy-read-timeout: ten }, creationTimestamp",
+        "annotations: { nginx.ingress.kubernetes.io/rewrite-target: /$1, nginx.ingress.kubernetes.io/app-root: /app, nginx.ingress.kubernetes.io/proxy-send-timeout: \"5\", mse.ingress.kubernetes.io/warmup: \"30\", nginx.ingress.kubernetes.io/proxy-read-timeout: ten }, creationTimestamp",
     );
     let t = table(&yaml);
     let d: Vec<_> = t
@@ -220,14 +220,18 @@ fn valid_annotations_the_data_plane_does_not_apply_yet_are_reported() {
         .iter()
         .map(|d| (d.code, d.origin.key.as_deref().unwrap_or("")))
         .collect();
-    // The bad value has its own diagnostic; the valid timeout is reported as not applied,
-    // the applied app-root and rewrite-target are not.
+    // The bad value has its own diagnostic; the valid warm-up is reported as not applied,
+    // the applied app-root, rewrite-target and send timeout are not.
     assert!(
         !d.contains(&("not-applied", "nginx.ingress.kubernetes.io/rewrite-target")),
         "{d:?}"
     );
     assert!(
-        d.contains(&(
+        d.contains(&("not-applied", "mse.ingress.kubernetes.io/warmup")),
+        "{d:?}"
+    );
+    assert!(
+        !d.contains(&(
             "not-applied",
             "nginx.ingress.kubernetes.io/proxy-send-timeout"
         )),
