@@ -230,6 +230,15 @@ impl SharedTable {
         &self.inner.outliers
     }
 
+    /// The affinity token of an endpoint (see [`crate::policy::balance`]).
+    pub(crate) fn affinity_token(&self, addr: &std::net::SocketAddr) -> Option<u64> {
+        self.inner
+            .affinity_key
+            .load()
+            .as_ref()
+            .map(|k| k.token(addr))
+    }
+
     /// The endpoints ejected now by outlier detection; endpoints whose time is up are
     /// let back in first.
     pub fn ejected_endpoints(&self) -> serde_json::Value {

@@ -389,16 +389,27 @@ async fn an_ejected_affinity_endpoint_moves_the_cookie_only_with_change_on_failu
         let holder = first.headers["x-backend"].to_str().unwrap().to_owned();
         let victim = if holder == "a" { &a } else { &b };
         victim.kill();
-        // The next request fails over (connection refused) and ejects it.
+        // The next request fails over (connection refused) and ejects it; the cookie
+        // moves with it only with change-on-failure.
         let with_cookie = || request(HOST, "GET", "/", &[("cookie", pair.as_str())]);
         let mut tx = h1(http_addr(&g)).await;
         let r = send1(&mut tx, with_cookie()).await;
         assert_eq!(r.status, StatusCode::OK);
         assert_ne!(r.headers["x-backend"], holder.as_str());
+        let moved = r
+            .headers
+            .get("set-cookie")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(moved.is_some(), change, "change {change}: {moved:?}");
+        if let Some(moved) = moved {
+            assert!(moved.starts_with("INGRESSCOOKIE="), "{moved}");
+            assert_ne!(moved.split(';').next().unwrap(), pair);
+        }
         until("the endpoint is ejected", || async {
             ejected(admin_addr).await == [victim.addr.to_string()]
         })
         .await;
+        // While it is out, the old cookie's requests go elsewhere.
         let r = send1(&mut tx, with_cookie()).await;
         assert_eq!(r.status, StatusCode::OK, "change {change}");
         assert_ne!(r.headers["x-backend"], holder.as_str());

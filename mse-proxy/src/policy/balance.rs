@@ -197,7 +197,7 @@ impl TokenKey {
         Some(Self(hkdf.extract_from_secret(None, secret)))
     }
 
-    fn token(&self, addr: &SocketAddr) -> u64 {
+    pub(crate) fn token(&self, addr: &SocketAddr) -> u64 {
         let ip = match addr.ip() {
             IpAddr::V4(ip) => ip.to_ipv6_mapped().octets(),
             IpAddr::V6(ip) => ip.octets(),
@@ -266,11 +266,38 @@ pub(crate) fn pick(
             }
             let i = avoid(rr() % addrs.len().max(1));
             let token = tokens.iter().find(|t| t.1 as usize == i)?.0;
-            extras.set_cookie = set_cookie(c, token, src, SystemTime::now()).map(Box::new);
+            let agent = src.head.headers.and_then(|h| h.get(USER_AGENT));
+            let agent = agent.and_then(|a| a.to_str().ok()).unwrap_or("");
+            extras.set_cookie =
+                set_cookie(c, token, (agent, src.tls), SystemTime::now()).map(Box::new);
             Some(i)
         }
         _ => None,
     }
+}
+
+/// `session-cookie-change-on-failure`: after a request of a cookie-affinity route failed
+/// over from its endpoint to `used`, the `Set-Cookie` that points the client at `used`;
+/// `None` when the route has no such affinity. `headers`: the request's (its
+/// `User-Agent` decides `SameSite=None`).
+pub(crate) fn failed_over(
+    table: &crate::table::SharedTable,
+    policy: Option<&mse_router::RoutePolicy>,
+    used: &crate::upstream::Upstream,
+    (headers, tls): (&http::HeaderMap, bool),
+) -> Option<Box<HeaderValue>> {
+    let Some(Balance::Cookie(c)) = policy.and_then(|p| p.balance.as_ref()) else {
+        return None;
+    };
+    let crate::upstream::Upstream::Addr(addr) = used else {
+        return None;
+    };
+    if !c.change_on_failure {
+        return None;
+    }
+    let token = table.affinity_token(addr)?;
+    let agent = headers.get(USER_AGENT).and_then(|a| a.to_str().ok());
+    set_cookie(c, token, (agent.unwrap_or(""), tls), SystemTime::now()).map(Box::new)
 }
 
 /// The endpoint a cookie's token names, if it is one of `tokens`.
@@ -369,7 +396,7 @@ fn feed(key: &HashKey, src: &KeySource<'_>, h: &mut DefaultHasher) {
 fn set_cookie(
     c: &CookieAffinity,
     token: u64,
-    src: &KeySource<'_>,
+    (agent, tls): (&str, bool),
     now: SystemTime,
 ) -> Option<HeaderValue> {
     use std::fmt::Write;
@@ -383,15 +410,13 @@ fn set_cookie(
     if let Some(domain) = &c.domain {
         let _ = write!(v, "; Domain={domain}");
     }
-    if c.secure || src.tls {
+    if c.secure || tls {
         v.push_str("; Secure");
     }
     match c.same_site {
         Some(SameSite::Lax) => v.push_str("; SameSite=Lax"),
         Some(SameSite::Strict) => v.push_str("; SameSite=Strict"),
         Some(SameSite::None) => {
-            let agent = src.head.headers.and_then(|h| h.get(USER_AGENT));
-            let agent = agent.and_then(|a| a.to_str().ok()).unwrap_or("");
             if !(c.conditional_same_site_none && rejects_same_site_none(agent)) {
                 v.push_str("; SameSite=None");
             }
