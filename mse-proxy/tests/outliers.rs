@@ -287,10 +287,13 @@ async fn every_balancer_passes_over_an_endpoint_ejected_for_5xx() {
         let endpoints = [up[0].addr, failing.addr, up[1].addr];
         // Ejections last far longer than the test: the endpoint stays out.
         let global = [("mse-outlier-base-ejection-time", "10m")];
-        let (g, table, admin_addr) =
-            gateway_and_admin(&routed(annotations, &endpoints, &global)).await;
+        // A round-robin route to the same Service sends the failing endpoint its five
+        // failures in a row (a balancer may keep away from a failing endpoint by itself).
+        let mut yaml = routed(annotations, &endpoints, &global);
+        yaml.push_str("---\n");
+        yaml.push_str(&ingress("rr", Some(HOST), &[("/rr", "Prefix", "svc")]));
+        let (g, table, admin_addr) = gateway_and_admin(&yaml).await;
         let m = table.metrics();
-        // Until the ejection: different paths, so that hashing reaches every endpoint.
         let mut sent = 0;
         let mut tx = h1(http_addr(&g)).await;
         while m.upstream_ejections("default", "svc", 80) == 0 {
@@ -298,7 +301,7 @@ async fn every_balancer_passes_over_an_endpoint_ejected_for_5xx() {
                 sent < 500,
                 "{annotations:?}: no ejection after {sent} requests"
             );
-            send1(&mut tx, get_req(HOST, &format!("/{sent}"))).await;
+            send1(&mut tx, get_req(HOST, "/rr")).await;
             sent += 1;
         }
         assert_eq!(

@@ -279,7 +279,11 @@ impl Outliers {
         let mut map: HashMap<SocketAddr, Vec<(Arc<ClusterHealth>, u32)>> = HashMap::new();
         for c in clusters {
             for (a, i) in c.addrs.iter().zip(0u32..) {
-                map.entry(*a).or_default().push((Arc::clone(c), i));
+                let list = map.entry(*a).or_default();
+                // Clusters of one Service port (one per upstream protocol) may share it.
+                if !list.iter().any(|(known, _)| Arc::ptr_eq(known, c)) {
+                    list.push((Arc::clone(c), i));
+                }
             }
         }
         let map: ByAddr = map.into_iter().map(|(a, v)| (a, v.into())).collect();
@@ -622,6 +626,18 @@ mod tests {
         let off = cluster(&o, 4, rules(0));
         assert!(!off.failed(0, SEC));
         assert_eq!(off.ejected.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn a_cluster_state_shared_by_two_clusters_counts_a_failure_once() {
+        let o = Outliers::default();
+        let c = Arc::new(cluster(&o, 2, rules(2)));
+        o.publish([&c, &c].into_iter());
+        let a = Upstream::Addr(c.addrs[0]);
+        o.failed(&a);
+        assert_eq!(c.ejected.load(Relaxed), 0, "one failure, not two");
+        o.failed(&a);
+        assert_eq!(c.ejected.load(Relaxed), 1);
     }
 
     #[test]

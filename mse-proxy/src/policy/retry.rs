@@ -134,7 +134,8 @@ pub(crate) async fn send(
             _ => retry = None,
         }
     }
-    if retry.is_some() {
+    // Without `proxy-next-upstream`, a request may still be retried (see [`refused`]).
+    if retry.is_some() || policy.retry.is_none() {
         worker.budget.request();
     }
     let mut tried = Tried::default();
@@ -162,7 +163,6 @@ pub(crate) async fn send(
         let sent = match sent {
             // No `proxy-next-upstream`: the default for a connection that did not open.
             Err(e) if policy.retry.is_none() && unsent(&e) => {
-                worker.budget.request();
                 let other = refused(worker, e, &upstream, req, extras, waits);
                 return match total {
                     Some(at) => match tokio::time::timeout_at(at, other).await {
