@@ -416,10 +416,10 @@ fn set_cookie(
     match c.same_site {
         Some(SameSite::Lax) => v.push_str("; SameSite=Lax"),
         Some(SameSite::Strict) => v.push_str("; SameSite=Strict"),
-        Some(SameSite::None) => {
-            if !(c.conditional_same_site_none && rejects_same_site_none(agent)) {
-                v.push_str("; SameSite=None");
-            }
+        Some(SameSite::None)
+            if !(c.conditional_same_site_none && rejects_same_site_none(agent)) =>
+        {
+            v.push_str("; SameSite=None");
         }
         _ => {}
     }
