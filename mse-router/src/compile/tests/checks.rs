@@ -258,20 +258,23 @@ fn retries_mirrors_and_error_pages_are_reported_as_not_applied_with_a_backend_pr
     yaml += &ingress("g", "2024-01-01T00:00:00Z", &path_rule("g.test", &[("/", "Prefix", "s1")]))
         .replace(
             "creationTimestamp",
-            "annotations: { nginx.ingress.kubernetes.io/backend-protocol: GRPC, nginx.ingress.kubernetes.io/proxy-next-upstream-tries: \"3\" }, creationTimestamp",
+            "annotations: { nginx.ingress.kubernetes.io/backend-protocol: GRPC, nginx.ingress.kubernetes.io/proxy-next-upstream-tries: \"3\", nginx.ingress.kubernetes.io/proxy-send-timeout: \"5\", mse.ingress.kubernetes.io/connection-policy-tcp-max-connection: \"10\" }, creationTimestamp",
         );
     let t = table(&yaml);
     assert_eq!(who(&t, "g.test", "/"), Some(1));
-    let keys: Vec<_> = t
+    let mut keys: Vec<_> = t
         .diagnostics()
         .iter()
         .filter(|d| d.code == "not-applied")
         .map(|d| d.origin.key.as_deref())
         .collect();
+    keys.sort_unstable();
     assert_eq!(
         keys,
-        [Some(
-            "nginx.ingress.kubernetes.io/proxy-next-upstream-tries"
-        )]
+        [
+            Some("mse.ingress.kubernetes.io/connection-policy-tcp-max-connection"),
+            Some("nginx.ingress.kubernetes.io/proxy-next-upstream-tries"),
+            Some("nginx.ingress.kubernetes.io/proxy-send-timeout"),
+        ]
     );
 }
