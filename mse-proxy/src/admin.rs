@@ -5,7 +5,7 @@
 //! | `GET /healthz` | 200 while the process runs |
 //! | `GET /readyz` | 200 once [`AdminState::set_ready`] was called with `true`, else 503 |
 //! | `GET /metrics` | [`crate::Metrics::scrape`], OpenMetrics text |
-//! | `GET /debug/routes` | the current table's [`mse_router::RouteTable::to_json`] |
+//! | `GET /debug/routes` | the current table's [`mse_router::RouteTable::to_json`], with `ejected_endpoints`: the endpoints outlier detection ejected now (Service, address, ejections in a row, milliseconds left) |
 //! | `GET /debug/diagnostics` | JSON array: the table's diagnostics, then the caller's |
 //! | `GET /debug/config` | the effective global configuration; `origins` says where each setting not at its default came from |
 //!
@@ -117,6 +117,8 @@ pub async fn serve(listener: TcpListener, state: AdminState) {
                 let state = state.clone();
                 async move {
                     if is_scrape(&req) {
+                        // Endpoints whose ejection is over leave the gauge first.
+                        let _ = state.inner.table.ejected_endpoints();
                         let body = state.inner.table.metrics().scrape().await;
                         return Ok::<_, Infallible>(metrics(body));
                     }
@@ -163,7 +165,9 @@ fn answer(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> 
                 Err(e) => return bad_request(&e),
             };
             if req.uri().path() == "/debug/routes" {
-                json(&filter.routes(&state.inner.table.routes()))
+                let mut routes = filter.routes(&state.inner.table.routes());
+                routes["ejected_endpoints"] = state.inner.table.ejected_endpoints();
+                json(&routes)
             } else {
                 json(&filter.diagnostics(state))
             }

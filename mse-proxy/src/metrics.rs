@@ -37,11 +37,17 @@ pub struct Metrics {
     timeouts: [Counter; 2],
     /// When each served certificate expires, by Secret.
     ssl_expiry: Family<[(&'static str, String); 2], Gauge>,
+    /// Outlier ejections, and endpoints ejected now, by Service port.
+    ejections: Family<ServicePort, Counter>,
+    ejected: Family<ServicePort, Gauge>,
     /// How to ask each running worker for its per-route counters.
     workers: Mutex<Vec<Collector>>,
     /// The control plane: the last compile that was published.
     config: ConfigMetrics,
 }
+
+/// The labels of a Service port: `namespace`, `service`, `port`.
+type ServicePort = [(&'static str, String); 3];
 
 /// What the control plane reports of its last compile ([`Metrics::compiled`]).
 #[derive(Debug, Default)]
@@ -191,6 +197,18 @@ impl Metrics {
             "When the certificate of each TLS Secret being served expires (notAfter), in seconds since the Unix epoch",
             ssl_expiry.clone(),
         );
+        let ejections = Family::<ServicePort, Counter>::default();
+        reg.register(
+            "upstream_ejections",
+            "Endpoints ejected by outlier detection (failures in a row), by Service port",
+            ejections.clone(),
+        );
+        let ejected = Family::<ServicePort, Gauge>::default();
+        reg.register(
+            "upstream_ejected_endpoints",
+            "Endpoints ejected by outlier detection now, by Service port",
+            ejected.clone(),
+        );
         let config = ConfigMetrics::default();
         let sub = reg.sub_registry_with_prefix("ingress_config");
         sub.register(
@@ -225,6 +243,8 @@ impl Metrics {
         );
         Self {
             ssl_expiry,
+            ejections,
+            ejected,
             config,
             workers: Mutex::new(Vec::new()),
             registry,
@@ -297,6 +317,33 @@ impl Metrics {
                 .get_or_create(&[("severity", *severity), ("code", *code)])
                 .inc();
         }
+    }
+
+    /// The outlier ejection counter and ejected-endpoints gauge of a Service port.
+    pub(crate) fn outlier_handles(
+        &self,
+        service: &mse_model::ObjectKey,
+        port: u16,
+    ) -> (Counter, Gauge) {
+        let labels: ServicePort = [
+            ("namespace", service.namespace.to_string()),
+            ("service", service.name.to_string()),
+            ("port", port.to_string()),
+        ];
+        (
+            self.ejections.get_or_create(&labels).clone(),
+            self.ejected.get_or_create(&labels).clone(),
+        )
+    }
+
+    /// Outlier ejections of a Service port so far.
+    pub fn upstream_ejections(&self, namespace: &str, service: &str, port: u16) -> u64 {
+        let labels: ServicePort = [
+            ("namespace", namespace.to_owned()),
+            ("service", service.to_owned()),
+            ("port", port.to_string()),
+        ];
+        self.ejections.get_or_create(&labels).get()
     }
 
     /// Registers a worker: the scrape sends its requests for counters to the receiver.

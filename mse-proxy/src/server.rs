@@ -235,7 +235,7 @@ async fn run_worker(
 ) {
     let t = config.timeouts;
     let (live, _) = watch::channel(());
-    let pool = Pool::new(table.load().settings());
+    let pool = Pool::new(table.load().settings(), Arc::clone(table.outliers()));
     let worker = Rc::new(Worker {
         metrics: Arc::clone(table.metrics()),
         table,

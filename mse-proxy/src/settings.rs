@@ -61,6 +61,8 @@ pub(crate) struct PoolSettings {
     pub(crate) response_timeout: Duration,
     /// The longest wait between two reads of a response body.
     pub(crate) read_timeout: Duration,
+    /// `proxy-send-timeout`: the longest wait for the upstream to take a write.
+    pub(crate) send_timeout: Duration,
     /// Higress `downstream.routeTimeout`: every attempt of a request together, until the
     /// response head, where the route sets no `timeout`; `None`: no limit.
     pub(crate) route_timeout: Option<Duration>,
@@ -208,6 +210,7 @@ impl Settings {
                 t.upstream_response
             },
             read_timeout: read,
+            send_timeout: u.send_timeout,
             route_timeout: u.route_timeout,
         };
         let max_connections = match set(Setting::MaxWorkerConnections) {

@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::policy::balance::{self, Balancing, Extras, KeySource, TokenKey};
 use crate::policy::limit::{self, Limiter};
 use crate::policy::load::Loads;
+use crate::policy::outlier::{self, ClusterHealth, Outliers};
 use crate::settings::{Defaults, Settings};
 use crate::stats::LabelTable;
 use crate::tls::{PolicyKit, TableResolver};
@@ -48,6 +49,8 @@ struct Shared {
     defaults: Mutex<Defaults>,
     /// The key of the affinity cookies' tokens (see [`crate::policy::balance`]).
     affinity_key: ArcSwapOption<TokenKey>,
+    /// The endpoints' outlier state, by address (see [`crate::policy::outlier`]).
+    outliers: Arc<Outliers>,
 }
 
 /// One published [`RouteTable`] with the state the proxy keeps beside it: a round-robin
@@ -85,6 +88,8 @@ struct ClusterState {
     balancing: Balancing,
     /// Its upstream protocol, when not plain HTTP/1.1.
     protocol: Option<Arc<Protocol>>,
+    /// Its endpoints' outlier state and connection counts, for a cluster of endpoints.
+    health: Option<Arc<ClusterHealth>>,
 }
 
 struct LoadedCert {
@@ -119,12 +124,14 @@ impl SharedTable {
                 "no key for affinity cookies: affinity: cookie falls back to round robin"
             );
         }
+        let outliers = Arc::new(Outliers::default());
         let build = Build {
             provider: &provider,
             fallback: fallback.as_ref(),
             previous: None,
             defaults: &defaults,
             affinity_key: None,
+            outliers: (&outliers, &metrics),
         };
         let empty = ProxyTable::build(Arc::new(RouteTable::empty()), &build);
         Self {
@@ -135,6 +142,7 @@ impl SharedTable {
                 fallback,
                 defaults: Mutex::new(defaults),
                 affinity_key,
+                outliers,
             }),
         }
     }
@@ -162,8 +170,10 @@ impl SharedTable {
                 previous: Some(&current),
                 defaults: &defaults,
                 affinity_key: self.inner.affinity_key.load().as_deref(),
+                outliers: (&self.inner.outliers, &self.inner.metrics),
             },
         );
+        self.inner.outliers.publish(next.health());
         self.inner.current.store(Arc::new(next));
     }
 
@@ -186,8 +196,10 @@ impl SharedTable {
                 previous: Some(&previous),
                 defaults: &defaults,
                 affinity_key: self.inner.affinity_key.load().as_deref(),
+                outliers: (&self.inner.outliers, &self.inner.metrics),
             },
         );
+        self.inner.outliers.publish(next.health());
         self.inner.metrics.certificates(next.routes.certificates());
         let old = self.inner.current.swap(Arc::new(next));
         drop(defaults);
@@ -212,6 +224,32 @@ impl SharedTable {
     /// The metrics every part of the data plane updates.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
+    }
+
+    /// The endpoints' outlier state, shared with every worker's upstream pool.
+    pub(crate) fn outliers(&self) -> &Arc<Outliers> {
+        &self.inner.outliers
+    }
+
+    /// The affinity token of an endpoint (see [`crate::policy::balance`]).
+    pub(crate) fn affinity_token(&self, addr: &std::net::SocketAddr) -> Option<u64> {
+        self.inner
+            .affinity_key
+            .load()
+            .as_ref()
+            .map(|k| k.token(addr))
+    }
+
+    /// The endpoints ejected now by outlier detection; endpoints whose time is up are
+    /// let back in first.
+    pub fn ejected_endpoints(&self) -> serde_json::Value {
+        let table = self.inner.current.load();
+        let mut out = Vec::new();
+        for h in table.health() {
+            h.sweep();
+            out.extend(h.report());
+        }
+        serde_json::to_value(out).unwrap_or_default()
     }
 
     /// The crypto provider certificates are loaded with.
@@ -243,6 +281,7 @@ struct Build<'a> {
     previous: Option<&'a ProxyTable>,
     defaults: &'a Defaults,
     affinity_key: Option<&'a TokenKey>,
+    outliers: (&'a Outliers, &'a Metrics),
 }
 
 // === impl ProxyTable ===
@@ -260,6 +299,8 @@ impl ProxyTable {
             })
             .unwrap_or_default();
         let mut configs = ConfigCache::default();
+        let rules = outlier::Rules::of(&routes.global().upstream);
+        let before = previous.map(Previous::of);
         let clusters = routes
             .clusters()
             .iter()
@@ -279,6 +320,7 @@ impl ProxyTable {
                     .protocol
                     .as_ref()
                     .map(|p| Protocol::build(p, c, b.provider, &protocols, &mut configs)),
+                health: health(c, rules, before.as_ref(), b.outliers),
             })
             .collect();
         let certs = routes
@@ -427,6 +469,7 @@ impl ProxyTable {
                         Some(i) => i,
                         None => state.next.fetch_add(1, Ordering::Relaxed),
                     } % n;
+                    let i = state.health.as_ref().map_or(i, |h| h.avoid(i));
                     Pick::To(Upstream::Addr(addrs[i]))
                 }
             },
@@ -455,13 +498,19 @@ impl ProxyTable {
             return self.pick(cluster);
         };
         let rr = || state.next.fetch_add(1, Ordering::Relaxed) % addrs.len().max(1);
-        match balance::pick(&state.balancing, addrs, how, src, rr, extras) {
+        let health = state.health.as_deref();
+        match balance::pick(&state.balancing, (addrs, health), how, src, rr, extras) {
             Some(i) => match addrs.get(i) {
                 Some(a) => Pick::To(Upstream::Addr(*a)),
                 None => self.pick(cluster),
             },
             None => self.pick(cluster),
         }
+    }
+
+    /// The outlier state of every cluster that has one.
+    fn health(&self) -> impl Iterator<Item = &Arc<ClusterHealth>> {
+        self.clusters.iter().filter_map(|c| c.health.as_ref())
     }
 
     /// The upstream protocol of a cluster, when not plain HTTP/1.1.
@@ -525,6 +574,12 @@ impl<'t> Previous<'t> {
         Self { table, by_port }
     }
 
+    /// The outlier state the previous table kept for `cluster`'s Service port.
+    fn health(&self, cluster: &Cluster) -> Option<&'t Arc<ClusterHealth>> {
+        let i = *self.by_port.get(&(&cluster.service, cluster.port))?;
+        self.table.clusters.get(i)?.health.as_ref()
+    }
+
     /// The load the previous table kept for `cluster`'s Service port and endpoints.
     pub(crate) fn loads(&self, cluster: &Cluster) -> Option<Arc<Loads>> {
         let i = *self.by_port.get(&(&cluster.service, cluster.port))?;
@@ -558,6 +613,35 @@ impl<'t> Previous<'t> {
         }
         found
     }
+}
+
+/// The outlier state of a cluster of endpoints: the previous table's when
+/// its endpoints and rules are the same, else a new one that keeps the state of the
+/// endpoints it still has.
+fn health(
+    c: &Cluster,
+    rules: outlier::Rules,
+    previous: Option<&Previous<'_>>,
+    (outliers, metrics): (&Outliers, &Metrics),
+) -> Option<Arc<ClusterHealth>> {
+    let ClusterTarget::Endpoints(addrs) = &c.target else {
+        return None;
+    };
+    if addrs.is_empty() {
+        return None;
+    }
+    let before = previous.and_then(|p| p.health(c));
+    if let Some(h) = before.filter(|h| h.same(addrs, rules)) {
+        return Some(Arc::clone(h));
+    }
+    let handles = metrics.outlier_handles(&c.service, c.port);
+    Some(Arc::new(outliers.cluster(
+        (&c.service, c.port),
+        addrs,
+        rules,
+        before.map(|h| &**h),
+        handles,
+    )))
 }
 
 fn load_cert(cert: &Certificate, provider: &CryptoProvider) -> Option<Arc<CertifiedKey>> {

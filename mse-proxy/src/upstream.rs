@@ -81,9 +81,13 @@ pub(crate) struct Waits {
     pub(crate) response: Duration,
     /// The longest wait between two reads of a response body.
     pub(crate) read: Duration,
+    /// The longest wait for the upstream to take a write of the request.
+    pub(crate) send: Duration,
     /// Every attempt together, until the response head: the route's `timeout`, else the
     /// gateway-wide `downstream.routeTimeout`.
     pub(crate) total: Option<Duration>,
+    /// The route's `connection-policy-*`, for the connections it opens.
+    pub(crate) limits: Option<mse_router::ConnectionLimits>,
 }
 
 /// Head buffers a worker keeps for reuse: more than the requests it usually has in flight
@@ -211,12 +215,17 @@ pub(crate) struct Pool {
     tuned: Cell<u64>,
     /// Connections of the other upstream protocols.
     conns: conns::Conns,
+    /// The endpoints' outlier state, shared by every worker: attempts note their outcome.
+    outliers: Arc<crate::policy::outlier::Outliers>,
 }
 
 // === impl Pool ===
 
 impl Pool {
-    pub(crate) fn new(settings: &Settings) -> Self {
+    pub(crate) fn new(
+        settings: &Settings,
+        outliers: Arc<crate::policy::outlier::Outliers>,
+    ) -> Self {
         Self {
             idle: Default::default(),
             scratch: std::cell::RefCell::new(Vec::new()),
@@ -224,7 +233,13 @@ impl Pool {
             settings: Cell::new(settings.pool),
             tuned: Cell::new(settings.serial),
             conns: conns::Conns::default(),
+            outliers,
         }
+    }
+
+    /// The endpoints' outlier state.
+    pub(crate) fn outliers(&self) -> &crate::policy::outlier::Outliers {
+        &self.outliers
     }
 
     /// Takes the pool settings of the table a request was just routed with: a new global
@@ -272,7 +287,9 @@ impl Pool {
             connect: route.and_then(|r| r.connect).unwrap_or(s.connect_timeout),
             response: read.unwrap_or(s.response_timeout),
             read: read.unwrap_or(s.read_timeout),
+            send: route.and_then(|r| r.send).unwrap_or(s.send_timeout),
             total: route.and_then(|r| r.total).or(s.route_timeout),
+            limits: route.and_then(|r| r.connections),
         }
     }
 
@@ -325,11 +342,18 @@ impl Pool {
         loop {
             let mut conn = match pooled.take() {
                 Some(conn) => conn,
-                None => Box::pin(self.connect(upstream, metrics, waits)).await?,
+                None => Box::pin(self.connect(upstream, metrics, waits))
+                    .await
+                    .inspect_err(|e| {
+                        if !matches!(e, ProxyError::BackendUnavailable { .. }) {
+                            self.outliers.failed(upstream);
+                        }
+                    })?,
             };
             // One exchange within the response timeout, on the connection's own timer.
             let deadline = Instant::now() + waits.response;
             conn.set_read_timeout(waits.read);
+            conn.send_timeout = waits.send;
             let mut timer = std::mem::take(&mut conn.timer);
             let result = {
                 let mut exchange =
@@ -346,6 +370,7 @@ impl Pool {
             conn.timer = timer;
             match result {
                 Ok(head) => {
+                    self.outliers.answered(upstream, head.status.as_u16());
                     return Ok(Sent::Plain {
                         head,
                         conn,
@@ -364,8 +389,11 @@ impl Pool {
                     tracing::debug!(%upstream, error = %e, "reused connection closed; retrying on a new one");
                 }
                 Err(e) => {
-                    if let Failure::Timeout = e {
+                    if let Failure::Timeout | Failure::Exchange(ExchangeError::SendTimeout) = e {
                         metrics.timeout();
+                    }
+                    if !matches!(e, Failure::Exchange(ExchangeError::ClientBody(_))) {
+                        self.outliers.failed(upstream);
                     }
                     return Err(e.into_proxy(upstream));
                 }
@@ -424,9 +452,20 @@ impl Pool {
         metrics: &Metrics,
         waits: Waits,
     ) -> Result<Box<Conn>, ProxyError> {
+        // `connection-policy-*`: counted before it is opened; past a limit, 503 at once.
+        let permit = match &waits.limits {
+            Some(limits) => Some(self.outliers.permit(upstream, limits).map_err(|why| {
+                ProxyError::BackendUnavailable {
+                    reason: Arc::from(why),
+                }
+            })?),
+            None => None,
+        };
         let stream = self.open_timed(upstream, metrics, waits.connect).await?;
         // Boxed once per connection: requests move it around several times.
-        Ok(Box::new(Conn::new(stream, upstream.clone(), waits.read)))
+        let mut conn = Box::new(Conn::new(stream, upstream.clone(), waits.read));
+        conn.permit = permit;
+        Ok(conn)
     }
 
     async fn open_timed(
@@ -467,7 +506,8 @@ impl Pool {
     /// carried its `upstream-keepalive-requests`.
     pub(crate) fn put(&self, conn: Box<Conn>) {
         let s = self.settings.get();
-        if s.max_idle == 0 || conn.requests >= s.max_requests {
+        let own = conn.permit.as_ref().map_or(u32::MAX, |p| p.max_requests);
+        if s.max_idle == 0 || conn.requests >= s.max_requests.min(own) {
             return;
         }
         let mut idle = self.idle.borrow_mut();
@@ -519,6 +559,8 @@ impl Failure {
                     source: e.into(),
                 },
                 ExchangeError::ClientBody(e) => client_body_failure(&e),
+                // `proxy-send-timeout`: 504, as nginx answers it.
+                ExchangeError::SendTimeout => ProxyError::ResponseTimeout { upstream },
                 ExchangeError::BadResponse(reason) => ProxyError::BadResponse { upstream, reason },
             },
         }

@@ -164,8 +164,15 @@ async fn a_closed_port_is_retried_on_another_endpoint_when_asked() {
     let got = statuses(http_addr(&g), 6, || get_req(HOST, "/")).await;
     assert!(got.iter().all(|s| *s == StatusCode::OK), "{got:?}");
     assert_eq!(up.hits(), 6);
-    // Without the keys, round robin sends every other request to the closed port.
+    // Without the keys too, as ingress-nginx's default `error timeout` does: nothing of
+    // the request went out, so it goes to the other endpoint.
     let (g, _) = gateway(&routed(&[], &endpoints));
+    let got = statuses(http_addr(&g), 6, || get_req(HOST, "/")).await;
+    assert!(got.iter().all(|s| *s == StatusCode::OK), "{got:?}");
+    assert_eq!(up.hits(), 12);
+    // Only `off` keeps the failure: round robin sends every other request to the closed
+    // port.
+    let (g, _) = gateway(&routed(&[("proxy-next-upstream", "off")], &endpoints));
     let got = statuses(http_addr(&g), 6, || get_req(HOST, "/")).await;
     assert!(got.contains(&StatusCode::BAD_GATEWAY), "{got:?}");
 }

@@ -126,6 +126,9 @@ pub struct SessionCookie {
     /// `session-cookie-conditional-samesite-none`: leave `SameSite=None` out for the
     /// browsers known to reject it.
     pub conditional_same_site_none: bool,
+    /// `session-cookie-change-on-failure`: the cookie is pointed at the endpoint that
+    /// answered when the client's own failed.
+    pub change_on_failure: bool,
 }
 
 /// `session-cookie-samesite`.
@@ -221,6 +224,7 @@ pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
         "session-cookie-secure",
         "session-cookie-samesite",
         "session-cookie-conditional-samesite-none",
+        "session-cookie-change-on-failure",
     ];
     if affinity.is_some() {
         let mode = cx
@@ -255,6 +259,9 @@ pub(crate) fn parse(cx: &mut Cx<'_>, p: &mut IngressPolicy) {
             same_site: cx.get("session-cookie-samesite", same_site),
             conditional_same_site_none: cx
                 .get("session-cookie-conditional-samesite-none", value::boolean)
+                .unwrap_or(false),
+            change_on_failure: cx
+                .get("session-cookie-change-on-failure", value::boolean)
                 .unwrap_or(false),
         };
         b.affinity = Some(Affinity {

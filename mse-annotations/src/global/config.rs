@@ -124,6 +124,16 @@ pub struct UpstreamSettings {
     /// `upstream-keepalive-time`: the longest life of an upstream connection (1 h).
     #[serde(serialize_with = "secs")]
     pub keepalive_time: Duration,
+    /// `mse-outlier-consecutive-errors`: connect failures or 5xx answers in a row after
+    /// which an endpoint is ejected (5); zero turns outlier detection off.
+    pub outlier_consecutive_errors: u32,
+    /// `mse-outlier-base-ejection-time`: the first ejection's length; the n-th in a row
+    /// lasts n times as long (30 s).
+    #[serde(serialize_with = "secs")]
+    pub outlier_base_ejection_time: Duration,
+    /// `mse-outlier-max-ejection-time`: the longest ejection (300 s).
+    #[serde(serialize_with = "secs")]
+    pub outlier_max_ejection_time: Duration,
 }
 
 /// Client address and forwarding headers.
@@ -301,6 +311,9 @@ impl Default for GlobalConfig {
                 keepalive_timeout: Duration::from_secs(60),
                 keepalive_requests: 10_000,
                 keepalive_time: Duration::from_secs(3600),
+                outlier_consecutive_errors: 5,
+                outlier_base_ejection_time: Duration::from_secs(30),
+                outlier_max_ejection_time: Duration::from_secs(300),
             },
             forwarding: ForwardingSettings {
                 use_forwarded_headers: false,

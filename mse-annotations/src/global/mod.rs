@@ -244,6 +244,12 @@ pub enum Setting {
     UpstreamKeepaliveRequests,
     /// [`UpstreamSettings::keepalive_time`].
     UpstreamKeepaliveTime,
+    /// [`UpstreamSettings::outlier_consecutive_errors`].
+    OutlierConsecutiveErrors,
+    /// [`UpstreamSettings::outlier_base_ejection_time`].
+    OutlierBaseEjectionTime,
+    /// [`UpstreamSettings::outlier_max_ejection_time`].
+    OutlierMaxEjectionTime,
     /// [`ForwardingSettings::use_forwarded_headers`].
     UseForwardedHeaders,
     /// [`ForwardingSettings::real_ip_cidr`].

@@ -74,9 +74,8 @@ pub(super) const NGINX: &[GlobalKey] = &[
         |c, v| { c.upstream.read_timeout = g::positive_duration(v)?; Ok(()) })
         .ex("120", "2x"),
     key(CM, "proxy-send-timeout", S::ProxySendTimeout, G::Upstream, SECS, "60s",
-        "Longest wait between two writes of a request to an upstream",
+        "Longest wait for an upstream to take a write of a request (head or body chunk) where the route sets no proxy-send-timeout; past it the connection is closed and the client gets 504 if no answer has started. The wait for the client's own body is not counted",
         |c, v| { c.upstream.send_timeout = g::positive_duration(v)?; Ok(()) })
-        .not_applied("the upload of a request is bounded by proxy-read-timeout, which runs from the first byte sent")
         .ex("120", "2x"),
     key(CM, "upstream-keepalive-connections", S::UpstreamKeepaliveConnections, G::Upstream, "a whole number; 0: no idle connections", "320",
         "Idle keep-alive connections kept per upstream address and worker",
@@ -96,6 +95,18 @@ pub(super) const NGINX: &[GlobalKey] = &[
         |c, v| { c.upstream.keepalive_time = g::positive_duration(v)?; Ok(()) })
         .not_applied("upstream connections are closed by idle time (upstream-keepalive-timeout) and request count (upstream-keepalive-requests) only")
         .ex("30m", "0"),
+    key(CM, "mse-outlier-consecutive-errors", S::OutlierConsecutiveErrors, G::Upstream, "a whole number; 0: off", "5",
+        "The gateway's own key: passive outlier detection on every Service. An endpoint that fails this many requests in a row (connection refused, reset or timed out, or a 5xx answer) is ejected: no request goes to it until its ejection ends. Never more than half of a Service's endpoints are ejected at once",
+        |c, v| { c.upstream.outlier_consecutive_errors = uint(v, 0, u32::MAX)?; Ok(()) })
+        .ex("10", "-1"),
+    key(CM, "mse-outlier-base-ejection-time", S::OutlierBaseEjectionTime, G::Upstream, SECS, "30s",
+        "The gateway's own key: how long an endpoint's first ejection lasts; the n-th ejection in a row lasts n times as long, up to mse-outlier-max-ejection-time. An endpoint that stays in for that long starts again from one",
+        |c, v| { c.upstream.outlier_base_ejection_time = g::positive_duration(v)?; Ok(()) })
+        .ex("10s", "0"),
+    key(CM, "mse-outlier-max-ejection-time", S::OutlierMaxEjectionTime, G::Upstream, SECS, "300s",
+        "The gateway's own key: the longest ejection of an endpoint",
+        |c, v| { c.upstream.outlier_max_ejection_time = g::positive_duration(v)?; Ok(()) })
+        .ex("10m", "never"),
     // --- Forwarding ---
     key(CM, "use-forwarded-headers", S::UseForwardedHeaders, G::Forwarding, BOOL, "false",
         "Trust the forwarding headers of clients in proxy-real-ip-cidr (a load balancer in front): their X-Forwarded-Proto, -Host and -Port are passed on, the client their forwarded-for-header list names is the client address (of the IP lists, X-Real-IP and the access log), and X-Forwarded-Proto: https counts as HTTPS for redirects and HSTS",

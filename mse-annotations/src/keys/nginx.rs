@@ -46,7 +46,6 @@ pub(super) const NGINX: &[KeySpec] = &[
     unsupported("proxy-ssl-verify-depth", G::Backend, Nginx, "the chain depth is not limited separately"),
     unsupported("temporal-redirect-code", G::Redirect, Nginx, "temporal-redirect always answers 302"),
     unsupported("ssl-passthrough", G::Tls, Nginx, "TLS passthrough is not available: TLS is terminated at the gateway and the upstream gets plaintext unless backend-protocol is HTTPS"),
-    unsupported("session-cookie-change-on-failure", G::LoadBalancing, Nginx, "a failed endpoint keeps its cookie; the key has no effect"),
     unsupported("mirror-target", G::Mirror, Nginx, "use mirror-target-service or mirror-target-fqdn"),
     unsupported("mirror-request-body", G::Mirror, Nginx, "mirrored requests always carry the body"),
     unsupported("mirror-host", G::Mirror, Nginx, "the mirrored request keeps the original Host"),

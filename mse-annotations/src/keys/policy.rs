@@ -42,7 +42,7 @@ pub(super) const POLICY: &[KeySpec] = &[
         "Longest wait between two reads from the upstream")
         .ex("3600", "1 hour"),
     key("proxy-send-timeout", G::Timeout, Ingress, Nginx, SECS, "60s",
-        "Longest wait between two writes to the upstream")
+        "Longest wait for the upstream to take a write of the request (head or body chunk); past it the connection is closed and the client gets 504 if no answer has started. The wait for the client's own body is not counted")
         .ex("120s", "2 min"),
     // --- Retry ---
     key("proxy-next-upstream", G::Retry, Ingress, Nginx,

@@ -80,6 +80,9 @@ pub(super) const UPSTREAM: &[KeySpec] = &[
     key("session-cookie-conditional-samesite-none", G::LoadBalancing, Service, Nginx, BOOL, "false",
         "With session-cookie-samesite None: leaves SameSite=None out for browsers known to reject it (Chrome 51 to 66, iOS 12, Safari on macOS 10.14)")
         .ex("true", "yes"),
+    key("session-cookie-change-on-failure", G::LoadBalancing, Service, Nginx, BOOL, "false",
+        "true: when the client's endpoint failed (the request went to another endpoint on a retry, or the endpoint is ejected by outlier detection) the affinity cookie is pointed at the endpoint that answered; false: the cookie keeps naming the failed endpoint")
+        .ex("true", "yes"),
     // --- Service ---
     key("service-subset", G::Service, Service, Mse, "subset name; empty or `base` for the base pods", "",
         "Routes to the pods labelled `opensergo.io/canary-<subset>: <subset>` (base: pods without such a label); all pods when none match")
@@ -91,10 +94,10 @@ pub(super) const UPSTREAM: &[KeySpec] = &[
         "Slow start: new endpoints get a growing share of traffic over this time (round_robin and least_conn only)")
         .ex("30", "soon"),
     key("connection-policy-tcp-max-connection", G::Service, Service, Mse, "integer >= 1", "",
-        "Most upstream connections to the Service, all endpoints together")
+        "Most upstream connections to the Service, all endpoints together, idle ones included; a request that needs one more gets 503 at once (envoy's circuit-breaker overflow, without its queue of pending requests). HTTP/1.1 cleartext upstreams; counted over the connections this Ingress's requests open")
         .ex("1000", "0"),
     key("connection-policy-tcp-max-connection-per-endpoint", G::Service, Service, Mse, "integer >= 1", "",
-        "Most upstream connections to each endpoint")
+        "Most upstream connections to each endpoint, idle ones included; a request that needs one more gets 503 at once. HTTP/1.1 cleartext upstreams")
         .ex("100", "-1"),
     key("connection-policy-http-max-request-per-connection", G::Service, Service, Mse, "integer >= 1", "",
         "Most requests sent over one upstream connection before it is closed")

@@ -56,6 +56,10 @@ pub(crate) struct Conn {
     pub(crate) requests: u32,
     /// The longest wait between two reads of a response body.
     read_timeout: Duration,
+    /// `proxy-send-timeout`: the longest wait for the upstream to take a write.
+    pub(crate) send_timeout: Duration,
+    /// Its count against the route's `connection-policy-*`, when it has one.
+    pub(crate) permit: Option<Box<crate::policy::outlier::ConnPermit>>,
 }
 
 /// What went wrong in one exchange, and whether the request may be sent again.
@@ -73,6 +77,8 @@ pub(crate) enum ExchangeError {
     BadResponse(&'static str),
     /// The connection failed while the response head was partly read.
     Read(io::Error),
+    /// The upstream took no write of the request within `proxy-send-timeout`.
+    SendTimeout,
 }
 
 /// The body of an upstream response, read from the connection as it is polled.
@@ -106,6 +112,8 @@ impl Conn {
             timer: LazyTimer::default(),
             requests: 0,
             read_timeout,
+            send_timeout: Duration::from_secs(60),
+            permit: None,
         }
     }
 
@@ -164,10 +172,9 @@ impl Conn {
                 last_chunk(out, trailers.as_ref());
             }
         }
-        self.io
-            .write_all(out)
+        write_timed(&mut self.io, out, self.send_timeout)
             .await
-            .map_err(ExchangeError::WriteHead)?;
+            .map_err(|e| sent_error(e, ExchangeError::WriteHead))?;
         if body_done {
             return read_head(&mut self.io, &mut self.buf, method).await;
         }
@@ -192,7 +199,7 @@ impl Conn {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let (mut rd, mut wr) = self.io.split();
-        let send = pin!(send_body(&mut wr, body, chunked));
+        let send = pin!(send_body(&mut wr, body, chunked, self.send_timeout));
         let mut read = pin!(read_head(&mut rd, &mut self.buf, method));
         let early = match select(read.as_mut(), send).await {
             Either::Left((head, _)) => head,
@@ -210,8 +217,41 @@ impl Conn {
     }
 }
 
-/// Writes the rest of a request body.
-async fn send_body<W, B>(io: &mut W, body: &mut B, chunked: bool) -> Result<(), ExchangeError>
+/// Writes `buf` whole; a write the upstream does not take within `limit` fails with
+/// `TimedOut`. The timer starts only when the socket does not take the bytes at once.
+async fn write_timed<W>(io: &mut W, buf: &[u8], limit: Duration) -> io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+{
+    let mut write = pin!(io.write_all(buf));
+    if let Some(done) = write.as_mut().now_or_never() {
+        return done;
+    }
+    match tokio::time::timeout(limit, write).await {
+        Ok(done) => done,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the upstream took no write within proxy-send-timeout",
+        )),
+    }
+}
+
+/// A write error as what it says of the exchange: `SendTimeout`, or `other`.
+fn sent_error(e: io::Error, other: fn(io::Error) -> ExchangeError) -> ExchangeError {
+    if e.kind() == io::ErrorKind::TimedOut {
+        ExchangeError::SendTimeout
+    } else {
+        other(e)
+    }
+}
+
+/// Writes the rest of a request body, each write within `limit` (`proxy-send-timeout`).
+async fn send_body<W, B>(
+    io: &mut W,
+    body: &mut B,
+    chunked: bool,
+    limit: Duration,
+) -> Result<(), ExchangeError>
 where
     W: AsyncWrite + Unpin,
     B: Body<Data = Bytes> + Unpin,
@@ -238,16 +278,18 @@ where
         let written = if chunked {
             out.clear();
             encode_data(&mut out, &data, true);
-            io.write_all(&out).await
+            write_timed(io, &out, limit).await
         } else {
-            io.write_all(&data).await
+            write_timed(io, &data, limit).await
         };
-        written.map_err(ExchangeError::Body)?;
+        written.map_err(|e| sent_error(e, ExchangeError::Body))?;
     }
     if chunked {
         out.clear();
         last_chunk(&mut out, trailers.as_ref());
-        io.write_all(&out).await.map_err(ExchangeError::Body)?;
+        write_timed(io, &out, limit)
+            .await
+            .map_err(|e| sent_error(e, ExchangeError::Body))?;
     }
     Ok(())
 }

@@ -27,6 +27,7 @@ use rustls::crypto::tls13::HkdfExpander;
 
 use super::load::{LoadGuard, Loads};
 use super::warmup::Warmup;
+use super::outlier::ClusterHealth;
 use crate::table::Previous;
 
 /// What one cluster needs for the balancing its routes ask for, built with the table.
@@ -214,7 +215,7 @@ impl TokenKey {
         Some(Self(hkdf.extract_from_secret(None, secret)))
     }
 
-    fn token(&self, addr: &SocketAddr) -> u64 {
+    pub(crate) fn token(&self, addr: &SocketAddr) -> u64 {
         let ip = match addr.ip() {
             IpAddr::V4(ip) => ip.to_ipv6_mapped().octets(),
             IpAddr::V6(ip) => ip.octets(),
@@ -239,15 +240,17 @@ impl std::fmt::Debug for TokenKey {
 /// The index of the endpoint of `addrs` the request goes to under `balance`, with what
 /// it needs besides; `None` leaves the request to round robin (the cluster has what it
 /// takes for no other choice, e.g. one endpoint). `rr`: the cluster's round-robin pick,
-/// for new affinity sessions and ties.
+/// for new affinity sessions and ties. `health`: the cluster's outlier state; an ejected
+/// endpoint is passed over for the next one that is not (see [`super::outlier`]).
 pub(crate) fn pick(
     b: &Balancing,
-    addrs: &[SocketAddr],
+    (addrs, health): (&[SocketAddr], Option<&ClusterHealth>),
     balance: &Balance,
     src: &KeySource<'_>,
     rr: impl FnOnce() -> usize,
     extras: &mut Extras,
 ) -> Option<usize> {
+    let avoid = |i: usize| health.map_or(i, |h| h.avoid(i));
     match balance {
         Balance::LeastConn => {
             let load = b.load.as_ref()?;
@@ -255,39 +258,71 @@ pub(crate) fn pick(
                 .warmup
                 .as_ref()
                 .and_then(|w| w.pick(Some(load), Instant::now()));
-            let i = match warming {
+            let i = avoid(match warming {
                 Some(i) => i,
                 None => load.least(rr())?,
-            };
+            });
             extras.load = Some(load.start(i, false));
             Some(i)
         }
         Balance::Random | Balance::Ewma => {
             let load = b.load.as_ref()?;
             let ewma = matches!(balance, Balance::Ewma);
-            let i = load.two_choices(ewma)?;
+            let i = avoid(load.two_choices(ewma)?);
             extras.load = Some(load.start(i, ewma));
             Some(i)
         }
-        Balance::Hash(key) => b.ring.as_ref()?.endpoint(hash_of(key, src)),
+        Balance::Hash(key) => b.ring.as_ref()?.endpoint(hash_of(key, src)).map(avoid),
         Balance::HashSubset(key, _) => {
             let s = b.subsets.as_ref()?;
             let members = s.members.get(s.ring.endpoint(hash_of(key, src))?)?;
             let i = members.get(fastrand::usize(..members.len().max(1)))?;
-            Some(*i as usize)
+            Some(avoid(*i as usize))
         }
         Balance::Cookie(c) => {
             let tokens = b.tokens.as_deref()?;
-            if let Some(i) = src.head.cookie(&c.name).and_then(|v| find(tokens, v)) {
-                return Some(i);
+            let held = src.head.cookie(&c.name).and_then(|v| find(tokens, v));
+            match held {
+                Some(i) if !health.is_some_and(|h| h.is_out(i)) => return Some(i),
+                // Its endpoint is ejected: another one, and the cookie moves to it only
+                // with `session-cookie-change-on-failure`.
+                Some(_) if !c.change_on_failure => return Some(avoid(rr() % addrs.len().max(1))),
+                _ => {}
             }
-            let i = rr() % addrs.len().max(1);
+            let i = avoid(rr() % addrs.len().max(1));
             let token = tokens.iter().find(|t| t.1 as usize == i)?.0;
-            extras.set_cookie = set_cookie(c, token, src, SystemTime::now()).map(Box::new);
+            let agent = src.head.headers.and_then(|h| h.get(USER_AGENT));
+            let agent = agent.and_then(|a| a.to_str().ok()).unwrap_or("");
+            extras.set_cookie =
+                set_cookie(c, token, (agent, src.tls), SystemTime::now()).map(Box::new);
             Some(i)
         }
         _ => None,
     }
+}
+
+/// `session-cookie-change-on-failure`: after a request of a cookie-affinity route failed
+/// over from its endpoint to `used`, the `Set-Cookie` that points the client at `used`;
+/// `None` when the route has no such affinity. `headers`: the request's (its
+/// `User-Agent` decides `SameSite=None`).
+pub(crate) fn failed_over(
+    table: &crate::table::SharedTable,
+    policy: Option<&mse_router::RoutePolicy>,
+    used: &crate::upstream::Upstream,
+    (headers, tls): (&http::HeaderMap, bool),
+) -> Option<Box<HeaderValue>> {
+    let Some(Balance::Cookie(c)) = policy.and_then(|p| p.balance.as_ref()) else {
+        return None;
+    };
+    let crate::upstream::Upstream::Addr(addr) = used else {
+        return None;
+    };
+    if !c.change_on_failure {
+        return None;
+    }
+    let token = table.affinity_token(addr)?;
+    let agent = headers.get(USER_AGENT).and_then(|a| a.to_str().ok());
+    set_cookie(c, token, (agent.unwrap_or(""), tls), SystemTime::now()).map(Box::new)
 }
 
 /// The endpoint a cookie's token names, if it is one of `tokens`.
@@ -386,7 +421,7 @@ fn feed(key: &HashKey, src: &KeySource<'_>, h: &mut DefaultHasher) {
 fn set_cookie(
     c: &CookieAffinity,
     token: u64,
-    src: &KeySource<'_>,
+    (agent, tls): (&str, bool),
     now: SystemTime,
 ) -> Option<HeaderValue> {
     use std::fmt::Write;
@@ -400,18 +435,16 @@ fn set_cookie(
     if let Some(domain) = &c.domain {
         let _ = write!(v, "; Domain={domain}");
     }
-    if c.secure || src.tls {
+    if c.secure || tls {
         v.push_str("; Secure");
     }
     match c.same_site {
         Some(SameSite::Lax) => v.push_str("; SameSite=Lax"),
         Some(SameSite::Strict) => v.push_str("; SameSite=Strict"),
-        Some(SameSite::None) => {
-            let agent = src.head.headers.and_then(|h| h.get(USER_AGENT));
-            let agent = agent.and_then(|a| a.to_str().ok()).unwrap_or("");
-            if !(c.conditional_same_site_none && rejects_same_site_none(agent)) {
-                v.push_str("; SameSite=None");
-            }
+        Some(SameSite::None)
+            if !(c.conditional_same_site_none && rejects_same_site_none(agent)) =>
+        {
+            v.push_str("; SameSite=None");
         }
         _ => {}
     }

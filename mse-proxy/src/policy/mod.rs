@@ -16,6 +16,7 @@
 //! | [`mirror`] | exchange (a sampled copy of the request) |
 //! | [`retry`] | exchange (the route's timeouts, retries on another endpoint) |
 //! | [`warmup`] | upstream selection (`warmup`: slow start for round robin and `least_conn`) |
+//! | [`outlier`] | upstream selection (ejected endpoints skipped), exchange (failures counted) |
 //! | [`compress`] | request head (`Accept-Encoding`), response (gzip, brotli) |
 //!
 //! Canary choice and rewrites are decided by the router itself
@@ -32,6 +33,7 @@ pub(crate) mod headers;
 pub(crate) mod limit;
 pub(crate) mod load;
 pub(crate) mod mirror;
+pub(crate) mod outlier;
 pub(crate) mod redirect;
 pub(crate) mod remembered;
 pub(crate) mod retry;

@@ -12,6 +12,16 @@
 //! failing backend never gets a multiple of the load. The same rules apply to clusters of
 //! another protocol (upstream TLS, HTTP/2: [`send_protocol`]), where a timed-out attempt is
 //! one whose response head did not come in time.
+//! A retry skips the endpoints outlier
+//! detection ejected while an untried one is left that is not ejected.
+//!
+//! Routes without `proxy-next-upstream` get the part of ingress-nginx's default
+//! (`error timeout`, 3 tries) that is always safe ([`refused`]): an attempt whose
+//! connection could not be opened (refused, unreachable, or not within the connect
+//! timeout) sent nothing of the request, so it goes to another endpoint of the cluster,
+//! up to [`DEFAULT_TRIES`] attempts in all, within the same budget, for every method. A
+//! connection that broke after the request went out is not retried there: the upstream
+//! may have acted on it.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -38,7 +48,9 @@ pub(crate) static NONE: ExchangePolicy = ExchangePolicy {
     total: None,
     connect: None,
     read: None,
+    send: None,
     retry: None,
+    connections: None,
 };
 
 /// The largest request body read whole so that it can be sent again.
@@ -49,6 +61,9 @@ pub(crate) const BUDGET_PERCENT: u32 = 20;
 pub(crate) const BUDGET_MIN: u32 = 10;
 /// Past this many requests both counts are halved: the budget follows recent traffic.
 const BUDGET_SPAN: u32 = 1000;
+/// Attempts at most, the first included, for routes without `proxy-next-upstream`
+/// (ingress-nginx's `proxy-next-upstream-tries` default).
+pub(crate) const DEFAULT_TRIES: usize = 3;
 
 /// One worker's retry budget: plain counters, as the worker is one thread.
 #[derive(Default)]
@@ -61,7 +76,7 @@ pub(crate) struct Budget {
 
 impl Budget {
     /// Counts a request that may be retried.
-    fn request(&self) {
+    pub(crate) fn request(&self) {
         let n = self.requests.get() + 1;
         if n >= BUDGET_SPAN {
             self.requests.set(n / 2);
@@ -123,7 +138,8 @@ pub(crate) async fn send(
             _ => retry = None,
         }
     }
-    if retry.is_some() {
+    // Without `proxy-next-upstream`, a request may still be retried (see [`refused`]).
+    if retry.is_some() || policy.retry.is_none() {
         worker.budget.request();
     }
     let mut tried = Tried::default();
@@ -148,13 +164,33 @@ pub(crate) async fn send(
             (Err(e), Some(r)) => retries_error(r, e),
             _ => false,
         };
+        let sent = match sent {
+            // No `proxy-next-upstream`: the default for a connection that did not open.
+            Err(e) if policy.retry.is_none() && unsent(&e) => {
+                let other = refused(worker, e, &upstream, req, extras, waits);
+                return match total {
+                    Some(at) => match tokio::time::timeout_at(at, other).await {
+                        Ok(sent) => sent,
+                        Err(_) => {
+                            worker.metrics.timeout();
+                            Err(ProxyError::ResponseTimeout { upstream })
+                        }
+                    },
+                    None => other.await,
+                };
+            }
+            sent => sent,
+        };
         let next = match (again, retry, endpoints) {
             (true, Some(r), Some(all)) if may_retry(r, all.len(), attempt, start, total) => {
-                tried.next(all, &upstream, load.as_ref()).filter(|_| {
-                    let granted = worker.budget.take();
-                    worker.metrics.retry(granted);
-                    granted
-                })
+                let health = ejected(worker, &upstream, all.len());
+                tried
+                    .next(all, &upstream, load.as_ref(), health)
+                    .filter(|_| {
+                        let granted = worker.budget.take();
+                        worker.metrics.retry(granted);
+                        granted
+                    })
             }
             _ => None,
         };
@@ -221,7 +257,10 @@ pub(crate) async fn send_protocol(
             Err(e) => retries_error(retry, e),
         };
         let next = (again && may_retry(retry, endpoints.len(), attempt, start, total))
-            .then(|| tried.next(endpoints, &upstream, load.as_ref()))
+            .then(|| {
+                let health = ejected(worker, &upstream, endpoints.len());
+                tried.next(endpoints, &upstream, load.as_ref(), health)
+            })
             .flatten()
             .filter(|_| {
                 let granted = worker.budget.take();
@@ -280,6 +319,80 @@ async fn attempt_once(
     }
 }
 
+/// For a route without `proxy-next-upstream`: `err`, an attempt on `first` whose
+/// connection did not open, is tried on other endpoints of the cluster not ejected, up to
+/// [`DEFAULT_TRIES`] attempts in all, while the budget allows and the connection is what
+/// fails. Returns the answer and the endpoint that gave it, or the last error.
+pub(crate) async fn refused<B>(
+    worker: &Worker,
+    err: ProxyError,
+    first: &Upstream,
+    req: &mut Request<B>,
+    extras: Option<&HeadExtras<'_>>,
+    waits: crate::upstream::Waits,
+) -> Result<(Sent, Upstream), ProxyError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut err = err;
+    let Upstream::Addr(addr) = first else {
+        return Err(err);
+    };
+    if !unsent(&err) {
+        return Err(err);
+    }
+    let Some(health) = worker.pool.outliers().cluster_of(addr) else {
+        return Err(err);
+    };
+    let all = Arc::clone(health.addrs());
+    let mut tried = Tried::default();
+    let mut at = first.clone();
+    for _ in 1..DEFAULT_TRIES.min(all.len()) {
+        let out = health.out_mask();
+        let Some(i) = tried.next(&all, &at, None, Some(out)) else {
+            break;
+        };
+        let granted = worker.budget.take();
+        worker.metrics.retry(granted);
+        if !granted {
+            break;
+        }
+        let next = Upstream::Addr(all[i]);
+        tracing::debug!(upstream = %at, %next, "connection failed; trying another endpoint");
+        at = next;
+        let metrics = &worker.metrics;
+        match worker
+            .pool
+            .send_plain(&at, req, extras, metrics, waits)
+            .await
+        {
+            Ok(sent) => return Ok((sent, at)),
+            Err(e) if unsent(&e) => err = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(err)
+}
+
+/// Whether a failed attempt sent nothing of the request: its connection did not open.
+pub(crate) fn unsent(e: &ProxyError) -> bool {
+    matches!(
+        e,
+        ProxyError::Connect { .. } | ProxyError::ConnectTimeout { .. }
+    )
+}
+
+/// The endpoints of `upstream`'s cluster that outlier detection ejected, as a bit set,
+/// when the cluster has `n` endpoints.
+fn ejected(worker: &Worker, upstream: &Upstream, n: usize) -> Option<u64> {
+    let Upstream::Addr(addr) = upstream else {
+        return None;
+    };
+    let health = worker.pool.outliers().cluster_of(addr)?;
+    (health.addrs().len() == n).then(|| health.out_mask())
+}
+
 /// Whether a failed attempt is tried again under `r`.
 fn retries_error(r: &RetryPolicy, e: &ProxyError) -> bool {
     match e {
@@ -320,11 +433,14 @@ struct Tried(u64);
 impl Tried {
     /// Marks `current` as tried and picks the next endpoint not tried: the cheapest by
     /// the route's balancing when it counts load, else the next one in round-robin order.
+    /// `ejected`: the endpoints outlier detection ejected, passed over while another
+    /// untried one is left.
     fn next(
         &mut self,
         all: &[SocketAddr],
         current: &Upstream,
         load: Option<&LoadGuard>,
+        ejected: Option<u64>,
     ) -> Option<usize> {
         let Upstream::Addr(addr) = current else {
             return None;
@@ -335,14 +451,17 @@ impl Tried {
             return Some((i + 1) % n);
         }
         self.0 |= 1 << i;
+        let everyone = if n == 64 { u64::MAX } else { (1 << n) - 1 };
+        let skip = match ejected {
+            Some(out) if (self.0 | out) & everyone != everyone => self.0 | out,
+            _ => self.0,
+        };
         if let Some(g) = load
             && g.loads().0.len() == n
         {
-            return g.loads().0.cheapest_untried((i + 1) % n, self.0, g.timed());
+            return g.loads().0.cheapest_untried((i + 1) % n, skip, g.timed());
         }
-        (1..n)
-            .map(|k| (i + k) % n)
-            .find(|&j| self.0 & (1 << j) == 0)
+        (1..n).map(|k| (i + k) % n).find(|&j| skip & (1 << j) == 0)
     }
 }
 
@@ -376,7 +495,7 @@ mod tests {
         let mut seen = vec![all[first].port()];
         let mut attempt = 1;
         while may_retry(r, all.len(), attempt, start, None) {
-            let Some(i) = tried.next(all, &at, None) else {
+            let Some(i) = tried.next(all, &at, None, None) else {
                 break;
             };
             seen.push(all[i].port());
@@ -393,6 +512,18 @@ mod tests {
         assert_eq!(walk(&policy(2), &all, 2), [3, 1]);
         assert_eq!(walk(&policy(10), &all, 0), [1, 2, 3]);
         assert_eq!(walk(&policy(1), &all, 0), [1]);
+    }
+
+    #[test]
+    fn a_retry_passes_over_ejected_endpoints_while_another_is_left() {
+        let all = addrs(4);
+        let mut tried = Tried::default();
+        let at = Upstream::Addr(all[0]);
+        // Endpoint 1 (port 2) is ejected: 2 comes first.
+        assert_eq!(tried.next(&all, &at, None, Some(0b0010)), Some(2));
+        // Everything untried is ejected: an ejected one rather than none.
+        let mut tried = Tried::default();
+        assert_eq!(tried.next(&all, &at, None, Some(0b1110)), Some(1));
     }
 
     #[test]

@@ -347,12 +347,13 @@ async fn forward(
                 extras.as_ref(),
             );
             let (sent, used) = Box::pin(send).await?;
+            if used != prepared.upstream {
+                tally.outcome |= Outcome::RETRIED;
+                failed_over(cx, &mut prepared, &used, &req);
+            }
             let headers = std::mem::take(req.headers_mut());
             if let Some(log) = log.as_deref_mut() {
                 log.upstream = Some(used.clone());
-            }
-            if used != prepared.upstream {
-                tally.outcome |= Outcome::RETRIED;
             }
             prepared.upstream = used;
             sent.with_headers(headers)
@@ -362,7 +363,8 @@ async fn forward(
             let pool = &cx.worker.pool;
             let waits = pool.waits(None);
             let metrics = &cx.worker.metrics;
-            let sent = pool
+            cx.worker.budget.request();
+            let sent = match pool
                 .send_plain(
                     &prepared.upstream,
                     &mut req,
@@ -370,7 +372,24 @@ async fn forward(
                     metrics,
                     waits,
                 )
-                .await?;
+                .await
+            {
+                Ok(sent) => sent,
+                // Rare, so boxed: the connection did not open; another endpoint.
+                Err(e) => {
+                    let first = &prepared.upstream;
+                    let other =
+                        retry::refused(&cx.worker, e, first, &mut req, extras.as_ref(), waits);
+                    let (sent, used) = Box::pin(other).await?;
+                    if let Some(log) = log.as_deref_mut() {
+                        log.upstream = Some(used.clone());
+                    }
+                    tally.outcome |= Outcome::RETRIED;
+                    failed_over(cx, &mut prepared, &used, &req);
+                    prepared.upstream = used;
+                    sent
+                }
+            };
             sent.with_headers(std::mem::take(req.headers_mut()))
         }
         // Rare, so boxed: an upgrade, on a connection of its own.
@@ -410,6 +429,23 @@ async fn forward(
         Sent::Upgrade { response, conn } => Ok(Forwarded::Hyper(respond::upgraded(
             cx, response, conn, prepared, host,
         ))),
+    }
+}
+
+/// A request that failed over to `used`: with `session-cookie-change-on-failure`, its
+/// answer points the client's affinity cookie there.
+#[cold]
+fn failed_over(
+    cx: &ConnCtx,
+    prepared: &mut exchange::Prepared,
+    used: &crate::upstream::Upstream,
+    req: &Request<RequestBody>,
+) {
+    let table = &cx.worker.table;
+    let headers = (req.headers(), cx.tls);
+    let policy = prepared.policy.as_deref();
+    if let Some(c) = crate::policy::balance::failed_over(table, policy, used, headers) {
+        Rare::get(&mut prepared.rare).extras.set_cookie = Some(c);
     }
 }
 

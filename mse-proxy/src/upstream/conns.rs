@@ -146,7 +146,25 @@ impl Conns {
 
 /// Sends `req` (headers ready, in origin form) to `upstream` with `protocol` and waits for
 /// the response head within `waits.response`, or `deadline` when sooner (`grpc-timeout`).
+/// The outcome counts for the endpoint's outlier detection.
 pub(crate) async fn send(
+    pool: &Pool,
+    protocol: &Arc<Protocol>,
+    upstream: &Upstream,
+    req: Request<RequestBody>,
+    waits: Waits,
+    metrics: &Metrics,
+) -> Result<Response<Incoming>, ProxyError> {
+    let sent = send_once(pool, protocol, upstream, req, waits, metrics).await;
+    match &sent {
+        Ok(response) => pool.outliers.answered(upstream, response.status().as_u16()),
+        Err(ProxyError::BackendUnavailable { .. }) => {}
+        Err(_) => pool.outliers.failed(upstream),
+    }
+    sent
+}
+
+async fn send_once(
     pool: &Pool,
     protocol: &Arc<Protocol>,
     upstream: &Upstream,

@@ -130,8 +130,8 @@ impl<'s> Compiler<'s> {
     }
 
     /// A warning for each annotation of an Ingress with a `backend-protocol` that the
-    /// data plane applies only on plain HTTP/1.1 upstreams: the mirror copy and
-    /// `custom-http-errors` pages.
+    /// data plane applies only on plain HTTP/1.1 upstreams: the mirror copy,
+    /// `custom-http-errors` pages, `proxy-send-timeout` and the connection limits.
     fn note_http1_only(&mut self, sel: &Selected<'s>) {
         let Some(annotations) = sel.ingress.metadata.annotations.as_ref() else {
             return;
@@ -140,12 +140,15 @@ impl<'s> Compiler<'s> {
             let Some((_, name)) = mse_annotations::split_key(key) else {
                 continue;
             };
-            let http1_only = name.starts_with("mirror-") || name == "custom-http-errors";
+            let http1_only = name.starts_with("mirror-")
+                || name.starts_with("connection-policy-")
+                || name == "proxy-send-timeout"
+                || name == "custom-http-errors";
             if http1_only {
                 self.diag(
                     Diagnostic::warning(
                         "not-applied",
-                        "not applied with this backend-protocol: mirroring and custom-http-errors pages apply only to plain HTTP/1.1 upstreams for now",
+                        "not applied with this backend-protocol: mirroring, custom-http-errors pages, proxy-send-timeout and connection-policy-* apply only to plain HTTP/1.1 upstreams for now",
                     ),
                     sel,
                     Some(key),

@@ -35,6 +35,7 @@ pub(crate) const POLICY: Registration = Registration {
         "session-cookie-secure",
         "session-cookie-samesite",
         "session-cookie-conditional-samesite-none",
+        "session-cookie-change-on-failure",
     ],
     build,
 };
@@ -85,6 +86,9 @@ pub struct CookieAffinity {
     pub sticky_canary: bool,
     /// `affinity-mode: persistent`.
     pub persistent: bool,
+    /// `session-cookie-change-on-failure`: when the client's endpoint failed, the cookie
+    /// is pointed at the endpoint that answered.
+    pub change_on_failure: bool,
 }
 
 fn build(p: &IngressPolicy, policy: &mut RoutePolicy, _refused: &mut Vec<Refused>) {
@@ -101,6 +105,7 @@ fn build(p: &IngressPolicy, policy: &mut RoutePolicy, _refused: &mut Vec<Refused
             conditional_same_site_none: a.cookie.conditional_same_site_none,
             sticky_canary: a.canary_behavior == CanaryAffinity::Sticky,
             persistent: a.mode == AffinityMode::Persistent,
+            change_on_failure: a.cookie.change_on_failure,
         })))
     } else if let Some(key) = &b.hash_by {
         Some(match b.hash_subset {

@@ -1,8 +1,9 @@
 //! [`ExchangePolicy`]: the timeouts and retries of the exchange phase (`timeout`,
-//! `proxy-connect-timeout`, `proxy-read-timeout`, `proxy-next-upstream`,
+//! `proxy-connect-timeout`, `proxy-read-timeout`, `proxy-send-timeout`, `proxy-next-upstream`,
 //! `proxy-next-upstream-tries`, `proxy-next-upstream-timeout`). A route without any of
-//! these keys has none: the gateway-wide timeouts apply and a failed exchange is not
-//! tried again on another endpoint.
+//! these keys has none: the gateway-wide timeouts apply, and only an attempt whose
+//! connection did not open (nothing of the request went out) is tried again on another
+//! endpoint, the data plane's default; `proxy-next-upstream: off` turns that off too.
 
 use std::time::Duration;
 
@@ -10,12 +11,19 @@ use mse_annotations::{Group, IngressPolicy};
 
 use super::{Refused, Registration, RoutePolicy};
 
-/// The timeouts and retries. `proxy-send-timeout` is left out: the upload is bounded by
-/// the read timeout, which runs from the first byte sent.
+/// The timeouts and retries, and the upstream connection limits (`connection-policy-*`).
 pub(crate) const POLICY: Registration = Registration {
     name: "timeouts-and-retries",
     groups: &[Group::Retry],
-    keys: &["timeout", "proxy-connect-timeout", "proxy-read-timeout"],
+    keys: &[
+        "timeout",
+        "proxy-connect-timeout",
+        "proxy-read-timeout",
+        "proxy-send-timeout",
+        "connection-policy-tcp-max-connection",
+        "connection-policy-tcp-max-connection-per-endpoint",
+        "connection-policy-http-max-request-per-connection",
+    ],
     build,
 };
 
@@ -29,8 +37,30 @@ pub struct ExchangePolicy {
     /// `proxy-read-timeout`: the wait for a response head and between two reads of its
     /// body; `None`: the gateway-wide value.
     pub read: Option<Duration>,
-    /// `proxy-next-upstream*`; `None`: no retry on another endpoint.
+    /// `proxy-send-timeout`: the longest wait for the upstream to take a write of the
+    /// request (head or body); `None`: the gateway-wide value.
+    pub send: Option<Duration>,
+    /// `proxy-next-upstream*`; `None`: the default, where only an attempt whose
+    /// connection did not open is tried on another endpoint.
     pub retry: Option<RetryPolicy>,
+    /// `connection-policy-*`: how many upstream connections the Service gets, and how
+    /// many requests each carries; `None`: no limits but the gateway-wide ones.
+    pub connections: Option<ConnectionLimits>,
+}
+
+/// `connection-policy-*` of a Service (MSE): limits of the upstream connections that
+/// the requests of routes with these keys open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// `connection-policy-tcp-max-connection`: connections open to all the endpoints
+    /// together.
+    pub max_connections: Option<u32>,
+    /// `connection-policy-tcp-max-connection-per-endpoint`: connections open to each
+    /// endpoint.
+    pub max_per_endpoint: Option<u32>,
+    /// `connection-policy-http-max-request-per-connection`: requests one connection
+    /// carries before it is closed.
+    pub max_requests: Option<u32>,
 }
 
 /// When and how often a request is sent again, to another endpoint.
@@ -73,13 +103,31 @@ fn build(p: &IngressPolicy, policy: &mut RoutePolicy, _refused: &mut Vec<Refused
             tries: p.retry.tries,
             timeout: p.retry.timeout,
         }),
+        // `off`: never another endpoint, not even for a connection that did not open.
+        (None, true) => Some(RetryPolicy {
+            on_error: false,
+            on_timeout: false,
+            on_invalid_header: false,
+            on_status: Box::new([]),
+            non_idempotent: false,
+            tries: 1,
+            timeout: None,
+        }),
         _ => None,
+    };
+    let c = &p.backend.connections;
+    let connections = ConnectionLimits {
+        max_connections: c.max_connections,
+        max_per_endpoint: c.max_connections_per_endpoint,
+        max_requests: c.max_requests_per_connection,
     };
     let exchange = ExchangePolicy {
         total: t.total,
         connect: t.connect,
         read: t.read,
+        send: t.send,
         retry,
+        connections: (connections != ConnectionLimits::default()).then_some(connections),
     };
     if exchange != ExchangePolicy::default() {
         policy.exchange = Some(Box::new(exchange));

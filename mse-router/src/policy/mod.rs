@@ -40,7 +40,7 @@ pub use auth::{
 };
 pub use balance::{Balance, CookieAffinity};
 pub use cors::{AllowedOrigin, CorsPolicy};
-pub use exchange::{ExchangePolicy, RetryPolicy};
+pub use exchange::{ConnectionLimits, ExchangePolicy, RetryPolicy};
 pub use fallback::FallbackPolicy;
 pub(crate) use headers::protected_header;
 pub use headers::{HeaderOps, LocationRewrite};

@@ -212,7 +212,7 @@ fn valid_annotations_the_data_plane_does_not_apply_yet_are_reported() {
     )
     .replace(
         "creationTimestamp",
-        "annotations: { nginx.ingress.kubernetes.io/rewrite-target: /$1, nginx.ingress.kubernetes.io/app-root: /app, nginx.ingress.kubernetes.io/proxy-send-timeout: \"5\", nginx.ingress.kubernetes.io/proxy-read-timeout: ten }, creationTimestamp",
+        "annotations: { nginx.ingress.kubernetes.io/rewrite-target: /$1, nginx.ingress.kubernetes.io/app-root: /app, nginx.ingress.kubernetes.io/proxy-send-timeout: \"5\", mse.ingress.kubernetes.io/warmup: \"30\", nginx.ingress.kubernetes.io/proxy-read-timeout: ten }, creationTimestamp",
     );
     let t = table(&yaml);
     let d: Vec<_> = t
@@ -220,14 +220,18 @@ fn valid_annotations_the_data_plane_does_not_apply_yet_are_reported() {
         .iter()
         .map(|d| (d.code, d.origin.key.as_deref().unwrap_or("")))
         .collect();
-    // The bad value has its own diagnostic; the valid timeout is reported as not applied,
-    // the applied app-root and rewrite-target are not.
+    // The bad value has its own diagnostic; the valid warm-up is reported as not applied,
+    // the applied app-root, rewrite-target and send timeout are not.
     assert!(
         !d.contains(&("not-applied", "nginx.ingress.kubernetes.io/rewrite-target")),
         "{d:?}"
     );
     assert!(
-        d.contains(&(
+        d.contains(&("not-applied", "mse.ingress.kubernetes.io/warmup")),
+        "{d:?}"
+    );
+    assert!(
+        !d.contains(&(
             "not-applied",
             "nginx.ingress.kubernetes.io/proxy-send-timeout"
         )),
@@ -254,19 +258,24 @@ fn mirrors_and_error_pages_are_reported_as_not_applied_with_a_backend_protocol()
     yaml += &ingress("g", "2024-01-01T00:00:00Z", &path_rule("g.test", &[("/", "Prefix", "s1")]))
         .replace(
             "creationTimestamp",
-            "annotations: { nginx.ingress.kubernetes.io/backend-protocol: GRPC, nginx.ingress.kubernetes.io/proxy-next-upstream-tries: \"3\", nginx.ingress.kubernetes.io/custom-http-errors: \"503\" }, creationTimestamp",
+            "annotations: { nginx.ingress.kubernetes.io/backend-protocol: GRPC, nginx.ingress.kubernetes.io/proxy-next-upstream-tries: \"3\", nginx.ingress.kubernetes.io/custom-http-errors: \"503\", nginx.ingress.kubernetes.io/proxy-send-timeout: \"5\", mse.ingress.kubernetes.io/connection-policy-tcp-max-connection: \"10\" }, creationTimestamp",
         );
     let t = table(&yaml);
     assert_eq!(who(&t, "g.test", "/"), Some(1));
-    let keys: Vec<_> = t
+    let mut keys: Vec<_> = t
         .diagnostics()
         .iter()
         .filter(|d| d.code == "not-applied")
         .map(|d| d.origin.key.as_deref())
         .collect();
     // Retries apply to every upstream protocol.
+    keys.sort_unstable();
     assert_eq!(
         keys,
-        [Some("nginx.ingress.kubernetes.io/custom-http-errors")]
+        [
+            Some("mse.ingress.kubernetes.io/connection-policy-tcp-max-connection"),
+            Some("nginx.ingress.kubernetes.io/custom-http-errors"),
+            Some("nginx.ingress.kubernetes.io/proxy-send-timeout"),
+        ]
     );
 }
