@@ -127,11 +127,22 @@ impl<'s> Compiler<'s> {
     }
 
     /// The parsed annotations of an Ingress, their diagnostics reported, and a
-    /// `not-applied` warning for each valid one the data plane does not apply.
-    fn ingress_policy(&mut self, sel: &Selected<'s>) -> IngressPolicy {
+    /// `not-applied` warning for each valid one the data plane does not apply. An
+    /// Ingress with the same annotations as one parsed before (in this compile or, through
+    /// the cache, an earlier one) shares its result.
+    fn ingress_policy(&mut self, sel: &Selected<'s>) -> Arc<IngressPolicy> {
         let Some(a) = sel.ingress.metadata.annotations.as_ref() else {
-            return IngressPolicy::default();
+            return Arc::default();
         };
+        if let Some(hit) = self.parsed.get(&sel.key.namespace, a) {
+            self.diagnostics.extend(hit.diagnostics.iter().map(|d| {
+                d.clone()
+                    .object(sel.key.clone())
+                    .source(sel.source.cloned())
+            }));
+            return Arc::clone(&hit.policy);
+        }
+        let start = self.diagnostics.len();
         let parsed = mse_annotations::parse(&sel.key, sel.source, a);
         // Keys whose value was rejected already say what happens instead.
         let reported: Vec<Arc<str>> = parsed
@@ -142,7 +153,14 @@ impl<'s> Compiler<'s> {
             .collect();
         self.diagnostics.extend(parsed.diagnostics);
         self.not_applied(sel, a, &reported);
-        parsed.value
+        let policy = Arc::new(parsed.value);
+        self.parsed.insert(
+            &sel.key.namespace,
+            a,
+            Arc::clone(&policy),
+            &self.diagnostics[start..],
+        );
+        policy
     }
 
     /// Why the routes of this Ingress answer 503, if a security annotation cannot be
