@@ -18,7 +18,7 @@ const HOSTS: [&str; 4] = ["a.test", "b.test", "*.test", "www.c.test"];
 const PATHS: [&str; 5] = ["/", "/api", "/api/(.*)", "/b", "/img"];
 /// Annotation sets: none, regex and rewrite, canaries, policies, references to other
 /// objects (ConfigMap, Secret, Service), bad values, unknown and refused keys.
-const ANNOTATIONS: [&[(&str, &str)]; 19] = [
+const ANNOTATIONS: [&[(&str, &str)]; 21] = [
     &[],
     &[
         ("nginx.ingress.kubernetes.io/use-regex", "\"true\""),
@@ -80,6 +80,14 @@ const ANNOTATIONS: [&[(&str, &str)]; 19] = [
         ("nginx.ingress.kubernetes.io/rewrite-taget", "/"),
     ],
     &[("nginx.ingress.kubernetes.io/proxy-ssl-secret", "other/ca")],
+    &[
+        ("nginx.ingress.kubernetes.io/mirror-target-service", "s1"),
+        ("nginx.ingress.kubernetes.io/proxy-body-size", "8m"),
+    ],
+    &[
+        ("nginx.ingress.kubernetes.io/custom-http-errors", "503"),
+        ("nginx.ingress.kubernetes.io/proxy-body-size", "8m"),
+    ],
 ];
 
 /// One Ingress: its name, annotation set, age, file line padding, TLS, rules.

@@ -17,11 +17,12 @@
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use mse_annotations::IngressPolicy;
 use mse_model::Diagnostic;
 
+use crate::policy::{Refused, RoutePolicy};
 use crate::table::FastMap;
 
 /// What [`super::compile_cached`] keeps from one compile for the next: the parsed
@@ -60,6 +61,10 @@ pub(super) struct Parsed {
     pub(super) policy: Arc<IngressPolicy>,
     /// What parsing and the `not-applied` check said, without object and file.
     pub(super) diagnostics: Box<[Diagnostic]>,
+    /// The route policy built from `policy` alone, with the keys it refused: shared by
+    /// the Ingresses whose route policy needs no other object (see
+    /// `Compiler::route_policy`), built by the first of them.
+    pub(super) route: OnceLock<(Option<Arc<RoutePolicy>>, Vec<Refused>)>,
 }
 
 // === impl CompileCache ===
@@ -120,16 +125,16 @@ impl CompileCache {
     }
 
     /// Keeps what parsing `annotations` on an Ingress in `namespace` gave (diagnostics
-    /// with object and file, which are taken off), if there is room.
+    /// with object and file, which are taken off), if there is room, and returns it.
     pub(super) fn insert(
         &mut self,
         namespace: &Arc<str>,
         annotations: &BTreeMap<String, String>,
         policy: Arc<IngressPolicy>,
         diagnostics: &[Diagnostic],
-    ) {
+    ) -> Option<Arc<Parsed>> {
         if self.len >= self.limit {
-            return;
+            return None;
         }
         let ns = reads_namespace(annotations).then_some(namespace);
         let entry = Arc::new(Parsed {
@@ -145,12 +150,17 @@ impl CompileCache {
                     d
                 })
                 .collect(),
+            route: OnceLock::new(),
         });
         self.buckets
             .entry(hash(ns, annotations))
             .or_default()
-            .push(Slot { entry, users: 1 });
+            .push(Slot {
+                entry: Arc::clone(&entry),
+                users: 1,
+            });
         self.len += 1;
+        Some(entry)
     }
 
     /// Drops what the compile did not use: the end of a compile. (What it inserted is
