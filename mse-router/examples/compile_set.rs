@@ -50,15 +50,14 @@ fn extra(i: usize) -> String {
     )
 }
 
-fn main() {
+fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(dir) = args.first() else {
         eprintln!("usage: compile_set DIR [ROUNDS]");
         std::process::exit(2);
     };
     let rounds: usize = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(10);
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("readable directory")
+    let mut files: Vec<_> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "json"))
         .collect();
@@ -68,7 +67,7 @@ fn main() {
         ..Snapshot::default()
     };
     for f in &files {
-        let text = std::fs::read_to_string(f).expect("readable file");
+        let text = std::fs::read_to_string(f)?;
         snapshot.extend(load_manifests(&text, Some(&f.display().to_string())).objects);
     }
     let (rss, hwm) = memory();
@@ -126,4 +125,5 @@ fn main() {
         mib(rss),
         mib(hwm)
     );
+    Ok(())
 }
