@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use mse_model::{Diagnostic, Severity, Snapshot};
 use mse_router::global::GlobalConfig;
-use mse_router::{CompileOptions, RouteTable, compile_with};
+use mse_router::{CompileCache, CompileOptions, RouteTable, compile_cached};
 use tokio::sync::watch;
 use tracing::field::display;
 
@@ -53,7 +53,9 @@ impl Compiled {
 ///
 /// Each compile is given the global configuration of the one before it
 /// ([`mse_router::compile_with`]): a bad value in the gateway's ConfigMap keeps its last good
-/// value, with a diagnostic, for as long as the loop runs.
+/// value, with a diagnostic, for as long as the loop runs. It is also given the parsed
+/// annotations the one before it kept ([`mse_router::compile_cached`]), so that the
+/// Ingresses of an unchanged set of annotations are not parsed again.
 ///
 /// `publish` runs on this task and should be quick (swapping an `ArcSwap`, say). Each
 /// diagnostic is logged once when it first appears (warn for errors and warnings, info for
@@ -90,25 +92,30 @@ pub async fn run_compile_loop<F>(
     let options = Arc::new(options);
     let mut logged = DiagnosticLog::default();
     let mut in_force: Option<Arc<GlobalConfig>> = None;
+    // The parsed annotations of the last compile, for the next (lost if one panics).
+    let mut cache = CompileCache::new();
     loop {
         let snapshot = snapshots.borrow_and_update().clone();
         if snapshot.generation != 0 {
             let generation = snapshot.generation;
             let options = Arc::clone(&options);
             let previous = in_force.clone();
+            let mut kept = std::mem::take(&mut cache);
             let compiled = tokio::task::spawn_blocking(move || {
                 let started = Instant::now();
-                let table = compile_with(&snapshot, &options, previous.as_deref());
-                Compiled {
+                let table = compile_cached(&snapshot, &options, previous.as_deref(), &mut kept);
+                let compiled = Compiled {
                     table: Arc::new(table),
                     load_diagnostics: Arc::from(snapshot.diagnostics.as_slice()),
                     snapshot,
                     compile_time: started.elapsed(),
-                }
+                };
+                (compiled, kept)
             })
             .await;
             match compiled {
-                Ok(compiled) => {
+                Ok((compiled, kept)) => {
+                    cache = kept;
                     in_force = Some(Arc::clone(compiled.table.global_shared()));
                     tracing::info!(
                         generation,

@@ -53,7 +53,9 @@ mod tls;
 pub mod x509;
 
 pub use canary::{Canaries, CanaryVersion, Destination, WEIGHT_SCALE};
-pub use compile::{CompileOptions, compile, compile_with, selected_ingresses};
+pub use compile::{
+    CompileCache, CompileOptions, compile, compile_cached, compile_with, selected_ingresses,
+};
 pub use host::{HostMatch, normalize_host};
 pub use matching::{Conditions, RequestHead};
 /// The `proxy-body-size` of a route's policy ([`RoutePolicy::body_size`]).

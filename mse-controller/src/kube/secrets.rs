@@ -171,7 +171,15 @@ pub(crate) fn references(key: &ObjectKey, ingress: &Ingress) -> Vec<String> {
         .flat_map(|s| s.tls.iter().flatten())
         .filter_map(|t| t.secret_name.clone())
         .collect();
-    if let Some(annotations) = &ingress.metadata.annotations {
+    // Only keys naming a Secret (`auth-secret`, `auth-tls-secret`, `proxy-ssl-secret`)
+    // reference one: the annotations of an Ingress without such a key are not parsed,
+    // which for a large cluster is most of the work of every change.
+    if let Some(annotations) = ingress
+        .metadata
+        .annotations
+        .as_ref()
+        .filter(|a| a.keys().any(|k| k.contains("secret")))
+    {
         let policy = mse_annotations::parse(key, None, annotations).value;
         let refs = [
             policy.auth.basic.as_ref().map(|b| &b.secret),

@@ -215,6 +215,31 @@ fn an_ingress_references_its_tls_and_annotation_secrets_in_its_namespace() {
     assert_eq!(references(&key, &plain), ["basic", "cert"]);
 }
 
+/// `references` parses only the annotations that have a key naming a Secret: every key
+/// whose value is a Secret reference says so in its name.
+#[test]
+fn every_secret_reference_key_names_a_secret() {
+    let refs: Vec<&str> = mse_annotations::KEYS
+        .iter()
+        .filter(|k| k.values == "[namespace/]name")
+        .map(|k| k.name)
+        .collect();
+    assert_eq!(refs.len(), 3, "{refs:?}");
+    assert!(refs.iter().all(|k| k.contains("secret")), "{refs:?}");
+    let key = ObjectKey::new(Kind::Ingress, "shop", "a");
+    let none = ingress(
+        "shop",
+        "a",
+        "mse",
+        &["cert"],
+        json!({
+            "nginx.ingress.kubernetes.io/auth-type": "basic",
+            "nginx.ingress.kubernetes.io/proxy-body-size": "8m",
+        }),
+    );
+    assert_eq!(references(&key, &none), ["cert"]);
+}
+
 #[test]
 fn only_secrets_without_data_that_our_ingresses_reference_are_read_whole() {
     let annotations = json!({

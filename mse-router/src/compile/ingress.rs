@@ -8,6 +8,7 @@ use mse_model::k8s_openapi::api::networking::v1::{IngressRule, IngressSpec};
 use mse_model::{Diagnostic, Severity};
 
 use super::custom_headers::{CustomHeaders, with_custom_headers};
+use super::parsed::Parsed;
 use super::routes::path_match;
 use super::{Compiler, PendingCanary, RouteAttrs, Selected};
 use crate::host::HostMatch;
@@ -46,7 +47,7 @@ impl IngressRoutes<'_> {
 impl<'s> Compiler<'s> {
     pub(super) fn add_ingress(&mut self, sel: &Selected<'s>) {
         // Annotations first: their diagnostics are reported whatever happens next.
-        let policy = self.ingress_policy(sel);
+        let (policy, parsed) = self.ingress_policy(sel);
         if policy.is_excluded() {
             // `canary` is not a boolean: the parser's error says the Ingress is left out.
             return;
@@ -89,6 +90,7 @@ impl<'s> Compiler<'s> {
             route_policy: self.route_policy(
                 sel,
                 &policy,
+                parsed.as_deref(),
                 closed.is_some(),
                 custom.unwrap_or_default(),
             ),
@@ -127,11 +129,22 @@ impl<'s> Compiler<'s> {
     }
 
     /// The parsed annotations of an Ingress, their diagnostics reported, and a
-    /// `not-applied` warning for each valid one the data plane does not apply.
-    fn ingress_policy(&mut self, sel: &Selected<'s>) -> IngressPolicy {
+    /// `not-applied` warning for each valid one the data plane does not apply. An
+    /// Ingress with the same annotations as one parsed before (in this compile or, through
+    /// the cache, an earlier one) shares its result, which is returned too when kept.
+    fn ingress_policy(&mut self, sel: &Selected<'s>) -> (Arc<IngressPolicy>, Option<Arc<Parsed>>) {
         let Some(a) = sel.ingress.metadata.annotations.as_ref() else {
-            return IngressPolicy::default();
+            return (Arc::default(), None);
         };
+        if let Some(hit) = self.parsed.get(&sel.key.namespace, a) {
+            self.diagnostics.extend(hit.diagnostics.iter().map(|d| {
+                d.clone()
+                    .object(sel.key.clone())
+                    .source(sel.source.cloned())
+            }));
+            return (Arc::clone(&hit.policy), Some(hit));
+        }
+        let start = self.diagnostics.len();
         let parsed = mse_annotations::parse(&sel.key, sel.source, a);
         // Keys whose value was rejected already say what happens instead.
         let reported: Vec<Arc<str>> = parsed
@@ -142,7 +155,14 @@ impl<'s> Compiler<'s> {
             .collect();
         self.diagnostics.extend(parsed.diagnostics);
         self.not_applied(sel, a, &reported);
-        parsed.value
+        let policy = Arc::new(parsed.value);
+        let kept = self.parsed.insert(
+            &sel.key.namespace,
+            a,
+            Arc::clone(&policy),
+            &self.diagnostics[start..],
+        );
+        (policy, kept)
     }
 
     /// Why the routes of this Ingress answer 503, if a security annotation cannot be
@@ -332,11 +352,29 @@ impl<'s> Compiler<'s> {
         &mut self,
         sel: &Selected<'s>,
         policy: &IngressPolicy,
+        parsed: Option<&Parsed>,
         closed: bool,
         custom: CustomHeaders,
     ) -> Option<Arc<RoutePolicy>> {
         if closed {
             return RoutePolicy::ssl_only(policy).map(Arc::new);
+        }
+        // Without custom headers, fallback, mirror and auth, the policy is built from the
+        // annotations alone (the steps below leave it as it is and say nothing): the
+        // Ingresses that share the parsed annotations share it too.
+        let standalone = custom.is_empty()
+            && policy.fallback.default_backend.is_none()
+            && policy.fallback.custom_http_errors.is_empty()
+            && policy.mirror.is_none()
+            && policy.auth.basic.is_none()
+            && policy.auth.external.is_none();
+        if standalone && let Some(parsed) = parsed {
+            let (built, refused) = parsed.route.get_or_init(|| {
+                let (built, refused) = RoutePolicy::build(policy);
+                (built.map(Arc::new), refused)
+            });
+            self.report_refused(sel, refused.clone());
+            return built.clone();
         }
         let (built, refused) = RoutePolicy::build(policy);
         let built = with_custom_headers(built, custom);

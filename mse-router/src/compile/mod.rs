@@ -47,6 +47,7 @@ use crate::policy::RoutePolicy;
 use crate::table::{Backend, Cluster, ClusterId, Route, RouteTable, VirtualHost};
 
 use backends::external_port;
+pub use parsed::CompileCache;
 pub use selection::selected_ingresses;
 use tls::TlsBuilder;
 
@@ -99,7 +100,19 @@ pub fn compile_with(
     opts: &CompileOptions,
     previous: Option<&GlobalConfig>,
 ) -> RouteTable {
-    let mut cx = Compiler::new(snapshot);
+    compile_cached(snapshot, opts, previous, &mut CompileCache::new())
+}
+
+/// [`compile_with`], reusing the parsed annotations `cache` kept from the compiles before
+/// it, and keeping this compile's for the next (see [`CompileCache`]). The table is the
+/// one [`compile_with`] gives; only the time it takes differs.
+pub fn compile_cached(
+    snapshot: &Snapshot,
+    opts: &CompileOptions,
+    previous: Option<&GlobalConfig>,
+    cache: &mut CompileCache,
+) -> RouteTable {
+    let mut cx = Compiler::new(snapshot, std::mem::take(cache));
     cx.global = Arc::new(cx.global_config(snapshot, opts, previous));
     let ingresses = cx.select_ingresses(snapshot, opts);
     cx.add_gateway_default(opts);
@@ -110,6 +123,8 @@ pub fn compile_with(
     cx.apply_canaries();
     cx.resolve_access();
     let gateway_default = cx.gateway_default;
+    cx.parsed.end();
+    *cache = std::mem::take(&mut cx.parsed);
     let mut table = cx.finish(snapshot.generation);
     table.default_backend = gateway_default;
     table.ingresses = ingresses.into_iter().map(|s| s.key).collect();
@@ -137,6 +152,8 @@ struct Compiler<'s> {
     routes: Vec<Route>,
     /// Regex paths compiled so far, shared by the routes that use the same one.
     regexes: routes::RegexCache,
+    /// Parsed annotations by distinct set, from the compiles before and for the next.
+    parsed: CompileCache,
     clusters: Vec<Cluster>,
     cluster_ids: HashMap<(ObjectKey, u16), ClusterId>,
     /// Clusters of a Service port with an Ingress's `backend-protocol`, by the port's own
@@ -187,7 +204,7 @@ impl RouteAttrs {
 /// A canary Ingress waiting for every main route to be in place.
 struct PendingCanary<'s> {
     sel: Selected<'s>,
-    policy: IngressPolicy,
+    policy: Arc<IngressPolicy>,
 }
 
 /// Host patterns in lookup order: exact, wildcard, any. Used to lay out the table.
@@ -218,7 +235,8 @@ impl HostOrder {
 // === impl Compiler ===
 
 impl<'s> Compiler<'s> {
-    fn new(snapshot: &'s Snapshot) -> Self {
+    fn new(snapshot: &'s Snapshot, mut parsed: CompileCache) -> Self {
+        parsed.begin();
         let mut diagnostics = Vec::new();
         let services = index_unique(
             &snapshot.services,
@@ -270,6 +288,7 @@ impl<'s> Compiler<'s> {
             config_maps,
             routes: Vec::new(),
             regexes: routes::RegexCache::new(),
+            parsed,
             clusters: Vec::new(),
             cluster_ids: HashMap::new(),
             protocol_clusters: HashMap::new(),
@@ -363,6 +382,7 @@ mod global;
 mod host_tls;
 mod ingress;
 mod mirror;
+mod parsed;
 mod redirects;
 mod routes;
 mod selection;

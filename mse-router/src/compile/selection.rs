@@ -25,7 +25,7 @@ use super::{CompileOptions, Compiler, Selected};
 /// MseIngressConfigs, so a source can ask this of a snapshot holding just those, before it
 /// fetches what the selected Ingresses reference.
 pub fn selected_ingresses(snapshot: &Snapshot, opts: &CompileOptions) -> Vec<ObjectKey> {
-    let mut cx = Compiler::new(snapshot);
+    let mut cx = Compiler::new(snapshot, super::CompileCache::new());
     cx.select_ingresses(snapshot, opts)
         .into_iter()
         .map(|s| s.key)
