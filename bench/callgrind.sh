@@ -99,7 +99,7 @@ callgrind_control -z "$pid" >/dev/null
 "$OHA" -n "$n" -c 8 "${keep[@]}" "${load[@]}" --no-tui "$url" >"$run/oha.txt"
 callgrind_control -d "$pid" >/dev/null
 ok=$(grep -Eo '\[200\] [0-9]+' "$run/oha.txt" | awk '{print $2}')
-total=$(grep -h '^summary:' "$out".* 2>/dev/null | awk '{s+=$2} END {print s}')
+total=$(grep -h '^summary:' "$out".* 2>/dev/null | awk '{s+=$2} END {printf "%.0f", s}')
 [ "${ok:-0}" = "$n" ] || { echo "only ${ok:-0} of $n requests answered 200" >&2; cat "$run/oha.txt" >&2; exit 1; }
 echo "$target $table $mode requests=$n instructions=$total per_request=$((total / n))"
 # OUT=FILE keeps the profile of the measured requests, for callgrind_annotate.

@@ -191,7 +191,7 @@ case $what in
     callgrind_control -d "$pid" >/dev/null
     "$ECHO_BIN" check "$addr" after >/dev/null || { echo "gRPC broken after the load" >&2; exit 1; }
     ok=$(awk '/^status codes:/ {print $3}' "$run/h2load.txt")
-    total=$(grep -h '^summary:' "$out".* 2>/dev/null | awk '{s+=$2} END {print s}')
+    total=$(grep -h '^summary:' "$out".* 2>/dev/null | awk '{s+=$2} END {printf "%.0f", s}')
     [ "${ok:-0}" = "$n" ] || { echo "only ${ok:-0} of $n calls answered 2xx" >&2; cat "$run/h2load.txt" >&2; exit 1; }
     echo "$target grpc-unary calls=$n instructions=$total per_call=$((total / n))"
     if [ -n "${OUT:-}" ]; then cp "$(ls -t "$out".* | head -1)" "$OUT"; fi
