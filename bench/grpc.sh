@@ -9,6 +9,7 @@
 #   bench/grpc.sh callgrind gateway GATEWAY_BIN   # instructions per call, under callgrind
 #   bench/grpc.sh callgrind nginx
 #   bench/grpc.sh rate GATEWAY_BIN                # calls/s and proxy CPU us per call, all three
+#   bench/grpc.sh syscalls GATEWAY_BIN            # system calls per call (strace -c), gateway and nginx
 #
 # The gateway: one worker, the route `/` to a Service whose port is named `grpc` with
 # `backend-protocol: GRPC`, plus N_EXTRA filler Ingresses (default 100). nginx: one worker
@@ -19,7 +20,8 @@
 # with HTTP/2 to the upstream, no access log.
 #
 # callgrind: WARMUP_N (default 2000) calls, counters zeroed, N (default 20000) calls on 8
-# connections with 4 streams each (`h2load -c 8 -m 4`). rate: proxy pinned to CPU 0, h2load and
+# connections with 4 streams each (`h2load -c 8 -m 4`); callgrind counts user space only.
+# syscalls: the same load, natively, each proxy traced by `strace -c -f` (needs strace). rate: proxy pinned to CPU 0, h2load and
 # the echo server to CPU 1, ROUNDS (default 3) interleaved rounds of SECS (default 3) seconds
 # with CONNS (default 16) connections x STREAMS (default 8) streams; medians. CPU is the
 # proxy process's user+system time from /proc over the round.
@@ -258,5 +260,31 @@ for name, rs in rows.items():
           f"{med(rs, 0) / med(ngx, 0):.2f}x | {med(rs, 1) / med(ngx, 1):.2f}x | {sum(r[3] for r in rs)} |")
 PY
     ;;
-  *) echo "usage: bench/grpc.sh callgrind gateway BIN | callgrind nginx | rate BIN" >&2; exit 2 ;;
+  syscalls)
+    bin=$(realpath "$1")
+    "$ECHO_BIN" serve "$backend" &
+    gateway_conf; nginx_conf
+    # shellcheck disable=SC2046
+    "$bin" $(gateway_args) >"$run/gw.log" 2>&1 &
+    gw_pid=$!
+    nginx -p "$run/nginx" -c "$run/nginx/nginx.conf" >"$run/nginx.log" 2>&1 &
+    ngx_pid=$!
+    n=${N:-20000}
+    for t in "mse-gateway $gw $gw_pid" "nginx-1w $ngx $ngx_pid"; do
+      read -r name addr pid <<<"$t"
+      wait_grpc "$addr" || { cat "$run"/*.log >&2; exit 1; }
+      h2 "$addr" -n "${WARMUP_N:-2000}" -c 8 -m 4 >/dev/null
+      strace -c -f -p "$pid" -o "$run/strace.txt" 2>/dev/null &
+      tracer=$!
+      # strace attaches asynchronously: wait until it traces the process.
+      for _ in $(seq 100); do grep -q "^TracerPid:[[:space:]]*$tracer" "/proc/$pid/status" && break; sleep 0.1; done
+      h2 "$addr" -n "$n" -c 8 -m 4 >"$run/h2load.txt"
+      kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
+      ok=$(awk '/^status codes:/ {print $3}' "$run/h2load.txt")
+      [ "${ok:-0}" = "$n" ] || { echo "only ${ok:-0} of $n calls answered 2xx" >&2; exit 1; }
+      awk -v name="$name" -v n="$n" '$NF != "total" && $4 ~ /^[0-9]+$/ && $4 >= n / 100 {printf "%s %s %.2f\n", name, $NF, $4 / n}
+        $NF == "total" {printf "%s total %.2f\n", name, $4 / n}' "$run/strace.txt"
+    done
+    ;;
+  *) echo "usage: bench/grpc.sh callgrind gateway BIN | callgrind nginx | rate BIN | syscalls BIN" >&2; exit 2 ;;
 esac
