@@ -6,9 +6,10 @@
 //! MD5-crypt (`$apr1$`, `htpasswd -m`) has no maintained implementation, so its users
 //! are refused with a warning when the table is compiled.
 //!
-//! bcrypt costs milliseconds by design, so each worker remembers the credentials it has
-//! accepted ([`AuthCache`]): a valid client pays the hash once per worker and lifetime,
-//! not per request. An entry's key is an HMAC-SHA256, under a key drawn at random when
+//! bcrypt costs milliseconds by design, so each worker remembers the bcrypt credentials
+//! it has accepted ([`AuthCache`]): a valid client pays the hash once per worker and
+//! lifetime, not per request. The other hashes cost less than the cache's own keyed hash
+//! and are checked on every request. An entry's key is an HMAC-SHA256, under a key drawn at random when
 //! the process starts, of the Secret's name, the user's stored hash, the user and the
 //! password, so that the cache holds no password, cannot be probed without the key, and
 //! never matches again once the Secret changes the user's hash or drops the user (the
@@ -88,25 +89,25 @@ pub(crate) fn check(policy: &BasicAuthPolicy, headers: &HeaderMap, cache: &AuthC
     let Some(stored) = policy.user(&user) else {
         return deny();
     };
+    // A fast hash costs less to check than the cache's keyed hash: only bcrypt is
+    // remembered.
+    if stored.kind != HashKind::Bcrypt {
+        return if verify_fast(stored, &password) {
+            Check::Pass
+        } else {
+            deny()
+        };
+    }
     let key = cache_key(&policy.secret, stored, &user, &password);
-    let now = Instant::now();
-    if cache.hit(&key, now) {
+    if cache.hit(&key, Instant::now()) {
         return Check::Pass;
     }
-    if stored.kind == HashKind::Bcrypt {
-        return Check::Slow(Box::new(Pending {
-            hash: stored.text.clone(),
-            password,
-            key,
-            challenge: policy.challenge.clone(),
-        }));
-    }
-    if verify_fast(stored, &password) {
-        cache.remember(key, now);
-        Check::Pass
-    } else {
-        deny()
-    }
+    Check::Slow(Box::new(Pending {
+        hash: stored.text.clone(),
+        password,
+        key,
+        challenge: policy.challenge.clone(),
+    }))
 }
 
 /// Runs a bcrypt check on a blocking thread, within the worker's slots; `None` when it
