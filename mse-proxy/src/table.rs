@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 use crate::policy::balance::{self, Balancing, Extras, KeySource, TokenKey};
 use crate::policy::limit::{self, Limiter};
 use crate::policy::load::Loads;
+use crate::policy::shared_limit::{self, Hub, SharedLimiter};
 use crate::settings::{Defaults, Settings};
 use crate::stats::LabelTable;
 use crate::tls::{PolicyKit, TableResolver};
@@ -47,6 +48,8 @@ struct Shared {
     defaults: Mutex<Defaults>,
     /// The key of the affinity cookies' tokens (see [`crate::policy::balance`]).
     affinity_key: ArcSwapOption<TokenKey>,
+    /// The Redis of the shared limits (see [`crate::policy::shared_limit`]).
+    redis: Hub,
 }
 
 /// One published [`RouteTable`] with the state the proxy keeps beside it: a round-robin
@@ -63,6 +66,8 @@ pub struct ProxyTable {
     settings: Settings,
     /// The local limits' state, by route id (see [`crate::policy::limit`]).
     limiters: Box<[Option<Arc<Limiter>>]>,
+    /// The shared limits' state, by route id (see [`crate::policy::shared_limit`]).
+    shared_limiters: Box<[Option<Arc<SharedLimiter>>]>,
     /// The label sets of the per-route metrics (see [`crate::stats`]).
     labels: Arc<LabelTable>,
 }
@@ -118,12 +123,14 @@ impl SharedTable {
                 "no key for affinity cookies: affinity: cookie falls back to round robin"
             );
         }
+        let redis = Hub::new(metrics.redis.clone());
         let build = Build {
             provider: &provider,
             fallback: fallback.as_ref(),
             previous: None,
             defaults: &defaults,
             affinity_key: None,
+            redis: &redis,
         };
         let empty = ProxyTable::build(Arc::new(RouteTable::empty()), &build);
         Self {
@@ -134,6 +141,7 @@ impl SharedTable {
                 fallback,
                 defaults: Mutex::new(defaults),
                 affinity_key,
+                redis,
             }),
         }
     }
@@ -148,6 +156,7 @@ impl SharedTable {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         *defaults = Defaults::from(config);
+        self.inner.redis.tune(&config.shared_limits);
         if let Some(key) = &config.affinity_key {
             let key = TokenKey::new(&self.inner.provider, Some(key.secret()));
             self.inner.affinity_key.store(key.map(Arc::new));
@@ -161,6 +170,7 @@ impl SharedTable {
                 previous: Some(&current),
                 defaults: &defaults,
                 affinity_key: self.inner.affinity_key.load().as_deref(),
+                redis: &self.inner.redis,
             },
         );
         self.inner.current.store(Arc::new(next));
@@ -185,6 +195,7 @@ impl SharedTable {
                 previous: Some(&previous),
                 defaults: &defaults,
                 affinity_key: self.inner.affinity_key.load().as_deref(),
+                redis: &self.inner.redis,
             },
         );
         self.inner.metrics.certificates(next.routes.certificates());
@@ -242,6 +253,7 @@ struct Build<'a> {
     previous: Option<&'a ProxyTable>,
     defaults: &'a Defaults,
     affinity_key: Option<&'a TokenKey>,
+    redis: &'a Hub,
 }
 
 // === impl ProxyTable ===
@@ -334,6 +346,11 @@ impl ProxyTable {
             })
             .collect();
         let limiters = limit::plan(&routes, previous.map(|p| (&*p.routes, &*p.limiters)));
+        let shared_limiters = shared_limit::plan(
+            &routes,
+            previous.map(|p| (&*p.routes, &*p.shared_limiters)),
+            b.redis,
+        );
         // The same routes (new defaults only) keep their label sets.
         let labels = match previous.filter(|p| Arc::ptr_eq(&p.routes, &routes)) {
             Some(p) => Arc::clone(&p.labels),
@@ -347,6 +364,7 @@ impl ProxyTable {
             tls,
             settings,
             limiters,
+            shared_limiters,
             labels,
         }
     }
@@ -378,6 +396,11 @@ impl ProxyTable {
     /// The local limits of route `id`, when it has any.
     pub(crate) fn limiter(&self, id: RouteId) -> Option<&Arc<Limiter>> {
         self.limiters.get(id.0 as usize)?.as_ref()
+    }
+
+    /// The shared limits of route `id`, when it has any.
+    pub(crate) fn shared_limiter(&self, id: RouteId) -> Option<&Arc<SharedLimiter>> {
+        self.shared_limiters.get(id.0 as usize)?.as_ref()
     }
 
     /// The label sets of the per-route metrics.
