@@ -82,6 +82,9 @@ struct Lease {
     /// The tokens of this lease, and of the next one to ask for.
     size: u32,
     want: u32,
+    /// Redis said its bucket is empty until then (in this epoch of Redis, see
+    /// [`Redis::epoch`]): requests are refused without asking again.
+    empty_until: Option<(Instant, u64)>,
 }
 
 /// `concurrency-limit`: requests in flight (low 32 bits) and slots held in Redis (high
@@ -128,6 +131,7 @@ impl SharedLimiter {
                     until: Instant::now(),
                     size: 0,
                     want: 1,
+                    empty_until: None,
                 }),
                 refill: tokio::sync::Mutex::new(()),
                 local: AtomicU64::new(0),
@@ -211,6 +215,10 @@ impl SharedLimiter {
             redis.metrics.fell_back();
             return self.local_rate(rate);
         }
+        let now = Instant::now();
+        if rate.known_empty(now, redis.epoch()) {
+            return false;
+        }
         let max = (self.rate_limit() / 8).max(1);
         let want = rate.next_want(max);
         let (reply, answer) = oneshot::channel();
@@ -221,8 +229,17 @@ impl SharedLimiter {
             want,
             reply,
         };
+        let epoch = redis.epoch();
         match redis.call(job, answer).await {
-            Ok(n) => rate.leased(n, Instant::now() + self.window / 8),
+            Ok(n) if n > 0 => {
+                let n = u32::try_from(n).unwrap_or(u32::MAX);
+                rate.leased(n, Instant::now() + self.window / 8)
+            }
+            Ok(wait) => {
+                let wait = Duration::from_micros(wait.unsigned_abs());
+                rate.empty(Instant::now() + wait.min(self.window), epoch);
+                false
+            }
             Err(()) => {
                 redis.metrics.fell_back();
                 self.local_rate(rate)
@@ -279,7 +296,7 @@ impl SharedLimiter {
         };
         match redis.call(job, answer).await {
             Ok(n) => {
-                conc.set_held(n);
+                conc.set_held(u32::try_from(n).unwrap_or(0));
                 conc.enter(|held| held)
             }
             Err(()) => {
@@ -389,18 +406,31 @@ impl RateState {
         l.want
     }
 
-    /// Takes a lease of `n` tokens good `until`, spending one for the request asking;
-    /// false when Redis had none.
+    /// Takes a lease of `n` (at least 1) tokens good `until`, spending one for the
+    /// request asking.
     fn leased(&self, n: u32, until: Instant) -> bool {
         let mut l = self.lease.lock().unwrap_or_else(PoisonError::into_inner);
         l.size = n;
         l.tokens = n.saturating_sub(1);
         l.until = until;
-        if n == 0 {
-            // Nothing spent: the next lease starts small again.
-            l.want = 1;
-        }
+        l.empty_until = None;
         n > 0
+    }
+
+    /// Redis's bucket is empty until `until`; the next lease starts small again.
+    fn empty(&self, until: Instant, epoch: u64) {
+        let mut l = self.lease.lock().unwrap_or_else(PoisonError::into_inner);
+        l.size = 0;
+        l.tokens = 0;
+        l.want = 1;
+        l.empty_until = Some((until, epoch));
+    }
+
+    /// Whether Redis said, in this `epoch`, that its bucket is empty at `now`.
+    fn known_empty(&self, now: Instant, epoch: u64) -> bool {
+        let l = self.lease.lock().unwrap_or_else(PoisonError::into_inner);
+        l.empty_until
+            .is_some_and(|(until, e)| e == epoch && now < until)
     }
 }
 

@@ -8,7 +8,7 @@
 //! own (local) limit, without waiting, until the thread's probe (every
 //! [`SharedLimitConfig::probe_interval`]) connects again and a `PING` answers.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -102,7 +102,7 @@ impl RedisMetrics {
 
 /// GCRA over a batch: takes up to `want` tokens of a bucket of `burst` tokens that
 /// refills one token every `interval` microseconds, on Redis's clock. Returns how many
-/// it took (0: none left).
+/// it took, or when it has none, minus the microseconds until the next one comes.
 const LEASE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -113,7 +113,11 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local n = math.floor((burst * interval - (tat - now)) / interval)
 if n > want then n = want end
-if n <= 0 then return 0 end
+if n <= 0 then
+  local wait = math.ceil(tat + interval - burst * interval - now)
+  if wait < 1 then wait = 1 end
+  return -wait
+end
 tat = tat + n * interval
 redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
 return n
@@ -164,14 +168,14 @@ pub(crate) enum Job {
         interval_us: f64,
         burst: u32,
         want: u32,
-        reply: oneshot::Sender<Result<u32, ()>>,
+        reply: oneshot::Sender<Result<i64, ()>>,
     },
     /// [`HOLD`]: `concurrency-limit` slots.
     Hold {
         keys: Arc<[Box<str>; 2]>,
         want: u32,
         limit: u32,
-        reply: oneshot::Sender<Result<u32, ()>>,
+        reply: oneshot::Sender<Result<i64, ()>>,
     },
 }
 
@@ -180,6 +184,9 @@ pub(crate) enum Job {
 pub(crate) struct Redis {
     jobs: mpsc::Sender<Job>,
     up: AtomicBool,
+    /// How many times Redis came back: what a replica learnt of the Redis before (that
+    /// a bucket is empty) no longer holds.
+    epoch: AtomicU64,
     pub(crate) config: SharedLimitConfig,
     pub(crate) metrics: RedisMetrics,
     /// This process's name in the `concurrency-limit` holdings.
@@ -198,13 +205,18 @@ impl Redis {
         self.up.load(Ordering::Relaxed)
     }
 
+    /// How many times Redis came back after being down.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
     /// Sends `job` and waits for its answer at most the configured timeout; `Err` (and
     /// Redis marked down) when it cannot be sent, fails or takes longer.
     pub(crate) async fn call(
         &self,
         job: Job,
-        reply: oneshot::Receiver<Result<u32, ()>>,
-    ) -> Result<u32, ()> {
+        reply: oneshot::Receiver<Result<i64, ()>>,
+    ) -> Result<i64, ()> {
         if self.jobs.try_send(job).is_err() {
             self.down("the queue of calls to Redis is full");
             return Err(());
@@ -233,6 +245,7 @@ impl Redis {
     }
 
     fn back_up(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         if !self.up.swap(true, Ordering::Relaxed) {
             self.metrics.fallback.set(0);
             tracing::info!(redis = %self.shown, "Redis answers again: rate-limit and concurrency-limit are shared by the replicas again");
@@ -272,6 +285,7 @@ pub(crate) fn start(
     let redis = Arc::new(Redis {
         jobs,
         up: AtomicBool::new(true),
+        epoch: AtomicU64::new(0),
         config,
         metrics,
         replica,
@@ -326,10 +340,8 @@ async fn run(client: redis::Client, redis: Weak<Redis>, mut jobs: mpsc::Receiver
                 if !r.is_up() {
                     conn = None;
                     match connect(&client, &r).await {
-                        Some(mut c) => {
-                            let cmd = redis::cmd("PING");
-                            let ping = cmd.query_async::<String>(&mut c);
-                            if matches!(tokio::time::timeout(config.timeout, ping).await, Ok(Ok(_))) {
+                        Some(c) => {
+                            if ping(&c, config.timeout).await {
                                 conn = Some(c.clone());
                                 // Holdings first, so that no replica counts on slots
                                 // Redis no longer knows (after a restart).
@@ -342,11 +354,26 @@ async fn run(client: redis::Client, redis: Weak<Redis>, mut jobs: mpsc::Receiver
                         None => {}
                     }
                 } else if let Some(c) = &conn {
-                    renew(&r, c, &hold).await;
+                    // Found down here too when no request asks (a replica that knows
+                    // a bucket is empty does not).
+                    if ping(c, config.timeout).await {
+                        renew(&r, c, &hold).await;
+                    } else {
+                        r.metrics.errors.inc();
+                        r.down("no answer to PING");
+                    }
                 }
             }
         }
     }
+}
+
+/// Whether Redis answers `PING` within `timeout`.
+async fn ping(c: &MultiplexedConnection, timeout: Duration) -> bool {
+    let mut c = c.clone();
+    let cmd = redis::cmd("PING");
+    let answer = cmd.query_async::<String>(&mut c);
+    matches!(tokio::time::timeout(timeout, answer).await, Ok(Ok(_)))
 }
 
 async fn connect(client: &redis::Client, r: &Redis) -> Option<MultiplexedConnection> {
@@ -390,7 +417,7 @@ async fn run_job(
         } => {
             let mut call = lease.key(&*key);
             call.arg(interval_us).arg(burst).arg(want);
-            let answer = tokio::time::timeout(timeout, call.invoke_async::<u32>(&mut c)).await;
+            let answer = tokio::time::timeout(timeout, call.invoke_async::<i64>(&mut c)).await;
             (answer, reply)
         }
         Job::Hold {
@@ -406,7 +433,7 @@ async fn run_job(
                 .arg(want)
                 .arg(limit)
                 .arg(ttl);
-            let answer = tokio::time::timeout(timeout, call.invoke_async::<u32>(&mut c)).await;
+            let answer = tokio::time::timeout(timeout, call.invoke_async::<i64>(&mut c)).await;
             (answer, reply)
         }
     };
@@ -448,7 +475,7 @@ async fn renew(r: &Arc<Redis>, c: &MultiplexedConnection, hold: &redis::Script) 
         };
         run_job(r, c.clone(), job, (hold, hold)).await;
         if let Ok(Ok(n)) = answer.await {
-            limiter.renewed(n);
+            limiter.renewed(u32::try_from(n).unwrap_or(0));
         }
     }
 }

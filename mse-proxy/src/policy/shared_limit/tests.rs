@@ -81,6 +81,7 @@ fn leases_double_while_spent_and_shrink_to_what_was_spent() {
             until: Instant::now(),
             size: 0,
             want: 1,
+            empty_until: None,
         }),
         refill: tokio::sync::Mutex::new(()),
         local: AtomicU64::new(0),
@@ -97,7 +98,11 @@ fn leases_double_while_spent_and_shrink_to_what_was_spent() {
     // Expired with two left: the next lease is what was spent of it.
     assert!(!r.spend(later));
     assert_eq!(r.next_want(8), 2);
-    assert!(!r.leased(0, later));
+    // Redis empty: known until it says a token comes back, in its epoch only.
+    r.empty(later, 3);
+    assert!(r.known_empty(Instant::now(), 3));
+    assert!(!r.known_empty(Instant::now(), 4));
+    assert!(!r.known_empty(later, 3));
     assert_eq!(r.next_want(8), 2);
 }
 
