@@ -9,7 +9,7 @@
 //! [`SharedLimitConfig::rate_window`], holding `rate-limit` tokens), read and updated by
 //! one Lua script on Redis's clock. A replica does not ask for every request: it leases a
 //! batch of tokens and spends them locally. The batch starts at one token, doubles each
-//! time a lease is used up, and is at most an eighth of the limit; a lease is good for an
+//! time a lease is used up, and is at most an eighth of the limit (and [`MAX_BATCH`]); a lease is good for an
 //! eighth of the window, after which its unspent tokens are dropped. Accuracy: no more
 //! requests pass than the shared bucket hands out, but a token may be spent up to an
 //! eighth of a window after Redis handed it out; and tokens a replica leased and did not
@@ -52,6 +52,9 @@ use tokio::sync::oneshot;
 pub use self::redis::SharedLimitConfig;
 pub(crate) use self::redis::{Hub, RedisMetrics};
 use self::redis::{Job, Redis};
+
+/// The most tokens one lease holds.
+pub(crate) const MAX_BATCH: u32 = 1024;
 
 /// The shared limits of one route, in one process.
 #[derive(Debug)]
@@ -219,7 +222,7 @@ impl SharedLimiter {
         if rate.known_empty(now, redis.epoch()) {
             return false;
         }
-        let max = (self.rate_limit() / 8).max(1);
+        let max = (self.rate_limit() / 8).clamp(1, MAX_BATCH);
         let want = rate.next_want(max);
         let (reply, answer) = oneshot::channel();
         let job = Job::Lease {
@@ -538,6 +541,59 @@ pub(crate) fn plan(
             ))
         })
         .collect()
+}
+
+/// One route's shared `rate-limit` outside a gateway, for the benchmark of the request
+/// path's cost (`benches/shared_limit.rs`); not an API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct BenchLimiter {
+    limiter: Arc<SharedLimiter>,
+}
+
+impl BenchLimiter {
+    /// A `rate-limit` of `limit` per `window`, counted in the Redis at `url` (or, without
+    /// one, by this process alone). Call from within a tokio runtime with timers.
+    pub fn new(url: Option<&str>, limit: u32, window: Duration) -> Self {
+        let hub = Hub::new(RedisMetrics::default());
+        hub.tune(&SharedLimitConfig {
+            rate_window: window,
+            ..SharedLimitConfig::default()
+        });
+        let limits = SharedLimits {
+            rate: Some(SharedLimit {
+                limit,
+                answer: LimitAnswer::Respond {
+                    status: StatusCode::TOO_MANY_REQUESTS,
+                    content_type: HeaderValue::from_static("text/plain"),
+                    body: "".into(),
+                },
+            }),
+            concurrency: None,
+        };
+        let key = ObjectKey::new(
+            mse_model::Kind::Ingress,
+            "bench",
+            format!("{:x}", fastrand::u64(..)),
+        );
+        let redis = hub.redis(url);
+        Self {
+            limiter: SharedLimiter::new(&limits, (&key, "r"), redis, hub.window()),
+        }
+    }
+
+    /// Admits one request: whether it passes.
+    pub async fn admit(&self) -> bool {
+        match &self.limiter.rate {
+            Some(rate) => self.limiter.admit_rate(rate).await,
+            None => true,
+        }
+    }
+
+    /// The calls made to Redis so far.
+    pub fn redis_calls(&self) -> u64 {
+        self.limiter.redis.as_ref().map_or(0, |r| r.metrics.calls())
+    }
 }
 
 #[cfg(test)]

@@ -98,6 +98,11 @@ impl RedisMetrics {
     pub(crate) fn fell_back(&self) {
         self.fallback_decisions.inc();
     }
+
+    /// The calls made so far.
+    pub(crate) fn calls(&self) -> u64 {
+        self.calls.get()
+    }
 }
 
 /// GCRA over a batch: takes up to `want` tokens of a bucket of `burst` tokens that
@@ -339,19 +344,16 @@ async fn run(client: redis::Client, redis: Weak<Redis>, mut jobs: mpsc::Receiver
                 let Some(r) = redis.upgrade() else { return };
                 if !r.is_up() {
                     conn = None;
-                    match connect(&client, &r).await {
-                        Some(c) => {
-                            if ping(&c, config.timeout).await {
-                                conn = Some(c.clone());
-                                // Holdings first, so that no replica counts on slots
-                                // Redis no longer knows (after a restart).
-                                renew(&r, &c, &hold).await;
-                                r.back_up();
-                            } else {
-                                r.metrics.errors.inc();
-                            }
+                    if let Some(c) = connect(&client, &r).await {
+                        if ping(&c, config.timeout).await {
+                            conn = Some(c.clone());
+                            // Holdings first, so that no replica counts on slots Redis
+                            // no longer knows (after a restart).
+                            renew(&r, &c, &hold).await;
+                            r.back_up();
+                        } else {
+                            r.metrics.errors.inc();
                         }
-                        None => {}
                     }
                 } else if let Some(c) = &conn {
                     // Found down here too when no request asks (a replica that knows
