@@ -467,6 +467,15 @@ mod tests {
     }
 
     #[test]
+    fn redis_url_becomes_a_global_flag_in_both_modes() {
+        let args = ["mse-gateway", "--redis-url", "redis://redis:6379/0"];
+        let matches = Cli::command().try_get_matches_from(args).unwrap();
+        let cli = Cli::from_arg_matches(&matches).unwrap();
+        let want = GlobalFlags::default().with("--redis-url", "redis://redis:6379/0");
+        assert_eq!(explicit_flags(&matches, &cli), want);
+    }
+
+    #[test]
     fn status_flags_reach_the_options() {
         let cli = Cli::try_parse_from([
             "mse-gateway",
