@@ -81,6 +81,9 @@ pub struct ProxyConfig {
     /// replica the same one, so that each honours the cookies the others set. Default:
     /// drawn at random when the gateway starts.
     pub affinity_key: Option<AffinityKey>,
+    /// How `rate-limit` and `concurrency-limit` use the Redis the global configuration
+    /// names (`--redis-url`, `redis-url`).
+    pub shared_limits: crate::SharedLimitConfig,
 }
 
 /// A secret of at least [`AffinityKey::MIN_LEN`] bytes that keys the affinity cookies:
@@ -179,6 +182,7 @@ impl Default for ProxyConfig {
             steps: Steps::default(),
             auth_url_roots: None,
             affinity_key: None,
+            shared_limits: crate::SharedLimitConfig::default(),
         }
     }
 }

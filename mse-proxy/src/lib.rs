@@ -102,6 +102,9 @@ pub use http1::{DecodedChunked, decode_chunked, parse_request_head};
 pub use log_writer::AccessLogSink;
 pub use metrics::{CompileReport, Metrics};
 pub use policy::auth_tls::{AuthUrlRoots, roots_from_pem};
+#[doc(hidden)]
+pub use policy::shared_limit::BenchLimiter;
+pub use policy::shared_limit::SharedLimitConfig;
 pub use server::{Gateway, GatewayHandle};
 pub use table::{ProxyTable, SharedTable};
 pub use tls::{FALLBACK_CERT_CN, FALLBACK_CERT_SAN, fallback_certificate};

@@ -44,6 +44,8 @@ pub struct Metrics {
     workers: Mutex<Vec<Collector>>,
     /// The control plane: the last compile that was published.
     config: ConfigMetrics,
+    /// The limits shared through Redis.
+    pub(crate) redis: crate::policy::shared_limit::RedisMetrics,
 }
 
 /// The labels of a Service port: `namespace`, `service`, `port`.
@@ -191,6 +193,7 @@ impl Metrics {
              (upstream_read) or the client took nothing within the write timeout (client_write)",
             by_kind,
         );
+        let redis = crate::policy::shared_limit::RedisMetrics::register(reg);
         let ssl_expiry = Family::<[(&'static str, String); 2], Gauge>::default();
         reg.register(
             "ssl_expire_time_seconds",
@@ -259,6 +262,7 @@ impl Metrics {
             table_publishes,
             mirror,
             timeouts,
+            redis,
         }
     }
 

@@ -595,7 +595,7 @@ pub(crate) fn encode(snapshots: Vec<Snapshot>, out: &mut String) {
         ),
         (
             "rate_limited_requests",
-            "Requests refused by the route's local rate or connection limits",
+            "Requests refused by the route's rate or connection limits (local, or shared by the replicas)",
         ),
         (
             "auth_refused_requests",

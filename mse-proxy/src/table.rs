@@ -21,6 +21,7 @@ use crate::policy::balance::{self, Balancing, Extras, KeySource, TokenKey};
 use crate::policy::limit::{self, Limiter};
 use crate::policy::load::Loads;
 use crate::policy::outlier::{self, ClusterHealth, Outliers};
+use crate::policy::shared_limit::{self, Hub, SharedLimiter};
 use crate::settings::{Defaults, Settings};
 use crate::stats::LabelTable;
 use crate::tls::{PolicyKit, TableResolver};
@@ -51,6 +52,8 @@ struct Shared {
     affinity_key: ArcSwapOption<TokenKey>,
     /// The endpoints' outlier state, by address (see [`crate::policy::outlier`]).
     outliers: Arc<Outliers>,
+    /// The Redis of the shared limits (see [`crate::policy::shared_limit`]).
+    redis: Hub,
 }
 
 /// One published [`RouteTable`] with the state the proxy keeps beside it: a round-robin
@@ -67,6 +70,8 @@ pub struct ProxyTable {
     settings: Settings,
     /// The local limits' state, by route id (see [`crate::policy::limit`]).
     limiters: Box<[Option<Arc<Limiter>>]>,
+    /// The shared limits' state, by route id (see [`crate::policy::shared_limit`]).
+    shared_limiters: Box<[Option<Arc<SharedLimiter>>]>,
     /// The label sets of the per-route metrics (see [`crate::stats`]).
     labels: Arc<LabelTable>,
 }
@@ -125,6 +130,7 @@ impl SharedTable {
             );
         }
         let outliers = Arc::new(Outliers::default());
+        let redis = Hub::new(metrics.redis.clone());
         let build = Build {
             provider: &provider,
             fallback: fallback.as_ref(),
@@ -132,6 +138,7 @@ impl SharedTable {
             defaults: &defaults,
             affinity_key: None,
             outliers: (&outliers, &metrics),
+            redis: &redis,
         };
         let empty = ProxyTable::build(Arc::new(RouteTable::empty()), &build);
         Self {
@@ -143,6 +150,7 @@ impl SharedTable {
                 defaults: Mutex::new(defaults),
                 affinity_key,
                 outliers,
+                redis,
             }),
         }
     }
@@ -157,6 +165,7 @@ impl SharedTable {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         *defaults = Defaults::from(config);
+        self.inner.redis.tune(&config.shared_limits);
         if let Some(key) = &config.affinity_key {
             let key = TokenKey::new(&self.inner.provider, Some(key.secret()));
             self.inner.affinity_key.store(key.map(Arc::new));
@@ -171,6 +180,7 @@ impl SharedTable {
                 defaults: &defaults,
                 affinity_key: self.inner.affinity_key.load().as_deref(),
                 outliers: (&self.inner.outliers, &self.inner.metrics),
+                redis: &self.inner.redis,
             },
         );
         self.inner.outliers.publish(next.health());
@@ -197,6 +207,7 @@ impl SharedTable {
                 defaults: &defaults,
                 affinity_key: self.inner.affinity_key.load().as_deref(),
                 outliers: (&self.inner.outliers, &self.inner.metrics),
+                redis: &self.inner.redis,
             },
         );
         self.inner.outliers.publish(next.health());
@@ -282,6 +293,7 @@ struct Build<'a> {
     defaults: &'a Defaults,
     affinity_key: Option<&'a TokenKey>,
     outliers: (&'a Outliers, &'a Metrics),
+    redis: &'a Hub,
 }
 
 // === impl ProxyTable ===
@@ -377,6 +389,11 @@ impl ProxyTable {
             })
             .collect();
         let limiters = limit::plan(&routes, previous.map(|p| (&*p.routes, &*p.limiters)));
+        let shared_limiters = shared_limit::plan(
+            &routes,
+            previous.map(|p| (&*p.routes, &*p.shared_limiters)),
+            b.redis,
+        );
         // The same routes (new defaults only) keep their label sets.
         let labels = match previous.filter(|p| Arc::ptr_eq(&p.routes, &routes)) {
             Some(p) => Arc::clone(&p.labels),
@@ -390,6 +407,7 @@ impl ProxyTable {
             tls,
             settings,
             limiters,
+            shared_limiters,
             labels,
         }
     }
@@ -421,6 +439,11 @@ impl ProxyTable {
     /// The local limits of route `id`, when it has any.
     pub(crate) fn limiter(&self, id: RouteId) -> Option<&Arc<Limiter>> {
         self.limiters.get(id.0 as usize)?.as_ref()
+    }
+
+    /// The shared limits of route `id`, when it has any.
+    pub(crate) fn shared_limiter(&self, id: RouteId) -> Option<&Arc<SharedLimiter>> {
+        self.shared_limiters.get(id.0 as usize)?.as_ref()
     }
 
     /// The label sets of the per-route metrics.

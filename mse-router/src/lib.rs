@@ -87,9 +87,9 @@ pub use policy::{
     AccessRules, AllowedOrigin, AnswerCache, AuthPolicy, Balance, BasicAuthPolicy, CacheKey,
     CacheValid, ConnectionLimits, CookieAffinity, CorsPolicy, EXTERNAL_AUTH_TIMEOUT,
     ExchangePolicy, ExternalAuthPolicy, FallbackPolicy, HashKind, HeaderOps, IngressAccess,
-    KeyPart, KeyVar, LocalLimits, Location, LocationRewrite, MirrorPolicy, Rate, Redirect,
-    RedirectVars, Refusal, RequestHeadPlan, RetryPolicy, RoutePolicy, StoredHash, UpstreamProtocol,
-    UpstreamTls, parse_htpasswd,
+    KeyPart, KeyVar, LimitAnswer, LocalLimits, Location, LocationRewrite, MirrorPolicy, Rate,
+    Redirect, RedirectVars, Refusal, RequestHeadPlan, RetryPolicy, RoutePolicy, SharedLimit,
+    SharedLimits, StoredHash, UpstreamProtocol, UpstreamTls, parse_htpasswd,
 };
 pub use ring::{HashRing, POINTS_PER_ENDPOINT, hash_key};
 pub use table::{

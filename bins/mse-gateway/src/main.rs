@@ -95,6 +95,11 @@ struct ServeArgs {
     /// docs/configuration.md.
     #[arg(long, value_name = "NS/NAME", value_parser = parse_configmap)]
     configmap: Option<ObjectRef>,
+    /// Redis that counts rate-limit and concurrency-limit for all replicas together
+    /// (redis://[user:password@]host[:port][/db]; the redis-url key). Without it, or while
+    /// Redis cannot be reached, each replica enforces them on its own.
+    #[arg(long, env = "MSE_REDIS_URL", value_name = "URL")]
+    redis_url: Option<String>,
     /// Certificate authorities (a PEM file) that verify the certificates of https
     /// auth-url services. Default: the platform's trust store.
     #[arg(long, value_name = "PATH", value_parser = parse_roots)]
@@ -317,6 +322,9 @@ fn explicit_flags(matches: &ArgMatches, cli: &Cli) -> GlobalFlags {
     }
     if cli.command.is_none() {
         client_flags(&mut flags, &cli.serve.client);
+        if let Some(url) = &cli.serve.redis_url {
+            flags.set("--redis-url", url.as_str());
+        }
     }
     flags
 }
@@ -456,6 +464,15 @@ mod tests {
         assert_eq!(flags, want);
         let bad = Cli::try_parse_from(["mse-gateway", "--allow-source-range", "10.0.0.0/33"]);
         assert!(bad.unwrap_err().to_string().contains("/33"));
+    }
+
+    #[test]
+    fn redis_url_becomes_a_global_flag_in_both_modes() {
+        let args = ["mse-gateway", "--redis-url", "redis://redis:6379/0"];
+        let matches = Cli::command().try_get_matches_from(args).unwrap();
+        let cli = Cli::from_arg_matches(&matches).unwrap();
+        let want = GlobalFlags::default().with("--redis-url", "redis://redis:6379/0");
+        assert_eq!(explicit_flags(&matches, &cli), want);
     }
 
     #[test]

@@ -31,6 +31,11 @@ pub struct GlobalConfig {
     pub limit_req_status_code: u16,
     /// `limit-conn-status-code`: the status of requests over a connection limit (503).
     pub limit_conn_status_code: u16,
+    /// `redis-url` (`--redis-url`): the Redis that counts the limits shared by the
+    /// replicas (`rate-limit`, `concurrency-limit`); `None` (the default): each replica
+    /// enforces them on its own. Its password, if any, is not serialised.
+    #[serde(serialize_with = "redacted_url")]
+    pub redis_url: Option<String>,
     /// Response compression.
     pub compression: CompressionSettings,
     /// Access log.
@@ -246,6 +251,29 @@ pub struct LogSettings {
     pub escape_json: bool,
 }
 
+/// A URL with its password, if any, replaced by `***`.
+fn redacted_url<S: Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match url {
+        None => s.serialize_none(),
+        Some(u) => s.serialize_some(&redact_url(u)),
+    }
+}
+
+/// `scheme://user:***@host...` for `scheme://user:password@host...`; other URLs as they are.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split_once(':').map_or(&rest[..at], |(u, _)| u);
+            format!("{scheme}://{user}:***{}", &rest[at..])
+        }
+        None => url.to_owned(),
+    }
+}
+
 /// Tracing.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TracingSettings {
@@ -336,6 +364,7 @@ impl Default for GlobalConfig {
             allowed_response_headers: Vec::new(),
             limit_req_status_code: 503,
             limit_conn_status_code: 503,
+            redis_url: None,
             compression: CompressionSettings {
                 gzip: false,
                 gzip_level: 1,

@@ -209,6 +209,47 @@ pub(super) fn one_of(v: &str, words: &[&str], expected: &'static str) -> Result<
     }
 }
 
+/// A Redis URL: `redis://[user:password@]host[:port][/db]` (no TLS: `rediss://` is not
+/// supported by this build).
+pub(super) fn redis_url(v: &str) -> Result<String, ValueError> {
+    let v = v.trim();
+    if v.is_empty() {
+        return Err(ValueError::Empty);
+    }
+    let Some(rest) = v.strip_prefix("redis://") else {
+        return Err(ValueError::Expected(
+            "a redis:// URL such as redis://redis:6379/0",
+        ));
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host_port.split(':').next().unwrap_or(""),
+    };
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(ValueError::Expected(
+            "a redis:// URL with a host, such as redis://redis:6379/0",
+        ));
+    }
+    let port = host_port.rsplit_once(']').map_or(host_port, |(_, p)| p);
+    if let Some((_, p)) = port.rsplit_once(':')
+        && p.parse::<u16>().is_err()
+    {
+        return Err(ValueError::Invalid(format!("port {p:?} is not a port")));
+    }
+    let db = rest
+        .get(authority.len()..)
+        .unwrap_or("")
+        .trim_start_matches('/');
+    if !db.is_empty() && db.parse::<u32>().is_err() {
+        return Err(ValueError::Invalid(format!(
+            "database {db:?} is not a number"
+        )));
+    }
+    Ok(v.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,5 +329,26 @@ mod tests {
         assert_eq!(gzip_level_name("BEST_SPEED"), Ok(1));
         assert_eq!(gzip_level_name("COMPRESSION_LEVEL_5"), Ok(5));
         assert!(gzip_level_name("COMPRESSION_LEVEL_10").is_err());
+    }
+
+    #[test]
+    fn redis_urls_need_the_scheme_a_host_and_numbers_where_numbers_go() {
+        for ok in [
+            "redis://redis:6379/0",
+            "redis://:pw@10.0.0.1",
+            "redis://[::1]:6379",
+        ] {
+            assert_eq!(redis_url(ok).as_deref(), Ok(ok));
+        }
+        for bad in [
+            "",
+            "redis:6379",
+            "http://redis",
+            "redis://",
+            "redis://r:port",
+            "redis://r/db",
+        ] {
+            assert!(redis_url(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -155,4 +155,8 @@ pub(super) const FLAGS: &[GlobalKey] = &[
         |c, v| { c.access.deny = cidr_list(v)?; Ok(()) })
         .security()
         .ex("192.0.2.0/24", "bogus"),
+    key(Layer::Flag, "--redis-url", S::RedisUrl, G::Limits, super::nginx::REDIS_URL, "",
+        "The Redis that counts rate-limit and concurrency-limit for all replicas together, as the redis-url key",
+        |c, v| { c.redis_url = Some(g::redis_url(v)?); Ok(()) })
+        .ex("redis://127.0.0.1:6379", "127.0.0.1:6379"),
 ];

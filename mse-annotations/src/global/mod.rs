@@ -286,6 +286,8 @@ pub enum Setting {
     LimitReqStatusCode,
     /// [`GlobalConfig::limit_conn_status_code`].
     LimitConnStatusCode,
+    /// [`GlobalConfig::redis_url`].
+    RedisUrl,
     /// [`CompressionSettings::gzip`].
     UseGzip,
     /// [`CompressionSettings::gzip_level`].

@@ -14,6 +14,7 @@ const BOOL: &str = "true or false";
 const SECS: &str = "seconds (60) or a time (500ms, 60s, 5m)";
 const TRACE_LATER: &str = "tracing is not applied by this build yet";
 const SNIPPET: &str = "snippets inject raw NGINX configuration; the gateway runs no NGINX and never executes configuration supplied this way";
+pub(super) const REDIS_URL: &str = "redis://[user:password@]host[:port][/db]";
 const NGINX_ONLY: &str = "tunes NGINX itself, which the gateway does not run; no effect";
 
 fn bool_key(v: &str) -> Result<bool, Reject> {
@@ -185,6 +186,10 @@ pub(super) const NGINX: &[GlobalKey] = &[
         "Status of requests over a connection limit",
         |c, v| { c.limit_conn_status_code = status(v, 400, 599)?; Ok(()) })
         .ex("429", "600"),
+    key(CM, "redis-url", S::RedisUrl, G::Limits, REDIS_URL, "",
+        "The Redis that counts rate-limit and concurrency-limit for all replicas together (the gateway's own key); unset, or while Redis cannot be reached, each replica enforces them on its own",
+        |c, v| { c.redis_url = Some(g::redis_url(v)?); Ok(()) })
+        .ex("redis://redis.ingress:6379/0", "http://redis:6379"),
     // --- Compression ---
     key(CM, "use-gzip", S::UseGzip, G::Compression, BOOL, "false", "Compress answers with gzip",
         |c, v| { c.compression.gzip = bool_key(v)?; Ok(()) })

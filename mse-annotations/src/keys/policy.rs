@@ -91,6 +91,7 @@ pub(super) const POLICY: &[KeySpec] = &[
         .ex("2", "0"),
     key("rate-limit", G::Limits, Ingress, Mse, "integer >= 1 (requests per second)", "",
         "Requests per second for the route across all gateway replicas")
+        .different("shared through the Redis of redis-url / --redis-url (a GCRA bucket holding one second of requests, leased to replicas in batches of up to an eighth of the limit); without Redis, and while it cannot be reached, each replica enforces the whole limit on its own (a limit-per-replica warning)")
         .ex("500", "500rps"),
     key("rate-limit-fallback-custom-response-code", G::Limits, Ingress, Mse, "100 to 599", "429",
         "Status code for requests over rate-limit")
@@ -106,6 +107,7 @@ pub(super) const POLICY: &[KeySpec] = &[
         .ex("https://busy.example.com/", "busy.html"),
     key("concurrency-limit", G::Limits, Ingress, Mse, "integer >= 1", "",
         "Requests in flight for the route across all gateway replicas")
+        .different("shared through the Redis of redis-url / --redis-url (slots held per replica, renewed every second); without Redis, and while it cannot be reached, each replica enforces the whole limit on its own (a limit-per-replica warning)")
         .ex("100", "many"),
     key("concurrency-limit-fallback-custom-response-code", G::Limits, Ingress, Mse, "100 to 599", "429",
         "Status code for requests over concurrency-limit")

@@ -31,6 +31,8 @@ use http::{HeaderValue, Response, StatusCode};
 use mse_model::ObjectKey;
 use mse_router::{LocalLimits, Rate, RouteTable};
 
+use crate::policy::shared_limit::SharedSlot;
+
 /// How many maps the per-client state of a route is spread over.
 pub(crate) const SHARDS: usize = 16;
 /// The most clients one map remembers: with [`SHARDS`], the most per route.
@@ -72,9 +74,18 @@ pub(crate) enum Over {
     Connections,
 }
 
-/// A request counted against its client's `limit-connections` until dropped.
+/// A request counted against its client's `limit-connections`, or its route's
+/// `concurrency-limit` (see [`crate::policy::shared_limit`]), or both, until dropped.
 #[derive(Debug)]
 pub(crate) struct ConnSlot {
+    /// Held for its `Drop`.
+    _local: Option<LocalSlot>,
+    shared: Option<SharedSlot>,
+}
+
+/// The `limit-connections` part of a [`ConnSlot`].
+#[derive(Debug)]
+struct LocalSlot {
     limiter: Arc<Limiter>,
     shard: usize,
     client: IpAddr,
@@ -129,9 +140,12 @@ impl Limiter {
         map.clients.insert(client, c);
         drop(map);
         Ok(counted.then(|| ConnSlot {
-            limiter: Arc::clone(self),
-            shard,
-            client,
+            _local: Some(LocalSlot {
+                limiter: Arc::clone(self),
+                shard,
+                client,
+            }),
+            shared: None,
         }))
     }
 
@@ -220,7 +234,22 @@ impl Shard {
 
 // === impl ConnSlot ===
 
-impl Drop for ConnSlot {
+impl ConnSlot {
+    /// Adds a request's `concurrency-limit` slot to what `slot` holds.
+    pub(crate) fn hold_shared(slot: &mut Option<Box<ConnSlot>>, shared: SharedSlot) {
+        match slot {
+            Some(s) => s.shared = Some(shared),
+            None => {
+                *slot = Some(Box::new(ConnSlot {
+                    _local: None,
+                    shared: Some(shared),
+                }));
+            }
+        }
+    }
+}
+
+impl Drop for LocalSlot {
     fn drop(&mut self) {
         let mut map = self.limiter.lock(self.shard);
         if let Some(c) = map.clients.get_mut(&self.client) {

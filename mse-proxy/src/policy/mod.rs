@@ -8,6 +8,7 @@
 //! | [`basic_auth`] | access (`auth-type: basic`; bcrypt waits on a blocking thread) |
 //! | [`external_auth`] | access (`auth-url`: a subrequest; waits), with [`auth_tls`] for `https` |
 //! | [`limit`] | access (`route-limit-*`, `limit-*`: buckets and counts shared by the workers) |
+//! | [`shared_limit`] | access (`rate-limit`, `concurrency-limit`: shared by the replicas through Redis; waits at most a bound) |
 //! | [`cors`] | decision (preflight answer), response (headers on other answers) |
 //! | [`redirect`] | decision (`permanent-redirect`, `temporal-redirect`, HTTPS, `app-root`) |
 //! | [`headers`] | exchange (request edits, written into the upstream head), response (edits, `proxy-redirect-*`) |
@@ -37,4 +38,5 @@ pub(crate) mod outlier;
 pub(crate) mod redirect;
 pub(crate) mod remembered;
 pub(crate) mod retry;
+pub(crate) mod shared_limit;
 pub(crate) mod warmup;

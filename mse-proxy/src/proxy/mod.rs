@@ -41,7 +41,7 @@ use crate::phases::{RequestInfo, Steps};
 use crate::policy::compress::Compression;
 use crate::policy::limit::ConnSlot;
 use crate::policy::load::LoadGuard;
-use crate::policy::{mirror, retry};
+use crate::policy::{mirror, retry, shared_limit};
 use crate::stats::{Outcome, Tally};
 use crate::table::SharedTable;
 use crate::tls::ConnTls;
@@ -269,9 +269,22 @@ async fn forward(
             Choice::Answer(answer) => return Ok(Forwarded::Local(*answer)),
             Choice::Forward(mut chosen) => {
                 let rare = chosen.rare.as_deref_mut();
-                let (pending, taken) =
-                    rare.map_or((None, None), |r| (r.auth.take(), r.slot.take()));
+                let (pending, taken, shared) = rare.map_or((None, None, None), |r| {
+                    (r.auth.take(), r.slot.take(), r.shared_limit.take())
+                });
                 *slot = taken;
+                // Access: the limits shared by the replicas, for the routes that have them.
+                if let Some(limiter) = shared {
+                    let vars = shared_limit::vars(cx.tls, &req, host, &path);
+                    match Box::pin(limiter.admit(&vars)).await {
+                        Ok(Some(held)) => ConnSlot::hold_shared(slot, held),
+                        Ok(None) => {}
+                        Err(answer) => {
+                            tally.outcome |= Outcome::RATE_LIMITED;
+                            return Ok(Forwarded::Local(answer));
+                        }
+                    }
+                }
                 // Access: authentication that waits, for the routes that have it.
                 let auth = match pending {
                     Some(p) => Some(Box::pin(auth::run(cx, p, &req, host, &path)).await?),

@@ -16,6 +16,7 @@ use crate::forwarded::Trusted;
 use crate::policy::balance::Extras;
 use crate::policy::external_auth::AuthCookies;
 use crate::policy::limit::ConnSlot;
+use crate::policy::shared_limit::SharedLimiter;
 use crate::tls::ClientHeaders;
 use crate::upstream::Protocol;
 
@@ -35,6 +36,8 @@ pub(super) struct Rare {
     pub(super) extras: Extras,
     /// The request's count against its client's `limit-connections`.
     pub(super) slot: Option<Box<ConnSlot>>,
+    /// The route's `rate-limit` and `concurrency-limit`, still to wait for.
+    pub(super) shared_limit: Option<Arc<SharedLimiter>>,
     /// The cluster's endpoints, for a route that retries on another one.
     pub(super) endpoints: Option<Arc<[SocketAddr]>>,
     /// The upstream protocol, when not plain HTTP/1.1.

@@ -161,6 +161,8 @@ pub(super) fn choose(
         },
         None => None,
     };
+    // Access: the limits shared by the replicas, waited for with the authentication.
+    let shared_limit = table.shared_limiter(m.route.id).cloned();
     // Access: authentication of the main route (canaries inherit it).
     let auth = match m.route.policy.as_ref().and_then(|p| p.auth.as_ref()) {
         Some(a) => match authenticate(cx, a, req, client) {
@@ -236,6 +238,7 @@ pub(super) fn choose(
             auth,
             extras,
             slot,
+            shared_limit,
             endpoints,
             protocol
         ),

@@ -122,6 +122,40 @@ impl<'s> Compiler<'s> {
         }
     }
 
+    /// `rate-limit` and `concurrency-limit` without a Redis to share them (no `redis-url`):
+    /// each replica enforces them on its own, which a warning per key says.
+    pub(super) fn per_replica_limits(
+        &mut self,
+        sel: &Selected<'s>,
+        built: Option<&policy::RoutePolicy>,
+    ) {
+        if self.global.redis_url.is_some() {
+            return;
+        }
+        let Some(shared) = built.and_then(|p| p.shared_limits.as_deref()) else {
+            return;
+        };
+        for (name, limit) in shared.keys() {
+            let key = annotation_key(sel, name);
+            let what = if name == "rate-limit" {
+                "requests per second"
+            } else {
+                "requests in flight"
+            };
+            self.diag(
+                Diagnostic::warning(
+                    "limit-per-replica",
+                    format!(
+                        "no Redis is configured (--redis-url or the redis-url global key): enforced per replica, each gateway replica admits up to {limit} {what} on its own"
+                    ),
+                )
+                .value(limit.to_string()),
+                sel,
+                Some(&key),
+            );
+        }
+    }
+
     /// A warning for each header edit that cannot apply.
     pub(super) fn report_refused(&mut self, sel: &Selected<'s>, refused: Vec<policy::Refused>) {
         for (name, why) in refused {

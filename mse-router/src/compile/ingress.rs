@@ -382,6 +382,7 @@ impl<'s> Compiler<'s> {
         let built = self.with_mirror(sel, policy, built);
         let built = self.with_auth(sel, policy, built);
         self.report_refused(sel, refused);
+        self.per_replica_limits(sel, built.as_ref());
         built.map(Arc::new)
     }
 }

@@ -30,6 +30,7 @@ mod matched;
 mod mirror;
 mod redirect;
 mod rewrite;
+mod shared_limit;
 mod upstream;
 
 pub use access::{AccessRules, IngressAccess, Refusal};
@@ -49,6 +50,7 @@ pub use mirror::MirrorPolicy;
 pub(crate) use redirect::to_https;
 pub use redirect::{Location, Redirect, RedirectVars};
 use rewrite::X_FORWARDED_PREFIX;
+pub use shared_limit::{LimitAnswer, SharedLimit, SharedLimits};
 pub use upstream::{UpstreamProtocol, UpstreamTls};
 
 /// Every policy, in the order their `build` runs.
@@ -63,6 +65,7 @@ pub(crate) const POLICIES: &[Registration] = &[
     access_log::POLICY,
     access::POLICY,
     limit::POLICY,
+    shared_limit::POLICY,
     auth::POLICY,
     balance::POLICY,
     exchange::POLICY,
@@ -161,6 +164,8 @@ pub struct RoutePolicy {
     pub balance: Option<Balance>,
     /// `route-limit-*` and `limit-*`: the local rate and connection limits.
     pub limits: Option<Box<LocalLimits>>,
+    /// `rate-limit` and `concurrency-limit`: the limits shared by the replicas.
+    pub shared_limits: Option<Box<SharedLimits>>,
     /// The timeouts and retries of the exchange; `None`: the gateway-wide timeouts, no
     /// retry on another endpoint.
     pub exchange: Option<Box<ExchangePolicy>>,
@@ -234,6 +239,7 @@ impl RoutePolicy {
             && self.auth.is_none()
             && self.balance.is_none()
             && self.limits.is_none()
+            && self.shared_limits.is_none()
             && self.exchange.is_none()
     }
 
