@@ -124,6 +124,7 @@ impl SharedTable {
             previous: None,
             defaults: &defaults,
             affinity_key: None,
+            exporters: &metrics.exporters,
         };
         let empty = ProxyTable::build(Arc::new(RouteTable::empty()), &build);
         Self {
@@ -161,6 +162,7 @@ impl SharedTable {
                 previous: Some(&current),
                 defaults: &defaults,
                 affinity_key: self.inner.affinity_key.load().as_deref(),
+                exporters: &self.inner.metrics.exporters,
             },
         );
         self.inner.current.store(Arc::new(next));
@@ -185,6 +187,7 @@ impl SharedTable {
                 previous: Some(&previous),
                 defaults: &defaults,
                 affinity_key: self.inner.affinity_key.load().as_deref(),
+                exporters: &self.inner.metrics.exporters,
             },
         );
         self.inner.metrics.certificates(next.routes.certificates());
@@ -242,6 +245,8 @@ struct Build<'a> {
     previous: Option<&'a ProxyTable>,
     defaults: &'a Defaults,
     affinity_key: Option<&'a TokenKey>,
+    /// The gateway's span exporters.
+    exporters: &'a crate::otel::Exporters,
 }
 
 // === impl ProxyTable ===
@@ -249,7 +254,8 @@ struct Build<'a> {
 impl ProxyTable {
     fn build(routes: Arc<RouteTable>, b: &Build<'_>) -> Self {
         let (provider, previous, affinity_key) = (&**b.provider, b.previous, b.affinity_key);
-        let settings = Settings::derive(routes.global(), b.defaults);
+        let mut settings = Settings::derive(routes.global(), b.defaults);
+        settings.tracing = crate::otel::Tracer::of(&routes.global().tracing, b.exporters);
         let protocols: Vec<Arc<Protocol>> = previous
             .map(|p| {
                 p.clusters
