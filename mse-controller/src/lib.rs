@@ -63,7 +63,7 @@ pub mod operator;
 mod signal;
 pub mod status;
 
-pub use self::kube::{KubeOptions, KubeSource, KubeWatch};
+pub use self::kube::{KubeOptions, KubeSource, KubeWatch, WatchCounter, WatchCounts};
 pub use compile_loop::{Compiled, run_compile_loop};
 pub use error::ControllerError;
 pub use file::{FileSource, FileWatch};

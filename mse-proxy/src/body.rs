@@ -143,6 +143,8 @@ pub(crate) struct ProxyBody {
     /// What the metrics note of the request, set once the answer is known.
     tally: Option<Tally>,
     log: Option<Box<AccessRecord>>,
+    /// The request's span, when it is traced.
+    span: Option<Box<crate::otel::Started>>,
     guard: InFlight,
 }
 
@@ -292,6 +294,7 @@ impl ProxyBody {
             bytes: 0,
             tally: None,
             log: None,
+            span: None,
             guard,
         }
     }
@@ -325,6 +328,11 @@ impl ProxyBody {
     pub(crate) fn set_tally(&mut self, tally: Tally, log: Option<Box<AccessRecord>>) {
         self.tally = Some(tally);
         self.log = log;
+    }
+
+    /// Ends `span` when the body is dropped (after [`ProxyBody::set_tally`]).
+    pub(crate) fn set_span(&mut self, span: Option<Box<crate::otel::Started>>) {
+        self.span = span;
     }
 
     /// Compresses the body as it streams with `encoder`.
@@ -504,10 +512,20 @@ impl Drop for ProxyBody {
             let worker = &self.guard.worker;
             worker.stats.record(t, self.bytes);
             if let Some(log) = self.log.take() {
+                if let Some(span) = self.span.take() {
+                    end_span(worker, *span, t, &log);
+                }
                 write_log(worker, t, &log, self.bytes);
             }
         }
     }
+}
+
+/// Ends a traced request's span.
+#[inline(never)]
+fn end_span(worker: &Worker, span: crate::otel::Started, t: &Tally, log: &AccessRecord) {
+    let labels = worker.stats.labels(t.serial, t.slot);
+    crate::otel::finish(span, t, log, labels.as_deref());
 }
 
 /// Writes the access log line of a request into the worker's buffer.

@@ -79,6 +79,7 @@ mod http1;
 mod log;
 mod log_writer;
 mod metrics;
+mod otel;
 mod policy;
 mod proxy;
 mod proxy_protocol;
@@ -100,7 +101,7 @@ pub use error::{Blame, Chain, ProxyError};
 #[doc(hidden)]
 pub use http1::{DecodedChunked, decode_chunked, parse_request_head};
 pub use log_writer::AccessLogSink;
-pub use metrics::{CompileReport, Metrics};
+pub use metrics::{CompileReport, Metrics, WatchReport};
 pub use policy::auth_tls::{AuthUrlRoots, roots_from_pem};
 #[doc(hidden)]
 pub use policy::shared_limit::BenchLimiter;

@@ -204,6 +204,23 @@ impl AccessRecord {
         })
     }
 
+    /// A record of a request that is not logged, for what its span reads of it (method,
+    /// target, host, client, upstream): no line is written.
+    pub(crate) fn unlogged<B>(remote: SocketAddr, tls: bool, req: &http::Request<B>) -> Box<Self> {
+        static NONE: std::sync::OnceLock<Arc<LogFormat>> = std::sync::OnceLock::new();
+        let format = NONE.get_or_init(|| {
+            Arc::new(LogFormat {
+                kind: Kind::Json,
+                headers: Box::default(),
+                user: false,
+                length: false,
+            })
+        });
+        let mut record = Self::new(format, remote, tls, req);
+        record.off = true;
+        record
+    }
+
     /// Appends the line of this request to `out`.
     pub(crate) fn write(
         &self,

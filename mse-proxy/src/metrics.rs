@@ -46,6 +46,49 @@ pub struct Metrics {
     config: ConfigMetrics,
     /// The limits shared through Redis.
     pub(crate) redis: crate::policy::shared_limit::RedisMetrics,
+    /// The span exporters and what became of their spans.
+    pub(crate) exporters: crate::otel::Exporters,
+    /// Where the control plane's watch counts are read at each scrape (kube mode).
+    watches: std::sync::OnceLock<WatchSource>,
+}
+
+/// What the control plane's watches of one kind did since they started
+/// ([`Metrics::watch_counts`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WatchReport {
+    /// The kind (`Ingress`, `Service`, ...).
+    pub kind: String,
+    /// Lists completed, the first of each watch included.
+    pub lists: u64,
+    /// Lists after a watch's first (its resourceVersion expired).
+    pub relists: u64,
+    /// Watch requests after a watch's first (a broken or ended stream, or after a relist).
+    pub restarts: u64,
+    /// Errors the watches met.
+    pub errors: u64,
+}
+
+impl WatchReport {
+    /// The report of `kind`'s watches.
+    pub fn new(kind: &str, lists: u64, relists: u64, restarts: u64, errors: u64) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            lists,
+            relists,
+            restarts,
+            errors,
+        }
+    }
+}
+
+/// Reads the watch counts at scrape time.
+struct WatchSource(Box<dyn Fn() -> Vec<WatchReport> + Send + Sync>);
+
+impl std::fmt::Debug for WatchSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WatchSource")
+    }
 }
 
 /// The labels of a Service port: `namespace`, `service`, `port`.
@@ -212,6 +255,29 @@ impl Metrics {
             "Endpoints ejected by outlier detection now, by Service port",
             ejected.clone(),
         );
+        let exported = Counter::default();
+        reg.register(
+            "tracing_spans_exported",
+            "Spans the OTLP collector accepted",
+            exported.clone(),
+        );
+        let dropped = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        // One at a time: the family's lock is held while a handle is borrowed.
+        let queue_full = dropped.get_or_create(&[("reason", "queue_full")]).clone();
+        let export_failed = dropped
+            .get_or_create(&[("reason", "export_failed")])
+            .clone();
+        let exporters = crate::otel::Exporters::new(crate::otel::SpanCounts {
+            exported,
+            dropped_queue_full: queue_full,
+            dropped_export_failed: export_failed,
+        });
+        reg.register(
+            "tracing_spans_dropped",
+            "Spans not exported: the exporter's queue was full (queue_full), or the collector \
+             refused them or could not be reached in time (export_failed)",
+            dropped,
+        );
         let config = ConfigMetrics::default();
         let sub = reg.sub_registry_with_prefix("ingress_config");
         sub.register(
@@ -249,6 +315,8 @@ impl Metrics {
             ejections,
             ejected,
             config,
+            exporters,
+            watches: std::sync::OnceLock::new(),
             workers: Mutex::new(Vec::new()),
             registry,
             requests,
@@ -366,7 +434,20 @@ impl Metrics {
         let mut out = String::with_capacity(2048);
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
+        if let Some(source) = self.watches.get() {
+            if out.ends_with("# EOF\n") {
+                out.truncate(out.len() - "# EOF\n".len());
+            }
+            encode_watches(&(source.0)(), &mut out);
+            out.push_str("# EOF\n");
+        }
         out
+    }
+
+    /// Exports the control plane's watch counts (`mse_ingress_watch_*_total{kind}`), read
+    /// from `read` at each scrape. Only the first call has an effect.
+    pub fn watch_counts(&self, read: impl Fn() -> Vec<WatchReport> + Send + Sync + 'static) {
+        let _ = self.watches.set(WatchSource(Box::new(read)));
     }
 
     /// Requests answered with a status of this class (`2` for 2xx, ...).
@@ -486,6 +567,45 @@ impl Metrics {
         self.table_publishes.inc();
         self.table_generation
             .set(i64::try_from(generation).unwrap_or(i64::MAX));
+    }
+}
+
+/// The watch counts in the OpenMetrics text format.
+fn encode_watches(reports: &[WatchReport], out: &mut String) {
+    use std::fmt::Write as _;
+    let families: [(&str, &str, fn(&WatchReport) -> u64); 4] = [
+        (
+            "lists",
+            "Lists the control plane's watches completed, by kind (the first of each included)",
+            |w| w.lists,
+        ),
+        (
+            "relists",
+            "Lists after a watch's first, by kind: its resourceVersion had expired",
+            |w| w.relists,
+        ),
+        (
+            "restarts",
+            "Watch requests after a watch's first, by kind: the stream broke or ended, or a relist finished",
+            |w| w.restarts,
+        ),
+        (
+            "errors",
+            "Errors the control plane's watches met, by kind (failed lists and watches, expired versions)",
+            |w| w.errors,
+        ),
+    ];
+    for (name, help, get) in families {
+        let _ = writeln!(out, "# HELP mse_ingress_watch_{name} {help}.");
+        let _ = writeln!(out, "# TYPE mse_ingress_watch_{name} counter");
+        for w in reports {
+            let kind: String = w.kind.chars().filter(char::is_ascii_alphanumeric).collect();
+            let _ = writeln!(
+                out,
+                "mse_ingress_watch_{name}_total{{kind=\"{kind}\"}} {}",
+                get(w)
+            );
+        }
     }
 }
 

@@ -348,6 +348,10 @@ struct Accepted {
     access_log: Option<Arc<LogFormat>>,
     /// Response compression, `None` when it is off.
     compression: Option<Arc<Compression>>,
+    /// `generate-request-id`.
+    generate_ids: bool,
+    /// Tracing, `None` when it is off.
+    tracing: Option<Arc<crate::otel::Tracer>>,
     /// `use-proxy-protocol`: the connection opens with a PROXY protocol header.
     proxy_protocol: bool,
     max_connections: usize,
@@ -393,6 +397,8 @@ impl Accepted {
             h2: s.h2,
             access_log: s.access_log.then(|| Arc::clone(&s.log_format)),
             compression: s.compression.clone(),
+            generate_ids: s.generate_request_id,
+            tracing: s.tracing.clone(),
             proxy_protocol: s.proxy_protocol,
             max_connections: s.max_connections,
         }
@@ -449,7 +455,8 @@ fn serve_plain(
             };
             let cx = Rc::new(
                 ConnCtx::new(worker, peer, false, port, accepted.access_log.clone())
-                    .with_compression(accepted.compression.clone()),
+                    .with_compression(accepted.compression.clone())
+                    .with_ids(accepted.generate_ids, accepted.tracing.clone()),
             );
             serve_h1(cx, &servers, &accepted, watcher, Box::new(io)).await;
         }));
@@ -457,7 +464,8 @@ fn serve_plain(
     }
     let cx = Rc::new(
         ConnCtx::new(worker, peer, false, port, accepted.access_log.clone())
-            .with_compression(accepted.compression.clone()),
+            .with_compression(accepted.compression.clone())
+            .with_ids(accepted.generate_ids, accepted.tracing.clone()),
     );
     // The connection's future (every state of a request's handling) is several KiB: a
     // task holding it inline copies it whole as tokio stores and moves it, about 2,000
@@ -567,7 +575,8 @@ impl TlsConn {
         let cx = Rc::new(
             ConnCtx::new(worker, peer, true, port, accepted.access_log.clone())
                 .with_tls(conn_tls)
-                .with_compression(accepted.compression.clone()),
+                .with_compression(accepted.compression.clone())
+                .with_ids(accepted.generate_ids, accepted.tracing.clone()),
         );
         if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
             // Boxed, as in `serve_h1`.

@@ -111,6 +111,11 @@ pub(crate) struct Settings {
     /// `use-gzip`, `enable-brotli` and their settings (on the connections accepted while
     /// the table is served); `None` when both are off.
     pub(crate) compression: Option<Arc<Compression>>,
+    /// `generate-request-id`: requests without a valid `X-Request-ID` get one.
+    pub(crate) generate_request_id: bool,
+    /// `enable-opentelemetry` with a collector (on the connections accepted while the
+    /// table is served); set when the table is built, as it needs the gateway's exporters.
+    pub(crate) tracing: Option<Arc<crate::otel::Tracer>>,
 }
 
 // === impl Defaults ===
@@ -251,6 +256,8 @@ impl Settings {
             limit_req_status: global.limit_req_status_code,
             limit_conn_status: global.limit_conn_status_code,
             compression: Compression::of(&global.compression).map(Arc::new),
+            generate_request_id: global.logging.generate_request_id,
+            tracing: None,
         }
     }
 }

@@ -139,6 +139,7 @@ impl SharedTable {
             affinity_key: None,
             outliers: (&outliers, &metrics),
             redis: &redis,
+            exporters: &metrics.exporters,
         };
         let empty = ProxyTable::build(Arc::new(RouteTable::empty()), &build);
         Self {
@@ -181,6 +182,7 @@ impl SharedTable {
                 affinity_key: self.inner.affinity_key.load().as_deref(),
                 outliers: (&self.inner.outliers, &self.inner.metrics),
                 redis: &self.inner.redis,
+                exporters: &self.inner.metrics.exporters,
             },
         );
         self.inner.outliers.publish(next.health());
@@ -208,6 +210,7 @@ impl SharedTable {
                 affinity_key: self.inner.affinity_key.load().as_deref(),
                 outliers: (&self.inner.outliers, &self.inner.metrics),
                 redis: &self.inner.redis,
+                exporters: &self.inner.metrics.exporters,
             },
         );
         self.inner.outliers.publish(next.health());
@@ -294,6 +297,8 @@ struct Build<'a> {
     affinity_key: Option<&'a TokenKey>,
     outliers: (&'a Outliers, &'a Metrics),
     redis: &'a Hub,
+    /// The gateway's span exporters.
+    exporters: &'a crate::otel::Exporters,
 }
 
 // === impl ProxyTable ===
@@ -301,7 +306,8 @@ struct Build<'a> {
 impl ProxyTable {
     fn build(routes: Arc<RouteTable>, b: &Build<'_>) -> Self {
         let (provider, previous, affinity_key) = (&**b.provider, b.previous, b.affinity_key);
-        let settings = Settings::derive(routes.global(), b.defaults);
+        let mut settings = Settings::derive(routes.global(), b.defaults);
+        settings.tracing = crate::otel::Tracer::of(&routes.global().tracing, b.exporters);
         let protocols: Vec<Arc<Protocol>> = previous
             .map(|p| {
                 p.clusters

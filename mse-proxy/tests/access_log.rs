@@ -125,6 +125,38 @@ async fn a_generated_request_id_goes_upstream_and_into_the_log() {
 }
 
 #[tokio::test]
+async fn generate_request_id_false_makes_no_id_and_keeps_the_clients() {
+    let a = backend().await;
+    let log = MemoryLog::default();
+    let yaml = [
+        logged_yaml(&a),
+        gateway_config_map(&[("generate-request-id", "false")]),
+    ]
+    .concat();
+    let table = compile_yaml_with(&yaml, &configmap_options());
+    let (gw, _t) = gateway_serving(table, |c| c.access_log_sink = log.sink());
+    let addr = http_addr(&gw);
+    let none = get(addr, "logged.example.com", "/logged/plain").await;
+    assert_eq!(none.status, StatusCode::OK);
+    assert_eq!(none.echoed_header("x-request-id"), None);
+    let mut tx = h1(addr).await;
+    let req = request(
+        "logged.example.com",
+        "GET",
+        "/logged/client",
+        &[("x-request-id", "client-id-7")],
+    );
+    let kept = send1(&mut tx, req).await;
+    assert_eq!(
+        kept.echoed_header("x-request-id").as_deref(),
+        Some("client-id-7")
+    );
+    gw.shutdown().await;
+    assert!(log.lines_with("/logged/plain")[0].ends_with(" -"));
+    assert!(log.lines_with("/logged/client")[0].ends_with(" client-id-7"));
+}
+
+#[tokio::test]
 async fn json_lines_carry_the_same_fields() {
     let a = backend().await;
     let log = MemoryLog::default();

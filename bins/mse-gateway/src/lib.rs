@@ -219,6 +219,19 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
             return Err(e);
         }
     };
+    if let SourceWatch::Kube(w) = &source {
+        // The watch counts join the control-plane metrics, read at each scrape.
+        let counter = w.counter();
+        table.metrics().watch_counts(move || {
+            counter
+                .read()
+                .iter()
+                .map(|c| {
+                    mse_proxy::WatchReport::new(&c.kind, c.lists, c.relists, c.restarts, c.errors)
+                })
+                .collect()
+        });
+    }
     let (compile, compiled) = spawn_compile_loop(&options, &source, &table, &admin_state);
     if let SourceWatch::Files(_) = source {
         // The first table goes live before the listeners accept anything.

@@ -159,6 +159,18 @@ async fn cut_watches_and_expired_versions_lose_no_change() {
         ingress_lists(&k.api) > lists,
         "the expired watch was followed by a new list"
     );
+    // The control-plane metrics count the restarts and the relist.
+    let metrics = get(&c, g.admin_addr(), "admin", "/metrics").await.body;
+    let value = |series: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"))
+    };
+    assert!(value("mse_ingress_watch_restarts_total{kind=\"Ingress\"} ") >= 2);
+    assert!(value("mse_ingress_watch_relists_total{kind=\"Ingress\"} ") >= 1);
+    assert!(value("mse_ingress_watch_errors_total{kind=\"Ingress\"} ") >= 1);
+    assert!(value("mse_ingress_watch_lists_total{kind=\"Service\"} ") >= 1);
     g.shutdown().await;
 }
 

@@ -249,6 +249,8 @@ pub struct LogSettings {
     pub format_upstream: Option<String>,
     /// `log-format-escape-json` (false).
     pub escape_json: bool,
+    /// `generate-request-id` (true): requests without a valid `X-Request-ID` get one.
+    pub generate_request_id: bool,
 }
 
 /// A URL with its password, if any, replaced by `***`.
@@ -287,6 +289,9 @@ pub struct TracingSettings {
     pub sample_rate: f64,
     /// `otel-service-name` (`mse-gateway`).
     pub service_name: String,
+    /// `opentelemetry-trust-incoming-span` (true): a client's `traceparent` is the parent
+    /// of the gateway's span, and its sampling decision is followed.
+    pub trust_incoming_span: bool,
 }
 
 /// The MIME types ingress-nginx compresses by default.
@@ -378,6 +383,7 @@ impl Default for GlobalConfig {
                 access_log: true,
                 format_upstream: None,
                 escape_json: false,
+                generate_request_id: true,
             },
             tracing: TracingSettings {
                 enabled: false,
@@ -385,6 +391,7 @@ impl Default for GlobalConfig {
                 collector_port: 4317,
                 sample_rate: 0.01,
                 service_name: "mse-gateway".to_owned(),
+                trust_incoming_span: true,
             },
             origins: BTreeMap::new(),
         }

@@ -13,7 +13,8 @@ const BOOL: &str = "true or false";
 const ENVOY: &str = "tunes Envoy, which the gateway does not run; no effect";
 const GZIP_TUNING: &str = "tunes Envoy's zlib stream; the gateway's gzip keeps its own window, memory and chunk sizes; no effect";
 const GZIP_ETAG: &str = "answers with an ETag are compressed too, their ETag made weak; no effect";
-const TRACE_LATER: &str = "tracing is not applied by this build yet";
+const TRACE_TIMEOUT: &str =
+    "spans are exported with a timeout of their own (10 s); the key has no effect";
 const TOTAL_TIME: &str = "bounds every attempt of a request together until the upstream's response head (504 on expiry); the response body is bounded by proxy-read-timeout between reads";
 const CLOUD: &str = "an Alibaba Cloud service setting; no effect outside it";
 
@@ -88,17 +89,17 @@ pub(super) const HIGRESS: &[GlobalKey] = &[
     }),
     key(HI, "tracing.enable", S::Tracing, G::Tracing, BOOL, "false", "Trace requests",
         |c, v| { c.tracing.enabled = bool_key(v)?; Ok(()) })
-        .not_applied(TRACE_LATER).ex("true", "on"),
+        .ex("true", "on"),
     key(HI, "tracing.sampling", S::TracingSampleRate, G::Tracing, "percent, 0 to 100", "100", "Share of requests traced",
         |c, v| { c.tracing.sample_rate = g::number(v, 0.0, 100.0)? / 100.0; Ok(()) })
-        .not_applied(TRACE_LATER).ex("10", "200"),
-    no_effect(HI, "tracing.timeout", G::Tracing, TRACE_LATER, |_, v| { g::millis(v)?; Ok(()) }),
+        .ex("10", "200"),
+    no_effect(HI, "tracing.timeout", G::Tracing, TRACE_TIMEOUT, |_, v| { g::millis(v)?; Ok(()) }),
     key(HI, "tracing.opentelemetry.service", S::TracingCollectorHost, G::Tracing, "a host name", "", "The OpenTelemetry collector",
         |c, v| { c.tracing.collector_host = Some(g::host(v)?); Ok(()) })
-        .not_applied(TRACE_LATER).ex("otel.monitoring.svc", "no host"),
+        .ex("otel.monitoring.svc", "no host"),
     key(HI, "tracing.opentelemetry.port", S::TracingCollectorPort, G::Tracing, "a port", "4317", "The OpenTelemetry collector's port",
         |c, v| { c.tracing.collector_port = g::port(v)?; Ok(()) })
-        .not_applied(TRACE_LATER).ex("4317", "70000"),
+        .ex("4317", "70000"),
     no_effect(HI, "tracing.skywalking", G::Tracing, "SkyWalking and Zipkin tracers are not available; use OpenTelemetry", any).section(),
     no_effect(HI, "tracing.zipkin", G::Tracing, "SkyWalking and Zipkin tracers are not available; use OpenTelemetry", any).section(),
     no_effect(HI, "mcpServer", G::Internals, "MCP servers are not supported yet; the section has no effect", any).section(),
@@ -121,7 +122,7 @@ pub(super) const MSE: &[GlobalKey] = &[
     key(MIC, "spec.monitor.tracing.openTelemetry.sampleRate", S::TracingSampleRate, G::Tracing, "percent, 0 to 100", "100",
         "Share of requests traced with OpenTelemetry",
         |c, v| { c.tracing.sample_rate = g::number(v, 0.0, 100.0)? / 100.0; Ok(()) })
-        .not_applied(TRACE_LATER).ex("50", "101"),
+        .ex("50", "101"),
     no_effect(MIC, "spec.monitor.tracing.xTrace", G::Tracing, CLOUD, any).section(),
     no_effect(MIC, "spec.monitor.logging", G::Logging, CLOUD, any).section(),
 ];

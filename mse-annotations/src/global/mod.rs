@@ -308,6 +308,8 @@ pub enum Setting {
     LogFormatUpstream,
     /// [`LogSettings::escape_json`].
     LogFormatEscapeJson,
+    /// [`LogSettings::generate_request_id`].
+    GenerateRequestId,
     /// [`TracingSettings::enabled`].
     Tracing,
     /// [`TracingSettings::collector_host`].
@@ -318,6 +320,8 @@ pub enum Setting {
     TracingSampleRate,
     /// [`TracingSettings::service_name`].
     TracingServiceName,
+    /// [`TracingSettings::trust_incoming_span`].
+    TracingTrustIncomingSpan,
 }
 
 /// What a key's value may be rejected for, besides a bad value.

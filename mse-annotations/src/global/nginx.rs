@@ -12,7 +12,6 @@ use crate::value::{boolean, size, status, uint};
 const CM: Layer = Layer::ConfigMap;
 const BOOL: &str = "true or false";
 const SECS: &str = "seconds (60) or a time (500ms, 60s, 5m)";
-const TRACE_LATER: &str = "tracing is not applied by this build yet";
 const SNIPPET: &str = "snippets inject raw NGINX configuration; the gateway runs no NGINX and never executes configuration supplied this way";
 pub(super) const REDIS_URL: &str = "redis://[user:password@]host[:port][/db]";
 const NGINX_ONLY: &str = "tunes NGINX itself, which the gateway does not run; no effect";
@@ -232,21 +231,31 @@ pub(super) const NGINX: &[GlobalKey] = &[
         .ex("true", "json"),
     no_effect(CM, "access-log-path", G::Logging, "the access log goes where the gateway's --access-log-path says (standard output by default)", any),
     // --- Tracing ---
-    key(CM, "enable-opentelemetry", S::Tracing, G::Tracing, BOOL, "false", "Trace requests with OpenTelemetry",
+    key(CM, "generate-request-id", S::GenerateRequestId, G::Logging, BOOL, "true",
+        "Give requests without a valid X-Request-ID one (sent upstream and logged); a client's valid one is kept either way",
+        |c, v| { c.logging.generate_request_id = bool_key(v)?; Ok(()) })
+        .ex("false", "no"),
+    // --- Tracing ---
+    key(CM, "enable-opentelemetry", S::Tracing, G::Tracing, BOOL, "false",
+        "Trace requests with OpenTelemetry: one server span per request, exported over OTLP/gRPC (on the connections accepted after the change)",
         |c, v| { c.tracing.enabled = bool_key(v)?; Ok(()) })
-        .not_applied(TRACE_LATER).ex("true", "otel"),
-    key(CM, "otlp-collector-host", S::TracingCollectorHost, G::Tracing, "a host name or IP address", "", "The OTLP collector",
+        .ex("true", "otel"),
+    key(CM, "opentelemetry-trust-incoming-span", S::TracingTrustIncomingSpan, G::Tracing, BOOL, "true",
+        "Continue the trace of a client's traceparent (and follow its sampling decision); false starts a new trace",
+        |c, v| { c.tracing.trust_incoming_span = bool_key(v)?; Ok(()) })
+        .ex("false", "maybe"),
+    key(CM, "otlp-collector-host", S::TracingCollectorHost, G::Tracing, "a host name or IP address", "", "The OTLP collector (no spans are sent without one)",
         |c, v| { c.tracing.collector_host = Some(g::host(v)?); Ok(()) })
-        .not_applied(TRACE_LATER).ex("otel-collector.monitoring", "no host"),
+        .ex("otel-collector.monitoring", "no host"),
     key(CM, "otlp-collector-port", S::TracingCollectorPort, G::Tracing, "a port", "4317", "The OTLP collector's gRPC port",
         |c, v| { c.tracing.collector_port = g::port(v)?; Ok(()) })
-        .not_applied(TRACE_LATER).ex("4317", "0"),
-    key(CM, "otel-sampler-ratio", S::TracingSampleRate, G::Tracing, "0 to 1", "0.01", "Share of requests traced",
+        .ex("4317", "0"),
+    key(CM, "otel-sampler-ratio", S::TracingSampleRate, G::Tracing, "0 to 1", "0.01", "Share of new traces sampled (a trusted parent's decision is followed)",
         |c, v| { c.tracing.sample_rate = g::number(v, 0.0, 1.0)?; Ok(()) })
-        .not_applied(TRACE_LATER).ex("0.5", "2"),
+        .ex("0.5", "2"),
     key(CM, "otel-service-name", S::TracingServiceName, G::Tracing, "text", "mse-gateway", "Service name of the spans",
         |c, v| { c.tracing.service_name = g::text(v)?; Ok(()) })
-        .not_applied(TRACE_LATER).ex("edge", ""),
+        .ex("edge", ""),
     // --- Injected configuration ---
     checked(CM, "allow-snippet-annotations", G::Security, BOOL, "false",
         "*-snippet annotations are never executed: true is refused with an error",

@@ -31,6 +31,7 @@ use self::pods::PodWatch;
 use self::publish::Publisher;
 use self::stores::Stores;
 use self::watches::Progress;
+pub use self::watches::{WatchCounter, WatchCounts};
 use crate::error::ControllerError;
 
 /// What a [`KubeSource`] watches.
@@ -151,6 +152,7 @@ pub struct KubeWatch {
     stop: oneshot::Sender<()>,
     publisher: JoinHandle<()>,
     watches: JoinSet<()>,
+    counter: WatchCounter,
 }
 
 impl std::fmt::Debug for KubeWatch {
@@ -218,9 +220,10 @@ impl KubeSource {
         namespaces.sort();
         namespaces.dedup();
         let mut progress = Progress::default();
+        let counter = progress.counter();
         let mut watches = JoinSet::new();
         let stores = Stores::start(
-            &client,
+            &watches::counted(&client, counter.clone()),
             &namespaces,
             &options.config_map_namespaces,
             options.pods,
@@ -254,6 +257,7 @@ impl KubeSource {
             stop,
             publisher,
             watches,
+            counter,
         }
     }
 }
@@ -302,6 +306,12 @@ impl KubeWatch {
         &self.client
     }
 
+    /// What the watches did so far (lists, relists, restarts, errors by kind), readable
+    /// while they run: for the control-plane metrics.
+    pub fn counter(&self) -> WatchCounter {
+        self.counter.clone()
+    }
+
     /// Stops every watch and the publishing task, and waits until they have finished.
     ///
     /// # Errors
@@ -314,6 +324,7 @@ impl KubeWatch {
             mut watches,
             snapshots,
             client,
+            counter: _,
         } = self;
         drop((stop, snapshots, client));
         watches.shutdown().await;

@@ -7,11 +7,12 @@
 //! relist fills a fresh buffer that replaces the store in one step when it is complete, so
 //! no snapshot ever sees half a relist, and no event is lost across the break.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::pin::pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use ::kube::api::{Api, Resource};
 use ::kube::runtime::WatchStreamExt;
@@ -39,6 +40,8 @@ pub(crate) enum Need {
 struct WatchState {
     name: String,
     listed: AtomicBool,
+    /// The counts of its kind.
+    counts: Arc<KindCounts>,
 }
 
 /// The watches started so far and their progress; every store change wakes
@@ -47,6 +50,45 @@ struct WatchState {
 pub(crate) struct Progress {
     states: Vec<Arc<WatchState>>,
     changed: Arc<Notify>,
+    counts: WatchCounter,
+}
+
+/// What the watches of one kind did so far.
+#[derive(Debug, Default)]
+struct KindCounts {
+    /// Watches of the kind (one per namespace watched, or one).
+    watches: AtomicU64,
+    /// Watch requests sent: each watch's first, then one per restart.
+    starts: AtomicU64,
+    /// Lists completed: each watch's first, then one per relist.
+    lists: AtomicU64,
+    /// Errors the watches met (failed lists and watches, expired versions).
+    errors: AtomicU64,
+}
+
+/// The counts of the watches by kind, readable while they run
+/// ([`KubeWatch::counter`](super::KubeWatch::counter)).
+#[derive(Clone, Debug, Default)]
+pub struct WatchCounter {
+    /// By kind (`Ingress`), with the kind's plural resource name (`ingresses`).
+    kinds: Arc<Mutex<BTreeMap<String, (String, Arc<KindCounts>)>>>,
+}
+
+/// What the watches of one kind did since they started, for the control-plane metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WatchCounts {
+    /// The kind (`Ingress`, `Service`, ...).
+    pub kind: String,
+    /// Lists completed, the first of each watch included.
+    pub lists: u64,
+    /// Lists after a watch's first: its resourceVersion had expired (410 Gone).
+    pub relists: u64,
+    /// Watch requests after a watch's first: the stream broke or ended (an API server
+    /// restarting, a timeout), or a relist finished.
+    pub restarts: u64,
+    /// Errors the watches met: failed lists or watches, expired resourceVersions.
+    pub errors: u64,
 }
 
 // === impl Progress ===
@@ -76,6 +118,11 @@ impl Progress {
         self.states.truncate(len);
     }
 
+    /// The counts of every watch, by kind.
+    pub(crate) fn counter(&self) -> WatchCounter {
+        self.counts.clone()
+    }
+
     /// Resolves after a store changed or a watch listed for the first time (at once if that
     /// happened since the last call).
     pub(crate) async fn changed(&self) {
@@ -95,9 +142,13 @@ impl Progress {
         K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
     {
         let (store, writer) = reflector::store();
+        let dt = K::DynamicType::default();
+        let counts = self.counts.kind(&K::kind(&dt), &K::plural(&dt));
+        counts.watches.fetch_add(1, Ordering::Relaxed);
         let state = Arc::new(WatchState {
             name,
             listed: AtomicBool::new(false),
+            counts,
         });
         self.states.push(Arc::clone(&state));
         let changed = Arc::clone(&self.changed);
@@ -134,6 +185,7 @@ async fn drive<K>(
         let event = match event {
             Ok(event) => event,
             Err(error) => {
+                state.counts.errors.fetch_add(1, Ordering::Relaxed);
                 on_error(&error, state, changed, need, &mut failing);
                 continue;
             }
@@ -144,6 +196,7 @@ async fn drive<K>(
         match event {
             Event::Apply(_) | Event::Delete(_) => changed.notify_one(),
             Event::InitDone => {
+                state.counts.lists.fetch_add(1, Ordering::Relaxed);
                 if !state.listed.swap(true, Ordering::AcqRel) {
                     tracing::debug!(watch = %state.name, "listed");
                 }
@@ -189,6 +242,91 @@ fn on_error(
     *failing = Some(text);
 }
 
+// === impl WatchCounter ===
+
+impl WatchCounter {
+    /// The counts of `kind`, made on first use.
+    fn kind(&self, kind: &str, plural: &str) -> Arc<KindCounts> {
+        let mut kinds = self.kinds.lock().unwrap_or_else(PoisonError::into_inner);
+        let (_, counts) = kinds
+            .entry(kind.to_owned())
+            .or_insert_with(|| (plural.to_owned(), Arc::default()));
+        Arc::clone(counts)
+    }
+
+    /// Notes a request the watches' client sends: a watch request (`watch=true` or
+    /// `watch=1` in the query) counts as a start of a watch of the kind its path names.
+    pub(crate) fn request(&self, uri: &http::Uri) {
+        let watch = uri
+            .query()
+            .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+        if !watch {
+            return;
+        }
+        let plural = uri.path().rsplit('/').next().unwrap_or("");
+        let kinds = self.kinds.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, c)) = kinds.values().find(|(p, _)| p == plural) {
+            c.starts.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The counts of every kind watched, by kind name.
+    pub fn read(&self) -> Vec<WatchCounts> {
+        let kinds = self.kinds.lock().unwrap_or_else(PoisonError::into_inner);
+        kinds
+            .iter()
+            .map(|(kind, (_, c))| {
+                let watches = c.watches.load(Ordering::Relaxed);
+                let lists = c.lists.load(Ordering::Relaxed);
+                WatchCounts {
+                    kind: kind.clone(),
+                    lists,
+                    relists: lists.saturating_sub(watches),
+                    restarts: c.starts.load(Ordering::Relaxed).saturating_sub(watches),
+                    errors: c.errors.load(Ordering::Relaxed),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The watches' client: `client`, with each watch request counted by `counter`.
+pub(crate) fn counted(client: &::kube::Client, counter: WatchCounter) -> ::kube::Client {
+    let namespace = client.default_namespace().to_owned();
+    ::kube::Client::new(
+        Counted {
+            client: client.clone(),
+            counter,
+        },
+        namespace,
+    )
+}
+
+#[derive(Clone)]
+struct Counted {
+    client: ::kube::Client,
+    counter: WatchCounter,
+}
+
+impl tower::Service<http::Request<::kube::client::Body>> for Counted {
+    type Response = http::Response<::kube::client::Body>;
+    type Error = ::kube::Error;
+    type Future = futures_util::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<::kube::client::Body>) -> Self::Future {
+        self.counter.request(request.uri());
+        let client = self.client.clone();
+        Box::pin(async move { client.send(request).await })
+    }
+}
+
 /// The HTTP status of an error the API server answered.
 fn status_code(error: &watcher::Error) -> Option<u16> {
     match error {
@@ -214,6 +352,7 @@ impl Progress {
         let state = Arc::new(WatchState {
             name: name.to_owned(),
             listed: AtomicBool::new(false),
+            counts: Arc::default(),
         });
         self.states.push(Arc::clone(&state));
         ManualWatch {
@@ -247,6 +386,7 @@ mod tests {
         WatchState {
             name: "MseIngressConfig".to_owned(),
             listed: AtomicBool::new(false),
+            counts: Arc::default(),
         }
     }
 

@@ -103,6 +103,10 @@ pub(crate) struct ConnCtx {
     /// Response compression, as the table served when the connection was accepted says;
     /// `None` when it is off.
     pub(crate) compression: Option<Arc<Compression>>,
+    /// `generate-request-id`, as that table says.
+    pub(crate) generate_ids: bool,
+    /// Tracing, as that table says; `None` when it is off.
+    pub(crate) tracing: Option<Arc<crate::otel::Tracer>>,
 }
 
 /// An answer ready to relay.
@@ -134,6 +138,8 @@ impl ConnCtx {
             forward: Rc::new(ConnForward::for_peer(peer.ip(), tls, local_port)),
             upgrade: Cell::new(None),
             compression: None,
+            generate_ids: true,
+            tracing: None,
         }
     }
 }
@@ -148,6 +154,18 @@ impl ConnCtx {
     /// Its answers are compressed as `compression` says.
     pub(crate) fn with_compression(mut self, compression: Option<Arc<Compression>>) -> Self {
         self.compression = compression;
+        self
+    }
+
+    /// Its requests get an `X-Request-ID` when they have none as `generate` says, and
+    /// spans as `tracing` says.
+    pub(crate) fn with_ids(
+        mut self,
+        generate: bool,
+        tracing: Option<Arc<crate::otel::Tracer>>,
+    ) -> Self {
+        self.generate_ids = generate;
+        self.tracing = tracing;
         self
     }
 }
@@ -165,9 +183,17 @@ pub(crate) async fn handle(
         .as_ref()
         .map(|f| AccessRecord::new(f, cx.peer, cx.tls, &req));
     let mut req = req;
-    let id = request_id(&cx.worker, &mut req);
+    let id = request_id(&cx, &mut req);
+    // Tracing: a sampled request's span, which reads what the log record collects.
+    let span = match &cx.tracing {
+        Some(t) => crate::otel::start(t, &mut req),
+        None => None,
+    };
+    if span.is_some() && log.is_none() {
+        log = Some(AccessRecord::unlogged(cx.peer, cx.tls, &req));
+    }
     if let Some(log) = &mut log {
-        log.request_id = Some(id);
+        log.request_id = id;
     }
     // What registered steps see of the request; nothing at all without them.
     // Boxed, so that gateways without steps do not carry its room in every request's
@@ -209,20 +235,26 @@ pub(crate) async fn handle(
     cx.worker.metrics.count_status(status);
     tally.status = status;
     response.body_mut().set_tally(tally, log);
+    if span.is_some() {
+        response.body_mut().set_span(span);
+    }
     Ok(response)
 }
 
 /// The request's `X-Request-ID`: the client's when it is valid, else a new one, which
-/// goes upstream with the request.
+/// goes upstream with the request (none with `generate-request-id: "false"`).
 #[inline]
-fn request_id(worker: &Worker, req: &mut Request<RequestBody>) -> http::HeaderValue {
+fn request_id(cx: &ConnCtx, req: &mut Request<RequestBody>) -> Option<http::HeaderValue> {
     const NAME: http::HeaderName = http::HeaderName::from_static("x-request-id");
     if let Some(v) = req.headers().get(&NAME).filter(|v| valid_request_id(v)) {
-        return v.clone();
+        return Some(v.clone());
     }
-    let id = worker.ids.next();
+    if !cx.generate_ids {
+        return None;
+    }
+    let id = cx.worker.ids.next();
     req.headers_mut().insert(NAME, id.clone());
-    id
+    Some(id)
 }
 
 /// What an error says for the per-route counters.
