@@ -19,6 +19,7 @@ use bytes::BytesMut;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::http1::line;
+use crate::log_writer::RequestId;
 
 /// The request headers the gateway sets itself: `X-Forwarded-For` (the client's list with
 /// the client appended), `X-Real-IP`, `X-Forwarded-Proto`, `X-Forwarded-Host` and
@@ -36,6 +37,9 @@ pub(crate) struct ForwardHeaders {
     host: Option<HeaderValue>,
     /// What a trusted proxy in front said, replacing the connection's own values.
     trusted: Option<Box<Trusted>>,
+    /// The `X-Request-ID` the gateway made for a request without a valid one, when it is
+    /// not in the header map yet.
+    request_id: Option<RequestId>,
 }
 
 /// `use-forwarded-headers` of a table: the proxies whose forwarding headers are believed.
@@ -190,6 +194,7 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// `X-Forwarded-For` with the client address appended to what the client sent, as
 /// ingress-nginx does; `None` when the client sent none (the address alone).
@@ -236,12 +241,24 @@ impl ForwardHeaders {
             for_,
             host,
             trusted,
+            request_id: None,
         }
+    }
+
+    /// With the `X-Request-ID` the gateway made for the request (`None`: the client's, or
+    /// one already in the header map, goes as it is).
+    #[inline]
+    pub(crate) fn with_request_id(mut self, id: Option<RequestId>) -> Self {
+        self.request_id = id;
+        self
     }
 
     #[inline]
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         let c = &*self.conn;
+        if let Some(id) = self.request_id {
+            line(out, b"x-request-id", &id.hex());
+        }
         if let Some(t) = &self.trusted {
             return self.encode_trusted(t, out);
         }
@@ -269,6 +286,9 @@ impl ForwardHeaders {
 
     /// Puts these headers into `headers`, replacing the client's.
     pub(crate) fn insert_into(self, headers: &mut HeaderMap) {
+        if let Some(id) = self.request_id {
+            headers.insert(X_REQUEST_ID, id.value());
+        }
         let default = Trusted::default();
         let t = self.trusted.as_deref().unwrap_or(&default);
         let [for_, real_ip, proto, port, host] = self.values(t);

@@ -321,6 +321,7 @@ fn the_parser_notes_which_looked_up_headers_a_request_has() {
     };
     let plain = present("GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n");
     assert!(!plain.hop_by_hop() && !plain.upgrade() && !plain.forwarded_for());
+    assert!(!plain.request_id());
     for hop in [
         "Connection: x-secret",
         "TE: trailers",
@@ -353,4 +354,6 @@ fn the_parser_notes_which_looked_up_headers_a_request_has() {
     assert!(xff.forwarded_for() && !xff.hop_by_hop());
     let xff = present("GET / HTTP/1.1\r\nHost: a\r\nx-FORWARDED-for: 1.1.1.1\r\n\r\n");
     assert!(xff.forwarded_for());
+    let id = present("GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: abc\r\n\r\n");
+    assert!(id.request_id() && !id.forwarded_for() && !id.hop_by_hop());
 }

@@ -31,11 +31,11 @@ use tokio::sync::watch;
 
 use crate::body::{BodyCheck, InFlight, ProxyBody, RequestBody};
 use crate::error::ProxyError;
-use crate::forwarded::ConnForward;
+use crate::forwarded::{ConnForward, X_REQUEST_ID};
 use crate::http1::{PendingUpgrade, Stop, UpstreamBody, materialize};
 
 use crate::log::{AccessRecord, LogFormat};
-use crate::log_writer::valid_request_id;
+use crate::log_writer::{RequestId, valid_request_id};
 use crate::metrics::Metrics;
 use crate::phases::{RequestInfo, Steps};
 use crate::policy::compress::Compression;
@@ -165,9 +165,12 @@ pub(crate) async fn handle(
         .as_ref()
         .map(|f| AccessRecord::new(f, cx.peer, cx.tls, &req));
     let mut req = req;
-    let id = request_id(&cx.worker, &mut req);
-    if let Some(log) = &mut log {
-        log.request_id = Some(id);
+    let mut new_id = request_id(&cx.worker, &mut req, log.as_deref_mut());
+    if !cx.worker.steps.is_empty()
+        && let Some(id) = new_id.take()
+    {
+        // Registered steps see the request's header map: the id is in it.
+        req.headers_mut().insert(X_REQUEST_ID, id.value());
     }
     // What registered steps see of the request; nothing at all without them.
     // Boxed, so that gateways without steps do not carry its room in every request's
@@ -184,7 +187,7 @@ pub(crate) async fn handle(
     let negotiated = cx.compression.as_ref().map(|c| c.negotiate(&req));
     let forwarded = forward(
         &cx,
-        req,
+        (req, new_id),
         (log.as_deref_mut(), &mut tally),
         info.as_deref_mut(),
         held,
@@ -212,17 +215,51 @@ pub(crate) async fn handle(
     Ok(response)
 }
 
-/// The request's `X-Request-ID`: the client's when it is valid, else a new one, which
-/// goes upstream with the request.
+/// The request's `X-Request-ID`: the client's when it is valid, which stays in the header
+/// map, else a new one, returned: it goes upstream with the request, written into the
+/// head beside the forwarding headers (or into the map where that travels on, see
+/// [`exchange::prepare`]), as ingress-nginx sends `$req_id`.
 #[inline]
-fn request_id(worker: &Worker, req: &mut Request<RequestBody>) -> http::HeaderValue {
-    const NAME: http::HeaderName = http::HeaderName::from_static("x-request-id");
-    if let Some(v) = req.headers().get(&NAME).filter(|v| valid_request_id(v)) {
-        return v.clone();
+fn request_id(
+    worker: &Worker,
+    req: &mut Request<RequestBody>,
+    log: Option<&mut AccessRecord>,
+) -> Option<RequestId> {
+    // The parser noted whether the request has one; most have none.
+    if req.body().present().request_id() {
+        return client_request_id(worker, req, log);
     }
     let id = worker.ids.next();
-    req.headers_mut().insert(NAME, id.clone());
-    id
+    if let Some(log) = log {
+        log.request_id = Some(id.value());
+    }
+    Some(id)
+}
+
+/// [`request_id`] of a request that may have one: kept when it is valid, else replaced.
+#[inline(never)]
+fn client_request_id(
+    worker: &Worker,
+    req: &mut Request<RequestBody>,
+    log: Option<&mut AccessRecord>,
+) -> Option<RequestId> {
+    if let Some(v) = req
+        .headers()
+        .get(&X_REQUEST_ID)
+        .filter(|v| valid_request_id(v))
+    {
+        if let Some(log) = log {
+            log.request_id = Some(v.clone());
+        }
+        return None;
+    }
+    // Invalid ones are replaced.
+    req.headers_mut().remove(&X_REQUEST_ID);
+    let id = worker.ids.next();
+    if let Some(log) = log {
+        log.request_id = Some(id.value());
+    }
+    Some(id)
 }
 
 /// What an error says for the per-route counters.
@@ -241,7 +278,7 @@ fn outcome_of(e: &ProxyError) -> u8 {
 /// future of its own to every request.
 async fn forward(
     cx: &ConnCtx,
-    mut req: Box<Request<RequestBody>>,
+    (mut req, mut new_id): (Box<Request<RequestBody>>, Option<RequestId>),
     (mut log, tally): (Option<&mut AccessRecord>, &mut Tally),
     mut info: Option<&mut RequestInfo>,
     (load, slot): (&mut Option<LoadGuard>, &mut Option<Box<ConnSlot>>),
@@ -273,11 +310,19 @@ async fn forward(
                     rare.map_or((None, None), |r| (r.auth.take(), r.slot.take()));
                 *slot = taken;
                 // Access: authentication that waits, for the routes that have it.
-                let auth = match pending {
-                    Some(p) => Some(Box::pin(auth::run(cx, p, &req, host, &path)).await?),
-                    None => None,
+                let (auth, new_path) = match pending {
+                    Some(p) => {
+                        let path_seen = String::from(&*path);
+                        let new_path = chosen.new_path(path);
+                        // The authentication request carries the request's headers.
+                        if let Some(id) = new_id.take() {
+                            req.headers_mut().insert(X_REQUEST_ID, id.value());
+                        }
+                        let verdict = auth::run(cx, p, &req, host, &path_seen);
+                        (Some(Box::pin(verdict).await?), new_path)
+                    }
+                    None => (None, chosen.new_path(path)),
                 };
-                let new_path = chosen.new_path(path);
                 match auth {
                     Some(auth::Verdict::Answer(answer)) => {
                         if answer.status().is_client_error() {
@@ -307,7 +352,7 @@ async fn forward(
         }
     }
     // Exchange.
-    let mut prepared = exchange::prepare(cx, &mut req, &target, chosen, new_path, info)?;
+    let mut prepared = exchange::prepare(cx, &mut req, &target, (chosen, new_path), info, new_id)?;
     if let Some(protocol) = prepared.rare.as_mut().and_then(|r| r.protocol.take()) {
         // Rare, so boxed: TLS or HTTP/2 to the upstream.
         if let Some(log) = log.as_deref_mut() {
