@@ -84,6 +84,9 @@ pub(crate) struct Waits {
     /// Every attempt together, until the response head: the route's `timeout`, else the
     /// gateway-wide `downstream.routeTimeout`.
     pub(crate) total: Option<Duration>,
+    /// When the caller read the clock just before sending, if it did: the response timeout
+    /// of an exchange on a pooled connection counts from then, without another reading.
+    pub(crate) sent_at: Option<Instant>,
 }
 
 /// Head buffers a worker keeps for reuse: more than the requests it usually has in flight
@@ -273,6 +276,7 @@ impl Pool {
             response: read.unwrap_or(s.response_timeout),
             read: read.unwrap_or(s.read_timeout),
             total: route.and_then(|r| r.total).or(s.route_timeout),
+            sent_at: None,
         }
     }
 
@@ -297,7 +301,7 @@ impl Pool {
         req: &mut Request<B>,
         extras: Option<&HeadExtras<'_>>,
         metrics: &Metrics,
-        waits: Waits,
+        mut waits: Waits,
     ) -> Result<Sent, ProxyError>
     where
         B: Body<Data = Bytes> + Unpin,
@@ -323,12 +327,15 @@ impl Pool {
         let body = req.body_mut();
         let mut pooled = self.checkout(upstream);
         loop {
-            let mut conn = match pooled.take() {
-                Some(conn) => conn,
-                None => Box::pin(self.connect(upstream, metrics, waits)).await?,
+            let (mut conn, sent_at) = match pooled.take() {
+                Some(conn) => (conn, waits.sent_at.take()),
+                None => (
+                    Box::pin(self.connect(upstream, metrics, waits)).await?,
+                    None,
+                ),
             };
             // One exchange within the response timeout, on the connection's own timer.
-            let deadline = Instant::now() + waits.response;
+            let deadline = sent_at.unwrap_or_else(Instant::now) + waits.response;
             conn.set_read_timeout(waits.read);
             let mut timer = std::mem::take(&mut conn.timer);
             let result = {
@@ -466,6 +473,11 @@ impl Pool {
     /// Returns a connection whose exchange is complete; it is closed instead when it has
     /// carried its `upstream-keepalive-requests`.
     pub(crate) fn put(&self, conn: Box<Conn>) {
+        self.put_at(conn, Instant::now());
+    }
+
+    /// [`Self::put`] with the time the exchange completed, read by the caller.
+    pub(crate) fn put_at(&self, conn: Box<Conn>, now: Instant) {
         let s = self.settings.get();
         if s.max_idle == 0 || conn.requests >= s.max_requests {
             return;
@@ -475,10 +487,7 @@ impl Pool {
         if list.len() >= s.max_idle {
             list.pop_front();
         }
-        list.push_back(Idle {
-            conn,
-            since: Instant::now(),
-        });
+        list.push_back(Idle { conn, since: now });
     }
 
     /// Drops pooled connections that the upstream closed or that idled too long.

@@ -405,7 +405,8 @@ async fn forward(
         (None, None) if !prepared.upgrade => {
             let extras = prepared.extras();
             let pool = &cx.worker.pool;
-            let waits = pool.waits(None);
+            let mut waits = pool.waits(None);
+            waits.sent_at = Some(sent_at);
             let metrics = &cx.worker.metrics;
             let sent = pool
                 .send_plain(
