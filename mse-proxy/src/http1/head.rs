@@ -378,6 +378,12 @@ impl Present {
         self.0 & (Self::HOP_BY_HOP | Self::MORE_HOP_BY_HOP) == Self::HOP_BY_HOP
     }
 
+    /// The same, as if it had no hop-by-hop header: its `Connection` is left where it is
+    /// (see [`Self::only_connection`]).
+    pub(crate) fn connection_left(self) -> Self {
+        Self(self.0 & !(Self::HOP_BY_HOP | Self::MORE_HOP_BY_HOP))
+    }
+
     /// Whether it may have `Upgrade`.
     pub(crate) fn upgrade(self) -> bool {
         self.0 & Self::UPGRADE != 0

@@ -298,12 +298,25 @@ fn forwarding_headers_replace_the_clients_in_the_head() {
     let x = HeadExtras {
         forwarded: &f,
         edits: None,
+        connection: false,
     };
     encode_head(&mut out, &Method::GET, "/", &headers, Some(&x), false, true);
     assert_eq!(
         String::from_utf8(out).unwrap(),
         "GET / HTTP/1.1\r\nhost: a.example\r\nx-other: kept\r\nx-forwarded-for: 1.1.1.1, 10.0.0.1\r\nx-real-ip: 10.0.0.1\r\nx-forwarded-proto: https\r\nx-forwarded-port: 443\r\n\r\n"
     );
+    // A client's `Connection` left in the map is left out of the head.
+    headers.insert("connection", HeaderValue::from_static("close"));
+    let x = HeadExtras {
+        connection: true,
+        ..x
+    };
+    let mut out = Vec::new();
+    encode_head(&mut out, &Method::GET, "/", &headers, Some(&x), false, true);
+    let head = String::from_utf8(out).unwrap();
+    assert!(!head.to_ascii_lowercase().contains("connection:"), "{head}");
+    assert!(head.contains("x-other: kept\r\n"), "{head}");
+    headers.remove("connection");
     // In the map, the same headers replace the client's.
     f.insert_into(&mut headers);
     assert_eq!(headers["x-real-ip"], "10.0.0.1");

@@ -36,6 +36,9 @@ pub(super) struct Prepared {
     pub(super) upgrade: bool,
     /// Whether a copy goes to the route's mirror.
     mirrored: bool,
+    /// The client's `Connection` (nothing but `close` or `keep-alive` in it) was left in
+    /// the header map, for the head to leave out: removing it from the map costs more.
+    connection_in_map: bool,
     /// The forwarding headers, when they are written straight into the head rather than
     /// into the request's header map.
     forwarded: Option<ForwardHeaders>,
@@ -112,9 +115,17 @@ pub(super) fn prepare(
     if added > 0 {
         req.headers_mut().reserve(added);
     }
-    let forwarded =
-        prepare_request_headers(req.headers_mut(), cx, target, present, upgrade, trusted)
-            .with_request_id(request_id);
+    // Where only the head is made of the map (no error pages, no steps), the client's
+    // `Connection` stays in it and the head leaves it out.
+    let connection_in_map =
+        present.only_connection() && !in_map && pages.is_none() && info.is_none();
+    let strip = if connection_in_map {
+        present.connection_left()
+    } else {
+        present
+    };
+    let forwarded = prepare_request_headers(req.headers_mut(), cx, target, strip, upgrade, trusted)
+        .with_request_id(request_id);
     let mut forwarded = if in_map {
         forwarded.insert_into(req.headers_mut());
         if let Some(p) = &policy {
@@ -146,6 +157,7 @@ pub(super) fn prepare(
         hsts,
         upgrade,
         mirrored,
+        connection_in_map,
         forwarded,
         rare,
     })
@@ -162,6 +174,7 @@ impl Prepared {
             .map(|f| HeadExtras {
                 forwarded: f,
                 edits: self.policy.as_deref(),
+                connection: self.connection_in_map,
             })
     }
 
