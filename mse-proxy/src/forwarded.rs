@@ -8,6 +8,7 @@
 //! and `X-Real-IP` is the address nginx's `real_ip_recursive` finds in its
 //! `forwarded-for-header` list ([`Trusted`]).
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -133,6 +134,27 @@ impl ConnForward {
     fn value(&self, (from, to): (usize, usize)) -> HeaderValue {
         // Digits, dots and colons: always a valid value.
         HeaderValue::from_bytes(&self.lines[from..to]).unwrap_or(HeaderValue::from_static(""))
+    }
+}
+
+/// The forwarding lines of the last client connection a worker accepted. Connections from
+/// the same address, listener and scheme (a load balancer in front, a client that opens a
+/// connection per request) share them rather than writing them again.
+#[derive(Default)]
+pub(crate) struct LastForward(RefCell<Option<(IpAddr, bool, u16, Rc<ConnForward>)>>);
+
+impl LastForward {
+    /// [`ConnForward::for_peer`], shared with the last connection when it is the same.
+    pub(crate) fn get(&self, peer: IpAddr, tls: bool, port: u16) -> Rc<ConnForward> {
+        let mut last = self.0.borrow_mut();
+        if let Some((ip, t, p, lines)) = &*last
+            && (*ip, *t, *p) == (peer, tls, port)
+        {
+            return Rc::clone(lines);
+        }
+        let lines = Rc::new(ConnForward::for_peer(peer, tls, port));
+        *last = Some((peer, tls, port, Rc::clone(&lines)));
+        lines
     }
 }
 
@@ -458,6 +480,31 @@ mod tests {
             assert_eq!(map[X_FORWARDED_PROTO], proto);
             assert_eq!(map[X_FORWARDED_PORT], port.as_str());
         }
+    }
+
+    #[test]
+    fn connections_from_the_same_client_share_their_lines() {
+        let last = LastForward::default();
+        let ip: IpAddr = "10.0.0.7".parse().unwrap();
+        let a = last.get(ip, false, 80);
+        let b = last.get(ip, false, 80);
+        assert!(Rc::ptr_eq(&a, &b));
+        let other = last.get("10.0.0.8".parse().unwrap(), false, 80);
+        assert_eq!(other.peer_ip(), b"10.0.0.8");
+        let tls = last.get(ip, true, 80);
+        assert!(!Rc::ptr_eq(&a, &tls));
+        assert!(
+            std::str::from_utf8(tls.lines())
+                .unwrap()
+                .contains("x-forwarded-proto: https\r\n")
+        );
+        let port = last.get(ip, true, 8443);
+        assert!(
+            std::str::from_utf8(port.lines())
+                .unwrap()
+                .contains("x-forwarded-port: 8443\r\n")
+        );
+        assert_eq!(a.lines(), b.lines());
     }
 
     fn trusting(cidrs: &str, header: &str) -> TrustedProxies {

@@ -82,6 +82,8 @@ pub(crate) struct Worker {
     pub(crate) log: crate::log_writer::LogBuffer,
     /// `X-Request-ID`s for requests without one.
     pub(crate) ids: crate::log_writer::RequestIds,
+    /// The forwarding lines of the last connection accepted.
+    pub(crate) last_forward: crate::forwarded::LastForward,
 }
 
 /// What one client connection shares between its requests.
@@ -125,13 +127,14 @@ impl ConnCtx {
         local_port: u16,
         access_log: Option<Arc<LogFormat>>,
     ) -> Self {
+        let forward = worker.last_forward.get(peer.ip(), tls, local_port);
         Self {
             worker,
             peer,
             tls,
             tls_conn: None,
             access_log,
-            forward: Rc::new(ConnForward::for_peer(peer.ip(), tls, local_port)),
+            forward,
             upgrade: Cell::new(None),
             compression: None,
         }
