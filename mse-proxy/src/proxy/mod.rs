@@ -411,7 +411,7 @@ async fn forward(
             let mut waits = pool.waits(None);
             waits.sent_at = Some(sent_at);
             let metrics = &cx.worker.metrics;
-            let sent = pool
+            let mut sent = pool
                 .send_plain(
                     &prepared.upstream,
                     &mut req,
@@ -420,7 +420,12 @@ async fn forward(
                     waits,
                 )
                 .await?;
-            sent.with_headers(std::mem::take(req.headers_mut()))
+            // Only an error page request needs the headers as sent; the answer is large,
+            // and handing them over moves it.
+            if prepared.pages.is_some() {
+                sent = sent.with_headers(std::mem::take(req.headers_mut()));
+            }
+            sent
         }
         // Rare, so boxed: an upgrade, on a connection of its own.
         (None, None) => {
