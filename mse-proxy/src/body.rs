@@ -10,6 +10,7 @@
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -503,12 +504,17 @@ impl Body for ProxyBody {
 impl Drop for ProxyBody {
     fn drop(&mut self) {
         // A body dropped half-read leaves its connection mid-response: never reused.
-        if let Some(body) = self.inner.upstream_mut()
-            && let Some(conn) = body.take_reusable()
-        {
-            self.guard.worker.pool.put(conn);
+        let reusable = self.inner.upstream_mut().and_then(|b| b.take_reusable());
+        if reusable.is_none() && self.tally.is_none() {
+            return;
         }
-        if let Some(t) = &self.tally {
+        // One reading of the clock: when the connection went idle, when the request ended.
+        let now = Instant::now();
+        if let Some(conn) = reusable {
+            self.guard.worker.pool.put_at(conn, now);
+        }
+        if let Some(t) = &mut self.tally {
+            t.end(now);
             let worker = &self.guard.worker;
             worker.stats.record(t, self.bytes);
             if let Some(log) = self.log.take() {

@@ -8,6 +8,7 @@
 //! and `X-Real-IP` is the address nginx's `real_ip_recursive` finds in its
 //! `forwarded-for-header` list ([`Trusted`]).
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -19,6 +20,7 @@ use bytes::BytesMut;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::http1::line;
+use crate::log_writer::RequestId;
 
 /// The request headers the gateway sets itself: `X-Forwarded-For` (the client's list with
 /// the client appended), `X-Real-IP`, `X-Forwarded-Proto`, `X-Forwarded-Host` and
@@ -36,6 +38,9 @@ pub(crate) struct ForwardHeaders {
     host: Option<HeaderValue>,
     /// What a trusted proxy in front said, replacing the connection's own values.
     trusted: Option<Box<Trusted>>,
+    /// The `X-Request-ID` the gateway made for a request without a valid one, when it is
+    /// not in the header map yet.
+    request_id: Option<RequestId>,
 }
 
 /// `use-forwarded-headers` of a table: the proxies whose forwarding headers are believed.
@@ -132,6 +137,27 @@ impl ConnForward {
     }
 }
 
+/// The forwarding lines of the last client connection a worker accepted. Connections from
+/// the same address, listener and scheme (a load balancer in front, a client that opens a
+/// connection per request) share them rather than writing them again.
+#[derive(Default)]
+pub(crate) struct LastForward(RefCell<Option<(IpAddr, bool, u16, Rc<ConnForward>)>>);
+
+impl LastForward {
+    /// [`ConnForward::for_peer`], shared with the last connection when it is the same.
+    pub(crate) fn get(&self, peer: IpAddr, tls: bool, port: u16) -> Rc<ConnForward> {
+        let mut last = self.0.borrow_mut();
+        if let Some((ip, t, p, lines)) = &*last
+            && (*ip, *t, *p) == (peer, tls, port)
+        {
+            return Rc::clone(lines);
+        }
+        let lines = Rc::new(ConnForward::for_peer(peer, tls, port));
+        *last = Some((peer, tls, port, Rc::clone(&lines)));
+        lines
+    }
+}
+
 /// The longest lines: a 45-character IPv6 address twice, `https`, a 5-digit port.
 const LINES_MAX: usize = 192;
 
@@ -190,6 +216,7 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// `X-Forwarded-For` with the client address appended to what the client sent, as
 /// ingress-nginx does; `None` when the client sent none (the address alone).
@@ -236,12 +263,24 @@ impl ForwardHeaders {
             for_,
             host,
             trusted,
+            request_id: None,
         }
+    }
+
+    /// With the `X-Request-ID` the gateway made for the request (`None`: the client's, or
+    /// one already in the header map, goes as it is).
+    #[inline]
+    pub(crate) fn with_request_id(mut self, id: Option<RequestId>) -> Self {
+        self.request_id = id;
+        self
     }
 
     #[inline]
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         let c = &*self.conn;
+        if let Some(id) = self.request_id {
+            line(out, b"x-request-id", &id.hex());
+        }
         if let Some(t) = &self.trusted {
             return self.encode_trusted(t, out);
         }
@@ -269,6 +308,9 @@ impl ForwardHeaders {
 
     /// Puts these headers into `headers`, replacing the client's.
     pub(crate) fn insert_into(self, headers: &mut HeaderMap) {
+        if let Some(id) = self.request_id {
+            headers.insert(X_REQUEST_ID, id.value());
+        }
         let default = Trusted::default();
         let t = self.trusted.as_deref().unwrap_or(&default);
         let [for_, real_ip, proto, port, host] = self.values(t);
@@ -438,6 +480,31 @@ mod tests {
             assert_eq!(map[X_FORWARDED_PROTO], proto);
             assert_eq!(map[X_FORWARDED_PORT], port.as_str());
         }
+    }
+
+    #[test]
+    fn connections_from_the_same_client_share_their_lines() {
+        let last = LastForward::default();
+        let ip: IpAddr = "10.0.0.7".parse().unwrap();
+        let a = last.get(ip, false, 80);
+        let b = last.get(ip, false, 80);
+        assert!(Rc::ptr_eq(&a, &b));
+        let other = last.get("10.0.0.8".parse().unwrap(), false, 80);
+        assert_eq!(other.peer_ip(), b"10.0.0.8");
+        let tls = last.get(ip, true, 80);
+        assert!(!Rc::ptr_eq(&a, &tls));
+        assert!(
+            std::str::from_utf8(tls.lines())
+                .unwrap()
+                .contains("x-forwarded-proto: https\r\n")
+        );
+        let port = last.get(ip, true, 8443);
+        assert!(
+            std::str::from_utf8(port.lines())
+                .unwrap()
+                .contains("x-forwarded-port: 8443\r\n")
+        );
+        assert_eq!(a.lines(), b.lines());
     }
 
     fn trusting(cidrs: &str, header: &str) -> TrustedProxies {

@@ -414,7 +414,7 @@ impl Line<'_> {
             LogVar::Status => write!(s, "{}", t.status).is_ok(),
             LogVar::BodyBytesSent => write!(s, "{}", self.bytes).is_ok(),
             LogVar::RequestLength => write!(s, "{}", r.head_length + t.request_bytes).is_ok(),
-            LogVar::RequestTime => write!(s, "{:.3}", t.start.elapsed().as_secs_f64()).is_ok(),
+            LogVar::RequestTime => write!(s, "{:.3}", t.duration().as_secs_f64()).is_ok(),
             LogVar::UpstreamAddr => match &r.upstream {
                 Some(u) if proxied => write!(s, "{u}").is_ok(),
                 _ => false,

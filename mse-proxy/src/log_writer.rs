@@ -11,6 +11,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 use std::fs::OpenOptions;
 use std::io::{self, Write};
+use std::num::NonZeroU64;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -229,16 +230,35 @@ impl RequestIds {
 
     /// A new id.
     #[inline]
-    pub(crate) fn next(&self) -> HeaderValue {
-        let v = {
-            let mut rng = self.rng.borrow_mut();
-            (u128::from(rng.u64(..)) << 64) | u128::from(rng.u64(..))
-        };
+    pub(crate) fn next(&self) -> RequestId {
+        let mut rng = self.rng.borrow_mut();
+        // Never zero, so that an `Option` of an id takes no more room than the id.
+        let hi = NonZeroU64::new(rng.u64(1..)).unwrap_or(NonZeroU64::MIN);
+        RequestId(hi, rng.u64(..))
+    }
+}
+
+/// A request id the gateway made: 128 random bits, written as 32 lower-case hex digits.
+/// Held as its bits, so that it is written straight where it goes (the upstream request
+/// head, the access log line) without a header value made of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RequestId(NonZeroU64, u64);
+
+impl RequestId {
+    /// The 32 hex digits.
+    #[inline]
+    pub(crate) fn hex(self) -> [u8; 32] {
+        let v = (u128::from(self.0.get()) << 64) | u128::from(self.1);
         let mut out = [0u8; 32];
         for (pair, byte) in out.chunks_exact_mut(2).zip(v.to_be_bytes()) {
             pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
         }
-        HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(&out))
+        out
+    }
+
+    /// As a header value, for a header map.
+    pub(crate) fn value(self) -> HeaderValue {
+        HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(&self.hex()))
             .unwrap_or_else(|_| HeaderValue::from_static("-"))
     }
 }
@@ -273,7 +293,7 @@ mod tests {
     #[test]
     fn ids_are_32_hex_digits_and_differ() {
         let ids = RequestIds::new();
-        let (a, b) = (ids.next(), ids.next());
+        let (a, b) = (ids.next().value(), ids.next().value());
         assert_eq!(a.len(), 32);
         assert!(a.as_bytes().iter().all(u8::is_ascii_hexdigit));
         assert_ne!(a, b);

@@ -254,6 +254,7 @@ async fn run_worker(
         stats: crate::stats::WorkerStats::default(),
         log: crate::log_writer::LogBuffer::new(config.access_log_sink.clone()),
         ids: crate::log_writer::RequestIds::new(),
+        last_forward: crate::forwarded::LastForward::default(),
     });
     // Scrapes ask the worker for a copy of its counters; access log lines are written
     // out at least once a second.

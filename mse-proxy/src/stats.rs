@@ -58,6 +58,8 @@ pub(crate) struct Tally {
     pub(crate) serial: u64,
     /// The request body's declared length.
     pub(crate) request_bytes: u64,
+    /// Microseconds from `start` until the response ended (see [`Tally::end`]).
+    pub(crate) duration_us: u64,
     /// Microseconds until the upstream's response head; `u32::MAX`: none.
     pub(crate) upstream_us: u32,
     pub(crate) slot: u32,
@@ -276,6 +278,7 @@ impl Tally {
             start: Instant::now(),
             serial: 0,
             request_bytes,
+            duration_us: 0,
             upstream_us: u32::MAX,
             slot: 0,
             status: 0,
@@ -289,6 +292,18 @@ impl Tally {
     pub(crate) fn upstream_answered(&mut self, sent_at: Instant) {
         let us = sent_at.elapsed().as_micros();
         self.upstream_us = u32::try_from(us).unwrap_or(u32::MAX - 1);
+    }
+
+    /// The response ended at `now`.
+    #[inline]
+    pub(crate) fn end(&mut self, now: Instant) {
+        let us = now.saturating_duration_since(self.start).as_micros();
+        self.duration_us = u64::try_from(us).unwrap_or(u64::MAX);
+    }
+
+    /// The request's duration, once it ended.
+    pub(crate) fn duration(&self) -> Duration {
+        Duration::from_micros(self.duration_us)
     }
 
     /// The upstream's response time, when there was an upstream answer.
@@ -430,8 +445,9 @@ impl WorkerStats {
     }
 
     /// Adds a request whose response ended after `bytes` body bytes.
+    /// `t` has ended ([`Tally::end`]).
     pub(crate) fn record(&self, t: &Tally, bytes: u64) {
-        let elapsed = u64::try_from(t.start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let elapsed = t.duration_us;
         let mut inner = self.inner.borrow_mut();
         let Inner {
             current, previous, ..

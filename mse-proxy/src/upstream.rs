@@ -88,6 +88,9 @@ pub(crate) struct Waits {
     pub(crate) total: Option<Duration>,
     /// The route's `connection-policy-*`, for the connections it opens.
     pub(crate) limits: Option<mse_router::ConnectionLimits>,
+    /// When the caller read the clock just before sending, if it did: the response timeout
+    /// of an exchange on a pooled connection counts from then, without another reading.
+    pub(crate) sent_at: Option<Instant>,
 }
 
 /// Head buffers a worker keeps for reuse: more than the requests it usually has in flight
@@ -290,6 +293,7 @@ impl Pool {
             send: route.and_then(|r| r.send).unwrap_or(s.send_timeout),
             total: route.and_then(|r| r.total).or(s.route_timeout),
             limits: route.and_then(|r| r.connections),
+            sent_at: None,
         }
     }
 
@@ -314,7 +318,7 @@ impl Pool {
         req: &mut Request<B>,
         extras: Option<&HeadExtras<'_>>,
         metrics: &Metrics,
-        waits: Waits,
+        mut waits: Waits,
     ) -> Result<Sent, ProxyError>
     where
         B: Body<Data = Bytes> + Unpin,
@@ -340,18 +344,21 @@ impl Pool {
         let body = req.body_mut();
         let mut pooled = self.checkout(upstream);
         loop {
-            let mut conn = match pooled.take() {
-                Some(conn) => conn,
-                None => Box::pin(self.connect(upstream, metrics, waits))
-                    .await
-                    .inspect_err(|e| {
-                        if !matches!(e, ProxyError::BackendUnavailable { .. }) {
-                            self.outliers.failed(upstream);
-                        }
-                    })?,
+            let (mut conn, sent_at) = match pooled.take() {
+                Some(conn) => (conn, waits.sent_at.take()),
+                None => (
+                    Box::pin(self.connect(upstream, metrics, waits))
+                        .await
+                        .inspect_err(|e| {
+                            if !matches!(e, ProxyError::BackendUnavailable { .. }) {
+                                self.outliers.failed(upstream);
+                            }
+                        })?,
+                    None,
+                ),
             };
             // One exchange within the response timeout, on the connection's own timer.
-            let deadline = Instant::now() + waits.response;
+            let deadline = sent_at.unwrap_or_else(Instant::now) + waits.response;
             conn.set_read_timeout(waits.read);
             conn.send_timeout = waits.send;
             let mut timer = std::mem::take(&mut conn.timer);
@@ -505,6 +512,11 @@ impl Pool {
     /// Returns a connection whose exchange is complete; it is closed instead when it has
     /// carried its `upstream-keepalive-requests`.
     pub(crate) fn put(&self, conn: Box<Conn>) {
+        self.put_at(conn, Instant::now());
+    }
+
+    /// [`Self::put`] with the time the exchange completed, read by the caller.
+    pub(crate) fn put_at(&self, conn: Box<Conn>, now: Instant) {
         let s = self.settings.get();
         let own = conn.permit.as_ref().map_or(u32::MAX, |p| p.max_requests);
         if s.max_idle == 0 || conn.requests >= s.max_requests.min(own) {
@@ -515,10 +527,7 @@ impl Pool {
         if list.len() >= s.max_idle {
             list.pop_front();
         }
-        list.push_back(Idle {
-            conn,
-            since: Instant::now(),
-        });
+        list.push_back(Idle { conn, since: now });
     }
 
     /// Drops pooled connections that the upstream closed or that idled too long.

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use futures_util::future::{Either, select};
-use http::header::CONTENT_LENGTH;
+use http::header::{CONNECTION, CONTENT_LENGTH};
 use http::{HeaderMap, HeaderName, Method, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -395,12 +395,15 @@ pub(crate) fn encode_head(
 pub(crate) struct HeadExtras<'a> {
     pub(crate) forwarded: &'a ForwardHeaders,
     pub(crate) edits: Option<&'a RoutePolicy>,
+    /// The map still holds the client's `Connection`, which the head leaves out.
+    pub(crate) connection: bool,
 }
 
 impl HeadExtras<'_> {
     /// Whether the request's own header `name` is left out of the head.
     fn replaces(&self, name: &HeaderName) -> bool {
         ForwardHeaders::replaces(name)
+            || (self.connection && name == CONNECTION)
             || self.edits.is_some_and(|p| p.replaces_request_header(name))
     }
 

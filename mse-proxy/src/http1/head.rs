@@ -349,6 +349,7 @@ impl Present {
     const FORWARDED_FOR: u8 = 1 << 2;
     /// A hop-by-hop header other than `Connection`, or a `Connection` that names others.
     const MORE_HOP_BY_HOP: u8 = 1 << 3;
+    const REQUEST_ID: u8 = 1 << 4;
 
     fn note(&mut self, kind: Kind, raw: &[u8]) {
         if kind.hop_by_hop() {
@@ -361,6 +362,8 @@ impl Present {
             }
         } else if raw.len() == 15 && raw.eq_ignore_ascii_case(b"x-forwarded-for") {
             self.0 |= Self::FORWARDED_FOR;
+        } else if raw.len() == 12 && raw.eq_ignore_ascii_case(b"x-request-id") {
+            self.0 |= Self::REQUEST_ID;
         }
     }
 
@@ -375,6 +378,12 @@ impl Present {
         self.0 & (Self::HOP_BY_HOP | Self::MORE_HOP_BY_HOP) == Self::HOP_BY_HOP
     }
 
+    /// The same, as if it had no hop-by-hop header: its `Connection` is left where it is
+    /// (see [`Self::only_connection`]).
+    pub(crate) fn connection_left(self) -> Self {
+        Self(self.0 & !(Self::HOP_BY_HOP | Self::MORE_HOP_BY_HOP))
+    }
+
     /// Whether it may have `Upgrade`.
     pub(crate) fn upgrade(self) -> bool {
         self.0 & Self::UPGRADE != 0
@@ -383,6 +392,11 @@ impl Present {
     /// Whether it may have `X-Forwarded-For`.
     pub(crate) fn forwarded_for(self) -> bool {
         self.0 & Self::FORWARDED_FOR != 0
+    }
+
+    /// Whether it may have `X-Request-ID`.
+    pub(crate) fn request_id(self) -> bool {
+        self.0 & Self::REQUEST_ID != 0
     }
 }
 

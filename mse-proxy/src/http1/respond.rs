@@ -94,7 +94,7 @@ pub(super) async fn respond(
         drop(body);
         return write_all(shared, out).await.is_ok() && keep_alive;
     }
-    send_body(shared, out, body, framing).await && keep_alive
+    send_body(shared, out, Some(body), framing).await && keep_alive
 }
 
 /// The answer's `Content-Length`, from its headers or those kept as received; an invalid
@@ -182,14 +182,20 @@ fn write_head(
 
 /// Writes the head in `out` and the body; returns whether all of the body went out, as
 /// long as it said it was.
-async fn send_body(shared: &Shared, out: &mut Vec<u8>, body: ProxyBody, framing: Out) -> bool {
+///
+/// The body comes as `Some`, so that it is not moved once more into an `Option`: dropped
+/// as soon as it ends, before the last write, the request is over (in-flight gauge,
+/// upstream connection back to the pool) by the time the client has it all.
+async fn send_body(
+    shared: &Shared,
+    out: &mut Vec<u8>,
+    mut body: Option<ProxyBody>,
+    framing: Out,
+) -> bool {
     let mut left = match framing {
         Out::Length(n) => n,
         _ => u64::MAX,
     };
-    // Dropped as soon as it ends, before the last write: the request is over (in-flight
-    // gauge, upstream connection back to the pool) by the time the client has it all.
-    let mut body = Some(body);
     // Trailers (gRPC's status, a checksum) go out after the last chunk; without chunked
     // framing there is nowhere to put them.
     let mut trailers = None;

@@ -298,12 +298,25 @@ fn forwarding_headers_replace_the_clients_in_the_head() {
     let x = HeadExtras {
         forwarded: &f,
         edits: None,
+        connection: false,
     };
     encode_head(&mut out, &Method::GET, "/", &headers, Some(&x), false, true);
     assert_eq!(
         String::from_utf8(out).unwrap(),
         "GET / HTTP/1.1\r\nhost: a.example\r\nx-other: kept\r\nx-forwarded-for: 1.1.1.1, 10.0.0.1\r\nx-real-ip: 10.0.0.1\r\nx-forwarded-proto: https\r\nx-forwarded-port: 443\r\n\r\n"
     );
+    // A client's `Connection` left in the map is left out of the head.
+    headers.insert("connection", HeaderValue::from_static("close"));
+    let x = HeadExtras {
+        connection: true,
+        ..x
+    };
+    let mut out = Vec::new();
+    encode_head(&mut out, &Method::GET, "/", &headers, Some(&x), false, true);
+    let head = String::from_utf8(out).unwrap();
+    assert!(!head.to_ascii_lowercase().contains("connection:"), "{head}");
+    assert!(head.contains("x-other: kept\r\n"), "{head}");
+    headers.remove("connection");
     // In the map, the same headers replace the client's.
     f.insert_into(&mut headers);
     assert_eq!(headers["x-real-ip"], "10.0.0.1");
@@ -321,6 +334,7 @@ fn the_parser_notes_which_looked_up_headers_a_request_has() {
     };
     let plain = present("GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n");
     assert!(!plain.hop_by_hop() && !plain.upgrade() && !plain.forwarded_for());
+    assert!(!plain.request_id());
     for hop in [
         "Connection: x-secret",
         "TE: trailers",
@@ -353,4 +367,6 @@ fn the_parser_notes_which_looked_up_headers_a_request_has() {
     assert!(xff.forwarded_for() && !xff.hop_by_hop());
     let xff = present("GET / HTTP/1.1\r\nHost: a\r\nx-FORWARDED-for: 1.1.1.1\r\n\r\n");
     assert!(xff.forwarded_for());
+    let id = present("GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: abc\r\n\r\n");
+    assert!(id.request_id() && !id.forwarded_for() && !id.hop_by_hop());
 }

@@ -14,9 +14,10 @@ use super::rare::Rare;
 use super::select::Chosen;
 use crate::body::RequestBody;
 use crate::error::ProxyError;
-use crate::forwarded::ForwardHeaders;
-use crate::http1::{HeadExtras, PendingUpgrade};
+use crate::forwarded::{ForwardHeaders, X_REQUEST_ID};
+use crate::http1::HeadExtras;
 use crate::log::AccessRecord;
+use crate::log_writer::RequestId;
 use crate::phases::RequestInfo;
 use crate::policy::cors::{self, CorsAnswer};
 use crate::policy::fallback::ErrorPages;
@@ -32,11 +33,12 @@ pub(super) struct Prepared {
     pub(super) cors: Option<CorsAnswer>,
     /// `Strict-Transport-Security` for the answer.
     pub(super) hsts: Option<Arc<HeaderValue>>,
-    /// For an upgrade: the client's socket once the `101` answer is written.
-    pub(super) client_upgrade: Option<PendingUpgrade>,
     pub(super) upgrade: bool,
     /// Whether a copy goes to the route's mirror.
     mirrored: bool,
+    /// The client's `Connection` (nothing but `close` or `keep-alive` in it) was left in
+    /// the header map, for the head to leave out: removing it from the map costs more.
+    connection_in_map: bool,
     /// The forwarding headers, when they are written straight into the head rather than
     /// into the request's header map.
     forwarded: Option<ForwardHeaders>,
@@ -52,9 +54,9 @@ pub(super) fn prepare(
     cx: &ConnCtx,
     req: &mut Request<RequestBody>,
     target: &Target,
-    chosen: Chosen,
-    new_path: Option<String>,
+    (chosen, new_path): (Chosen, Option<String>),
     info: Option<&mut RequestInfo>,
+    request_id: Option<RequestId>,
 ) -> Result<Prepared, ProxyError> {
     let Chosen {
         upstream,
@@ -73,7 +75,9 @@ pub(super) fn prepare(
     }
     let present = req.body().present();
     let upgrade = present.upgrade() && wants_upgrade(req);
-    let client_upgrade = upgrade.then(|| cx.upgrade.take()).flatten();
+    if upgrade && let Some(client) = cx.upgrade.take() {
+        Rare::get(&mut rare).client_upgrade = Some(client);
+    }
     let cors = cors::answer(policy.as_deref(), req.headers());
     let mirrored = policy
         .as_ref()
@@ -95,10 +99,9 @@ pub(super) fn prepare(
         || mirrored
         || rare.as_ref().is_some_and(|r| r.protocol.is_some())
         || policy.as_deref().is_some_and(|p| {
-            p.request_head_plan()
-                .edited
-                .iter()
-                .any(ForwardHeaders::replaces)
+            p.request_head_plan().edited.iter().any(|name| {
+                ForwardHeaders::replaces(name) || (request_id.is_some() && *name == X_REQUEST_ID)
+            })
         });
     // One growth of the map for every header added below, not one per insert.
     let added = usize::from(target.from_authority || target.host.is_none())
@@ -112,8 +115,17 @@ pub(super) fn prepare(
     if added > 0 {
         req.headers_mut().reserve(added);
     }
-    let forwarded =
-        prepare_request_headers(req.headers_mut(), cx, target, present, upgrade, trusted);
+    // Where only the head is made of the map (no error pages, no steps), the client's
+    // `Connection` stays in it and the head leaves it out.
+    let connection_in_map =
+        present.only_connection() && !in_map && pages.is_none() && info.is_none();
+    let strip = if connection_in_map {
+        present.connection_left()
+    } else {
+        present
+    };
+    let forwarded = prepare_request_headers(req.headers_mut(), cx, target, strip, upgrade, trusted)
+        .with_request_id(request_id);
     let mut forwarded = if in_map {
         forwarded.insert_into(req.headers_mut());
         if let Some(p) = &policy {
@@ -143,9 +155,9 @@ pub(super) fn prepare(
         pages,
         cors,
         hsts,
-        client_upgrade,
         upgrade,
         mirrored,
+        connection_in_map,
         forwarded,
         rare,
     })
@@ -162,6 +174,7 @@ impl Prepared {
             .map(|f| HeadExtras {
                 forwarded: f,
                 edits: self.policy.as_deref(),
+                connection: self.connection_in_map,
             })
     }
 

@@ -31,11 +31,11 @@ use tokio::sync::watch;
 
 use crate::body::{BodyCheck, InFlight, ProxyBody, RequestBody};
 use crate::error::ProxyError;
-use crate::forwarded::ConnForward;
+use crate::forwarded::{ConnForward, X_REQUEST_ID};
 use crate::http1::{PendingUpgrade, Stop, UpstreamBody, materialize};
 
 use crate::log::{AccessRecord, LogFormat};
-use crate::log_writer::valid_request_id;
+use crate::log_writer::{RequestId, valid_request_id};
 use crate::metrics::Metrics;
 use crate::phases::{RequestInfo, Steps};
 use crate::policy::compress::Compression;
@@ -82,6 +82,8 @@ pub(crate) struct Worker {
     pub(crate) log: crate::log_writer::LogBuffer,
     /// `X-Request-ID`s for requests without one.
     pub(crate) ids: crate::log_writer::RequestIds,
+    /// The forwarding lines of the last connection accepted.
+    pub(crate) last_forward: crate::forwarded::LastForward,
 }
 
 /// What one client connection shares between its requests.
@@ -129,13 +131,14 @@ impl ConnCtx {
         local_port: u16,
         access_log: Option<Arc<LogFormat>>,
     ) -> Self {
+        let forward = worker.last_forward.get(peer.ip(), tls, local_port);
         Self {
             worker,
             peer,
             tls,
             tls_conn: None,
             access_log,
-            forward: Rc::new(ConnForward::for_peer(peer.ip(), tls, local_port)),
+            forward,
             upgrade: Cell::new(None),
             compression: None,
             generate_ids: true,
@@ -183,7 +186,6 @@ pub(crate) async fn handle(
         .as_ref()
         .map(|f| AccessRecord::new(f, cx.peer, cx.tls, &req));
     let mut req = req;
-    let id = request_id(&cx, &mut req);
     // Tracing: a sampled request's span, which reads what the log record collects.
     let span = match &cx.tracing {
         Some(t) => crate::otel::start(t, &mut req),
@@ -192,8 +194,12 @@ pub(crate) async fn handle(
     if span.is_some() && log.is_none() {
         log = Some(AccessRecord::unlogged(cx.peer, cx.tls, &req));
     }
-    if let Some(log) = &mut log {
-        log.request_id = id;
+    let mut new_id = request_id(&cx, &mut req, log.as_deref_mut());
+    if !cx.worker.steps.is_empty()
+        && let Some(id) = new_id.take()
+    {
+        // Registered steps see the request's header map: the id is in it.
+        req.headers_mut().insert(X_REQUEST_ID, id.value());
     }
     // What registered steps see of the request; nothing at all without them.
     // Boxed, so that gateways without steps do not carry its room in every request's
@@ -210,7 +216,7 @@ pub(crate) async fn handle(
     let negotiated = cx.compression.as_ref().map(|c| c.negotiate(&req));
     let forwarded = forward(
         &cx,
-        req,
+        (req, new_id),
         (log.as_deref_mut(), &mut tally),
         info.as_deref_mut(),
         held,
@@ -241,19 +247,57 @@ pub(crate) async fn handle(
     Ok(response)
 }
 
-/// The request's `X-Request-ID`: the client's when it is valid, else a new one, which
-/// goes upstream with the request (none with `generate-request-id: "false"`).
+/// The request's `X-Request-ID`: the client's when it is valid, which stays in the header
+/// map, else a new one, returned: it goes upstream with the request, written into the
+/// head beside the forwarding headers (or into the map where that travels on, see
+/// [`exchange::prepare`]), as ingress-nginx sends `$req_id`. With `generate-request-id:
+/// "false"` none is made, and a client's goes upstream as it came.
 #[inline]
-fn request_id(cx: &ConnCtx, req: &mut Request<RequestBody>) -> Option<http::HeaderValue> {
-    const NAME: http::HeaderName = http::HeaderName::from_static("x-request-id");
-    if let Some(v) = req.headers().get(&NAME).filter(|v| valid_request_id(v)) {
-        return Some(v.clone());
+fn request_id(
+    cx: &ConnCtx,
+    req: &mut Request<RequestBody>,
+    log: Option<&mut AccessRecord>,
+) -> Option<RequestId> {
+    // The parser noted whether the request has one; most have none.
+    if req.body().present().request_id() {
+        return client_request_id(cx, req, log);
     }
     if !cx.generate_ids {
         return None;
     }
     let id = cx.worker.ids.next();
-    req.headers_mut().insert(NAME, id.clone());
+    if let Some(log) = log {
+        log.request_id = Some(id.value());
+    }
+    Some(id)
+}
+
+/// [`request_id`] of a request that may have one: kept when it is valid, else replaced.
+#[inline(never)]
+fn client_request_id(
+    cx: &ConnCtx,
+    req: &mut Request<RequestBody>,
+    log: Option<&mut AccessRecord>,
+) -> Option<RequestId> {
+    if let Some(v) = req
+        .headers()
+        .get(&X_REQUEST_ID)
+        .filter(|v| valid_request_id(v))
+    {
+        if let Some(log) = log {
+            log.request_id = Some(v.clone());
+        }
+        return None;
+    }
+    if !cx.generate_ids {
+        return None;
+    }
+    // Invalid ones are replaced.
+    req.headers_mut().remove(&X_REQUEST_ID);
+    let id = cx.worker.ids.next();
+    if let Some(log) = log {
+        log.request_id = Some(id.value());
+    }
     Some(id)
 }
 
@@ -273,7 +317,7 @@ fn outcome_of(e: &ProxyError) -> u8 {
 /// future of its own to every request.
 async fn forward(
     cx: &ConnCtx,
-    mut req: Box<Request<RequestBody>>,
+    (mut req, mut new_id): (Box<Request<RequestBody>>, Option<RequestId>),
     (mut log, tally): (Option<&mut AccessRecord>, &mut Tally),
     mut info: Option<&mut RequestInfo>,
     (load, slot): (&mut Option<LoadGuard>, &mut Option<Box<ConnSlot>>),
@@ -318,11 +362,19 @@ async fn forward(
                     }
                 }
                 // Access: authentication that waits, for the routes that have it.
-                let auth = match pending {
-                    Some(p) => Some(Box::pin(auth::run(cx, p, &req, host, &path)).await?),
-                    None => None,
+                let (auth, new_path) = match pending {
+                    Some(p) => {
+                        let path_seen = String::from(&*path);
+                        let new_path = chosen.new_path(path);
+                        // The authentication request carries the request's headers.
+                        if let Some(id) = new_id.take() {
+                            req.headers_mut().insert(X_REQUEST_ID, id.value());
+                        }
+                        let verdict = auth::run(cx, p, &req, host, &path_seen);
+                        (Some(Box::pin(verdict).await?), new_path)
+                    }
+                    None => (None, chosen.new_path(path)),
                 };
-                let new_path = chosen.new_path(path);
                 match auth {
                     Some(auth::Verdict::Answer(answer)) => {
                         if answer.status().is_client_error() {
@@ -352,7 +404,7 @@ async fn forward(
         }
     }
     // Exchange.
-    let mut prepared = exchange::prepare(cx, &mut req, &target, chosen, new_path, info)?;
+    let mut prepared = exchange::prepare(cx, &mut req, &target, (chosen, new_path), info, new_id)?;
     if let Some(protocol) = prepared.rare.as_mut().and_then(|r| r.protocol.take()) {
         // Rare, so boxed: TLS or HTTP/2 to the upstream.
         if let Some(log) = log.as_deref_mut() {
@@ -406,10 +458,11 @@ async fn forward(
         (None, None) if !prepared.upgrade => {
             let extras = prepared.extras();
             let pool = &cx.worker.pool;
-            let waits = pool.waits(None);
+            let mut waits = pool.waits(None);
+            waits.sent_at = Some(sent_at);
             let metrics = &cx.worker.metrics;
             cx.worker.budget.request();
-            let sent = match pool
+            let mut sent = match pool
                 .send_plain(
                     &prepared.upstream,
                     &mut req,
@@ -423,6 +476,9 @@ async fn forward(
                 // Rare, so boxed: the connection did not open; another endpoint.
                 Err(e) => {
                     let first = &prepared.upstream;
+                    // A retry's response timeout counts from its own sending.
+                    let mut waits = waits;
+                    waits.sent_at = None;
                     let other =
                         retry::refused(&cx.worker, e, first, &mut req, extras.as_ref(), waits);
                     let (sent, used) = Box::pin(other).await?;
@@ -435,7 +491,12 @@ async fn forward(
                     sent
                 }
             };
-            sent.with_headers(std::mem::take(req.headers_mut()))
+            // Only an error page request needs the headers as sent; the answer is large,
+            // and handing them over moves it.
+            if prepared.pages.is_some() {
+                sent = sent.with_headers(std::mem::take(req.headers_mut()));
+            }
+            sent
         }
         // Rare, so boxed: an upgrade, on a connection of its own.
         (None, None) => {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use super::auth::PendingAuth;
 use crate::forwarded::Trusted;
+use crate::http1::PendingUpgrade;
 use crate::policy::balance::Extras;
 use crate::policy::external_auth::AuthCookies;
 use crate::policy::limit::ConnSlot;
@@ -42,6 +43,8 @@ pub(super) struct Rare {
     pub(super) endpoints: Option<Arc<[SocketAddr]>>,
     /// The upstream protocol, when not plain HTTP/1.1.
     pub(super) protocol: Option<Arc<Protocol>>,
+    /// For an upgrade: the client's socket once the `101` answer is written.
+    pub(super) client_upgrade: Option<PendingUpgrade>,
 }
 
 /// `rare!(field, ...)`: the fields of [`Rare`] a request has, from locals of the same

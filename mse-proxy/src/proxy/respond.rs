@@ -124,7 +124,8 @@ pub(super) fn upgraded(
     if let Some(p) = &prepared.policy {
         edit_response(cx.tls, p, response.headers_mut(), &prepared.upstream, host);
     }
-    if let (true, Some(client)) = (switched, prepared.client_upgrade) {
+    let client = prepared.rare.and_then(|mut r| r.client_upgrade.take());
+    if let (true, Some(client)) = (switched, client) {
         let server = hyper::upgrade::on(&mut response);
         spawn_tunnel(&cx.worker, client, server, conn, prepared.upstream);
     }
