@@ -203,7 +203,7 @@ data:
   keep-alive-requsts: \"5\"
   server-snippet: \"return 200;\"
   use-gzip: \"true\"
-  proxy-send-timeout: \"30\"
+  upstream-keepalive-time: \"30\"
 ";
     let o = lint_stdin(&["--configmap", "ingress/gateway", "-"], input);
     assert_eq!(o.status.code(), Some(1), "the refused snippet is an error");
@@ -212,7 +212,7 @@ data:
         "<stdin>:1: warning: ConfigMap ingress/gateway: keep-alive: expected seconds",
         "keep-alive-requsts: not a key this gateway reads; did you mean keep-alive-requests? (value \"5\") [unknown-config-key]",
         "<stdin>:1: error: ConfigMap ingress/gateway: server-snippet: refused:",
-        "proxy-send-timeout: valid, but this gateway build does not apply it yet",
+        "upstream-keepalive-time: valid, but this gateway build does not apply it yet",
     ] {
         assert!(text.contains(want), "{want} missing from:\n{text}");
     }
