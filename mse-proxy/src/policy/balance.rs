@@ -26,8 +26,8 @@ use rustls::crypto::CryptoProvider;
 use rustls::crypto::tls13::HkdfExpander;
 
 use super::load::{LoadGuard, Loads};
-use super::warmup::Warmup;
 use super::outlier::ClusterHealth;
+use super::warmup::Warmup;
 use crate::table::Previous;
 
 /// What one cluster needs for the balancing its routes ask for, built with the table.
