@@ -360,8 +360,8 @@ impl<'s> Compiler<'s> {
             return RoutePolicy::ssl_only(policy).map(Arc::new);
         }
         // Without custom headers, fallback, mirror and auth, the policy is built from the
-        // annotations alone (the steps below leave it as it is and say nothing): the
-        // Ingresses that share the parsed annotations share it too.
+        // annotations alone (the steps below leave it as it is): the Ingresses that share
+        // the parsed annotations share it too. What the checks say is said per Ingress.
         let standalone = custom.is_empty()
             && policy.fallback.default_backend.is_none()
             && policy.fallback.custom_http_errors.is_empty()
@@ -374,6 +374,7 @@ impl<'s> Compiler<'s> {
                 (built.map(Arc::new), refused)
             });
             self.report_refused(sel, refused.clone());
+            self.per_replica_limits(sel, built.as_deref());
             return built.clone();
         }
         let (built, refused) = RoutePolicy::build(policy);
