@@ -349,11 +349,7 @@ impl Pool {
                 None => (
                     Box::pin(self.connect(upstream, metrics, waits))
                         .await
-                        .inspect_err(|e| {
-                            if !matches!(e, ProxyError::BackendUnavailable { .. }) {
-                                self.outliers.failed(upstream);
-                            }
-                        })?,
+                        .inspect_err(|e| self.outliers.errored(upstream, e))?,
                     None,
                 ),
             };

@@ -161,6 +161,16 @@ impl Outliers {
         }
     }
 
+    /// Notes an attempt on `upstream` that ended in `e`, unless the gateway itself held it
+    /// back (a `connection-policy-*` limit: `BackendUnavailable`), which is no fault of
+    /// the endpoint.
+    #[cold]
+    pub(crate) fn errored(&self, upstream: &Upstream, e: &crate::error::ProxyError) {
+        if !matches!(e, crate::error::ProxyError::BackendUnavailable { .. }) {
+            self.failed(upstream);
+        }
+    }
+
     /// Notes an attempt on `upstream` that failed (refused, reset, timed out, not HTTP).
     #[cold]
     pub(crate) fn failed(&self, upstream: &Upstream) {

@@ -158,8 +158,7 @@ pub(crate) async fn send(
     let sent = send_once(pool, protocol, upstream, req, waits, metrics).await;
     match &sent {
         Ok(response) => pool.outliers.answered(upstream, response.status().as_u16()),
-        Err(ProxyError::BackendUnavailable { .. }) => {}
-        Err(_) => pool.outliers.failed(upstream),
+        Err(e) => pool.outliers.errored(upstream, e),
     }
     sent
 }
